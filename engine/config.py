@@ -1,0 +1,55 @@
+"""Settings, read from ``SANDBOX_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "sandbox-engine"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SANDBOX_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    """Engine state: per-sandbox connection folders, later files and the store."""
+
+    # --- the sandbox image ---
+    image: str | None = None
+    """Image to run. None means the tag built from ``sandbox-image/`` by ``image build``."""
+    image_base: str = "debootstrap:bookworm"
+    """Base of the image: ``debootstrap:<suite>`` (no registry needed) or an image such as
+    ``python:3.12-slim``."""
+    debian_mirror: str = "http://deb.debian.org/debian"
+
+    # --- the container ---
+    docker_host: str | None = None
+    """Docker endpoint; None uses DOCKER_HOST or the local socket."""
+    runtime: str | None = None
+    """OCI runtime, e.g. ``runsc`` for gVisor. None is Docker's default (runc)."""
+    memory_limit_mb: int = Field(default=1024, ge=64)
+    cpus: float = Field(default=1.0, gt=0)
+    pids_limit: int = Field(default=256, ge=16)
+    nofile_limit: int = Field(default=1024, ge=64)
+    fsize_limit_mb: int = Field(default=1024, ge=1)
+    tmp_size_mb: int = Field(default=256, ge=1)
+    home_size_mb: int = Field(default=64, ge=1)
+    data_size_mb: int = Field(default=1024, ge=1)
+    """Size of the tmpfs behind /mnt/data."""
+    log_max_size: str = "1m"
+    sandbox_env: dict[str, str] = Field(default_factory=dict)
+    """Extra variables passed into the sandbox; nothing from the host leaks in otherwise."""
+
+    # --- executions ---
+    default_timeout: float = Field(default=60.0, gt=0)
+    max_timeout: float = Field(default=3600.0, gt=0)
+    interrupt_grace: float = Field(default=1.5, gt=0)
+    """How long an interrupted execution may take to stop before the kernel is restarted."""
+    kernel_start_timeout: float = Field(default=60.0, gt=0)
+    output_limit_chars: int = Field(default=1_000_000, ge=1024)
+    """Per stream (stdout, stderr): beyond this, the head and tail are kept."""
+    max_display_outputs: int = Field(default=100, ge=1)

@@ -1,0 +1,49 @@
+"""The exception hierarchy every layer raises."""
+
+
+class EngineError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+    code = "engine_error"
+
+
+class InvalidRequest(EngineError, ValueError):
+    """An argument has the wrong type or value."""
+
+    code = "invalid_request"
+
+
+class NotFound(EngineError, LookupError):
+    code = "not_found"
+
+
+class SessionNotFound(NotFound):
+    code = "session_not_found"
+
+
+class SessionClosed(EngineError):
+    """The session was closed or expired; open a new one."""
+
+    code = "session_closed"
+
+
+class SandboxError(EngineError):
+    """The sandbox backend failed (Docker unreachable, container gone, ...)."""
+
+    code = "sandbox_error"
+
+
+class BackendUnavailable(SandboxError):
+    code = "backend_unavailable"
+
+
+class ImageNotFound(SandboxError):
+    code = "image_not_found"
+
+
+class KernelStartError(SandboxError):
+    code = "kernel_start_failed"
+
+
+class ImageBuildError(EngineError):
+    code = "image_build_failed"

@@ -1,0 +1,296 @@
+"""The Jupyter protocol: execute, interrupt and restart one kernel, giving ExecutionResults."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import math
+import queue
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from jupyter_client.asynchronous.client import AsyncKernelClient
+from jupyter_client.manager import AsyncKernelManager
+
+from . import errors
+from .provisioner import new_kernel_manager
+from .results import (
+    CappedText,
+    DisplayEvent,
+    ErrorEvent,
+    ErrorInfo,
+    ExecutionResult,
+    ExecutionStatus,
+    OutputEvent,
+    ResultEvent,
+    StreamEvent,
+)
+from .sandbox.base import Sandbox
+
+EventCallback = Callable[[OutputEvent], Awaitable[None] | None]
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+# How long the engine waits for output before it asks whether the kernel is still alive.
+LIVENESS_INTERVAL = 0.5
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+@dataclass(frozen=True)
+class KernelLimits:
+    start_timeout: float = 60.0
+    interrupt_grace: float = 1.5
+    output_limit_chars: int = 1_000_000
+    max_display_outputs: int = 100
+    memory_limit_mb: int = 1024
+
+
+class SandboxLost(errors.SandboxError):
+    """The sandbox itself is gone (container removed or stopped from outside)."""
+
+    code = "sandbox_lost"
+
+
+class _Collector:
+    """Turns one execution's iopub messages into events and the result's fields."""
+
+    def __init__(self, limits: KernelLimits, on_event: EventCallback | None) -> None:
+        self.stdout = CappedText(limits.output_limit_chars)
+        self.stderr = CappedText(limits.output_limit_chars)
+        self.display: list[dict[str, Any]] = []
+        self.dropped_displays = 0
+        self.max_displays = limits.max_display_outputs
+        self.result: dict[str, Any] | None = None
+        self.error: ErrorInfo | None = None
+        self.execution_count: int | None = None
+        self._on_event = on_event
+
+    async def handle(self, msg: dict[str, Any]) -> None:
+        kind = msg["msg_type"]
+        content = msg["content"]
+        event: OutputEvent | None = None
+        if kind == "stream":
+            name = "stderr" if content.get("name") == "stderr" else "stdout"
+            text = str(content.get("text", ""))
+            (self.stderr if name == "stderr" else self.stdout).write(text)
+            event = StreamEvent(type=name, text=text)
+        elif kind in ("display_data", "update_display_data"):
+            if len(self.display) >= self.max_displays:
+                self.dropped_displays += 1
+                return
+            self.display.append(content.get("data", {}))
+            event = DisplayEvent(data=content.get("data", {}), metadata=content.get("metadata", {}))
+        elif kind == "execute_result":
+            self.result = content.get("data", {})
+            self.execution_count = content.get("execution_count", self.execution_count)
+            event = ResultEvent(data=self.result or {}, execution_count=self.execution_count)
+        elif kind == "execute_input":
+            self.execution_count = content.get("execution_count")
+        elif kind == "error":
+            self.error = ErrorInfo(
+                name=str(content.get("ename", "")),
+                value=str(content.get("evalue", "")),
+                traceback=[strip_ansi(line) for line in content.get("traceback", [])],
+            )
+            event = ErrorEvent(error=self.error)
+        if event is not None and self._on_event is not None:
+            ret = self._on_event(event)
+            if inspect.isawaitable(ret):
+                await ret
+
+    def finish(
+        self, status: ExecutionStatus, started: float, *, state_lost: bool = False
+    ) -> ExecutionResult:
+        dropped = {
+            name: n
+            for name, n in (
+                ("stdout", self.stdout.dropped),
+                ("stderr", self.stderr.dropped),
+                ("display", self.dropped_displays),
+            )
+            if n
+        }
+        return ExecutionResult(
+            status=status,
+            stdout=self.stdout.getvalue(),
+            stderr=self.stderr.getvalue(),
+            result=self.result,
+            display=self.display,
+            error=self.error,
+            execution_count=self.execution_count,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            state_lost=state_lost,
+            dropped=dropped,
+        )
+
+
+class Kernel:
+    """One IPython kernel running inside a sandbox."""
+
+    def __init__(self, sandbox: Sandbox, limits: KernelLimits | None = None) -> None:
+        self.sandbox = sandbox
+        self.limits = limits or KernelLimits()
+        self._km: AsyncKernelManager = new_kernel_manager(sandbox, self.limits.start_timeout)
+        self._client: AsyncKernelClient | None = None
+        self._oom_baseline = 0
+
+    async def start(self) -> None:
+        try:
+            await asyncio.wait_for(self._start(), self.limits.start_timeout)
+        except TimeoutError as exc:
+            raise errors.KernelStartError(
+                f"the kernel was not ready within {self.limits.start_timeout:g} s"
+            ) from exc
+
+    async def _start(self) -> None:
+        if not self._km.has_kernel:
+            await self._km.start_kernel()
+        client: AsyncKernelClient = self._km.client()
+        client.start_channels()
+        await client.wait_for_ready(timeout=self.limits.start_timeout)
+        self._client = client
+
+    async def restart(self) -> None:
+        """A fresh kernel in the same sandbox: every sandbox process ends, files stay."""
+        if self._client is not None:
+            self._client.stop_channels()
+            self._client = None
+        if not await self.sandbox.is_running():
+            raise SandboxLost("the sandbox container is gone")
+        try:
+            await asyncio.wait_for(
+                self._km.restart_kernel(now=True), self.limits.start_timeout
+            )
+        except TimeoutError as exc:
+            raise errors.KernelStartError("the kernel did not restart in time") from exc
+        await self.start()
+
+    async def interrupt(self) -> None:
+        await self._km.interrupt_kernel()
+
+    async def shutdown(self) -> None:
+        if self._client is not None:
+            self._client.stop_channels()
+            self._client = None
+        await self._km.cleanup_resources()
+
+    async def execute(
+        self, code: str, timeout: float, on_event: EventCallback | None = None
+    ) -> ExecutionResult:
+        if self._client is None:
+            raise errors.SessionClosed("the kernel is not running")
+        client = self._client
+        await _drain_shell(client)
+        started = time.perf_counter()
+        collector = _Collector(self.limits, on_event)
+        msg_id = client.execute(code, store_history=True, allow_stdin=False, stop_on_error=True)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return await self._on_timeout(client, msg_id, collector, started, timeout)
+            idle = await self._next(client, msg_id, collector, min(remaining, LIVENESS_INTERVAL))
+            if idle is None:
+                if not await self._km.is_alive():
+                    return await self._on_crash(collector, started)
+            elif idle:
+                break
+        await _drain_shell(client)
+        status = ExecutionStatus.ERROR if collector.error else ExecutionStatus.OK
+        return collector.finish(status, started)
+
+    @staticmethod
+    async def _next(
+        client: AsyncKernelClient, msg_id: str, collector: _Collector, timeout: float
+    ) -> bool | None:
+        """Handle one iopub message: True once the kernel went idle, None if none came."""
+        try:
+            msg = await client.get_iopub_msg(timeout=timeout)
+        except queue.Empty:
+            return None
+        if msg["parent_header"].get("msg_id") != msg_id:
+            return False
+        if msg["msg_type"] == "status":
+            return bool(msg["content"].get("execution_state") == "idle")
+        await collector.handle(msg)
+        return False
+
+    async def _on_timeout(
+        self,
+        client: AsyncKernelClient,
+        msg_id: str,
+        collector: _Collector,
+        started: float,
+        timeout: float,
+    ) -> ExecutionResult:
+        await self.interrupt()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.limits.interrupt_grace
+        while (remaining := deadline - loop.time()) > 0:
+            if await self._next(client, msg_id, collector, min(remaining, 0.1)):
+                collector.error = ErrorInfo(
+                    name="TimeoutError",
+                    value=f"execution exceeded the {timeout:g} s timeout and was interrupted",
+                    traceback=collector.error.traceback if collector.error else [],
+                )
+                return collector.finish(ExecutionStatus.TIMEOUT, started)
+        await self.restart()
+        collector.error = ErrorInfo(
+            name="TimeoutError",
+            value=f"execution exceeded the {timeout:g} s timeout and did not stop when "
+            "interrupted; the kernel was restarted and its state (variables, imports) was "
+            "lost. Files in /mnt/data were kept.",
+        )
+        return collector.finish(ExecutionStatus.TIMEOUT, started, state_lost=True)
+
+    async def _on_crash(self, collector: _Collector, started: float) -> ExecutionResult:
+        code = await self._km.provisioner.poll() if self._km.provisioner else None
+        oom_kills = await self.sandbox.oom_kills()
+        if oom_kills > self._oom_baseline:
+            self._oom_baseline = oom_kills
+            name = "OutOfMemory"
+            reason = (
+                f"out of memory: the kernel was killed after using more than the "
+                f"{self.limits.memory_limit_mb} MB memory limit"
+            )
+        else:
+            name = "KernelDied"
+            reason = f"the kernel died unexpectedly ({_describe_exit(code)})"
+        await self.restart()
+        collector.error = ErrorInfo(
+            name=name,
+            value=f"{reason}. A new kernel was started: earlier state (variables, imports) "
+            "was lost. Files in /mnt/data were kept.",
+        )
+        return collector.finish(ExecutionStatus.CRASHED, started, state_lost=True)
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None or code < 0:
+        return "exit status unknown"
+    if code > 128:
+        return f"killed by signal {code - 128}"
+    return f"exit code {code}"
+
+
+async def _drain_shell(client: AsyncKernelClient) -> None:
+    while await client.shell_channel.msg_ready():
+        await client.get_shell_msg(timeout=0)
+
+
+def validate_timeout(timeout: object, default: float, maximum: float) -> float:
+    if timeout is None:
+        return default
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise errors.InvalidRequest(f"timeout must be a number of seconds, not {timeout!r}")
+    if not math.isfinite(timeout) or timeout <= 0:
+        raise errors.InvalidRequest(f"timeout must be a positive finite number, not {timeout!r}")
+    if timeout > maximum:
+        raise errors.InvalidRequest(f"timeout may be at most {maximum:g} s, not {timeout:g}")
+    return float(timeout)

@@ -1,0 +1,311 @@
+"""Docker backend: one locked-down container per sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import docker
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.models.containers import Container
+from docker.types import LogConfig, Mount, Ulimit
+
+from .. import errors
+from .base import (
+    CONN_MOUNT,
+    DATA_MOUNT,
+    SANDBOX_UID,
+    ProcessHandle,
+    Sandbox,
+    SandboxBackend,
+    SandboxSpec,
+)
+
+T = TypeVar("T")
+
+MANAGED_LABEL = "org.sandbox-engine.managed"
+SANDBOX_LABEL = "org.sandbox-engine.sandbox"
+HOME = "/home/sandbox"
+_USER = f"{SANDBOX_UID}:{SANDBOX_UID}"
+# PID 1 and its `sleep` run as a uid of their own, so the sandbox user's kill(-1) cannot end them.
+_HOLDER_USER = f"{SANDBOX_UID + 1}:{SANDBOX_UID + 1}"
+_TMPFS_OPTS = "rw,nosuid,nodev"
+
+
+class DockerSandbox(Sandbox):
+    def __init__(
+        self,
+        backend: DockerBackend,
+        sandbox_id: str,
+        container: Container,
+        volume_name: str,
+        state_dir: Path,
+    ) -> None:
+        self.id = sandbox_id
+        self._backend = backend
+        self._container = container
+        self._volume_name = volume_name
+        self._state_dir = state_dir
+        self.conn_dir = state_dir / "conn"
+        self._oom_file: Path | None = None
+
+    @property
+    def container_id(self) -> str:
+        return str(self._container.id)
+
+    async def start_process(self, argv: list[str], env: dict[str, str]) -> ProcessHandle:
+        api = self._backend.client.api
+
+        def start() -> str:
+            exec_id = api.exec_create(
+                self.container_id, argv, user=_USER, environment=env, workdir=DATA_MOUNT
+            )["Id"]
+            api.exec_start(exec_id, detach=True)
+            return str(exec_id)
+
+        return ProcessHandle(await self._backend.run(start))
+
+    async def exit_code(self, process: ProcessHandle) -> int | None:
+        try:
+            info = await self._backend.run(self._backend.client.api.exec_inspect, process.id)
+        except NotFound:
+            return -1
+        if info.get("Running"):
+            return None
+        code = info.get("ExitCode")
+        return -1 if code is None else int(code)
+
+    async def kill_all(self) -> None:
+        # kill(-1) from the sandbox uid reaches every sandbox process except the namespace's init.
+        argv = ["python3", "-c", "import os, signal; os.kill(-1, signal.SIGKILL)"]
+        api = self._backend.client.api
+
+        def kill() -> None:
+            exec_id = api.exec_create(self.container_id, argv, user=_USER)["Id"]
+            api.exec_start(exec_id)
+
+        await self._backend.run(kill)
+
+    async def oom_kills(self) -> int:
+        if self._oom_file is None:
+            self._oom_file = await self._backend.run(self._find_oom_file)
+        if self._oom_file is not None:
+            try:
+                text = self._oom_file.read_text()
+            except OSError:
+                text = ""
+            for line in text.splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    return int(value)
+        state = await self._backend.run(self._inspect_state)
+        return 1 if state.get("OOMKilled") else 0
+
+    def _inspect_state(self) -> dict[str, Any]:
+        self._container.reload()
+        return dict(self._container.attrs.get("State", {}))
+
+    def _find_oom_file(self) -> Path | None:
+        pid = self._inspect_state().get("Pid")
+        if not pid:
+            return None
+        try:
+            lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+        except OSError:
+            return None
+        for line in lines:
+            _, controllers, path = line.split(":", 2)
+            if controllers == "":  # cgroup v2
+                candidate = Path("/sys/fs/cgroup") / path.lstrip("/") / "memory.events"
+            elif "memory" in controllers.split(","):
+                candidate = Path("/sys/fs/cgroup/memory") / path.lstrip("/") / "memory.oom_control"
+            else:
+                continue
+            if candidate.exists():
+                return candidate
+        return None
+
+    async def is_running(self) -> bool:
+        try:
+            state = await self._backend.run(self._inspect_state)
+        except NotFound:
+            return False
+        return bool(state.get("Running"))
+
+    async def destroy(self) -> None:
+        await self._backend.run(self._backend.remove_sandbox, self.id, self._volume_name)
+
+
+class DockerBackend(SandboxBackend):
+    """Sandboxes as Docker containers, reached over a bind-mounted IPC folder."""
+
+    name = "docker"
+
+    def __init__(self, state_dir: Path, docker_host: str | None = None) -> None:
+        self.state_dir = state_dir
+        self._docker_host = docker_host
+        self._client: docker.DockerClient | None = None
+        # Docker SDK calls block; a dedicated pool keeps many sessions from queueing on 6 threads.
+        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="docker")
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            try:
+                if self._docker_host:
+                    self._client = docker.DockerClient(base_url=self._docker_host, max_pool_size=32)
+                else:
+                    self._client = docker.from_env(max_pool_size=32)
+            except DockerException as exc:
+                raise errors.BackendUnavailable(
+                    f"cannot reach the Docker engine ({exc}); is dockerd running? "
+                    "`scripts/setup` installs and starts it on Debian"
+                ) from exc
+        return self._client
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, partial(fn, *args))
+
+    async def check(self, image: str) -> None:
+        def probe() -> None:
+            try:
+                self.client.ping()
+            except (DockerException, OSError) as exc:
+                raise errors.BackendUnavailable(f"the Docker engine does not answer: {exc}") from exc
+            try:
+                self.client.images.get(image)
+            except ImageNotFound as exc:
+                raise errors.ImageNotFound(
+                    f"sandbox image {image!r} is not built; run `sandbox-engine image build`"
+                ) from exc
+
+        await self.run(probe)
+
+    async def create(self, spec: SandboxSpec) -> Sandbox:
+        sandbox_id = uuid.uuid4().hex[:16]
+        state_dir = self.state_dir / sandbox_id
+        conn_dir = state_dir / "conn"
+        conn_dir.mkdir(parents=True, mode=0o700)
+        # The sandbox may traverse /conn but never write in it; the kernel gets a subfolder.
+        conn_dir.chmod(0o555)
+        labels = {**spec.labels, MANAGED_LABEL: "true", SANDBOX_LABEL: sandbox_id}
+        name = f"sandbox-engine-{sandbox_id}"
+        try:
+            container = await self.run(self._create_container, name, spec, labels, conn_dir)
+        except BaseException:
+            await self.run(self.remove_sandbox, sandbox_id, name)
+            raise
+        return DockerSandbox(self, sandbox_id, container, name, state_dir)
+
+    def _create_container(
+        self, name: str, spec: SandboxSpec, labels: dict[str, str], conn_dir: Path
+    ) -> Container:
+        volume_opts = {
+            "type": "tmpfs",
+            "device": "tmpfs",
+            "o": f"size={spec.data_size_mb}m,uid={SANDBOX_UID},gid={SANDBOX_UID},mode=0755,"
+            "nosuid,nodev",
+        }
+        try:
+            self.client.volumes.create(name=name, driver="local", driver_opts=volume_opts,
+                                       labels=labels)
+            memory = f"{spec.memory_limit_mb}m"
+            fsize = spec.fsize_limit_mb * 1024 * 1024
+            container: Container = self.client.containers.run(
+                spec.image,
+                command=["sleep", "infinity"],
+                name=name,
+                detach=True,
+                init=True,
+                user=_HOLDER_USER,
+                working_dir=DATA_MOUNT,
+                hostname="sandbox",
+                network_mode="none",
+                read_only=True,
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                pids_limit=spec.pids_limit,
+                mem_limit=memory,
+                memswap_limit=memory,
+                nano_cpus=int(spec.cpus * 1e9),
+                ulimits=[
+                    Ulimit(name="nofile", soft=spec.nofile_limit, hard=spec.nofile_limit),
+                    Ulimit(name="fsize", soft=fsize, hard=fsize),
+                    Ulimit(name="core", soft=0, hard=0),
+                ],
+                tmpfs={
+                    "/tmp": f"{_TMPFS_OPTS},size={spec.tmp_size_mb}m,mode=1777",
+                    HOME: f"{_TMPFS_OPTS},size={spec.home_size_mb}m,"
+                    f"uid={SANDBOX_UID},gid={SANDBOX_UID},mode=0700",
+                },
+                mounts=[
+                    Mount(target=DATA_MOUNT, source=name, type="volume"),
+                    Mount(target=CONN_MOUNT, source=str(conn_dir), type="bind"),
+                ],
+                log_config=LogConfig(
+                    type="json-file", config={"max-size": spec.log_max_size, "max-file": "1"}
+                ),
+                environment=dict(spec.env),
+                labels=labels,
+                runtime=spec.runtime,
+            )
+        except ImageNotFound as exc:
+            raise errors.ImageNotFound(
+                f"sandbox image {spec.image!r} is not built; run `sandbox-engine image build`"
+            ) from exc
+        except (APIError, DockerException) as exc:
+            raise errors.SandboxError(f"could not start a sandbox container: {exc}") from exc
+        return container
+
+    def remove_sandbox(self, sandbox_id: str, name: str) -> None:
+        for remove in (self._remove_container, self._remove_volume):
+            try:
+                remove(name)
+            except NotFound:
+                pass
+            except APIError as exc:
+                if exc.status_code != 409:  # removal already in progress
+                    raise errors.SandboxError(f"could not remove sandbox {sandbox_id}: {exc}")
+        state_dir = self.state_dir / sandbox_id
+        if state_dir.exists():
+            _make_removable(state_dir)
+            shutil.rmtree(state_dir, ignore_errors=True)
+
+    def _remove_container(self, name: str) -> None:
+        self.client.api.remove_container(name, force=True, v=True)
+
+    def _remove_volume(self, name: str) -> None:
+        self.client.api.remove_volume(name, force=True)
+
+    async def remove_leftovers(self, labels: dict[str, str]) -> int:
+        filters = {"label": [f"{k}={v}" for k, v in {**labels, MANAGED_LABEL: "true"}.items()]}
+
+        def sweep() -> int:
+            containers = self.client.api.containers(all=True, filters=filters)
+            volumes = self.client.api.volumes(filters=filters).get("Volumes") or []
+            ids = {c["Labels"][SANDBOX_LABEL] for c in containers}
+            ids |= {v["Labels"][SANDBOX_LABEL] for v in volumes}
+            for sandbox_id in ids:
+                self.remove_sandbox(sandbox_id, f"sandbox-engine-{sandbox_id}")
+            return len(ids)
+
+        return await self.run(sweep)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        self._pool.shutdown(wait=False)
+
+
+def _make_removable(root: Path) -> None:
+    """Undo the read-only modes set on connection folders so that rmtree can work."""
+    for dirpath, _, _ in os.walk(root):  # os.walk never descends into symlinks
+        os.chmod(dirpath, 0o700)
