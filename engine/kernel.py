@@ -152,8 +152,35 @@ class Kernel:
             await self._km.start_kernel()
         client: AsyncKernelClient = self._km.client()
         client.start_channels()
-        await client.wait_for_ready(timeout=self.limits.start_timeout)
+        try:
+            await self._wait_ready(client)
+        except BaseException:
+            client.stop_channels()
+            raise
         self._client = client
+
+    async def _wait_ready(self, client: AsyncKernelClient) -> None:
+        """Like ``client.wait_for_ready`` but without its fixed 0.2 s iopub flush at the end."""
+        while True:
+            msg_id = client.kernel_info()
+            try:
+                await client.get_shell_msg(timeout=1.0)
+            except queue.Empty:
+                if not await self._km.is_alive():
+                    raise errors.KernelStartError("the kernel died while starting") from None
+                continue
+            # The reply proves the shell channel; an idle status for it proves iopub too.
+            try:
+                while True:
+                    msg = await client.get_iopub_msg(timeout=0.5)
+                    if (
+                        msg["parent_header"].get("msg_id") == msg_id
+                        and msg["msg_type"] == "status"
+                        and msg["content"].get("execution_state") == "idle"
+                    ):
+                        return
+            except queue.Empty:
+                continue
 
     async def restart(self) -> None:
         """A fresh kernel in the same sandbox: every sandbox process ends, files stay."""

@@ -14,8 +14,7 @@ from typing import Any, TypeVar
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
-from docker.models.containers import Container
-from docker.types import LogConfig, Mount, Ulimit
+from docker.types import DriverConfig, LogConfig, Mount, Ulimit
 
 from .. import errors
 from .base import (
@@ -44,21 +43,17 @@ class DockerSandbox(Sandbox):
         self,
         backend: DockerBackend,
         sandbox_id: str,
-        container: Container,
+        container_id: str,
         volume_name: str,
         state_dir: Path,
     ) -> None:
         self.id = sandbox_id
         self._backend = backend
-        self._container = container
+        self.container_id = container_id
         self._volume_name = volume_name
         self._state_dir = state_dir
         self.conn_dir = state_dir / "conn"
         self._oom_file: Path | None = None
-
-    @property
-    def container_id(self) -> str:
-        return str(self._container.id)
 
     async def start_process(self, argv: list[str], env: dict[str, str]) -> ProcessHandle:
         api = self._backend.client.api
@@ -109,8 +104,8 @@ class DockerSandbox(Sandbox):
         return 1 if state.get("OOMKilled") else 0
 
     def _inspect_state(self) -> dict[str, Any]:
-        self._container.reload()
-        return dict(self._container.attrs.get("State", {}))
+        info = self._backend.client.api.inspect_container(self.container_id)
+        return dict(info.get("State", {}))
 
     def _find_oom_file(self) -> Path | None:
         pid = self._inspect_state().get("Pid")
@@ -199,71 +194,81 @@ class DockerBackend(SandboxBackend):
         labels = {**spec.labels, MANAGED_LABEL: "true", SANDBOX_LABEL: sandbox_id}
         name = f"sandbox-engine-{sandbox_id}"
         try:
-            container = await self.run(self._create_container, name, spec, labels, conn_dir)
+            container_id = await self.run(self._create_container, name, spec, labels, conn_dir)
         except BaseException:
             await self.run(self.remove_sandbox, sandbox_id, name)
             raise
-        return DockerSandbox(self, sandbox_id, container, name, state_dir)
+        return DockerSandbox(self, sandbox_id, container_id, name, state_dir)
 
     def _create_container(
         self, name: str, spec: SandboxSpec, labels: dict[str, str], conn_dir: Path
-    ) -> Container:
-        volume_opts = {
-            "type": "tmpfs",
-            "device": "tmpfs",
-            "o": f"size={spec.data_size_mb}m,uid={SANDBOX_UID},gid={SANDBOX_UID},mode=0755,"
-            "nosuid,nodev",
-        }
+    ) -> str:
+        api = self.client.api
+        memory = f"{spec.memory_limit_mb}m"
+        fsize = spec.fsize_limit_mb * 1024 * 1024
+        data_volume = DriverConfig(
+            "local",
+            options={
+                "type": "tmpfs",
+                "device": "tmpfs",
+                "o": f"size={spec.data_size_mb}m,uid={SANDBOX_UID},gid={SANDBOX_UID},"
+                "mode=0755,nosuid,nodev",
+            },
+        )
+        host_config = api.create_host_config(
+            init=True,
+            network_mode="none",
+            read_only=True,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            pids_limit=spec.pids_limit,
+            mem_limit=memory,
+            memswap_limit=memory,
+            nano_cpus=int(spec.cpus * 1e9),
+            ulimits=[
+                Ulimit(name="nofile", soft=spec.nofile_limit, hard=spec.nofile_limit),
+                Ulimit(name="fsize", soft=fsize, hard=fsize),
+                Ulimit(name="core", soft=0, hard=0),
+            ],
+            tmpfs={
+                "/tmp": f"{_TMPFS_OPTS},size={spec.tmp_size_mb}m,mode=1777",
+                HOME: f"{_TMPFS_OPTS},size={spec.home_size_mb}m,"
+                f"uid={SANDBOX_UID},gid={SANDBOX_UID},mode=0700",
+            },
+            mounts=[
+                # Docker creates this named tmpfs volume with the container, labels included.
+                Mount(target=DATA_MOUNT, source=name, type="volume", driver_config=data_volume,
+                      labels=labels),
+                Mount(target=CONN_MOUNT, source=str(conn_dir), type="bind"),
+            ],
+            log_config=LogConfig(
+                type="json-file", config={"max-size": spec.log_max_size, "max-file": "1"}
+            ),
+            runtime=spec.runtime,
+        )
         try:
-            self.client.volumes.create(name=name, driver="local", driver_opts=volume_opts,
-                                       labels=labels)
-            memory = f"{spec.memory_limit_mb}m"
-            fsize = spec.fsize_limit_mb * 1024 * 1024
-            container: Container = self.client.containers.run(
-                spec.image,
-                command=["sleep", "infinity"],
-                name=name,
-                detach=True,
-                init=True,
-                user=_HOLDER_USER,
-                working_dir=DATA_MOUNT,
-                hostname="sandbox",
-                network_mode="none",
-                read_only=True,
-                cap_drop=["ALL"],
-                security_opt=["no-new-privileges"],
-                pids_limit=spec.pids_limit,
-                mem_limit=memory,
-                memswap_limit=memory,
-                nano_cpus=int(spec.cpus * 1e9),
-                ulimits=[
-                    Ulimit(name="nofile", soft=spec.nofile_limit, hard=spec.nofile_limit),
-                    Ulimit(name="fsize", soft=fsize, hard=fsize),
-                    Ulimit(name="core", soft=0, hard=0),
-                ],
-                tmpfs={
-                    "/tmp": f"{_TMPFS_OPTS},size={spec.tmp_size_mb}m,mode=1777",
-                    HOME: f"{_TMPFS_OPTS},size={spec.home_size_mb}m,"
-                    f"uid={SANDBOX_UID},gid={SANDBOX_UID},mode=0700",
-                },
-                mounts=[
-                    Mount(target=DATA_MOUNT, source=name, type="volume"),
-                    Mount(target=CONN_MOUNT, source=str(conn_dir), type="bind"),
-                ],
-                log_config=LogConfig(
-                    type="json-file", config={"max-size": spec.log_max_size, "max-file": "1"}
-                ),
-                environment=dict(spec.env),
-                labels=labels,
-                runtime=spec.runtime,
+            container_id = str(
+                api.create_container(
+                    spec.image,
+                    command=["sleep", "infinity"],
+                    name=name,
+                    user=_HOLDER_USER,
+                    working_dir=DATA_MOUNT,
+                    hostname="sandbox",
+                    network_disabled=True,
+                    environment=dict(spec.env),
+                    labels=labels,
+                    host_config=host_config,
+                )["Id"]
             )
+            api.start(container_id)
         except ImageNotFound as exc:
             raise errors.ImageNotFound(
                 f"sandbox image {spec.image!r} is not built; run `sandbox-engine image build`"
             ) from exc
         except (APIError, DockerException) as exc:
             raise errors.SandboxError(f"could not start a sandbox container: {exc}") from exc
-        return container
+        return container_id
 
     def remove_sandbox(self, sandbox_id: str, name: str) -> None:
         for remove in (self._remove_container, self._remove_volume):

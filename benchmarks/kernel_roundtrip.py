@@ -1,0 +1,105 @@
+"""Cold session start and the ``x = 1`` round trip, beside a bare local jupyter_client kernel.
+
+Run: ``python -m benchmarks.kernel_roundtrip`` (or ``sandbox-engine bench kernel``).
+Prints a table and writes ``benchmarks/results/kernel_roundtrip.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+from jupyter_client.asynchronous.client import AsyncKernelClient
+from jupyter_client.manager import start_new_async_kernel
+from rich.console import Console
+from rich.table import Table
+
+from engine import Engine, Settings
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": percentile(values, 50) * 1000,
+        "p99_ms": percentile(values, 99) * 1000,
+        "mean_ms": statistics.fmean(values) * 1000,
+        "n": len(values),
+    }
+
+
+async def _bare_execute(kc: AsyncKernelClient) -> None:
+    await kc.execute_interactive("x = 1", store_history=True)
+
+
+async def measure(n: int, starts: int) -> dict[str, list[float]]:
+    """Cold starts first, then engine and bare-kernel round trips interleaved, so drift in the
+    machine's load hits both alike."""
+    km, kc = await start_new_async_kernel(kernel_name="python3")
+    try:
+        with TemporaryDirectory() as tmp:
+            async with Engine(Settings(data_dir=Path(tmp))) as engine:
+                cold = []
+                for i in range(starts):
+                    t = time.perf_counter()
+                    session = await engine.session(f"cold-{i}")
+                    await session.execute("x = 1")
+                    cold.append(time.perf_counter() - t)
+                    if i < starts - 1:
+                        await engine.sessions.close(session.id)
+                engine_rt: list[float] = []
+                bare_rt: list[float] = []
+                for i in range(n + 20):
+                    for target, times in ((session.execute, engine_rt), (None, bare_rt)):
+                        t = time.perf_counter()
+                        await (target("x = 1") if target else _bare_execute(kc))
+                        if i >= 20:
+                            times.append(time.perf_counter() - t)
+                return {"cold_start": cold, "engine_roundtrip": engine_rt,
+                        "bare_kernel_roundtrip": bare_rt}
+    finally:
+        kc.stop_channels()
+        await km.shutdown_kernel(now=True)
+
+
+async def main(n: int, starts: int) -> dict[str, dict[str, float]]:
+    samples = await measure(n, starts)
+    report = {name: summary(values) for name, values in samples.items()}
+    ratio = report["engine_roundtrip"]["p50_ms"] / report["bare_kernel_roundtrip"]["p50_ms"]
+    report["roundtrip_ratio_p50"] = {"value": ratio}
+
+    table = Table(title="Kernel benchmark (targets: cold start <= 1500 ms, ratio <= 1.2)")
+    for col in ("measure", "p50 ms", "p99 ms", "mean ms", "n"):
+        table.add_column(col, justify="right" if col != "measure" else "left")
+    for name, s in report.items():
+        if name in samples:
+            table.add_row(name, f"{s['p50_ms']:.2f}", f"{s['p99_ms']:.2f}",
+                          f"{s['mean_ms']:.2f}", str(s["n"]))
+    console = Console()
+    console.print(table)
+    console.print(f"engine / bare kernel round trip, p50: {ratio:.2f}x")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "kernel_roundtrip.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def run(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("-n", type=int, default=300, help="round trips per kernel")
+    parser.add_argument("--starts", type=int, default=5, help="cold session starts")
+    args = parser.parse_args(argv)
+    asyncio.run(main(args.n, args.starts))
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,149 @@
+"""Timeouts, crashes, out-of-memory kills and output caps: the session always comes back."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import docker
+import pytest
+
+from engine import Engine, ExecutionStatus, InvalidRequest, Session, SessionClosed, SessionNotFound
+from engine.core import HOME_LABEL
+
+from .conftest import make_settings
+
+
+async def test_timeout_interrupts_and_keeps_state(session: Session) -> None:
+    await session.execute("kept = 'yes'")
+    started = time.monotonic()
+    r = await session.execute("import time\nprint('before', flush=True)\ntime.sleep(60)", timeout=1)
+    elapsed = time.monotonic() - started
+    assert r.status is ExecutionStatus.TIMEOUT
+    assert r.error is not None and r.error.name == "TimeoutError"
+    assert r.stdout == "before\n"
+    assert not r.state_lost
+    assert elapsed < 1 + 1.5
+    after = await session.execute("print(kept)")
+    assert after.stdout == "yes\n"
+    assert "before" not in after.stdout
+
+
+async def test_uninterruptible_code_forces_restart(session: Session) -> None:
+    await session.execute("lost = 1")
+    code = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"
+    r = await session.execute(code, timeout=1)
+    assert r.status is ExecutionStatus.TIMEOUT
+    assert r.state_lost
+    assert r.error is not None and "restarted" in r.error.value
+    after = await session.execute("print('fresh'); lost")
+    assert after.stdout == "fresh\n"
+    assert after.error is not None and after.error.name == "NameError"
+
+
+async def test_background_processes_die_with_a_restart(session: Session) -> None:
+    await session.execute(
+        "import subprocess; p = subprocess.Popen(['sleep', '1000']); open('pid','w').write(str(p.pid))"
+    )
+    await session.restart()
+    r = await session.execute(
+        "import os\npid = int(open('pid').read())\n"
+        "try:\n    os.kill(pid, 0); print('alive')\nexcept ProcessLookupError:\n    print('gone')"
+    )
+    assert r.stdout == "gone\n"
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("import os; os._exit(3)", "exit code 3"),
+        ("import ctypes; ctypes.string_at(0)", "signal 11"),
+        ("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", "signal 9"),
+    ],
+)
+async def test_dead_kernel_is_reported_and_replaced(
+    session: Session, code: str, expected: str
+) -> None:
+    await session.execute("before = 1")
+    r = await session.execute(code, timeout=20)
+    assert r.status is ExecutionStatus.CRASHED
+    assert r.error is not None and r.error.name == "KernelDied"
+    assert expected in r.error.value
+    assert r.state_lost
+    after = await session.execute("print('back'); before")
+    assert after.stdout == "back\n"
+    assert after.error is not None and after.error.name == "NameError"
+
+
+async def test_out_of_memory_is_reported_as_such(session: Session) -> None:
+    r = await session.execute("hog = b'x' * (2 * 1024**3)", timeout=60)
+    assert r.status is ExecutionStatus.CRASHED
+    assert r.error is not None and r.error.name == "OutOfMemory"
+    assert "out of memory" in r.error.value
+    assert (await session.execute("print(1)")).stdout == "1\n"
+
+
+async def test_files_survive_a_kernel_crash(session: Session) -> None:
+    await session.execute("open('/mnt/data/keep.txt', 'w').write('kept')")
+    await session.execute("import os; os._exit(1)")
+    r = await session.execute("print(open('/mnt/data/keep.txt').read())")
+    assert r.stdout == "kept\n"
+
+
+async def test_output_cap_keeps_head_and_tail(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, output_limit_chars=10_000)
+    async with Engine(settings) as engine:
+        session = await engine.session()
+        r = await session.execute(
+            "print('HEAD'); import sys\nfor i in range(200000): sys.stdout.write('y' * 20)\n"
+            "print(); print('TAIL')"
+        )
+        assert r.status is ExecutionStatus.OK
+        assert r.stdout.startswith("HEAD\n")
+        assert r.stdout.rstrip().endswith("TAIL")
+        assert len(r.stdout) < 10_200
+        assert r.dropped["stdout"] > 3_900_000
+        assert "characters dropped" in r.stdout
+        fd = await session.execute("import os\nfor _ in range(2000): os.write(1, b'z' * 1000)")
+        assert fd.status is ExecutionStatus.OK
+        assert len(fd.stdout) < 10_200
+
+
+async def test_bad_calls_raise_engine_errors(engine: Engine, session: Session) -> None:
+    with pytest.raises(InvalidRequest):
+        await session.execute(123)  # type: ignore[arg-type]
+    for bad in (-1, 0, float("nan"), float("inf"), "5", 10**9):
+        with pytest.raises(InvalidRequest):
+            await session.execute("1", timeout=bad)  # type: ignore[arg-type]
+    with pytest.raises(SessionNotFound):
+        engine.get_session("sess_nope")
+    other = await engine.session()
+    await engine.sessions.close(other.id)
+    with pytest.raises(SessionClosed):
+        await other.execute("1")
+    with pytest.raises(SessionNotFound):
+        await engine.sessions.close(other.id)
+
+
+async def test_container_killed_from_outside(session: Session) -> None:
+    client = docker.from_env()
+    container_id = session.sandbox.container_id  # type: ignore[attr-defined]
+    client.containers.get(container_id).kill()
+    r = await session.execute("print('x')", timeout=20)
+    assert r.status is ExecutionStatus.CRASHED
+    assert r.error is not None and r.error.name == "SandboxLost"
+    assert (await session.execute("print('again')")).stdout == "again\n"
+
+
+async def test_no_leftover_containers_after_close(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    engine = Engine(settings)
+    async with engine:
+        for i in range(2):
+            await (await engine.session(f"t{i}")).execute("1")
+        client = docker.from_env()
+        label = f"{HOME_LABEL}={engine.labels[HOME_LABEL]}"
+        assert len(client.containers.list(filters={"label": label})) == 2
+    assert client.containers.list(all=True, filters={"label": label}) == []
+    assert client.volumes.list(filters={"label": label}) == []
+    assert list((settings.data_dir / "sandboxes").iterdir()) == []
