@@ -53,3 +53,23 @@ class Settings(BaseSettings):
     output_limit_chars: int = Field(default=1_000_000, ge=1024)
     """Per stream (stdout, stderr): beyond this, the head and tail are kept."""
     max_display_outputs: int = Field(default=100, ge=1)
+
+    # --- sessions ---
+    session_ttl: int = Field(default=3600, ge=1)
+    """Seconds a session lives (its hard deadline, which ``extend`` pushes out)."""
+    idle_timeout: int = Field(default=1800, ge=1)
+    """Seconds without activity after which a session ends."""
+    max_session_lifetime: int = Field(default=24 * 3600, ge=1)
+    reaper_interval: float = Field(default=5.0, gt=0)
+    max_sessions: int = Field(default=200, ge=1)
+    max_sessions_per_owner: int = Field(default=50, ge=1)
+
+    # --- files ---
+    max_file_mb: int = Field(default=512, ge=1)
+    """Largest file object: uploads, and outputs exported from /mnt/data."""
+    max_session_files: int = Field(default=1000, ge=1)
+    """Files that may be placed into one session."""
+    max_output_files: int = Field(default=50, ge=1)
+    """Files exported per execution; more are counted in ``dropped``."""
+    max_listed_files: int = Field(default=10_000, ge=1)
+    """Entries scanned in /mnt/data after an execution."""

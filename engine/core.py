@@ -1,16 +1,20 @@
-"""The Engine: the library's entry point, owning the backend and the sessions."""
+"""The Engine: the library's entry point, owning the backend, the store, files and sessions."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from types import TracebackType
 
 from .config import Settings
+from .files import FileStore
 from .sandbox.base import SandboxBackend
 from .sandbox.docker import DockerBackend
-from .sessions import Session, SessionManager, sandbox_spec
+from .sessions import Session, SessionContext, SessionManager, sandbox_spec
+from .store import Store
 
 HOME_LABEL = "org.sandbox-engine.home"
+MB = 1024 * 1024
 
 
 class Engine:
@@ -20,14 +24,15 @@ class Engine:
         self, settings: Settings | None = None, *, backend: SandboxBackend | None = None
     ) -> None:
         self.settings = settings or Settings()
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.backend = backend or DockerBackend(
-            self.settings.data_dir / "sandboxes", self.settings.docker_host
-        )
+        data_dir = self.settings.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.backend = backend or DockerBackend(data_dir / "sandboxes", self.settings.docker_host)
         # Containers from an earlier process on the same data folder are ours to clean up.
-        home = hashlib.sha256(str(self.settings.data_dir.resolve()).encode()).hexdigest()[:16]
+        home = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16]
         self.labels = {HOME_LABEL: home}
         self.image = self.settings.image or _default_image(self.settings)
+        self.store = Store(data_dir / "engine.db")
+        self.files = FileStore(self.store, data_dir / "files", self.settings.max_file_mb * MB)
         self._sessions: SessionManager | None = None
 
     @property
@@ -38,15 +43,23 @@ class Engine:
 
     async def start(self) -> Engine:
         await self.backend.check(self.image)
-        await self.backend.remove_leftovers(self.labels)
-        spec = sandbox_spec(self.settings, self.image, self.labels)
-        self._sessions = SessionManager(self.backend, self.settings, spec)
+        self.files.sweep()
+        ctx = SessionContext(
+            backend=self.backend,
+            spec=sandbox_spec(self.settings, self.image, self.labels),
+            settings=self.settings,
+            store=self.store,
+            files=self.files,
+        )
+        self._sessions = SessionManager(ctx, self.labels)
+        await self._sessions.start()
         return self
 
     async def close(self) -> None:
         if self._sessions is not None:
             await self._sessions.close_all()
         await self.backend.close()
+        self.store.close()
 
     async def __aenter__(self) -> Engine:
         return await self.start()
@@ -59,12 +72,26 @@ class Engine:
     ) -> None:
         await self.close()
 
-    async def session(self, thread_id: str | None = None) -> Session:
-        """The live session of ``thread_id``, created if there is none."""
-        return await self.sessions.get_or_create(thread_id)
+    async def session(
+        self,
+        thread_id: str | None = None,
+        *,
+        file_ids: Iterable[str] = (),
+        owner: str = "",
+        idle_timeout: int | None = None,
+        ttl: int | None = None,
+    ) -> Session:
+        """The live session of ``thread_id``, created if there is none.
 
-    def get_session(self, session_id: str) -> Session:
-        return self.sessions.get(session_id)
+        ``file_ids`` are placed under /mnt/data; ``idle_timeout`` and ``ttl`` (seconds)
+        override the engine's defaults for a new session.
+        """
+        return await self.sessions.get_or_create(
+            thread_id, owner=owner, file_ids=file_ids, idle_timeout=idle_timeout, ttl=ttl
+        )
+
+    def get_session(self, session_id: str, owner: str | None = None) -> Session:
+        return self.sessions.get(session_id, owner)
 
 
 def _default_image(settings: Settings) -> str:

@@ -47,3 +47,19 @@ class KernelStartError(SandboxError):
 
 class ImageBuildError(EngineError):
     code = "image_build_failed"
+
+
+class FileNotFound(NotFound):
+    code = "file_not_found"
+
+
+class LimitExceeded(EngineError):
+    """A cap was hit: file size, file count, bytes per session, live sessions."""
+
+    code = "limit_exceeded"
+
+
+class SessionBusy(EngineError):
+    """The session is running another execution and the caller would not wait longer."""
+
+    code = "session_busy"

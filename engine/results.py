@@ -51,6 +51,23 @@ OutputEvent = Annotated[
 ]
 
 
+class OutputFile(BaseModel):
+    """A file object the execution produced: an image from display data, or a file it wrote."""
+
+    type: Literal["image", "file"]
+    file_id: str
+    filename: str
+    mime_type: str
+    bytes: int
+    path: str | None = None
+    """For files: where the code wrote it, e.g. ``/mnt/data/chart.png``."""
+
+    @property
+    def sandbox_path(self) -> str | None:
+        """The link form models write in answers: ``sandbox:/mnt/data/chart.png``."""
+        return None if self.path is None else f"sandbox:{self.path}"
+
+
 class ExecutionResult(BaseModel):
     status: ExecutionStatus
     stdout: str = ""
@@ -61,10 +78,12 @@ class ExecutionResult(BaseModel):
     error: ErrorInfo | None = None
     execution_count: int | None = None
     duration_ms: float = 0.0
+    outputs: list[OutputFile] = Field(default_factory=list)
+    """Images and files this execution produced, each already a file object."""
     state_lost: bool = False
     """True when the kernel was restarted: variables and imports are gone."""
     dropped: dict[str, int] = Field(default_factory=dict)
-    """What the output caps left out: characters per stream, and display outputs."""
+    """What the caps left out: characters per stream, display outputs, output files."""
 
     @property
     def ok(self) -> bool:

@@ -121,8 +121,11 @@ async def test_bad_calls_raise_engine_errors(engine: Engine, session: Session) -
     await engine.sessions.close(other.id)
     with pytest.raises(SessionClosed):
         await other.execute("1")
+    with pytest.raises(SessionClosed):
+        engine.get_session(other.id)
+    await engine.sessions.close(other.id)  # closing twice is harmless
     with pytest.raises(SessionNotFound):
-        await engine.sessions.close(other.id)
+        await engine.sessions.close("sess_unknown")
 
 
 async def test_container_killed_from_outside(session: Session) -> None:

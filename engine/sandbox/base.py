@@ -10,6 +10,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
+
+from .hostfs import FileEntry
 
 CONN_MOUNT = "/conn"
 DATA_MOUNT = "/mnt/data"
@@ -72,6 +75,24 @@ class Sandbox(ABC):
     async def destroy(self) -> None:
         """Remove the sandbox and everything in it. Idempotent."""
 
+    # Files under /mnt/data. No implementation may follow a symlink the sandbox planted.
+
+    @abstractmethod
+    async def list_files(self, limit: int) -> tuple[list[FileEntry], bool]:
+        """Regular files under /mnt/data, and whether the listing was cut at ``limit``."""
+
+    @abstractmethod
+    async def open_file(self, path: str) -> BinaryIO:
+        """A regular file under /mnt/data, opened for reading."""
+
+    @abstractmethod
+    async def write_file(self, path: str, src: BinaryIO, max_bytes: int) -> FileEntry:
+        """Atomically create or replace a file under /mnt/data, owned by the sandbox user."""
+
+    @abstractmethod
+    async def remove_file(self, path: str) -> None:
+        """Delete a file under /mnt/data."""
+
 
 class SandboxBackend(ABC):
     """Creates sandboxes of one kind (Docker now; Kubernetes later)."""
@@ -87,8 +108,8 @@ class SandboxBackend(ABC):
         """Create and start a sandbox; return once it can run processes."""
 
     @abstractmethod
-    async def remove_leftovers(self, labels: dict[str, str]) -> int:
-        """Remove sandboxes carrying all these labels; return how many were removed."""
+    async def find_leftovers(self, labels: dict[str, str]) -> list[Sandbox]:
+        """Sandboxes carrying all these labels: what an earlier engine process left behind."""
 
     @abstractmethod
     async def close(self) -> None:

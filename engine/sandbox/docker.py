@@ -10,7 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
@@ -26,6 +26,7 @@ from .base import (
     SandboxBackend,
     SandboxSpec,
 )
+from .hostfs import FileEntry, HostDataDir
 
 T = TypeVar("T")
 
@@ -54,6 +55,7 @@ class DockerSandbox(Sandbox):
         self._state_dir = state_dir
         self.conn_dir = state_dir / "conn"
         self._oom_file: Path | None = None
+        self._data: HostDataDir | None = None
 
     async def start_process(self, argv: list[str], env: dict[str, str]) -> ProcessHandle:
         api = self._backend.client.api
@@ -136,6 +138,24 @@ class DockerSandbox(Sandbox):
 
     async def destroy(self) -> None:
         await self._backend.run(self._backend.remove_sandbox, self.id, self._volume_name)
+
+    def _data_dir(self) -> HostDataDir:
+        if self._data is None:
+            info = self._backend.client.api.inspect_volume(self._volume_name)
+            self._data = HostDataDir(Path(info["Mountpoint"]), SANDBOX_UID)
+        return self._data
+
+    async def list_files(self, limit: int) -> tuple[list[FileEntry], bool]:
+        return await self._backend.run(lambda: self._data_dir().list(limit))
+
+    async def open_file(self, path: str) -> BinaryIO:
+        return await self._backend.run(lambda: self._data_dir().open_read(path))
+
+    async def write_file(self, path: str, src: BinaryIO, max_bytes: int) -> FileEntry:
+        return await self._backend.run(lambda: self._data_dir().write(path, src, max_bytes))
+
+    async def remove_file(self, path: str) -> None:
+        await self._backend.run(lambda: self._data_dir().remove(path))
 
 
 class DockerBackend(SandboxBackend):
@@ -290,17 +310,19 @@ class DockerBackend(SandboxBackend):
     def _remove_volume(self, name: str) -> None:
         self.client.api.remove_volume(name, force=True)
 
-    async def remove_leftovers(self, labels: dict[str, str]) -> int:
+    async def find_leftovers(self, labels: dict[str, str]) -> list[Sandbox]:
         filters = {"label": [f"{k}={v}" for k, v in {**labels, MANAGED_LABEL: "true"}.items()]}
 
-        def sweep() -> int:
+        def sweep() -> list[Sandbox]:
             containers = self.client.api.containers(all=True, filters=filters)
             volumes = self.client.api.volumes(filters=filters).get("Volumes") or []
-            ids = {c["Labels"][SANDBOX_LABEL] for c in containers}
-            ids |= {v["Labels"][SANDBOX_LABEL] for v in volumes}
-            for sandbox_id in ids:
-                self.remove_sandbox(sandbox_id, f"sandbox-engine-{sandbox_id}")
-            return len(ids)
+            found: dict[str, str] = {c["Labels"][SANDBOX_LABEL]: c["Id"] for c in containers}
+            for volume in volumes:
+                found.setdefault(volume["Labels"][SANDBOX_LABEL], "")
+            return [
+                DockerSandbox(self, sid, cid, f"sandbox-engine-{sid}", self.state_dir / sid)
+                for sid, cid in found.items()
+            ]
 
         return await self.run(sweep)
 

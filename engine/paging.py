@@ -1,0 +1,75 @@
+"""Cursor pagination shaped like OpenAI's list envelopes: ``after``/``before`` are object ids."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel
+
+from . import errors
+from .store import Row, Store
+
+T = TypeVar("T")
+MAX_LIMIT = 100
+
+
+class Page(BaseModel, Generic[T]):
+    object: Literal["list"] = "list"
+    data: list[T]
+    first_id: str | None = None
+    last_id: str | None = None
+    has_more: bool = False
+
+    @classmethod
+    def of(cls, items: list[T], has_more: bool) -> Page[T]:
+        ids = [getattr(i, "id", None) for i in items]
+        return cls(
+            data=items,
+            first_id=ids[0] if ids else None,
+            last_id=ids[-1] if ids else None,
+            has_more=has_more,
+        )
+
+
+def page_query(
+    store: Store,
+    table: str,
+    filters: dict[str, Any],
+    *,
+    limit: int = 20,
+    order: str = "desc",
+    after: str | None = None,
+    before: str | None = None,
+) -> tuple[list[Row], bool]:
+    """Rows in creation order (SQLite's rowid), one page of them, and whether more follow."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise errors.InvalidRequest(f"limit must be an integer from 1 to {MAX_LIMIT}")
+    if order not in ("asc", "desc"):
+        raise errors.InvalidRequest("order must be 'asc' or 'desc'")
+    where = [f"{k} = :{k}" for k in filters]
+    params: dict[str, Any] = dict(filters)
+    forward = ">" if order == "asc" else "<"
+    backward = "<" if order == "asc" else ">"
+    for name, cursor, op in (("after", after, forward), ("before", before, backward)):
+        if cursor is None:
+            continue
+        row = store.one(f"SELECT rowid FROM {table} WHERE id = ?", (cursor,))
+        if row is None:
+            raise errors.InvalidRequest(f"{name} cursor {cursor!r} does not name an object")
+        where.append(f"rowid {op} :{name}")
+        params[name] = row["rowid"]
+    direction = "ASC" if order == "asc" else "DESC"
+    # `before` walks backwards from the cursor; the page is then put back in order.
+    walk = direction if before is None or after is not None else (
+        "DESC" if direction == "ASC" else "ASC"
+    )
+    sql = f"SELECT * FROM {table}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY rowid {walk} LIMIT {limit + 1}"
+    rows = store.all(sql, params)
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if walk != direction:
+        rows.reverse()
+    return rows, has_more

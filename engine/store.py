@@ -1,0 +1,110 @@
+"""Persistence: an embedded SQLite database under the data folder. No server needed."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    mime_type TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    session_id TEXT,
+    path TEXT
+);
+CREATE INDEX IF NOT EXISTS files_owner ON files (owner, created_at, id);
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    thread_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_active_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    idle_timeout INTEGER NOT NULL,
+    sandbox_id TEXT,
+    data TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS sessions_owner ON sessions (owner, created_at, id);
+CREATE INDEX IF NOT EXISTS sessions_sandbox ON sessions (sandbox_id);
+CREATE TABLE IF NOT EXISTS session_files (
+    session_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    file_id TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    PRIMARY KEY (session_id, path)
+);
+"""
+
+Row = dict[str, Any]
+
+
+class Store:
+    """A thin, thread-safe wrapper over one SQLite connection in WAL mode."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        with self._lock:
+            return self._db.execute(sql, params).rowcount
+
+    def one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Row | None:
+        with self._lock:
+            row = self._db.execute(sql, params).fetchone()
+        return None if row is None else dict(row)
+
+    def all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Row]:
+        with self._lock:
+            return [dict(r) for r in self._db.execute(sql, params).fetchall()]
+
+    def insert(self, table: str, row: Row, *, replace: bool = False) -> None:
+        columns = ", ".join(row)
+        marks = ", ".join(f":{k}" for k in row)
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        self.execute(f"{verb} INTO {table} ({columns}) VALUES ({marks})", row)
+
+    def update(self, table: str, key: str, value: Any, **fields: Any) -> int:
+        sets = ", ".join(f"{k} = :{k}" for k in fields)
+        return self.execute(
+            f"UPDATE {table} SET {sets} WHERE {key} = :_key", {**fields, "_key": value}
+        )
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

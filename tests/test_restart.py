@@ -1,0 +1,70 @@
+"""The engine process is killed with SIGKILL mid-execution and started again: nothing is lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import docker
+import pytest
+
+from engine import Engine, SessionClosed
+from engine.core import HOME_LABEL
+from engine.sessions import SessionStatus
+
+from .conftest import make_settings
+from .engine_process import MIDWAY, PAYLOAD
+
+
+async def test_kill_9_mid_execution_then_restart(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.engine_process", str(settings.data_dir)],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent,
+    )
+    assert proc.stdout is not None
+    ids = json.loads(proc.stdout.readline())
+    assert proc.stdout.readline().strip() == "EVENT"  # the cell is running now
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+
+    client = docker.from_env()
+    async with Engine(settings) as engine:
+        label = f"{HOME_LABEL}={engine.labels[HOME_LABEL]}"
+        assert client.containers.list(all=True, filters={"label": label}) == []
+        assert client.volumes.list(filters={"label": label}) == []
+        assert await engine.files.content(ids["input"]) == PAYLOAD
+        assert await engine.files.content(ids["output"]) == PAYLOAD
+        salvaged = [f for f in engine.files.list(limit=100).data if f.filename == "midway.bin"]
+        assert len(salvaged) == 1
+        assert salvaged[0].path == "/mnt/data/midway.bin"
+        assert salvaged[0].session_id == ids["session"]
+        assert await engine.files.content(salvaged[0].id) == MIDWAY
+        # copy.bin was exported before the kill and has not changed: not exported twice.
+        copies = [f for f in engine.files.list(limit=100).data if f.filename == "copy.bin"]
+        assert len(copies) == 1
+        assert engine.sessions.info(ids["session"]).status is SessionStatus.EXPIRED
+        with pytest.raises(SessionClosed):
+            engine.get_session(ids["session"])
+        fresh = await engine.session("restart-thread")
+        assert fresh.id != ids["session"]
+        assert (await fresh.execute("print('ok')")).stdout == "ok\n"
+
+
+async def test_half_written_upload_leaves_nothing(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    async with Engine(settings) as engine:
+        kept = await engine.files.create(b"kept", "kept.txt")
+        root = engine.files.root
+    # What a crash mid-upload leaves: a temp file, and a blob whose row never committed.
+    (root / "tmp" / "file-partial").write_bytes(b"half")
+    (root / "blobs" / "file-orphan").write_bytes(b"orphan")
+    async with Engine(settings) as engine:
+        assert list((root / "tmp").iterdir()) == []
+        assert not (root / "blobs" / "file-orphan").exists()
+        assert await engine.files.content(kept.id) == b"kept"
+        assert [f.id for f in engine.files.list().data] == [kept.id]
