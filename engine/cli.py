@@ -44,8 +44,99 @@ def _image_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_serve(subparsers: Subparsers) -> None:
+    serve = subparsers.add_parser("serve", help="run the HTTP service (FastAPI under uvicorn)")
+    serve.add_argument("--host", help="address to bind (default: SANDBOX_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: SANDBOX_PORT, 8000)")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import logging
+
+    import uvicorn
+
+    from .api import create_app
+    from .logs import configure_logging
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    settings = Settings().model_copy(update=overrides)
+    configure_logging(args.log_level)
+    log = logging.getLogger("engine.serve")
+    host = settings.host
+    if not settings.load_api_keys():
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            log.warning("no API key configured (SANDBOX_API_KEYS): binding 127.0.0.1 instead "
+                        "of %s", host)
+        host = "127.0.0.1"
+        log.warning("no API key configured: anyone on this machine can use the service; "
+                    "set SANDBOX_API_KEYS to serve other hosts")
+    uvicorn.run(create_app(settings), host=host, port=settings.port, log_config=None,
+                timeout_graceful_shutdown=int(settings.drain_timeout) + 10)
+    return 0
+
+
+def _command_run(subparsers: Subparsers) -> None:
+    run = subparsers.add_parser("run", help="run code in a fresh sandbox and print the result")
+    run.add_argument("code", help="Python code, or - to read it from standard input")
+    run.add_argument("--timeout", type=float, default=None)
+    run.add_argument("--json", action="store_true", help="print the ExecutionResult as JSON")
+    run.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .results import ExecutionStatus
+    from .sync import SyncEngine
+
+    code = sys.stdin.read() if args.code == "-" else args.code
+    with SyncEngine() as engine:
+        session = engine.session()
+        if args.json:
+            result = session.execute(code, args.timeout)
+            print(result.model_dump_json(indent=2))
+        else:
+            for event in session.stream(code, args.timeout):
+                if event.type == "stdout":
+                    sys.stdout.write(event.text)
+                elif event.type == "stderr":
+                    sys.stderr.write(event.text)
+                elif event.type == "result":
+                    print(event.data.get("text/plain", ""))
+                elif event.type == "done":
+                    result = event.result
+                    if result.error is not None:
+                        console.print(Text.assemble(("error: ", "bold red"),
+                                                    f"{result.error.name}: {result.error.value}"))
+    return 0 if result.status is ExecutionStatus.OK else 1
+
+
+def _command_doctor(subparsers: Subparsers) -> None:
+    doctor = subparsers.add_parser("doctor", help="check Docker, the image and a sandbox")
+    doctor.set_defaults(handler=_doctor)
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    import time
+
+    from .sync import SyncEngine
+
+    settings = Settings()
+    started = time.perf_counter()
+    with SyncEngine(settings) as engine:
+        console.print(f"Docker reachable, image {engine.engine.image} present")
+        result = engine.session().execute("import os, sys; print(sys.version.split()[0], "
+                                          "os.getuid(), sorted(os.listdir('/sys/class/net')))")
+        console.print(f"sandbox answered: {result.stdout.strip()} "
+                      f"({time.perf_counter() - started:.2f} s)")
+    return 0 if result.ok else 1
+
+
 COMMANDS: list[Callable[[Subparsers], None]] = [
     _command_image,
+    _command_serve,
+    _command_run,
+    _command_doctor,
 ]
 
 

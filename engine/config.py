@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     runtime: str | None = None
     """OCI runtime, e.g. ``runsc`` for gVisor. None is Docker's default (runc)."""
     memory_limit_mb: int = Field(default=1024, ge=64)
+    max_memory_limit_mb: int = Field(default=4096, ge=64)
+    """The most a session may ask for (OpenAI containers ask for "1g", "4g", ...)."""
     cpus: float = Field(default=1.0, gt=0)
     pids_limit: int = Field(default=256, ge=16)
     nofile_limit: int = Field(default=1024, ge=64)
@@ -73,3 +75,25 @@ class Settings(BaseSettings):
     """Files exported per execution; more are counted in ``dropped``."""
     max_listed_files: int = Field(default=10_000, ge=1)
     """Entries scanned in /mnt/data after an execution."""
+
+    # --- the HTTP service ---
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    api_keys: str = ""
+    """Comma-separated API keys; each key is a tenant. Empty: no auth, localhost only."""
+    api_keys_file: Path | None = None
+    """A file with one API key per line (blank lines and # comments ignored)."""
+    max_body_mb: int = Field(default=8, ge=1)
+    """Largest JSON request body."""
+    max_json_depth: int = Field(default=64, ge=2)
+    drain_timeout: float = Field(default=30.0, ge=0)
+    """On shutdown, how long running executions may finish before sessions are closed."""
+
+    def load_api_keys(self) -> list[str]:
+        keys = [k.strip() for k in self.api_keys.split(",") if k.strip()]
+        if self.api_keys_file is not None:
+            for line in self.api_keys_file.read_text().splitlines():
+                line = line.strip()
+                if line and not line.startswith("#"):
+                    keys.append(line)
+        return keys

@@ -80,14 +80,16 @@ class Engine:
         owner: str = "",
         idle_timeout: int | None = None,
         ttl: int | None = None,
+        memory_limit_mb: int | None = None,
     ) -> Session:
         """The live session of ``thread_id``, created if there is none.
 
-        ``file_ids`` are placed under /mnt/data; ``idle_timeout`` and ``ttl`` (seconds)
-        override the engine's defaults for a new session.
+        ``file_ids`` are placed under /mnt/data; ``idle_timeout`` and ``ttl`` (seconds) and
+        ``memory_limit_mb`` override the engine's defaults for a new session.
         """
         return await self.sessions.get_or_create(
-            thread_id, owner=owner, file_ids=file_ids, idle_timeout=idle_timeout, ttl=ttl
+            thread_id, owner=owner, file_ids=file_ids, idle_timeout=idle_timeout, ttl=ttl,
+            memory_limit_mb=memory_limit_mb,
         )
 
     def get_session(self, session_id: str, owner: str | None = None) -> Session:

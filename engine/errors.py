@@ -63,3 +63,9 @@ class SessionBusy(EngineError):
     """The session is running another execution and the caller would not wait longer."""
 
     code = "session_busy"
+
+
+class PayloadTooLarge(LimitExceeded):
+    """A file or body is bigger than its cap, or a session's /mnt/data is full."""
+
+    code = "payload_too_large"

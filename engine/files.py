@@ -15,7 +15,7 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from . import errors
+from . import errors, metrics
 from .names import check_filename
 from .paging import Page, page_query
 from .store import Store
@@ -138,6 +138,7 @@ class FileStore:
         except BaseException:
             (self._blobs / file_id).unlink(missing_ok=True)
             raise
+        metrics.FILES_CREATED.labels(purpose).inc()
         return obj
 
     async def _write(self, data: Source, tmp: Path) -> tuple[int, str]:
@@ -149,7 +150,7 @@ class FileStore:
                 nonlocal size
                 size += len(chunk)
                 if size > self.max_bytes:
-                    raise errors.LimitExceeded(
+                    raise errors.PayloadTooLarge(
                         f"the file is larger than the {self.max_bytes} byte limit"
                     )
                 digest.update(chunk)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import logging
 import posixpath
 import time
@@ -16,7 +17,7 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from . import errors
+from . import errors, metrics
 from .config import Settings
 from .files import FileStore, Source
 from .kernel import EventCallback, Kernel, KernelLimits, SandboxLost, validate_timeout
@@ -90,13 +91,13 @@ def sandbox_spec(settings: Settings, image: str, labels: dict[str, str]) -> Sand
     )
 
 
-def kernel_limits(settings: Settings) -> KernelLimits:
+def kernel_limits(settings: Settings, memory_limit_mb: int) -> KernelLimits:
     return KernelLimits(
         start_timeout=settings.kernel_start_timeout,
         interrupt_grace=settings.interrupt_grace,
         output_limit_chars=settings.output_limit_chars,
         max_display_outputs=settings.max_display_outputs,
-        memory_limit_mb=settings.memory_limit_mb,
+        memory_limit_mb=memory_limit_mb,
     )
 
 
@@ -114,8 +115,11 @@ class SessionContext:
 class Session:
     """A live kernel in its own sandbox. Executions run one at a time, in arrival order."""
 
-    def __init__(self, info: SessionInfo, deadline: int, ctx: SessionContext) -> None:
+    def __init__(
+        self, info: SessionInfo, deadline: int, ctx: SessionContext, spec: SandboxSpec
+    ) -> None:
         self._info = info
+        self.spec = spec
         self.deadline = deadline
         self.last_active = time.time()
         self._ctx = ctx
@@ -198,9 +202,9 @@ class Session:
         return self.info
 
     async def start(self, file_ids: Iterable[str] = ()) -> None:
-        sandbox = await self._ctx.backend.create(self._ctx.spec)
+        sandbox = await self._ctx.backend.create(self.spec)
         try:
-            kernel = Kernel(sandbox, kernel_limits(self._settings))
+            kernel = Kernel(sandbox, kernel_limits(self._settings, self.spec.memory_limit_mb))
             await kernel.start()
         except BaseException:
             await sandbox.destroy()
@@ -250,8 +254,10 @@ class Session:
             try:
                 result = await kernel.execute(code, seconds, on_event)
             except SandboxLost:
-                return await self._replace_sandbox()
-            await self._export_outputs(result)
+                result = await self._replace_sandbox()
+            else:
+                await self._export_outputs(result)
+            _record(result)
             return result
         finally:
             self.touch()
@@ -418,7 +424,7 @@ class Session:
                 f"a session holds at most {self._settings.max_session_files} uploaded files"
             )
         if self._input_bytes + obj.bytes > self._settings.data_size_mb * MB:
-            raise errors.LimitExceeded(
+            raise errors.PayloadTooLarge(
                 f"the files placed in this session would exceed {self._settings.data_size_mb} MB"
             )
         with open(self._ctx.files.blob_path(obj.id), "rb") as src:
@@ -471,6 +477,15 @@ class Session:
         finally:
             self._sandbox = None
             self._save()
+
+
+def _record(result: ExecutionResult) -> None:
+    metrics.EXECUTIONS.labels(result.status.value).inc()
+    metrics.EXECUTION_SECONDS.observe(result.duration_ms / 1000)
+    if result.status is ExecutionStatus.TIMEOUT:
+        metrics.TIMEOUTS.labels("restart" if result.state_lost else "interrupt").inc()
+    if result.error is not None and result.error.name == "OutOfMemory":
+        metrics.OOM_KILLS.inc()
 
 
 def _session_file(entry: FileEntry, file_id: str | None) -> SessionFile:
@@ -550,6 +565,7 @@ class SessionManager:
         file_ids: Iterable[str] = (),
         idle_timeout: int | None = None,
         ttl: int | None = None,
+        memory_limit_mb: int | None = None,
     ) -> Session:
         if self._closed:
             raise errors.EngineError("the engine is closed")
@@ -566,6 +582,10 @@ class SessionManager:
                               self._settings.max_session_lifetime)
         life = _check_seconds("ttl", ttl, self._settings.session_ttl,
                               self._settings.max_session_lifetime)
+        memory = _check_number("memory_limit_mb", memory_limit_mb,
+                               self._settings.memory_limit_mb, 64,
+                               self._settings.max_memory_limit_mb)
+        spec = dataclasses.replace(self._ctx.spec, memory_limit_mb=memory)
         key = (owner, thread_id)
         if (existing := self._by_thread.get(key)) is not None:
             for f in file_ids:
@@ -574,7 +594,7 @@ class SessionManager:
         task = self._creating.get(key)
         if task is None:
             self._check_limits(owner)
-            task = asyncio.ensure_future(self._create(key, file_ids, idle, life))
+            task = asyncio.ensure_future(self._create(key, file_ids, idle, life, spec))
             self._creating[key] = task
             task.add_done_callback(lambda _: self._creating.pop(key, None))
         return await asyncio.shield(task)
@@ -593,7 +613,8 @@ class SessionManager:
             )
 
     async def _create(
-        self, key: tuple[str, str], file_ids: list[str], idle: int, life: int
+        self, key: tuple[str, str], file_ids: list[str], idle: int, life: int,
+        spec: SandboxSpec,
     ) -> Session:
         owner, thread_id = key
         now = int(time.time())
@@ -606,7 +627,7 @@ class SessionManager:
             **info.model_dump(mode="json", exclude={"object"}), "owner": owner, "expires_at": now + life,
             "data": dumps({}),
         })
-        session = Session(info, now + life, self._ctx)
+        session = Session(info, now + life, self._ctx, spec)
         try:
             await session.start(file_ids)
         except BaseException:
@@ -614,6 +635,8 @@ class SessionManager:
             raise
         self._live[session.id] = session
         self._by_thread[key] = session
+        metrics.SESSIONS_CREATED.inc()
+        metrics.SESSIONS_LIVE.set(len(self._live))
         return session
 
     def get(self, session_id: str, owner: str | None = None) -> Session:
@@ -671,6 +694,8 @@ class SessionManager:
             return
         self._live.pop(session.id, None)
         self._by_thread.pop((session.owner, session.thread_id), None)
+        metrics.SESSIONS_LIVE.set(len(self._live))
+        metrics.SESSIONS_ENDED.labels(status.value).inc()
         await session.close(status)
 
     async def reap(self) -> int:
@@ -712,8 +737,12 @@ def _info_from_row(row: dict[str, Any]) -> SessionInfo:
 
 
 def _check_seconds(name: str, value: object, default: int, maximum: int) -> int:
+    return _check_number(name, value, default, 1, maximum)
+
+
+def _check_number(name: str, value: object, default: int, minimum: int, maximum: int) -> int:
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
-        raise errors.InvalidRequest(f"{name} must be a whole number of seconds from 1 to {maximum}")
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise errors.InvalidRequest(f"{name} must be a whole number from {minimum} to {maximum}")
     return value

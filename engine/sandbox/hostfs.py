@@ -145,7 +145,7 @@ class HostDataDir:
                     while chunk := src.read(CHUNK):
                         written += len(chunk)
                         if written > max_bytes:
-                            raise errors.LimitExceeded(
+                            raise errors.PayloadTooLarge(
                                 f"{path!r} is larger than the {max_bytes} byte limit"
                             )
                         out.write(chunk)
@@ -156,7 +156,7 @@ class HostDataDir:
             except OSError as exc:
                 _unlink_quietly(tmp, parent)
                 if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-                    raise errors.LimitExceeded("the session's /mnt/data is full") from exc
+                    raise errors.PayloadTooLarge("the session's /mnt/data is full") from exc
                 if exc.errno in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
                     raise errors.InvalidRequest(f"{path!r} is a directory") from exc
                 raise

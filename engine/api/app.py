@@ -1,0 +1,98 @@
+"""The FastAPI application: routers, auth, limits, errors, logs, lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+
+from ..config import Settings
+from ..core import Engine
+from . import errors as api_errors
+from . import azure, openai_containers, openai_files, ops, sessions
+from .auth import KeyRing
+from .limits import BodyLimits, BodyTooLarge
+
+log = logging.getLogger("engine.api")
+MB = 1024 * 1024
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    """The service. It starts (and at shutdown drains and closes) ``engine``, or its own."""
+    settings = settings or (engine.settings if engine else Settings())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        the_engine = engine or Engine(settings)
+        await the_engine.start()
+        app.state.engine = the_engine
+        try:
+            yield
+        finally:
+            await _drain(the_engine, settings.drain_timeout)
+            await the_engine.close()
+
+    app = FastAPI(
+        title="Sandbox Engine",
+        version="0.1.0",
+        description="Run model-written code in Jupyter kernels inside locked-down containers. "
+        "Native API, plus OpenAI- and Azure-sessions-compatible endpoints.",
+        lifespan=lifespan,
+    )
+    app.state.keys = KeyRing(settings.load_api_keys())
+    app.state.settings = settings
+    api_errors.install(app)
+    app.include_router(ops.router)
+    app.include_router(sessions.router)
+    app.include_router(openai_files.router)
+    app.include_router(openai_containers.router)
+    app.include_router(azure.router)
+    app.middleware("http")(_request_log)
+    app.add_middleware(
+        BodyLimits,
+        max_body=settings.max_body_mb * MB,
+        max_upload=settings.max_file_mb * MB + MB,
+        max_depth=settings.max_json_depth,
+    )
+    return app
+
+
+async def _request_log(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    request_id = request.headers.get("x-request-id") or f"req_{uuid.uuid4().hex[:16]}"
+    started = time.perf_counter()
+    try:
+        response = await call_next(request)
+    except BodyTooLarge as exc:
+        from fastapi.responses import JSONResponse
+
+        response = JSONResponse(
+            api_errors.error_body(str(exc), "invalid_request_error", "payload_too_large"),
+            status_code=413,
+        )
+    response.headers["x-request-id"] = request_id
+    log.info(
+        "request",
+        extra={
+            "request_id": request_id,
+            "method": request.method,
+            "path": request.url.path,
+            "status": response.status_code,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        },
+    )
+    return response
+
+
+async def _drain(engine: Engine, timeout: float) -> None:
+    """Let running executions finish, up to ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline and any(s.busy for s in engine.sessions.live()):
+        await asyncio.sleep(0.1)

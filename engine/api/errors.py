@@ -1,0 +1,83 @@
+"""One error shape everywhere, OpenAI's: {"error": {"message", "type", "param", "code"}}."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import errors
+
+log = logging.getLogger("engine.api")
+
+STATUS: list[tuple[type[errors.EngineError], int, str]] = [
+    (errors.InvalidRequest, 400, "invalid_request_error"),
+    (errors.NotFound, 404, "not_found_error"),
+    (errors.SessionBusy, 409, "conflict_error"),
+    (errors.SessionClosed, 409, "conflict_error"),
+    (errors.PayloadTooLarge, 413, "invalid_request_error"),
+    (errors.LimitExceeded, 429, "rate_limit_error"),
+    (errors.BackendUnavailable, 503, "server_error"),
+    (errors.ImageNotFound, 503, "server_error"),
+    (errors.SandboxError, 502, "server_error"),
+]
+
+
+def error_body(message: str, type_: str, code: str | None = None,
+               param: str | None = None) -> dict[str, object]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+class APIError(Exception):
+    """An HTTP-level error raised by the API layer itself (auth, body limits)."""
+
+    def __init__(self, status: int, message: str, type_: str, code: str) -> None:
+        super().__init__(message)
+        self.status, self.message, self.type, self.code = status, message, type_, code
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(errors.EngineError)
+    async def engine_error(request: Request, exc: errors.EngineError) -> JSONResponse:
+        for cls, status, type_ in STATUS:
+            if isinstance(exc, cls):
+                return JSONResponse(error_body(str(exc), type_, exc.code), status_code=status)
+        return JSONResponse(error_body(str(exc), "server_error", exc.code), status_code=500)
+
+    @app.exception_handler(APIError)
+    async def api_error(request: Request, exc: APIError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(error_body(exc.message, exc.type, exc.code), status_code=exc.status,
+                            headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = exc.errors()
+        first = problems[0] if problems else {}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+        if first.get("type") == "json_invalid":
+            return JSONResponse(
+                error_body("the request body is not valid JSON", "invalid_request_error",
+                           "invalid_json"), status_code=400)
+        message = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in problems[:5]
+        )
+        return JSONResponse(
+            error_body(message or "invalid request", "invalid_request_error", "invalid_value",
+                       ".".join(loc) or None),
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        type_ = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+        return JSONResponse(error_body(str(exc.detail), type_, None), status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(error_body("internal error", "server_error", "internal_error"),
+                            status_code=500)

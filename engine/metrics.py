@@ -1,0 +1,18 @@
+"""Prometheus metrics the library records; the HTTP service exposes them at /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+SESSIONS_LIVE = Gauge("sandbox_sessions_live", "Sessions with a running sandbox")
+SESSIONS_CREATED = Counter("sandbox_sessions_created", "Sessions started")
+SESSIONS_ENDED = Counter("sandbox_sessions_ended", "Sessions ended", ["reason"])
+EXECUTIONS = Counter("sandbox_executions", "Executions finished", ["status"])
+EXECUTION_SECONDS = Histogram(
+    "sandbox_execution_seconds",
+    "Wall time of executions",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+TIMEOUTS = Counter("sandbox_timeouts", "Executions stopped at their timeout", ["action"])
+OOM_KILLS = Counter("sandbox_oom_kills", "Kernels killed for running out of memory")
+FILES_CREATED = Counter("sandbox_files_created", "File objects created", ["purpose"])
