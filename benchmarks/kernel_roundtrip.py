@@ -65,8 +65,11 @@ async def measure(n: int, starts: int) -> dict[str, list[float]]:
                         await (target("x = 1") if target else _bare_execute(kc))
                         if i >= 20:
                             times.append(time.perf_counter() - t)
-                return {"cold_start": cold, "engine_roundtrip": engine_rt,
-                        "bare_kernel_roundtrip": bare_rt}
+                return {
+                    "cold_start": cold,
+                    "engine_roundtrip": engine_rt,
+                    "bare_kernel_roundtrip": bare_rt,
+                }
     finally:
         kc.stop_channels()
         await km.shutdown_kernel(now=True)
@@ -83,8 +86,9 @@ async def main(n: int, starts: int) -> dict[str, dict[str, float]]:
         table.add_column(col, justify="right" if col != "measure" else "left")
     for name, s in report.items():
         if name in samples:
-            table.add_row(name, f"{s['p50_ms']:.2f}", f"{s['p99_ms']:.2f}",
-                          f"{s['mean_ms']:.2f}", str(s["n"]))
+            table.add_row(
+                name, f"{s['p50_ms']:.2f}", f"{s['p99_ms']:.2f}", f"{s['mean_ms']:.2f}", str(s["n"])
+            )
     console = Console()
     console.print(table)
     console.print(f"engine / bare kernel round trip, p50: {ratio:.2f}x")

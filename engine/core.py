@@ -88,7 +88,11 @@ class Engine:
         ``memory_limit_mb`` override the engine's defaults for a new session.
         """
         return await self.sessions.get_or_create(
-            thread_id, owner=owner, file_ids=file_ids, idle_timeout=idle_timeout, ttl=ttl,
+            thread_id,
+            owner=owner,
+            file_ids=file_ids,
+            idle_timeout=idle_timeout,
+            ttl=ttl,
             memory_limit_mb=memory_limit_mb,
         )
 

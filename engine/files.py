@@ -21,21 +21,37 @@ from .paging import Page, page_query
 from .store import Store
 
 PURPOSES = frozenset(
-    {"assistants", "assistants_output", "user_data", "batch", "batch_output", "fine-tune",
-     "vision", "evals"}
+    {
+        "assistants",
+        "assistants_output",
+        "user_data",
+        "batch",
+        "batch_output",
+        "fine-tune",
+        "vision",
+        "evals",
+    }
 )
 CHUNK = 1024 * 1024
 # The seeds' table of supported types, where Python's mimetypes differs or knows nothing.
 _EXTRA_TYPES = {
-    ".c": "text/x-c", ".cpp": "text/x-c++", ".csv": "text/csv", ".docx":
-    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    ".java": "text/x-java", ".json": "application/json", ".md": "text/markdown",
-    ".php": "text/x-php", ".pptx":
-    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-    ".py": "text/x-python", ".rb": "text/x-ruby", ".tex": "text/x-tex",
-    ".ts": "application/typescript", ".xlsx":
-    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    ".js": "text/javascript", ".tar": "application/x-tar", ".zip": "application/zip",
+    ".c": "text/x-c",
+    ".cpp": "text/x-c++",
+    ".csv": "text/csv",
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".java": "text/x-java",
+    ".json": "application/json",
+    ".md": "text/markdown",
+    ".php": "text/x-php",
+    ".pptx": "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    ".py": "text/x-python",
+    ".rb": "text/x-ruby",
+    ".tex": "text/x-tex",
+    ".ts": "application/typescript",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".js": "text/javascript",
+    ".tar": "application/x-tar",
+    ".zip": "application/zip",
 }
 
 Source = bytes | IO[bytes] | AsyncIterable[bytes] | Iterable[bytes]
@@ -133,8 +149,10 @@ class FileStore:
             owner=owner,
         )
         try:
-            self._store.insert("files", {**obj.model_dump(exclude={"object", "status"}),
-                                         "owner": owner, "sha256": digest})
+            self._store.insert(
+                "files",
+                {**obj.model_dump(exclude={"object", "status"}), "owner": owner, "sha256": digest},
+            )
         except BaseException:
             (self._blobs / file_id).unlink(missing_ok=True)
             raise
@@ -144,7 +162,8 @@ class FileStore:
     async def _write(self, data: Source, tmp: Path) -> tuple[int, str]:
         digest = hashlib.sha256()
         size = 0
-        with open(tmp, "xb") as out:
+        out = await asyncio.to_thread(open, tmp, "xb")
+        with out:
 
             def put(chunk: bytes) -> None:
                 nonlocal size

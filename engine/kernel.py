@@ -75,10 +75,13 @@ class _Collector:
         content = msg["content"]
         event: OutputEvent | None = None
         if kind == "stream":
-            name = "stderr" if content.get("name") == "stderr" else "stdout"
             text = str(content.get("text", ""))
-            (self.stderr if name == "stderr" else self.stdout).write(text)
-            event = StreamEvent(type=name, text=text)
+            if content.get("name") == "stderr":
+                self.stderr.write(text)
+                event = StreamEvent(type="stderr", text=text)
+            else:
+                self.stdout.write(text)
+                event = StreamEvent(type="stdout", text=text)
         elif kind in ("display_data", "update_display_data"):
             if len(self.display) >= self.max_displays:
                 self.dropped_displays += 1
@@ -190,9 +193,7 @@ class Kernel:
         if not await self.sandbox.is_running():
             raise SandboxLost("the sandbox container is gone")
         try:
-            await asyncio.wait_for(
-                self._km.restart_kernel(now=True), self.limits.start_timeout
-            )
+            await asyncio.wait_for(self._km.restart_kernel(now=True), self.limits.start_timeout)
         except TimeoutError as exc:
             raise errors.KernelStartError("the kernel did not restart in time") from exc
         await self.start()

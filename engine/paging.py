@@ -60,8 +60,10 @@ def page_query(
         params[name] = row["rowid"]
     direction = "ASC" if order == "asc" else "DESC"
     # `before` walks backwards from the cursor; the page is then put back in order.
-    walk = direction if before is None or after is not None else (
-        "DESC" if direction == "ASC" else "ASC"
+    walk = (
+        direction
+        if before is None or after is not None
+        else ("DESC" if direction == "ASC" else "ASC")
     )
     sql = f"SELECT * FROM {table}"
     if where:

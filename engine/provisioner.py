@@ -17,7 +17,7 @@ from typing import Any
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
-from jupyter_client.provisioning import KernelProvisionerBase
+from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 
 from . import errors
 from .sandbox.base import CONN_MOUNT, SANDBOX_UID, ProcessHandle, Sandbox
@@ -38,13 +38,19 @@ class SandboxKernelSpecManager(KernelSpecManager):
         )
 
 
-class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
+class SandboxProvisioner(KernelProvisionerBase):
     """Launches the kernel with the sandbox's ``start_process`` and watches it from the host."""
 
     sandbox: Sandbox
     start_timeout: float = 60.0
     process: ProcessHandle | None = None
     generation = 0
+
+    @property
+    def _manager(self) -> AsyncKernelManager:
+        manager = self.parent
+        assert isinstance(manager, AsyncKernelManager)
+        return manager
 
     @property
     def has_process(self) -> bool:
@@ -80,7 +86,7 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         return min(recommended, 2.0)
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
-        km: AsyncKernelManager = self.parent
+        km = self._manager
         self.generation += 1
         name = f"k{self.generation}"
         host_dir = self.sandbox.conn_dir / name
@@ -100,14 +106,16 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         info = km.get_connection_info()
         self.connection_info = info
         inside = {k: v for k, v in info.items() if k != "key"}
-        inside.update(key=info["key"].decode(), ip=f"{CONN_MOUNT}/{name}/s")
+        key = info["key"]
+        inside.update(key=key.decode() if isinstance(key, bytes) else key,
+                      ip=f"{CONN_MOUNT}/{name}/s")
         _write_readonly(self.sandbox.conn_dir / f"{name}.json", json.dumps(inside))
         cmd = [arg.replace("{connection_file}", f"{CONN_MOUNT}/{name}.json") for arg in KERNEL_ARGV]
         # Host environment never reaches the sandbox: kwargs["env"] is dropped on purpose.
         return {"cmd": cmd}
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
-        km: AsyncKernelManager = self.parent
+        km = self._manager
         self.process = await self.sandbox.start_process(cmd, env={})
         host_dir = Path(km.ip).parent
         sockets = [Path(f"{km.ip}-{getattr(km, p)}") for p in PORT_NAMES]
@@ -139,7 +147,9 @@ def _check_sockets(host_dir: Path, sockets: list[Path]) -> None:
     for path in sockets:
         st = os.lstat(path)
         if not stat.S_ISSOCK(st.st_mode) or st.st_uid != SANDBOX_UID:
-            raise errors.KernelStartError(f"refusing to connect: {path.name} is not a kernel socket")
+            raise errors.KernelStartError(
+                f"refusing to connect: {path.name} is not a kernel socket"
+            )
     unexpected = set(os.listdir(host_dir)) - {p.name for p in sockets}
     if unexpected:
         raise errors.KernelStartError(f"unexpected entries in the kernel folder: {unexpected}")
@@ -148,9 +158,7 @@ def _check_sockets(host_dir: Path, sockets: list[Path]) -> None:
 def new_kernel_manager(sandbox: Sandbox, start_timeout: float) -> AsyncKernelManager:
     km = AsyncKernelManager(kernel_name="sandbox", kernel_spec_manager=SandboxKernelSpecManager())
     km.cache_ports = False
-    provisioner = SandboxProvisioner(
-        kernel_id=sandbox.id, kernel_spec=km.kernel_spec, parent=km
-    )
+    provisioner = SandboxProvisioner(kernel_id=sandbox.id, kernel_spec=km.kernel_spec, parent=km)
     provisioner.sandbox = sandbox
     provisioner.start_timeout = start_timeout
     km.provisioner = provisioner

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import builtins
 import contextlib
 import dataclasses
 import logging
 import posixpath
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import IO, Any, Literal
@@ -154,6 +155,11 @@ class Session:
     def busy(self) -> bool:
         return self._lock.locked()
 
+    async def wait_idle(self) -> None:
+        """Return once every execution queued so far has finished."""
+        async with self._lock:
+            pass
+
     @property
     def info(self) -> SessionInfo:
         info = self._info
@@ -169,8 +175,12 @@ class Session:
     def _save(self) -> None:
         info = self.info
         self._ctx.store.update(
-            "sessions", "id", self.id, status=info.status.value,
-            last_active_at=info.last_active_at, expires_at=self.deadline,
+            "sessions",
+            "id",
+            self.id,
+            status=info.status.value,
+            last_active_at=info.last_active_at,
+            expires_at=self.deadline,
             idle_timeout=info.idle_timeout,
             sandbox_id=self._sandbox.id if self._sandbox else None,
         )
@@ -267,7 +277,7 @@ class Session:
 
     async def stream(
         self, code: str, timeout: float | None = None
-    ) -> AsyncIterator[OutputEvent | DoneEvent]:
+    ) -> AsyncGenerator[OutputEvent | DoneEvent, None]:
         """Yield output events while ``code`` runs, then one DoneEvent with the result.
 
         Closing the iterator early interrupts the execution.
@@ -335,12 +345,22 @@ class Session:
                 continue
             name = f"image-{result.execution_count or 0}-{n}{IMAGE_TYPES[mime]}"
             obj = await self._ctx.files.create(
-                data, name, "assistants_output", owner=self.owner, session_id=self.id,
+                data,
+                name,
+                "assistants_output",
+                owner=self.owner,
+                session_id=self.id,
                 mime_type=mime,
             )
-            result.outputs.append(OutputFile(
-                type="image", file_id=obj.id, filename=name, mime_type=mime, bytes=obj.bytes,
-            ))
+            result.outputs.append(
+                OutputFile(
+                    type="image",
+                    file_id=obj.id,
+                    filename=name,
+                    mime_type=mime,
+                    bytes=obj.bytes,
+                )
+            )
         try:
             entries, truncated = await self.sandbox.list_files(self._settings.max_listed_files)
         except errors.EngineError as exc:
@@ -385,23 +405,36 @@ class Session:
         with f:
             try:
                 obj = await self._ctx.files.create(
-                    f, name, "assistants_output", owner=self.owner, session_id=self.id,
+                    f,
+                    name,
+                    "assistants_output",
+                    owner=self.owner,
+                    session_id=self.id,
                     path=path,
                 )
             except errors.LimitExceeded:
                 return None
         self._remember(entry, obj.id)
         return OutputFile(
-            type="file", file_id=obj.id, filename=name, mime_type=obj.mime_type,
-            bytes=obj.bytes, path=path,
+            type="file",
+            file_id=obj.id,
+            filename=name,
+            mime_type=obj.mime_type,
+            bytes=obj.bytes,
+            path=path,
         )
 
     def _remember(self, entry: FileEntry, file_id: str) -> None:
         self._known[entry.path] = (entry.size, entry.mtime_ns, entry.inode, file_id)
         self._ctx.store.insert(
             "session_files",
-            {"session_id": self.id, "path": entry.path, "file_id": file_id,
-             "size": entry.size, "mtime_ns": entry.mtime_ns},
+            {
+                "session_id": self.id,
+                "path": entry.path,
+                "file_id": file_id,
+                "size": entry.size,
+                "mtime_ns": entry.mtime_ns,
+            },
             replace=True,
         )
 
@@ -427,7 +460,8 @@ class Session:
             raise errors.PayloadTooLarge(
                 f"the files placed in this session would exceed {self._settings.data_size_mb} MB"
             )
-        with open(self._ctx.files.blob_path(obj.id), "rb") as src:
+        src = await asyncio.to_thread(open, self._ctx.files.blob_path(obj.id), "rb")
+        with src:
             entry = await self.sandbox.write_file(name, src, self._ctx.files.max_bytes)
         self._input_count += 1
         self._input_bytes += obj.bytes
@@ -439,8 +473,12 @@ class Session:
         self._check_open()
         entries, _ = await self.sandbox.list_files(self._settings.max_listed_files)
         return [
-            _session_file(e, k[3] if (k := self._known.get(e.path)) and
-                          k[:3] == (e.size, e.mtime_ns, e.inode) else None)
+            _session_file(
+                e,
+                k[3]
+                if (k := self._known.get(e.path)) and k[:3] == (e.size, e.mtime_ns, e.inode)
+                else None,
+            )
             for e in entries
             if not posixpath.basename(e.path).startswith(UPLOAD_PREFIX)
         ]
@@ -531,8 +569,7 @@ class SessionManager:
             await sandbox.destroy()
         self._ctx.store.execute(
             "UPDATE sessions SET status = ? WHERE status IN (?, ?)",
-            (SessionStatus.EXPIRED.value, SessionStatus.ACTIVE.value,
-             SessionStatus.STARTING.value),
+            (SessionStatus.EXPIRED.value, SessionStatus.ACTIVE.value, SessionStatus.STARTING.value),
         )
         return len(leftovers)
 
@@ -553,8 +590,12 @@ class SessionManager:
                 continue
             with await sandbox.open_file(entry.path) as f:
                 await self._ctx.files.create(
-                    f, posixpath.basename(entry.path), "assistants_output", owner=row["owner"],
-                    session_id=row["id"], path=f"{DATA_MOUNT}/{entry.path}",
+                    f,
+                    posixpath.basename(entry.path),
+                    "assistants_output",
+                    owner=row["owner"],
+                    session_id=row["id"],
+                    path=f"{DATA_MOUNT}/{entry.path}",
                 )
 
     async def get_or_create(
@@ -578,13 +619,22 @@ class SessionManager:
             raise errors.InvalidRequest("file_ids must be a list of strings")
         for f in file_ids:
             self._ctx.files.retrieve(f, owner)
-        idle = _check_seconds("idle_timeout", idle_timeout, self._settings.idle_timeout,
-                              self._settings.max_session_lifetime)
-        life = _check_seconds("ttl", ttl, self._settings.session_ttl,
-                              self._settings.max_session_lifetime)
-        memory = _check_number("memory_limit_mb", memory_limit_mb,
-                               self._settings.memory_limit_mb, 64,
-                               self._settings.max_memory_limit_mb)
+        idle = _check_seconds(
+            "idle_timeout",
+            idle_timeout,
+            self._settings.idle_timeout,
+            self._settings.max_session_lifetime,
+        )
+        life = _check_seconds(
+            "ttl", ttl, self._settings.session_ttl, self._settings.max_session_lifetime
+        )
+        memory = _check_number(
+            "memory_limit_mb",
+            memory_limit_mb,
+            self._settings.memory_limit_mb,
+            64,
+            self._settings.max_memory_limit_mb,
+        )
         spec = dataclasses.replace(self._ctx.spec, memory_limit_mb=memory)
         key = (owner, thread_id)
         if (existing := self._by_thread.get(key)) is not None:
@@ -602,31 +652,41 @@ class SessionManager:
     def _check_limits(self, owner: str) -> None:
         live = len(self._live) + len(self._creating)
         if live >= self._settings.max_sessions:
-            raise errors.LimitExceeded(
-                f"the engine already runs {live} sessions, its limit"
-            )
+            raise errors.LimitExceeded(f"the engine already runs {live} sessions, its limit")
         mine = sum(1 for s in self._live.values() if s.owner == owner)
         mine += sum(1 for o, _ in self._creating if o == owner)
         if mine >= self._settings.max_sessions_per_owner:
-            raise errors.LimitExceeded(
-                f"this owner already has {mine} live sessions, its limit"
-            )
+            raise errors.LimitExceeded(f"this owner already has {mine} live sessions, its limit")
 
     async def _create(
-        self, key: tuple[str, str], file_ids: list[str], idle: int, life: int,
+        self,
+        key: tuple[str, str],
+        file_ids: list[str],
+        idle: int,
+        life: int,
         spec: SandboxSpec,
     ) -> Session:
         owner, thread_id = key
         now = int(time.time())
         info = SessionInfo(
-            id=f"sess_{uuid.uuid4().hex}", thread_id=thread_id, status=SessionStatus.STARTING,
-            created_at=now, last_active_at=now, expires_at=now + min(life, idle),
-            idle_timeout=idle, owner=owner,
+            id=f"sess_{uuid.uuid4().hex}",
+            thread_id=thread_id,
+            status=SessionStatus.STARTING,
+            created_at=now,
+            last_active_at=now,
+            expires_at=now + min(life, idle),
+            idle_timeout=idle,
+            owner=owner,
         )
-        self._ctx.store.insert("sessions", {
-            **info.model_dump(mode="json", exclude={"object"}), "owner": owner, "expires_at": now + life,
-            "data": dumps({}),
-        })
+        self._ctx.store.insert(
+            "sessions",
+            {
+                **info.model_dump(mode="json", exclude={"object"}),
+                "owner": owner,
+                "expires_at": now + life,
+                "data": dumps({}),
+            },
+        )
         session = Session(info, now + life, self._ctx, spec)
         try:
             await session.start(file_ids)
@@ -672,20 +732,26 @@ class SessionManager:
         if live_only:
             filters["status"] = SessionStatus.ACTIVE.value
         rows, has_more = page_query(
-            self._ctx.store, "sessions", filters, limit=limit, order=order, after=after,
+            self._ctx.store,
+            "sessions",
+            filters,
+            limit=limit,
+            order=order,
+            after=after,
             before=before,
         )
         infos = [
-            self._live[r["id"]].info if r["id"] in self._live else _info_from_row(r)
-            for r in rows
+            self._live[r["id"]].info if r["id"] in self._live else _info_from_row(r) for r in rows
         ]
         return Page[SessionInfo].of(infos, has_more)
 
-    def live(self) -> list[Session]:
+    def live(self) -> builtins.list[Session]:
         return list(self._live.values())
 
     async def close(
-        self, session_id: str, owner: str | None = None,
+        self,
+        session_id: str,
+        owner: str | None = None,
         status: SessionStatus = SessionStatus.CLOSED,
     ) -> None:
         session = self._live.get(session_id)

@@ -22,7 +22,7 @@ async def main(data_dir: Path) -> None:
         ids = {"session": session.id, "input": f.id, "output": r.outputs[0].file_id}
         print(json.dumps(ids), flush=True)
         await session.execute(
-            f"open('midway.bin', 'wb').write(bytes(range(256)) * 4096)\n"
+            "open('midway.bin', 'wb').write(bytes(range(256)) * 4096)\n"
             "print('WRITTEN', flush=True)\nimport time\ntime.sleep(600)",
             timeout=900,
             on_event=lambda e: print("EVENT", flush=True),

@@ -12,8 +12,11 @@ from .conftest import LiveServer
 
 @pytest.fixture
 def client(live_server: LiveServer) -> httpx.Client:
-    return httpx.Client(base_url=live_server.url, timeout=60,
-                        headers={"Authorization": f"Bearer {LiveServer.keys[0]}"})
+    return httpx.Client(
+        base_url=live_server.url,
+        timeout=60,
+        headers={"Authorization": f"Bearer {LiveServer.keys[0]}"},
+    )
 
 
 def test_session_lifecycle_and_execute(client: httpx.Client) -> None:
@@ -41,8 +44,12 @@ def test_execute_streams_server_sent_events(client: httpx.Client) -> None:
     sid = client.post("/v1/sessions", json={}).json()["id"]
     code = "import sys\nprint('out', flush=True)\nprint('err', file=sys.stderr)\n1/0"
     events = []
-    with client.stream("POST", f"/v1/sessions/{sid}/execute", json={"code": code},
-                       headers={"Accept": "text/event-stream"}) as r:
+    with client.stream(
+        "POST",
+        f"/v1/sessions/{sid}/execute",
+        json={"code": code},
+        headers={"Accept": "text/event-stream"},
+    ) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         name = None
         for line in r.iter_lines():
@@ -62,8 +69,12 @@ def test_session_files_upload_list_download(client: httpx.Client) -> None:
     up = client.post(f"/v1/sessions/{sid}/files", files={"file": ("data.csv", b"x,y\n1,2\n")})
     assert up.status_code == 200, up.text
     assert up.json()["path"] == "/mnt/data/data.csv"
-    r = client.post(f"/v1/sessions/{sid}/execute", json={
-        "code": "import pandas as pd; pd.read_csv('data.csv').to_csv('out.csv', index=False)"})
+    r = client.post(
+        f"/v1/sessions/{sid}/execute",
+        json={
+            "code": "import pandas as pd; pd.read_csv('data.csv').to_csv('out.csv', index=False)"
+        },
+    )
     outputs = r.json()["outputs"]
     assert [o["path"] for o in outputs] == ["/mnt/data/out.csv"]
     assert outputs[0]["type"] == "file" and outputs[0]["file_id"].startswith("file-")
@@ -83,8 +94,11 @@ def test_auth_and_tenants(live_server: LiveServer, client: httpx.Client) -> None
     wrong = anonymous.get("/v1/sessions", headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "invalid_api_key"
     sid = client.post("/v1/sessions", json={}).json()["id"]
-    other = httpx.Client(base_url=live_server.url, timeout=30,
-                         headers={"Authorization": f"Bearer {LiveServer.keys[1]}"})
+    other = httpx.Client(
+        base_url=live_server.url,
+        timeout=30,
+        headers={"Authorization": f"Bearer {LiveServer.keys[1]}"},
+    )
     assert other.get(f"/v1/sessions/{sid}").status_code == 404
     assert other.post(f"/v1/sessions/{sid}/execute", json={"code": "1"}).status_code == 404
     assert other.get(f"/v1/sessions/{sid}/files").status_code == 404
@@ -103,8 +117,11 @@ def test_auth_and_tenants(live_server: LiveServer, client: httpx.Client) -> None
         (b'{"code": "1", "timeout": 1e308}', {"content-type": "application/json"}, 400),
         (b"[" * 5000 + b"]" * 5000, {"content-type": "application/json"}, 400),
         (b'{"code": "\xff\xfe"}', {"content-type": "application/json"}, 400),
-        (b'{"code": "' + b"x" * (9 * 1024 * 1024) + b'"}', {"content-type": "application/json"},
-         413),
+        (
+            b'{"code": "' + b"x" * (9 * 1024 * 1024) + b'"}',
+            {"content-type": "application/json"},
+            413,
+        ),
     ],
 )
 def test_malformed_requests_get_clear_errors(

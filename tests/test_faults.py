@@ -43,7 +43,8 @@ async def test_uninterruptible_code_forces_restart(session: Session) -> None:
 
 async def test_background_processes_die_with_a_restart(session: Session) -> None:
     await session.execute(
-        "import subprocess; p = subprocess.Popen(['sleep', '1000']); open('pid','w').write(str(p.pid))"
+        "import subprocess; p = subprocess.Popen(['sleep', '1000'])\n"
+        "open('pid', 'w').write(str(p.pid))"
     )
     await session.restart()
     r = await session.execute(

@@ -41,8 +41,12 @@ HOSTILE_NAMES = [
 async def test_file_objects_round_trip(engine: Engine) -> None:
     f = await engine.files.create(io.BytesIO(b"a,b\n1,2\n"), "sales.csv", purpose="assistants")
     assert f.id.startswith("file-")
-    assert (f.bytes, f.filename, f.purpose, f.mime_type) == (8, "sales.csv", "assistants",
-                                                             "text/csv")
+    assert (f.bytes, f.filename, f.purpose, f.mime_type) == (
+        8,
+        "sales.csv",
+        "assistants",
+        "text/csv",
+    )
     assert engine.files.retrieve(f.id) == f
     assert await engine.files.content(f.id) == b"a,b\n1,2\n"
     chunks = [c async for c in engine.files.iter_content(f.id)]
@@ -57,7 +61,8 @@ async def test_file_objects_round_trip(engine: Engine) -> None:
 async def test_filename_taken_from_an_open_file(engine: Engine, tmp_path: Path) -> None:
     path = tmp_path / "report.txt"
     path.write_bytes(b"hello")
-    with open(path, "rb") as fh:
+    fh = await asyncio.to_thread(open, path, "rb")
+    with fh:
         f = await engine.files.create(fh, purpose="assistants")
     assert f.filename == "report.txt" and f.mime_type == "text/plain"
 
@@ -115,8 +120,11 @@ async def test_issue_example_inputs_and_outputs(engine: Engine) -> None:
     assert png.startswith(PNG_MAGIC)
     assert png == await session.read_file("chart.png")
     obj = engine.files.retrieve(files[0].file_id)
-    assert (obj.purpose, obj.session_id, obj.path) == ("assistants_output", session.id,
-                                                       "/mnt/data/chart.png")
+    assert (obj.purpose, obj.session_id, obj.path) == (
+        "assistants_output",
+        session.id,
+        "/mnt/data/chart.png",
+    )
     images = [o for o in r.outputs if o.type == "image"]
     assert images and (await engine.files.content(images[0].file_id)).startswith(PNG_MAGIC)
     # The input itself was not re-exported, and an unchanged file is not exported again.
@@ -225,9 +233,7 @@ async def test_caps_on_size_count_and_total(tmp_path: Path) -> None:
         await session.upload("b.bin", b"b")
         with pytest.raises(LimitExceeded):
             await session.upload("c.bin", b"c")
-        r = await session.execute(
-            "open('/mnt/data/fill.bin', 'wb').write(b'z' * 5 * 1024 * 1024)"
-        )
+        r = await session.execute("open('/mnt/data/fill.bin', 'wb').write(b'z' * 5 * 1024 * 1024)")
         assert r.status is ExecutionStatus.ERROR
         assert r.error is not None and "No space left" in r.error.value
         # Oversized outputs are not exported, and nothing breaks.

@@ -22,9 +22,11 @@ from .engine_process import MIDWAY, PAYLOAD
 
 async def test_kill_9_mid_execution_then_restart(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: ASYNC220 - the engine process must run beside this loop
         [sys.executable, "-m", "tests.engine_process", str(settings.data_dir)],
-        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).parent.parent,
     )
     assert proc.stdout is not None
     ids = json.loads(proc.stdout.readline())

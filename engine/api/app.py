@@ -13,8 +13,8 @@ from fastapi import FastAPI, Request, Response
 
 from ..config import Settings
 from ..core import Engine
-from . import errors as api_errors
 from . import azure, openai_containers, openai_files, ops, sessions
+from . import errors as api_errors
 from .auth import KeyRing
 from .limits import BodyLimits, BodyTooLarge
 
@@ -92,7 +92,8 @@ async def _request_log(
 
 async def _drain(engine: Engine, timeout: float) -> None:
     """Let running executions finish, up to ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline and any(s.busy for s in engine.sessions.live()):
-        await asyncio.sleep(0.1)
+    waits = [asyncio.ensure_future(s.wait_idle()) for s in engine.sessions.live() if s.busy]
+    if waits:
+        _, pending = await asyncio.wait(waits, timeout=timeout)
+        for task in pending:
+            task.cancel()

@@ -48,8 +48,12 @@ def tenant(request: Request) -> str:
         return ""
     token = _bearer(request)
     if token is None:
-        raise APIError(401, "missing API key: send `Authorization: Bearer <key>`",
-                       "invalid_request_error", "missing_api_key")
+        raise APIError(
+            401,
+            "missing API key: send `Authorization: Bearer <key>`",
+            "invalid_request_error",
+            "missing_api_key",
+        )
     found = ring.tenant(token)
     if found is None:
         raise APIError(401, "invalid API key", "invalid_request_error", "invalid_api_key")

@@ -29,7 +29,7 @@ def session_of(engine: EngineDep, tenant: Tenant, session_id: str) -> Session:
 
 
 def parse_memory(value: str | int | None) -> int | None:
-    """"1g", "512m", "4G" or a number of MB."""
+    """ "1g", "512m", "4G" or a number of MB."""
     from .. import errors
 
     if value is None or isinstance(value, int):

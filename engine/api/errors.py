@@ -26,8 +26,9 @@ STATUS: list[tuple[type[errors.EngineError], int, str]] = [
 ]
 
 
-def error_body(message: str, type_: str, code: str | None = None,
-               param: str | None = None) -> dict[str, object]:
+def error_body(
+    message: str, type_: str, code: str | None = None, param: str | None = None
+) -> dict[str, object]:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
@@ -50,8 +51,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse(error_body(exc.message, exc.type, exc.code), status_code=exc.status,
-                            headers=headers)
+        return JSONResponse(
+            error_body(exc.message, exc.type, exc.code), status_code=exc.status, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -60,14 +62,21 @@ def install(app: FastAPI) -> None:
         loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
         if first.get("type") == "json_invalid":
             return JSONResponse(
-                error_body("the request body is not valid JSON", "invalid_request_error",
-                           "invalid_json"), status_code=400)
+                error_body(
+                    "the request body is not valid JSON", "invalid_request_error", "invalid_json"
+                ),
+                status_code=400,
+            )
         message = "; ".join(
             f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in problems[:5]
         )
         return JSONResponse(
-            error_body(message or "invalid request", "invalid_request_error", "invalid_value",
-                       ".".join(loc) or None),
+            error_body(
+                message or "invalid request",
+                "invalid_request_error",
+                "invalid_value",
+                ".".join(loc) or None,
+            ),
             status_code=422,
         )
 
@@ -79,5 +88,6 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(error_body("internal error", "server_error", "internal_error"),
-                            status_code=500)
+        return JSONResponse(
+            error_body("internal error", "server_error", "internal_error"), status_code=500
+        )

@@ -28,8 +28,9 @@ class BodyLimits:
         limit = self.max_upload if ctype.startswith("multipart/") else self.max_body
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
-            await _reject(send, 413, f"the request body is larger than {limit} bytes",
-                          "payload_too_large")
+            await _reject(
+                send, 413, f"the request body is larger than {limit} bytes", "payload_too_large"
+            )
             return
         if ctype.startswith("multipart/"):
             await self.app(scope, _counting(receive, limit), send)
@@ -43,14 +44,16 @@ class BodyLimits:
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > limit:
-                await _reject(send, 413, f"the request body is larger than {limit} bytes",
-                              "payload_too_large")
+                await _reject(
+                    send, 413, f"the request body is larger than {limit} bytes", "payload_too_large"
+                )
                 return
-        if "json" in ctype or (not ctype and body[:1] in (b"{", b"[")):
+        if "json" in ctype or (not ctype and bytes(body[:1]) in (b"{", b"[")):
             depth = json_depth(bytes(body))
             if depth > self.max_depth:
-                await _reject(send, 400, f"JSON nested deeper than {self.max_depth} levels",
-                              "json_too_deep")
+                await _reject(
+                    send, 400, f"JSON nested deeper than {self.max_depth} levels", "json_too_deep"
+                )
                 return
             if not _valid_utf8(bytes(body)):
                 await _reject(send, 400, "the request body is not valid UTF-8", "invalid_json")
@@ -123,7 +126,14 @@ class BodyTooLarge(Exception):
 
 async def _reject(send: Send, status: int, message: str, code: str) -> None:
     payload = json.dumps(error_body(message, "invalid_request_error", code)).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(payload)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})

@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import APIRouter, Query, Request
-from starlette.datastructures import UploadFile
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.datastructures import UploadFile
 
 from .. import errors
 from ..files import guess_mime_type
@@ -95,8 +95,11 @@ async def execute(
 ) -> Any:
     session = session_of(engine, tenant, session_id)
     if "text/event-stream" in request.headers.get("accept", ""):
-        return StreamingResponse(_sse(session, body), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})
+        return StreamingResponse(
+            _sse(session, body),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
     return await session.execute(body.code, body.timeout)
 
 
@@ -166,8 +169,9 @@ async def add_file(
     try:
         body = AddFile.model_validate_json(await request.body())
     except ValueError as exc:
-        raise errors.InvalidRequest(f"expected JSON {{\"file_id\"}} or a multipart upload: {exc}"
-                                    ) from None
+        raise errors.InvalidRequest(
+            f'expected JSON {{"file_id"}} or a multipart upload: {exc}'
+        ) from None
     return await session.add_file(body.file_id, body.name)
 
 

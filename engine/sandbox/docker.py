@@ -194,7 +194,9 @@ class DockerBackend(SandboxBackend):
             try:
                 self.client.ping()
             except (DockerException, OSError) as exc:
-                raise errors.BackendUnavailable(f"the Docker engine does not answer: {exc}") from exc
+                raise errors.BackendUnavailable(
+                    f"the Docker engine does not answer: {exc}"
+                ) from exc
             try:
                 self.client.images.get(image)
             except ImageNotFound as exc:
@@ -257,8 +259,13 @@ class DockerBackend(SandboxBackend):
             },
             mounts=[
                 # Docker creates this named tmpfs volume with the container, labels included.
-                Mount(target=DATA_MOUNT, source=name, type="volume", driver_config=data_volume,
-                      labels=labels),
+                Mount(
+                    target=DATA_MOUNT,
+                    source=name,
+                    type="volume",
+                    driver_config=data_volume,
+                    labels=labels,
+                ),
                 Mount(target=CONN_MOUNT, source=str(conn_dir), type="bind"),
             ],
             log_config=LogConfig(
@@ -298,7 +305,9 @@ class DockerBackend(SandboxBackend):
                 pass
             except APIError as exc:
                 if exc.status_code != 409:  # removal already in progress
-                    raise errors.SandboxError(f"could not remove sandbox {sandbox_id}: {exc}")
+                    raise errors.SandboxError(
+                        f"could not remove sandbox {sandbox_id}: {exc}"
+                    ) from exc
         state_dir = self.state_dir / sandbox_id
         if state_dir.exists():
             _make_removable(state_dir)

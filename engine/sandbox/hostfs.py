@@ -12,7 +12,7 @@ import os
 import secrets
 import stat
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -130,8 +130,7 @@ class HostDataDir:
     def stat(self, path: str) -> FileEntry:
         with self.open_read(path) as f:
             st = os.fstat(f.fileno())
-        return FileEntry("/".join(check_relative_path(path)), st.st_size, st.st_mtime_ns,
-                         st.st_ino)
+        return FileEntry("/".join(check_relative_path(path)), st.st_size, st.st_mtime_ns, st.st_ino)
 
     def write(self, path: str, src: BinaryIO, max_bytes: int) -> FileEntry:
         """Write atomically: a temp file, then a rename that replaces whatever was there."""
@@ -194,7 +193,5 @@ def _open(name: str, flags: int, dir_fd: int, shown: str) -> int:
 
 
 def _unlink_quietly(name: str, dir_fd: int) -> None:
-    try:
+    with suppress(OSError):
         os.unlink(name, dir_fd=dir_fd)
-    except OSError:
-        pass
