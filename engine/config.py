@@ -56,6 +56,15 @@ class Settings(BaseSettings):
     """Per stream (stdout, stderr): beyond this, the head and tail are kept."""
     max_display_outputs: int = Field(default=100, ge=1)
 
+    # --- the warm pool ---
+    pool_size: int = Field(default=2, ge=0)
+    """Sandboxes kept started ahead of demand (kernel up, stack imported)."""
+    pool_min: int = Field(default=0, ge=0)
+    pool_max: int = Field(default=16, ge=0)
+    """The pool's target adapts to demand between these bounds."""
+    pool_parallel: int = Field(default=2, ge=1)
+    """Sandboxes the pool starts at once."""
+
     # --- sessions ---
     session_ttl: int = Field(default=3600, ge=1)
     """Seconds a session lives (its hard deadline, which ``extend`` pushes out)."""

@@ -8,9 +8,10 @@ from types import TracebackType
 
 from .config import Settings
 from .files import FileStore
+from .pool import WarmPool
 from .sandbox.base import SandboxBackend
 from .sandbox.docker import DockerBackend
-from .sessions import Session, SessionContext, SessionManager, sandbox_spec
+from .sessions import Session, SessionContext, SessionManager, kernel_limits, sandbox_spec
 from .store import Store
 
 HOME_LABEL = "org.sandbox-engine.home"
@@ -34,6 +35,7 @@ class Engine:
         self.store = Store(data_dir / "engine.db")
         self.files = FileStore(self.store, data_dir / "files", self.settings.max_file_mb * MB)
         self._sessions: SessionManager | None = None
+        self.pool: WarmPool | None = None
 
     @property
     def sessions(self) -> SessionManager:
@@ -44,20 +46,36 @@ class Engine:
     async def start(self) -> Engine:
         await self.backend.check(self.image)
         self.files.sweep()
+        spec = sandbox_spec(self.settings, self.image, self.labels)
+        if self.settings.pool_max > 0 and (self.settings.pool_size or self.settings.pool_min):
+            self.pool = WarmPool(
+                self.backend,
+                spec,
+                kernel_limits(self.settings, spec.memory_limit_mb),
+                size=self.settings.pool_size,
+                minimum=self.settings.pool_min,
+                maximum=self.settings.pool_max,
+                parallel=self.settings.pool_parallel,
+            )
         ctx = SessionContext(
             backend=self.backend,
-            spec=sandbox_spec(self.settings, self.image, self.labels),
+            spec=spec,
             settings=self.settings,
             store=self.store,
             files=self.files,
+            pool=self.pool,
         )
         self._sessions = SessionManager(ctx, self.labels)
-        await self._sessions.start()
+        await self._sessions.start()  # removes what an earlier process left, before the pool
+        if self.pool is not None:
+            self.pool.start()
         return self
 
     async def close(self) -> None:
         if self._sessions is not None:
             await self._sessions.close_all()
+        if self.pool is not None:
+            await self.pool.close()
         await self.backend.close()
         self.store.close()
 

@@ -15,4 +15,8 @@ EXECUTION_SECONDS = Histogram(
 )
 TIMEOUTS = Counter("sandbox_timeouts", "Executions stopped at their timeout", ["action"])
 OOM_KILLS = Counter("sandbox_oom_kills", "Kernels killed for running out of memory")
+POOL_ACQUIRES = Counter(
+    "sandbox_pool_acquires", "Session starts by where the sandbox came from", ["source"]
+)
+POOL_READY = Gauge("sandbox_pool_ready", "Warm sandboxes ready to hand out")
 FILES_CREATED = Counter("sandbox_files_created", "File objects created", ["purpose"])

@@ -45,6 +45,7 @@ class SandboxProvisioner(KernelProvisionerBase):
     start_timeout: float = 60.0
     process: ProcessHandle | None = None
     generation = 0
+    _conn_fd: int | None = None
 
     @property
     def _manager(self) -> AsyncKernelManager:
@@ -81,6 +82,16 @@ class SandboxProvisioner(KernelProvisionerBase):
 
     async def cleanup(self, restart: bool = False) -> None:
         self.process = None
+        if not restart and self._conn_fd is not None:
+            os.close(self._conn_fd)
+            self._conn_fd = None
+
+    def _short_conn_dir(self) -> str:
+        """Unix socket addresses are capped at 107 bytes, data folders can be deep: connect
+        through ``/proc/self/fd/<n>``, a descriptor of our own on the connection folder."""
+        if self._conn_fd is None:
+            self._conn_fd = os.open(self.sandbox.conn_dir, os.O_PATH | os.O_DIRECTORY)
+        return f"/proc/self/fd/{self._conn_fd}"
 
     def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:
         return min(recommended, 2.0)
@@ -97,7 +108,7 @@ class SandboxProvisioner(KernelProvisionerBase):
         finally:
             self.sandbox.conn_dir.chmod(0o555)
         km.transport = "ipc"
-        km.ip = str(host_dir / "s")
+        km.ip = f"{self._short_conn_dir()}/{name}/s"
         for port, port_name in enumerate(PORT_NAMES, start=1):
             setattr(km, port_name, port)
         km.connection_file = str(self.sandbox.conn_dir.parent / f"{name}.json")
@@ -117,8 +128,8 @@ class SandboxProvisioner(KernelProvisionerBase):
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         km = self._manager
         self.process = await self.sandbox.start_process(cmd, env={})
-        host_dir = Path(km.ip).parent
-        sockets = [Path(f"{km.ip}-{getattr(km, p)}") for p in PORT_NAMES]
+        host_dir = self.sandbox.conn_dir / f"k{self.generation}"
+        sockets = [host_dir / f"s-{getattr(km, p)}" for p in PORT_NAMES]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.start_timeout
         polls = 0

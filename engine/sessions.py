@@ -24,6 +24,7 @@ from .files import FileStore, Source
 from .kernel import EventCallback, Kernel, KernelLimits, SandboxLost, validate_timeout
 from .names import check_filename, check_relative_path
 from .paging import Page, page_query
+from .pool import WarmPool
 from .results import (
     DoneEvent,
     ErrorInfo,
@@ -111,6 +112,7 @@ class SessionContext:
     settings: Settings
     store: Store
     files: FileStore
+    pool: WarmPool | None = None
 
 
 class Session:
@@ -212,13 +214,18 @@ class Session:
         return self.info
 
     async def start(self, file_ids: Iterable[str] = ()) -> None:
-        sandbox = await self._ctx.backend.create(self.spec)
-        try:
-            kernel = Kernel(sandbox, kernel_limits(self._settings, self.spec.memory_limit_mb))
-            await kernel.start()
-        except BaseException:
-            await sandbox.destroy()
-            raise
+        pool = self._ctx.pool
+        warm = pool.acquire() if pool is not None and pool.spec == self.spec else None
+        if warm is not None:
+            sandbox, kernel = warm.sandbox, warm.kernel
+        else:
+            sandbox = await self._ctx.backend.create(self.spec)
+            try:
+                kernel = Kernel(sandbox, kernel_limits(self._settings, self.spec.memory_limit_mb))
+                await kernel.start()
+            except BaseException:
+                await sandbox.destroy()
+                raise
         self._sandbox, self._kernel = sandbox, kernel
         self._info.status = SessionStatus.ACTIVE
         self.touch()
@@ -779,6 +786,8 @@ class SessionManager:
             await asyncio.sleep(self._settings.reaper_interval)
             try:
                 await self.reap()
+                if self._ctx.pool is not None:
+                    self._ctx.pool.tick()
             except Exception:  # the reaper must outlive any one failure
                 log.exception("session reaper failed")
 

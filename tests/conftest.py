@@ -30,6 +30,8 @@ async def session(engine: Engine) -> AsyncIterator[Session]:
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+    """Settings for a test's own engine; no warm pool unless the test asks for one."""
+    overrides = {"pool_size": 0, "pool_min": 0, **overrides}
     return Settings(data_dir=tmp_path / "engine", **overrides)  # type: ignore[arg-type]
 
 

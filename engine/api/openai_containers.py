@@ -1,5 +1,342 @@
-"""(being written)"""
+"""OpenAI-compatible Containers: ``/v1/containers`` and their files.
 
-from fastapi import APIRouter
+A container is a session of the caller's tenant: the container id is the session id. Each create
+starts a fresh session whose thread id is ``container_<24 hex>/<name>``, so names need not be
+unique and the name survives restarts with the session's row. Sessions made any other way show
+their thread id as the name. A container's files are what is in its /mnt/data; each one's id is
+the file object known for that path, or ``cfile_<hash of the path>`` when there is none.
+"""
 
-router = APIRouter()
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.datastructures import UploadFile
+
+from .. import errors
+from ..core import Engine
+from ..files import guess_mime_type
+from ..paging import MAX_LIMIT, Page
+from ..sessions import Session, SessionFile, SessionInfo, SessionStatus
+from .auth import Tenant
+from .deps import EngineDep, parse_memory, stream_file
+
+router = APIRouter(prefix="/v1/containers", tags=["openai containers"])
+
+THREAD_PREFIX = "container_"
+_THREAD = re.compile(r"container_[0-9a-f]{24}/(.+)", re.DOTALL)
+MAX_NAME = 256 - len(THREAD_PREFIX) - 25
+
+
+class ExpiresAfter(BaseModel):
+    anchor: Literal["last_active_at"] = "last_active_at"
+    minutes: int = Field(ge=1)
+
+
+class NetworkPolicy(BaseModel):
+    type: Literal["disabled", "allowlist"] = "disabled"
+    allowed_domains: list[str] | None = None
+
+
+class CreateContainer(BaseModel):
+    name: str = Field(min_length=1, max_length=MAX_NAME)
+    file_ids: list[str] = Field(default_factory=list, max_length=100)
+    expires_after: ExpiresAfter | None = None
+    memory_limit: str | int | None = None
+    """"1g", "4g", ... up to the engine's ``max_memory_limit_mb``; also "512m" or MB."""
+    network_policy: NetworkPolicy | None = None
+    skills: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Container(BaseModel):
+    id: str
+    object: Literal["container"] = "container"
+    name: str
+    created_at: int
+    status: Literal["running", "expired"]
+    last_active_at: int
+    expires_after: ExpiresAfter
+    expires_at: int
+    """Not in OpenAI's object: when the sandbox ends unless it is used (or its deadline)."""
+    memory_limit: str | None = None
+    network_policy: NetworkPolicy = Field(default_factory=NetworkPolicy)
+
+
+class ContainerDeleted(BaseModel):
+    id: str
+    object: Literal["container.deleted"] = "container.deleted"
+    deleted: bool = True
+
+
+class AddContainerFile(BaseModel):
+    file_id: str
+
+
+class ContainerFile(BaseModel):
+    id: str
+    object: Literal["container.file"] = "container.file"
+    bytes: int
+    container_id: str
+    created_at: int
+    path: str
+    source: Literal["user", "assistant"]
+
+
+class ContainerFileDeleted(BaseModel):
+    id: str
+    object: Literal["container.file.deleted"] = "container.file.deleted"
+    deleted: bool = True
+
+
+# --- containers ---
+
+
+@router.post("", response_model=Container)
+async def create_container(body: CreateContainer, engine: EngineDep, tenant: Tenant) -> Container:
+    if body.network_policy is not None and body.network_policy.type != "disabled":
+        raise errors.InvalidRequest("sandboxes have no network: only network_policy "
+                                    "{\"type\": \"disabled\"} is supported")
+    if body.skills:
+        raise errors.InvalidRequest("skills are not supported")
+    idle = None
+    if body.expires_after is not None:
+        idle = body.expires_after.minutes * 60
+        most = engine.settings.max_session_lifetime // 60
+        if idle > most * 60:
+            raise errors.InvalidRequest(f"expires_after.minutes must be from 1 to {most}")
+    session = await engine.session(
+        f"{THREAD_PREFIX}{uuid.uuid4().hex[:24]}/{body.name}",
+        owner=tenant,
+        file_ids=body.file_ids,
+        idle_timeout=idle,
+        memory_limit_mb=parse_memory(body.memory_limit),
+    )
+    return _container(session.info, session)
+
+
+@router.get("", response_model=Page[Container])
+async def list_containers(
+    engine: EngineDep,
+    tenant: Tenant,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
+    order: Literal["asc", "desc"] = "desc",
+    after: str | None = None,
+    name: str | None = None,
+) -> Page[Container]:
+    def wanted(info: SessionInfo) -> bool:
+        return info.status is not SessionStatus.CLOSED and (name is None or _name(info) == name)
+
+    infos, has_more = _filtered_sessions(engine, tenant, wanted, limit, order, after)
+    live = {s.id: s for s in engine.sessions.live()}
+    return Page[Container].of([_container(i, live.get(i.id)) for i in infos], has_more)
+
+
+@router.get("/{container_id}", response_model=Container)
+async def retrieve_container(container_id: str, engine: EngineDep, tenant: Tenant) -> Container:
+    info = _info(engine, tenant, container_id)
+    live = {s.id: s for s in engine.sessions.live()}
+    return _container(info, live.get(info.id))
+
+
+@router.delete("/{container_id}", response_model=ContainerDeleted)
+async def delete_container(
+    container_id: str, engine: EngineDep, tenant: Tenant
+) -> ContainerDeleted:
+    _info(engine, tenant, container_id)
+    await engine.sessions.close(container_id, tenant)
+    return ContainerDeleted(id=container_id)
+
+
+def _info(engine: Engine, tenant: str, container_id: str) -> SessionInfo:
+    """A container's session; a deleted (closed) one is gone, as in OpenAI."""
+    info = engine.sessions.info(container_id, tenant)
+    if info.status is SessionStatus.CLOSED:
+        raise errors.SessionNotFound(f"no container with id {container_id!r}")
+    return info
+
+
+def _name(info: SessionInfo) -> str:
+    match = _THREAD.fullmatch(info.thread_id)
+    return match.group(1) if match else info.thread_id
+
+
+def _container(info: SessionInfo, session: Session | None) -> Container:
+    memory = session.spec.memory_limit_mb if session is not None else None
+    return Container(
+        id=info.id,
+        name=_name(info),
+        created_at=info.created_at,
+        status="expired" if info.status is SessionStatus.EXPIRED else "running",
+        last_active_at=info.last_active_at,
+        expires_after=ExpiresAfter(minutes=max(1, -(-info.idle_timeout // 60))),
+        expires_at=info.expires_at,
+        memory_limit=_memory(memory),
+    )
+
+
+def _memory(mb: int | None) -> str | None:
+    if mb is None:
+        return None
+    return f"{mb // 1024}g" if mb % 1024 == 0 else f"{mb}m"
+
+
+def _filtered_sessions(
+    engine: Engine, tenant: str, wanted: Callable[[SessionInfo], bool], limit: int,
+    order: str, after: str | None,
+) -> tuple[list[SessionInfo], bool]:
+    """One page of the tenant's sessions that pass ``wanted``, walking the library's pages."""
+    found: list[SessionInfo] = []
+    cursor = after
+    while len(found) <= limit:
+        page = engine.sessions.list(tenant, limit=MAX_LIMIT, order=order, after=cursor)
+        found += [info for info in page.data if wanted(info)]
+        if not page.has_more:
+            break
+        cursor = page.last_id
+    return found[:limit], len(found) > limit
+
+
+# --- container files ---
+
+
+def _live_session(engine: Engine, tenant: str, container_id: str) -> Session:
+    info = _info(engine, tenant, container_id)
+    if info.status is SessionStatus.EXPIRED:
+        raise errors.InvalidRequest(f"container {container_id} is expired")
+    return engine.get_session(container_id, tenant)
+
+
+_FILE_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": AddContainerFile.model_json_schema()},
+    "multipart/form-data": {"schema": {
+        "type": "object", "required": ["file"],
+        "properties": {"file": {"type": "string", "format": "binary"}},
+    }},
+}}}
+
+
+@router.post("/{container_id}/files", response_model=ContainerFile, openapi_extra=_FILE_BODY)
+async def create_container_file(
+    container_id: str, request: Request, engine: EngineDep, tenant: Tenant
+) -> ContainerFile:
+    """Multipart with a ``file`` part, or JSON ``{"file_id"}``: lands at /mnt/data/<filename>."""
+    session = _live_session(engine, tenant, container_id)
+    if request.headers.get("content-type", "").startswith("multipart/"):
+        async with request.form() as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise errors.InvalidRequest("the multipart body needs a `file` part")
+            added = await session.upload(upload.filename or "", upload.file)
+    else:
+        try:
+            body = AddContainerFile.model_validate_json(await request.body())
+        except ValueError as exc:
+            raise errors.InvalidRequest(
+                f"expected JSON {{\"file_id\"}} or a multipart upload: {exc}"
+            ) from None
+        added = await session.add_file(body.file_id)
+    for f in await _container_files(engine, session):
+        if f.path == added.path:
+            return f
+    raise errors.FileNotFound(f"{added.path} vanished from container {container_id}")
+
+
+@router.get("/{container_id}/files", response_model=Page[ContainerFile])
+async def list_container_files(
+    container_id: str,
+    engine: EngineDep,
+    tenant: Tenant,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
+    order: Literal["asc", "desc"] = "desc",
+    after: str | None = None,
+) -> Page[ContainerFile]:
+    session = _live_session(engine, tenant, container_id)
+    files = await _container_files(engine, session)
+    if order == "desc":
+        files.reverse()
+    return Page[ContainerFile].of(*_page(files, limit, after))
+
+
+@router.get("/{container_id}/files/{file_id}", response_model=ContainerFile)
+async def retrieve_container_file(
+    container_id: str, file_id: str, engine: EngineDep, tenant: Tenant
+) -> ContainerFile:
+    return await _find(engine, tenant, container_id, file_id)
+
+
+@router.get("/{container_id}/files/{file_id}/content")
+async def container_file_content(
+    container_id: str, file_id: str, engine: EngineDep, tenant: Tenant
+) -> StreamingResponse:
+    found = await _find(engine, tenant, container_id, file_id)
+    f = await engine.get_session(container_id, tenant).open_file(found.path)
+    name = found.path.rsplit("/", 1)[-1]
+    return stream_file(f, guess_mime_type(name), name)
+
+
+@router.delete("/{container_id}/files/{file_id}", response_model=ContainerFileDeleted)
+async def delete_container_file(
+    container_id: str, file_id: str, engine: EngineDep, tenant: Tenant
+) -> ContainerFileDeleted:
+    found = await _find(engine, tenant, container_id, file_id)
+    await engine.get_session(container_id, tenant).remove_file(found.path)
+    return ContainerFileDeleted(id=file_id)
+
+
+async def _find(engine: Engine, tenant: str, container_id: str, file_id: str) -> ContainerFile:
+    session = _live_session(engine, tenant, container_id)
+    for f in await _container_files(engine, session):
+        if f.id == file_id:
+            return f
+    raise errors.FileNotFound(f"no file {file_id!r} in container {container_id}")
+
+
+async def _container_files(engine: Engine, session: Session) -> list[ContainerFile]:
+    """The files in /mnt/data, oldest first."""
+    files: list[ContainerFile] = []
+    taken: set[str] = set()
+    for entry in await session.list_files():
+        files.append(_container_file(engine, session, entry, taken))
+        taken.add(files[-1].id)
+    files.sort(key=lambda f: (f.created_at, f.path))
+    return files
+
+
+def _container_file(
+    engine: Engine, session: Session, entry: SessionFile, taken: set[str]
+) -> ContainerFile:
+    file_id = entry.file_id
+    source: Literal["user", "assistant"] = "assistant"
+    if file_id is not None:
+        try:
+            obj = engine.files.retrieve(file_id, session.owner)
+        except errors.FileNotFound:  # the file object was deleted; the copy in the sandbox stays
+            source = "user"
+        else:
+            wrote = obj.purpose == "assistants_output" and obj.session_id == session.id
+            source = "assistant" if wrote else "user"
+    if file_id is None or file_id in taken:  # one file object placed at two paths
+        digest = hashlib.sha256(f"{session.id}:{entry.path}".encode()).hexdigest()
+        file_id = f"cfile_{digest[:32]}"
+    return ContainerFile(
+        id=file_id, bytes=entry.bytes, container_id=session.id, created_at=entry.modified_at,
+        path=entry.path, source=source,
+    )
+
+
+def _page(items: Sequence[ContainerFile], limit: int, after: str | None
+          ) -> tuple[list[ContainerFile], bool]:
+    start = 0
+    if after is not None:
+        ids = [i.id for i in items]
+        if after not in ids:
+            raise errors.InvalidRequest(f"after cursor {after!r} does not name a file here")
+        start = ids.index(after) + 1
+    return list(items[start:start + limit]), start + limit < len(items)

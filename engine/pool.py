@@ -1,0 +1,160 @@
+"""The warm pool: sandboxes started ahead of demand, kernel up and stack imported.
+
+Each pooled sandbox is handed out once and never returns to the pool. The target size adapts
+to demand: it grows (up to ``maximum``) when acquisitions find the pool empty or drain it, and
+shrinks back (down to ``minimum``) after a quiet spell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from . import metrics
+from .kernel import Kernel, KernelLimits
+from .sandbox.base import Sandbox, SandboxBackend, SandboxSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Warm:
+    sandbox: Sandbox
+    kernel: Kernel
+
+
+class WarmPool:
+    def __init__(
+        self,
+        backend: SandboxBackend,
+        spec: SandboxSpec,
+        limits: KernelLimits,
+        *,
+        size: int,
+        minimum: int,
+        maximum: int,
+        parallel: int = 2,
+        quiet_seconds: float = 60.0,
+    ) -> None:
+        self.spec = spec
+        self._backend = backend
+        self._limits = limits
+        self.minimum = max(0, min(minimum, maximum))
+        self.maximum = max(0, maximum)
+        self.target = max(self.minimum, min(size, self.maximum))
+        self._ready: deque[Warm] = deque()
+        self._starting = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._filled = asyncio.Event()
+        self._parallel = asyncio.Semaphore(max(1, parallel))
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._quiet = quiet_seconds
+        self._last_demand = time.monotonic()
+        self._closed = False
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def ready(self) -> int:
+        return len(self._ready)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._refill_forever(), name="warm-pool")
+        self._wake.set()
+
+    def acquire(self) -> Warm | None:
+        """A ready sandbox, or None (the caller cold-starts). Never blocks."""
+        self._last_demand = time.monotonic()
+        if self._ready:
+            warm = self._ready.popleft()
+            self.hits += 1
+            metrics.POOL_ACQUIRES.labels("warm").inc()
+            if not self._ready and self.target < self.maximum:
+                self.target += 1  # drained: demand outruns the pool
+        else:
+            warm = None
+            self.misses += 1
+            metrics.POOL_ACQUIRES.labels("cold").inc()
+            self.target = min(self.maximum, max(self.target, self.minimum) + 1)
+        metrics.POOL_READY.set(len(self._ready))
+        self._wake.set()
+        return warm
+
+    async def wait_ready(self, count: int | None = None, timeout: float = 120.0) -> None:
+        """Wait until ``count`` (default: the target) sandboxes are ready. For tests, benches."""
+        want = self.target if count is None else count
+        async with asyncio.timeout(timeout):
+            while len(self._ready) < want:
+                self._filled.clear()
+                self._wake.set()
+                await self._filled.wait()
+
+    async def _refill_forever(self) -> None:
+        while not self._closed:
+            await self._wake.wait()
+            self._wake.clear()
+            self._shrink_if_quiet()
+            missing = self.target - len(self._ready) - self._starting
+            for _ in range(max(0, missing)):
+                self._starting += 1
+                task = asyncio.create_task(self._start_one())
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    def _shrink_if_quiet(self) -> None:
+        if time.monotonic() - self._last_demand > self._quiet and self.target > self.minimum:
+            self.target -= 1
+            self._last_demand = time.monotonic()
+            if len(self._ready) > self.target:
+                task = asyncio.create_task(_discard(self._ready.pop()))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _start_one(self) -> None:
+        try:
+            async with self._parallel:
+                if self._closed:
+                    return
+                sandbox = await self._backend.create(self.spec)
+                try:
+                    kernel = Kernel(sandbox, self._limits)
+                    await kernel.start()
+                except BaseException:
+                    await sandbox.destroy()
+                    raise
+            if self._closed:
+                await _discard(Warm(sandbox, kernel))
+                return
+            self._ready.append(Warm(sandbox, kernel))
+            metrics.POOL_READY.set(len(self._ready))
+            self._filled.set()
+        except Exception as exc:  # a failed start must not stop the pool; back off a little
+            log.warning("warm pool: could not start a sandbox: %s", exc)
+            await asyncio.sleep(1.0)
+        finally:
+            self._starting -= 1
+            self._wake.set()
+
+    def tick(self) -> None:
+        """Re-check the target; the session reaper calls this periodically."""
+        self._wake.set()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        ready, self._ready = list(self._ready), deque()
+        await asyncio.gather(*(_discard(w) for w in ready), return_exceptions=True)
+
+
+async def _discard(warm: Warm) -> None:
+    await warm.kernel.shutdown()
+    await warm.sandbox.destroy()
