@@ -85,6 +85,18 @@ class Settings(BaseSettings):
     max_listed_files: int = Field(default=10_000, ge=1)
     """Entries scanned in /mnt/data after an execution."""
 
+    # --- the LLM loop (Assistants API) ---
+    llm_base_url: str | None = None
+    """An OpenAI-compatible Chat Completions endpoint (OpenAI, Azure OpenAI, vLLM, Ollama)."""
+    llm_api_key: str | None = None
+    llm_max_tool_rounds: int = Field(default=10, ge=1)
+    """Model turns with tool calls per run; past this the run fails with a clear error."""
+    llm_code_timeout: float = Field(default=120.0, gt=0)
+    llm_context_tokens: int = Field(default=100_000, ge=1000)
+    """Prompt budget for `auto` truncation when a run sets no max_prompt_tokens."""
+    llm_tool_output_chars: int = Field(default=8000, ge=500)
+    """How much of an execution's output goes back to the model."""
+
     # --- the HTTP service ---
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)

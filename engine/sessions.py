@@ -716,6 +716,10 @@ class SessionManager:
         info = self.info(session_id, owner)
         raise errors.SessionClosed(f"session {session_id} is {info.status.value}")
 
+    def by_thread(self, thread_id: str, owner: str = "") -> Session | None:
+        """The live session of a thread, if there is one."""
+        return self._by_thread.get((owner, thread_id))
+
     def info(self, session_id: str, owner: str | None = None) -> SessionInfo:
         session = self._live.get(session_id)
         if session is not None and (owner is None or session.owner == owner):

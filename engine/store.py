@@ -80,6 +80,10 @@ class Store:
                 raise
             self._db.execute("COMMIT")
 
+    def execute_script(self, sql: str) -> None:
+        with self._lock:
+            self._db.executescript(sql)
+
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         with self._lock:
             return self._db.execute(sql, params).rowcount

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -35,26 +36,21 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     return Settings(data_dir=tmp_path / "engine", **overrides)  # type: ignore[arg-type]
 
 
-class LiveServer:
-    """``sandbox-engine serve`` in a background thread: a real uvicorn on a real socket."""
+class ServerThread:
+    """A real uvicorn serving ``app`` on a free loopback port, in a background thread."""
 
-    keys = ("key-a", "key-b")
-
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, app: Any) -> None:
         import socket
         import threading
 
         import uvicorn
 
-        from engine.api import create_app
-
-        self.settings = settings
-        self.app = create_app(settings)
+        self.app = app
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning"))
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
         self._thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True
         )
@@ -66,13 +62,25 @@ class LiveServer:
         deadline = time.monotonic() + 60
         while not self.server.started:
             if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the live server did not start")
+                raise RuntimeError("the server did not start")
             time.sleep(0.05)
 
     def stop(self) -> None:
         self.server.should_exit = True
         self._thread.join(timeout=60)
         self._sock.close()
+
+
+class LiveServer(ServerThread):
+    """``sandbox-engine serve`` in a background thread: a real uvicorn on a real socket."""
+
+    keys = ("key-a", "key-b")
+
+    def __init__(self, settings: Settings) -> None:
+        from engine.api import create_app
+
+        self.settings = settings
+        super().__init__(create_app(settings))
 
     @property
     def engine(self) -> Engine:
@@ -81,11 +89,26 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def model_server() -> Iterator[ServerThread]:
+    """The scripted OpenAI-compatible model (tests/model_server.py) on a real socket."""
+    from .model_server import app
+
+    server = ServerThread(app)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def live_server(
+    tmp_path_factory: pytest.TempPathFactory, model_server: ServerThread
+) -> Iterator[LiveServer]:
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("server"),
         api_keys=",".join(LiveServer.keys),
         memory_limit_mb=512,
+        llm_base_url=f"{model_server.url}/v1",
+        llm_api_key="model-key",
     )
     server = LiveServer(settings)
     server.start()

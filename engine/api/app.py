@@ -10,10 +10,12 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ..assistants import AssistantsService, OpenAIChatProvider
 from ..config import Settings
 from ..core import Engine
-from . import azure, openai_containers, openai_files, ops, sessions
+from . import assistants, azure, openai_containers, openai_files, ops, sessions
 from . import errors as api_errors
 from .auth import KeyRing
 from .limits import BodyLimits, BodyTooLarge
@@ -31,10 +33,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         the_engine = engine or Engine(settings)
         await the_engine.start()
         app.state.engine = the_engine
+        provider = OpenAIChatProvider(settings.llm_base_url, settings.llm_api_key)
+        app.state.assistants = AssistantsService(the_engine, provider, settings)
+        app.state.assistants.recover()
         try:
             yield
         finally:
             await _drain(the_engine, settings.drain_timeout)
+            await app.state.assistants.close()
             await the_engine.close()
 
     app = FastAPI(
@@ -52,7 +58,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(openai_files.router)
     app.include_router(openai_containers.router)
     app.include_router(azure.router)
+    app.include_router(assistants.router)
     app.middleware("http")(_request_log)
+    app.add_middleware(AzureOpenAIPaths)
     app.add_middleware(
         BodyLimits,
         max_body=settings.max_body_mb * MB,
@@ -60,6 +68,20 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         max_depth=settings.max_json_depth,
     )
     return app
+
+
+class AzureOpenAIPaths:
+    """``AzureOpenAI(azure_endpoint=...)`` clients call ``/openai/<resource>?api-version=``:
+    the same resources as ``/v1/<resource>``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path.startswith("/openai/"):
+            scope = {**scope, "path": "/v1/" + path[len("/openai/"):], "raw_path": None}
+        await self.app(scope, receive, send)
 
 
 async def _request_log(

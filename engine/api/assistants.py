@@ -1,0 +1,305 @@
+"""Assistants v2 routes, as the official SDK's ``client.beta.*`` calls them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..assistants.models import (
+    Assistant,
+    Message,
+    Run,
+    RunStep,
+    Thread,
+    Tool,
+    ToolResources,
+    TruncationStrategy,
+)
+from ..assistants.service import AssistantsService, Event
+from ..paging import Page
+from .auth import Tenant
+
+router = APIRouter(prefix="/v1", tags=["assistants"])
+STOP_EVENTS = {"thread.run.requires_action", "thread.run.completed", "thread.run.failed",
+               "thread.run.cancelled", "thread.run.expired", "thread.run.incomplete"}
+
+
+def service(request: Request) -> AssistantsService:
+    value: AssistantsService = request.app.state.assistants
+    return value
+
+
+Service = Annotated[AssistantsService, Depends(service)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class AssistantBody(Body):
+    model: str | None = None
+    name: str | None = Field(default=None, max_length=256)
+    description: str | None = Field(default=None, max_length=512)
+    instructions: str | None = Field(default=None, max_length=256_000)
+    tools: list[Tool] | None = Field(default=None, max_length=128)
+    tool_resources: ToolResources | None = None
+    metadata: dict[str, str] | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    response_format: Any = None
+
+
+class MessageBody(Body):
+    role: Literal["user", "assistant"] = "user"
+    content: str | list[dict[str, Any]]
+    attachments: list[dict[str, Any]] | None = None
+    metadata: dict[str, str] | None = None
+
+
+class ThreadBody(Body):
+    messages: list[MessageBody] | None = Field(default=None, max_length=100)
+    tool_resources: ToolResources | None = None
+    metadata: dict[str, str] | None = None
+
+
+class MetadataBody(Body):
+    metadata: dict[str, str] | None = None
+
+
+class RunBody(Body):
+    assistant_id: str
+    model: str | None = None
+    instructions: str | None = None
+    additional_instructions: str | None = None
+    additional_messages: list[MessageBody] | None = None
+    tools: list[Tool] | None = None
+    tool_choice: Any = None
+    truncation_strategy: TruncationStrategy | None = None
+    max_prompt_tokens: int | None = Field(default=None, ge=256)
+    max_completion_tokens: int | None = Field(default=None, ge=16)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    parallel_tool_calls: bool | None = None
+    metadata: dict[str, str] | None = None
+    stream: bool = False
+
+
+class ThreadRunBody(RunBody):
+    thread: ThreadBody | None = None
+
+
+class ToolOutput(Body):
+    tool_call_id: str
+    output: str = ""
+
+
+class ToolOutputsBody(Body):
+    tool_outputs: list[ToolOutput] = Field(max_length=128)
+    stream: bool = False
+
+
+class Paging(BaseModel):
+    limit: int = Field(default=20, ge=1, le=100)
+    order: Literal["asc", "desc"] = "desc"
+    after: str | None = None
+    before: str | None = None
+
+
+PagingQuery = Annotated[Paging, Query()]
+
+
+def _deleted(object_id: str, kind: str) -> dict[str, Any]:
+    return {"id": object_id, "object": f"{kind}.deleted", "deleted": True}
+
+
+# --- assistants ---
+
+@router.post("/assistants", response_model=Assistant)
+async def create_assistant(body: AssistantBody, svc: Service, tenant: Tenant) -> Assistant:
+    fields = body.model_dump(exclude_none=True)
+    if "model" not in fields:
+        from .. import errors
+
+        raise errors.InvalidRequest("model is required")
+    return svc.create_assistant(tenant, **fields)
+
+
+@router.get("/assistants", response_model=Page[Assistant])
+async def list_assistants(paging: PagingQuery, svc: Service, tenant: Tenant) -> Page[Assistant]:
+    return svc.list_assistants(tenant, **paging.model_dump())
+
+
+@router.get("/assistants/{assistant_id}", response_model=Assistant)
+async def get_assistant(assistant_id: str, svc: Service, tenant: Tenant) -> Assistant:
+    return svc.get_assistant(tenant, assistant_id)
+
+
+@router.post("/assistants/{assistant_id}", response_model=Assistant)
+async def update_assistant(
+    assistant_id: str, body: AssistantBody, svc: Service, tenant: Tenant
+) -> Assistant:
+    return svc.update_assistant(tenant, assistant_id, **body.model_dump(exclude_unset=True))
+
+
+@router.delete("/assistants/{assistant_id}")
+async def delete_assistant(assistant_id: str, svc: Service, tenant: Tenant) -> dict[str, Any]:
+    svc.delete_assistant(tenant, assistant_id)
+    return _deleted(assistant_id, "assistant")
+
+
+# --- threads ---
+
+@router.post("/threads", response_model=Thread)
+async def create_thread(svc: Service, tenant: Tenant, body: ThreadBody | None = None) -> Thread:
+    body = body or ThreadBody()
+    return svc.create_thread(
+        tenant, [m.model_dump(exclude_none=True) for m in body.messages or []],
+        body.metadata, body.tool_resources,
+    )
+
+
+@router.get("/threads/{thread_id}", response_model=Thread)
+async def get_thread(thread_id: str, svc: Service, tenant: Tenant) -> Thread:
+    return svc.get_thread(tenant, thread_id)
+
+
+@router.post("/threads/{thread_id}", response_model=Thread)
+async def update_thread(thread_id: str, body: ThreadBody, svc: Service, tenant: Tenant) -> Thread:
+    return svc.update_thread(tenant, thread_id,
+                             **body.model_dump(exclude_unset=True, exclude={"messages"}))
+
+
+@router.delete("/threads/{thread_id}")
+async def delete_thread(thread_id: str, svc: Service, tenant: Tenant) -> dict[str, Any]:
+    await svc.delete_thread(tenant, thread_id)
+    return _deleted(thread_id, "thread")
+
+
+# --- messages ---
+
+@router.post("/threads/{thread_id}/messages", response_model=Message)
+async def create_message(
+    thread_id: str, body: MessageBody, svc: Service, tenant: Tenant
+) -> Message:
+    return svc.create_message(tenant, thread_id, **body.model_dump(exclude_none=True))
+
+
+@router.get("/threads/{thread_id}/messages", response_model=Page[Message])
+async def list_messages(
+    thread_id: str, paging: PagingQuery, svc: Service, tenant: Tenant, run_id: str | None = None
+) -> Page[Message]:
+    return svc.list_messages(tenant, thread_id, run_id, **paging.model_dump())
+
+
+@router.get("/threads/{thread_id}/messages/{message_id}", response_model=Message)
+async def get_message(thread_id: str, message_id: str, svc: Service, tenant: Tenant) -> Message:
+    return svc.get_message(tenant, thread_id, message_id)
+
+
+@router.post("/threads/{thread_id}/messages/{message_id}", response_model=Message)
+async def update_message(
+    thread_id: str, message_id: str, body: MetadataBody, svc: Service, tenant: Tenant
+) -> Message:
+    return svc.update_message(tenant, thread_id, message_id, body.metadata)
+
+
+# --- runs ---
+
+def _run_kwargs(body: RunBody) -> dict[str, Any]:
+    fields = body.model_dump(exclude_none=True, exclude={"assistant_id", "stream", "thread"})
+    if body.tools is not None:
+        fields["tools"] = body.tools
+    if body.truncation_strategy is not None:
+        fields["truncation_strategy"] = body.truncation_strategy
+    if body.additional_messages is not None:
+        fields["additional_messages"] = [m.model_dump(exclude_none=True)
+                                         for m in body.additional_messages]
+    return fields
+
+
+async def _respond(
+    stream: bool, start: Callable[[asyncio.Queue[Event] | None], Awaitable[Run]]
+) -> Any:
+    if not stream:
+        return await start(None)
+    queue: asyncio.Queue[Event] = asyncio.Queue()
+    await start(queue)
+    return StreamingResponse(_sse(queue), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache"})
+
+
+async def _sse(queue: asyncio.Queue[Event]) -> AsyncIterator[str]:
+    while True:
+        event, data = await queue.get()
+        yield f"event: {event}\ndata: {json.dumps(data)}\n\n"
+        if event in STOP_EVENTS:
+            break
+    yield "event: done\ndata: [DONE]\n\n"
+
+
+@router.post("/threads/{thread_id}/runs", response_model=Run)
+async def create_run(thread_id: str, body: RunBody, svc: Service, tenant: Tenant) -> Any:
+    return await _respond(body.stream, lambda q: svc.create_run(
+        tenant, thread_id, body.assistant_id, listener=q, **_run_kwargs(body)))
+
+
+@router.post("/threads/runs", response_model=Run)
+async def create_thread_and_run(body: ThreadRunBody, svc: Service, tenant: Tenant) -> Any:
+    thread_body = body.thread or ThreadBody()
+    thread = svc.create_thread(
+        tenant, [m.model_dump(exclude_none=True) for m in thread_body.messages or []],
+        thread_body.metadata, thread_body.tool_resources,
+    )
+    return await _respond(body.stream, lambda q: svc.create_run(
+        tenant, thread.id, body.assistant_id, listener=q, **_run_kwargs(body)))
+
+
+@router.get("/threads/{thread_id}/runs", response_model=Page[Run])
+async def list_runs(thread_id: str, paging: PagingQuery, svc: Service, tenant: Tenant
+                    ) -> Page[Run]:
+    return svc.list_runs(tenant, thread_id, **paging.model_dump())
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}", response_model=Run)
+async def get_run(thread_id: str, run_id: str, response: Response, svc: Service,
+                  tenant: Tenant) -> Run:
+    response.headers["openai-poll-after-ms"] = "200"  # the SDK's create_and_poll obeys this
+    return svc.get_run(tenant, thread_id, run_id)
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}", response_model=Run)
+async def update_run(thread_id: str, run_id: str, body: MetadataBody, svc: Service,
+                     tenant: Tenant) -> Run:
+    return svc.update_run(tenant, thread_id, run_id, body.metadata)
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/cancel", response_model=Run)
+async def cancel_run(thread_id: str, run_id: str, svc: Service, tenant: Tenant) -> Run:
+    return await svc.cancel_run(tenant, thread_id, run_id)
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", response_model=Run)
+async def submit_tool_outputs(
+    thread_id: str, run_id: str, body: ToolOutputsBody, svc: Service, tenant: Tenant
+) -> Any:
+    outputs = [o.model_dump() for o in body.tool_outputs]
+    return await _respond(body.stream, lambda q: svc.submit_tool_outputs(
+        tenant, thread_id, run_id, outputs, listener=q))
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/steps", response_model=Page[RunStep])
+async def list_steps(thread_id: str, run_id: str, paging: PagingQuery, svc: Service,
+                     tenant: Tenant) -> Page[RunStep]:
+    return svc.list_steps(tenant, thread_id, run_id, **paging.model_dump())
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/steps/{step_id}", response_model=RunStep)
+async def get_step(thread_id: str, run_id: str, step_id: str, svc: Service,
+                   tenant: Tenant) -> RunStep:
+    return svc.get_step(tenant, thread_id, run_id, step_id)

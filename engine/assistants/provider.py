@@ -1,0 +1,103 @@
+"""Model providers: how a run asks a chat model for its next move."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+
+from .. import errors
+
+
+@dataclass
+class ModelToolCall:
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass
+class ModelReply:
+    content: str | None
+    tool_calls: list[ModelToolCall] = field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+
+
+class ModelError(errors.EngineError):
+    """The model endpoint failed or answered something unusable."""
+
+    code = "model_error"
+
+
+class ModelProvider(ABC):
+    @abstractmethod
+    async def complete(
+        self,
+        *,
+        model: str,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        tool_choice: Any,
+        temperature: float | None,
+        top_p: float | None,
+        max_tokens: int | None,
+        parallel_tool_calls: bool,
+    ) -> ModelReply:
+        """One chat-completions turn."""
+
+
+class OpenAIChatProvider(ModelProvider):
+    """Any OpenAI-compatible Chat Completions endpoint: OpenAI, Azure OpenAI, vLLM, Ollama."""
+
+    def __init__(self, base_url: str | None, api_key: str | None, timeout: float = 120.0) -> None:
+        self._client = openai.AsyncOpenAI(
+            base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=2
+        )
+
+    async def complete(
+        self,
+        *,
+        model: str,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        tool_choice: Any,
+        temperature: float | None,
+        top_p: float | None,
+        max_tokens: int | None,
+        parallel_tool_calls: bool,
+    ) -> ModelReply:
+        kwargs: dict[str, Any] = {"model": model, "messages": messages}
+        if tools:
+            kwargs["tools"] = tools
+            kwargs["tool_choice"] = tool_choice
+            kwargs["parallel_tool_calls"] = parallel_tool_calls
+        for name, value in (("temperature", temperature), ("top_p", top_p),
+                            ("max_tokens", max_tokens)):
+            if value is not None:
+                kwargs[name] = value
+        try:
+            response = await self._client.chat.completions.create(**kwargs)
+        except openai.RateLimitError as exc:
+            raise ModelError(f"rate_limit_exceeded: {exc}") from exc
+        except openai.OpenAIError as exc:
+            raise ModelError(f"the model endpoint failed: {exc}") from exc
+        if not response.choices:
+            raise ModelError("the model returned no choices")
+        choice = response.choices[0]
+        calls = [
+            ModelToolCall(c.id, c.function.name, c.function.arguments or "{}")
+            for c in (choice.message.tool_calls or [])
+            if getattr(c, "function", None) is not None
+        ]
+        usage = response.usage
+        return ModelReply(
+            content=choice.message.content,
+            tool_calls=calls,
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            finish_reason=choice.finish_reason,
+        )

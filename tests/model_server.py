@@ -1,0 +1,106 @@
+"""A scripted OpenAI-compatible model: a real HTTP server speaking Chat Completions.
+
+It stands in for the hosted LLM, the one thing tests cannot run here. The script is chosen by
+keywords in the newest user message; what it answers depends on the tool results it has seen,
+so the engine's loop (tool calls, results, retries) is exercised for real.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+
+SINE = (
+    "import numpy as np\nimport matplotlib.pyplot as plt\n"
+    "x = np.linspace(0, 4 * np.pi, 200)\nplt.plot(x, np.sin(x))\nplt.title('Sine wave')\n"
+    "plt.savefig('/mnt/data/sine.png')\nplt.show()"
+)
+DARK_SINE = (
+    "import numpy as np\nimport matplotlib.pyplot as plt\nplt.style.use('dark_background')\n"
+    "x = np.linspace(0, 4 * np.pi, 200)\nplt.plot(x, np.sin(x), color='cyan')\n"
+    "plt.savefig('/mnt/data/sine_dark.png')\nplt.show()"
+)
+
+app = FastAPI()
+app.state.requests = []
+
+
+def _reply(content: str | None = None, calls: list[tuple[str, dict[str, Any]]] = ()) -> dict:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if calls:
+        message["tool_calls"] = [
+            {"id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
+             "function": {"name": name, "arguments": json.dumps(args)}}
+            for name, args in calls
+        ]
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": "scripted",
+        "choices": [{"index": 0, "message": message,
+                     "finish_reason": "tool_calls" if calls else "stop"}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
+    }
+
+
+def _script(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    last_user = next(m for m in reversed(messages) if m["role"] == "user")
+    ask = str(last_user["content"]).lower()
+    after_user = messages[messages.index(last_user) + 1:]
+    results = [json.loads(m["content"]) if m["content"].startswith("{") else m["content"]
+               for m in after_user if m["role"] == "tool"]
+    last = results[-1] if results else None
+
+    if "dark mode" in ask:
+        if last is None:
+            return _reply(None, [("python", {"code": DARK_SINE})])
+        return _reply("Here is the dark version: sandbox:/mnt/data/sine_dark.png")
+    if "show me the code" in ask:
+        return _reply(f"This is the code I ran:\n```python\n{SINE}\n```")
+    if "sinewave" in ask or "sine wave" in ask:
+        if last is None:
+            return _reply("Let me plot it.", [("python", {"code": SINE})])
+        return _reply("Here is the sine wave. Download it: [sine.png](sandbox:/mnt/data/sine.png)")
+    if "weather and time" in ask:
+        if last is None:
+            return _reply(None, [("get_weather", {"city": "Paris"}),
+                                 ("get_time", {"timezone": "Europe/Paris"})])
+        return _reply(f"Weather: {results[0]}. Time: {results[1]}.")
+    if "fix it" in ask:
+        if last is None:
+            return _reply(None, [("python", {"code": "total = sum(range(10))\nprnt(total)"})])
+        if isinstance(last, dict) and last.get("status") == "error":
+            return _reply(None, [("python", {"code": "total = sum(range(10))\nprint(total)"})])
+        return _reply(f"Fixed. The total is {last['stdout'].strip()}.")
+    if "csv" in ask:
+        if last is None:
+            return _reply(None, [("python", {"code": (
+                "import pandas as pd, glob\nf = sorted(glob.glob('/mnt/data/*.csv'))[0]\n"
+                "print(pd.read_csv(f)['amount'].sum())")})])
+        return _reply(f"The total amount is {last['stdout'].strip()}.")
+    if "forever" in ask:
+        return _reply(None, [("python", {"code": "1 + 1"})])
+    if "slow" in ask:
+        if last is None:
+            return _reply(None, [("python", {"code": "import time; time.sleep(60)"})])
+        return _reply("done")
+    return _reply(f"echo: {last_user['content']}")
+
+
+@app.post("/v1/chat/completions")
+async def chat(request: Request) -> dict[str, Any]:
+    body = await request.json()
+    app.state.requests.append(body)
+    if body.get("tool_choice") == "none" or not body.get("tools"):
+        return _reply("no tools for me")
+    forced = body.get("tool_choice")
+    if isinstance(forced, dict) and not any(m["role"] == "tool" for m in body["messages"]):
+        name = forced["function"]["name"]
+        args = {"code": "print('forced')"} if name == "python" else {}
+        return _reply(None, [(name, args)])
+    return _script(body["messages"])
