@@ -132,11 +132,69 @@ def _doctor(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+BENCHMARKS: dict[str, str] = {
+    "acquire": "benchmarks.acquire:main",
+    "roundtrip": "benchmarks.roundtrip:main",
+    "task": "benchmarks.task:main",
+    "throughput": "benchmarks.throughput:main",
+    "peers": "benchmarks.peers:main",
+    "density": "benchmarks.density:main",
+    "kernel": "benchmarks.kernel_roundtrip:bench",
+}
+"""``sandbox-engine bench NAME``: each name maps to ``"module:function"``; the function takes the
+parsed arguments and returns an exit code. Other modules add their own names to this dict."""
+DEFAULT_BENCHMARKS = ["acquire", "roundtrip", "task", "throughput", "peers"]
+
+
+def _command_bench(subparsers: Subparsers) -> None:
+    bench = subparsers.add_parser(
+        "bench", help="run benchmarks: tables, JSON and PNG charts in benchmarks/results/"
+    )
+    bench.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"benchmarks to run (default: {' '.join(DEFAULT_BENCHMARKS)}; --list shows all)",
+    )
+    bench.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    bench.add_argument("--quick", action="store_true", help="fewer samples, for a smoke test")
+    bench.add_argument("--max", type=int, default=None, help="density: most sessions to start")
+    bench.add_argument("--results", help="folder for JSON and charts (default: benchmarks/results)")
+    bench.set_defaults(handler=_bench)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import importlib
+    from pathlib import Path
+
+    if args.list:
+        for name, target in BENCHMARKS.items():
+            console.print(f"{name:12} {target}{'' if name in DEFAULT_BENCHMARKS else '  (opt-in)'}")
+        return 0
+    unknown = [n for n in args.names if n not in BENCHMARKS]
+    if unknown:
+        console.print(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
+        return 2
+    # The benchmarks live next to the package in a checkout, not inside it.
+    root = str(Path(__file__).resolve().parent.parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    worst = 0
+    for name in args.names or DEFAULT_BENCHMARKS:
+        module, _, function = BENCHMARKS[name].partition(":")
+        run: Callable[[argparse.Namespace], int] = getattr(
+            importlib.import_module(module), function
+        )
+        worst = max(worst, run(args))
+    return worst
+
+
 COMMANDS: list[Callable[[Subparsers], None]] = [
     _command_image,
     _command_serve,
     _command_run,
     _command_doctor,
+    _command_bench,
 ]
 
 

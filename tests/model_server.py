@@ -56,7 +56,7 @@ def _script(messages: list[dict[str, Any]]) -> dict[str, Any]:
                for m in after_user if m["role"] == "tool"]
     last = results[-1] if results else None
 
-    if "dark mode" in ask:
+    if "dark mode" in ask or "darkmode" in ask:
         if last is None:
             return _reply(None, [("python", {"code": DARK_SINE})])
         return _reply("Here is the dark version: sandbox:/mnt/data/sine_dark.png")

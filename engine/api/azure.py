@@ -312,8 +312,7 @@ async def delete_session(
 
 
 def _live(engine: Engine, tenant: str, identifier: str) -> Session | None:
-    return next((s for s in engine.sessions.live()
-                 if s.owner == tenant and s.thread_id == identifier), None)
+    return engine.sessions.by_thread(identifier, tenant)
 
 
 def _require_live(engine: Engine, tenant: str, identifier: str) -> Session:
