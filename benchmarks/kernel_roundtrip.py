@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -21,21 +20,9 @@ from rich.table import Table
 
 from engine import Engine, Settings
 
+from .common import summary
+
 RESULTS = Path(__file__).parent / "results"
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {
-        "p50_ms": percentile(values, 50) * 1000,
-        "p99_ms": percentile(values, 99) * 1000,
-        "mean_ms": statistics.fmean(values) * 1000,
-        "n": len(values),
-    }
 
 
 async def _bare_execute(kc: AsyncKernelClient) -> None:
@@ -95,6 +82,12 @@ async def main(n: int, starts: int) -> dict[str, dict[str, float]]:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "kernel_roundtrip.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def bench(args: argparse.Namespace) -> int:
+    """``sandbox-engine bench kernel``: the defaults of ``run``."""
+    asyncio.run(main(300, 5))
+    return 0
 
 
 def run(argv: list[str] | None = None) -> None:

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     output_limit_chars: int = Field(default=1_000_000, ge=1024)
     """Per stream (stdout, stderr): beyond this, the head and tail are kept."""
     max_display_outputs: int = Field(default=100, ge=1)
+    max_display_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    """Display and result data kept per execution (images included); bigger bundles are
+    dropped (a result keeps a capped text/plain) and counted."""
 
     # --- the warm pool ---
     pool_size: int = Field(default=2, ge=0)

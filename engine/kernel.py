@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import math
 import queue
 import re
@@ -47,6 +48,7 @@ class KernelLimits:
     interrupt_grace: float = 1.5
     output_limit_chars: int = 1_000_000
     max_display_outputs: int = 100
+    max_display_bytes: int = 32 * 1024 * 1024
     memory_limit_mb: int = 1024
 
 
@@ -64,7 +66,11 @@ class _Collector:
         self.stderr = CappedText(limits.output_limit_chars)
         self.display: list[dict[str, Any]] = []
         self.dropped_displays = 0
+        self.dropped_result = 0
+        self.dropped_error = 0
         self.max_displays = limits.max_display_outputs
+        self.display_budget = limits.max_display_bytes
+        self.text_limit = limits.output_limit_chars
         self.result: dict[str, Any] | None = None
         self.error: ErrorInfo | None = None
         self.execution_count: int | None = None
@@ -83,28 +89,59 @@ class _Collector:
                 self.stdout.write(text)
                 event = StreamEvent(type="stdout", text=text)
         elif kind in ("display_data", "update_display_data"):
-            if len(self.display) >= self.max_displays:
+            data = _bundle(content.get("data"))
+            if len(self.display) >= self.max_displays or not self._fits(data):
                 self.dropped_displays += 1
                 return
-            self.display.append(content.get("data", {}))
-            event = DisplayEvent(data=content.get("data", {}), metadata=content.get("metadata", {}))
+            self.display.append(data)
+            event = DisplayEvent(data=data, metadata=content.get("metadata", {}))
         elif kind == "execute_result":
-            self.result = content.get("data", {})
+            data = _bundle(content.get("data"))
+            if not self._fits(data):
+                text = self._capped(str(data.get("text/plain", "")))
+                self.dropped_result = _bundle_size(data) - len(text)
+                data = {"text/plain": text}
+            self.result = data
             self.execution_count = content.get("execution_count", self.execution_count)
             event = ResultEvent(data=self.result or {}, execution_count=self.execution_count)
         elif kind == "execute_input":
             self.execution_count = content.get("execution_count")
         elif kind == "error":
-            self.error = ErrorInfo(
-                name=str(content.get("ename", "")),
-                value=str(content.get("evalue", "")),
-                traceback=[strip_ansi(line) for line in content.get("traceback", [])],
-            )
+            self.error = self._error(content)
             event = ErrorEvent(error=self.error)
         if event is not None and self._on_event is not None:
             ret = self._on_event(event)
             if inspect.isawaitable(ret):
                 await ret
+
+    def _fits(self, data: dict[str, Any]) -> bool:
+        """Charge a bundle to the execution's display budget, if it fits."""
+        size = _bundle_size(data)
+        if size > self.display_budget:
+            return False
+        self.display_budget -= size
+        return True
+
+    def _capped(self, text: str) -> str:
+        capped = CappedText(self.text_limit)
+        capped.write(text)
+        return capped.getvalue()
+
+    def _error(self, content: dict[str, Any]) -> ErrorInfo:
+        """An error whose value or traceback could be as big as the sandbox's memory: capped."""
+        value = str(content.get("evalue", ""))
+        traceback = [str(line) for line in content.get("traceback", [])]
+        size = len(value) + sum(map(len, traceback))
+        if len(value) > self.text_limit:
+            value = self._capped(value)
+        if sum(map(len, traceback)) > self.text_limit:
+            traceback = [self._capped("\n".join(traceback))]
+        self.dropped_error = max(0, size - len(value) - sum(map(len, traceback)))
+        return ErrorInfo(
+            name=str(content.get("ename", ""))[:200],
+            value=value,
+            traceback=[strip_ansi(line) for line in traceback],
+        )
 
     def finish(
         self, status: ExecutionStatus, started: float, *, state_lost: bool = False
@@ -115,6 +152,8 @@ class _Collector:
                 ("stdout", self.stdout.dropped),
                 ("stderr", self.stderr.dropped),
                 ("display", self.dropped_displays),
+                ("result", self.dropped_result),
+                ("error", self.dropped_error),
             )
             if n
         }
@@ -284,8 +323,9 @@ class Kernel:
             self._oom_baseline = oom_kills
             name = "OutOfMemory"
             reason = (
-                f"out of memory: the kernel was killed after using more than the "
-                f"{self.limits.memory_limit_mb} MB memory limit"
+                f"out of memory: the kernel was killed when the sandbox went over its "
+                f"{self.limits.memory_limit_mb} MB memory limit (files in /mnt/data, /tmp and "
+                "/dev/shm count toward it)"
             )
         else:
             name = "KernelDied"
@@ -297,6 +337,18 @@ class Kernel:
             "was lost. Files in /mnt/data were kept.",
         )
         return collector.finish(ExecutionStatus.CRASHED, started, state_lost=True)
+
+
+def _bundle(value: object) -> dict[str, Any]:
+    """The kernel is untrusted: a MIME bundle that is not a mapping counts as empty."""
+    return value if isinstance(value, dict) else {}
+
+
+def _bundle_size(data: dict[str, Any]) -> int:
+    """Characters in a MIME bundle (base64 for images, JSON for structured types)."""
+    return sum(
+        len(v) if isinstance(v, str) else len(json.dumps(v, default=str)) for v in data.values()
+    )
 
 
 def _describe_exit(code: int | None) -> str:

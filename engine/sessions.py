@@ -99,6 +99,7 @@ def kernel_limits(settings: Settings, memory_limit_mb: int) -> KernelLimits:
         interrupt_grace=settings.interrupt_grace,
         output_limit_chars=settings.output_limit_chars,
         max_display_outputs=settings.max_display_outputs,
+        max_display_bytes=settings.max_display_bytes,
         memory_limit_mb=memory_limit_mb,
     )
 
@@ -384,6 +385,8 @@ class Session:
             if output is not None:
                 result.outputs.append(output)
                 exported += 1
+            elif entry.size > self._ctx.files.max_bytes:
+                result.dropped["files"] = result.dropped.get("files", 0) + 1
 
     def _changed(self, entries: list[FileEntry]) -> list[FileEntry]:
         changed = []

@@ -181,8 +181,9 @@ def test_code_interpreter_tutorial(client: openai.OpenAI) -> None:
     assert call.type == "code_interpreter" and "np.sin" in call.code_interpreter.input
     assert any(o.type == "image" for o in call.code_interpreter.outputs)
 
-    client.beta.threads.messages.create(thread_id=thread.id, role="user",
-                                        content="Show me the code you used to generate the sinewave")
+    client.beta.threads.messages.create(
+        thread_id=thread.id, role="user",
+        content="Show me the code you used to generate the sinewave")
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant_id)
     assert run.status == "completed"
     latest = client.beta.threads.messages.list(thread_id=thread.id).data[0]
@@ -295,7 +296,7 @@ def test_assistants_crud_and_pagination(client: openai.OpenAI) -> None:
     assert first.id not in [a.id for a in client.beta.assistants.list(limit=100)]
     with pytest.raises(openai.BadRequestError):
         client.beta.assistants.list(after="asst_nope")
-    with pytest.raises(openai.BadRequestError):
+    with pytest.raises(openai.NotFoundError):
         client.beta.assistants.create(model="gpt-4o", tool_resources={
             "code_interpreter": {"file_ids": ["file-nope"]}})
 
@@ -772,7 +773,9 @@ def test_streaming_with_the_event_handler(client: openai.OpenAI) -> None:
     ]), handler.events
     (call,) = handler.created
     assert call.type == "code_interpreter"
-    (done,) = handler.done
+    # the SDK reports the last tool call done again when the run completes
+    assert {c.id for c in handler.done} == {call.id}
+    done = handler.done[0]
     assert done.code_interpreter.input.count("np.sin") == 1
     assert any(o.type == "image" for o in done.code_interpreter.outputs)
     assert "Here is the sine wave" in handler.text

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..assistants import AssistantsService, OpenAIChatProvider
@@ -17,8 +15,9 @@ from ..config import Settings
 from ..core import Engine
 from . import assistants, azure, openai_containers, openai_files, ops, sessions
 from . import errors as api_errors
+from .access_log import RequestLog
 from .auth import KeyRing
-from .limits import BodyLimits, BodyTooLarge
+from .limits import BodyLimits
 
 log = logging.getLogger("engine.api")
 MB = 1024 * 1024
@@ -59,7 +58,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(openai_containers.router)
     app.include_router(azure.router)
     app.include_router(assistants.router)
-    app.middleware("http")(_request_log)
+    app.add_middleware(RequestLog)
     app.add_middleware(AzureOpenAIPaths)
     app.add_middleware(
         BodyLimits,
@@ -82,34 +81,6 @@ class AzureOpenAIPaths:
         if scope["type"] == "http" and path.startswith("/openai/"):
             scope = {**scope, "path": "/v1/" + path[len("/openai/"):], "raw_path": None}
         await self.app(scope, receive, send)
-
-
-async def _request_log(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    request_id = request.headers.get("x-request-id") or f"req_{uuid.uuid4().hex[:16]}"
-    started = time.perf_counter()
-    try:
-        response = await call_next(request)
-    except BodyTooLarge as exc:
-        from fastapi.responses import JSONResponse
-
-        response = JSONResponse(
-            api_errors.error_body(str(exc), "invalid_request_error", "payload_too_large"),
-            status_code=413,
-        )
-    response.headers["x-request-id"] = request_id
-    log.info(
-        "request",
-        extra={
-            "request_id": request_id,
-            "method": request.method,
-            "path": request.url.path,
-            "status": response.status_code,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-        },
-    )
-    return response
 
 
 async def _drain(engine: Engine, timeout: float) -> None:

@@ -41,7 +41,8 @@ def _bearer(request: Request) -> str | None:
     return request.headers.get("api-key")  # Azure clients send their key this way
 
 
-def tenant(request: Request) -> str:
+# async: FastAPI runs a plain `def` dependency in a worker thread, a hop on every request.
+async def tenant(request: Request) -> str:
     """The caller's tenant id, or 401. With no keys configured everyone is tenant ""."""
     ring: KeyRing = request.app.state.keys
     if not ring.enabled:

@@ -16,7 +16,8 @@ from .auth import Tenant
 CHUNK = 1024 * 1024
 
 
-def engine(request: Request) -> Engine:
+# async: FastAPI runs a plain `def` dependency in a worker thread, a hop on every request.
+async def engine(request: Request) -> Engine:
     value: Engine = request.app.state.engine
     return value
 
