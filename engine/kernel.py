@@ -268,7 +268,11 @@ class Kernel:
                     return await self._on_crash(collector, started)
             elif idle:
                 break
-        await _drain_shell(client)
+        if await _reply_status(client, msg_id) == "aborted" and collector.error is None:
+            collector.error = ErrorInfo(
+                name="ExecutionAborted",
+                value="the kernel aborted this execution without running it",
+            )
         status = ExecutionStatus.ERROR if collector.error else ExecutionStatus.OK
         return collector.finish(status, started)
 
@@ -357,6 +361,16 @@ def _describe_exit(code: int | None) -> str:
     if code > 128:
         return f"killed by signal {code - 128}"
     return f"exit code {code}"
+
+
+async def _reply_status(client: AsyncKernelClient, msg_id: str) -> str | None:
+    """The execute_reply's status; it is sent before the idle status, so it is already here."""
+    status = None
+    while await client.shell_channel.msg_ready():
+        reply = await client.get_shell_msg(timeout=0)
+        if reply["parent_header"].get("msg_id") == msg_id:
+            status = reply["content"].get("status")
+    return status
 
 
 async def _drain_shell(client: AsyncKernelClient) -> None:

@@ -30,6 +30,7 @@ def check_relative_path(path: object) -> list[str]:
         raise errors.InvalidRequest("the file name is empty")
     if "\x00" in path:
         raise errors.InvalidRequest("the file name contains a NUL byte")
+    check_text("the file name", path)
     for ch in path:
         if unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS:
             raise errors.InvalidRequest(f"the file name {path!r} contains a control character")
@@ -53,3 +54,12 @@ def check_relative_path(path: object) -> list[str]:
         if part != part.strip():
             raise errors.InvalidRequest(f"file names may not start or end with spaces: {part!r}")
     return parts
+
+
+def check_text(what: str, text: str) -> str:
+    """Text that cannot be encoded as UTF-8 (a lone surrogate such as ``"\\ud800"``) is refused."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise errors.InvalidRequest(f"{what} is not valid Unicode (lone surrogate)") from None
+    return text

@@ -22,7 +22,7 @@ from . import errors, metrics
 from .config import Settings
 from .files import FileStore, Source
 from .kernel import EventCallback, Kernel, KernelLimits, SandboxLost, validate_timeout
-from .names import check_filename, check_relative_path
+from .names import check_filename, check_relative_path, check_text
 from .paging import Page, page_query
 from .pool import WarmPool
 from .results import (
@@ -255,6 +255,7 @@ class Session:
         """
         if not isinstance(code, str):
             raise errors.InvalidRequest(f"code must be a string, not {type(code).__name__}")
+        check_text("code", code)
         seconds = validate_timeout(
             timeout, self._settings.default_timeout, self._settings.max_timeout
         )
@@ -273,6 +274,14 @@ class Session:
                 result = await kernel.execute(code, seconds, on_event)
             except SandboxLost:
                 result = await self._replace_sandbox()
+            except asyncio.CancelledError as exc:
+                self._raise_if_closed_under(kernel, exc)
+                # The caller gave up: the code must stop before the next execution may start.
+                await asyncio.shield(self._settle(kernel))
+                raise
+            except Exception as exc:
+                self._raise_if_closed_under(kernel, exc)
+                raise
             else:
                 await self._export_outputs(result)
             _record(result)
@@ -282,6 +291,23 @@ class Session:
             if self._info.status is SessionStatus.ACTIVE:
                 self._save()
             self._lock.release()
+
+    async def _settle(self, kernel: Kernel) -> None:
+        """Interrupt, then wait for the kernel to be idle (an empty cell queues behind the
+        interrupted one; if that one ignores the interrupt, the timeout ladder restarts it)."""
+        with contextlib.suppress(Exception):
+            await kernel.interrupt()
+            await kernel.execute("", self._settings.interrupt_grace)
+
+    def _raise_if_closed_under(self, kernel: Kernel, exc: BaseException) -> None:
+        """Closing a session tears its kernel's channels down under a running execution; that
+        surfaces as whatever the channel raised (often a CancelledError). Say what happened."""
+        task = asyncio.current_task()
+        if self._kernel is kernel or (task is not None and task.cancelling()):
+            return
+        raise errors.SessionClosed(
+            f"session {self.id} was closed while this execution ran"
+        ) from exc
 
     async def stream(
         self, code: str, timeout: float | None = None
@@ -624,6 +650,7 @@ class SessionManager:
             thread_id = f"thread_{uuid.uuid4().hex}"
         if not isinstance(thread_id, str) or not thread_id or len(thread_id) > 256:
             raise errors.InvalidRequest("thread_id must be a non-empty string (<= 256 chars)")
+        check_text("thread_id", thread_id)
         file_ids = list(file_ids)
         if not all(isinstance(f, str) for f in file_ids):
             raise errors.InvalidRequest("file_ids must be a list of strings")

@@ -59,7 +59,7 @@ def _script(messages: list[dict[str, Any]]) -> dict[str, Any]:
     if "dark mode" in ask or "darkmode" in ask:
         if last is None:
             return _reply(None, [("python", {"code": DARK_SINE})])
-        return _reply("Here is the dark version: sandbox:/mnt/data/sine_dark.png")
+        return _reply("Here is the dark version, saved as sandbox:/mnt/data/sine_dark.png.")
     if "show me the code" in ask:
         return _reply(f"This is the code I ran:\n```python\n{SINE}\n```")
     if "sinewave" in ask or "sine wave" in ask:
@@ -77,6 +77,12 @@ def _script(messages: list[dict[str, Any]]) -> dict[str, Any]:
         if isinstance(last, dict) and last.get("status") == "error":
             return _reply(None, [("python", {"code": "total = sum(range(10))\nprint(total)"})])
         return _reply(f"Fixed. The total is {last['stdout'].strip()}.")
+    if "append a row" in ask:
+        if last is None:
+            return _reply(None, [("python", {"code": (
+                "import glob\nf = sorted(glob.glob('/mnt/data/*.csv'))[0]\n"
+                "open(f, 'a').write('extra,100\\n')\nprint('appended')")})])
+        return _reply("I appended a row.")
     if "csv" in ask:
         if last is None:
             return _reply(None, [("python", {"code": (

@@ -7,6 +7,7 @@ script by keywords in the newest user message.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -197,6 +198,9 @@ def test_code_interpreter_tutorial(client: openai.OpenAI) -> None:
     latest = client.beta.threads.messages.list(thread_id=thread.id).data[0]
     dark_id = latest.content[0].image_file.file_id
     assert client.files.content(dark_id).content.startswith(PNG_MAGIC)
+    (link,) = latest.content[-1].text.annotations  # the sentence's full stop is not in the link
+    assert link.text == "sandbox:/mnt/data/sine_dark.png"
+    assert client.files.retrieve(link.file_path.file_id).filename == "sine_dark.png"
     assert len(client.beta.threads.messages.list(thread_id=thread.id).data) == 6
 
 
@@ -224,6 +228,15 @@ def test_tutorial_with_the_azure_client(live_server: LiveServer) -> None:
     image_file_id = data["data"][0]["content"][0]["image_file"]["file_id"]
     assert client.files.content(image_file_id).read().startswith(PNG_MAGIC)
     assert sdk(live_server).beta.threads.retrieve(thread.id).id == thread.id
+
+
+def test_example_script_imports_cleanly() -> None:
+    spec = importlib.util.spec_from_file_location("assistants_tutorial",
+                                                  ROOT / "examples" / "assistants_tutorial.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # nothing runs on import
+    assert callable(module.main)
 
 
 def test_example_script_runs_against_the_scripted_model(
@@ -430,6 +443,21 @@ def test_file_through_the_threads_tool_resources(client: openai.OpenAI) -> None:
     assert last_answer(client, thread.id) == "The total amount is 30."
 
 
+def test_code_changes_to_input_files_are_kept(client: openai.OpenAI) -> None:
+    upload = client.files.create(file=("ledger.csv", CSV), purpose="assistants")
+    assistant_id = coder(client, tool_resources={"code_interpreter": {"file_ids": [upload.id]}})
+    thread_id, run = ask(client, assistant_id, "Please append a row to the file")
+    assert run.status == "completed", run.last_error
+    client.beta.threads.messages.create(thread_id=thread_id, role="user",
+                                        content="Now sum the amount column of the csv")
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread_id,
+                                                   assistant_id=assistant_id)
+    assert run.status == "completed", run.last_error
+    # the input is placed once per session, not copied again over the code's change
+    assert last_answer(client, thread_id) == "The total amount is 1700.0."
+    assert client.files.content(upload.id).content == CSV
+
+
 # --- function calling ---
 
 
@@ -497,6 +525,24 @@ def test_parallel_function_calls_through_requires_action(client: openai.OpenAI) 
     assert [r.id for r in runs.data] == [run.id]
 
 
+def test_unsupported_tools_are_refused(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.beta.assistants.create(model="gpt-4o", tools=[{"type": "file_search"}])
+    assert "file_search" in refused.value.message
+    with pytest.raises(openai.BadRequestError):
+        client.beta.assistants.create(model="gpt-4o", tools=[*WEATHER_TOOLS, WEATHER_TOOLS[0]])
+    assistant_id = coder(client)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.BadRequestError):  # forcing a tool the run does not have
+        client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant_id,
+                                        tool_choice={"type": "function",
+                                                     "function": {"name": "get_weather"}})
+    with pytest.raises(openai.BadRequestError):
+        client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant_id,
+                                        tools=[{"type": "file_search"}])
+    assert client.beta.threads.runs.list(thread_id=thread.id).data == []
+
+
 # --- the loop: retries, limits, cancel, expiry ---
 
 
@@ -550,6 +596,7 @@ def test_cancel_a_run_while_its_code_runs(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as locked:
         client.beta.threads.messages.create(thread_id=thread.id, role="user", content="hi")
     assert locked.value.status_code == 400 and "active run" in locked.value.message
+    assert locked.value.code == "thread_locked"
     with pytest.raises(openai.BadRequestError):
         client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant_id)
 
@@ -575,6 +622,24 @@ def test_cancel_a_run_while_its_code_runs(client: openai.OpenAI) -> None:
     assert last_answer(client, thread.id) == "Fixed. The total is 45."
 
 
+def test_delete_a_thread_while_its_run_executes(
+    live_server: LiveServer, client: openai.OpenAI
+) -> None:
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "slow"}])
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=coder(client))
+    wait_for(lambda: code_steps(client, thread.id, run.id), what="the slow code to start")
+    started = time.monotonic()
+    assert client.beta.threads.delete(thread.id).deleted
+    assert time.monotonic() - started < 20
+    with pytest.raises(openai.NotFoundError):
+        client.beta.threads.runs.retrieve(thread_id=thread.id, run_id=run.id)
+    time.sleep(0.5)
+    rows = live_server.engine.store.all(
+        "SELECT id FROM assistant_objects WHERE id = ? OR parent IN (?, ?)",
+        (run.id, thread.id, run.id))
+    assert rows == []  # nothing written back by the stopped run
+
+
 def test_cancel_a_run_that_waits_for_tool_outputs(client: openai.OpenAI) -> None:
     assistant = client.beta.assistants.create(model="gpt-4o", tools=WEATHER_TOOLS)
     thread_id, run = ask(client, assistant.id, "weather and time please")
@@ -587,10 +652,10 @@ def test_cancel_a_run_that_waits_for_tool_outputs(client: openai.OpenAI) -> None
 
 
 def test_expired_runs(client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(service_module, "RUN_LIFETIME", 3)
+    monkeypatch.setattr(service_module, "RUN_LIFETIME", 4)
     assistant = client.beta.assistants.create(model="gpt-4o", tools=WEATHER_TOOLS)
     thread_id, run = ask(client, assistant.id, "weather and time please")
-    assert run.status == "requires_action" and run.expires_at == run.created_at + 3
+    assert run.status == "requires_action" and run.expires_at == run.created_at + 4
     run = wait_for(lambda: (r := client.beta.threads.runs.retrieve(
         thread_id=thread_id, run_id=run.id)).status == "expired" and r, timeout=10,
         what="the run to expire")
@@ -605,22 +670,23 @@ def test_expired_runs(client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch) ->
     client.beta.threads.messages.create(thread_id=thread_id, role="user", content="unlocked")
 
     # a run whose code outlives expires_at: expired, and the kernel is interrupted
-    monkeypatch.setattr(service_module, "RUN_LIFETIME", 6)
+    monkeypatch.setattr(service_module, "RUN_LIFETIME", 600)
     assistant_id = coder(client)
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "slow, please"}])
     run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant_id)
     wait_for(lambda: code_steps(client, thread.id, run.id), what="the slow code to start")
-    run = wait_for(lambda: (r := client.beta.threads.runs.retrieve(
-        thread_id=thread.id, run_id=run.id)).status == "expired" and r, timeout=15,
-        what="the run to expire")
-    monkeypatch.setattr(service_module, "RUN_LIFETIME", 600)
+    with monkeypatch.context() as later:  # ten minutes pass
+        later.setattr(service_module, "now", lambda: int(time.time()) + 601)
+        run = client.beta.threads.runs.retrieve(thread_id=thread.id, run_id=run.id)
+    assert run.status == "expired"
     started = time.monotonic()
     client.beta.threads.messages.create(thread_id=thread.id, role="user",
                                         content="sum below ten and fix it")
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id,
                                                    assistant_id=assistant_id)
     assert run.status == "completed", run.last_error
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < 30  # not behind the 60 s sleep
+    assert last_answer(client, thread.id) == "Fixed. The total is 45."
 
 
 # --- run options ---
@@ -647,6 +713,14 @@ def test_run_options_reach_the_model(client: openai.OpenAI) -> None:
     updated = client.beta.threads.runs.update(thread_id=thread_id, run_id=run.id,
                                               metadata={"m": "2"})
     assert updated.metadata == {"m": "2"}
+    client.beta.threads.messages.create(thread_id=thread_id, role="user", content="again")
+    second = client.beta.threads.runs.create_and_poll(thread_id=thread_id,
+                                                      assistant_id=assistant.id)
+    assert second.status == "completed"
+    page = client.beta.threads.messages.list(thread_id=thread_id, run_id=run.id, limit=1)
+    assert [m.run_id for m in page.data] == [run.id] and not page.has_more
+    assert [r.id for r in client.beta.threads.runs.list(thread_id=thread_id)] == [second.id,
+                                                                                 run.id]
     thread_run = client.beta.threads.create_and_run_poll(
         assistant_id=assistant.id, poll_interval_ms=200,
         thread={"messages": [{"role": "user", "content": "in one call"}]})

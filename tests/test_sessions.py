@@ -135,3 +135,17 @@ async def test_stream_closed_early_interrupts(session: Session) -> None:
     r = await session.execute("print('free')", queue_timeout=5)
     assert r.status is ExecutionStatus.OK and r.stdout == "free\n"
     assert time.monotonic() - started < 5
+
+
+async def test_cancelled_execution_stops_before_the_next_runs(session: Session) -> None:
+    await session.execute("kept = 'still here'")
+    running = asyncio.create_task(
+        session.execute("import time\nfor _ in range(300):\n    time.sleep(0.1)\nleaked = 1")
+    )
+    await asyncio.sleep(0.5)
+    running.cancel()
+    started = time.monotonic()
+    r = await session.execute("print(kept); print('leaked' in globals())", queue_timeout=10)
+    assert r.stdout == "still here\nFalse\n"
+    assert time.monotonic() - started < 5
+    assert running.cancelled()

@@ -164,6 +164,19 @@ async def create_thread(svc: Service, tenant: Tenant, body: ThreadBody | None = 
     )
 
 
+# Declared before /threads/{thread_id}, which would otherwise take "runs" for a thread id.
+@router.post("/threads/runs", response_model=Run)
+async def create_thread_and_run(body: ThreadRunBody, svc: Service, tenant: Tenant) -> Any:
+    thread_body = body.thread or ThreadBody()
+    svc.get_assistant(tenant, body.assistant_id)  # before a thread is made for nothing
+    thread = svc.create_thread(
+        tenant, [m.model_dump(exclude_none=True) for m in thread_body.messages or []],
+        thread_body.metadata, thread_body.tool_resources,
+    )
+    return await _respond(svc, body.stream, lambda q: svc.create_run(
+        tenant, thread.id, body.assistant_id, listener=q, **_run_kwargs(body)))
+
+
 @router.get("/threads/{thread_id}", response_model=Thread)
 async def get_thread(thread_id: str, svc: Service, tenant: Tenant) -> Thread:
     return svc.get_thread(tenant, thread_id)
@@ -224,40 +237,34 @@ def _run_kwargs(body: RunBody) -> dict[str, Any]:
 
 
 async def _respond(
-    stream: bool, start: Callable[[asyncio.Queue[Event] | None], Awaitable[Run]]
+    svc: AssistantsService, stream: bool,
+    start: Callable[[asyncio.Queue[Event] | None], Awaitable[Run]],
 ) -> Any:
     if not stream:
         return await start(None)
     queue: asyncio.Queue[Event] = asyncio.Queue()
-    await start(queue)
-    return StreamingResponse(_sse(queue), media_type="text/event-stream",
+    run = await start(queue)
+    return StreamingResponse(_sse(queue, lambda: svc.unlisten(run.id, queue)),
+                             media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache"})
 
 
-async def _sse(queue: asyncio.Queue[Event]) -> AsyncIterator[str]:
-    while True:
-        event, data = await queue.get()
-        yield f"event: {event}\ndata: {json.dumps(data)}\n\n"
-        if event in STOP_EVENTS:
-            break
-    yield "event: done\ndata: [DONE]\n\n"
+async def _sse(queue: asyncio.Queue[Event], stop: Callable[[], None]) -> AsyncIterator[str]:
+    try:
+        while True:
+            event, data = await queue.get()
+            yield f"event: {event}\ndata: {json.dumps(data)}\n\n"
+            if event in STOP_EVENTS:
+                break
+        yield "event: done\ndata: [DONE]\n\n"
+    finally:  # also when the client goes away mid-stream
+        stop()
 
 
 @router.post("/threads/{thread_id}/runs", response_model=Run)
 async def create_run(thread_id: str, body: RunBody, svc: Service, tenant: Tenant) -> Any:
-    return await _respond(body.stream, lambda q: svc.create_run(
+    return await _respond(svc, body.stream, lambda q: svc.create_run(
         tenant, thread_id, body.assistant_id, listener=q, **_run_kwargs(body)))
-
-
-@router.post("/threads/runs", response_model=Run)
-async def create_thread_and_run(body: ThreadRunBody, svc: Service, tenant: Tenant) -> Any:
-    thread_body = body.thread or ThreadBody()
-    thread = svc.create_thread(
-        tenant, [m.model_dump(exclude_none=True) for m in thread_body.messages or []],
-        thread_body.metadata, thread_body.tool_resources,
-    )
-    return await _respond(body.stream, lambda q: svc.create_run(
-        tenant, thread.id, body.assistant_id, listener=q, **_run_kwargs(body)))
 
 
 @router.get("/threads/{thread_id}/runs", response_model=Page[Run])
@@ -289,7 +296,7 @@ async def submit_tool_outputs(
     thread_id: str, run_id: str, body: ToolOutputsBody, svc: Service, tenant: Tenant
 ) -> Any:
     outputs = [o.model_dump() for o in body.tool_outputs]
-    return await _respond(body.stream, lambda q: svc.submit_tool_outputs(
+    return await _respond(svc, body.stream, lambda q: svc.submit_tool_outputs(
         tenant, thread_id, run_id, outputs, listener=q))
 
 

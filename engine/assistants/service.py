@@ -14,6 +14,7 @@ import json
 import logging
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote
 
 from .. import errors
 from ..config import Settings
@@ -75,6 +76,8 @@ class AssistantsService:
         self.repo = Repository(engine.store)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancel: set[str] = set()
+        self._expired: set[str] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self._listeners: dict[str, list[asyncio.Queue[Event]]] = {}
         self._running_code: dict[str, Session] = {}
 
@@ -92,6 +95,7 @@ class AssistantsService:
                     code="server_error", message="the engine restarted while this run was active"
                 )
                 self.repo.put(run, "run", owner, run.thread_id)
+                self._close_steps(owner, run, "failed")
                 count += 1
         return count
 
@@ -105,6 +109,7 @@ class AssistantsService:
 
     def create_assistant(self, owner: str, **fields: Any) -> Assistant:
         assistant = Assistant(id=new_id("asst"), created_at=now(), **fields)
+        _check_tools(assistant.tools)
         self._check_files(owner, assistant.tool_resources)
         self.repo.put(assistant, "assistant", owner)
         return assistant
@@ -115,6 +120,7 @@ class AssistantsService:
     def update_assistant(self, owner: str, assistant_id: str, **fields: Any) -> Assistant:
         current = self.get_assistant(owner, assistant_id)
         updated = Assistant.model_validate({**current.model_dump(), **fields})
+        _check_tools(updated.tools)
         self._check_files(owner, updated.tool_resources)
         self.repo.put(updated, "assistant", owner)
         return updated
@@ -161,8 +167,10 @@ class AssistantsService:
     async def delete_thread(self, owner: str, thread_id: str) -> None:
         self.get_thread(owner, thread_id)
         for run in self.repo.all(Run, "run", owner, thread_id):
-            if run.status in ACTIVE_RUN:
-                await self.cancel_run(owner, thread_id, run.id)
+            task = self._tasks.get(run.id)
+            if task is not None:  # stopped and awaited, or it would write the run back
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         session = self.engine.sessions.by_thread(thread_id, owner)
         if session is not None:
             await self.engine.sessions.close(session.id, owner)
@@ -206,10 +214,10 @@ class AssistantsService:
     def list_messages(self, owner: str, thread_id: str, run_id: str | None = None,
                       **paging: Any) -> Page[Message]:
         self.get_thread(owner, thread_id)
-        page = self.repo.page(Message, "message", owner, thread_id, **paging)
-        if run_id is not None:
-            page.data = [m for m in page.data if m.run_id == run_id]
-        return page
+        if run_id is None:
+            return self.repo.page(Message, "message", owner, thread_id, **paging)
+        messages = self.repo.all(Message, "message", owner, thread_id)
+        return _page_of([m for m in messages if m.run_id == run_id], **paging)
 
     # --- runs ---
 
@@ -246,6 +254,9 @@ class AssistantsService:
         assistant = self.get_assistant(owner, assistant_id)
         self.get_thread(owner, thread_id)
         self._refuse_if_locked(owner, thread_id)
+        tools = tools if tools is not None else assistant.tools
+        _check_tools(tools)
+        tool_choice = _check_tool_choice(tool_choice or "auto", tools)
         for message in additional_messages or []:
             self.create_message(owner, thread_id, **message)
         created = now()
@@ -253,8 +264,7 @@ class AssistantsService:
             id=new_id("run"), created_at=created, thread_id=thread_id, assistant_id=assistant_id,
             status="queued", model=model or assistant.model,
             instructions=assistant.instructions or "" if instructions is None else instructions,
-            tools=tools if tools is not None else assistant.tools,
-            tool_choice=_check_tool_choice(tool_choice or "auto"),
+            tools=tools, tool_choice=tool_choice,
             truncation_strategy=truncation_strategy or TruncationStrategy(),
             max_prompt_tokens=max_prompt_tokens, max_completion_tokens=max_completion_tokens,
             temperature=temperature if temperature is not None else assistant.temperature,
@@ -274,12 +284,14 @@ class AssistantsService:
 
     def listen(self, run_id: str, queue: asyncio.Queue[Event]) -> Callable[[], None]:
         self._listeners.setdefault(run_id, []).append(queue)
+        return lambda: self.unlisten(run_id, queue)
 
-        def stop() -> None:
-            with contextlib.suppress(ValueError, KeyError):
-                self._listeners[run_id].remove(queue)
-
-        return stop
+    def unlisten(self, run_id: str, queue: asyncio.Queue[Event]) -> None:
+        queues = self._listeners.get(run_id, [])
+        with contextlib.suppress(ValueError):
+            queues.remove(queue)
+        if not queues:
+            self._listeners.pop(run_id, None)
 
     def _emit(self, run_id: str, event: str, obj: Any) -> None:
         data = obj.model_dump(mode="json") if hasattr(obj, "model_dump") else obj
@@ -311,8 +323,16 @@ class AssistantsService:
 
     def _expire_if_due(self, owner: str, run: Run) -> Run:
         if run.status in ACTIVE_RUN and run.expires_at is not None and now() >= run.expires_at:
+            session = self._running_code.get(run.id)
             task = self._tasks.get(run.id)
-            if task is not None:
+            if session is not None:
+                # Interrupt the code and let the loop stop after it: cancelling the task would
+                # free the session while the kernel still runs the code.
+                self._expired.add(run.id)
+                interrupt = asyncio.ensure_future(_interrupt(session))
+                self._background.add(interrupt)
+                interrupt.add_done_callback(self._background.discard)
+            elif task is not None:
                 task.cancel()
             run.status = "expired"
             run.required_action = None
@@ -336,8 +356,7 @@ class AssistantsService:
         self._cancel.add(run.id)
         session = self._running_code.get(run.id)
         if session is not None:
-            with contextlib.suppress(errors.EngineError):
-                await session.interrupt()
+            await _interrupt(session)
         return run
 
     async def submit_tool_outputs(
@@ -403,6 +422,7 @@ class AssistantsService:
             self._fail(owner, run, "server_error", f"{type(exc).__name__}: {exc}")
         finally:
             self._cancel.discard(run.id)
+            self._expired.discard(run.id)
             self._running_code.pop(run.id, None)
 
     async def _loop(self, owner: str, run: Run) -> None:
@@ -477,6 +497,11 @@ class AssistantsService:
             if code_calls and session is not None:
                 await self._run_code(owner, run, session, code_calls, state)
             self.repo.set_private(run.id, state)
+            if run.id in self._expired:
+                return
+            if run.id in self._cancel:  # cancelled while the code ran
+                self._finish(owner, run, "cancelled")
+                return
             self.repo.put(run, "run", owner, run.thread_id)
             if function_calls:
                 self._require_action(owner, run, function_calls)
@@ -505,10 +530,21 @@ class AssistantsService:
                 wanted += resources.code_interpreter.file_ids
         for message in self.repo.all(Message, "message", owner, run.thread_id):
             wanted += [a.file_id for a in message.attachments]
-        present = {f.file_id for f in await session.list_files()}
+        files = await session.list_files()
+        present = {f.file_id for f in files}
+        names = {f.filename for f in files}
+        # Files placed before and since changed by the code are not put back over the change.
+        record = self.repo.get_private(run.thread_id)
+        placed = set(record.get("placed", [])) if record.get("session") == session.id else set()
         for file_id in dict.fromkeys(wanted):
-            if file_id not in present:
-                await session.add_file(file_id)
+            with contextlib.suppress(errors.NotFound):  # a file deleted since it was attached
+                if file_id not in present and not (
+                    file_id in placed and self.engine.files.retrieve(file_id, owner).filename
+                    in names
+                ):
+                    await session.add_file(file_id)
+                placed.add(file_id)
+        self.repo.set_private(run.thread_id, {"session": session.id, "placed": sorted(placed)})
         return session
 
     async def _prompt(self, owner: str, run: Run, state: dict[str, Any],
@@ -539,7 +575,9 @@ class AssistantsService:
             tool_call = ToolCall(id=call.id, type="code_interpreter",
                                  code_interpreter=CodeInterpreterCall(input=code))
             step.step_details.tool_calls.append(tool_call)
-            self._emit(run.id, "thread.run.step.delta", _step_delta(step, index, tool_call))
+            self.repo.put(step, "step", owner, run.id)  # pollers see the code while it runs
+            self._emit(run.id, "thread.run.step.delta", _step_delta(
+                step, index, tool_call.model_dump(mode="json", exclude_none=True)))
             self._running_code[run.id] = session
             try:
                 executed = await session.execute(code, timeout=self.settings.llm_code_timeout)
@@ -549,19 +587,28 @@ class AssistantsService:
                 result, text = None, json.dumps({"status": "error", "error": str(exc)})
             finally:
                 self._running_code.pop(run.id, None)
+            if run.id in self._expired:  # the run was stored as expired meanwhile
+                return
             assert tool_call.code_interpreter is not None
+            outputs = tool_call.code_interpreter.outputs
             if result is not None:
                 logs = context.logs_of(result, self.settings.llm_tool_output_chars)
                 if logs:
-                    tool_call.code_interpreter.outputs.append(CodeOutput(type="logs", logs=logs))
+                    outputs.append(CodeOutput(type="logs", logs=logs))
                 for out in result.outputs:
                     if out.type == "image":
-                        tool_call.code_interpreter.outputs.append(
+                        outputs.append(
                             CodeOutput(type="image", image=ImageFileRef(file_id=out.file_id)))
                         state["images"].append(out.file_id)
             else:
-                tool_call.code_interpreter.outputs.append(CodeOutput(type="logs", logs=text))
-            self._emit(run.id, "thread.run.step.delta", _step_delta(step, index, tool_call))
+                outputs.append(CodeOutput(type="logs", logs=text))
+            # The SDK accumulates deltas (strings are concatenated): send only what is new.
+            self._emit(run.id, "thread.run.step.delta", _step_delta(step, index, {
+                "type": "code_interpreter", "code_interpreter": {"outputs": [
+                    {"index": n, **o.model_dump(mode="json", exclude_none=True)}
+                    for n, o in enumerate(outputs)
+                ]},
+            }))
             state["conversation"].append({"role": "tool", "tool_call_id": call.id,
                                           "content": text})
         step.status, step.completed_at = "completed", now()
@@ -569,12 +616,17 @@ class AssistantsService:
         self._emit(run.id, "thread.run.step.completed", step)
 
     def _require_action(self, owner: str, run: Run, calls: list[Any]) -> None:
-        details = StepDetails(type="tool_calls", tool_calls=[
-            ToolCall(id=c.id, type="function",
-                     function=FunctionCall(name=c.name, arguments=c.arguments))
-            for c in calls
-        ])
-        self._new_step(owner, run, details)
+        step = self._new_step(owner, run, StepDetails(type="tool_calls", tool_calls=[]))
+        assert step.step_details.tool_calls is not None
+        for index, c in enumerate(calls):
+            call = ToolCall(id=c.id, type="function",
+                            function=FunctionCall(name=c.name, arguments=c.arguments))
+            step.step_details.tool_calls.append(call)
+            self._emit(run.id, "thread.run.step.delta", _step_delta(step, index, {
+                "id": c.id, "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments, "output": None},
+            }))
+        self.repo.put(step, "step", owner, run.id)
         run.status = "requires_action"
         run.required_action = RequiredAction(submit_tool_outputs=SubmitToolOutputs(tool_calls=[
             RequiredToolCall(id=c.id, function=RequiredFunction(name=c.name,
@@ -590,10 +642,12 @@ class AssistantsService:
         known = {f.path: f.file_id for f in await session.list_files()} if session else {}
         annotations = []
         for match in context.SANDBOX_LINK.finditer(text):
-            file_id = known.get(match.group(0).removeprefix("sandbox:"))
+            link = match.group(0).rstrip(".,;:!?")  # "... at sandbox:/mnt/data/out.csv."
+            path = link.removeprefix("sandbox:")
+            file_id = known.get(path) or known.get(unquote(path))
             if file_id:
                 annotations.append(Annotation(
-                    text=match.group(0), start_index=match.start(), end_index=match.end(),
+                    text=link, start_index=match.start(), end_index=match.start() + len(link),
                     file_path=FilePathRef(file_id=file_id)))
         parts = [ContentPart(type="image_file", image_file=ImageFileRef(file_id=i))
                  for i in dict.fromkeys(state["images"])]
@@ -607,10 +661,14 @@ class AssistantsService:
         self._emit(run.id, "thread.message.created", message)
         self._emit(run.id, "thread.message.in_progress", message)
         for index, part in enumerate(parts):
+            delta = part.model_dump(mode="json", exclude_none=True)
+            if "text" in delta:  # delta annotations carry their index, as OpenAI's do
+                delta["text"]["annotations"] = [
+                    {"index": n, **a} for n, a in enumerate(delta["text"]["annotations"])
+                ]
             self._emit(run.id, "thread.message.delta", {
                 "id": message.id, "object": "thread.message.delta",
-                "delta": {"content": [{"index": index, **part.model_dump(mode="json",
-                                                                          exclude_none=True)}]},
+                "delta": {"content": [{"index": index, **delta}]},
             })
         message.content, message.status, message.completed_at = parts, "completed", now()
         self.repo.put(message, "message", owner, run.thread_id)
@@ -653,6 +711,27 @@ class AssistantsService:
         self._finish(owner, run, "failed")
 
 
+def _page_of(items: list[Message], *, limit: int = 20, order: str = "desc",
+             after: str | None = None, before: str | None = None) -> Page[Message]:
+    """A page of an already filtered list (oldest first), with the repository's cursor rules."""
+    items = items if order == "asc" else items[::-1]
+    ids = [m.id for m in items]
+    for name, cursor in (("after", after), ("before", before)):
+        if cursor is not None and cursor not in ids:
+            raise errors.InvalidRequest(f"{name} cursor {cursor!r} does not name an object")
+    start = ids.index(after) + 1 if after is not None else 0
+    end = ids.index(before) if before is not None else len(items)
+    window = items[start:end]
+    if before is not None and after is None:
+        return Page[Message].of(window[-limit:], len(window) > limit)
+    return Page[Message].of(window[:limit], len(window) > limit)
+
+
+async def _interrupt(session: Session) -> None:
+    with contextlib.suppress(errors.EngineError):
+        await session.interrupt()
+
+
 def _content_parts(content: str | list[dict[str, Any]]) -> list[ContentPart]:
     if isinstance(content, str):
         return [ContentPart(type="text", text=TextValue(value=content))]
@@ -671,15 +750,39 @@ def _content_parts(content: str | list[dict[str, Any]]) -> list[ContentPart]:
     return parts
 
 
-def _check_tool_choice(choice: Any) -> Any:
+def _check_tools(tools: list[Tool]) -> None:
+    # The code interpreter reaches the model as a function of that name.
+    names = {context.CODE_TOOL} if any(t.type == "code_interpreter" for t in tools) else set()
+    for tool in tools:
+        if tool.type == "file_search":
+            raise errors.InvalidRequest(
+                "the file_search tool is not supported (there are no vector stores); use "
+                "code_interpreter, whose files are under /mnt/data, or function tools"
+            )
+        if tool.type == "function":
+            if tool.function is None:
+                raise errors.InvalidRequest("a function tool needs a 'function' definition")
+            if tool.function.name in names:
+                raise errors.InvalidRequest(
+                    f"function name {tool.function.name!r} is used twice, or is the name under "
+                    "which the model sees the code interpreter"
+                )
+            names.add(tool.function.name)
+
+
+def _check_tool_choice(choice: Any, tools: list[Tool]) -> Any:
     if choice in ("auto", "none", "required"):
         return choice
-    if isinstance(choice, dict) and choice.get("type") == "code_interpreter":
+    kind = choice.get("type") if isinstance(choice, dict) else None
+    if kind == "code_interpreter" and any(t.type == "code_interpreter" for t in tools):
         return choice
-    if (isinstance(choice, dict) and choice.get("type") == "function"
-            and isinstance(choice.get("function"), dict) and choice["function"].get("name")):
-        return choice
-    raise errors.InvalidRequest(f"invalid tool_choice: {choice!r}")
+    if kind == "function" and isinstance(choice.get("function"), dict):
+        name = choice["function"].get("name")
+        if any(t.function is not None and t.function.name == name for t in tools):
+            return choice
+    raise errors.InvalidRequest(
+        f"invalid tool_choice {choice!r}: 'auto', 'none', 'required', or one of the run's tools"
+    )
 
 
 def _model_tool_choice(choice: Any, first_turn: bool) -> Any:
@@ -704,11 +807,11 @@ def _code_of(arguments: str) -> str:
     return code if isinstance(code, str) else arguments
 
 
-def _step_delta(step: RunStep, index: int, call: ToolCall) -> dict[str, Any]:
+def _step_delta(step: RunStep, index: int, call: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": step.id,
         "object": "thread.run.step.delta",
         "delta": {"step_details": {"type": "tool_calls", "tool_calls": [
-            {"index": index, **call.model_dump(mode="json", exclude_none=True)}
+            {"index": index, **call}
         ]}},
     }
