@@ -35,7 +35,7 @@ async def measure(n: int, starts: int) -> dict[str, list[float]]:
     km, kc = await start_new_async_kernel(kernel_name="python3")
     try:
         with TemporaryDirectory() as tmp:
-            async with Engine(Settings(data_dir=Path(tmp))) as engine:
+            async with Engine(Settings(data_dir=Path(tmp), pool_size=0)) as engine:
                 cold = []
                 for i in range(starts):
                     t = time.perf_counter()

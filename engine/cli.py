@@ -140,6 +140,8 @@ BENCHMARKS: dict[str, str] = {
     "peers": "benchmarks.peers:main",
     "density": "benchmarks.density:main",
     "kernel": "benchmarks.kernel_roundtrip:bench",
+    "security": "benchmarks.security:bench",
+    "timeouts": "benchmarks.security.timeouts:bench",
 }
 """``sandbox-engine bench NAME``: each name maps to ``"module:function"``; the function takes the
 parsed arguments and returns an exit code. Other modules add their own names to this dict."""

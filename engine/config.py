@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     docker_host: str | None = None
     """Docker endpoint; None uses DOCKER_HOST or the local socket."""
     runtime: str | None = None
-    """OCI runtime, e.g. ``runsc`` for gVisor. None is Docker's default (runc)."""
+    """OCI runtime, e.g. ``runsc`` for gVisor. None is Docker's default (runc). dockerd must
+    know it: docs/security.md shows the daemon.json that runsc needs."""
     memory_limit_mb: int = Field(default=1024, ge=64)
     max_memory_limit_mb: int = Field(default=4096, ge=64)
     """The most a session may ask for (OpenAI containers ask for "1g", "4g", ...)."""

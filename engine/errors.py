@@ -69,3 +69,9 @@ class PayloadTooLarge(LimitExceeded):
     """A file or body is bigger than its cap, or a session's /mnt/data is full."""
 
     code = "payload_too_large"
+
+
+class StorageFull(EngineError):
+    """The engine's own data folder (file objects, the database) has no room left."""
+
+    code = "storage_full"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import io
 import mimetypes
@@ -134,6 +135,11 @@ class FileStore:
         try:
             size, digest = await self._write(data, tmp)
             os.replace(tmp, self._blobs / file_id)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise errors.StorageFull(f"the engine's data folder is full: {exc}") from exc
+            raise
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise

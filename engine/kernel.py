@@ -193,6 +193,9 @@ class Kernel:
         if not self._km.has_kernel:
             await self._km.start_kernel()
         client: AsyncKernelClient = self._km.client()
+        # The manager sends interrupt_request on a Session of its own with the same id: two
+        # counters would hand out the same msg_id, and its idle would end our execution.
+        client.session = self._km.session
         client.start_channels()
         try:
             await self._wait_ready(client)
@@ -236,6 +239,11 @@ class Kernel:
         except TimeoutError as exc:
             raise errors.KernelStartError("the kernel did not restart in time") from exc
         await self.start()
+
+    @property
+    def oom_kills_seen(self) -> int:
+        """The sandbox's OOM kill count when this kernel last looked."""
+        return self._oom_baseline
 
     async def interrupt(self) -> None:
         await self._km.interrupt_kernel()

@@ -289,7 +289,10 @@ class Session:
         finally:
             self.touch()
             if self._info.status is SessionStatus.ACTIVE:
-                self._save()
+                try:
+                    self._save()
+                except errors.StorageFull as exc:  # the result matters more than last-active
+                    log.warning("session %s: not saved: %s", self.id, exc)
             self._lock.release()
 
     async def _settle(self, kernel: Kernel) -> None:
@@ -335,16 +338,22 @@ class Session:
     async def _replace_sandbox(self) -> ExecutionResult:
         """The container vanished under us: start over in a new one."""
         old = self._sandbox
+        seen = self._kernel.oom_kills_seen if self._kernel is not None else 0
         self._sandbox = self._kernel = None
         self._known.clear()
+        why = "stopped unexpectedly"
         if old is not None:
+            # Under gVisor the OOM killer ends the whole sandbox, not just the kernel.
+            with contextlib.suppress(errors.EngineError):
+                if await old.oom_kills() > seen:
+                    why = f"ran out of memory (its limit is {self.spec.memory_limit_mb} MB)"
             await old.destroy()
         await self.start()
         return ExecutionResult(
             status=ExecutionStatus.CRASHED,
             error=ErrorInfo(
                 name="SandboxLost",
-                value="the sandbox container stopped unexpectedly; a new one was started and "
+                value=f"the sandbox container {why}; a new one was started and "
                 "everything in it (variables, files in /mnt/data) was lost. Files already "
                 "exported as file objects are kept.",
             ),
@@ -404,15 +413,19 @@ class Session:
             result.dropped["listing"] = 1
         exported = 0
         for entry in self._changed(entries):
-            if exported >= self._settings.max_output_files:
+            too_big = entry.size > self._ctx.files.max_bytes
+            if exported >= self._settings.max_output_files or too_big:
                 result.dropped["files"] = result.dropped.get("files", 0) + 1
                 continue
-            output = await self._export_file(entry)
+            try:
+                output = await self._export_file(entry)
+            except errors.StorageFull as exc:
+                log.warning("session %s: output %s not exported: %s", self.id, entry.path, exc)
+                result.dropped["files"] = result.dropped.get("files", 0) + 1
+                continue
             if output is not None:
                 result.outputs.append(output)
                 exported += 1
-            elif entry.size > self._ctx.files.max_bytes:
-                result.dropped["files"] = result.dropped.get("files", 0) + 1
 
     def _changed(self, entries: list[FileEntry]) -> list[FileEntry]:
         changed = []

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from . import errors
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
     id TEXT PRIMARY KEY,
@@ -71,7 +73,7 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._lock, _disk_full_is_storage_full():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -85,7 +87,7 @@ class Store:
             self._db.executescript(sql)
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
-        with self._lock:
+        with self._lock, _disk_full_is_storage_full():
             return self._db.execute(sql, params).rowcount
 
     def one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Row | None:
@@ -108,6 +110,16 @@ class Store:
         return self.execute(
             f"UPDATE {table} SET {sets} WHERE {key} = :_key", {**fields, "_key": value}
         )
+
+
+@contextmanager
+def _disk_full_is_storage_full() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            raise errors.StorageFull(f"the engine's data folder is full: {exc}") from exc
+        raise
 
 
 def dumps(value: Any) -> str:

@@ -9,3 +9,6 @@ c.InteractiveShellApp.exec_lines = [
 ]
 c.HistoryManager.enabled = False
 c.InlineBackend.figure_formats = {"png"}
+# ipykernel sleeps 0.5 ms after every execution so that stdout reaches clients that read the
+# execute_reply before iopub; the engine reads iopub until the kernel is idle, so it needs none.
+c.IPythonKernel._execute_sleep = 0.0

@@ -12,6 +12,17 @@ import pytest_asyncio
 from engine import Engine, Session, Settings
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "restarts_docker: stops and starts the Docker daemon (runs last)"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that restart the Docker daemon run last: every container dies with it."""
+    items.sort(key=lambda item: item.get_closest_marker("restarts_docker") is not None)
+
+
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(data_dir=tmp_path_factory.mktemp("engine"), memory_limit_mb=512)

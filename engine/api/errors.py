@@ -20,6 +20,7 @@ STATUS: list[tuple[type[errors.EngineError], int, str]] = [
     (errors.SessionClosed, 409, "conflict_error"),
     (errors.PayloadTooLarge, 413, "invalid_request_error"),
     (errors.LimitExceeded, 429, "rate_limit_error"),
+    (errors.StorageFull, 507, "server_error"),
     (errors.BackendUnavailable, 503, "server_error"),
     (errors.ImageNotFound, 503, "server_error"),
     (errors.SandboxError, 502, "server_error"),

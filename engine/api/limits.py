@@ -58,6 +58,11 @@ class BodyLimits:
             if not _valid_utf8(bytes(body)):
                 await _reject(send, 400, "the request body is not valid UTF-8", "invalid_json")
                 return
+            if _lone_surrogate(bytes(body)):
+                await _reject(
+                    send, 400, "the request body escapes a lone UTF-16 surrogate", "invalid_json"
+                )
+                return
         replayed = False
 
         async def replay() -> Message:
@@ -103,6 +108,22 @@ def _valid_utf8(data: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def _lone_surrogate(data: bytes) -> bool:
+    """JSON may escape a lone surrogate (``"\\ud800"``) that no UTF-8 text can hold; Python
+    keeps it in a str that fails far from here (SQLite, the kernel protocol)."""
+    if b"\\u" not in data:
+        return False
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):
+        return False  # not JSON at all: the route says so
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _counting(receive: Receive, limit: int) -> Receive:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 import docker
+import requests
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import DriverConfig, LogConfig, Mount, Ulimit
 
@@ -91,6 +92,12 @@ class DockerSandbox(Sandbox):
         await self._backend.run(kill)
 
     async def oom_kills(self) -> int:
+        try:
+            return await self._oom_kills()
+        except NotFound:  # removed from outside: no OOM to report; is_running says the rest
+            return 0
+
+    async def _oom_kills(self) -> int:
         if self._oom_file is None:
             self._oom_file = await self._backend.run(self._find_oom_file)
         if self._oom_file is not None:
@@ -187,7 +194,12 @@ class DockerBackend(SandboxBackend):
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, partial(fn, *args))
+        try:
+            return await loop.run_in_executor(self._pool, partial(fn, *args))
+        except requests.exceptions.ConnectionError as exc:
+            raise errors.BackendUnavailable(
+                f"the Docker engine does not answer ({exc}); is dockerd running?"
+            ) from exc
 
     async def check(self, image: str) -> None:
         def probe() -> None:
@@ -218,7 +230,11 @@ class DockerBackend(SandboxBackend):
         try:
             container_id = await self.run(self._create_container, name, spec, labels, conn_dir)
         except BaseException:
-            await self.run(self.remove_sandbox, sandbox_id, name)
+            try:
+                await self.run(self.remove_sandbox, sandbox_id, name)
+            except errors.EngineError:  # Docker is down: the label sweep at start removes it
+                _make_removable(state_dir)
+                shutil.rmtree(state_dir, ignore_errors=True)
             raise
         return DockerSandbox(self, sandbox_id, container_id, name, state_dir)
 

@@ -1,0 +1,18 @@
+"""Every case, grouped by category (one module each)."""
+
+from __future__ import annotations
+
+from ..model import Case
+from . import api, files, isolation, kernel, network, resources
+
+CASES: list[Case] = [
+    *resources.CASES,
+    *isolation.CASES,
+    *network.CASES,
+    *files.CASES,
+    *kernel.CASES,
+    *api.CASES,
+]
+
+_names = [c.name for c in CASES]
+assert len(_names) == len(set(_names)), "case names must be unique"
