@@ -211,6 +211,7 @@ def bar_chart(
     ax.set_title(title, fontsize=10)
     if log:
         ax.set_yscale("log")
+    ax.margins(y=0.12)
     if len(series) > 1:
         ax.legend(fontsize=8)
     return _save(fig, plt, path)

@@ -30,7 +30,7 @@ STOP_EVENTS = {"thread.run.requires_action", "thread.run.completed", "thread.run
                "thread.run.cancelled", "thread.run.expired", "thread.run.incomplete"}
 
 
-def service(request: Request) -> AssistantsService:
+async def service(request: Request) -> AssistantsService:
     value: AssistantsService = request.app.state.assistants
     return value
 
