@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import errors
@@ -79,6 +80,17 @@ def install(app: FastAPI) -> None:
                 ".".join(loc) or None,
             ),
             status_code=422,
+        )
+
+    @app.exception_handler(ValidationError)
+    async def invalid_value(request: Request, exc: ValidationError) -> JSONResponse:
+        # A value the library validates deeper down (e.g. a message attachment) is still bad input.
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return JSONResponse(
+            error_body(f"{where}: {first.get('msg', 'invalid value')}", "invalid_request_error",
+                       "invalid_value", where or None),
+            status_code=400,
         )
 
     @app.exception_handler(StarletteHTTPException)
