@@ -85,11 +85,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ValidationError)
     async def invalid_value(request: Request, exc: ValidationError) -> JSONResponse:
         # A value the library validates deeper down (e.g. a message attachment) is still bad input.
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()))
+        problems = exc.errors()
+        where = ".".join(str(p) for p in problems[0]["loc"]) if problems else ""
+        message = problems[0]["msg"] if problems else "invalid value"
         return JSONResponse(
-            error_body(f"{where}: {first.get('msg', 'invalid value')}", "invalid_request_error",
-                       "invalid_value", where or None),
+            error_body(f"{where}: {message}", "invalid_request_error", "invalid_value",
+                       where or None),
             status_code=400,
         )
 
