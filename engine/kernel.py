@@ -56,6 +56,8 @@ class SandboxLost(errors.SandboxError):
     """The sandbox itself is gone (container removed or stopped from outside)."""
 
     code = "sandbox_lost"
+    out_of_memory = False
+    """Whether the OOM killer took it (under gVisor it ends the whole sandbox)."""
 
 
 class _Collector:
@@ -342,7 +344,12 @@ class Kernel:
         else:
             name = "KernelDied"
             reason = f"the kernel died unexpectedly ({_describe_exit(code)})"
-        await self.restart()
+        try:
+            await self.restart()
+        except SandboxLost as exc:
+            lost = SandboxLost(f"the sandbox is gone: {reason}")
+            lost.out_of_memory = name == "OutOfMemory"
+            raise lost from exc
         collector.error = ErrorInfo(
             name=name,
             value=f"{reason}. A new kernel was started: earlier state (variables, imports) "

@@ -272,8 +272,8 @@ class Session:
             self.touch()
             try:
                 result = await kernel.execute(code, seconds, on_event)
-            except SandboxLost:
-                result = await self._replace_sandbox()
+            except SandboxLost as exc:
+                result = await self._replace_sandbox(exc)
             except asyncio.CancelledError as exc:
                 self._raise_if_closed_under(kernel, exc)
                 # The caller gave up: the code must stop before the next execution may start.
@@ -335,19 +335,23 @@ class Session:
                 await self.interrupt()
                 await asyncio.wait({task}, timeout=self._settings.interrupt_grace + 5)
 
-    async def _replace_sandbox(self) -> ExecutionResult:
+    async def _replace_sandbox(self, cause: SandboxLost | None = None) -> ExecutionResult:
         """The container vanished under us: start over in a new one."""
         old = self._sandbox
         seen = self._kernel.oom_kills_seen if self._kernel is not None else 0
         self._sandbox = self._kernel = None
         self._known.clear()
-        why = "stopped unexpectedly"
+        # Under gVisor the OOM killer ends the whole sandbox, not just the kernel.
+        oom = cause is not None and cause.out_of_memory
         if old is not None:
-            # Under gVisor the OOM killer ends the whole sandbox, not just the kernel.
             with contextlib.suppress(errors.EngineError):
-                if await old.oom_kills() > seen:
-                    why = f"ran out of memory (its limit is {self.spec.memory_limit_mb} MB)"
+                oom = oom or await old.oom_kills() > seen
             await old.destroy()
+        why = (
+            f"ran out of memory (its limit is {self.spec.memory_limit_mb} MB)"
+            if oom
+            else "stopped unexpectedly"
+        )
         await self.start()
         return ExecutionResult(
             status=ExecutionStatus.CRASHED,

@@ -224,7 +224,12 @@ def bench(args: argparse.Namespace) -> int:
         "samples": [asdict(s) for s in samples],
     }
     path.write_text(json.dumps(payload, indent=2) + "\n")
-    console.print(f"targets {'met' if ok else 'MISSED'}; wrote {path}")
+    late = [r["kind"] for r in rows if not r["return_met"]]
+    console.print(
+        f"stop targets {'met' if ok else 'MISSED'}"
+        + (f"; results came back later than the target for {', '.join(late)}" if late else "")
+        + f"; wrote {path}"
+    )
     return 0 if ok else 1
 
 

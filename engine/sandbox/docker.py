@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +39,7 @@ _USER = f"{SANDBOX_UID}:{SANDBOX_UID}"
 # PID 1 and its `sleep` run as a uid of their own, so the sandbox user's kill(-1) cannot end them.
 _HOLDER_USER = f"{SANDBOX_UID + 1}:{SANDBOX_UID + 1}"
 _TMPFS_OPTS = "rw,nosuid,nodev"
+VOLUME_REMOVAL_WAIT = 30.0
 
 
 class DockerSandbox(Sandbox):
@@ -314,16 +316,28 @@ class DockerBackend(SandboxBackend):
         return container_id
 
     def remove_sandbox(self, sandbox_id: str, name: str) -> None:
-        for remove in (self._remove_container, self._remove_volume):
+        try:
+            self._remove_container(name)
+        except NotFound:
+            pass
+        except APIError as exc:
+            if exc.status_code != 409:  # 409: its removal is already in progress
+                raise errors.SandboxError(f"could not remove sandbox {sandbox_id}: {exc}") from exc
+        # While someone else's removal of the container runs, the volume is "in use" (409):
+        # wait for it rather than leave the volume behind.
+        deadline = time.monotonic() + VOLUME_REMOVAL_WAIT
+        while True:
             try:
-                remove(name)
+                self._remove_volume(name)
+                break
             except NotFound:
-                pass
+                break
             except APIError as exc:
-                if exc.status_code != 409:  # removal already in progress
+                if exc.status_code != 409 or time.monotonic() > deadline:
                     raise errors.SandboxError(
-                        f"could not remove sandbox {sandbox_id}: {exc}"
+                        f"could not remove the volume of sandbox {sandbox_id}: {exc}"
                     ) from exc
+                time.sleep(0.1)
         state_dir = self.state_dir / sandbox_id
         if state_dir.exists():
             _make_removable(state_dir)
