@@ -273,6 +273,7 @@ class Session:
             try:
                 result = await kernel.execute(code, seconds, on_event)
             except SandboxLost as exc:
+                self._raise_if_closed_under(kernel, exc)  # closed, not lost: never restart it
                 result = await self._replace_sandbox(exc)
             except asyncio.CancelledError as exc:
                 self._raise_if_closed_under(kernel, exc)
@@ -375,8 +376,9 @@ class Session:
             self.touch()
             try:
                 await kernel.restart()
-            except SandboxLost:
-                await self._replace_sandbox()
+            except SandboxLost as exc:
+                self._raise_if_closed_under(kernel, exc)
+                await self._replace_sandbox(exc)
 
     # --- outputs ---
 

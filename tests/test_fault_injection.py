@@ -125,6 +125,24 @@ async def test_container_killed_from_outside_mid_execution(tmp_path: Path, how: 
     assert_nothing_left(engine)
 
 
+# --- a session deleted while it executes ---
+
+
+async def test_session_closed_mid_execution(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    async with Engine(settings) as engine:
+        for delay in (0.0, 0.3, 1.0):
+            session = await engine.session()
+            running = asyncio.ensure_future(session.execute("import time; time.sleep(30)", 60))
+            await asyncio.sleep(delay)
+            await engine.sessions.close(session.id)
+            with pytest.raises(errors.SessionClosed, match="closed while this execution ran"):
+                await asyncio.wait_for(running, 30)
+            await asyncio.sleep(1)  # nothing may come back to life behind our back
+            assert leftovers(engine) == ([], [])
+    assert_nothing_left(engine)
+
+
 # --- the Docker daemon stopped and started ---
 
 

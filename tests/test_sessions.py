@@ -15,13 +15,19 @@ from engine.sessions import SessionStatus
 from .conftest import make_settings
 
 
+async def sleep_until(deadline: float) -> None:
+    """Deadlines are whole seconds; wait until one has surely passed, however slow the start was."""
+    await asyncio.sleep(max(0.0, deadline - time.time()) + 1.2)
+
+
 async def test_short_ttl_expires_and_files_stay(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, session_ttl=3, reaper_interval=0.2)
+    settings = make_settings(tmp_path, session_ttl=8, reaper_interval=0.2)
     async with Engine(settings) as engine:
         session = await engine.session("short")
         r = await session.execute("open('/mnt/data/out.txt', 'w').write('kept')")
         file_id = r.outputs[0].file_id
-        await asyncio.sleep(3.8)
+        assert session.status is SessionStatus.ACTIVE
+        await sleep_until(session.info.expires_at)
         assert session.status is SessionStatus.EXPIRED
         assert engine.sessions.info(session.id).status is SessionStatus.EXPIRED
         with pytest.raises(SessionClosed):
@@ -34,30 +40,35 @@ async def test_short_ttl_expires_and_files_stay(tmp_path: Path) -> None:
 
 
 async def test_idle_timeout_reset_by_activity_and_keepalive(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, idle_timeout=2, reaper_interval=0.2)
+    settings = make_settings(tmp_path, idle_timeout=3, reaper_interval=0.2)
     async with Engine(settings) as engine:
         session = await engine.session()
         for _ in range(3):
             await asyncio.sleep(1)
             await session.execute("1")
+            assert session.info.expires_at >= time.time() + 1
         await asyncio.sleep(1)
+        before = session.info.expires_at
         session.keepalive()
+        assert session.info.expires_at >= before + 1
         await asyncio.sleep(1)
         assert session.status is SessionStatus.ACTIVE
-        await asyncio.sleep(2)
+        await sleep_until(session.info.expires_at)
         assert session.status is SessionStatus.EXPIRED
 
 
 async def test_extend_pushes_the_deadline(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, session_ttl=2, reaper_interval=0.2)
+    settings = make_settings(tmp_path, session_ttl=4, reaper_interval=0.2)
     async with Engine(settings) as engine:
         session = await engine.session(idle_timeout=600)
         before = session.info.expires_at
+        now = int(time.time())
         info = session.extend(3)
-        assert info.expires_at == before + 3
-        await asyncio.sleep(2.5)
+        # extending counts from the deadline, or from now if a slow start already passed it
+        assert max(before, now) + 3 <= info.expires_at <= max(before, int(time.time())) + 3
+        await sleep_until(before)
         assert session.status is SessionStatus.ACTIVE
-        await asyncio.sleep(3)
+        await sleep_until(info.expires_at)
         assert session.status is SessionStatus.EXPIRED
 
 
