@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     # --- executions ---
     default_timeout: float = Field(default=60.0, gt=0)
     max_timeout: float = Field(default=3600.0, gt=0)
-    interrupt_grace: float = Field(default=1.5, gt=0)
+    interrupt_grace: float = Field(default=1.0, gt=0)
     """How long an interrupted execution may take to stop before the kernel is restarted."""
     kernel_start_timeout: float = Field(default=60.0, gt=0)
     output_limit_chars: int = Field(default=1_000_000, ge=1024)

@@ -45,7 +45,7 @@ def strip_ansi(text: str) -> str:
 @dataclass(frozen=True)
 class KernelLimits:
     start_timeout: float = 60.0
-    interrupt_grace: float = 1.5
+    interrupt_grace: float = 1.0
     output_limit_chars: int = 1_000_000
     max_display_outputs: int = 100
     max_display_bytes: int = 32 * 1024 * 1024
@@ -182,6 +182,8 @@ class Kernel:
         self._km: AsyncKernelManager = new_kernel_manager(sandbox, self.limits.start_timeout)
         self._client: AsyncKernelClient | None = None
         self._oom_baseline = 0
+        # A restart still running after a timeout already returned its result.
+        self._restarting: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         try:
@@ -231,6 +233,12 @@ class Kernel:
 
     async def restart(self) -> None:
         """A fresh kernel in the same sandbox: every sandbox process ends, files stay."""
+        if self._restarting is not None:
+            await self._restarted()
+        else:
+            await self._restart()
+
+    async def _restart(self) -> None:
         if self._client is not None:
             self._client.stop_channels()
             self._client = None
@@ -247,10 +255,26 @@ class Kernel:
         """The sandbox's OOM kill count when this kernel last looked."""
         return self._oom_baseline
 
+    async def _restarted(self) -> None:
+        """Wait for a background restart; it raises here, to whoever waits first, if it failed."""
+        task = self._restarting
+        if task is None:
+            return
+        try:
+            await asyncio.shield(task)
+        finally:
+            if task.done():
+                self._restarting = None
+
     async def interrupt(self) -> None:
-        await self._km.interrupt_kernel()
+        if self._restarting is None:  # a restarting kernel runs nothing
+            await self._km.interrupt_kernel()
 
     async def shutdown(self) -> None:
+        if self._restarting is not None:
+            self._restarting.cancel()
+            await asyncio.gather(self._restarting, return_exceptions=True)
+            self._restarting = None
         if self._client is not None:
             self._client.stop_channels()
             self._client = None
@@ -259,6 +283,7 @@ class Kernel:
     async def execute(
         self, code: str, timeout: float, on_event: EventCallback | None = None
     ) -> ExecutionResult:
+        await self._restarted()
         if self._client is None:
             raise errors.SessionClosed("the kernel is not running")
         client = self._client
@@ -321,7 +346,11 @@ class Kernel:
                     traceback=collector.error.traceback if collector.error else [],
                 )
                 return collector.finish(ExecutionStatus.TIMEOUT, started)
-        await self.restart()
+        # The code stops now; the caller need not wait for the new kernel, the next call will.
+        client.stop_channels()
+        self._client = None
+        await self.sandbox.kill_all()
+        self._restarting = asyncio.ensure_future(self._restart())
         collector.error = ErrorInfo(
             name="TimeoutError",
             value=f"execution exceeded the {timeout:g} s timeout and did not stop when "

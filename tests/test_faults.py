@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -39,6 +40,37 @@ async def test_uninterruptible_code_forces_restart(session: Session) -> None:
     after = await session.execute("print('fresh'); lost")
     assert after.stdout == "fresh\n"
     assert after.error is not None and after.error.name == "NameError"
+
+
+async def test_uninterruptible_code_has_stopped_when_the_timeout_returns(session: Session) -> None:
+    """The result comes back once the code is killed; the new kernel starts behind it."""
+    code = (
+        "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "while True:\n    open('ticks', 'a').write('.'); time.sleep(0.01)"
+    )
+    r = await session.execute(code, timeout=1)
+    assert r.status is ExecutionStatus.TIMEOUT and r.state_lost
+    ticks = await session.read_file("ticks")
+    await session.interrupt()  # nothing to interrupt while the kernel restarts: no error
+    time.sleep(0.3)
+    assert await session.read_file("ticks") == ticks
+    after = await session.execute("print('fresh')")
+    assert after.stdout == "fresh\n"
+
+
+async def test_closing_while_the_kernel_restarts(tmp_path: Path) -> None:
+    async with Engine(make_settings(tmp_path)) as engine:
+        for pause in (0.0, 0.5):
+            session = await engine.session()
+            code = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True: pass"
+            r = await session.execute(code, timeout=1)
+            assert r.status is ExecutionStatus.TIMEOUT and r.state_lost
+            await asyncio.sleep(pause)
+            await engine.sessions.close(session.id)
+            with pytest.raises(SessionClosed):
+                await session.execute("1")
+        label = {"label": f"{HOME_LABEL}={engine.labels[HOME_LABEL]}"}
+        assert docker.from_env().containers.list(all=True, filters=label) == []
 
 
 async def test_background_processes_die_with_a_restart(session: Session) -> None:

@@ -88,8 +88,14 @@ class DockerSandbox(Sandbox):
         api = self._backend.client.api
 
         def kill() -> None:
-            exec_id = api.exec_create(self.container_id, argv, user=_USER)["Id"]
-            api.exec_start(exec_id)
+            try:
+                exec_id = api.exec_create(self.container_id, argv, user=_USER)["Id"]
+                api.exec_start(exec_id)
+            except NotFound:
+                pass  # no container, no processes; is_running tells the caller
+            except APIError as exc:
+                if exc.status_code != 409:  # 409: the container is not running
+                    raise
 
         await self._backend.run(kill)
 
