@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 import math
 import queue
 import re
@@ -13,7 +14,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import zmq
 from jupyter_client.asynchronous.client import AsyncKernelClient
+from jupyter_client.channels import AsyncZMQSocketChannel
 from jupyter_client.manager import AsyncKernelManager
 
 from . import errors
@@ -33,9 +36,14 @@ from .sandbox.base import Sandbox
 
 EventCallback = Callable[[OutputEvent], Awaitable[None] | None]
 
+log = logging.getLogger(__name__)
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 # How long the engine waits for output before it asks whether the kernel is still alive.
 LIVENESS_INTERVAL = 0.5
+
+
+MALFORMED: dict[str, Any] = {"parent_header": {}, "msg_type": "malformed", "content": {}}
+"""Stands for a message that failed its checks: it answers no request."""
 
 
 def strip_ansi(text: str) -> str:
@@ -316,9 +324,8 @@ class Kernel:
         client: AsyncKernelClient, msg_id: str, collector: _Collector, timeout: float
     ) -> bool | None:
         """Handle one iopub message: True once the kernel went idle, None if none came."""
-        try:
-            msg = await client.get_iopub_msg(timeout=timeout)
-        except queue.Empty:
+        msg = await _recv(client.iopub_channel, timeout)
+        if msg is None:
             return None
         if msg["parent_header"].get("msg_id") != msg_id:
             return False
@@ -407,19 +414,48 @@ def _describe_exit(code: int | None) -> str:
     return f"exit code {code}"
 
 
+async def _recv(channel: AsyncZMQSocketChannel, timeout: float) -> dict[str, Any] | None:
+    """The next message of a channel, or None if none came within ``timeout`` seconds.
+
+    Like ``channel.get_msg``, but a message that is already queued is taken without polling
+    first: most of an execution's messages are, and each poll costs a round of the event loop.
+    """
+    socket = channel.socket
+    assert socket is not None
+    try:
+        frames = await socket.recv_multipart(flags=zmq.NOBLOCK)
+    except zmq.Again:
+        if timeout <= 0 or not await socket.poll(int(timeout * 1000)):
+            return None
+        frames = await socket.recv_multipart()
+    try:
+        _, parts = channel.session.feed_identities(frames)
+        return channel.session.deserialize(parts)
+    except (ValueError, TypeError, KeyError) as exc:
+        # Code in the kernel can write to its sockets; what fails the signature is not its reply.
+        log.warning("dropped a malformed message from a kernel: %s", str(exc)[:200])
+        return MALFORMED
+
+
 async def _reply_status(client: AsyncKernelClient, msg_id: str) -> str | None:
-    """The execute_reply's status; it is sent before the idle status, so it is already here."""
-    status = None
-    while await client.shell_channel.msg_ready():
-        reply = await client.get_shell_msg(timeout=0)
+    """The execute_reply's status. The kernel sends it before the idle status, but on the shell
+    socket (ipykernel 7: from another thread), so it may trail the idle by a little."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + LIVENESS_INTERVAL
+    while (remaining := deadline - loop.time()) > 0:
+        reply = await _recv(client.shell_channel, remaining)
+        if reply is None:
+            break
         if reply["parent_header"].get("msg_id") == msg_id:
-            status = reply["content"].get("status")
-    return status
+            status: str | None = reply["content"].get("status")
+            return status
+    return None
 
 
 async def _drain_shell(client: AsyncKernelClient) -> None:
-    while await client.shell_channel.msg_ready():
-        await client.get_shell_msg(timeout=0)
+    """Replies to earlier executions that ended without reading theirs (timeouts, crashes)."""
+    while await _recv(client.shell_channel, 0) is not None:
+        pass
 
 
 def validate_timeout(timeout: object, default: float, maximum: float) -> float:

@@ -134,6 +134,7 @@ class Session:
         self._known: dict[str, tuple[int, int, int, str | None]] = {}
         self._input_count = 0
         self._input_bytes = 0
+        self._saved: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"<Session {self.id} thread={self.thread_id!r} {self.status}>"
@@ -177,16 +178,19 @@ class Session:
 
     def _save(self) -> None:
         info = self.info
-        self._ctx.store.update(
-            "sessions",
-            "id",
-            self.id,
-            status=info.status.value,
-            last_active_at=info.last_active_at,
-            expires_at=self.deadline,
-            idle_timeout=info.idle_timeout,
-            sandbox_id=self._sandbox.id if self._sandbox else None,
-        )
+        row = {
+            "status": info.status.value,
+            "last_active_at": info.last_active_at,
+            "expires_at": self.deadline,
+            "idle_timeout": info.idle_timeout,
+            "sandbox_id": self._sandbox.id if self._sandbox else None,
+        }
+        # Only this session writes its row: most executions change nothing in it (activity is
+        # kept in whole seconds), so they skip the write.
+        if row == self._saved:
+            return
+        self._ctx.store.update("sessions", "id", self.id, **row)
+        self._saved = row
 
     def touch(self) -> None:
         """Any activity resets the idle timeout."""

@@ -12,3 +12,6 @@ c.InlineBackend.figure_formats = {"png"}
 # ipykernel sleeps 0.5 ms after every execution so that stdout reaches clients that read the
 # execute_reply before iopub; the engine reads iopub until the kernel is idle, so it needs none.
 c.IPythonKernel._execute_sleep = 0.0
+# traitlets gives the kernel's logger level DEBUG and filters in the handler, so every debug call
+# builds a record (about ten per execution); records below WARNING are not built at all.
+c.IPKernelApp.logging_config = {"loggers": {"IPKernelApp": {"level": "WARNING"}}}

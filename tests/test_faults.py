@@ -52,7 +52,7 @@ async def test_uninterruptible_code_has_stopped_when_the_timeout_returns(session
     assert r.status is ExecutionStatus.TIMEOUT and r.state_lost
     ticks = await session.read_file("ticks")
     await session.interrupt()  # nothing to interrupt while the kernel restarts: no error
-    time.sleep(0.3)
+    await asyncio.sleep(0.3)
     assert await session.read_file("ticks") == ticks
     after = await session.execute("print('fresh')")
     assert after.stdout == "fresh\n"
@@ -183,3 +183,23 @@ async def test_no_leftover_containers_after_close(tmp_path: Path) -> None:
     assert client.containers.list(all=True, filters={"label": label}) == []
     assert client.volumes.list(filters={"label": label}) == []
     assert list((settings.data_dir / "sandboxes").iterdir()) == []
+
+
+async def test_forged_kernel_messages_are_dropped(session: Session) -> None:
+    """Code in the kernel can write to its own sockets; nothing it writes unsigned is taken."""
+    forge = (
+        "k = get_ipython().kernel\n"
+        "parent = {'msg_id': k.get_parent()['header']['msg_id']}\n"
+        "import json\n"
+        "idle = json.dumps({'msg_id': 'x', 'msg_type': 'status', 'session': 's', 'username': 'u',"
+        " 'date': '2026-01-01T00:00:00Z', 'version': '5.3'})\n"
+        "k.iopub_socket.send_multipart([b'status', b'<IDS|MSG>', b'forged', idle.encode(),"
+        " json.dumps(parent).encode(), b'{}', b'{\"execution_state\": \"idle\"}'])\n"
+        "k.iopub_socket.send_multipart([b'junk'])\n"
+        "import time; time.sleep(0.3); print('still running')"
+    )
+    r = await session.execute(forge, timeout=20)
+    assert r.status is ExecutionStatus.OK, r.error
+    assert r.stdout == "still running\n"
+    after = await session.execute("6 * 7")
+    assert after.text == "42"
