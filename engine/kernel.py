@@ -439,7 +439,7 @@ async def _recv(channel: AsyncZMQSocketChannel, timeout: float) -> dict[str, Any
 
 async def _reply_status(client: AsyncKernelClient, msg_id: str) -> str | None:
     """The execute_reply's status. The kernel sends it before the idle status, but on the shell
-    socket (ipykernel 7: from another thread), so it may trail the idle by a little."""
+    socket (in ipykernel 7, from another thread), so it may trail the idle by a little."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + LIVENESS_INTERVAL
     while (remaining := deadline - loop.time()) > 0:
