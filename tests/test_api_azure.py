@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import langchain_azure_dynamic_sessions as lads
 import pytest
 
 from .conftest import LiveServer
@@ -55,7 +56,6 @@ def preview_execute(client: httpx.Client, identifier: str, code: str,
 def test_langchain_client_executes_uploads_lists_downloads(
     live_server: LiveServer, identifier: str
 ) -> None:
-    lads = pytest.importorskip("langchain_azure_dynamic_sessions")
     tool = lads.SessionsPythonREPLTool(
         pool_management_endpoint=live_server.url,
         access_token_provider=lambda: KEY_A,
