@@ -147,8 +147,9 @@ def machine() -> dict[str, Any]:
             kernel=platform.release(),
             python=platform.python_version(),
             docker=_run_quiet(["docker", "version", "--format", "{{.Server.Version}}"]),
-            commit=_run_quiet(["git", "-C", str(RESULTS.parent.parent), "rev-parse", "--short",
-                               "HEAD"]),
+            commit=_run_quiet(
+                ["git", "-C", str(RESULTS.parent.parent), "rev-parse", "--short", "HEAD"]
+            ),
             date=time.strftime("%Y-%m-%d %H:%M:%S %z"),
         )
     return _MACHINE
@@ -202,11 +203,17 @@ def bar_chart(
         ax.bar_label(bars, [_cell(float(v)) for v in values], fontsize=7, padding=1)
     for label, y in (lines or {}).items():
         ax.axhline(y, color="crimson", linestyle="--", linewidth=1)
-        ax.annotate(label, (ax.get_xlim()[1], y), fontsize=7, color="crimson", ha="right",
-                    va="bottom")
+        ax.annotate(
+            label, (ax.get_xlim()[1], y), fontsize=7, color="crimson", ha="right", va="bottom"
+        )
     crowded = sum(len(c) for c in categories) > 60
-    ax.set_xticks(range(len(categories)), categories, fontsize=8,
-                  rotation=20 if crowded else 0, ha="right" if crowded else "center")
+    ax.set_xticks(
+        range(len(categories)),
+        categories,
+        fontsize=8,
+        rotation=20 if crowded else 0,
+        ha="right" if crowded else "center",
+    )
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     if log:

@@ -28,8 +28,16 @@ DEFAULT_MAX = 150
 STARTING_AT_ONCE = 4
 STOP_AT_USED = 0.90
 IDLE_SECONDS = 15
-HOST_KEYS = ("MemAvailable", "AnonPages", "Cached", "Shmem", "Slab", "PageTables", "KernelStack",
-             "EngineRSS")
+HOST_KEYS = (
+    "MemAvailable",
+    "AnonPages",
+    "Cached",
+    "Shmem",
+    "Slab",
+    "PageTables",
+    "KernelStack",
+    "EngineRSS",
+)
 
 FOOTPRINT_CODE = r"""
 import re, subprocess, sys, threading
@@ -113,12 +121,14 @@ def container_memory(container_id: str, shims: dict[str, int]) -> dict[str, floa
     if cgroup is None:
         return {}
     stat = dict(
-        (k, int(v)) for k, v in (line.split() for line in (cgroup / "memory.stat").read_text()
-                                 .splitlines())
+        (k, int(v))
+        for k, v in (line.split() for line in (cgroup / "memory.stat").read_text().splitlines())
     )
     usage_file = cgroup / "memory.usage_in_bytes"
-    usage = int(usage_file.read_text()) if usage_file.exists() else int(
-        (cgroup / "memory.current").read_text()
+    usage = (
+        int(usage_file.read_text())
+        if usage_file.exists()
+        else int((cgroup / "memory.current").read_text())
     )
     pids = [int(p) for p in (cgroup / "cgroup.procs").read_text().split()]
     maps = [_smaps(pid) for pid in pids]
@@ -211,8 +221,13 @@ def _parse_footprint(stdout: str) -> dict[str, Any]:
         parts = line.split()
         if parts[:1] == ["kernel"]:
             rss, pss, anon, threads, modules = (int(x) for x in parts[1:6])
-            out["kernel"] = {"rss_mb": rss, "pss_mb": pss, "anon_mb": anon, "threads": threads,
-                             "modules": modules}
+            out["kernel"] = {
+                "rss_mb": rss,
+                "pss_mb": pss,
+                "anon_mb": anon,
+                "threads": threads,
+                "modules": modules,
+            }
         elif parts[:1] == ["import"]:
             out["imports_rss_mb"][" ".join(parts[1:-1])] = int(parts[-1])
     return out
@@ -247,10 +262,7 @@ def main(args: argparse.Namespace) -> int:
         "idle_cpu_engine_pct": m["idle_cpu_engine"] * 100,
         "start_seconds": m["start_seconds"],
     }
-    host = {
-        key: (m["mem_after"][key] - m["mem_before"][key]) / max(1, n) / MB
-        for key in HOST_KEYS
-    }
+    host = {key: (m["mem_after"][key] - m["mem_before"][key]) / max(1, n) / MB for key in HOST_KEYS}
     host["MemAvailable"] = -host["MemAvailable"]
     figures["host_delta_by_kind_mb"] = host
     common.table(
@@ -263,14 +275,14 @@ def main(args: argparse.Namespace) -> int:
     common.table(
         "What a kernel holds (RSS of a fresh python after each import, MB)",
         ["import", "RSS MB"],
-        [*fp["imports_rss_mb"].items(), *(("running kernel " + k, v)
-                                          for k, v in fp.get("kernel", {}).items())],
+        [
+            *fp["imports_rss_mb"].items(),
+            *(("running kernel " + k, v) for k, v in fp.get("kernel", {}).items()),
+        ],
     )
     report = Report("density", "Density: idle sessions with the stack loaded")
     keys = rows[0].keys() if rows else ()
-    spread = {
-        k: {"min": min(r[k] for r in rows), "max": max(r[k] for r in rows)} for k in keys
-    }
+    spread = {k: {"min": min(r[k] for r in rows), "max": max(r[k] for r in rows)} for k in keys}
     kept = {k: v for k, v in m.items() if k not in ("per_container", "mem_before", "mem_after")}
     report.data.update({"figures": figures, "per_container_spread_mb": spread, **kept})
     reached = max(n, fits)

@@ -102,8 +102,9 @@ class Server:
         deadline = time.monotonic() + 120
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited; see {self.log_path}:\n"
-                                   f"{self.log_path.read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"the server exited; see {self.log_path}:\n{self.log_path.read_text()[-2000:]}"
+                )
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{self.url}/readyz", timeout=5).status_code == 200:
                     return self
@@ -224,6 +225,8 @@ def managed_containers() -> int:
     """Every container that any sandbox-engine on this Docker engine manages (others' too)."""
     out = subprocess.run(
         ["docker", "ps", "-aq", "--filter", f"label={MANAGED_LABEL}"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     return len(out.stdout.split())

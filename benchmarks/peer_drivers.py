@@ -80,8 +80,7 @@ class DockerRun(Peer):
 
     def trivial(self) -> str:
         argv = [*self.base, self.args.image, "python", "-c", TRIVIAL]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=120,
-                              check=True).stdout
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True).stdout
 
     def task(self) -> tuple[str, bytes, list[float]]:
         work = _workdir()
@@ -92,7 +91,10 @@ class DockerRun(Peer):
             code = self.args.code.format(data="/mnt/data")
             out = subprocess.run(
                 [*self.base, "-v", f"{work}:/mnt/data", self.args.image, "python", "-c", code],
-                capture_output=True, text=True, timeout=300, check=True,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=True,
             )
             marks.append(time.perf_counter())
             png = (work / "chart.png").read_bytes()
@@ -265,8 +267,13 @@ def _answer(peer: Peer, command: str, rows: int) -> dict[str, Any]:
         _check(out, str(rows))
         if not png.startswith(b"\x89PNG"):
             raise RuntimeError("the chart is not a PNG")
-        steps = dict(zip(("upload", "execute", "download"),
-                         (b - a for a, b in itertools.pairwise(marks)), strict=True))
+        steps = dict(
+            zip(
+                ("upload", "execute", "download"),
+                (b - a for a, b in itertools.pairwise(marks)),
+                strict=True,
+            )
+        )
         return {"steps": {**steps, "total": marks[-1] - marks[0]}}
     raise ValueError(f"unknown command {command!r}")
 
@@ -287,8 +294,10 @@ def main() -> None:
             try:
                 answer = _answer(peer, command, args.rows) if command != "close" else {}
             except Exception as exc:
-                answer = {"error": f"{type(exc).__name__}: {exc}",
-                          "traceback": traceback.format_exc()[-3000:]}
+                answer = {
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "traceback": traceback.format_exc()[-3000:],
+                }
             if command == "close":
                 break
             print(json.dumps(answer), flush=True)

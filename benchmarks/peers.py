@@ -61,10 +61,23 @@ class Driver:
     def __init__(self, python: Path, peer: str, image: str, csv: Path, code_file: Path) -> None:
         self.peer = peer
         self.process = subprocess.Popen(
-            [str(python), str(Path(__file__).with_name("peer_drivers.py")), peer,
-             "--image", image, "--csv", str(csv), "--code-file", str(code_file),
-             "--rows", str(fixtures.TASK_ROWS)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            [
+                str(python),
+                str(Path(__file__).with_name("peer_drivers.py")),
+                peer,
+                "--image",
+                image,
+                "--csv",
+                str(csv),
+                "--code-file",
+                str(code_file),
+                "--rows",
+                str(fixtures.TASK_ROWS),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
 
     async def call(self, command: str) -> dict[str, Any]:
@@ -148,9 +161,9 @@ class EngineSide:
         await self.engine.pool.wait_ready(POOL, timeout=300)
 
 
-async def compare(driver: Driver, side: EngineSide, n: int, reps: int, starts: int) -> dict[
-    str, Any
-]:
+async def compare(
+    driver: Driver, side: EngineSide, n: int, reps: int, starts: int
+) -> dict[str, Any]:
     """Peer and engine calls in alternation; the samples of both, by measure."""
     peer: dict[str, list[float]] = {"start": [], "trivial": []}
     mine: dict[str, list[float]] = {"trivial": [], "trivial_http": []}
@@ -222,15 +235,36 @@ def main(args: argparse.Namespace) -> int:
     for peer, r in results.items():
         p, e = r["peer"], r["engine"]
         ratios[peer] = _p50(p, "trivial") / _p50(e, "trivial")
-        rows.append((peer, _p50(p, "start"), _p50(p, "trivial"),
-                     summary(p["trivial"])["p99_ms"], _p50(p, "task_total"), "-"))
-        rows.append(("  engine, same run", _p50(e, "task_start"), _p50(e, "trivial"),
-                     summary(e["trivial"])["p99_ms"], _p50(e, "task_total"),
-                     f"{ratios[peer]:.1f}x"))
+        rows.append(
+            (
+                peer,
+                _p50(p, "start"),
+                _p50(p, "trivial"),
+                summary(p["trivial"])["p99_ms"],
+                _p50(p, "task_total"),
+                "-",
+            )
+        )
+        rows.append(
+            (
+                "  engine, same run",
+                _p50(e, "task_start"),
+                _p50(e, "trivial"),
+                summary(e["trivial"])["p99_ms"],
+                _p50(e, "task_total"),
+                f"{ratios[peer]:.1f}x",
+            )
+        )
     common.table(
         f"Peers on the same Docker engine and image ({image}), calls interleaved",
-        ["system", "start p50 ms", "x = 1 p50 ms", "x = 1 p99 ms", "task p50 ms",
-         "peer / engine x = 1"],
+        [
+            "system",
+            "start p50 ms",
+            "x = 1 p50 ms",
+            "x = 1 p99 ms",
+            "task p50 ms",
+            "peer / engine x = 1",
+        ],
         rows,
     )
     engine_all = {
@@ -276,8 +310,12 @@ def main(args: argparse.Namespace) -> int:
         results_dir / "peers_task.png",
         "Realistic task end to end (10 MB CSV -> PNG), p50",
         ["engine (library)", *results],
-        {"ms": [_p50(engine_all, "task_total"), *(_p50(r["peer"], "task_total")
-                                                   for r in results.values())]},
+        {
+            "ms": [
+                _p50(engine_all, "task_total"),
+                *(_p50(r["peer"], "task_total") for r in results.values()),
+            ]
+        },
         "ms",
     )
     return common.finish(report, args)

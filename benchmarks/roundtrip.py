@@ -93,8 +93,10 @@ def main(args: argparse.Namespace) -> int:
     rows = {name: summary(values) for name, values in samples.items()}
     bare = rows["bare_kernel"]
     ratios = {
-        name: {"p50": rows[name]["p50_ms"] / bare["p50_ms"], "p99": rows[name]["p99_ms"] /
-               bare["p99_ms"]}
+        name: {
+            "p50": rows[name]["p50_ms"] / bare["p50_ms"],
+            "p99": rows[name]["p99_ms"] / bare["p99_ms"],
+        }
         for name in ("library", "http", "httpx")
     }
     labels = {
@@ -107,8 +109,16 @@ def main(args: argparse.Namespace) -> int:
         "Round trip of x = 1 (interleaved, same run)",
         ["path", "p50 ms", "p90 ms", "p99 ms", "mean ms", "x bare p50", "x bare p99", "n"],
         [
-            (labels[k], v["p50_ms"], v["p90_ms"], v["p99_ms"], v["mean_ms"],
-             ratios.get(k, {}).get("p50", 1.0), ratios.get(k, {}).get("p99", 1.0), v["n"])
+            (
+                labels[k],
+                v["p50_ms"],
+                v["p90_ms"],
+                v["p99_ms"],
+                v["mean_ms"],
+                ratios.get(k, {}).get("p50", 1.0),
+                ratios.get(k, {}).get("p99", 1.0),
+                v["n"],
+            )
             for k, v in rows.items()
         ],
     )

@@ -48,9 +48,7 @@ async def library(engine: Engine, csv: bytes, reps: int) -> dict[str, list[float
 
 async def over_http(server: fixtures.Server, csv: bytes, reps: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {step: [] for step in STEPS}
-    async with httpx.AsyncClient(
-        base_url=server.url, headers=server.headers, timeout=300
-    ) as http:
+    async with httpx.AsyncClient(base_url=server.url, headers=server.headers, timeout=300) as http:
         for i in range(reps):
             await _pool_ready(http, POOL)
             marks = [time.perf_counter()]
@@ -139,8 +137,12 @@ def main(args: argparse.Namespace) -> int:
     )
     report = Report("task", "Realistic task end to end: upload, pandas, group-by, PNG")
     report.data.update(
-        {"csv_bytes": csv_size(), "rows": fixtures.TASK_ROWS, "steps_ms": rows,
-         "code": fixtures.task_code()}
+        {
+            "csv_bytes": csv_size(),
+            "rows": fixtures.TASK_ROWS,
+            "steps_ms": rows,
+            "code": fixtures.task_code(),
+        }
     )
     report.notes.append(
         f"total p50: library {rows['library']['total']['p50_ms']:.0f} ms, "

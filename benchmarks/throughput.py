@@ -76,8 +76,14 @@ def main(args: argparse.Namespace) -> int:
         f"Throughput of x = 1 ({seconds:g} s per level, library)",
         ["sessions", "exec/s", "p50 ms", "p99 ms", "executions", "failures"],
         [
-            (str(level), r["executions_per_second"], r["p50_ms"], r["p99_ms"], r["executions"],
-             r["failures"])
+            (
+                str(level),
+                r["executions_per_second"],
+                r["p50_ms"],
+                r["p99_ms"],
+                r["executions"],
+                r["failures"],
+            )
             for level, r in rows.items()
         ],
     )

@@ -67,13 +67,21 @@ def _serve(args: argparse.Namespace) -> int:
     host = settings.host
     if not settings.load_api_keys():
         if host not in ("127.0.0.1", "localhost", "::1"):
-            log.warning("no API key configured (SANDBOX_API_KEYS): binding 127.0.0.1 instead "
-                        "of %s", host)
+            log.warning(
+                "no API key configured (SANDBOX_API_KEYS): binding 127.0.0.1 instead of %s", host
+            )
         host = "127.0.0.1"
-        log.warning("no API key configured: anyone on this machine can use the service; "
-                    "set SANDBOX_API_KEYS to serve other hosts")
-    uvicorn.run(create_app(settings), host=host, port=settings.port, log_config=None,
-                timeout_graceful_shutdown=int(settings.drain_timeout) + 10)
+        log.warning(
+            "no API key configured: anyone on this machine can use the service; "
+            "set SANDBOX_API_KEYS to serve other hosts"
+        )
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=int(settings.drain_timeout) + 10,
+    )
     return 0
 
 
@@ -106,8 +114,12 @@ def _run(args: argparse.Namespace) -> int:
                 elif event.type == "done":
                     result = event.result
                     if result.error is not None:
-                        console.print(Text.assemble(("error: ", "bold red"),
-                                                    f"{result.error.name}: {result.error.value}"))
+                        console.print(
+                            Text.assemble(
+                                ("error: ", "bold red"),
+                                f"{result.error.name}: {result.error.value}",
+                            )
+                        )
     return 0 if result.status is ExecutionStatus.OK else 1
 
 
@@ -125,10 +137,13 @@ def _doctor(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with SyncEngine(settings) as engine:
         console.print(f"Docker reachable, image {engine.engine.image} present")
-        result = engine.session().execute("import os, sys; print(sys.version.split()[0], "
-                                          "os.getuid(), sorted(os.listdir('/sys/class/net')))")
-        console.print(f"sandbox answered: {result.stdout.strip()} "
-                      f"({time.perf_counter() - started:.2f} s)")
+        result = engine.session().execute(
+            "import os, sys; print(sys.version.split()[0], "
+            "os.getuid(), sorted(os.listdir('/sys/class/net')))"
+        )
+        console.print(
+            f"sandbox answered: {result.stdout.strip()} ({time.perf_counter() - started:.2f} s)"
+        )
     return 0 if result.ok else 1
 
 

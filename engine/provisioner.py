@@ -118,8 +118,9 @@ class SandboxProvisioner(KernelProvisionerBase):
         self.connection_info = info
         inside = {k: v for k, v in info.items() if k != "key"}
         key = info["key"]
-        inside.update(key=key.decode() if isinstance(key, bytes) else key,
-                      ip=f"{CONN_MOUNT}/{name}/s")
+        inside.update(
+            key=key.decode() if isinstance(key, bytes) else key, ip=f"{CONN_MOUNT}/{name}/s"
+        )
         _write_readonly(self.sandbox.conn_dir / f"{name}.json", json.dumps(inside))
         cmd = [arg.replace("{connection_file}", f"{CONN_MOUNT}/{name}.json") for arg in KERNEL_ARGV]
         # Host environment never reaches the sandbox: kwargs["env"] is dropped on purpose.

@@ -35,8 +35,9 @@ from openai import OpenAI
 from openai.types.beta.threads import Run
 
 # The SDK marks the Assistants API as deprecated in favour of Responses; this example is about it.
-warnings.filterwarnings("ignore", message=r"deprecated$|The Assistants API is deprecated",
-                        category=DeprecationWarning)
+warnings.filterwarnings(
+    "ignore", message=r"deprecated$|The Assistants API is deprecated", category=DeprecationWarning
+)
 
 INSTRUCTIONS = (
     "You are a helpful AI assistant who makes interesting visualizations based on data."
@@ -68,8 +69,7 @@ def wait(client: OpenAI, run: Run, timeout: float) -> Run:
     return run
 
 
-def ask(client: OpenAI, thread_id: str, assistant_id: str, question: str,
-        timeout: float) -> Run:
+def ask(client: OpenAI, thread_id: str, assistant_id: str, question: str, timeout: float) -> Run:
     print(f"\n>>> {question}")
     client.beta.threads.messages.create(thread_id=thread_id, role="user", content=question)
     run = client.beta.threads.runs.create(thread_id=thread_id, assistant_id=assistant_id)
@@ -78,8 +78,7 @@ def ask(client: OpenAI, thread_id: str, assistant_id: str, question: str,
 
 def answer_of(client: OpenAI, thread_id: str, run: Run) -> list[dict[str, Any]]:
     """The content parts of the messages the run wrote, oldest first."""
-    messages = client.beta.threads.messages.list(thread_id=thread_id, run_id=run.id,
-                                                 order="asc")
+    messages = client.beta.threads.messages.list(thread_id=thread_id, run_id=run.id, order="asc")
     data = json.loads(messages.model_dump_json())
     return [part for message in data["data"] for part in message["content"]]
 
@@ -104,8 +103,7 @@ def main() -> None:
     output = Path(os.environ.get("OUTPUT_DIR", "."))
     timeout = float(os.environ.get("POLL_TIMEOUT", "600"))
     output.mkdir(parents=True, exist_ok=True)
-    client = OpenAI(base_url=f"{base_url}/v1",
-                    api_key=os.environ.get("SANDBOX_KEY", "not-needed"))
+    client = OpenAI(base_url=f"{base_url}/v1", api_key=os.environ.get("SANDBOX_KEY", "not-needed"))
 
     # Create an assistant
     assistant = client.beta.assistants.create(
@@ -127,14 +125,24 @@ def main() -> None:
     download_image(client, parts, output / "sinewave.png")
 
     # A follow-up question in the same thread
-    run = ask(client, thread.id, assistant.id,
-              "Show me the code you used to generate the sinewave", timeout)
+    run = ask(
+        client,
+        thread.id,
+        assistant.id,
+        "Show me the code you used to generate the sinewave",
+        timeout,
+    )
     print_text(answer_of(client, thread.id, run))
 
     # Dark mode: the kernel still holds the earlier state, the thread the conversation
-    run = ask(client, thread.id, assistant.id,
-              "I prefer visualizations in darkmode can you change the colors to make a darkmode "
-              "version of this visualization.", timeout)
+    run = ask(
+        client,
+        thread.id,
+        assistant.id,
+        "I prefer visualizations in darkmode can you change the colors to make a darkmode "
+        "version of this visualization.",
+        timeout,
+    )
     parts = answer_of(client, thread.id, run)
     print_text(parts)
     download_image(client, parts, output / "dark_sine.png")

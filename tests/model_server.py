@@ -33,8 +33,11 @@ def _reply(content: str | None = None, calls: list[tuple[str, dict[str, Any]]] =
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if calls:
         message["tool_calls"] = [
-            {"id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
-             "function": {"name": name, "arguments": json.dumps(args)}}
+            {
+                "id": f"call_{uuid.uuid4().hex[:12]}",
+                "type": "function",
+                "function": {"name": name, "arguments": json.dumps(args)},
+            }
             for name, args in calls
         ]
     return {
@@ -42,8 +45,9 @@ def _reply(content: str | None = None, calls: list[tuple[str, dict[str, Any]]] =
         "object": "chat.completion",
         "created": int(time.time()),
         "model": "scripted",
-        "choices": [{"index": 0, "message": message,
-                     "finish_reason": "tool_calls" if calls else "stop"}],
+        "choices": [
+            {"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}
+        ],
         "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
     }
 
@@ -51,9 +55,12 @@ def _reply(content: str | None = None, calls: list[tuple[str, dict[str, Any]]] =
 def _script(messages: list[dict[str, Any]]) -> dict[str, Any]:
     last_user = next(m for m in reversed(messages) if m["role"] == "user")
     ask = str(last_user["content"]).lower()
-    after_user = messages[messages.index(last_user) + 1:]
-    results = [json.loads(m["content"]) if m["content"].startswith("{") else m["content"]
-               for m in after_user if m["role"] == "tool"]
+    after_user = messages[messages.index(last_user) + 1 :]
+    results = [
+        json.loads(m["content"]) if m["content"].startswith("{") else m["content"]
+        for m in after_user
+        if m["role"] == "tool"
+    ]
     last = results[-1] if results else None
 
     if "dark mode" in ask or "darkmode" in ask:
@@ -68,8 +75,10 @@ def _script(messages: list[dict[str, Any]]) -> dict[str, Any]:
         return _reply("Here is the sine wave. Download it: [sine.png](sandbox:/mnt/data/sine.png)")
     if "weather and time" in ask:
         if last is None:
-            return _reply(None, [("get_weather", {"city": "Paris"}),
-                                 ("get_time", {"timezone": "Europe/Paris"})])
+            return _reply(
+                None,
+                [("get_weather", {"city": "Paris"}), ("get_time", {"timezone": "Europe/Paris"})],
+            )
         return _reply(f"Weather: {results[0]}. Time: {results[1]}.")
     if "fix it" in ask:
         if last is None:
@@ -79,15 +88,37 @@ def _script(messages: list[dict[str, Any]]) -> dict[str, Any]:
         return _reply(f"Fixed. The total is {last['stdout'].strip()}.")
     if "append a row" in ask:
         if last is None:
-            return _reply(None, [("python", {"code": (
-                "import glob\nf = sorted(glob.glob('/mnt/data/*.csv'))[0]\n"
-                "open(f, 'a').write('extra,100\\n')\nprint('appended')")})])
+            return _reply(
+                None,
+                [
+                    (
+                        "python",
+                        {
+                            "code": (
+                                "import glob\nf = sorted(glob.glob('/mnt/data/*.csv'))[0]\n"
+                                "open(f, 'a').write('extra,100\\n')\nprint('appended')"
+                            )
+                        },
+                    )
+                ],
+            )
         return _reply("I appended a row.")
     if "csv" in ask:
         if last is None:
-            return _reply(None, [("python", {"code": (
-                "import pandas as pd, glob\nf = sorted(glob.glob('/mnt/data/*.csv'))[0]\n"
-                "print(pd.read_csv(f)['amount'].sum())")})])
+            return _reply(
+                None,
+                [
+                    (
+                        "python",
+                        {
+                            "code": (
+                                "import pandas as pd, glob\nf = sorted(glob.glob('/mnt/data/*.csv'))[0]\n"
+                                "print(pd.read_csv(f)['amount'].sum())"
+                            )
+                        },
+                    )
+                ],
+            )
         return _reply(f"The total amount is {last['stdout'].strip()}.")
     if "forever" in ask:
         return _reply(None, [("python", {"code": "1 + 1"})])

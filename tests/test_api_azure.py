@@ -25,8 +25,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture
 def client(live_server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live_server.url, timeout=120,
-                      headers={"Authorization": f"Bearer {KEY_A}"}) as c:
+    with httpx.Client(
+        base_url=live_server.url, timeout=120, headers={"Authorization": f"Bearer {KEY_A}"}
+    ) as c:
         yield c
 
 
@@ -36,15 +37,26 @@ def identifier(live_server: LiveServer) -> Iterator[str]:
     ident = f"azure-{uuid.uuid4().hex[:12]}"
     yield ident
     for key in LiveServer.keys:
-        r = httpx.delete(f"{live_server.url}/session", params={"identifier": ident},
-                         headers={"api-key": key}, timeout=60)
+        r = httpx.delete(
+            f"{live_server.url}/session",
+            params={"identifier": ident},
+            headers={"api-key": key},
+            timeout=60,
+        )
         assert r.status_code == 204
 
 
-def preview_execute(client: httpx.Client, identifier: str, code: str,
-                    **extra: Any) -> dict[str, Any]:
-    body = {"properties": {"codeInputType": "inline", "executionType": "synchronous",
-                           "code": code, **extra}}
+def preview_execute(
+    client: httpx.Client, identifier: str, code: str, **extra: Any
+) -> dict[str, Any]:
+    body = {
+        "properties": {
+            "codeInputType": "inline",
+            "executionType": "synchronous",
+            "code": code,
+            **extra,
+        }
+    }
     r = client.post("/code/execute", params={"identifier": identifier, **PREVIEW}, json=body)
     assert r.status_code == 200, r.text
     payload: dict[str, Any] = r.json()
@@ -93,9 +105,12 @@ def test_preview_error_with_traceback_and_timeout(client: httpx.Client, identifi
     assert failed["stderr"].rstrip().endswith("ZeroDivisionError: division by zero")
 
     started = time.monotonic()
-    slow = preview_execute(client, identifier,
-                           "import time\nprint('before', flush=True)\ntime.sleep(60)",
-                           timeoutInSeconds=2)
+    slow = preview_execute(
+        client,
+        identifier,
+        "import time\nprint('before', flush=True)\ntime.sleep(60)",
+        timeoutInSeconds=2,
+    )
     assert time.monotonic() - started < 20
     assert slow["status"] == "Failure" and slow["stdout"] == "before\n"
     assert "TimeoutError: execution exceeded the 2 s timeout" in slow["stderr"]
@@ -103,10 +118,19 @@ def test_preview_error_with_traceback_and_timeout(client: httpx.Client, identifi
 
 
 def test_preview_results_translate_to_json(client: httpx.Client, identifier: str) -> None:
-    cases = {"'text'": "text", "2.5": 2.5, "True": True, "float('nan')": "nan",
-             "[1, 2]": "[1, 2]", "None": "", "import numpy as np\nnp.int64(6)": 6,
-             "np.float32(0.5)": 0.5, "np.bool_(False)": False, "np.float64('nan')": "nan",
-             "np.array([1])": "array([1])"}
+    cases = {
+        "'text'": "text",
+        "2.5": 2.5,
+        "True": True,
+        "float('nan')": "nan",
+        "[1, 2]": "[1, 2]",
+        "None": "",
+        "import numpy as np\nnp.int64(6)": 6,
+        "np.float32(0.5)": 0.5,
+        "np.bool_(False)": False,
+        "np.float64('nan')": "nan",
+        "np.array([1])": "array([1])",
+    }
     for code, expected in cases.items():
         assert preview_execute(client, identifier, code)["result"] == expected, code
 
@@ -115,12 +139,20 @@ def test_preview_upload_takes_a_full_path_as_semantic_kernel_sends_it(
     client: httpx.Client, identifier: str
 ) -> None:
     query = {"identifier": identifier, **PREVIEW}
-    up = client.post("/files/upload", params=query,
-                     files={"file": ("/mnt/data/sk.txt", b"sk", "application/octet-stream")})
+    up = client.post(
+        "/files/upload",
+        params=query,
+        files={"file": ("/mnt/data/sk.txt", b"sk", "application/octet-stream")},
+    )
     assert up.status_code == 200, up.text
     assert up.json()["value"][0]["properties"] | {"lastModifiedTime": None} == {
-        "$id": "3", "filename": "sk.txt", "size": 2, "lastModifiedTime": None,
-        "sizeInBytes": 2, "fullPath": "/mnt/data/sk.txt"}
+        "$id": "3",
+        "filename": "sk.txt",
+        "size": 2,
+        "lastModifiedTime": None,
+        "sizeInBytes": 2,
+        "fullPath": "/mnt/data/sk.txt",
+    }
     assert client.get("/files/content/sk.txt", params=query).content == b"sk"
     meta = client.get("/files/sk.txt", params=query).json()
     assert meta["value"][0]["properties"]["filename"] == "sk.txt"
@@ -128,23 +160,40 @@ def test_preview_upload_takes_a_full_path_as_semantic_kernel_sends_it(
 
 def test_executions_in_the_newer_shape(client: httpx.Client, identifier: str) -> None:
     code = base64.b64encode(b"print(7*9)\n'done'").decode()
-    r = client.post("/executions", params={"identifier": identifier, **LATEST},
-                    headers={"operation-id": "op-1"},
-                    json={"codeInputType": "InlineBase64", "executionType": "Asynchronous",
-                          "code": code, "timeoutInSeconds": 60})
+    r = client.post(
+        "/executions",
+        params={"identifier": identifier, **LATEST},
+        headers={"operation-id": "op-1"},
+        json={
+            "codeInputType": "InlineBase64",
+            "executionType": "Asynchronous",
+            "code": code,
+            "timeoutInSeconds": 60,
+        },
+    )
     assert r.status_code == 200, r.text
     assert r.headers["operation-id"] == "op-1"
     body = r.json()
     assert {k: body[k] for k in ("id", "identifier", "executionType", "status")} == {
-        "id": "op-1", "identifier": identifier, "executionType": "Asynchronous",
-        "status": "Succeeded"}
+        "id": "op-1",
+        "identifier": identifier,
+        "executionType": "Asynchronous",
+        "status": "Succeeded",
+    }
     assert "error" not in body
     assert body["result"]["stdout"] == "63\n" and body["result"]["executionResult"] == "done"
     assert isinstance(body["result"]["executionTimeInMilliseconds"], int)
 
-    r = client.post("/executions", params={"identifier": identifier, **LATEST}, json={
-        "codeInputType": "Inline", "executionType": "Synchronous", "timeoutInSeconds": 60,
-        "code": "import sys\nprint('warn', file=sys.stderr)\nraise ValueError('bad')"})
+    r = client.post(
+        "/executions",
+        params={"identifier": identifier, **LATEST},
+        json={
+            "codeInputType": "Inline",
+            "executionType": "Synchronous",
+            "timeoutInSeconds": 60,
+            "code": "import sys\nprint('warn', file=sys.stderr)\nraise ValueError('bad')",
+        },
+    )
     body = r.json()
     assert r.status_code == 200 and body["status"] == "Failed"
     assert uuid.UUID(body["id"])
@@ -155,15 +204,30 @@ def test_executions_in_the_newer_shape(client: httpx.Client, identifier: str) ->
 
 def test_files_in_the_newer_shape(client: httpx.Client, identifier: str) -> None:
     params = {"identifier": identifier, **LATEST}
-    r = client.post("/files", params={**params, "path": "/mnt/data"},
-                    files={"file": ("data.csv", b"x,y\n1,2\n", "application/octet-stream")})
+    r = client.post(
+        "/files",
+        params={**params, "path": "/mnt/data"},
+        files={"file": ("data.csv", b"x,y\n1,2\n", "application/octet-stream")},
+    )
     assert r.status_code == 200, r.text
     assert r.json() | {"lastModifiedAt": None} == {
-        "name": "data.csv", "type": "File", "contentType": "text/csv", "sizeInBytes": 8,
-        "lastModifiedAt": None, "directory": "/mnt/data"}
-    client.post("/executions", params=params, json={"code": (
-        "import os\nos.makedirs('/mnt/data/out', exist_ok=True)\n"
-        "open('/mnt/data/out/r.txt', 'w').write('deep')")})
+        "name": "data.csv",
+        "type": "File",
+        "contentType": "text/csv",
+        "sizeInBytes": 8,
+        "lastModifiedAt": None,
+        "directory": "/mnt/data",
+    }
+    client.post(
+        "/executions",
+        params=params,
+        json={
+            "code": (
+                "import os\nos.makedirs('/mnt/data/out', exist_ok=True)\n"
+                "open('/mnt/data/out/r.txt', 'w').write('deep')"
+            )
+        },
+    )
 
     def names(**query: str) -> list[tuple[str, str]]:
         r = client.get("/files", params={**params, **query})
@@ -181,8 +245,9 @@ def test_files_in_the_newer_shape(client: httpx.Client, identifier: str) -> None
     assert client.delete("/files/data.csv", params=params).status_code == 204
     gone = client.get("/files/data.csv/content", params=params)
     assert gone.status_code == 404 and gone.json()["error"]["type"] == "not_found_error"
-    sub = client.post("/files", params={**params, "path": "/mnt/data/out"},
-                      files={"file": ("x.txt", b"x")})
+    sub = client.post(
+        "/files", params={**params, "path": "/mnt/data/out"}, files={"file": ("x.txt", b"x")}
+    )
     assert sub.status_code == 400 and "subfolder" in sub.json()["error"]["message"]
 
     session = client.get("/session", params=params).json()
@@ -193,8 +258,11 @@ def test_files_in_the_newer_shape(client: httpx.Client, identifier: str) -> None
 def test_same_identifier_under_another_key_is_another_session(
     live_server: LiveServer, client: httpx.Client, identifier: str
 ) -> None:
-    up = client.post("/files/upload", params={"identifier": identifier, **PREVIEW},
-                     files={"file": ("secret.txt", b"for a only")})
+    up = client.post(
+        "/files/upload",
+        params={"identifier": identifier, **PREVIEW},
+        files={"file": ("secret.txt", b"for a only")},
+    )
     assert up.status_code == 200, up.text
     assert up.json()["value"][0]["properties"]["filename"] == "secret.txt"
 
@@ -224,8 +292,10 @@ def test_unknown_identifier_reads_are_404_and_start_nothing(
     assert client.get("/files/report.csv/content", params={**query, **LATEST}).status_code == 404
     assert client.get("/files/report.csv", params=query).status_code == 404
     assert client.delete("/files/report.csv", params=query).status_code == 404
-    assert client.get("/files", params={**query, **LATEST}).json() == {"value": [],
-                                                                       "nextLink": None}
+    assert client.get("/files", params={**query, **LATEST}).json() == {
+        "value": [],
+        "nextLink": None,
+    }
     assert client.delete("/session", params=query).status_code == 204
     assert len(live_server.engine.sessions.live()) == live
 
@@ -241,19 +311,28 @@ def _bad_requests(ident: str) -> list[tuple[str, str, dict[str, Any], dict[str, 
         ("POST", "/code/execute", {}, {"json": ok}, 422),
         ("POST", "/code/execute", {**q, "api-version": "yesterday"}, {"json": ok}, 422),
         ("POST", "/code/execute", {"identifier": "x" * 300}, {"json": ok}, 422),
-        ("POST", "/code/execute", q, {"content": b"{nope",
-                                      "headers": {"content-type": "application/json"}}, 400),
+        (
+            "POST",
+            "/code/execute",
+            q,
+            {"content": b"{nope", "headers": {"content-type": "application/json"}},
+            400,
+        ),
         ("POST", "/code/execute", q, {"json": {"code": "1"}}, 422),
         ("POST", "/code/execute", q, {"json": {"properties": {"code": 5}}}, 422),
-        ("POST", "/code/execute", q,
-         {"json": {"properties": {"code": "1", "codeInputType": "file"}}}, 422),
+        (
+            "POST",
+            "/code/execute",
+            q,
+            {"json": {"properties": {"code": "1", "codeInputType": "file"}}},
+            422,
+        ),
         ("POST", "/executions", q, {"json": {"code": "!!", "codeInputType": "InlineBase64"}}, 400),
         ("POST", "/executions", q, {"json": {"code": "1", "timeoutInSeconds": -1}}, 422),
         ("POST", "/executions", q, {"json": {"code": "1", "timeoutInSeconds": 10**9}}, 400),
         ("POST", "/executions", q, {"json": {"shellCommand": "ls"}}, 422),
         ("POST", "/files/upload", q, {"json": {"file": "data"}}, 400),
-        ("POST", "/files/upload", q, {"data": {"name": "x"}, "files": {"other": ("a", b"a")}},
-         400),
+        ("POST", "/files/upload", q, {"data": {"name": "x"}, "files": {"other": ("a", b"a")}}, 400),
         ("POST", "/files/upload", q, {"files": {"file": ("../escape.txt", b"x")}}, 400),
         ("POST", "/files/upload", q, {"files": {"file": ("/etc/cron.d/x", b"x")}}, 400),
         ("GET", "/files/content/..%2F..%2Fetc%2Fpasswd", q, {}, 400),

@@ -24,8 +24,12 @@ def sdk(server: LiveServer, key: str = LiveServer.keys[0]) -> openai.OpenAI:
 
 def execute(server: LiveServer, container_id: str, code: str) -> dict[str, Any]:
     """Run code in a container through the native endpoint (a container is a session)."""
-    r = httpx.post(f"{server.url}/v1/sessions/{container_id}/execute", json={"code": code},
-                   headers={"Authorization": f"Bearer {LiveServer.keys[0]}"}, timeout=120)
+    r = httpx.post(
+        f"{server.url}/v1/sessions/{container_id}/execute",
+        json={"code": code},
+        headers={"Authorization": f"Bearer {LiveServer.keys[0]}"},
+        timeout=120,
+    )
     assert r.status_code == 200, r.text
     body: dict[str, Any] = r.json()
     return body
@@ -44,8 +48,12 @@ def other(live_server: LiveServer) -> openai.OpenAI:
 @pytest.fixture(scope="module")
 def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A second live server whose file objects are capped at 1 MB."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("small"), api_keys="key-a",
-                        memory_limit_mb=512, max_file_mb=1)
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("small"),
+        api_keys="key-a",
+        memory_limit_mb=512,
+        max_file_mb=1,
+    )
     server = LiveServer(settings)
     server.start()
     yield server
@@ -76,8 +84,7 @@ def test_file_upload_retrieve_content_delete(client: openai.OpenAI) -> None:
 
 
 def test_file_list_filters_and_paginates(client: openai.OpenAI) -> None:
-    ids = [client.files.create(file=(f"b{n}.jsonl", b"{}\n"), purpose="batch").id
-           for n in range(5)]
+    ids = [client.files.create(file=(f"b{n}.jsonl", b"{}\n"), purpose="batch").id for n in range(5)]
     client.files.create(file=("other.txt", b"x"), purpose="user_data")
     first = client.files.list(purpose="batch", limit=2)
     assert [f.id for f in first.data] == ids[::-1][:2] and first.has_more is True
@@ -107,12 +114,18 @@ def test_file_errors(live_server: LiveServer, client: openai.OpenAI) -> None:
     for call in (client.files.retrieve, client.files.content, client.files.delete):
         with pytest.raises(openai.NotFoundError):
             call("file-unknown")
-    raw = httpx.post(f"{live_server.url}/v1/files", files={"file": ("a.txt", b"a")},
-                     headers={"Authorization": f"Bearer {LiveServer.keys[0]}"})
+    raw = httpx.post(
+        f"{live_server.url}/v1/files",
+        files={"file": ("a.txt", b"a")},
+        headers={"Authorization": f"Bearer {LiveServer.keys[0]}"},
+    )
     assert raw.status_code == 400 and raw.json()["error"]["type"] == "invalid_request_error"
     # expires_after is accepted (and ignored: files here never expire).
-    kept = client.files.create(file=("k.txt", b"k"), purpose="batch",
-                               expires_after={"anchor": "created_at", "seconds": 3600})
+    kept = client.files.create(
+        file=("k.txt", b"k"),
+        purpose="batch",
+        expires_after={"anchor": "created_at", "seconds": 3600},
+    )
     assert kept.expires_at is None
     client.files.delete(kept.id)
 
@@ -137,7 +150,9 @@ def test_upload_beyond_the_file_limit_is_413(small_server: LiveServer) -> None:
 def test_container_lifecycle(live_server: LiveServer, client: openai.OpenAI) -> None:
     f = client.files.create(file=("input.csv", b"a,b\n1,2\n"), purpose="assistants")
     created = client.containers.create(
-        name="analysis", file_ids=[f.id], memory_limit="1g",
+        name="analysis",
+        file_ids=[f.id],
+        memory_limit="1g",
         expires_after={"anchor": "last_active_at", "minutes": 5},
     )
     assert created.object == "container" and created.status == "running"
@@ -167,8 +182,10 @@ def test_container_lifecycle(live_server: LiveServer, client: openai.OpenAI) -> 
         client.containers.files.list(created.id)
     assert created.id not in [c.id for c in client.containers.list(limit=100)]
     # The session behind it is closed, seen through the native API.
-    native = httpx.get(f"{live_server.url}/v1/sessions/{created.id}",
-                       headers={"Authorization": f"Bearer {LiveServer.keys[0]}"}).json()
+    native = httpx.get(
+        f"{live_server.url}/v1/sessions/{created.id}",
+        headers={"Authorization": f"Bearer {LiveServer.keys[0]}"},
+    ).json()
     assert native["status"] == "closed"
     client.containers.delete(twin.id)
 
@@ -213,7 +230,10 @@ def test_container_files(live_server: LiveServer, client: openai.OpenAI) -> None
 
     uploaded = client.containers.files.create(container.id, file=("upload.bin", BINARY))
     assert (uploaded.path, uploaded.source, uploaded.bytes) == (
-        "/mnt/data/upload.bin", "user", len(BINARY))
+        "/mnt/data/upload.bin",
+        "user",
+        len(BINARY),
+    )
     assert uploaded.id.startswith("file-")  # the upload is also a file object
     assert client.files.retrieve(uploaded.id).bytes == len(BINARY)
 
@@ -221,11 +241,15 @@ def test_container_files(live_server: LiveServer, client: openai.OpenAI) -> None
     # Both within a second or two: ordered by created_at (seconds), then path.
     assert [c.id for c in listed.data] == [uploaded.id, by_id.id]  # newest first
     assert [c.id for c in client.containers.files.list(container.id, order="asc")] == [
-        by_id.id, uploaded.id]
+        by_id.id,
+        uploaded.id,
+    ]
     paged = client.containers.files.list(container.id, limit=1)
     assert len(paged.data) == 1 and paged.has_more is True
     assert [c.id for c in client.containers.files.list(container.id, limit=1)] == [
-        uploaded.id, by_id.id]
+        uploaded.id,
+        by_id.id,
+    ]
 
     got = client.containers.files.retrieve(uploaded.id, container_id=container.id)
     assert got.model_dump() == uploaded.model_dump()
@@ -246,10 +270,13 @@ def test_file_written_by_code_is_an_assistant_file(
     live_server: LiveServer, client: openai.OpenAI
 ) -> None:
     container = client.containers.create(name="outputs")
-    ran = execute(live_server, container.id,
-                  "import os; os.makedirs('charts', exist_ok=True)\n"
-                  "open('result.txt', 'w').write('forty-two')\n"
-                  "open('charts/c.bin', 'wb').write(bytes(range(256)))")
+    ran = execute(
+        live_server,
+        container.id,
+        "import os; os.makedirs('charts', exist_ok=True)\n"
+        "open('result.txt', 'w').write('forty-two')\n"
+        "open('charts/c.bin', 'wb').write(bytes(range(256)))",
+    )
     exported = {o["path"]: o["file_id"] for o in ran["outputs"]}
     files = {c.path: c for c in client.containers.files.list(container.id)}
     assert set(files) == {"/mnt/data/result.txt", "/mnt/data/charts/c.bin"}
@@ -274,8 +301,9 @@ def test_file_written_by_code_is_an_assistant_file(
 def test_file_too_big_to_export_gets_a_path_id(small_server: LiveServer) -> None:
     client = sdk(small_server)
     container = client.containers.create(name="big")
-    ran = execute(small_server, container.id,
-                  "open('big.bin', 'wb').write(bytes(range(256)) * 8192)")
+    ran = execute(
+        small_server, container.id, "open('big.bin', 'wb').write(bytes(range(256)) * 8192)"
+    )
     assert ran["outputs"] == []  # 2 MB: beyond the 1 MB file-object limit
     (big,) = client.containers.files.list(container.id).data
     assert big.id.startswith("cfile_") and big.source == "assistant"
@@ -298,8 +326,11 @@ def test_tenants_cannot_see_each_other(client: openai.OpenAI, other: openai.Open
     assert f.id not in [x.id for x in other.files.list()]
     with pytest.raises(openai.NotFoundError):
         other.containers.create(name="steal", file_ids=[f.id])
-    for container_call in (other.containers.retrieve, other.containers.delete,
-                           other.containers.files.list):
+    for container_call in (
+        other.containers.retrieve,
+        other.containers.delete,
+        other.containers.files.list,
+    ):
         with pytest.raises(openai.NotFoundError):
             container_call(container.id)
     assert container.id not in [c.id for c in other.containers.list(limit=100)]
@@ -324,8 +355,11 @@ def test_tenants_cannot_see_each_other(client: openai.OpenAI, other: openai.Open
 
 
 def test_container_errors(client: openai.OpenAI) -> None:
-    for call in (client.containers.retrieve, client.containers.delete,
-                 client.containers.files.list):
+    for call in (
+        client.containers.retrieve,
+        client.containers.delete,
+        client.containers.files.list,
+    ):
         with pytest.raises(openai.NotFoundError):
             call("sess_unknown")
     with pytest.raises(openai.NotFoundError):
@@ -335,17 +369,21 @@ def test_container_errors(client: openai.OpenAI) -> None:
     assert "memory" in memory.value.message
     with pytest.raises(openai.BadRequestError):
         client.containers.create(
-            name="x", network_policy={"type": "allowlist", "allowed_domains": ["example.com"]})
+            name="x", network_policy={"type": "allowlist", "allowed_domains": ["example.com"]}
+        )
     with pytest.raises(openai.BadRequestError):
-        client.containers.create(name="x", expires_after={"anchor": "last_active_at",
-                                                           "minutes": 10**6})
+        client.containers.create(
+            name="x", expires_after={"anchor": "last_active_at", "minutes": 10**6}
+        )
     with pytest.raises(openai.UnprocessableEntityError):
         client.containers.create(name="")
-    container = client.containers.create(name="errors",
-                                         network_policy={"type": "disabled"})
+    container = client.containers.create(name="errors", network_policy={"type": "disabled"})
     try:
-        for file_call in (client.containers.files.retrieve, client.containers.files.delete,
-                          client.containers.files.content.retrieve):
+        for file_call in (
+            client.containers.files.retrieve,
+            client.containers.files.delete,
+            client.containers.files.content.retrieve,
+        ):
             with pytest.raises(openai.NotFoundError):
                 file_call("file-unknown", container_id=container.id)
         with pytest.raises(openai.NotFoundError):

@@ -23,8 +23,12 @@ def test_client_disconnect_interrupts_the_execution(live_server: LiveServer) -> 
         sid = client.post("/v1/sessions", json={}).json()["id"]
         client.post(f"/v1/sessions/{sid}/execute", json={"code": "kept = 41"})
         code = "import time\nprint('started', flush=True)\ntime.sleep(120)"
-        with client.stream("POST", f"/v1/sessions/{sid}/execute", json={"code": code},
-                           headers={"Accept": "text/event-stream"}) as r:
+        with client.stream(
+            "POST",
+            f"/v1/sessions/{sid}/execute",
+            json={"code": code},
+            headers={"Accept": "text/event-stream"},
+        ) as r:
             for line in r.iter_lines():
                 if "started" in line:
                     break  # leaving the block closes the connection mid-run
@@ -43,11 +47,17 @@ def test_keys_file(tmp_path: Path) -> None:
 
 
 def test_without_keys_the_service_binds_localhost_only(tmp_path: Path) -> None:
-    env = {**os.environ, "SANDBOX_DATA_DIR": str(tmp_path / "data"), "SANDBOX_API_KEYS": "",
-           "SANDBOX_POOL_SIZE": "0"}
+    env = {
+        **os.environ,
+        "SANDBOX_DATA_DIR": str(tmp_path / "data"),
+        "SANDBOX_API_KEYS": "",
+        "SANDBOX_POOL_SIZE": "0",
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "engine.cli", "serve", "--host", "0.0.0.0", "--port", "18931"],
-        env=env, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert proc.stderr is not None
@@ -72,14 +82,14 @@ def test_shutdown_drains_running_executions(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, api_keys="k", drain_timeout=30)
     server = LiveServer(settings)
     server.start()
-    client = httpx.Client(base_url=server.url, headers={"Authorization": "Bearer k"},
-                          timeout=60)
+    client = httpx.Client(base_url=server.url, headers={"Authorization": "Bearer k"}, timeout=60)
     sid = client.post("/v1/sessions", json={}).json()["id"]
     result: dict[str, object] = {}
 
     def run() -> None:
-        r = client.post(f"/v1/sessions/{sid}/execute",
-                        json={"code": "import time; time.sleep(2); 'finished'"})
+        r = client.post(
+            f"/v1/sessions/{sid}/execute", json={"code": "import time; time.sleep(2); 'finished'"}
+        )
         result.update(r.json())
 
     worker = threading.Thread(target=run)
@@ -95,8 +105,9 @@ def test_session_limits_answer_429(tmp_path: Path) -> None:
     server = LiveServer(settings)
     server.start()
     try:
-        client = httpx.Client(base_url=server.url, headers={"Authorization": "Bearer k"},
-                              timeout=60)
+        client = httpx.Client(
+            base_url=server.url, headers={"Authorization": "Bearer k"}, timeout=60
+        )
         assert client.post("/v1/sessions", json={}).status_code == 200
         r = client.post("/v1/sessions", json={})
         assert r.status_code == 429 and r.json()["error"]["code"] == "limit_exceeded"

@@ -40,14 +40,30 @@ ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 
 WEATHER_TOOLS: list[Any] = [
-    {"type": "function", "function": {
-        "name": "get_weather", "description": "The weather in a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                       "required": ["city"]}}},
-    {"type": "function", "function": {
-        "name": "get_time", "description": "The time in a time zone",
-        "parameters": {"type": "object", "properties": {"timezone": {"type": "string"}},
-                       "required": ["timezone"]}}},
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "The weather in a city",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "get_time",
+            "description": "The time in a time zone",
+            "parameters": {
+                "type": "object",
+                "properties": {"timezone": {"type": "string"}},
+                "required": ["timezone"],
+            },
+        },
+    },
 ]
 
 
@@ -68,9 +84,14 @@ def other(live_server: LiveServer) -> Iterator[openai.OpenAI]:
 def server_settings(data_dir: Path, model_server: ServerThread, **overrides: Any) -> Settings:
     """Settings for a test's own live server, speaking to the scripted model."""
     values: dict[str, Any] = {
-        "data_dir": data_dir, "api_keys": ",".join(LiveServer.keys), "memory_limit_mb": 512,
-        "llm_base_url": f"{model_server.url}/v1", "llm_api_key": "model-key",
-        "pool_size": 0, "pool_min": 0, **overrides,
+        "data_dir": data_dir,
+        "api_keys": ",".join(LiveServer.keys),
+        "memory_limit_mb": 512,
+        "llm_base_url": f"{model_server.url}/v1",
+        "llm_api_key": "model-key",
+        "pool_size": 0,
+        "pool_min": 0,
+        **overrides,
     }
     return Settings(**values)
 
@@ -80,8 +101,9 @@ def two_rounds_server(
     tmp_path_factory: pytest.TempPathFactory, model_server: ServerThread
 ) -> Iterator[LiveServer]:
     """A live server that allows the model two rounds of tool calls per run."""
-    server = LiveServer(server_settings(tmp_path_factory.mktemp("rounds"), model_server,
-                                       llm_max_tool_rounds=2))
+    server = LiveServer(
+        server_settings(tmp_path_factory.mktemp("rounds"), model_server, llm_max_tool_rounds=2)
+    )
     server.start()
     yield server
     server.stop()
@@ -124,8 +146,10 @@ def visualizer(client: openai.OpenAI) -> str:
 
 def coder(client: openai.OpenAI, **fields: Any) -> str:
     assistant = client.beta.assistants.create(
-        model="gpt-4o", instructions="You write and run Python to answer.",
-        tools=[{"type": "code_interpreter"}], **fields,
+        model="gpt-4o",
+        instructions="You write and run Python to answer.",
+        tools=[{"type": "code_interpreter"}],
+        **fields,
     )
     return assistant.id
 
@@ -134,7 +158,8 @@ def ask(client: openai.OpenAI, assistant_id: str, text: str, **run: Any) -> tupl
     """A new thread with one user message, run to a resting state."""
     thread = client.beta.threads.create(messages=[{"role": "user", "content": text}])
     result = client.beta.threads.runs.create_and_poll(
-        thread_id=thread.id, assistant_id=assistant_id, poll_interval_ms=200, **run)
+        thread_id=thread.id, assistant_id=assistant_id, poll_interval_ms=200, **run
+    )
     return thread.id, result
 
 
@@ -146,10 +171,14 @@ def last_answer(client: openai.OpenAI, thread_id: str) -> str:
 
 def code_steps(client: openai.OpenAI, thread_id: str, run_id: str) -> list[Any]:
     """The code-interpreter tool calls of a run, oldest first."""
-    steps = client.beta.threads.runs.steps.list(thread_id=thread_id, run_id=run_id,
-                                                order="asc")
-    return [call for step in steps.data if step.step_details.type == "tool_calls"
-            for call in step.step_details.tool_calls if call.type == "code_interpreter"]
+    steps = client.beta.threads.runs.steps.list(thread_id=thread_id, run_id=run_id, order="asc")
+    return [
+        call
+        for step in steps.data
+        if step.step_details.type == "tool_calls"
+        for call in step.step_details.tool_calls
+        if call.type == "code_interpreter"
+    ]
 
 
 # --- the seed tutorials ---
@@ -158,8 +187,9 @@ def code_steps(client: openai.OpenAI, thread_id: str, run_id: str) -> list[Any]:
 def test_code_interpreter_tutorial(client: openai.OpenAI) -> None:
     assistant_id = visualizer(client)
     thread = client.beta.threads.create()
-    client.beta.threads.messages.create(thread_id=thread.id, role="user",
-                                        content="Create a visualization of a sinewave")
+    client.beta.threads.messages.create(
+        thread_id=thread.id, role="user", content="Create a visualization of a sinewave"
+    )
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant_id)
     assert run.status == "completed", run.last_error
     messages = client.beta.threads.messages.list(thread_id=thread.id)
@@ -172,7 +202,7 @@ def test_code_interpreter_tutorial(client: openai.OpenAI) -> None:
     (annotation,) = text["annotations"]
     assert annotation["type"] == "file_path"
     assert annotation["text"] == "sandbox:/mnt/data/sine.png"
-    assert text["value"][annotation["start_index"]:annotation["end_index"]] == annotation["text"]
+    assert text["value"][annotation["start_index"] : annotation["end_index"]] == annotation["text"]
     sine = client.files.content(annotation["file_path"]["file_id"]).content
     assert sine.startswith(PNG_MAGIC)
     steps = client.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id)
@@ -183,16 +213,21 @@ def test_code_interpreter_tutorial(client: openai.OpenAI) -> None:
     assert any(o.type == "image" for o in call.code_interpreter.outputs)
 
     client.beta.threads.messages.create(
-        thread_id=thread.id, role="user",
-        content="Show me the code you used to generate the sinewave")
+        thread_id=thread.id,
+        role="user",
+        content="Show me the code you used to generate the sinewave",
+    )
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant_id)
     assert run.status == "completed"
     latest = client.beta.threads.messages.list(thread_id=thread.id).data[0]
     assert "np.sin" in latest.content[0].text.value
 
-    client.beta.threads.messages.create(thread_id=thread.id, role="user",
-                                        content="I prefer visualizations in dark mode, can you "
-                                        "change the colors to make a dark mode version?")
+    client.beta.threads.messages.create(
+        thread_id=thread.id,
+        role="user",
+        content="I prefer visualizations in dark mode, can you "
+        "change the colors to make a dark mode version?",
+    )
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant_id)
     assert run.status == "completed"
     latest = client.beta.threads.messages.list(thread_id=thread.id).data[0]
@@ -206,17 +241,24 @@ def test_code_interpreter_tutorial(client: openai.OpenAI) -> None:
 
 def test_tutorial_with_the_azure_client(live_server: LiveServer) -> None:
     """``AzureOpenAI(azure_endpoint=...)`` calls /openai/...?api-version=: the same routes."""
-    client = openai.AzureOpenAI(api_key=KEY_A, api_version="2024-05-01-preview",
-                                azure_endpoint=live_server.url, max_retries=0, timeout=120)
+    client = openai.AzureOpenAI(
+        api_key=KEY_A,
+        api_version="2024-05-01-preview",
+        azure_endpoint=live_server.url,
+        max_retries=0,
+        timeout=120,
+    )
     assistant = client.beta.assistants.create(
-        name="Data Visualization", model="my-gpt-4o-deployment",
+        name="Data Visualization",
+        model="my-gpt-4o-deployment",
         instructions="You are a helpful AI assistant who makes interesting visualizations.",
         tools=[{"type": "code_interpreter"}],
     )
     assert client.beta.assistants.retrieve(assistant.id).name == "Data Visualization"
     thread = client.beta.threads.create()
-    client.beta.threads.messages.create(thread_id=thread.id, role="user",
-                                        content="Create a visualization of a sinewave")
+    client.beta.threads.messages.create(
+        thread_id=thread.id, role="user", content="Create a visualization of a sinewave"
+    )
     run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
     while run.status not in ("completed", "cancelled", "expired", "failed"):
         time.sleep(0.2)
@@ -231,8 +273,9 @@ def test_tutorial_with_the_azure_client(live_server: LiveServer) -> None:
 
 
 def test_example_script_imports_cleanly() -> None:
-    spec = importlib.util.spec_from_file_location("assistants_tutorial",
-                                                  ROOT / "examples" / "assistants_tutorial.py")
+    spec = importlib.util.spec_from_file_location(
+        "assistants_tutorial", ROOT / "examples" / "assistants_tutorial.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)  # nothing runs on import
@@ -242,10 +285,20 @@ def test_example_script_imports_cleanly() -> None:
 def test_example_script_runs_against_the_scripted_model(
     live_server: LiveServer, tmp_path: Path
 ) -> None:
-    env = {**os.environ, "SANDBOX_URL": live_server.url, "SANDBOX_KEY": KEY_A,
-           "MODEL": "gpt-4o", "OUTPUT_DIR": str(tmp_path)}
-    done = subprocess.run([sys.executable, str(ROOT / "examples" / "assistants_tutorial.py")],
-                          env=env, capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "SANDBOX_URL": live_server.url,
+        "SANDBOX_KEY": KEY_A,
+        "MODEL": "gpt-4o",
+        "OUTPUT_DIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "assistants_tutorial.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr + done.stdout
     assert "DeprecationWarning" not in done.stderr
     assert (tmp_path / "sinewave.png").read_bytes().startswith(PNG_MAGIC)
@@ -259,16 +312,20 @@ def test_example_script_runs_against_the_scripted_model(
 def test_assistants_crud_and_pagination(client: openai.OpenAI) -> None:
     created = [
         client.beta.assistants.create(
-            model="gpt-4o", name=f"helper {n}", description="helps", instructions="Be brief.",
-            tools=[{"type": "code_interpreter"}, *WEATHER_TOOLS], metadata={"n": str(n)},
-            temperature=0.5, top_p=0.9,
+            model="gpt-4o",
+            name=f"helper {n}",
+            description="helps",
+            instructions="Be brief.",
+            tools=[{"type": "code_interpreter"}, *WEATHER_TOOLS],
+            metadata={"n": str(n)},
+            temperature=0.5,
+            top_p=0.9,
         )
         for n in range(3)
     ]
     first = created[0]
     assert first.id.startswith("asst_") and first.object == "assistant"
-    assert (first.name, first.description, first.instructions) == ("helper 0", "helps",
-                                                                   "Be brief.")
+    assert (first.name, first.description, first.instructions) == ("helper 0", "helps", "Be brief.")
     assert [t.type for t in first.tools] == ["code_interpreter", "function", "function"]
     assert first.tools[1].function.name == "get_weather"
     assert first.tools[1].function.parameters == WEATHER_TOOLS[0]["function"]["parameters"]
@@ -276,12 +333,16 @@ def test_assistants_crud_and_pagination(client: openai.OpenAI) -> None:
     assert abs(first.created_at - time.time()) < 60
     assert client.beta.assistants.retrieve(first.id) == first
 
-    updated = client.beta.assistants.update(first.id, name="renamed", metadata={"k": "v"},
-                                            tools=[{"type": "code_interpreter"}])
+    updated = client.beta.assistants.update(
+        first.id, name="renamed", metadata={"k": "v"}, tools=[{"type": "code_interpreter"}]
+    )
     assert (updated.name, updated.metadata) == ("renamed", {"k": "v"})
     assert [t.type for t in updated.tools] == ["code_interpreter"]
-    assert (updated.instructions, updated.temperature, updated.model) == ("Be brief.", 0.5,
-                                                                         "gpt-4o")
+    assert (updated.instructions, updated.temperature, updated.model) == (
+        "Be brief.",
+        0.5,
+        "gpt-4o",
+    )
     assert client.beta.assistants.retrieve(first.id) == updated
 
     newest = client.beta.assistants.list(limit=2)
@@ -310,8 +371,9 @@ def test_assistants_crud_and_pagination(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError):
         client.beta.assistants.list(after="asst_nope")
     with pytest.raises(openai.NotFoundError):
-        client.beta.assistants.create(model="gpt-4o", tool_resources={
-            "code_interpreter": {"file_ids": ["file-nope"]}})
+        client.beta.assistants.create(
+            model="gpt-4o", tool_resources={"code_interpreter": {"file_ids": ["file-nope"]}}
+        )
 
 
 def test_threads_create_with_messages_update_delete(client: openai.OpenAI) -> None:
@@ -325,8 +387,10 @@ def test_threads_create_with_messages_update_delete(client: openai.OpenAI) -> No
     assert thread.id.startswith("thread_") and thread.object == "thread"
     assert thread.metadata == {"topic": "tests"}
     messages = client.beta.threads.messages.list(thread_id=thread.id, order="asc").data
-    assert [(m.role, m.content[0].text.value) for m in messages] == [("user", "first"),
-                                                                    ("assistant", "second")]
+    assert [(m.role, m.content[0].text.value) for m in messages] == [
+        ("user", "first"),
+        ("assistant", "second"),
+    ]
     assert messages[0].metadata == {"i": "1"} and messages[0].thread_id == thread.id
     assert messages[0].id.startswith("msg_") and messages[0].object == "thread.message"
     assert messages[0].assistant_id is None and messages[0].run_id is None
@@ -347,36 +411,45 @@ def test_threads_create_with_messages_update_delete(client: openai.OpenAI) -> No
 def test_messages_list_order_limit_cursors_and_retrieve(client: openai.OpenAI) -> None:
     thread = client.beta.threads.create()
     ids = [
-        client.beta.threads.messages.create(thread_id=thread.id, role="user",
-                                            content=f"message {n}").id
+        client.beta.threads.messages.create(
+            thread_id=thread.id, role="user", content=f"message {n}"
+        ).id
         for n in range(5)
     ]
     newest_first = client.beta.threads.messages.list(thread_id=thread.id)
     assert [m.id for m in newest_first.data] == ids[::-1] and not newest_first.has_more
     page = client.beta.threads.messages.list(thread_id=thread.id, order="asc", limit=2)
     assert [m.id for m in page.data] == ids[:2] and page.has_more
-    page = client.beta.threads.messages.list(thread_id=thread.id, order="asc", limit=2,
-                                             after=ids[1])
+    page = client.beta.threads.messages.list(
+        thread_id=thread.id, order="asc", limit=2, after=ids[1]
+    )
     assert [m.id for m in page.data] == ids[2:4] and page.has_more
     page = client.beta.threads.messages.list(thread_id=thread.id, order="asc", after=ids[3])
     assert [m.id for m in page.data] == ids[4:] and not page.has_more
-    page = client.beta.threads.messages.list(thread_id=thread.id, order="asc", limit=2,
-                                             before=ids[3])
+    page = client.beta.threads.messages.list(
+        thread_id=thread.id, order="asc", limit=2, before=ids[3]
+    )
     assert [m.id for m in page.data] == ids[1:3]
-    page = client.beta.threads.messages.list(thread_id=thread.id, order="desc", limit=2,
-                                             before=ids[1])
+    page = client.beta.threads.messages.list(
+        thread_id=thread.id, order="desc", limit=2, before=ids[1]
+    )
     assert [m.id for m in page.data] == ids[3:1:-1]
     envelope = client.beta.threads.messages.with_raw_response.list(
-        thread_id=thread.id, limit=2).http_response.json()
-    assert (envelope["first_id"], envelope["last_id"], envelope["has_more"]) == (ids[4], ids[3],
-                                                                                True)
+        thread_id=thread.id, limit=2
+    ).http_response.json()
+    assert (envelope["first_id"], envelope["last_id"], envelope["has_more"]) == (
+        ids[4],
+        ids[3],
+        True,
+    )
     walked = [m.id for m in client.beta.threads.messages.list(thread_id=thread.id, limit=2)]
     assert walked == ids[::-1]
 
     message = client.beta.threads.messages.retrieve(message_id=ids[2], thread_id=thread.id)
     assert message.content[0].text.value == "message 2" and message.status == "completed"
-    updated = client.beta.threads.messages.update(message_id=ids[2], thread_id=thread.id,
-                                                  metadata={"seen": "yes"})
+    updated = client.beta.threads.messages.update(
+        message_id=ids[2], thread_id=thread.id, metadata={"seen": "yes"}
+    )
     assert updated.metadata == {"seen": "yes"}
     other_thread = client.beta.threads.create()
     with pytest.raises(openai.NotFoundError):  # a message is found only through its thread
@@ -394,7 +467,8 @@ CSV = b"name,amount\nrent,1200\nfood,345.5\nbooks,54.5\n"
 def test_file_through_the_assistants_tool_resources(client: openai.OpenAI) -> None:
     upload = client.files.create(file=("expenses.csv", CSV), purpose="assistants")
     assistant = client.beta.assistants.create(
-        model="gpt-4o", instructions="Answer questions about the data.",
+        model="gpt-4o",
+        instructions="Answer questions about the data.",
         tools=[{"type": "code_interpreter"}],
         tool_resources={"code_interpreter": {"file_ids": [upload.id]}},
     )
@@ -411,23 +485,24 @@ def test_file_through_the_assistants_tool_resources(client: openai.OpenAI) -> No
 
 
 def test_file_through_a_message_attachment(client: openai.OpenAI) -> None:
-    upload = client.files.create(file=("sales.csv", b"amount\n1\n2\n3.5\n"),
-                                 purpose="assistants")
+    upload = client.files.create(file=("sales.csv", b"amount\n1\n2\n3.5\n"), purpose="assistants")
     assistant_id = coder(client)
     thread = client.beta.threads.create()
     message = client.beta.threads.messages.create(
-        thread_id=thread.id, role="user", content="Add up the amount column of the csv.",
+        thread_id=thread.id,
+        role="user",
+        content="Add up the amount column of the csv.",
         attachments=[{"file_id": upload.id, "tools": [{"type": "code_interpreter"}]}],
     )
     assert message.attachments[0].file_id == upload.id
     assert message.attachments[0].tools[0].type == "code_interpreter"
-    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id,
-                                                   assistant_id=assistant_id)
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant_id)
     assert run.status == "completed", run.last_error
     assert last_answer(client, thread.id) == "The total amount is 6.5."
     with pytest.raises(openai.NotFoundError):
-        client.beta.threads.messages.create(thread_id=thread.id, role="user", content="x",
-                                            attachments=[{"file_id": "file-nope"}])
+        client.beta.threads.messages.create(
+            thread_id=thread.id, role="user", content="x", attachments=[{"file_id": "file-nope"}]
+        )
 
 
 def test_file_through_the_threads_tool_resources(client: openai.OpenAI) -> None:
@@ -437,8 +512,7 @@ def test_file_through_the_threads_tool_resources(client: openai.OpenAI) -> None:
         tool_resources={"code_interpreter": {"file_ids": [upload.id]}},
     )
     assert thread.tool_resources.code_interpreter.file_ids == [upload.id]
-    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id,
-                                                   assistant_id=coder(client))
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=coder(client))
     assert run.status == "completed", run.last_error
     assert last_answer(client, thread.id) == "The total amount is 30."
 
@@ -448,10 +522,10 @@ def test_code_changes_to_input_files_are_kept(client: openai.OpenAI) -> None:
     assistant_id = coder(client, tool_resources={"code_interpreter": {"file_ids": [upload.id]}})
     thread_id, run = ask(client, assistant_id, "Please append a row to the file")
     assert run.status == "completed", run.last_error
-    client.beta.threads.messages.create(thread_id=thread_id, role="user",
-                                        content="Now sum the amount column of the csv")
-    run = client.beta.threads.runs.create_and_poll(thread_id=thread_id,
-                                                   assistant_id=assistant_id)
+    client.beta.threads.messages.create(
+        thread_id=thread_id, role="user", content="Now sum the amount column of the csv"
+    )
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread_id, assistant_id=assistant_id)
     assert run.status == "completed", run.last_error
     # the input is placed once per session, not copied again over the code's change
     assert last_answer(client, thread_id) == "The total amount is 1700.0."
@@ -463,18 +537,21 @@ def test_code_changes_to_input_files_are_kept(client: openai.OpenAI) -> None:
 
 def test_parallel_function_calls_through_requires_action(client: openai.OpenAI) -> None:
     assistant = client.beta.assistants.create(
-        model="gpt-4o", instructions="You are a weather bot. Use the provided functions.",
+        model="gpt-4o",
+        instructions="You are a weather bot. Use the provided functions.",
         tools=WEATHER_TOOLS,
     )
     thread = client.beta.threads.create(
-        messages=[{"role": "user", "content": "What are the weather and time in Paris?"}])
-    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id,
-                                                   assistant_id=assistant.id)
+        messages=[{"role": "user", "content": "What are the weather and time in Paris?"}]
+    )
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
     assert run.status == "requires_action", run.last_error
     assert run.required_action.type == "submit_tool_outputs"
     calls = run.required_action.submit_tool_outputs.tool_calls
-    assert [(c.type, c.function.name) for c in calls] == [("function", "get_weather"),
-                                                          ("function", "get_time")]
+    assert [(c.type, c.function.name) for c in calls] == [
+        ("function", "get_weather"),
+        ("function", "get_time"),
+    ]
     assert json.loads(calls[0].function.arguments) == {"city": "Paris"}
     assert json.loads(calls[1].function.arguments) == {"timezone": "Europe/Paris"}
     assert run.expires_at is not None and run.expires_at - run.created_at == 600
@@ -493,34 +570,53 @@ def test_parallel_function_calls_through_requires_action(client: openai.OpenAI) 
     # all parallel calls are answered together
     with pytest.raises(openai.BadRequestError):
         client.beta.threads.runs.submit_tool_outputs(
-            thread_id=thread.id, run_id=run.id,
-            tool_outputs=[{"tool_call_id": calls[0].id, "output": "22C"}])
+            thread_id=thread.id,
+            run_id=run.id,
+            tool_outputs=[{"tool_call_id": calls[0].id, "output": "22C"}],
+        )
 
     run = client.beta.threads.runs.submit_tool_outputs_and_poll(
-        thread_id=thread.id, run_id=run.id, poll_interval_ms=200,
-        tool_outputs=[{"tool_call_id": calls[0].id, "output": "22C"},
-                      {"tool_call_id": calls[1].id, "output": "14:05"}],
+        thread_id=thread.id,
+        run_id=run.id,
+        poll_interval_ms=200,
+        tool_outputs=[
+            {"tool_call_id": calls[0].id, "output": "22C"},
+            {"tool_call_id": calls[1].id, "output": "14:05"},
+        ],
     )
     assert run.status == "completed", run.last_error
     assert run.required_action is None and run.completed_at is not None
     assert run.usage is not None and run.usage.total_tokens == 240
     assert last_answer(client, thread.id) == "Weather: 22C. Time: 14:05."
-    steps = client.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id,
-                                                order="asc").data
-    assert [(s.type, s.status) for s in steps] == [("tool_calls", "completed"),
-                                                   ("message_creation", "completed")]
+    steps = client.beta.threads.runs.steps.list(
+        thread_id=thread.id, run_id=run.id, order="asc"
+    ).data
+    assert [(s.type, s.status) for s in steps] == [
+        ("tool_calls", "completed"),
+        ("message_creation", "completed"),
+    ]
     outputs = {c.function.name: c.function.output for c in steps[0].step_details.tool_calls}
     assert outputs == {"get_weather": "22C", "get_time": "14:05"}
     message_id = steps[1].step_details.message_creation.message_id
-    assert client.beta.threads.messages.retrieve(message_id=message_id,
-                                                 thread_id=thread.id).run_id == run.id
-    assert client.beta.threads.runs.steps.retrieve(
-        step_id=steps[0].id, thread_id=thread.id, run_id=run.id) == steps[0]
+    assert (
+        client.beta.threads.messages.retrieve(message_id=message_id, thread_id=thread.id).run_id
+        == run.id
+    )
+    assert (
+        client.beta.threads.runs.steps.retrieve(
+            step_id=steps[0].id, thread_id=thread.id, run_id=run.id
+        )
+        == steps[0]
+    )
     with pytest.raises(openai.BadRequestError):  # a finished run takes no more outputs
         client.beta.threads.runs.submit_tool_outputs(
-            thread_id=thread.id, run_id=run.id,
-            tool_outputs=[{"tool_call_id": calls[0].id, "output": "22C"},
-                          {"tool_call_id": calls[1].id, "output": "14:05"}])
+            thread_id=thread.id,
+            run_id=run.id,
+            tool_outputs=[
+                {"tool_call_id": calls[0].id, "output": "22C"},
+                {"tool_call_id": calls[1].id, "output": "14:05"},
+            ],
+        )
     runs = client.beta.threads.runs.list(thread_id=thread.id)
     assert [r.id for r in runs.data] == [run.id]
 
@@ -534,12 +630,15 @@ def test_unsupported_tools_are_refused(client: openai.OpenAI) -> None:
     assistant_id = coder(client)
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
     with pytest.raises(openai.BadRequestError):  # forcing a tool the run does not have
-        client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant_id,
-                                        tool_choice={"type": "function",
-                                                     "function": {"name": "get_weather"}})
+        client.beta.threads.runs.create(
+            thread_id=thread.id,
+            assistant_id=assistant_id,
+            tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        )
     with pytest.raises(openai.BadRequestError):
-        client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant_id,
-                                        tools=[{"type": "file_search"}])
+        client.beta.threads.runs.create(
+            thread_id=thread.id, assistant_id=assistant_id, tools=[{"type": "file_search"}]
+        )
     assert client.beta.threads.runs.list(thread_id=thread.id).data == []
 
 
@@ -556,8 +655,9 @@ def test_model_fixes_failing_code(client: openai.OpenAI) -> None:
     assert "NameError" in first.code_interpreter.outputs[0].logs
     assert "print(total)" in second.code_interpreter.input
     assert second.code_interpreter.outputs[0].logs.strip() == "45"
-    steps = client.beta.threads.runs.steps.list(thread_id=thread_id, run_id=run.id,
-                                                order="asc").data
+    steps = client.beta.threads.runs.steps.list(
+        thread_id=thread_id, run_id=run.id, order="asc"
+    ).data
     assert [s.type for s in steps] == ["tool_calls", "tool_calls", "message_creation"]
     # the error went back to the model as the tool's result, traceback included
     requests = model_requests_since(mark)
@@ -583,15 +683,19 @@ def test_too_many_tool_rounds_fail_clearly(two_rounds_server: LiveServer) -> Non
 
 def test_cancel_a_run_while_its_code_runs(client: openai.OpenAI) -> None:
     assistant_id = coder(client)
-    thread = client.beta.threads.create(
-        messages=[{"role": "user", "content": "Do something slow"}])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Do something slow"}])
     run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant_id)
     assert run.id.startswith("run_") and run.status == "queued"
-    wait_for(lambda: any("sleep" in c.code_interpreter.input
-                         for c in code_steps(client, thread.id, run.id)),
-             what="the slow code to start")
-    assert client.beta.threads.runs.retrieve(thread_id=thread.id,
-                                             run_id=run.id).status == "in_progress"
+    wait_for(
+        lambda: any(
+            "sleep" in c.code_interpreter.input for c in code_steps(client, thread.id, run.id)
+        ),
+        what="the slow code to start",
+    )
+    assert (
+        client.beta.threads.runs.retrieve(thread_id=thread.id, run_id=run.id).status
+        == "in_progress"
+    )
 
     with pytest.raises(openai.BadRequestError) as locked:
         client.beta.threads.messages.create(thread_id=thread.id, role="user", content="hi")
@@ -603,9 +707,15 @@ def test_cancel_a_run_while_its_code_runs(client: openai.OpenAI) -> None:
     started = time.monotonic()
     cancelling = client.beta.threads.runs.cancel(thread_id=thread.id, run_id=run.id)
     assert cancelling.status in ("cancelling", "cancelled")
-    run = wait_for(lambda: (r := client.beta.threads.runs.retrieve(
-        thread_id=thread.id, run_id=run.id)).status == "cancelled" and r, timeout=20,
-        what="the run to be cancelled")
+    run = wait_for(
+        lambda: (
+            (r := client.beta.threads.runs.retrieve(thread_id=thread.id, run_id=run.id)).status
+            == "cancelled"
+            and r
+        ),
+        timeout=20,
+        what="the run to be cancelled",
+    )
     assert time.monotonic() - started < 15
     assert run.cancelled_at is not None and run.completed_at is None
     with pytest.raises(openai.BadRequestError):
@@ -613,10 +723,10 @@ def test_cancel_a_run_while_its_code_runs(client: openai.OpenAI) -> None:
 
     # the session was interrupted, not left busy: the next run executes at once
     started = time.monotonic()
-    client.beta.threads.messages.create(thread_id=thread.id, role="user",
-                                        content="Now sum below ten, and fix it")
-    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id,
-                                                   assistant_id=assistant_id)
+    client.beta.threads.messages.create(
+        thread_id=thread.id, role="user", content="Now sum below ten, and fix it"
+    )
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant_id)
     assert run.status == "completed", run.last_error
     assert time.monotonic() - started < 30
     assert last_answer(client, thread.id) == "Fixed. The total is 45."
@@ -636,7 +746,8 @@ def test_delete_a_thread_while_its_run_executes(
     time.sleep(0.5)
     rows = live_server.engine.store.all(
         "SELECT id FROM assistant_objects WHERE id = ? OR parent IN (?, ?)",
-        (run.id, thread.id, run.id))
+        (run.id, thread.id, run.id),
+    )
     assert rows == []  # nothing written back by the stopped run
 
 
@@ -656,17 +767,25 @@ def test_expired_runs(client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch) ->
     assistant = client.beta.assistants.create(model="gpt-4o", tools=WEATHER_TOOLS)
     thread_id, run = ask(client, assistant.id, "weather and time please")
     assert run.status == "requires_action" and run.expires_at == run.created_at + 4
-    run = wait_for(lambda: (r := client.beta.threads.runs.retrieve(
-        thread_id=thread_id, run_id=run.id)).status == "expired" and r, timeout=10,
-        what="the run to expire")
+    run = wait_for(
+        lambda: (
+            (r := client.beta.threads.runs.retrieve(thread_id=thread_id, run_id=run.id)).status
+            == "expired"
+            and r
+        ),
+        timeout=10,
+        what="the run to expire",
+    )
     assert run.required_action is None
     (step,) = client.beta.threads.runs.steps.list(thread_id=thread_id, run_id=run.id).data
     assert step.status == "expired"
     calls = step.step_details.tool_calls
     with pytest.raises(openai.BadRequestError):
         client.beta.threads.runs.submit_tool_outputs(
-            thread_id=thread_id, run_id=run.id,
-            tool_outputs=[{"tool_call_id": c.id, "output": "late"} for c in calls])
+            thread_id=thread_id,
+            run_id=run.id,
+            tool_outputs=[{"tool_call_id": c.id, "output": "late"} for c in calls],
+        )
     client.beta.threads.messages.create(thread_id=thread_id, role="user", content="unlocked")
 
     # a run whose code outlives expires_at: expired, and the kernel is interrupted
@@ -680,10 +799,10 @@ def test_expired_runs(client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch) ->
         run = client.beta.threads.runs.retrieve(thread_id=thread.id, run_id=run.id)
     assert run.status == "expired"
     started = time.monotonic()
-    client.beta.threads.messages.create(thread_id=thread.id, role="user",
-                                        content="sum below ten and fix it")
-    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id,
-                                                   assistant_id=assistant_id)
+    client.beta.threads.messages.create(
+        thread_id=thread.id, role="user", content="sum below ten and fix it"
+    )
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant_id)
     assert run.status == "completed", run.last_error
     assert time.monotonic() - started < 30  # not behind the 60 s sleep
     assert last_answer(client, thread.id) == "Fixed. The total is 45."
@@ -693,50 +812,68 @@ def test_expired_runs(client: openai.OpenAI, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_run_options_reach_the_model(client: openai.OpenAI) -> None:
-    assistant = client.beta.assistants.create(model="gpt-4o", instructions="ASSISTANT RULES",
-                                              temperature=0.3)
+    assistant = client.beta.assistants.create(
+        model="gpt-4o", instructions="ASSISTANT RULES", temperature=0.3
+    )
     mark = model_mark()
-    thread_id, run = ask(client, assistant.id, "hello there", instructions="RUN RULES",
-                         additional_instructions="ALSO THIS", model="gpt-4o-mini",
-                         top_p=0.5, max_completion_tokens=300, metadata={"m": "1"})
+    thread_id, run = ask(
+        client,
+        assistant.id,
+        "hello there",
+        instructions="RUN RULES",
+        additional_instructions="ALSO THIS",
+        model="gpt-4o-mini",
+        top_p=0.5,
+        max_completion_tokens=300,
+        metadata={"m": "1"},
+    )
     assert run.status == "completed", run.last_error
     assert (run.instructions, run.model, run.temperature, run.top_p) == (
-        "RUN RULES", "gpt-4o-mini", 0.3, 0.5)
+        "RUN RULES",
+        "gpt-4o-mini",
+        0.3,
+        0.5,
+    )
     assert run.max_completion_tokens == 300 and run.metadata == {"m": "1"}
     assert last_answer(client, thread_id) == "no tools for me"
     (request,) = model_requests_since(mark)
     system = request["messages"][0]["content"]
     assert "RUN RULES" in system and "ALSO THIS" in system and "ASSISTANT RULES" not in system
-    assert (request["model"], request["temperature"], request["top_p"]) == ("gpt-4o-mini", 0.3,
-                                                                           0.5)
+    assert (request["model"], request["temperature"], request["top_p"]) == ("gpt-4o-mini", 0.3, 0.5)
     assert request["max_tokens"] == 300 and "tools" not in request
-    updated = client.beta.threads.runs.update(thread_id=thread_id, run_id=run.id,
-                                              metadata={"m": "2"})
+    updated = client.beta.threads.runs.update(
+        thread_id=thread_id, run_id=run.id, metadata={"m": "2"}
+    )
     assert updated.metadata == {"m": "2"}
     client.beta.threads.messages.create(thread_id=thread_id, role="user", content="again")
-    second = client.beta.threads.runs.create_and_poll(thread_id=thread_id,
-                                                      assistant_id=assistant.id)
+    second = client.beta.threads.runs.create_and_poll(
+        thread_id=thread_id, assistant_id=assistant.id
+    )
     assert second.status == "completed"
     page = client.beta.threads.messages.list(thread_id=thread_id, run_id=run.id, limit=1)
     assert [m.run_id for m in page.data] == [run.id] and not page.has_more
-    assert [r.id for r in client.beta.threads.runs.list(thread_id=thread_id)] == [second.id,
-                                                                                 run.id]
+    assert [r.id for r in client.beta.threads.runs.list(thread_id=thread_id)] == [second.id, run.id]
     thread_run = client.beta.threads.create_and_run_poll(
-        assistant_id=assistant.id, poll_interval_ms=200,
-        thread={"messages": [{"role": "user", "content": "in one call"}]})
+        assistant_id=assistant.id,
+        poll_interval_ms=200,
+        thread={"messages": [{"role": "user", "content": "in one call"}]},
+    )
     assert thread_run.status == "completed"
-    mine = client.beta.threads.messages.list(thread_id=thread_run.thread_id,
-                                             run_id=thread_run.id).data
+    mine = client.beta.threads.messages.list(
+        thread_id=thread_run.thread_id, run_id=thread_run.id
+    ).data
     assert [m.role for m in mine] == ["assistant"]
 
 
 def test_tool_choice(client: openai.OpenAI) -> None:
     assistant = client.beta.assistants.create(
-        model="gpt-4o", tools=[{"type": "code_interpreter"}, *WEATHER_TOOLS])
+        model="gpt-4o", tools=[{"type": "code_interpreter"}, *WEATHER_TOOLS]
+    )
 
     mark = model_mark()
-    thread_id, run = ask(client, assistant.id, "Just say hi",
-                         tool_choice={"type": "code_interpreter"})
+    thread_id, run = ask(
+        client, assistant.id, "Just say hi", tool_choice={"type": "code_interpreter"}
+    )
     assert run.status == "completed", run.last_error
     assert run.tool_choice.type == "code_interpreter"
     (call,) = code_steps(client, thread_id, run.id)
@@ -747,16 +884,21 @@ def test_tool_choice(client: openai.OpenAI) -> None:
     assert second["tool_choice"] == "auto"  # forcing applies to the first turn only
 
     mark = model_mark()
-    thread_id, run = ask(client, assistant.id, "Create a visualization of a sinewave",
-                         tool_choice="none")
+    thread_id, run = ask(
+        client, assistant.id, "Create a visualization of a sinewave", tool_choice="none"
+    )
     assert run.status == "completed", run.last_error
     assert last_answer(client, thread_id) == "no tools for me"
     assert code_steps(client, thread_id, run.id) == []
     (request,) = model_requests_since(mark)
     assert request["tool_choice"] == "none"
 
-    thread_id, run = ask(client, assistant.id, "Just say hi", tool_choice={
-        "type": "function", "function": {"name": "get_weather"}})
+    thread_id, run = ask(
+        client,
+        assistant.id,
+        "Just say hi",
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+    )
     assert run.status == "requires_action"
     (forced,) = run.required_action.submit_tool_outputs.tool_calls
     assert forced.function.name == "get_weather"
@@ -768,15 +910,18 @@ def test_tool_choice(client: openai.OpenAI) -> None:
 
 def test_truncation_strategies(client: openai.OpenAI) -> None:
     assistant = client.beta.assistants.create(model="gpt-4o", instructions="Be brief.")
-    history = [{"role": "user" if n % 2 == 0 else "assistant", "content": f"turn {n} " + "x" * 400}
-               for n in range(8)]
+    history = [
+        {"role": "user" if n % 2 == 0 else "assistant", "content": f"turn {n} " + "x" * 400}
+        for n in range(8)
+    ]
     history.append({"role": "user", "content": "the newest question"})
 
     def run_with(**options: Any) -> list[dict[str, Any]]:
         thread = client.beta.threads.create(messages=history)
         mark = model_mark()
         run = client.beta.threads.runs.create_and_poll(
-            thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=200, **options)
+            thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=200, **options
+        )
         assert run.status == "completed", run.last_error
         (request,) = model_requests_since(mark)
         return conversation(request)
@@ -789,11 +934,12 @@ def test_truncation_strategies(client: openai.OpenAI) -> None:
     within = run_with(truncation_strategy={"type": "auto"}, max_prompt_tokens=300)
     assert 1 < len(within) < 9
     assert within[-1]["content"] == "the newest question"
-    assert [m["content"] for m in within] == [m["content"] for m in everything[-len(within):]]
+    assert [m["content"] for m in within] == [m["content"] for m in everything[-len(within) :]]
 
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "y" * 4000}])
     run = client.beta.threads.runs.create_and_poll(
-        thread_id=thread.id, assistant_id=assistant.id, max_prompt_tokens=256)
+        thread_id=thread.id, assistant_id=assistant.id, max_prompt_tokens=256
+    )
     assert run.status == "incomplete"
     assert run.incomplete_details.reason == "max_prompt_tokens"
 
@@ -834,17 +980,30 @@ def in_order(events: list[str], expected: list[str]) -> bool:
 def test_streaming_with_the_event_handler(client: openai.OpenAI) -> None:
     assistant_id = visualizer(client)
     thread = client.beta.threads.create(
-        messages=[{"role": "user", "content": "Create a visualization of a sinewave"}])
+        messages=[{"role": "user", "content": "Create a visualization of a sinewave"}]
+    )
     handler = Recorder()
-    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant_id,
-                                         event_handler=handler) as stream:
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant_id, event_handler=handler
+    ) as stream:
         stream.until_done()
-    assert in_order(handler.events, [
-        "thread.run.created", "thread.run.queued", "thread.run.in_progress",
-        "thread.run.step.created", "thread.run.step.delta", "thread.run.step.completed",
-        "thread.run.step.created", "thread.message.created", "thread.message.delta",
-        "thread.message.completed", "thread.run.step.completed", "thread.run.completed",
-    ]), handler.events
+    assert in_order(
+        handler.events,
+        [
+            "thread.run.created",
+            "thread.run.queued",
+            "thread.run.in_progress",
+            "thread.run.step.created",
+            "thread.run.step.delta",
+            "thread.run.step.completed",
+            "thread.run.step.created",
+            "thread.message.created",
+            "thread.message.delta",
+            "thread.message.completed",
+            "thread.run.step.completed",
+            "thread.run.completed",
+        ],
+    ), handler.events
     (call,) = handler.created
     assert call.type == "code_interpreter"
     # the SDK reports the last tool call done again when the run completes
@@ -866,10 +1025,12 @@ def test_streaming_with_the_event_handler(client: openai.OpenAI) -> None:
 def test_streaming_function_calls_and_outputs(client: openai.OpenAI) -> None:
     assistant = client.beta.assistants.create(model="gpt-4o", tools=WEATHER_TOOLS)
     thread = client.beta.threads.create(
-        messages=[{"role": "user", "content": "weather and time in Paris"}])
+        messages=[{"role": "user", "content": "weather and time in Paris"}]
+    )
     handler = Recorder()
-    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id,
-                                         event_handler=handler) as stream:
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant.id, event_handler=handler
+    ) as stream:
         stream.until_done()
     assert handler.events[-1] == "thread.run.requires_action"
     assert [c.function.name for c in handler.created] == ["get_weather", "get_time"]
@@ -878,9 +1039,13 @@ def test_streaming_function_calls_and_outputs(client: openai.OpenAI) -> None:
     calls = run.required_action.submit_tool_outputs.tool_calls
     after = Recorder()
     with client.beta.threads.runs.submit_tool_outputs_stream(
-        thread_id=thread.id, run_id=run.id, event_handler=after,
-        tool_outputs=[{"tool_call_id": calls[0].id, "output": "sunny"},
-                      {"tool_call_id": calls[1].id, "output": "noon"}],
+        thread_id=thread.id,
+        run_id=run.id,
+        event_handler=after,
+        tool_outputs=[
+            {"tool_call_id": calls[0].id, "output": "sunny"},
+            {"tool_call_id": calls[1].id, "output": "noon"},
+        ],
     ) as stream:
         stream.until_done()
     assert after.events[0] == "thread.run.queued" and after.events[-1] == "thread.run.completed"
@@ -890,9 +1055,11 @@ def test_streaming_function_calls_and_outputs(client: openai.OpenAI) -> None:
 def test_stream_true_on_create(client: openai.OpenAI) -> None:
     assistant_id = coder(client)
     thread = client.beta.threads.create(
-        messages=[{"role": "user", "content": "Compute it and fix it"}])
-    events = list(client.beta.threads.runs.create(thread_id=thread.id,
-                                                  assistant_id=assistant_id, stream=True))
+        messages=[{"role": "user", "content": "Compute it and fix it"}]
+    )
+    events = list(
+        client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant_id, stream=True)
+    )
     names = [e.event for e in events]
     assert names[0] == "thread.run.created" and names[-1] == "thread.run.completed"
     assert names.count("thread.run.step.completed") == 3
@@ -900,8 +1067,9 @@ def test_stream_true_on_create(client: openai.OpenAI) -> None:
     assert events[-1].data.id == run_id
     deltas = [e.data.delta.content[0] for e in events if e.event == "thread.message.delta"]
     assert deltas[-1].text.value == "Fixed. The total is 45."
-    assert client.beta.threads.runs.retrieve(thread_id=thread.id,
-                                             run_id=run_id).status == "completed"
+    assert (
+        client.beta.threads.runs.retrieve(thread_id=thread.id, run_id=run_id).status == "completed"
+    )
 
 
 # --- tenants and persistence ---
@@ -911,8 +1079,7 @@ def test_tenants_never_see_each_other(client: openai.OpenAI, other: openai.OpenA
     upload = client.files.create(file=("mine.csv", CSV), purpose="assistants")
     assistant_id = coder(client)
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "mine"}])
-    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id,
-                                                   assistant_id=assistant_id)
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant_id)
     message_id = client.beta.threads.messages.list(thread_id=thread.id).data[0].id
     step_id = client.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id).data[0].id
 
@@ -924,17 +1091,17 @@ def test_tenants_never_see_each_other(client: openai.OpenAI, other: openai.OpenA
         lambda: other.beta.threads.update(thread.id, metadata={"a": "b"}),
         lambda: other.beta.threads.delete(thread.id),
         lambda: other.beta.threads.messages.list(thread_id=thread.id),
-        lambda: other.beta.threads.messages.retrieve(message_id=message_id,
-                                                     thread_id=thread.id),
-        lambda: other.beta.threads.messages.create(thread_id=thread.id, role="user",
-                                                   content="x"),
+        lambda: other.beta.threads.messages.retrieve(message_id=message_id, thread_id=thread.id),
+        lambda: other.beta.threads.messages.create(thread_id=thread.id, role="user", content="x"),
         lambda: other.beta.threads.runs.retrieve(thread_id=thread.id, run_id=run.id),
         lambda: other.beta.threads.runs.list(thread_id=thread.id),
         lambda: other.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant_id),
-        lambda: other.beta.threads.runs.steps.retrieve(step_id=step_id, thread_id=thread.id,
-                                                       run_id=run.id),
-        lambda: other.beta.assistants.create(model="gpt-4o", tool_resources={
-            "code_interpreter": {"file_ids": [upload.id]}}),
+        lambda: other.beta.threads.runs.steps.retrieve(
+            step_id=step_id, thread_id=thread.id, run_id=run.id
+        ),
+        lambda: other.beta.assistants.create(
+            model="gpt-4o", tool_resources={"code_interpreter": {"file_ids": [upload.id]}}
+        ),
     ):
         with pytest.raises(openai.NotFoundError):
             call()
@@ -945,9 +1112,7 @@ def test_tenants_never_see_each_other(client: openai.OpenAI, other: openai.OpenA
     assert client.beta.assistants.retrieve(assistant_id).id == assistant_id
 
 
-def test_a_restart_keeps_every_object(
-    tmp_path: Path, model_server: ServerThread
-) -> None:
+def test_a_restart_keeps_every_object(tmp_path: Path, model_server: ServerThread) -> None:
     settings = server_settings(tmp_path / "data", model_server, drain_timeout=0)
     server = LiveServer(settings)
     server.start()
@@ -955,23 +1120,28 @@ def test_a_restart_keeps_every_object(
         client = sdk(server)
         upload = client.files.create(file=("kept.csv", CSV), purpose="assistants")
         assistant = client.beta.assistants.create(
-            model="gpt-4o", name="kept", tools=[{"type": "code_interpreter"}, *WEATHER_TOOLS],
-            tool_resources={"code_interpreter": {"file_ids": [upload.id]}}, metadata={"a": "1"})
+            model="gpt-4o",
+            name="kept",
+            tools=[{"type": "code_interpreter"}, *WEATHER_TOOLS],
+            tool_resources={"code_interpreter": {"file_ids": [upload.id]}},
+            metadata={"a": "1"},
+        )
         done_thread, done = ask(client, assistant.id, "sum the amount column of the csv")
         assert done.status == "completed", done.last_error
         waiting_thread, waiting = ask(client, assistant.id, "weather and time, please")
         assert waiting.status == "requires_action"
         busy_thread = client.beta.threads.create(
-            messages=[{"role": "user", "content": "slow"}], metadata={"b": "2"})
-        busy = client.beta.threads.runs.create(thread_id=busy_thread.id,
-                                               assistant_id=assistant.id)
+            messages=[{"role": "user", "content": "slow"}], metadata={"b": "2"}
+        )
+        busy = client.beta.threads.runs.create(thread_id=busy_thread.id, assistant_id=assistant.id)
         wait_for(lambda: code_steps(client, busy_thread.id, busy.id), what="the slow code")
         before = {
             "assistant": client.beta.assistants.retrieve(assistant.id),
             "messages": client.beta.threads.messages.list(thread_id=done_thread).data,
             "run": client.beta.threads.runs.retrieve(thread_id=done_thread, run_id=done.id),
-            "steps": client.beta.threads.runs.steps.list(thread_id=done_thread,
-                                                         run_id=done.id).data,
+            "steps": client.beta.threads.runs.steps.list(
+                thread_id=done_thread, run_id=done.id
+            ).data,
         }
     finally:
         server.stop()
@@ -982,26 +1152,36 @@ def test_a_restart_keeps_every_object(
         client = sdk(server)
         assert client.beta.assistants.retrieve(assistant.id) == before["assistant"]
         assert client.beta.threads.messages.list(thread_id=done_thread).data == before["messages"]
-        assert client.beta.threads.runs.retrieve(thread_id=done_thread,
-                                                 run_id=done.id) == before["run"]
-        assert client.beta.threads.runs.steps.list(thread_id=done_thread,
-                                                   run_id=done.id).data == before["steps"]
+        assert (
+            client.beta.threads.runs.retrieve(thread_id=done_thread, run_id=done.id)
+            == before["run"]
+        )
+        assert (
+            client.beta.threads.runs.steps.list(thread_id=done_thread, run_id=done.id).data
+            == before["steps"]
+        )
         assert client.beta.threads.retrieve(busy_thread.id).metadata == {"b": "2"}
         # a run that was executing cannot continue: it failed, and says why
         busy = client.beta.threads.runs.retrieve(thread_id=busy_thread.id, run_id=busy.id)
         assert busy.status == "failed" and "restarted" in busy.last_error.message
         # a run waiting for tool outputs still takes them
         calls = client.beta.threads.runs.retrieve(
-            thread_id=waiting_thread, run_id=waiting.id).required_action.submit_tool_outputs
+            thread_id=waiting_thread, run_id=waiting.id
+        ).required_action.submit_tool_outputs
         waiting = client.beta.threads.runs.submit_tool_outputs_and_poll(
-            thread_id=waiting_thread, run_id=waiting.id, poll_interval_ms=200,
-            tool_outputs=[{"tool_call_id": c.id, "output": "ok"} for c in calls.tool_calls])
+            thread_id=waiting_thread,
+            run_id=waiting.id,
+            poll_interval_ms=200,
+            tool_outputs=[{"tool_call_id": c.id, "output": "ok"} for c in calls.tool_calls],
+        )
         assert waiting.status == "completed", waiting.last_error
         # and the files are still there for a new run on the old thread
-        client.beta.threads.messages.create(thread_id=done_thread, role="user",
-                                            content="the csv amount sum again")
-        again = client.beta.threads.runs.create_and_poll(thread_id=done_thread,
-                                                         assistant_id=assistant.id)
+        client.beta.threads.messages.create(
+            thread_id=done_thread, role="user", content="the csv amount sum again"
+        )
+        again = client.beta.threads.runs.create_and_poll(
+            thread_id=done_thread, assistant_id=assistant.id
+        )
         assert again.status == "completed", again.last_error
         assert last_answer(client, done_thread) == "The total amount is 1600.0."
     finally:

@@ -93,9 +93,9 @@ async def test_container_killed_from_outside_mid_execution(tmp_path: Path, how: 
     settings = make_settings(tmp_path)
     async with Engine(settings) as engine:
         data = os.urandom(100_000)
-        session = await engine.session("outside", file_ids=[
-            (await engine.files.create(data, "input.bin")).id
-        ])
+        session = await engine.session(
+            "outside", file_ids=[(await engine.files.create(data, "input.bin")).id]
+        )
         r = await session.execute("open('report.txt', 'w').write('exported before')")
         exported = r.outputs[0].file_id
         old = session.sandbox

@@ -124,9 +124,7 @@ class Canary:
             r = None
             problems.append(f"canary execute raised {type(exc).__name__}: {exc}")
         if r is not None:
-            seen = dict(
-                line.split("=", 1) for line in r.stdout.splitlines() if "=" in line
-            )
+            seen = dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
             expected = {n: hashlib.sha256(d).hexdigest() for n, d in self.files.items()}
             if r.status is not ExecutionStatus.OK:
                 problems.append(f"canary cell {r.status.value}: {r.error}")

@@ -181,6 +181,7 @@ def render(rows: list[dict[str, Any]], console: Console) -> None:
     for col in ("kind", "class", "n", "status", "stopped", "returned", "usable", "target"):
         table.add_column(col)
     for r in rows:
+
         def mark(value: float, met: bool) -> str:
             return f"[green]{value:+.2f}[/]" if met else f"[red]{value:+.2f}[/]"
 

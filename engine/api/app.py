@@ -79,7 +79,7 @@ class AzureOpenAIPaths:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if scope["type"] == "http" and path.startswith("/openai/"):
-            scope = {**scope, "path": "/v1/" + path[len("/openai/"):], "raw_path": None}
+            scope = {**scope, "path": "/v1/" + path[len("/openai/") :], "raw_path": None}
         await self.app(scope, receive, send)
 
 

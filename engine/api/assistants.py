@@ -26,8 +26,14 @@ from ..paging import Page
 from .auth import Tenant
 
 router = APIRouter(prefix="/v1", tags=["assistants"])
-STOP_EVENTS = {"thread.run.requires_action", "thread.run.completed", "thread.run.failed",
-               "thread.run.cancelled", "thread.run.expired", "thread.run.incomplete"}
+STOP_EVENTS = {
+    "thread.run.requires_action",
+    "thread.run.completed",
+    "thread.run.failed",
+    "thread.run.cancelled",
+    "thread.run.expired",
+    "thread.run.incomplete",
+}
 
 
 async def service(request: Request) -> AssistantsService:
@@ -120,6 +126,7 @@ def _deleted(object_id: str, kind: str) -> dict[str, Any]:
 
 # --- assistants ---
 
+
 @router.post("/assistants", response_model=Assistant)
 async def create_assistant(body: AssistantBody, svc: Service, tenant: Tenant) -> Assistant:
     fields = body.model_dump(exclude_none=True)
@@ -155,12 +162,15 @@ async def delete_assistant(assistant_id: str, svc: Service, tenant: Tenant) -> d
 
 # --- threads ---
 
+
 @router.post("/threads", response_model=Thread)
 async def create_thread(svc: Service, tenant: Tenant, body: ThreadBody | None = None) -> Thread:
     body = body or ThreadBody()
     return svc.create_thread(
-        tenant, [m.model_dump(exclude_none=True) for m in body.messages or []],
-        body.metadata, body.tool_resources,
+        tenant,
+        [m.model_dump(exclude_none=True) for m in body.messages or []],
+        body.metadata,
+        body.tool_resources,
     )
 
 
@@ -170,11 +180,18 @@ async def create_thread_and_run(body: ThreadRunBody, svc: Service, tenant: Tenan
     thread_body = body.thread or ThreadBody()
     svc.get_assistant(tenant, body.assistant_id)  # before a thread is made for nothing
     thread = svc.create_thread(
-        tenant, [m.model_dump(exclude_none=True) for m in thread_body.messages or []],
-        thread_body.metadata, thread_body.tool_resources,
+        tenant,
+        [m.model_dump(exclude_none=True) for m in thread_body.messages or []],
+        thread_body.metadata,
+        thread_body.tool_resources,
     )
-    return await _respond(svc, body.stream, lambda q: svc.create_run(
-        tenant, thread.id, body.assistant_id, listener=q, **_run_kwargs(body)))
+    return await _respond(
+        svc,
+        body.stream,
+        lambda q: svc.create_run(
+            tenant, thread.id, body.assistant_id, listener=q, **_run_kwargs(body)
+        ),
+    )
 
 
 @router.get("/threads/{thread_id}", response_model=Thread)
@@ -184,8 +201,9 @@ async def get_thread(thread_id: str, svc: Service, tenant: Tenant) -> Thread:
 
 @router.post("/threads/{thread_id}", response_model=Thread)
 async def update_thread(thread_id: str, body: ThreadBody, svc: Service, tenant: Tenant) -> Thread:
-    return svc.update_thread(tenant, thread_id,
-                             **body.model_dump(exclude_unset=True, exclude={"messages"}))
+    return svc.update_thread(
+        tenant, thread_id, **body.model_dump(exclude_unset=True, exclude={"messages"})
+    )
 
 
 @router.delete("/threads/{thread_id}")
@@ -195,6 +213,7 @@ async def delete_thread(thread_id: str, svc: Service, tenant: Tenant) -> dict[st
 
 
 # --- messages ---
+
 
 @router.post("/threads/{thread_id}/messages", response_model=Message)
 async def create_message(
@@ -224,6 +243,7 @@ async def update_message(
 
 # --- runs ---
 
+
 def _run_kwargs(body: RunBody) -> dict[str, Any]:
     fields = body.model_dump(exclude_none=True, exclude={"assistant_id", "stream", "thread"})
     if body.tools is not None:
@@ -231,22 +251,26 @@ def _run_kwargs(body: RunBody) -> dict[str, Any]:
     if body.truncation_strategy is not None:
         fields["truncation_strategy"] = body.truncation_strategy
     if body.additional_messages is not None:
-        fields["additional_messages"] = [m.model_dump(exclude_none=True)
-                                         for m in body.additional_messages]
+        fields["additional_messages"] = [
+            m.model_dump(exclude_none=True) for m in body.additional_messages
+        ]
     return fields
 
 
 async def _respond(
-    svc: AssistantsService, stream: bool,
+    svc: AssistantsService,
+    stream: bool,
     start: Callable[[asyncio.Queue[Event] | None], Awaitable[Run]],
 ) -> Any:
     if not stream:
         return await start(None)
     queue: asyncio.Queue[Event] = asyncio.Queue()
     run = await start(queue)
-    return StreamingResponse(_sse(queue, lambda: svc.unlisten(run.id, queue)),
-                             media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache"})
+    return StreamingResponse(
+        _sse(queue, lambda: svc.unlisten(run.id, queue)),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache"},
+    )
 
 
 async def _sse(queue: asyncio.Queue[Event], stop: Callable[[], None]) -> AsyncIterator[str]:
@@ -263,26 +287,32 @@ async def _sse(queue: asyncio.Queue[Event], stop: Callable[[], None]) -> AsyncIt
 
 @router.post("/threads/{thread_id}/runs", response_model=Run)
 async def create_run(thread_id: str, body: RunBody, svc: Service, tenant: Tenant) -> Any:
-    return await _respond(svc, body.stream, lambda q: svc.create_run(
-        tenant, thread_id, body.assistant_id, listener=q, **_run_kwargs(body)))
+    return await _respond(
+        svc,
+        body.stream,
+        lambda q: svc.create_run(
+            tenant, thread_id, body.assistant_id, listener=q, **_run_kwargs(body)
+        ),
+    )
 
 
 @router.get("/threads/{thread_id}/runs", response_model=Page[Run])
-async def list_runs(thread_id: str, paging: PagingQuery, svc: Service, tenant: Tenant
-                    ) -> Page[Run]:
+async def list_runs(thread_id: str, paging: PagingQuery, svc: Service, tenant: Tenant) -> Page[Run]:
     return svc.list_runs(tenant, thread_id, **paging.model_dump())
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}", response_model=Run)
-async def get_run(thread_id: str, run_id: str, response: Response, svc: Service,
-                  tenant: Tenant) -> Run:
+async def get_run(
+    thread_id: str, run_id: str, response: Response, svc: Service, tenant: Tenant
+) -> Run:
     response.headers["openai-poll-after-ms"] = "200"  # the SDK's create_and_poll obeys this
     return svc.get_run(tenant, thread_id, run_id)
 
 
 @router.post("/threads/{thread_id}/runs/{run_id}", response_model=Run)
-async def update_run(thread_id: str, run_id: str, body: MetadataBody, svc: Service,
-                     tenant: Tenant) -> Run:
+async def update_run(
+    thread_id: str, run_id: str, body: MetadataBody, svc: Service, tenant: Tenant
+) -> Run:
     return svc.update_run(tenant, thread_id, run_id, body.metadata)
 
 
@@ -296,17 +326,22 @@ async def submit_tool_outputs(
     thread_id: str, run_id: str, body: ToolOutputsBody, svc: Service, tenant: Tenant
 ) -> Any:
     outputs = [o.model_dump() for o in body.tool_outputs]
-    return await _respond(svc, body.stream, lambda q: svc.submit_tool_outputs(
-        tenant, thread_id, run_id, outputs, listener=q))
+    return await _respond(
+        svc,
+        body.stream,
+        lambda q: svc.submit_tool_outputs(tenant, thread_id, run_id, outputs, listener=q),
+    )
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/steps", response_model=Page[RunStep])
-async def list_steps(thread_id: str, run_id: str, paging: PagingQuery, svc: Service,
-                     tenant: Tenant) -> Page[RunStep]:
+async def list_steps(
+    thread_id: str, run_id: str, paging: PagingQuery, svc: Service, tenant: Tenant
+) -> Page[RunStep]:
     return svc.list_steps(tenant, thread_id, run_id, **paging.model_dump())
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/steps/{step_id}", response_model=RunStep)
-async def get_step(thread_id: str, run_id: str, step_id: str, svc: Service,
-                   tenant: Tenant) -> RunStep:
+async def get_step(
+    thread_id: str, run_id: str, step_id: str, svc: Service, tenant: Tenant
+) -> RunStep:
     return svc.get_step(tenant, thread_id, run_id, step_id)

@@ -44,12 +44,16 @@ _NUMBER = re.compile(r"-?(?:0|[1-9]\d{0,300})(?:\.\d+)?(?:[eE][-+]?\d{1,4})?")
 _NUMPY_SCALAR = re.compile(r"np\.(?:u?int|float)\d*\((.{1,400})\)|np\.(True|False)_")
 MAX_LITERAL = 65_536
 
-Identifier = Annotated[str, Query(min_length=1, max_length=256,
-                                  description="The session identifier: your thread id.")]
-ApiVersion = Annotated[str | None, Query(alias="api-version",
-                                         pattern=r"^\d{4}-\d{2}-\d{2}(-preview)?$")]
-Directory = Annotated[str | None, Query(alias="path", max_length=1024,
-                                        description="A folder: /mnt/data (default) or below it.")]
+Identifier = Annotated[
+    str, Query(min_length=1, max_length=256, description="The session identifier: your thread id.")
+]
+ApiVersion = Annotated[
+    str | None, Query(alias="api-version", pattern=r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+]
+Directory = Annotated[
+    str | None,
+    Query(alias="path", max_length=1024, description="A folder: /mnt/data (default) or below it."),
+]
 
 
 def _lower(value: object) -> object:
@@ -59,10 +63,12 @@ def _lower(value: object) -> object:
 class CodeExecution(BaseModel):
     """The execution request; Azure spells the enum values in any case."""
 
-    codeInputType: Annotated[Literal["inline", "inlinebase64", "inlinetext"],
-                             BeforeValidator(_lower)] = "inline"
-    executionType: Annotated[Literal["synchronous", "asynchronous"],
-                             BeforeValidator(_lower)] = "synchronous"
+    codeInputType: Annotated[
+        Literal["inline", "inlinebase64", "inlinetext"], BeforeValidator(_lower)
+    ] = "inline"
+    executionType: Annotated[Literal["synchronous", "asynchronous"], BeforeValidator(_lower)] = (
+        "synchronous"
+    )
     code: str
     timeoutInSeconds: float | None = Field(default=None, gt=0)
     outputStreamsMaxLength: int | None = Field(default=None, ge=0)
@@ -88,25 +94,35 @@ class PreviewExecution(BaseModel):
 
 @router.post("/code/execute")
 async def execute_preview(
-    body: PreviewExecution, identifier: Identifier, engine: EngineDep, tenant: Tenant,
+    body: PreviewExecution,
+    identifier: Identifier,
+    engine: EngineDep,
+    tenant: Tenant,
     api_version: ApiVersion = None,
 ) -> dict[str, Any]:
     """2024-02-02-preview: ``{"properties": {"code", ...}}``; runs to completion."""
     result = await _execute(engine, tenant, identifier, body.properties)
-    return {"$id": "1", "properties": {
-        "$id": "2",
-        "status": "Success" if result.ok else "Failure",
-        "stdout": result.stdout,
-        "stderr": _stderr(result),
-        "result": _value(result),
-        "executionTimeInMilliseconds": round(result.duration_ms),
-    }}
+    return {
+        "$id": "1",
+        "properties": {
+            "$id": "2",
+            "status": "Success" if result.ok else "Failure",
+            "stdout": result.stdout,
+            "stderr": _stderr(result),
+            "result": _value(result),
+            "executionTimeInMilliseconds": round(result.duration_ms),
+        },
+    }
 
 
 @router.post("/executions")
 async def execute(
-    body: CodeExecution, identifier: Identifier, engine: EngineDep, tenant: Tenant,
-    response: Response, api_version: ApiVersion = None,
+    body: CodeExecution,
+    identifier: Identifier,
+    engine: EngineDep,
+    tenant: Tenant,
+    response: Response,
+    api_version: ApiVersion = None,
     operation_id: Annotated[str | None, Header(alias="operation-id", max_length=128)] = None,
 ) -> dict[str, Any]:
     """Later versions: a flat body. Asynchronous requests also finish before the answer, which
@@ -127,9 +143,12 @@ async def execute(
         },
     }
     if result.error is not None:
-        resource["error"] = {"error": {
-            "code": result.error.name, "message": f"{result.error.name}: {result.error.value}",
-        }}
+        resource["error"] = {
+            "error": {
+                "code": result.error.name,
+                "message": f"{result.error.name}: {result.error.value}",
+            }
+        }
     return resource
 
 
@@ -187,18 +206,27 @@ def _json_value(text: str) -> Any:
 
 @router.post("/files/upload")
 async def upload_preview(
-    request: Request, identifier: Identifier, engine: EngineDep, tenant: Tenant,
+    request: Request,
+    identifier: Identifier,
+    engine: EngineDep,
+    tenant: Tenant,
     api_version: ApiVersion = None,
 ) -> dict[str, Any]:
     """2024-02-02-preview: multipart ``file``; its filename (or /mnt/data/<filename>) names it."""
-    return {"$id": "1", "value": [_preview_file(await _upload(request, engine, tenant, identifier),
-                                                2)]}
+    return {
+        "$id": "1",
+        "value": [_preview_file(await _upload(request, engine, tenant, identifier), 2)],
+    }
 
 
 @router.post("/files")
 async def upload(
-    request: Request, identifier: Identifier, engine: EngineDep, tenant: Tenant,
-    api_version: ApiVersion = None, path: Directory = None,
+    request: Request,
+    identifier: Identifier,
+    engine: EngineDep,
+    tenant: Tenant,
+    api_version: ApiVersion = None,
+    path: Directory = None,
 ) -> dict[str, Any]:
     if _directory(path):
         raise errors.InvalidRequest(
@@ -220,8 +248,12 @@ async def _upload(request: Request, engine: Engine, tenant: str, identifier: str
 
 @router.get("/files")
 async def list_files(
-    identifier: Identifier, engine: EngineDep, tenant: Tenant, api_version: ApiVersion = None,
-    path: Directory = None, recursive: bool = False,
+    identifier: Identifier,
+    engine: EngineDep,
+    tenant: Tenant,
+    api_version: ApiVersion = None,
+    path: Directory = None,
+    recursive: bool = False,
 ) -> dict[str, Any]:
     session = _live(engine, tenant, identifier)
     files = await session.list_files() if session is not None else []
@@ -232,7 +264,10 @@ async def list_files(
 
 @router.get("/files/content/{filename:path}")
 async def file_content_preview(
-    filename: str, identifier: Identifier, engine: EngineDep, tenant: Tenant,
+    filename: str,
+    identifier: Identifier,
+    engine: EngineDep,
+    tenant: Tenant,
     api_version: ApiVersion = None,
 ) -> StreamingResponse:
     """2024-02-02-preview: the raw bytes of /mnt/data/<filename>."""
@@ -241,16 +276,24 @@ async def file_content_preview(
 
 @router.get("/files/{name}/content")
 async def file_content(
-    name: str, identifier: Identifier, engine: EngineDep, tenant: Tenant,
-    api_version: ApiVersion = None, path: Directory = None,
+    name: str,
+    identifier: Identifier,
+    engine: EngineDep,
+    tenant: Tenant,
+    api_version: ApiVersion = None,
+    path: Directory = None,
 ) -> StreamingResponse:
     return await _download(engine, tenant, identifier, _join(path, name))
 
 
 @router.get("/files/{name}")
 async def file_metadata(
-    name: str, identifier: Identifier, engine: EngineDep, tenant: Tenant,
-    api_version: ApiVersion = None, path: Directory = None,
+    name: str,
+    identifier: Identifier,
+    engine: EngineDep,
+    tenant: Tenant,
+    api_version: ApiVersion = None,
+    path: Directory = None,
 ) -> dict[str, Any]:
     wanted = _join(path, name)
     files = await _require_live(engine, tenant, identifier).list_files()
@@ -264,8 +307,12 @@ async def file_metadata(
 
 @router.delete("/files/{name}", status_code=204)
 async def delete_file(
-    name: str, identifier: Identifier, engine: EngineDep, tenant: Tenant,
-    api_version: ApiVersion = None, path: Directory = None,
+    name: str,
+    identifier: Identifier,
+    engine: EngineDep,
+    tenant: Tenant,
+    api_version: ApiVersion = None,
+    path: Directory = None,
 ) -> Response:
     await _require_live(engine, tenant, identifier).remove_file(_join(path, name))
     return Response(status_code=204)
@@ -284,7 +331,10 @@ async def _download(
 
 @router.get("/session")
 async def get_session(
-    identifier: Identifier, engine: EngineDep, tenant: Tenant, api_version: ApiVersion = None,
+    identifier: Identifier,
+    engine: EngineDep,
+    tenant: Tenant,
+    api_version: ApiVersion = None,
 ) -> dict[str, Any]:
     session = _require_live(engine, tenant, identifier)
     info = session.info
@@ -299,7 +349,10 @@ async def get_session(
 
 @router.delete("/session", status_code=204)
 async def delete_session(
-    identifier: Identifier, engine: EngineDep, tenant: Tenant, api_version: ApiVersion = None,
+    identifier: Identifier,
+    engine: EngineDep,
+    tenant: Tenant,
+    api_version: ApiVersion = None,
 ) -> Response:
     """Idempotent: deleting a session that is not running succeeds too."""
     session = _live(engine, tenant, identifier)
@@ -332,7 +385,7 @@ def _directory(path: str | None) -> str:
     if text in ("", DATA_MOUNT):
         return ""
     if text.startswith(f"{DATA_MOUNT}/"):
-        text = text[len(DATA_MOUNT) + 1:]
+        text = text[len(DATA_MOUNT) + 1 :]
     elif text.startswith("/"):
         raise errors.InvalidRequest(f"path must be {DATA_MOUNT} or below it, not {path!r}")
     return "/".join(check_relative_path(text))
@@ -354,14 +407,17 @@ def _time(seconds: int) -> str:
 def _preview_file(f: SessionFile, ref: int) -> dict[str, Any]:
     """``size`` is what LangChain and AutoGen read; newer Semantic Kernel reads ``sizeInBytes``
     and ``fullPath``."""
-    return {"$id": str(ref), "properties": {
-        "$id": str(ref + 1),
-        "filename": _relative(f),
-        "size": f.bytes,
-        "lastModifiedTime": _time(f.modified_at),
-        "sizeInBytes": f.bytes,
-        "fullPath": f.path,
-    }}
+    return {
+        "$id": str(ref),
+        "properties": {
+            "$id": str(ref + 1),
+            "filename": _relative(f),
+            "size": f.bytes,
+            "lastModifiedTime": _time(f.modified_at),
+            "sizeInBytes": f.bytes,
+            "fullPath": f.path,
+        },
+    }
 
 
 def _flat_file(f: SessionFile) -> dict[str, Any]:
@@ -384,12 +440,14 @@ def _listing(files: list[SessionFile], folder: str, recursive: bool) -> list[dic
         relative = _relative(f)
         if not relative.startswith(prefix):
             continue
-        child, _, rest = relative[len(prefix):].partition("/")
+        child, _, rest = relative[len(prefix) :].partition("/")
         if rest and not recursive:
             subfolders[child] = max(subfolders.get(child, 0), f.modified_at)
         else:
             entries.append(_flat_file(f))
     parent = posixpath.join(DATA_MOUNT, folder) if folder else DATA_MOUNT
-    entries += [{"name": name, "type": "Directory", "lastModifiedAt": _time(modified),
-                 "directory": parent} for name, modified in sorted(subfolders.items())]
+    entries += [
+        {"name": name, "type": "Directory", "lastModifiedAt": _time(modified), "directory": parent}
+        for name, modified in sorted(subfolders.items())
+    ]
     return entries

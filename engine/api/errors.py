@@ -89,8 +89,9 @@ def install(app: FastAPI) -> None:
         where = ".".join(str(p) for p in problems[0]["loc"]) if problems else ""
         message = problems[0]["msg"] if problems else "invalid value"
         return JSONResponse(
-            error_body(f"{where}: {message}", "invalid_request_error", "invalid_value",
-                       where or None),
+            error_body(
+                f"{where}: {message}", "invalid_request_error", "invalid_value", where or None
+            ),
             status_code=400,
         )
 

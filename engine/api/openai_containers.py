@@ -101,8 +101,9 @@ class ContainerFileDeleted(BaseModel):
 @router.post("", response_model=Container)
 async def create_container(body: CreateContainer, engine: EngineDep, tenant: Tenant) -> Container:
     if body.network_policy is not None and body.network_policy.type != "disabled":
-        raise errors.InvalidRequest("sandboxes have no network: only network_policy "
-                                    "{\"type\": \"disabled\"} is supported")
+        raise errors.InvalidRequest(
+            'sandboxes have no network: only network_policy {"type": "disabled"} is supported'
+        )
     if body.skills:
         raise errors.InvalidRequest("skills are not supported")
     idle = None
@@ -188,8 +189,12 @@ def _memory(mb: int | None) -> str | None:
 
 
 def _filtered_sessions(
-    engine: Engine, tenant: str, wanted: Callable[[SessionInfo], bool], limit: int,
-    order: str, after: str | None,
+    engine: Engine,
+    tenant: str,
+    wanted: Callable[[SessionInfo], bool],
+    limit: int,
+    order: str,
+    after: str | None,
 ) -> tuple[list[SessionInfo], bool]:
     """One page of the tenant's sessions that pass ``wanted``, walking the library's pages."""
     found: list[SessionInfo] = []
@@ -213,13 +218,21 @@ def _live_session(engine: Engine, tenant: str, container_id: str) -> Session:
     return engine.get_session(container_id, tenant)
 
 
-_FILE_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": AddContainerFile.model_json_schema()},
-    "multipart/form-data": {"schema": {
-        "type": "object", "required": ["file"],
-        "properties": {"file": {"type": "string", "format": "binary"}},
-    }},
-}}}
+_FILE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": AddContainerFile.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            },
+        },
+    }
+}
 
 
 @router.post("/{container_id}/files", response_model=ContainerFile, openapi_extra=_FILE_BODY)
@@ -239,7 +252,7 @@ async def create_container_file(
             body = AddContainerFile.model_validate_json(await request.body())
         except ValueError as exc:
             raise errors.InvalidRequest(
-                f"expected JSON {{\"file_id\"}} or a multipart upload: {exc}"
+                f'expected JSON {{"file_id"}} or a multipart upload: {exc}'
             ) from None
         added = await session.add_file(body.file_id)
     for f in await _container_files(engine, session):
@@ -326,17 +339,22 @@ def _container_file(
         digest = hashlib.sha256(f"{session.id}:{entry.path}".encode()).hexdigest()
         file_id = f"cfile_{digest[:32]}"
     return ContainerFile(
-        id=file_id, bytes=entry.bytes, container_id=session.id, created_at=entry.modified_at,
-        path=entry.path, source=source,
+        id=file_id,
+        bytes=entry.bytes,
+        container_id=session.id,
+        created_at=entry.modified_at,
+        path=entry.path,
+        source=source,
     )
 
 
-def _page(items: Sequence[ContainerFile], limit: int, after: str | None
-          ) -> tuple[list[ContainerFile], bool]:
+def _page(
+    items: Sequence[ContainerFile], limit: int, after: str | None
+) -> tuple[list[ContainerFile], bool]:
     start = 0
     if after is not None:
         ids = [i.id for i in items]
         if after not in ids:
             raise errors.InvalidRequest(f"after cursor {after!r} does not name a file here")
         start = ids.index(after) + 1
-    return list(items[start:start + limit]), start + limit < len(items)
+    return list(items[start : start + limit]), start + limit < len(items)

@@ -33,8 +33,14 @@ class OpenAIFile(BaseModel):
 
     @classmethod
     def of(cls, obj: FileObject) -> OpenAIFile:
-        return cls(id=obj.id, bytes=obj.bytes, created_at=obj.created_at,
-                   filename=obj.filename, purpose=obj.purpose, status=obj.status)
+        return cls(
+            id=obj.id,
+            bytes=obj.bytes,
+            created_at=obj.created_at,
+            filename=obj.filename,
+            purpose=obj.purpose,
+            status=obj.status,
+        )
 
 
 def attachment(filename: str) -> dict[str, str]:
@@ -74,8 +80,14 @@ async def list_files(
     after: str | None = None,
     before: str | None = None,
 ) -> Page[OpenAIFile]:
-    page = engine.files.list(tenant, purpose=purpose, limit=min(limit, MAX_LIMIT), order=order,
-                             after=after, before=before)
+    page = engine.files.list(
+        tenant,
+        purpose=purpose,
+        limit=min(limit, MAX_LIMIT),
+        order=order,
+        after=after,
+        before=before,
+    )
     return Page[OpenAIFile].of([OpenAIFile.of(f) for f in page.data], page.has_more)
 
 
@@ -88,8 +100,9 @@ async def retrieve_file(file_id: str, engine: EngineDep, tenant: Tenant) -> Open
 async def file_content(file_id: str, engine: EngineDep, tenant: Tenant) -> StreamingResponse:
     obj = engine.files.retrieve(file_id, tenant)
     headers = {"Content-Length": str(obj.bytes), **attachment(obj.filename)}
-    return StreamingResponse(engine.files.iter_content(file_id, tenant),
-                             media_type=obj.mime_type, headers=headers)
+    return StreamingResponse(
+        engine.files.iter_content(file_id, tenant), media_type=obj.mime_type, headers=headers
+    )
 
 
 @router.delete("/{file_id}", response_model=FileDeleted)

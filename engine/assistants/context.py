@@ -118,6 +118,7 @@ def logs_of(result: ExecutionResult, limit: int) -> str:
     if result.result is not None and "text/plain" in result.result:
         parts.append(str(result.result["text/plain"]))
     if result.error is not None:
-        parts.append("\n".join(result.error.traceback) or f"{result.error.name}: "
-                     f"{result.error.value}")
+        parts.append(
+            "\n".join(result.error.traceback) or f"{result.error.name}: {result.error.value}"
+        )
     return _cap("\n".join(p for p in parts if p).strip(), limit)

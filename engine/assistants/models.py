@@ -9,8 +9,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 RunStatus = Literal[
-    "queued", "in_progress", "requires_action", "cancelling", "cancelled", "failed",
-    "completed", "incomplete", "expired",
+    "queued",
+    "in_progress",
+    "requires_action",
+    "cancelling",
+    "cancelled",
+    "failed",
+    "completed",
+    "incomplete",
+    "expired",
 ]
 ACTIVE_RUN = ("queued", "in_progress", "requires_action", "cancelling")
 TERMINAL_RUN = ("cancelled", "failed", "completed", "incomplete", "expired")

@@ -75,8 +75,11 @@ class OpenAIChatProvider(ModelProvider):
             kwargs["tools"] = tools
             kwargs["tool_choice"] = tool_choice
             kwargs["parallel_tool_calls"] = parallel_tool_calls
-        for name, value in (("temperature", temperature), ("top_p", top_p),
-                            ("max_tokens", max_tokens)):
+        for name, value in (
+            ("temperature", temperature),
+            ("top_p", top_p),
+            ("max_tokens", max_tokens),
+        ):
             if value is not None:
                 kwargs[name] = value
         try:

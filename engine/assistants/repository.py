@@ -38,15 +38,23 @@ class Repository:
     def put(self, obj: Stored, kind: str, owner: str, parent: str = "") -> None:
         data = obj.model_dump_json()
         if self._store.one("SELECT id FROM assistant_objects WHERE id = ?", (obj.id,)) is None:
-            self._store.insert("assistant_objects", {
-                "id": obj.id, "kind": kind, "owner": owner, "parent": parent,
-                "created_at": obj.created_at, "data": data,
-            })
+            self._store.insert(
+                "assistant_objects",
+                {
+                    "id": obj.id,
+                    "kind": kind,
+                    "owner": owner,
+                    "parent": parent,
+                    "created_at": obj.created_at,
+                    "data": data,
+                },
+            )
         else:
             self._store.update("assistant_objects", "id", obj.id, data=data)
 
-    def get(self, model: type[M], kind: str, object_id: object, owner: str,
-            parent: str | None = None) -> M:
+    def get(
+        self, model: type[M], kind: str, object_id: object, owner: str, parent: str | None = None
+    ) -> M:
         if not isinstance(object_id, str):
             raise errors.InvalidRequest(f"{kind} id must be a string")
         row = self._store.one(
@@ -68,8 +76,9 @@ class Repository:
                 "(SELECT id FROM assistant_objects)"
             )
 
-    def page(self, model: type[M], kind: str, owner: str, parent: str | None = None,
-             **paging: Any) -> Page[M]:
+    def page(
+        self, model: type[M], kind: str, owner: str, parent: str | None = None, **paging: Any
+    ) -> Page[M]:
         filters: dict[str, Any] = {"kind": kind, "owner": owner}
         if parent is not None:
             filters["parent"] = parent

@@ -146,8 +146,12 @@ class AssistantsService:
         metadata: dict[str, str] | None = None,
         tool_resources: ToolResources | None = None,
     ) -> Thread:
-        thread = Thread(id=new_id("thread"), created_at=now(), metadata=metadata or {},
-                        tool_resources=tool_resources)
+        thread = Thread(
+            id=new_id("thread"),
+            created_at=now(),
+            metadata=metadata or {},
+            tool_resources=tool_resources,
+        )
         self._check_files(owner, tool_resources)
         self.repo.put(thread, "thread", owner)
         for message in messages or []:
@@ -194,8 +198,14 @@ class AssistantsService:
         for attachment in files:
             self.engine.files.retrieve(attachment.file_id, owner)
         message = Message(
-            id=new_id("msg"), created_at=now(), thread_id=thread_id, role=role,  # type: ignore[arg-type]
-            content=parts, attachments=files, metadata=metadata or {}, completed_at=now(),
+            id=new_id("msg"),
+            created_at=now(),
+            thread_id=thread_id,
+            role=role,  # type: ignore[arg-type]
+            content=parts,
+            attachments=files,
+            metadata=metadata or {},
+            completed_at=now(),
         )
         self.repo.put(message, "message", owner, thread_id)
         return message
@@ -204,15 +214,17 @@ class AssistantsService:
         self.get_thread(owner, thread_id)
         return self.repo.get(Message, "message", message_id, owner, thread_id)
 
-    def update_message(self, owner: str, thread_id: str, message_id: str,
-                       metadata: dict[str, str] | None) -> Message:
+    def update_message(
+        self, owner: str, thread_id: str, message_id: str, metadata: dict[str, str] | None
+    ) -> Message:
         message = self.get_message(owner, thread_id, message_id)
         message.metadata = metadata or {}
         self.repo.put(message, "message", owner, thread_id)
         return message
 
-    def list_messages(self, owner: str, thread_id: str, run_id: str | None = None,
-                      **paging: Any) -> Page[Message]:
+    def list_messages(
+        self, owner: str, thread_id: str, run_id: str | None = None, **paging: Any
+    ) -> Page[Message]:
         self.get_thread(owner, thread_id)
         if run_id is None:
             return self.repo.page(Message, "message", owner, thread_id, **paging)
@@ -261,20 +273,34 @@ class AssistantsService:
             self.create_message(owner, thread_id, **message)
         created = now()
         run = Run(
-            id=new_id("run"), created_at=created, thread_id=thread_id, assistant_id=assistant_id,
-            status="queued", model=model or assistant.model,
+            id=new_id("run"),
+            created_at=created,
+            thread_id=thread_id,
+            assistant_id=assistant_id,
+            status="queued",
+            model=model or assistant.model,
             instructions=assistant.instructions or "" if instructions is None else instructions,
-            tools=tools, tool_choice=tool_choice,
+            tools=tools,
+            tool_choice=tool_choice,
             truncation_strategy=truncation_strategy or TruncationStrategy(),
-            max_prompt_tokens=max_prompt_tokens, max_completion_tokens=max_completion_tokens,
+            max_prompt_tokens=max_prompt_tokens,
+            max_completion_tokens=max_completion_tokens,
             temperature=temperature if temperature is not None else assistant.temperature,
             top_p=top_p if top_p is not None else assistant.top_p,
             parallel_tool_calls=True if parallel_tool_calls is None else parallel_tool_calls,
-            expires_at=created + RUN_LIFETIME, metadata=metadata or {},
+            expires_at=created + RUN_LIFETIME,
+            metadata=metadata or {},
         )
         self.repo.put(run, "run", owner, thread_id)
-        self.repo.set_private(run.id, {"additional_instructions": additional_instructions,
-                                       "conversation": [], "images": [], "rounds": 0})
+        self.repo.set_private(
+            run.id,
+            {
+                "additional_instructions": additional_instructions,
+                "conversation": [],
+                "images": [],
+                "rounds": 0,
+            },
+        )
         if listener is not None:
             self.listen(run.id, listener)
         self._emit(run.id, "thread.run.created", run)
@@ -314,8 +340,9 @@ class AssistantsService:
         page.data = [self._expire_if_due(owner, r) for r in page.data]
         return page
 
-    def update_run(self, owner: str, thread_id: str, run_id: str,
-                   metadata: dict[str, str] | None) -> Run:
+    def update_run(
+        self, owner: str, thread_id: str, run_id: str, metadata: dict[str, str] | None
+    ) -> Run:
         run = self.get_run(owner, thread_id, run_id)
         run.metadata = metadata or {}
         self.repo.put(run, "run", owner, thread_id)
@@ -360,7 +387,11 @@ class AssistantsService:
         return run
 
     async def submit_tool_outputs(
-        self, owner: str, thread_id: str, run_id: str, outputs: list[dict[str, Any]],
+        self,
+        owner: str,
+        thread_id: str,
+        run_id: str,
+        outputs: list[dict[str, Any]],
         listener: asyncio.Queue[Event] | None = None,
     ) -> Run:
         run = self.get_run(owner, thread_id, run_id)
@@ -473,27 +504,39 @@ class AssistantsService:
                 return
             state["rounds"] += 1
             if state["rounds"] > self.settings.llm_max_tool_rounds:
-                self._fail(owner, run, "server_error",
-                           f"the model asked for more than {self.settings.llm_max_tool_rounds} "
-                           "rounds of tool calls (SANDBOX_LLM_MAX_TOOL_ROUNDS)")
+                self._fail(
+                    owner,
+                    run,
+                    "server_error",
+                    f"the model asked for more than {self.settings.llm_max_tool_rounds} "
+                    "rounds of tool calls (SANDBOX_LLM_MAX_TOOL_ROUNDS)",
+                )
                 return
-            state["conversation"].append({
-                "role": "assistant",
-                "content": reply.content,
-                "tool_calls": [
-                    {"id": c.id, "type": "function",
-                     "function": {"name": c.name, "arguments": c.arguments}}
-                    for c in reply.tool_calls
-                ],
-            })
+            state["conversation"].append(
+                {
+                    "role": "assistant",
+                    "content": reply.content,
+                    "tool_calls": [
+                        {
+                            "id": c.id,
+                            "type": "function",
+                            "function": {"name": c.name, "arguments": c.arguments},
+                        }
+                        for c in reply.tool_calls
+                    ],
+                }
+            )
             code_calls = [c for c in reply.tool_calls if c.name == context.CODE_TOOL and code_tool]
             function_calls = [c for c in reply.tool_calls if c.name in functions]
             for call in reply.tool_calls:
                 if call not in code_calls and call not in function_calls:
-                    state["conversation"].append({
-                        "role": "tool", "tool_call_id": call.id,
-                        "content": f"error: there is no tool named {call.name!r}",
-                    })
+                    state["conversation"].append(
+                        {
+                            "role": "tool",
+                            "tool_call_id": call.id,
+                            "content": f"error: there is no tool named {call.name!r}",
+                        }
+                    )
             if code_calls and session is not None:
                 await self._run_code(owner, run, session, code_calls, state)
             self.repo.set_private(run.id, state)
@@ -516,8 +559,9 @@ class AssistantsService:
         specs = [context.CODE_TOOL_SPEC] if code_tool else []
         for tool in run.tools:
             if tool.type == "function" and tool.function is not None:
-                specs.append({"type": "function",
-                              "function": tool.function.model_dump(exclude_none=True)})
+                specs.append(
+                    {"type": "function", "function": tool.function.model_dump(exclude_none=True)}
+                )
         return specs
 
     async def _session(self, owner: str, run: Run, assistant: Assistant) -> Session:
@@ -539,19 +583,19 @@ class AssistantsService:
         for file_id in dict.fromkeys(wanted):
             with contextlib.suppress(errors.NotFound):  # a file deleted since it was attached
                 if file_id not in present and not (
-                    file_id in placed and self.engine.files.retrieve(file_id, owner).filename
-                    in names
+                    file_id in placed
+                    and self.engine.files.retrieve(file_id, owner).filename in names
                 ):
                     await session.add_file(file_id)
                 placed.add(file_id)
         self.repo.set_private(run.thread_id, {"session": session.id, "placed": sorted(placed)})
         return session
 
-    async def _prompt(self, owner: str, run: Run, state: dict[str, Any],
-                      session: Session | None, code_tool: bool) -> list[dict[str, Any]] | None:
+    async def _prompt(
+        self, owner: str, run: Run, state: dict[str, Any], session: Session | None, code_tool: bool
+    ) -> list[dict[str, Any]] | None:
         files = [f.filename for f in await session.list_files()] if session else []
-        system = context.system_prompt(run, state.get("additional_instructions"), files,
-                                       code_tool)
+        system = context.system_prompt(run, state.get("additional_instructions"), files, code_tool)
         history = context.thread_messages(self.repo.all(Message, "message", owner, run.thread_id))
         conversation: list[dict[str, Any]] = state["conversation"]
         budget = run.max_prompt_tokens or self.settings.llm_context_tokens
@@ -566,18 +610,25 @@ class AssistantsService:
         system_message = [{"role": "system", "content": system}] if system else []
         return [*system_message, *kept, *conversation]
 
-    async def _run_code(self, owner: str, run: Run, session: Session,
-                        calls: list[Any], state: dict[str, Any]) -> None:
+    async def _run_code(
+        self, owner: str, run: Run, session: Session, calls: list[Any], state: dict[str, Any]
+    ) -> None:
         step = self._new_step(owner, run, StepDetails(type="tool_calls", tool_calls=[]))
         assert step.step_details.tool_calls is not None
         for index, call in enumerate(calls):
             code = _code_of(call.arguments)
-            tool_call = ToolCall(id=call.id, type="code_interpreter",
-                                 code_interpreter=CodeInterpreterCall(input=code))
+            tool_call = ToolCall(
+                id=call.id,
+                type="code_interpreter",
+                code_interpreter=CodeInterpreterCall(input=code),
+            )
             step.step_details.tool_calls.append(tool_call)
             self.repo.put(step, "step", owner, run.id)  # pollers see the code while it runs
-            self._emit(run.id, "thread.run.step.delta", _step_delta(
-                step, index, tool_call.model_dump(mode="json", exclude_none=True)))
+            self._emit(
+                run.id,
+                "thread.run.step.delta",
+                _step_delta(step, index, tool_call.model_dump(mode="json", exclude_none=True)),
+            )
             self._running_code[run.id] = session
             try:
                 executed = await session.execute(code, timeout=self.settings.llm_code_timeout)
@@ -598,19 +649,30 @@ class AssistantsService:
                 for out in result.outputs:
                     if out.type == "image":
                         outputs.append(
-                            CodeOutput(type="image", image=ImageFileRef(file_id=out.file_id)))
+                            CodeOutput(type="image", image=ImageFileRef(file_id=out.file_id))
+                        )
                         state["images"].append(out.file_id)
             else:
                 outputs.append(CodeOutput(type="logs", logs=text))
             # The SDK accumulates deltas (strings are concatenated): send only what is new.
-            self._emit(run.id, "thread.run.step.delta", _step_delta(step, index, {
-                "type": "code_interpreter", "code_interpreter": {"outputs": [
-                    {"index": n, **o.model_dump(mode="json", exclude_none=True)}
-                    for n, o in enumerate(outputs)
-                ]},
-            }))
-            state["conversation"].append({"role": "tool", "tool_call_id": call.id,
-                                          "content": text})
+            self._emit(
+                run.id,
+                "thread.run.step.delta",
+                _step_delta(
+                    step,
+                    index,
+                    {
+                        "type": "code_interpreter",
+                        "code_interpreter": {
+                            "outputs": [
+                                {"index": n, **o.model_dump(mode="json", exclude_none=True)}
+                                for n, o in enumerate(outputs)
+                            ]
+                        },
+                    },
+                ),
+            )
+            state["conversation"].append({"role": "tool", "tool_call_id": call.id, "content": text})
         step.status, step.completed_at = "completed", now()
         self.repo.put(step, "step", owner, run.id)
         self._emit(run.id, "thread.run.step.completed", step)
@@ -619,25 +681,46 @@ class AssistantsService:
         step = self._new_step(owner, run, StepDetails(type="tool_calls", tool_calls=[]))
         assert step.step_details.tool_calls is not None
         for index, c in enumerate(calls):
-            call = ToolCall(id=c.id, type="function",
-                            function=FunctionCall(name=c.name, arguments=c.arguments))
+            call = ToolCall(
+                id=c.id, type="function", function=FunctionCall(name=c.name, arguments=c.arguments)
+            )
             step.step_details.tool_calls.append(call)
-            self._emit(run.id, "thread.run.step.delta", _step_delta(step, index, {
-                "id": c.id, "type": "function",
-                "function": {"name": c.name, "arguments": c.arguments, "output": None},
-            }))
+            self._emit(
+                run.id,
+                "thread.run.step.delta",
+                _step_delta(
+                    step,
+                    index,
+                    {
+                        "id": c.id,
+                        "type": "function",
+                        "function": {"name": c.name, "arguments": c.arguments, "output": None},
+                    },
+                ),
+            )
         self.repo.put(step, "step", owner, run.id)
         run.status = "requires_action"
-        run.required_action = RequiredAction(submit_tool_outputs=SubmitToolOutputs(tool_calls=[
-            RequiredToolCall(id=c.id, function=RequiredFunction(name=c.name,
-                                                                arguments=c.arguments))
-            for c in calls
-        ]))
+        run.required_action = RequiredAction(
+            submit_tool_outputs=SubmitToolOutputs(
+                tool_calls=[
+                    RequiredToolCall(
+                        id=c.id, function=RequiredFunction(name=c.name, arguments=c.arguments)
+                    )
+                    for c in calls
+                ]
+            )
+        )
         self.repo.put(run, "run", owner, run.thread_id)
         self._emit(run.id, "thread.run.requires_action", run)
 
-    async def _answer(self, owner: str, run: Run, reply: ModelReply, state: dict[str, Any],
-                      session: Session | None) -> None:
+    async def _answer(
+        self,
+        owner: str,
+        run: Run,
+        reply: ModelReply,
+        state: dict[str, Any],
+        session: Session | None,
+    ) -> None:
         text = reply.content or ""
         known = {f.path: f.file_id for f in await session.list_files()} if session else {}
         annotations = []
@@ -646,18 +729,36 @@ class AssistantsService:
             path = link.removeprefix("sandbox:")
             file_id = known.get(path) or known.get(unquote(path))
             if file_id:
-                annotations.append(Annotation(
-                    text=link, start_index=match.start(), end_index=match.start() + len(link),
-                    file_path=FilePathRef(file_id=file_id)))
-        parts = [ContentPart(type="image_file", image_file=ImageFileRef(file_id=i))
-                 for i in dict.fromkeys(state["images"])]
-        parts.append(ContentPart(type="text", text=TextValue(value=text,
-                                                             annotations=annotations)))
-        message = Message(id=new_id("msg"), created_at=now(), thread_id=run.thread_id,
-                          role="assistant", content=[], assistant_id=run.assistant_id,
-                          run_id=run.id, status="in_progress")
-        step = self._new_step(owner, run, StepDetails(
-            type="message_creation", message_creation=MessageCreation(message_id=message.id)))
+                annotations.append(
+                    Annotation(
+                        text=link,
+                        start_index=match.start(),
+                        end_index=match.start() + len(link),
+                        file_path=FilePathRef(file_id=file_id),
+                    )
+                )
+        parts = [
+            ContentPart(type="image_file", image_file=ImageFileRef(file_id=i))
+            for i in dict.fromkeys(state["images"])
+        ]
+        parts.append(ContentPart(type="text", text=TextValue(value=text, annotations=annotations)))
+        message = Message(
+            id=new_id("msg"),
+            created_at=now(),
+            thread_id=run.thread_id,
+            role="assistant",
+            content=[],
+            assistant_id=run.assistant_id,
+            run_id=run.id,
+            status="in_progress",
+        )
+        step = self._new_step(
+            owner,
+            run,
+            StepDetails(
+                type="message_creation", message_creation=MessageCreation(message_id=message.id)
+            ),
+        )
         self._emit(run.id, "thread.message.created", message)
         self._emit(run.id, "thread.message.in_progress", message)
         for index, part in enumerate(parts):
@@ -666,10 +767,15 @@ class AssistantsService:
                 delta["text"]["annotations"] = [
                     {"index": n, **a} for n, a in enumerate(delta["text"]["annotations"])
                 ]
-            self._emit(run.id, "thread.message.delta", {
-                "id": message.id, "object": "thread.message.delta",
-                "delta": {"content": [{"index": index, **delta}]},
-            })
+            self._emit(
+                run.id,
+                "thread.message.delta",
+                {
+                    "id": message.id,
+                    "object": "thread.message.delta",
+                    "delta": {"content": [{"index": index, **delta}]},
+                },
+            )
         message.content, message.status, message.completed_at = parts, "completed", now()
         self.repo.put(message, "message", owner, run.thread_id)
         self._emit(run.id, "thread.message.completed", message)
@@ -678,9 +784,16 @@ class AssistantsService:
         self._emit(run.id, "thread.run.step.completed", step)
 
     def _new_step(self, owner: str, run: Run, details: StepDetails) -> RunStep:
-        step = RunStep(id=new_id("step"), created_at=now(), run_id=run.id,
-                       thread_id=run.thread_id, assistant_id=run.assistant_id,
-                       type=details.type, status="in_progress", step_details=details)
+        step = RunStep(
+            id=new_id("step"),
+            created_at=now(),
+            run_id=run.id,
+            thread_id=run.thread_id,
+            assistant_id=run.assistant_id,
+            type=details.type,
+            status="in_progress",
+            step_details=details,
+        )
         self.repo.put(step, "step", owner, run.id)
         self._emit(run.id, "thread.run.step.created", step)
         self._emit(run.id, "thread.run.step.in_progress", step)
@@ -696,8 +809,11 @@ class AssistantsService:
     def _finish(self, owner: str, run: Run, status: str) -> Run:
         run.status = status  # type: ignore[assignment]
         run.required_action = None
-        stamp = {"completed": "completed_at", "cancelled": "cancelled_at",
-                 "failed": "failed_at"}.get(status)
+        stamp = {
+            "completed": "completed_at",
+            "cancelled": "cancelled_at",
+            "failed": "failed_at",
+        }.get(status)
         if stamp:
             setattr(run, stamp, now())
         self.repo.put(run, "run", owner, run.thread_id)
@@ -711,8 +827,14 @@ class AssistantsService:
         self._finish(owner, run, "failed")
 
 
-def _page_of(items: list[Message], *, limit: int = 20, order: str = "desc",
-             after: str | None = None, before: str | None = None) -> Page[Message]:
+def _page_of(
+    items: list[Message],
+    *,
+    limit: int = 20,
+    order: str = "desc",
+    after: str | None = None,
+    before: str | None = None,
+) -> Page[Message]:
     """A page of an already filtered list (oldest first), with the repository's cursor rules."""
     items = items if order == "asc" else items[::-1]
     ids = [m.id for m in items]
@@ -743,8 +865,11 @@ def _content_parts(content: str | list[dict[str, Any]]) -> list[ContentPart]:
         if kind == "text":
             parts.append(ContentPart(type="text", text=TextValue(value=str(part.get("text", "")))))
         elif kind == "image_file":
-            parts.append(ContentPart(type="image_file",
-                                     image_file=ImageFileRef.model_validate(part["image_file"])))
+            parts.append(
+                ContentPart(
+                    type="image_file", image_file=ImageFileRef.model_validate(part["image_file"])
+                )
+            )
         else:
             raise errors.InvalidRequest(f"unsupported content part type {kind!r}")
     return parts
@@ -811,7 +936,5 @@ def _step_delta(step: RunStep, index: int, call: dict[str, Any]) -> dict[str, An
     return {
         "id": step.id,
         "object": "thread.run.step.delta",
-        "delta": {"step_details": {"type": "tool_calls", "tool_calls": [
-            {"index": index, **call}
-        ]}},
+        "delta": {"step_details": {"type": "tool_calls", "tool_calls": [{"index": index, **call}]}},
     }

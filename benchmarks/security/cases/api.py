@@ -252,8 +252,12 @@ async def other_tenant(ctx: Context) -> Verdict:
             ("get", "GET", f"/v1/sessions/{sid}", {}),
             ("execute", "POST", f"/v1/sessions/{sid}/execute", {"json": {"code": "1/0"}}),
             ("files", "GET", f"/v1/sessions/{sid}/files", {}),
-            ("content", "GET", f"/v1/sessions/{sid}/files/content",
-             {"params": {"path": "notes.txt"}}),
+            (
+                "content",
+                "GET",
+                f"/v1/sessions/{sid}/files/content",
+                {"params": {"path": "notes.txt"}},
+            ),
             ("upload", "POST", f"/v1/sessions/{sid}/files", {"files": {"file": ("x", b"x")}}),
             ("restart", "POST", f"/v1/sessions/{sid}/restart", {}),
             ("interrupt", "POST", f"/v1/sessions/{sid}/interrupt", {}),
@@ -322,8 +326,7 @@ async def concurrent_executes(ctx: Context) -> Verdict:
 
         async def one(i: int) -> tuple[int, dict[str, Any]]:
             code = (
-                f"import time\nprint('M{i}-start')\ntime.sleep(0.2)\nprint('M{i}-end')\n"
-                f"x = {i}\nx"
+                f"import time\nprint('M{i}-start')\ntime.sleep(0.2)\nprint('M{i}-end')\nx = {i}\nx"
             )
             r = await http.post(f"/v1/sessions/{sid}/execute", json={"code": code})
             return r.status_code, r.json()
@@ -360,8 +363,10 @@ async def rapid_create_delete(ctx: Context) -> Verdict:
                         continue
                     sid = r.json()["id"]
                     run = asyncio.ensure_future(
-                        http.post(f"/v1/sessions/{sid}/execute",
-                                  json={"code": "import time; time.sleep(2)"})
+                        http.post(
+                            f"/v1/sessions/{sid}/execute",
+                            json={"code": "import time; time.sleep(2)"},
+                        )
                     )
                     await asyncio.sleep(0.05 * worker)
                     statuses.append((await http.delete(f"/v1/sessions/{sid}")).status_code)
@@ -465,11 +470,14 @@ async def raw_http(ctx: Context) -> Verdict:
         + b"\r\n\r\n",
         "many-headers": b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-A: b\r\n" * 5000 + b"\r\n",
         "bad-request-line": b"GARBAGE\r\n\r\n",
-        "lying-content-length": b"POST /v1/sessions HTTP/1.1\r\nHost: x\r\n" + auth
+        "lying-content-length": b"POST /v1/sessions HTTP/1.1\r\nHost: x\r\n"
+        + auth
         + b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{}",
-        "negative-content-length": b"POST /v1/sessions HTTP/1.1\r\nHost: x\r\n" + auth
+        "negative-content-length": b"POST /v1/sessions HTTP/1.1\r\nHost: x\r\n"
+        + auth
         + b"Content-Length: -5\r\n\r\n{}",
-        "smuggling": b"POST /v1/sessions HTTP/1.1\r\nHost: x\r\n" + auth
+        "smuggling": b"POST /v1/sessions HTTP/1.1\r\nHost: x\r\n"
+        + auth
         + b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     }
     answers = {}
@@ -479,8 +487,10 @@ async def raw_http(ctx: Context) -> Verdict:
     # A slow client must not hold up everyone else.
     slow = asyncio.ensure_future(
         asyncio.to_thread(
-            _raw_request, port,
-            b"POST /v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{", 3.0,
+            _raw_request,
+            port,
+            b"POST /v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{",
+            3.0,
         )
     )
     await asyncio.sleep(0.5)

@@ -121,8 +121,13 @@ async def planted_symlinks(ctx: Context) -> Verdict:
     session = await ctx.session()
     r = await session.execute(ctx.fill(PLANT_LINKS), timeout=30)
     served = []
-    names = ["link.txt", "passwd.txt", "root/etc/passwd", "engine/engine.db",
-             f"hostdir/{ctx.sentinel.name}"]
+    names = [
+        "link.txt",
+        "passwd.txt",
+        "root/etc/passwd",
+        "engine/engine.db",
+        f"hostdir/{ctx.sentinel.name}",
+    ]
     for name in names:
         try:
             data = await session.read_file(name)
@@ -397,8 +402,10 @@ async def zip_bomb(ctx: Context) -> Verdict:
     end = time.perf_counter()
     grew = hostside.tree_bytes(ctx.settings.data_dir / "files") - host_before
     stopped = lines(r).get("stopped")
-    oom = r.status is ExecutionStatus.CRASHED and r.error is not None and (
-        "out of memory" in r.error.value
+    oom = (
+        r.status is ExecutionStatus.CRASHED
+        and r.error is not None
+        and ("out of memory" in r.error.value)
     )
     ok = (stopped is not None or oom) and grew < len(bomb) + (64 << 20)
     ok = ok and all(o.bytes <= ctx.engine.files.max_bytes for o in r.outputs)
@@ -431,8 +438,9 @@ async def oversized_upload(ctx: Context) -> Verdict:
         sid = (await http.post("/v1/sessions", json={})).json()["id"]
         big = bytes(limit + 2 * (1 << 20))
         up = await http.post(f"/v1/sessions/{sid}/files", files={"file": ("big.bin", big)})
-        files = await http.post("/v1/files", files={"file": ("big.bin", big)},
-                                data={"purpose": "assistants"})
+        files = await http.post(
+            "/v1/files", files={"file": ("big.bin", big)}, data={"purpose": "assistants"}
+        )
     end = time.perf_counter()
     left = list(tmp.iterdir())
     placed = [f.path for f in await session.list_files()]

@@ -48,9 +48,13 @@ async def closed_stdout(ctx: Context) -> Verdict:
     after = await session.execute("print('printed')\n6 * 7", timeout=30)
     prints = "printed" in after.stdout
     ok = r.status in (ExecutionStatus.ERROR, ExecutionStatus.OK)
-    note = "print() works again" if prints else (
-        f"print() fails until a restart ({after.error.name if after.error else '?'}), "
-        "the kernel itself still answers"
+    note = (
+        "print() works again"
+        if prints
+        else (
+            f"print() fails until a restart ({after.error.name if after.error else '?'}), "
+            "the kernel itself still answers"
+        )
     )
     return Verdict(ok, f"{brief(r)}; next cell: {note}", session, end)
 

@@ -283,9 +283,7 @@ async def huge_display(ctx: Context) -> Verdict:
 
 async def huge_error(ctx: Context) -> Verdict:
     session = await ctx.session()
-    r = await session.execute(
-        "raise ValueError('v' * (100 << 20))\n", timeout=120
-    )
+    r = await session.execute("raise ValueError('v' * (100 << 20))\n", timeout=120)
     end = time.perf_counter()
     size = 0 if r.error is None else len(r.error.value) + sum(map(len, r.error.traceback))
     cap = ctx.settings.output_limit_chars
