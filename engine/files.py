@@ -208,12 +208,8 @@ class FileStore:
         return size, digest.hexdigest()
 
     def retrieve(self, file_id: str, owner: str | None = None) -> FileObject:
-        if not isinstance(file_id, str):
-            raise errors.InvalidRequest("file id must be a string")
-        row = self._store.one("SELECT * FROM files WHERE id = ?", (file_id,))
-        if row is None or (owner is not None and row["owner"] != owner):
-            raise errors.FileNotFound(f"no file with id {file_id!r}")
-        return _to_file(row)
+        missing = errors.FileNotFound(f"no file with id {file_id!r}")
+        return _to_file(self._store.owned("files", file_id, owner, missing))
 
     def list(
         self,

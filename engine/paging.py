@@ -1,7 +1,12 @@
-"""Cursor pagination shaped like OpenAI's list envelopes: ``after``/``before`` are object ids."""
+"""Cursor pagination shaped like OpenAI's list envelopes: ``after``/``before`` are object ids.
+
+One set of rules for every list: ``limit`` 1-100, ``order`` asc or desc, ``after`` and ``before``
+naming objects of the list. ``page_query`` pages a table, ``page_list`` an already-built list.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
@@ -31,6 +36,19 @@ class Page(BaseModel, Generic[T]):
         )
 
 
+def check_paging(limit: object, order: object) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise errors.InvalidRequest(
+            f"limit must be an integer from 1 to {MAX_LIMIT}, not {limit!r}"
+        )
+    if order not in ("asc", "desc"):
+        raise errors.InvalidRequest(f"order must be 'asc' or 'desc', not {order!r}")
+
+
+def _unknown_cursor(name: str, cursor: object) -> errors.InvalidRequest:
+    return errors.InvalidRequest(f"{name} cursor {cursor!r} does not name an object of this list")
+
+
 def page_query(
     store: Store,
     table: str,
@@ -42,10 +60,7 @@ def page_query(
     before: str | None = None,
 ) -> tuple[list[Row], bool]:
     """Rows in creation order (SQLite's rowid), one page of them, and whether more follow."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-        raise errors.InvalidRequest(f"limit must be an integer from 1 to {MAX_LIMIT}")
-    if order not in ("asc", "desc"):
-        raise errors.InvalidRequest("order must be 'asc' or 'desc'")
+    check_paging(limit, order)
     where = [f"{k} = :{k}" for k in filters]
     params: dict[str, Any] = dict(filters)
     forward = ">" if order == "asc" else "<"
@@ -55,7 +70,7 @@ def page_query(
             continue
         row = store.one(f"SELECT rowid FROM {table} WHERE id = ?", (cursor,))
         if row is None:
-            raise errors.InvalidRequest(f"{name} cursor {cursor!r} does not name an object")
+            raise _unknown_cursor(name, cursor)
         where.append(f"rowid {op} :{name}")
         params[name] = row["rowid"]
     direction = "ASC" if order == "asc" else "DESC"
@@ -75,3 +90,26 @@ def page_query(
     if walk != direction:
         rows.reverse()
     return rows, has_more
+
+
+def page_list(
+    items: Sequence[T],
+    *,
+    limit: int = 20,
+    order: str = "desc",
+    after: str | None = None,
+    before: str | None = None,
+) -> Page[T]:
+    """A page of a list given oldest first (objects with an ``id``), by ``page_query``'s rules."""
+    check_paging(limit, order)
+    ordered = list(items) if order == "asc" else list(items)[::-1]
+    ids = [getattr(i, "id", None) for i in ordered]
+    for name, cursor in (("after", after), ("before", before)):
+        if cursor is not None and cursor not in ids:
+            raise _unknown_cursor(name, cursor)
+    start = ids.index(after) + 1 if after is not None else 0
+    end = ids.index(before) if before is not None else len(ordered)
+    window = ordered[start:end]
+    if before is not None and after is None:
+        return Page[T].of(window[-limit:], len(window) > limit)
+    return Page[T].of(window[:limit], len(window) > limit)

@@ -105,6 +105,21 @@ class Store:
         verb = "INSERT OR REPLACE" if replace else "INSERT"
         self.execute(f"{verb} INTO {table} ({columns}) VALUES ({marks})", row)
 
+    def owned(
+        self, table: str, object_id: object, owner: str | None, missing: errors.NotFound
+    ) -> Row:
+        """The row ``object_id`` of ``table`` if ``owner`` owns it (any owner when None).
+
+        The tenant-isolation rule, kept here once: another tenant's row is reported exactly like
+        a row that does not exist, so ids cannot be probed across tenants.
+        """
+        if not isinstance(object_id, str):
+            raise errors.InvalidRequest(f"an id must be a string, not {type(object_id).__name__}")
+        row = self.one(f"SELECT * FROM {table} WHERE id = ?", (object_id,))
+        if row is None or (owner is not None and row["owner"] != owner):
+            raise missing
+        return row
+
     def update(self, table: str, key: str, value: Any, **fields: Any) -> int:
         sets = ", ".join(f"{k} = :{k}" for k in fields)
         return self.execute(

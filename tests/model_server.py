@@ -112,7 +112,8 @@ def _script(messages: list[dict[str, Any]]) -> dict[str, Any]:
                         "python",
                         {
                             "code": (
-                                "import pandas as pd, glob\nf = sorted(glob.glob('/mnt/data/*.csv'))[0]\n"
+                                "import pandas as pd, glob\n"
+                                "f = sorted(glob.glob('/mnt/data/*.csv'))[0]\n"
                                 "print(pd.read_csv(f)['amount'].sum())"
                             )
                         },
