@@ -45,6 +45,14 @@ class KernelStartError(SandboxError):
     code = "kernel_start_failed"
 
 
+class SandboxLost(SandboxError):
+    """The sandbox itself is gone (container removed or stopped from outside)."""
+
+    code = "sandbox_lost"
+    out_of_memory = False
+    """Whether the OOM killer took it (under gVisor it ends the whole sandbox)."""
+
+
 class ImageBuildError(EngineError):
     code = "image_build_failed"
 
@@ -75,3 +83,30 @@ class StorageFull(EngineError):
     """The engine's own data folder (file objects, the database) has no room left."""
 
     code = "storage_full"
+
+
+class RunLocked(InvalidRequest):
+    """A thread already has an active run."""
+
+    code = "thread_locked"
+
+
+class ModelError(EngineError):
+    """The model endpoint failed or answered something unusable."""
+
+    code = "model_error"
+
+
+class APIError(Exception):
+    """An HTTP-level error raised by the API layer itself (auth, body limits)."""
+
+    def __init__(self, status: int, message: str, type_: str, code: str) -> None:
+        super().__init__(message)
+        self.status, self.message, self.type, self.code = status, message, type_, code
+
+
+class BodyTooLarge(Exception):
+    """A request body grew past its cap while it was being read."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request body is larger than {limit} bytes")

@@ -60,14 +60,6 @@ class KernelLimits:
     memory_limit_mb: int = 1024
 
 
-class SandboxLost(errors.SandboxError):
-    """The sandbox itself is gone (container removed or stopped from outside)."""
-
-    code = "sandbox_lost"
-    out_of_memory = False
-    """Whether the OOM killer took it (under gVisor it ends the whole sandbox)."""
-
-
 class _Collector:
     """Turns one execution's iopub messages into events and the result's fields."""
 
@@ -251,7 +243,7 @@ class Kernel:
             self._client.stop_channels()
             self._client = None
         if not await self.sandbox.is_running():
-            raise SandboxLost("the sandbox container is gone")
+            raise errors.SandboxLost("the sandbox container is gone")
         try:
             await asyncio.wait_for(self._km.restart_kernel(now=True), self.limits.start_timeout)
         except TimeoutError as exc:
@@ -382,8 +374,8 @@ class Kernel:
             reason = f"the kernel died unexpectedly ({_describe_exit(code)})"
         try:
             await self.restart()
-        except SandboxLost as exc:
-            lost = SandboxLost(f"the sandbox is gone: {reason}")
+        except errors.SandboxLost as exc:
+            lost = errors.SandboxLost(f"the sandbox is gone: {reason}")
             lost.out_of_memory = name == "OutOfMemory"
             raise lost from exc
         collector.error = ErrorInfo(

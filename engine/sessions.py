@@ -20,8 +20,9 @@ from pydantic import BaseModel, Field
 
 from . import errors, metrics
 from .config import Settings
+from .errors import SandboxLost
 from .files import FileStore, Source
-from .kernel import EventCallback, Kernel, KernelLimits, SandboxLost, validate_timeout
+from .kernel import EventCallback, Kernel, KernelLimits, validate_timeout
 from .names import check_filename, check_relative_path, check_text
 from .paging import Page, page_query
 from .pool import WarmPool

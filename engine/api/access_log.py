@@ -13,8 +13,8 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..errors import BodyTooLarge
 from .errors import error_body
-from .limits import BodyTooLarge
 
 log = logging.getLogger("engine.api")
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from .errors import APIError
+from ..errors import APIError
 
 
 class KeyRing:

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import errors
+from ..errors import APIError
 
 log = logging.getLogger("engine.api")
 
@@ -32,14 +33,6 @@ def error_body(
     message: str, type_: str, code: str | None = None, param: str | None = None
 ) -> dict[str, object]:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
-
-
-class APIError(Exception):
-    """An HTTP-level error raised by the API layer itself (auth, body limits)."""
-
-    def __init__(self, status: int, message: str, type_: str, code: str) -> None:
-        super().__init__(message)
-        self.status, self.message, self.type, self.code = status, message, type_, code
 
 
 def install(app: FastAPI) -> None:

@@ -6,6 +6,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..errors import BodyTooLarge
 from .errors import error_body
 
 
@@ -138,11 +139,6 @@ def _counting(receive: Receive, limit: int) -> Receive:
         return message
 
     return wrapped
-
-
-class BodyTooLarge(Exception):
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"the request body is larger than {limit} bytes")
 
 
 async def _reject(send: Send, status: int, message: str, code: str) -> None:

@@ -27,12 +27,6 @@ class ModelReply:
     finish_reason: str | None = None
 
 
-class ModelError(errors.EngineError):
-    """The model endpoint failed or answered something unusable."""
-
-    code = "model_error"
-
-
 class ModelProvider(ABC):
     @abstractmethod
     async def complete(
@@ -85,11 +79,11 @@ class OpenAIChatProvider(ModelProvider):
         try:
             response = await self._client.chat.completions.create(**kwargs)
         except openai.RateLimitError as exc:
-            raise ModelError(f"rate_limit_exceeded: {exc}") from exc
+            raise errors.ModelError(f"rate_limit_exceeded: {exc}") from exc
         except openai.OpenAIError as exc:
-            raise ModelError(f"the model endpoint failed: {exc}") from exc
+            raise errors.ModelError(f"the model endpoint failed: {exc}") from exc
         if not response.choices:
-            raise ModelError("the model returned no choices")
+            raise errors.ModelError("the model returned no choices")
         choice = response.choices[0]
         calls = [
             ModelToolCall(c.id, c.function.name, c.function.arguments or "{}")

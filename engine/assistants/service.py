@@ -19,6 +19,7 @@ from urllib.parse import unquote
 from .. import errors
 from ..config import Settings
 from ..core import Engine
+from ..errors import ModelError, RunLocked
 from ..paging import Page
 from ..results import ExecutionResult
 from ..sessions import Session
@@ -56,16 +57,12 @@ from .models import (
     new_id,
     now,
 )
-from .provider import ModelError, ModelProvider, ModelReply
+from .provider import ModelProvider, ModelReply
 from .repository import Repository
 
 log = logging.getLogger(__name__)
 Event = tuple[str, dict[str, Any]]
 RUN_LIFETIME = 600
-
-
-class RunLocked(errors.InvalidRequest):
-    code = "thread_locked"
 
 
 class AssistantsService:
