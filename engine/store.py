@@ -71,17 +71,6 @@ class Store:
         with self._lock:
             self._db.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, _disk_full_is_storage_full():
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
     def execute_script(self, sql: str) -> None:
         with self._lock:
             self._db.executescript(sql)

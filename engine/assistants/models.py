@@ -4,23 +4,55 @@ from __future__ import annotations
 
 import secrets
 import time
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RunStatus = Literal[
-    "queued",
-    "in_progress",
-    "requires_action",
-    "cancelling",
-    "cancelled",
-    "failed",
-    "completed",
-    "incomplete",
-    "expired",
-]
-ACTIVE_RUN = ("queued", "in_progress", "requires_action", "cancelling")
-TERMINAL_RUN = ("cancelled", "failed", "completed", "incomplete", "expired")
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    REQUIRES_ACTION = "requires_action"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    COMPLETED = "completed"
+    INCOMPLETE = "incomplete"
+    EXPIRED = "expired"
+
+
+ACTIVE_RUN = frozenset(
+    {RunStatus.QUEUED, RunStatus.IN_PROGRESS, RunStatus.REQUIRES_ACTION, RunStatus.CANCELLING}
+)
+TERMINAL_RUN = frozenset(RunStatus) - ACTIVE_RUN
+
+
+class StepStatus(StrEnum):
+    IN_PROGRESS = "in_progress"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+    COMPLETED = "completed"
+    EXPIRED = "expired"
+
+
+class MessageStatus(StrEnum):
+    IN_PROGRESS = "in_progress"
+    INCOMPLETE = "incomplete"
+    COMPLETED = "completed"
+
+
+class MessageRole(StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+class ErrorCode(StrEnum):
+    """The codes of a run's ``last_error``."""
+
+    SERVER_ERROR = "server_error"
+    RATE_LIMIT_EXCEEDED = "rate_limit_exceeded"
+    INVALID_PROMPT = "invalid_prompt"
 
 
 def new_id(prefix: str) -> str:
@@ -118,13 +150,13 @@ class Attachment(Obj):
 class Message(Stored):
     object: Literal["thread.message"] = "thread.message"
     thread_id: str
-    role: Literal["user", "assistant"]
+    role: MessageRole
     content: list[ContentPart]
     assistant_id: str | None = None
     run_id: str | None = None
     attachments: list[Attachment] = Field(default_factory=list)
     metadata: dict[str, str] = Field(default_factory=dict)
-    status: Literal["in_progress", "incomplete", "completed"] = "completed"
+    status: MessageStatus = MessageStatus.COMPLETED
     completed_at: int | None = None
     incomplete_at: int | None = None
     incomplete_details: dict[str, Any] | None = None
@@ -174,7 +206,7 @@ class Usage(Obj):
 
 
 class LastError(Obj):
-    code: Literal["server_error", "rate_limit_exceeded", "invalid_prompt"]
+    code: ErrorCode
     message: str
 
 
@@ -184,7 +216,7 @@ class RunStep(Stored):
     thread_id: str
     assistant_id: str
     type: Literal["message_creation", "tool_calls"]
-    status: Literal["in_progress", "cancelled", "failed", "completed", "expired"]
+    status: StepStatus
     step_details: StepDetails
     completed_at: int | None = None
     cancelled_at: int | None = None

@@ -28,6 +28,9 @@ class ModelReply:
 
 
 class ModelProvider(ABC):
+    unavailable: str | None = None
+    """Why the model cannot be asked at all (nothing configured), or None."""
+
     @abstractmethod
     async def complete(
         self,
@@ -45,12 +48,42 @@ class ModelProvider(ABC):
 
 
 class OpenAIChatProvider(ModelProvider):
-    """Any OpenAI-compatible Chat Completions endpoint: OpenAI, Azure OpenAI, vLLM, Ollama."""
+    """Any OpenAI-compatible Chat Completions endpoint: OpenAI, Azure OpenAI, vLLM, Ollama.
+
+    Without a ``base_url`` there is no client at all: the SDK would otherwise fall back to
+    ``OPENAI_BASE_URL`` or OpenAI's hosted API, and send the thread where nobody configured it.
+    """
 
     def __init__(self, base_url: str | None, api_key: str | None, timeout: float = 120.0) -> None:
-        self._client = openai.AsyncOpenAI(
-            base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=2
+        self._missing = [
+            name
+            for name, value in (
+                ("SANDBOX_LLM_BASE_URL", base_url),
+                ("SANDBOX_LLM_API_KEY", api_key),
+            )
+            if not value
+        ]
+        self._client = (
+            openai.AsyncOpenAI(
+                base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=2
+            )
+            if base_url
+            else None
         )
+
+    def check(self) -> None:
+        self._ready()
+
+    def _ready(self) -> openai.AsyncOpenAI:
+        if self._client is None:
+            missing = " and ".join(self._missing)
+            verb = "is" if len(self._missing) == 1 else "are"
+            raise errors.ModelError(
+                "no model is configured: runs need SANDBOX_LLM_BASE_URL (an OpenAI-compatible "
+                "Chat Completions endpoint) and SANDBOX_LLM_API_KEY (its key, if it asks for "
+                f"one), and {missing} {verb} not set"
+            )
+        return self._client
 
     async def complete(
         self,
@@ -76,6 +109,8 @@ class OpenAIChatProvider(ModelProvider):
         ):
             if value is not None:
                 kwargs[name] = value
+        if self._client is None:
+            raise errors.ModelError(self.unavailable or "no model is configured")
         try:
             response = await self._client.chat.completions.create(**kwargs)
         except openai.RateLimitError as exc:

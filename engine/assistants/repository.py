@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -36,33 +35,28 @@ class Repository:
         store.execute_script(SCHEMA)
 
     def put(self, obj: Stored, kind: str, owner: str, parent: str = "") -> None:
-        data = obj.model_dump_json()
-        if self._store.one("SELECT id FROM assistant_objects WHERE id = ?", (obj.id,)) is None:
-            self._store.insert(
-                "assistant_objects",
-                {
-                    "id": obj.id,
-                    "kind": kind,
-                    "owner": owner,
-                    "parent": parent,
-                    "created_at": obj.created_at,
-                    "data": data,
-                },
-            )
-        else:
-            self._store.update("assistant_objects", "id", obj.id, data=data)
+        """Insert, or replace the document of, ``obj``: one statement, so never half done."""
+        self._store.execute(
+            "INSERT INTO assistant_objects (id, kind, owner, parent, created_at, data) "
+            "VALUES (:id, :kind, :owner, :parent, :created_at, :data) "
+            "ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+            {
+                "id": obj.id,
+                "kind": kind,
+                "owner": owner,
+                "parent": parent,
+                "created_at": obj.created_at,
+                "data": obj.model_dump_json(),
+            },
+        )
 
     def get(
         self, model: type[M], kind: str, object_id: object, owner: str, parent: str | None = None
     ) -> M:
-        if not isinstance(object_id, str):
-            raise errors.InvalidRequest(f"{kind} id must be a string")
-        row = self._store.one(
-            "SELECT * FROM assistant_objects WHERE id = ? AND kind = ? AND owner = ?",
-            (object_id, kind, owner),
-        )
-        if row is None or (parent is not None and row["parent"] != parent):
-            raise errors.NotFound(f"No {kind} found with id '{object_id}'.")
+        missing = errors.NotFound(f"No {kind} found with id '{object_id}'.")
+        row = self._store.owned("assistant_objects", object_id, owner, missing)
+        if row["kind"] != kind or (parent is not None and row["parent"] != parent):
+            raise missing
         return model.model_validate_json(row["data"])
 
     def delete(self, kind: str, object_id: str, owner: str) -> None:
@@ -101,9 +95,9 @@ class Repository:
         )
         return [(r["id"], r["owner"]) for r in rows]
 
-    def get_private(self, object_id: str) -> dict[str, Any]:
+    def get_private(self, object_id: str, model: type[M]) -> M:
         row = self._store.one("SELECT private FROM assistant_objects WHERE id = ?", (object_id,))
-        return {} if row is None else dict(json.loads(row["private"]))
+        return model() if row is None else model.model_validate_json(row["private"])
 
-    def set_private(self, object_id: str, value: dict[str, Any]) -> None:
-        self._store.update("assistant_objects", "id", object_id, private=json.dumps(value))
+    def set_private(self, object_id: str, value: BaseModel) -> None:
+        self._store.update("assistant_objects", "id", object_id, private=value.model_dump_json())

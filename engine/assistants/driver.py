@@ -1,0 +1,343 @@
+"""One Assistants run, driven by the agent loop: the loop's turns become steps, messages, events.
+
+The run's code runs in its thread's session (one per thread), with the assistant's, the thread's
+and the attached files placed in ``/mnt/data``. Function calls put the run in ``requires_action``;
+``AssistantsService.submit_tool_outputs`` appends their outputs to the run's state and drives it
+again from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+from urllib.parse import unquote
+
+from .. import errors
+from ..config import Settings
+from ..core import Engine
+from ..results import ExecutionResult
+from ..sessions import Session
+from . import context
+from .events import code_outputs_delta, message_delta, step_delta
+from .loop import AgentLoop, LoopHost, LoopRequest, Outcome, TokenUsage
+from .models import (
+    Annotation,
+    Assistant,
+    CodeInterpreterCall,
+    CodeOutput,
+    ContentPart,
+    ErrorCode,
+    FilePathRef,
+    FunctionCall,
+    ImageFileRef,
+    IncompleteDetails,
+    Message,
+    MessageCreation,
+    MessageRole,
+    MessageStatus,
+    RequiredAction,
+    RequiredFunction,
+    RequiredToolCall,
+    Run,
+    RunStatus,
+    RunStep,
+    StepDetails,
+    SubmitToolOutputs,
+    TextValue,
+    Thread,
+    ToolCall,
+    Usage,
+    new_id,
+    now,
+)
+from .provider import ModelReply, ModelToolCall
+from .runs import RunBook
+from .state import RunState, ThreadState
+from .tools import function_specs
+
+log = logging.getLogger(__name__)
+
+
+async def drive(book: RunBook, engine: Engine, loop: AgentLoop, owner: str, run_id: str) -> None:
+    """Drive a stored run until it rests: answered, waiting for tool outputs, or ended."""
+    run = book.repo.get(Run, "run", run_id, owner)
+    await RunDriver(book, engine, loop, owner, run).drive()
+
+
+class RunDriver(LoopHost):
+    assistant: Assistant  # read when the drive starts
+
+    def __init__(
+        self, book: RunBook, engine: Engine, loop: AgentLoop, owner: str, run: Run
+    ) -> None:
+        self.book = book
+        self.repo = book.repo
+        self.engine = engine
+        self.loop = loop
+        self.settings: Settings = loop.settings
+        self.owner = owner
+        self.run = run
+        self.state = RunState()
+        self._step: RunStep | None = None
+
+    async def drive(self) -> None:
+        run = self.run
+        try:
+            await self._drive()
+        except asyncio.CancelledError:
+            raise
+        except errors.ModelError as exc:
+            rate_limited = "rate_limit" in str(exc)
+            code = ErrorCode.RATE_LIMIT_EXCEEDED if rate_limited else ErrorCode.SERVER_ERROR
+            self.book.fail(self.owner, run, code, str(exc))
+        except Exception as exc:
+            log.exception("run %s failed", run.id)
+            self.book.fail(self.owner, run, ErrorCode.SERVER_ERROR, f"{type(exc).__name__}: {exc}")
+        finally:
+            self.book.cancelling.discard(run.id)
+            self.book.expired.discard(run.id)
+            self.book.running_code.pop(run.id, None)
+
+    async def _drive(self) -> None:
+        run, owner = self.run, self.owner
+        run.status = RunStatus.IN_PROGRESS
+        run.started_at = run.started_at or now()
+        self.book.save(owner, run)
+        self.book.events.emit(run.id, "thread.run.in_progress", run)
+        self.state = self.repo.get_private(run.id, RunState)
+        self.assistant = self.repo.get(Assistant, "assistant", run.assistant_id, owner)
+        usage = run.usage or Usage()
+        request = LoopRequest(
+            model=run.model,
+            code_interpreter=any(t.type == "code_interpreter" for t in run.tools),
+            functions=function_specs(run.tools),
+            tool_choice=run.tool_choice,
+            temperature=run.temperature,
+            top_p=run.top_p,
+            max_completion_tokens=run.max_completion_tokens,
+            parallel_tool_calls=run.parallel_tool_calls,
+            usage=TokenUsage(usage.prompt_tokens, usage.completion_tokens),
+        )
+        result = await self.loop.run(self, request, self.state)
+        match result.outcome:
+            case Outcome.ANSWERED | Outcome.MAX_COMPLETION_TOKENS:
+                assert result.reply is not None
+                await self._answer(result.reply, result.session)
+                if result.outcome == Outcome.ANSWERED:
+                    self.book.finish(owner, run, RunStatus.COMPLETED)
+                else:
+                    self._incomplete(IncompleteDetails(reason="max_completion_tokens"))
+            case Outcome.MAX_PROMPT_TOKENS:
+                self._incomplete(IncompleteDetails(reason="max_prompt_tokens"))
+            case Outcome.FUNCTION_CALLS:
+                self._require_action(result.function_calls)
+            case Outcome.TOO_MANY_ROUNDS:
+                self.book.fail(owner, run, ErrorCode.SERVER_ERROR, result.detail)
+            case Outcome.CANCELLED:
+                self.book.finish(owner, run, RunStatus.CANCELLED)
+            case Outcome.ABANDONED:  # already stored as expired
+                pass
+
+    def _incomplete(self, details: IncompleteDetails) -> None:
+        self.run.incomplete_details = details
+        self.book.finish(self.owner, self.run, RunStatus.INCOMPLETE)
+
+    # --- what the loop asks ---
+
+    async def session(self) -> Session:
+        """The thread's session, with the assistant's, thread's and attached files placed."""
+        owner, thread_id = self.owner, self.run.thread_id
+        session = await self.engine.session(thread_id, owner=owner)
+        wanted: list[str] = []
+        thread = self.repo.get(Thread, "thread", thread_id, owner)
+        for resources in (self.assistant.tool_resources, thread.tool_resources):
+            if resources and resources.code_interpreter:
+                wanted += resources.code_interpreter.file_ids
+        for message in self.repo.all(Message, "message", owner, thread_id):
+            wanted += [a.file_id for a in message.attachments]
+        files = await session.list_files()
+        present = {f.file_id for f in files}
+        names = {f.filename for f in files}
+        # Files placed before and since changed by the code are not put back over the change.
+        record = self.repo.get_private(thread_id, ThreadState)
+        placed = set(record.placed) if record.session == session.id else set()
+        for file_id in dict.fromkeys(wanted):
+            with contextlib.suppress(errors.NotFound):  # a file deleted since it was attached
+                if file_id not in present and not (
+                    file_id in placed
+                    and self.engine.files.retrieve(file_id, owner).filename in names
+                ):
+                    await session.add_file(file_id)
+                placed.add(file_id)
+        self.repo.set_private(thread_id, ThreadState(session=session.id, placed=sorted(placed)))
+        return session
+
+    async def prompt(self, session: Session | None) -> list[dict[str, Any]] | None:
+        run, state = self.run, self.state
+        code_tool = session is not None
+        files = [f.filename for f in await session.list_files()] if session else []
+        system = context.system_prompt(run, state.additional_instructions, files, code_tool)
+        history = context.thread_messages(
+            self.repo.all(Message, "message", self.owner, run.thread_id)
+        )
+        budget = run.max_prompt_tokens or self.settings.llm_context_tokens
+        fixed = context.estimate_tokens(system) + sum(
+            context.estimate_tokens(json.dumps(m)) for m in state.conversation
+        )
+        kept = context.truncate(history, run.truncation_strategy, budget - fixed)
+        if run.max_prompt_tokens is not None:
+            total = fixed + sum(context.estimate_tokens(str(m["content"])) for m in kept)
+            if total > run.max_prompt_tokens:
+                return None
+        system_message = [{"role": "system", "content": system}] if system else []
+        return [*system_message, *kept, *state.conversation]
+
+    def cancelled(self) -> bool:
+        return self.run.id in self.book.cancelling
+
+    def abandoned(self) -> bool:
+        return self.run.id in self.book.expired
+
+    # --- what the loop tells ---
+
+    async def on_model_turn(self, reply: ModelReply, usage: TokenUsage) -> None:
+        self.run.usage = Usage(
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            total_tokens=usage.prompt_tokens + usage.completion_tokens,
+        )
+
+    async def on_code_calls(self, calls: list[ModelToolCall]) -> None:
+        details = StepDetails(type="tool_calls", tool_calls=[])
+        self._step = self.book.new_step(self.owner, self.run, details)
+
+    async def on_code_started(
+        self, index: int, call: ModelToolCall, code: str, session: Session
+    ) -> None:
+        step = self._open_step()
+        tool_call = ToolCall(
+            id=call.id, type="code_interpreter", code_interpreter=CodeInterpreterCall(input=code)
+        )
+        step.step_details.tool_calls = [*(step.step_details.tool_calls or []), tool_call]
+        self.book.save_step(self.owner, step)  # pollers see the code while it runs
+        delta = tool_call.model_dump(mode="json", exclude_none=True)
+        self.book.events.emit(self.run.id, "thread.run.step.delta", step_delta(step, index, delta))
+        self.book.running_code[self.run.id] = session
+
+    async def on_code_finished(
+        self, index: int, call: ModelToolCall, result: ExecutionResult | None, text: str
+    ) -> None:
+        self.book.running_code.pop(self.run.id, None)
+        step = self._open_step()
+        interpreter = (step.step_details.tool_calls or [])[index].code_interpreter
+        assert interpreter is not None
+        outputs = interpreter.outputs
+        if result is not None:
+            logs = context.logs_of(result, self.settings.llm_tool_output_chars)
+            if logs:
+                outputs.append(CodeOutput(type="logs", logs=logs))
+            for out in result.outputs:
+                if out.type == "image":
+                    outputs.append(
+                        CodeOutput(type="image", image=ImageFileRef(file_id=out.file_id))
+                    )
+                    self.state.images.append(out.file_id)
+        else:
+            outputs.append(CodeOutput(type="logs", logs=text))
+        # The SDK accumulates deltas (strings are concatenated): send only what is new.
+        delta = step_delta(step, index, code_outputs_delta(outputs))
+        self.book.events.emit(self.run.id, "thread.run.step.delta", delta)
+
+    async def on_code_calls_finished(self) -> None:
+        self.book.complete_step(self.owner, self._open_step())
+        self._step = None
+
+    async def on_round_finished(self) -> None:
+        self.repo.set_private(self.run.id, self.state)
+        self.book.save(self.owner, self.run)
+
+    def _open_step(self) -> RunStep:
+        if self._step is None:
+            raise RuntimeError("a code call was reported outside a round of code calls")
+        return self._step
+
+    # --- how a run rests ---
+
+    def _require_action(self, calls: list[ModelToolCall]) -> None:
+        run, owner = self.run, self.owner
+        step = self.book.new_step(owner, run, StepDetails(type="tool_calls", tool_calls=[]))
+        tool_calls: list[ToolCall] = []
+        for index, c in enumerate(calls):
+            function = FunctionCall(name=c.name, arguments=c.arguments)
+            tool_calls.append(ToolCall(id=c.id, type="function", function=function))
+            call = {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": c.arguments, "output": None},
+            }
+            self.book.events.emit(run.id, "thread.run.step.delta", step_delta(step, index, call))
+        step.step_details.tool_calls = tool_calls
+        self.book.save_step(owner, step)
+        run.status = RunStatus.REQUIRES_ACTION
+        run.required_action = RequiredAction(
+            submit_tool_outputs=SubmitToolOutputs(
+                tool_calls=[
+                    RequiredToolCall(
+                        id=c.id, function=RequiredFunction(name=c.name, arguments=c.arguments)
+                    )
+                    for c in calls
+                ]
+            )
+        )
+        self.book.save(owner, run)
+        self.book.events.emit(run.id, "thread.run.requires_action", run)
+
+    async def _answer(self, reply: ModelReply, session: Session | None) -> None:
+        run, owner, events = self.run, self.owner, self.book.events
+        text = reply.content or ""
+        known = {f.path: f.file_id for f in await session.list_files()} if session else {}
+        annotations = []
+        for match in context.SANDBOX_LINK.finditer(text):
+            link = match.group(0).rstrip(".,;:!?")  # "... at sandbox:/mnt/data/out.csv."
+            path = link.removeprefix("sandbox:")
+            file_id = known.get(path) or known.get(unquote(path))
+            if file_id:
+                annotations.append(
+                    Annotation(
+                        text=link,
+                        start_index=match.start(),
+                        end_index=match.start() + len(link),
+                        file_path=FilePathRef(file_id=file_id),
+                    )
+                )
+        parts = [
+            ContentPart(type="image_file", image_file=ImageFileRef(file_id=i))
+            for i in dict.fromkeys(self.state.images)
+        ]
+        parts.append(ContentPart(type="text", text=TextValue(value=text, annotations=annotations)))
+        message = Message(
+            id=new_id("msg"),
+            created_at=now(),
+            thread_id=run.thread_id,
+            role=MessageRole.ASSISTANT,
+            content=[],
+            assistant_id=run.assistant_id,
+            run_id=run.id,
+            status=MessageStatus.IN_PROGRESS,
+        )
+        creation = MessageCreation(message_id=message.id)
+        step = self.book.new_step(
+            owner, run, StepDetails(type="message_creation", message_creation=creation)
+        )
+        events.emit(run.id, "thread.message.created", message)
+        events.emit(run.id, "thread.message.in_progress", message)
+        for index, part in enumerate(parts):
+            events.emit(run.id, "thread.message.delta", message_delta(message.id, index, part))
+        message.content = parts
+        message.status, message.completed_at = MessageStatus.COMPLETED, now()
+        self.repo.put(message, "message", owner, run.thread_id)
+        events.emit(run.id, "thread.message.completed", message)
+        self.book.complete_step(owner, step)

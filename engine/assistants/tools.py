@@ -1,0 +1,77 @@
+"""The tools a run may offer the model: what is accepted, and how a choice reaches the model."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .. import errors
+from .context import CODE_TOOL
+from .models import Tool
+
+
+def check_tools(tools: list[Tool]) -> None:
+    # The code interpreter reaches the model as a function of that name.
+    names = {CODE_TOOL} if any(t.type == "code_interpreter" for t in tools) else set()
+    for tool in tools:
+        if tool.type == "file_search":
+            raise errors.InvalidRequest(
+                "the file_search tool is not supported (there are no vector stores); use "
+                "code_interpreter, whose files are under /mnt/data, or function tools"
+            )
+        if tool.type == "function":
+            if tool.function is None:
+                raise errors.InvalidRequest("a function tool needs a 'function' definition")
+            if tool.function.name in names:
+                raise errors.InvalidRequest(
+                    f"function name {tool.function.name!r} is used twice, or is the name under "
+                    "which the model sees the code interpreter"
+                )
+            names.add(tool.function.name)
+
+
+def check_tool_choice(choice: Any, tools: list[Tool]) -> Any:
+    if choice in ("auto", "none", "required"):
+        return choice
+    kind = choice.get("type") if isinstance(choice, dict) else None
+    if kind == "code_interpreter" and any(t.type == "code_interpreter" for t in tools):
+        return choice
+    if kind == "function" and isinstance(choice.get("function"), dict):
+        name = choice["function"].get("name")
+        if any(t.function is not None and t.function.name == name for t in tools):
+            return choice
+    raise errors.InvalidRequest(
+        f"invalid tool_choice {choice!r}: 'auto', 'none', 'required', or one of the run's tools"
+    )
+
+
+def function_specs(tools: list[Tool]) -> list[dict[str, Any]]:
+    """The function tools as Chat Completions defines them (the code interpreter aside)."""
+    return [
+        {"type": "function", "function": t.function.model_dump(exclude_none=True)}
+        for t in tools
+        if t.type == "function" and t.function is not None
+    ]
+
+
+def model_tool_choice(choice: Any, first_turn: bool) -> Any:
+    """Forcing a tool applies to the run's first model turn; after that the model may answer."""
+    if isinstance(choice, dict):
+        if not first_turn:
+            return "auto"
+        if choice.get("type") == "code_interpreter":
+            return {"type": "function", "function": {"name": CODE_TOOL}}
+        return choice
+    if choice == "required" and not first_turn:
+        return "auto"
+    return choice
+
+
+def code_of(arguments: str) -> str:
+    """The code of a code-interpreter call: its ``code`` argument, or the raw text if not JSON."""
+    try:
+        parsed = json.loads(arguments)
+    except ValueError:
+        return arguments
+    code = parsed.get("code") if isinstance(parsed, dict) else None
+    return code if isinstance(code, str) else arguments
