@@ -681,6 +681,39 @@ def test_too_many_tool_rounds_fail_clearly(two_rounds_server: LiveServer) -> Non
     client.beta.threads.messages.create(thread_id=thread_id, role="user", content="hello")
 
 
+def test_without_a_model_a_run_fails_and_nothing_is_sent(
+    tmp_path: Path, model_server: ServerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The openai SDK, given no base URL, would take OPENAI_BASE_URL or OpenAI's hosted API.
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{model_server.url}/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "must-not-be-used")
+    monkeypatch.delenv("SANDBOX_LLM_BASE_URL", raising=False)
+    monkeypatch.delenv("SANDBOX_LLM_API_KEY", raising=False)
+    server = LiveServer(
+        server_settings(tmp_path, model_server, llm_base_url=None, llm_api_key=None)
+    )
+    server.start()
+    try:
+        client = sdk(server)
+        mark = model_mark()
+        thread_id, run = ask(client, coder(client), "Sum the numbers below ten")
+        assert run.status == "failed" and run.failed_at is not None
+        assert run.last_error is not None and run.last_error.code == "server_error"
+        message = run.last_error.message
+        assert "SANDBOX_LLM_BASE_URL" in message and "SANDBOX_LLM_API_KEY" in message
+        assert "not set" in message
+        assert model_requests_since(mark) == []
+        assert client.beta.threads.runs.steps.list(thread_id=thread_id, run_id=run.id).data == []
+        # no sandbox was started for a run that could never ask the model
+        sessions = server.engine.store.all(
+            "SELECT id FROM sessions WHERE thread_id = ?", (thread_id,)
+        )
+        assert sessions == []
+        client.beta.threads.messages.create(thread_id=thread_id, role="user", content="again")
+    finally:
+        server.stop()
+
+
 def test_cancel_a_run_while_its_code_runs(client: openai.OpenAI) -> None:
     assistant_id = coder(client)
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "Do something slow"}])

@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .. import errors
+
 
 class RunStatus(StrEnum):
     QUEUED = "queued"
@@ -140,6 +142,28 @@ class ContentPart(Obj):
     type: Literal["text", "image_file"]
     text: TextValue | None = None
     image_file: ImageFileRef | None = None
+
+
+def content_parts(content: str | list[dict[str, Any]]) -> list[ContentPart]:
+    """A message's content as the API takes it (a string, or a list of parts), checked."""
+    if isinstance(content, str):
+        return [ContentPart(type="text", text=TextValue(value=content))]
+    if not isinstance(content, list) or not content:
+        raise errors.InvalidRequest("content must be a string or a non-empty list of parts")
+    parts = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            parts.append(ContentPart(type="text", text=TextValue(value=str(part.get("text", "")))))
+        elif kind == "image_file":
+            parts.append(
+                ContentPart(
+                    type="image_file", image_file=ImageFileRef.model_validate(part["image_file"])
+                )
+            )
+        else:
+            raise errors.InvalidRequest(f"unsupported content part type {kind!r}")
+    return parts
 
 
 class Attachment(Obj):

@@ -55,35 +55,18 @@ class OpenAIChatProvider(ModelProvider):
     """
 
     def __init__(self, base_url: str | None, api_key: str | None, timeout: float = 120.0) -> None:
-        self._missing = [
-            name
-            for name, value in (
-                ("SANDBOX_LLM_BASE_URL", base_url),
-                ("SANDBOX_LLM_API_KEY", api_key),
-            )
-            if not value
-        ]
-        self._client = (
-            openai.AsyncOpenAI(
+        self._client: openai.AsyncOpenAI | None = None
+        if base_url:
+            self._client = openai.AsyncOpenAI(
                 base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=2
             )
-            if base_url
-            else None
-        )
-
-    def check(self) -> None:
-        self._ready()
-
-    def _ready(self) -> openai.AsyncOpenAI:
-        if self._client is None:
-            missing = " and ".join(self._missing)
-            verb = "is" if len(self._missing) == 1 else "are"
-            raise errors.ModelError(
+        else:
+            missing = "SANDBOX_LLM_BASE_URL" + ("" if api_key else " and SANDBOX_LLM_API_KEY")
+            self.unavailable = (
                 "no model is configured: runs need SANDBOX_LLM_BASE_URL (an OpenAI-compatible "
                 "Chat Completions endpoint) and SANDBOX_LLM_API_KEY (its key, if it asks for "
-                f"one), and {missing} {verb} not set"
+                f"one), and {missing} {'is' if api_key else 'are'} not set"
             )
-        return self._client
 
     async def complete(
         self,

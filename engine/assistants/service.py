@@ -25,21 +25,18 @@ from .models import (
     TERMINAL_RUN,
     Assistant,
     Attachment,
-    ContentPart,
     ErrorCode,
-    ImageFileRef,
-    LastError,
     Message,
     MessageRole,
     Run,
     RunStatus,
     RunStep,
     StepStatus,
-    TextValue,
     Thread,
     Tool,
     ToolResources,
     TruncationStrategy,
+    content_parts,
     new_id,
     now,
 )
@@ -71,14 +68,8 @@ class AssistantsService:
         for status in (RunStatus.QUEUED, RunStatus.IN_PROGRESS, RunStatus.CANCELLING):
             for run_id, owner in self.repo.ids_where("run", f'"status":"{status}"'):
                 run = self.repo.get(Run, "run", run_id, owner)
-                run.status = RunStatus.FAILED
-                run.failed_at = now()
-                run.last_error = LastError(
-                    code=ErrorCode.SERVER_ERROR,
-                    message="the engine restarted while this run was active",
-                )
-                self.runs.save(owner, run)
-                self.runs.close_steps(owner, run, StepStatus.FAILED)
+                message = "the engine restarted while this run was active"
+                self.runs.fail(owner, run, ErrorCode.SERVER_ERROR, message)
                 count += 1
         return count
 
@@ -176,7 +167,7 @@ class AssistantsService:
         self._refuse_if_locked(owner, thread_id)
         if role not in tuple(MessageRole):
             raise errors.InvalidRequest("role must be 'user' or 'assistant'")
-        parts = _content_parts(content)
+        parts = content_parts(content)
         files = [Attachment.model_validate(a) for a in attachments or []]
         for attachment in files:
             self.engine.files.retrieve(attachment.file_id, owner)
@@ -400,24 +391,3 @@ class AssistantsService:
     def get_step(self, owner: str, thread_id: str, run_id: str, step_id: str) -> RunStep:
         self.get_run(owner, thread_id, run_id)
         return self.repo.get(RunStep, "step", step_id, owner, run_id)
-
-
-def _content_parts(content: str | list[dict[str, Any]]) -> list[ContentPart]:
-    if isinstance(content, str):
-        return [ContentPart(type="text", text=TextValue(value=content))]
-    if not isinstance(content, list) or not content:
-        raise errors.InvalidRequest("content must be a string or a non-empty list of parts")
-    parts = []
-    for part in content:
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind == "text":
-            parts.append(ContentPart(type="text", text=TextValue(value=str(part.get("text", "")))))
-        elif kind == "image_file":
-            parts.append(
-                ContentPart(
-                    type="image_file", image_file=ImageFileRef.model_validate(part["image_file"])
-                )
-            )
-        else:
-            raise errors.InvalidRequest(f"unsupported content part type {kind!r}")
-    return parts
