@@ -129,6 +129,13 @@ async def execute(
     result = await _execute(engine, tenant, identifier, body)
     execution_id = operation_id or str(uuid.uuid4())
     response.headers["operation-id"] = execution_id
+    return _execution(execution_id, identifier, body, result)
+
+
+def _execution(
+    execution_id: str, identifier: str, body: CodeExecution, result: ExecutionResult
+) -> dict[str, Any]:
+    """The flat shape's execution resource, in its final state."""
     resource: dict[str, Any] = {
         "id": execution_id,
         "identifier": identifier,
