@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     """Comma-separated API keys; each key is a tenant. Empty: no auth, localhost only."""
     api_keys_file: Path | None = None
     """A file with one API key per line (blank lines and # comments ignored)."""
+    metrics_require_key: bool = False
+    """When true, ``/metrics`` needs a valid API key like every other route. Off by default so
+    that Prometheus scrapers keep working; a scraper then sends ``Authorization: Bearer <key>``."""
     max_body_mb: int = Field(default=8, ge=1)
     """Largest JSON request body."""
     max_json_depth: int = Field(default=64, ge=2)

@@ -133,6 +133,46 @@ def test_malformed_requests_get_clear_errors(
     assert set(r.json()["error"]) == {"message", "type", "param", "code"}
 
 
+def test_memory_limit_refusals_name_the_field_and_value_sent(client: httpx.Client) -> None:
+    r = client.post("/v1/sessions", json={"memory_limit": "100g"})
+    assert r.status_code == 400, r.text
+    message = r.json()["error"]["message"]
+    assert "memory_limit '100g' is above the maximum of" in message and "'1g'" in message
+    assert "memory_limit_mb" not in message
+    r = client.post("/v1/sessions", json={"memory_limit": "lots"})
+    assert r.status_code == 400 and "not 'lots'" in r.json()["error"]["message"]
+
+
+def test_upload_names_are_checked(client: httpx.Client) -> None:
+    sid = client.post("/v1/sessions", json={"thread_id": "upload-names"}).json()["id"]
+    boundary = "native-boundary"
+    for disposition, problem in (
+        (b'filename="caf\xe9.csv"', "not valid UTF-8"),
+        (b'filename=""', "empty filename"),
+    ):
+        body = (
+            f"--{boundary}\r\n".encode()
+            + b'Content-Disposition: form-data; name="file"; '
+            + disposition
+            + f"\r\n\r\nx\r\n--{boundary}--\r\n".encode()
+        )
+        for route in (
+            f"/v1/sessions/{sid}/files",
+            "/v1/files",
+            f"/v1/containers/{sid}/files",
+            "/files/upload?identifier=upload-names",
+            "/files?identifier=upload-names&api-version=2025-02-02-preview",
+        ):
+            r = client.post(
+                route,
+                content=body,
+                headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+            )
+            assert r.status_code == 400, (route, r.text)
+            assert problem in r.json()["error"]["message"], route
+    client.delete(f"/v1/sessions/{sid}")
+
+
 def test_unknown_ids_and_busy_session(client: httpx.Client) -> None:
     assert client.get("/v1/sessions/sess_unknown").status_code == 404
     assert client.post("/v1/sessions/sess_unknown/execute", json={"code": "1"}).status_code == 404

@@ -246,6 +246,12 @@ def test_container_files(live_server: LiveServer, client: openai.OpenAI) -> None
     ]
     paged = client.containers.files.list(container.id, limit=1)
     assert len(paged.data) == 1 and paged.has_more is True
+    before = client.containers.files.list(
+        container.id, order="asc", extra_query={"before": uploaded.id}
+    )
+    assert [c.id for c in before.data] == [by_id.id] and before.has_more is False
+    with pytest.raises(openai.BadRequestError, match="before cursor"):
+        client.containers.files.list(container.id, extra_query={"before": "cfile_nope"})
     assert [c.id for c in client.containers.files.list(container.id, limit=1)] == [
         uploaded.id,
         by_id.id,
@@ -367,6 +373,7 @@ def test_container_errors(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as memory:
         client.containers.create(name="x", memory_limit="64g")
     assert "memory" in memory.value.message
+    assert "memory_limit '64g' is above the maximum of" in memory.value.message
     with pytest.raises(openai.BadRequestError):
         client.containers.create(
             name="x", network_policy={"type": "allowlist", "allowed_domains": ["example.com"]}

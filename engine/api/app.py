@@ -58,7 +58,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(openai_containers.router)
     app.include_router(azure.router)
     app.include_router(assistants.router)
-    app.add_middleware(RequestLog)
+    # Starlette runs the middleware added last first: the log (and its request id) wraps the
+    # body limits, so that their 413s and 400s are logged and carry x-request-id too.
     app.add_middleware(AzureOpenAIPaths)
     app.add_middleware(
         BodyLimits,
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         max_upload=settings.max_file_mb * MB + MB,
         max_depth=settings.max_json_depth,
     )
+    app.add_middleware(RequestLog)
     return app
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.sse import ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..assistants.models import (
@@ -24,6 +23,8 @@ from ..assistants.models import (
 from ..assistants.service import AssistantsService, Event
 from ..paging import Page
 from .auth import Tenant
+from .deps import PagingDep
+from .streaming import DONE, SSE_RESPONSE, Events, event_stream
 
 router = APIRouter(prefix="/v1", tags=["assistants"])
 STOP_EVENTS = {
@@ -110,16 +111,6 @@ class ToolOutputsBody(Body):
     stream: bool = False
 
 
-class Paging(BaseModel):
-    limit: int = Field(default=20, ge=1, le=100)
-    order: Literal["asc", "desc"] = "desc"
-    after: str | None = None
-    before: str | None = None
-
-
-PagingQuery = Annotated[Paging, Query()]
-
-
 def _deleted(object_id: str, kind: str) -> dict[str, Any]:
     return {"id": object_id, "object": f"{kind}.deleted", "deleted": True}
 
@@ -138,8 +129,8 @@ async def create_assistant(body: AssistantBody, svc: Service, tenant: Tenant) ->
 
 
 @router.get("/assistants", response_model=Page[Assistant])
-async def list_assistants(paging: PagingQuery, svc: Service, tenant: Tenant) -> Page[Assistant]:
-    return svc.list_assistants(tenant, **paging.model_dump())
+async def list_assistants(paging: PagingDep, svc: Service, tenant: Tenant) -> Page[Assistant]:
+    return svc.list_assistants(tenant, **paging.window())
 
 
 @router.get("/assistants/{assistant_id}", response_model=Assistant)
@@ -175,7 +166,7 @@ async def create_thread(svc: Service, tenant: Tenant, body: ThreadBody | None = 
 
 
 # Declared before /threads/{thread_id}, which would otherwise take "runs" for a thread id.
-@router.post("/threads/runs", response_model=Run)
+@router.post("/threads/runs", response_model=Run, responses=SSE_RESPONSE)
 async def create_thread_and_run(body: ThreadRunBody, svc: Service, tenant: Tenant) -> Any:
     thread_body = body.thread or ThreadBody()
     svc.get_assistant(tenant, body.assistant_id)  # before a thread is made for nothing
@@ -224,9 +215,9 @@ async def create_message(
 
 @router.get("/threads/{thread_id}/messages", response_model=Page[Message])
 async def list_messages(
-    thread_id: str, paging: PagingQuery, svc: Service, tenant: Tenant, run_id: str | None = None
+    thread_id: str, paging: PagingDep, svc: Service, tenant: Tenant, run_id: str | None = None
 ) -> Page[Message]:
-    return svc.list_messages(tenant, thread_id, run_id, **paging.model_dump())
+    return svc.list_messages(tenant, thread_id, run_id, **paging.window())
 
 
 @router.get("/threads/{thread_id}/messages/{message_id}", response_model=Message)
@@ -266,26 +257,23 @@ async def _respond(
         return await start(None)
     queue: asyncio.Queue[Event] = asyncio.Queue()
     run = await start(queue)
-    return StreamingResponse(
-        _sse(queue, lambda: svc.unlisten(run.id, queue)),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache"},
-    )
+    return event_stream(_events(queue, lambda: svc.unlisten(run.id, queue)))
 
 
-async def _sse(queue: asyncio.Queue[Event], stop: Callable[[], None]) -> AsyncIterator[str]:
+async def _events(queue: asyncio.Queue[Event], stop: Callable[[], None]) -> Events:
+    """``event: thread.run.created`` ... up to the run's last state, then ``data: [DONE]``."""
     try:
         while True:
             event, data = await queue.get()
-            yield f"event: {event}\ndata: {json.dumps(data)}\n\n"
+            yield ServerSentEvent(event=event, data=data)
             if event in STOP_EVENTS:
                 break
-        yield "event: done\ndata: [DONE]\n\n"
+        yield DONE
     finally:  # also when the client goes away mid-stream
         stop()
 
 
-@router.post("/threads/{thread_id}/runs", response_model=Run)
+@router.post("/threads/{thread_id}/runs", response_model=Run, responses=SSE_RESPONSE)
 async def create_run(thread_id: str, body: RunBody, svc: Service, tenant: Tenant) -> Any:
     return await _respond(
         svc,
@@ -297,8 +285,8 @@ async def create_run(thread_id: str, body: RunBody, svc: Service, tenant: Tenant
 
 
 @router.get("/threads/{thread_id}/runs", response_model=Page[Run])
-async def list_runs(thread_id: str, paging: PagingQuery, svc: Service, tenant: Tenant) -> Page[Run]:
-    return svc.list_runs(tenant, thread_id, **paging.model_dump())
+async def list_runs(thread_id: str, paging: PagingDep, svc: Service, tenant: Tenant) -> Page[Run]:
+    return svc.list_runs(tenant, thread_id, **paging.window())
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}", response_model=Run)
@@ -321,7 +309,11 @@ async def cancel_run(thread_id: str, run_id: str, svc: Service, tenant: Tenant) 
     return await svc.cancel_run(tenant, thread_id, run_id)
 
 
-@router.post("/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", response_model=Run)
+@router.post(
+    "/threads/{thread_id}/runs/{run_id}/submit_tool_outputs",
+    response_model=Run,
+    responses=SSE_RESPONSE,
+)
 async def submit_tool_outputs(
     thread_id: str, run_id: str, body: ToolOutputsBody, svc: Service, tenant: Tenant
 ) -> Any:
@@ -335,9 +327,9 @@ async def submit_tool_outputs(
 
 @router.get("/threads/{thread_id}/runs/{run_id}/steps", response_model=Page[RunStep])
 async def list_steps(
-    thread_id: str, run_id: str, paging: PagingQuery, svc: Service, tenant: Tenant
+    thread_id: str, run_id: str, paging: PagingDep, svc: Service, tenant: Tenant
 ) -> Page[RunStep]:
-    return svc.list_steps(tenant, thread_id, run_id, **paging.model_dump())
+    return svc.list_steps(tenant, thread_id, run_id, **paging.window())
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/steps/{step_id}", response_model=RunStep)

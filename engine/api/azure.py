@@ -21,10 +21,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, BeforeValidator, Field
-from starlette.datastructures import UploadFile
 
 from .. import errors
 from ..core import Engine
@@ -34,7 +33,7 @@ from ..results import ExecutionResult
 from ..sandbox.base import DATA_MOUNT
 from ..sessions import Session, SessionFile
 from .auth import Tenant
-from .deps import EngineDep, stream_file
+from .deps import EngineDep, FileBody, FileBodyDep, file_body_doc, stream_file
 
 router = APIRouter(tags=["azure sessions"])
 
@@ -130,6 +129,13 @@ async def execute(
     result = await _execute(engine, tenant, identifier, body)
     execution_id = operation_id or str(uuid.uuid4())
     response.headers["operation-id"] = execution_id
+    return _execution(execution_id, identifier, body, result)
+
+
+def _execution(
+    execution_id: str, identifier: str, body: CodeExecution, result: ExecutionResult
+) -> dict[str, Any]:
+    """The flat shape's execution resource, in its final state."""
     resource: dict[str, Any] = {
         "id": execution_id,
         "identifier": identifier,
@@ -204,24 +210,25 @@ def _json_value(text: str) -> Any:
 # --- files ---
 
 
-@router.post("/files/upload")
+_UPLOAD = file_body_doc()
+
+
+@router.post("/files/upload", openapi_extra=_UPLOAD)
 async def upload_preview(
-    request: Request,
+    body: FileBodyDep,
     identifier: Identifier,
     engine: EngineDep,
     tenant: Tenant,
     api_version: ApiVersion = None,
 ) -> dict[str, Any]:
     """2024-02-02-preview: multipart ``file``; its filename (or /mnt/data/<filename>) names it."""
-    return {
-        "$id": "1",
-        "value": [_preview_file(await _upload(request, engine, tenant, identifier), 2)],
-    }
+    uploaded = await _upload(body, engine, tenant, identifier)
+    return {"$id": "1", "value": [_preview_file(uploaded, 2)]}
 
 
-@router.post("/files")
+@router.post("/files", openapi_extra=_UPLOAD)
 async def upload(
-    request: Request,
+    body: FileBodyDep,
     identifier: Identifier,
     engine: EngineDep,
     tenant: Tenant,
@@ -232,18 +239,13 @@ async def upload(
         raise errors.InvalidRequest(
             f"uploads go to {DATA_MOUNT} itself; path={path!r} names a subfolder"
         )
-    return _flat_file(await _upload(request, engine, tenant, identifier))
+    return _flat_file(await _upload(body, engine, tenant, identifier))
 
 
-async def _upload(request: Request, engine: Engine, tenant: str, identifier: str) -> SessionFile:
-    async with request.form() as form:
-        part = form.get("file")
-        if not isinstance(part, UploadFile) or not part.filename:
-            raise errors.InvalidRequest(
-                "expected a multipart/form-data body with a `file` part that has a filename"
-            )
-        session = await engine.session(identifier, owner=tenant)
-        return await session.upload(part.filename, part.file)
+async def _upload(body: FileBody, engine: Engine, tenant: str, identifier: str) -> SessionFile:
+    name, data = body.file()  # before a session is started for a bad body
+    session = await engine.session(identifier, owner=tenant)
+    return await session.upload(name, data)
 
 
 @router.get("/files")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -62,6 +64,11 @@ def install(app: FastAPI) -> None:
                 ),
                 status_code=400,
             )
+        if not_json := _not_sent_as_json(request, first):
+            return JSONResponse(
+                error_body(not_json, "invalid_request_error", "unsupported_media_type"),
+                status_code=415,
+            )
         message = "; ".join(
             f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in problems[:5]
         )
@@ -99,3 +106,18 @@ def install(app: FastAPI) -> None:
         return JSONResponse(
             error_body("internal error", "server_error", "internal_error"), status_code=500
         )
+
+
+def _not_sent_as_json(request: Request, problem: Mapping[str, Any]) -> str | None:
+    """A JSON body that came without ``Content-Type: application/json`` is not read as JSON
+    (FastAPI's strict content type, which keeps browsers' cross-site posts out), so the model
+    sees bytes; say that, rather than "Input should be a valid dictionary"."""
+    if tuple(problem.get("loc", ())) != ("body",):
+        return None
+    if problem.get("type") not in ("model_attributes_type", "dict_type", "model_type"):
+        return None
+    ctype = request.headers.get("content-type")
+    if ctype and "json" in ctype.split(";")[0].lower():
+        return None
+    sent = f"Content-Type {ctype!r}" if ctype else "no Content-Type"
+    return f"the body must be JSON sent with Content-Type: application/json (this one has {sent})"

@@ -12,21 +12,30 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Callable, Sequence
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
-from starlette.datastructures import UploadFile
 
 from .. import errors
 from ..core import Engine
 from ..files import guess_mime_type
-from ..paging import MAX_LIMIT, Page
+from ..paging import MAX_LIMIT, Page, page_list
 from ..sessions import Session, SessionFile, SessionInfo, SessionStatus
 from .auth import Tenant
-from .deps import EngineDep, parse_memory, stream_file
+from .deps import (
+    ContainerDep,
+    ContainerInfoDep,
+    EngineDep,
+    FileBodyDep,
+    Paging,
+    PagingDep,
+    file_body_doc,
+    parse_memory,
+    stream_file,
+)
 
 router = APIRouter(prefix="/v1/containers", tags=["openai containers"])
 
@@ -100,67 +109,59 @@ class ContainerFileDeleted(BaseModel):
 
 @router.post("", response_model=Container)
 async def create_container(body: CreateContainer, engine: EngineDep, tenant: Tenant) -> Container:
+    _check_supported(body)
+    session = await engine.session(
+        f"{THREAD_PREFIX}{uuid.uuid4().hex[:24]}/{body.name}",
+        owner=tenant,
+        file_ids=body.file_ids,
+        idle_timeout=_idle_timeout(body, engine.settings.max_session_lifetime),
+        memory_limit_mb=parse_memory(body.memory_limit, engine.settings.max_memory_limit_mb),
+    )
+    return _container(session.info, session)
+
+
+def _check_supported(body: CreateContainer) -> None:
     if body.network_policy is not None and body.network_policy.type != "disabled":
         raise errors.InvalidRequest(
             'sandboxes have no network: only network_policy {"type": "disabled"} is supported'
         )
     if body.skills:
         raise errors.InvalidRequest("skills are not supported")
-    idle = None
-    if body.expires_after is not None:
-        idle = body.expires_after.minutes * 60
-        most = engine.settings.max_session_lifetime // 60
-        if idle > most * 60:
-            raise errors.InvalidRequest(f"expires_after.minutes must be from 1 to {most}")
-    session = await engine.session(
-        f"{THREAD_PREFIX}{uuid.uuid4().hex[:24]}/{body.name}",
-        owner=tenant,
-        file_ids=body.file_ids,
-        idle_timeout=idle,
-        memory_limit_mb=parse_memory(body.memory_limit),
-    )
-    return _container(session.info, session)
+
+
+def _idle_timeout(body: CreateContainer, max_lifetime: int) -> int | None:
+    if body.expires_after is None:
+        return None
+    most = max_lifetime // 60
+    if body.expires_after.minutes > most:
+        raise errors.InvalidRequest(f"expires_after.minutes must be from 1 to {most}")
+    return body.expires_after.minutes * 60
 
 
 @router.get("", response_model=Page[Container])
 async def list_containers(
-    engine: EngineDep,
-    tenant: Tenant,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
-    order: Literal["asc", "desc"] = "desc",
-    after: str | None = None,
-    name: str | None = None,
+    paging: PagingDep, engine: EngineDep, tenant: Tenant, name: str | None = None
 ) -> Page[Container]:
     def wanted(info: SessionInfo) -> bool:
         return info.status is not SessionStatus.CLOSED and (name is None or _name(info) == name)
 
-    infos, has_more = _filtered_sessions(engine, tenant, wanted, limit, order, after)
+    infos, has_more = _filtered_sessions(engine, tenant, wanted, paging)
     live = {s.id: s for s in engine.sessions.live()}
     return Page[Container].of([_container(i, live.get(i.id)) for i in infos], has_more)
 
 
 @router.get("/{container_id}", response_model=Container)
-async def retrieve_container(container_id: str, engine: EngineDep, tenant: Tenant) -> Container:
-    info = _info(engine, tenant, container_id)
+async def retrieve_container(info: ContainerInfoDep, engine: EngineDep) -> Container:
     live = {s.id: s for s in engine.sessions.live()}
     return _container(info, live.get(info.id))
 
 
 @router.delete("/{container_id}", response_model=ContainerDeleted)
 async def delete_container(
-    container_id: str, engine: EngineDep, tenant: Tenant
+    info: ContainerInfoDep, engine: EngineDep, tenant: Tenant
 ) -> ContainerDeleted:
-    _info(engine, tenant, container_id)
-    await engine.sessions.close(container_id, tenant)
-    return ContainerDeleted(id=container_id)
-
-
-def _info(engine: Engine, tenant: str, container_id: str) -> SessionInfo:
-    """A container's session; a deleted (closed) one is gone, as in OpenAI."""
-    info = engine.sessions.info(container_id, tenant)
-    if info.status is SessionStatus.CLOSED:
-        raise errors.SessionNotFound(f"no container with id {container_id!r}")
-    return info
+    await engine.sessions.close(info.id, tenant)
+    return ContainerDeleted(id=info.id)
 
 
 def _name(info: SessionInfo) -> str:
@@ -189,126 +190,88 @@ def _memory(mb: int | None) -> str | None:
 
 
 def _filtered_sessions(
-    engine: Engine,
-    tenant: str,
-    wanted: Callable[[SessionInfo], bool],
-    limit: int,
-    order: str,
-    after: str | None,
+    engine: Engine, tenant: str, wanted: Callable[[SessionInfo], bool], paging: Paging
 ) -> tuple[list[SessionInfo], bool]:
-    """One page of the tenant's sessions that pass ``wanted``, walking the library's pages."""
+    """One page of the tenant's sessions that pass ``wanted``, walking the library's pages
+    (towards older ones from ``before`` when only ``before`` is given)."""
+    limit, after, before = paging.limit, paging.after, paging.before
+    backwards = before is not None and after is None
     found: list[SessionInfo] = []
-    cursor = after
     while len(found) <= limit:
-        page = engine.sessions.list(tenant, limit=MAX_LIMIT, order=order, after=cursor)
-        found += [info for info in page.data if wanted(info)]
+        page = engine.sessions.list(
+            tenant, limit=MAX_LIMIT, order=paging.order, after=after, before=before
+        )
+        kept = [info for info in page.data if wanted(info)]
+        found = kept + found if backwards else found + kept
         if not page.has_more:
             break
-        cursor = page.last_id
-    return found[:limit], len(found) > limit
+        if backwards:
+            before = page.first_id
+        else:
+            after = page.last_id
+    return (found[-limit:] if backwards else found[:limit]), len(found) > limit
 
 
 # --- container files ---
 
 
-def _live_session(engine: Engine, tenant: str, container_id: str) -> Session:
-    info = _info(engine, tenant, container_id)
-    if info.status is SessionStatus.EXPIRED:
-        raise errors.InvalidRequest(f"container {container_id} is expired")
-    return engine.get_session(container_id, tenant)
-
-
-_FILE_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": AddContainerFile.model_json_schema()},
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                }
-            },
-        },
-    }
-}
-
-
-@router.post("/{container_id}/files", response_model=ContainerFile, openapi_extra=_FILE_BODY)
+@router.post(
+    "/{container_id}/files",
+    response_model=ContainerFile,
+    openapi_extra=file_body_doc(json_model=AddContainerFile),
+)
 async def create_container_file(
-    container_id: str, request: Request, engine: EngineDep, tenant: Tenant
+    session: ContainerDep, body: FileBodyDep, engine: EngineDep
 ) -> ContainerFile:
     """Multipart with a ``file`` part, or JSON ``{"file_id"}``: lands at /mnt/data/<filename>."""
-    session = _live_session(engine, tenant, container_id)
-    if request.headers.get("content-type", "").startswith("multipart/"):
-        async with request.form() as form:
-            upload = form.get("file")
-            if not isinstance(upload, UploadFile):
-                raise errors.InvalidRequest("the multipart body needs a `file` part")
-            added = await session.upload(upload.filename or "", upload.file)
+    if body.upload is not None:
+        added = await session.upload(*body.file())
     else:
-        try:
-            body = AddContainerFile.model_validate_json(await request.body())
-        except ValueError as exc:
-            raise errors.InvalidRequest(
-                f'expected JSON {{"file_id"}} or a multipart upload: {exc}'
-            ) from None
-        added = await session.add_file(body.file_id)
+        added = await session.add_file(body.json(AddContainerFile).file_id)
     for f in await _container_files(engine, session):
         if f.path == added.path:
             return f
-    raise errors.FileNotFound(f"{added.path} vanished from container {container_id}")
+    raise errors.FileNotFound(f"{added.path} vanished from container {session.id}")
 
 
 @router.get("/{container_id}/files", response_model=Page[ContainerFile])
 async def list_container_files(
-    container_id: str,
-    engine: EngineDep,
-    tenant: Tenant,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
-    order: Literal["asc", "desc"] = "desc",
-    after: str | None = None,
+    session: ContainerDep, paging: PagingDep, engine: EngineDep
 ) -> Page[ContainerFile]:
-    session = _live_session(engine, tenant, container_id)
-    files = await _container_files(engine, session)
-    if order == "desc":
-        files.reverse()
-    return Page[ContainerFile].of(*_page(files, limit, after))
+    return page_list(await _container_files(engine, session), **paging.window())
 
 
 @router.get("/{container_id}/files/{file_id}", response_model=ContainerFile)
 async def retrieve_container_file(
-    container_id: str, file_id: str, engine: EngineDep, tenant: Tenant
+    file_id: str, session: ContainerDep, engine: EngineDep
 ) -> ContainerFile:
-    return await _find(engine, tenant, container_id, file_id)
+    return await _find(engine, session, file_id)
 
 
 @router.get("/{container_id}/files/{file_id}/content")
 async def container_file_content(
-    container_id: str, file_id: str, engine: EngineDep, tenant: Tenant
+    file_id: str, session: ContainerDep, engine: EngineDep
 ) -> StreamingResponse:
-    found = await _find(engine, tenant, container_id, file_id)
-    f = await engine.get_session(container_id, tenant).open_file(found.path)
+    found = await _find(engine, session, file_id)
+    f = await session.open_file(found.path)
     name = found.path.rsplit("/", 1)[-1]
     return stream_file(f, guess_mime_type(name), name)
 
 
 @router.delete("/{container_id}/files/{file_id}", response_model=ContainerFileDeleted)
 async def delete_container_file(
-    container_id: str, file_id: str, engine: EngineDep, tenant: Tenant
+    file_id: str, session: ContainerDep, engine: EngineDep
 ) -> ContainerFileDeleted:
-    found = await _find(engine, tenant, container_id, file_id)
-    await engine.get_session(container_id, tenant).remove_file(found.path)
+    found = await _find(engine, session, file_id)
+    await session.remove_file(found.path)
     return ContainerFileDeleted(id=file_id)
 
 
-async def _find(engine: Engine, tenant: str, container_id: str, file_id: str) -> ContainerFile:
-    session = _live_session(engine, tenant, container_id)
+async def _find(engine: Engine, session: Session, file_id: str) -> ContainerFile:
     for f in await _container_files(engine, session):
         if f.id == file_id:
             return f
-    raise errors.FileNotFound(f"no file {file_id!r} in container {container_id}")
+    raise errors.FileNotFound(f"no file {file_id!r} in container {session.id}")
 
 
 async def _container_files(engine: Engine, session: Session) -> list[ContainerFile]:
@@ -346,15 +309,3 @@ def _container_file(
         path=entry.path,
         source=source,
     )
-
-
-def _page(
-    items: Sequence[ContainerFile], limit: int, after: str | None
-) -> tuple[list[ContainerFile], bool]:
-    start = 0
-    if after is not None:
-        ids = [i.id for i in items]
-        if after not in ids:
-            raise errors.InvalidRequest(f"after cursor {after!r} does not name a file here")
-        start = ids.index(after) + 1
-    return list(items[start : start + limit]), start + limit < len(items)

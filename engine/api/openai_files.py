@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
-from urllib.parse import quote
+from typing import Literal
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from .. import errors
 from ..files import FileObject
-from ..paging import MAX_LIMIT, Page
+from ..paging import Page
 from .auth import Tenant
-from .deps import EngineDep
+from .deps import EngineDep, FileBodyDep, FilePagingDep, attachment, file_body_doc
 
 router = APIRouter(prefix="/v1/files", tags=["openai files"])
 
@@ -43,51 +41,28 @@ class OpenAIFile(BaseModel):
         )
 
 
-def attachment(filename: str) -> dict[str, str]:
-    return {"Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename, safe='')}"}
-
-
 class FileDeleted(BaseModel):
     id: str
     object: Literal["file"] = "file"
     deleted: bool = True
 
 
-@router.post("", response_model=OpenAIFile)
-async def create_file(
-    engine: EngineDep,
-    tenant: Tenant,
-    file: Annotated[UploadFile | None, File()] = None,
-    purpose: Annotated[str | None, Form()] = None,
-) -> OpenAIFile:
+_UPLOAD = file_body_doc({"*purpose": "assistants, assistants_output, batch, fine-tune, ..."})
+
+
+@router.post("", response_model=OpenAIFile, openapi_extra=_UPLOAD)
+async def create_file(body: FileBodyDep, engine: EngineDep, tenant: Tenant) -> OpenAIFile:
     """Multipart: ``file`` and ``purpose``. OpenAI's ``expires_after`` is accepted and ignored."""
-    if file is None:
-        raise errors.InvalidRequest("the multipart body needs a `file` part")
-    if purpose is None:
-        raise errors.InvalidRequest("the multipart body needs a `purpose` field")
-    obj = await engine.files.create(file.file, file.filename or "file", purpose, owner=tenant)
+    name, data = body.file()
+    obj = await engine.files.create(data, name, body.field("purpose"), owner=tenant)
     return OpenAIFile.of(obj)
 
 
 @router.get("", response_model=Page[OpenAIFile])
 async def list_files(
-    engine: EngineDep,
-    tenant: Tenant,
-    purpose: str | None = None,
-    # OpenAI allows up to 10,000 per page; larger asks get full pages of MAX_LIMIT and has_more.
-    limit: Annotated[int, Query(ge=1, le=10_000)] = MAX_LIMIT,
-    order: Literal["asc", "desc"] = "desc",
-    after: str | None = None,
-    before: str | None = None,
+    paging: FilePagingDep, engine: EngineDep, tenant: Tenant, purpose: str | None = None
 ) -> Page[OpenAIFile]:
-    page = engine.files.list(
-        tenant,
-        purpose=purpose,
-        limit=min(limit, MAX_LIMIT),
-        order=order,
-        after=after,
-        before=before,
-    )
+    page = engine.files.list(tenant, purpose=purpose, **paging.window())
     return Page[OpenAIFile].of([OpenAIFile.of(f) for f in page.data], page.has_more)
 
 

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import errors
+from .auth import MetricsAccess
 from .deps import EngineDep
 
 router = APIRouter(tags=["operations"])
@@ -29,5 +30,6 @@ async def readyz(engine: EngineDep) -> dict[str, Any] | JSONResponse:
 
 
 @router.get("/metrics")
-async def metrics() -> Response:
+async def metrics(_: MetricsAccess) -> Response:
+    """Open to scrapers, unless ``SANDBOX_METRICS_REQUIRE_KEY`` asks for an API key."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import anyio
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
+from fastapi.sse import ServerSentEvent
 from pydantic import BaseModel, Field
-from starlette.datastructures import UploadFile
 
 from .. import errors
 from ..files import guess_mime_type
@@ -18,7 +16,16 @@ from ..paging import Page
 from ..results import ExecutionResult
 from ..sessions import Session, SessionFile, SessionInfo
 from .auth import Tenant
-from .deps import EngineDep, parse_memory, session_of, stream_file
+from .deps import (
+    EngineDep,
+    FileBodyDep,
+    PagingDep,
+    SessionDep,
+    file_body_doc,
+    parse_memory,
+    stream_file,
+)
+from .streaming import SSE_RESPONSE, Events, event_stream
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
@@ -60,22 +67,15 @@ async def create_session(body: CreateSession, engine: EngineDep, tenant: Tenant)
         body.thread_id,
         owner=tenant,
         file_ids=body.file_ids,
-        memory_limit_mb=parse_memory(body.memory_limit),
+        memory_limit_mb=parse_memory(body.memory_limit, engine.settings.max_memory_limit_mb),
         idle_timeout=body.expires_after.minutes * 60 if body.expires_after else None,
     )
     return session.info
 
 
 @router.get("", response_model=Page[SessionInfo])
-async def list_sessions(
-    engine: EngineDep,
-    tenant: Tenant,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    order: Literal["asc", "desc"] = "desc",
-    after: str | None = None,
-    before: str | None = None,
-) -> Page[SessionInfo]:
-    return engine.sessions.list(tenant, limit=limit, order=order, after=after, before=before)
+async def list_sessions(paging: PagingDep, engine: EngineDep, tenant: Tenant) -> Page[SessionInfo]:
+    return engine.sessions.list(tenant, **paging.window())
 
 
 @router.get("/{session_id}", response_model=SessionInfo)
@@ -89,97 +89,72 @@ async def delete_session(session_id: str, engine: EngineDep, tenant: Tenant) -> 
     return {"id": session_id, "object": "session.deleted", "deleted": True}
 
 
-@router.post("/{session_id}/execute", response_model=ExecutionResult)
-async def execute(
-    session_id: str, body: Execute, request: Request, engine: EngineDep, tenant: Tenant
-) -> Any:
-    session = session_of(engine, tenant, session_id)
+@router.post("/{session_id}/execute", response_model=ExecutionResult, responses=SSE_RESPONSE)
+async def execute(body: Execute, session: SessionDep, request: Request) -> Any:
+    """JSON when it is done, or with ``Accept: text/event-stream`` server-sent events while it
+    runs: ``stdout``, ``stderr``, ``display``, ``error``, ... then ``done`` with the result."""
     if "text/event-stream" in request.headers.get("accept", ""):
-        return StreamingResponse(
-            _sse(session, body),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache"},
-        )
+        return event_stream(_events(session, body))
     return await session.execute(body.code, body.timeout)
 
 
-async def _sse(session: Session, body: Execute) -> AsyncIterator[str]:
+async def _events(session: Session, body: Execute) -> Events:
     stream = session.stream(body.code, body.timeout)
     try:
         async for event in stream:
             if event.type == "done":
-                yield _event("done", event.result.model_dump(mode="json"))
+                yield ServerSentEvent(event="done", data=event.result.model_dump(mode="json"))
             else:
-                yield _event(event.type, event.model_dump(mode="json", exclude={"type"}))
+                data = event.model_dump(mode="json", exclude={"type"})
+                yield ServerSentEvent(event=event.type, data=data)
     except errors.EngineError as exc:
-        yield _event("error", {"name": type(exc).__name__, "value": str(exc), "traceback": []})
+        error = {"name": type(exc).__name__, "value": str(exc), "traceback": []}
+        yield ServerSentEvent(event="error", data=error)
     finally:
         # A client that went away cancels us; the interrupt must still be sent.
         with anyio.CancelScope(shield=True):
             await stream.aclose()
 
 
-def _event(name: str, data: dict[str, Any]) -> str:
-    return f"event: {name}\ndata: {json.dumps(data)}\n\n"
-
-
 @router.post("/{session_id}/interrupt", response_model=SessionInfo)
-async def interrupt(session_id: str, engine: EngineDep, tenant: Tenant) -> SessionInfo:
-    session = session_of(engine, tenant, session_id)
+async def interrupt(session: SessionDep) -> SessionInfo:
     await session.interrupt()
     return session.info
 
 
 @router.post("/{session_id}/restart", response_model=SessionInfo)
-async def restart(session_id: str, engine: EngineDep, tenant: Tenant) -> SessionInfo:
-    session = session_of(engine, tenant, session_id)
+async def restart(session: SessionDep) -> SessionInfo:
     await session.restart()
     return session.info
 
 
 @router.post("/{session_id}/keepalive", response_model=SessionInfo)
-async def keepalive(
-    session_id: str, engine: EngineDep, tenant: Tenant, body: Extend | None = None
-) -> SessionInfo:
-    session = session_of(engine, tenant, session_id)
+async def keepalive(session: SessionDep, body: Extend | None = None) -> SessionInfo:
     return session.extend(body.seconds) if body else session.keepalive()
 
 
 @router.get("/{session_id}/files", response_model=FileList)
-async def list_files(session_id: str, engine: EngineDep, tenant: Tenant) -> FileList:
-    return FileList(data=await session_of(engine, tenant, session_id).list_files())
+async def list_files(session: SessionDep) -> FileList:
+    return FileList(data=await session.list_files())
 
 
-@router.post("/{session_id}/files", response_model=SessionFile)
-async def add_file(
-    session_id: str, request: Request, engine: EngineDep, tenant: Tenant
-) -> SessionFile:
+@router.post(
+    "/{session_id}/files",
+    response_model=SessionFile,
+    openapi_extra=file_body_doc(
+        {"name": "Its name in /mnt/data (default: the filename)."}, AddFile
+    ),
+)
+async def add_file(session: SessionDep, body: FileBodyDep) -> SessionFile:
     """Multipart (``file``, optional ``name``), or JSON ``{"file_id", "name"?}``."""
-    session = session_of(engine, tenant, session_id)
-    ctype = request.headers.get("content-type", "")
-    if ctype.startswith("multipart/"):
-        form = await request.form()
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise errors.InvalidRequest("the multipart body needs a `file` part")
-        name = form.get("name")
-        return await session.upload(
-            name if isinstance(name, str) else upload.filename or "", upload.file
-        )
-    try:
-        body = AddFile.model_validate_json(await request.body())
-    except ValueError as exc:
-        raise errors.InvalidRequest(
-            f'expected JSON {{"file_id"}} or a multipart upload: {exc}'
-        ) from None
-    return await session.add_file(body.file_id, body.name)
+    if body.upload is not None:
+        return await session.upload(*body.file())
+    ref = body.json(AddFile)
+    return await session.add_file(ref.file_id, ref.name)
 
 
 @router.get("/{session_id}/files/content")
-async def file_content(
-    session_id: str, path: str, engine: EngineDep, tenant: Tenant
-) -> StreamingResponse:
-    session = session_of(engine, tenant, session_id)
+async def file_content(path: str, session: SessionDep) -> StreamingResponse:
     f = await session.open_file(path)
     name = path.rsplit("/", 1)[-1]
     return stream_file(f, guess_mime_type(name), name)

@@ -1,0 +1,93 @@
+"""Server-sent events: every stream of the API is framed here, with keep-alive pings.
+
+FastAPI's own SSE path (``response_class=EventSourceResponse`` on a generator route) needs the
+route itself to be a generator; ours answer JSON or a stream per request (``Accept``, ``stream``),
+so they hand a generator of ``ServerSentEvent`` to :func:`event_stream`, which frames it with
+FastAPI's encoder and sends a ``: ping`` comment whenever the generator is quiet for ``ping``
+seconds, so that proxies do not cut a long execution off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+import anyio
+from fastapi.encoders import jsonable_encoder
+from fastapi.sse import KEEPALIVE_COMMENT, EventSourceResponse, ServerSentEvent, format_sse_event
+
+PING_SECONDS = 15.0
+DONE = ServerSentEvent(event="done", raw_data="[DONE]")
+"""The last frame of an Assistants stream: the OpenAI SDK stops reading at ``data: [DONE]``."""
+
+SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "JSON, or with streaming asked for, server-sent events",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+"""OpenAPI for a route that may answer with a stream."""
+
+Events = AsyncGenerator[ServerSentEvent, None]
+
+
+def encode(event: ServerSentEvent) -> bytes:
+    """One frame: ``event:`` and ``data:`` lines; ``data`` as JSON, ``raw_data`` as it is."""
+    data = event.raw_data
+    if data is None and event.data is not None:
+        data = json.dumps(jsonable_encoder(event.data))
+    return format_sse_event(
+        data_str=data, event=event.event, id=event.id, retry=event.retry, comment=event.comment
+    )
+
+
+def event_stream(events: Events, *, ping: float = PING_SECONDS) -> EventSourceResponse:
+    return EventSourceResponse(
+        framed(events, ping=ping),
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def framed(events: Events, *, ping: float = PING_SECONDS) -> AsyncIterator[bytes]:
+    """The frames of ``events``, with a ping after each ``ping`` seconds of quiet.
+
+    One task pulls ``events`` (so its timeouts and cancel scopes stay in one task) and this
+    generator waits on it with a timeout. When the client goes away this generator is cancelled;
+    the pulling task is then cancelled too and awaited, so ``events`` gets its own cleanup (such
+    as interrupting the execution) done before the request ends.
+    """
+    queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1)
+    pump: asyncio.Future[Any] = asyncio.ensure_future(_pump(events, queue))
+    get: asyncio.Future[Any] | None = None
+    try:
+        while True:
+            get = get or asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({get, pump}, timeout=ping, return_when="FIRST_COMPLETED")
+            if get in done:
+                frame, get = get.result(), None
+                yield frame
+            elif pump in done:
+                if queue.empty():
+                    pump.result()  # the generator's own error, if it ended with one
+                    return
+            else:
+                yield KEEPALIVE_COMMENT
+    finally:
+        if get is not None:
+            get.cancel()
+        pump.cancel()
+        with anyio.CancelScope(shield=True):
+            await asyncio.wait({pump})
+        if not pump.cancelled():
+            pump.exception()  # retrieved: an error after the client left is not worth a warning
+
+
+async def _pump(events: Events, queue: asyncio.Queue[bytes]) -> None:
+    try:
+        async for event in events:
+            await queue.put(encode(event))
+    finally:
+        with anyio.CancelScope(shield=True):
+            await events.aclose()
