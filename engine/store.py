@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -35,8 +34,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     last_active_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,
     idle_timeout INTEGER NOT NULL,
-    sandbox_id TEXT,
-    data TEXT NOT NULL DEFAULT '{}'
+    sandbox_id TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_owner ON sessions (owner, created_at, id);
 CREATE INDEX IF NOT EXISTS sessions_sandbox ON sessions (sandbox_id);
@@ -124,7 +122,3 @@ def _disk_full_is_storage_full() -> Iterator[None]:
         if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
             raise errors.StorageFull(f"the engine's data folder is full: {exc}") from exc
         raise
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))

@@ -1,0 +1,28 @@
+"""Sessions: one sandbox and kernel per conversation thread, and the manager that owns them.
+
+``models`` holds what a session looks like from outside, ``records`` its SQL, ``outputs`` the
+export of what its code wrote, ``session`` the live session and ``manager`` their owner.
+"""
+
+from .context import SessionContext, kernel_limits, sandbox_spec
+from .manager import SessionManager
+from .models import SessionFile, SessionInfo, SessionStatus
+from .outputs import IMAGE_TYPES, UPLOAD_PREFIX, KnownFile, OutputExport
+from .records import SessionRecords
+from .session import Session
+
+__all__ = [
+    "IMAGE_TYPES",
+    "UPLOAD_PREFIX",
+    "KnownFile",
+    "OutputExport",
+    "Session",
+    "SessionContext",
+    "SessionFile",
+    "SessionInfo",
+    "SessionManager",
+    "SessionRecords",
+    "SessionStatus",
+    "kernel_limits",
+    "sandbox_spec",
+]

@@ -1,0 +1,273 @@
+"""The session manager: one live session per (owner, thread id), with lifetimes and limits,
+the reaper that ends them, and re-adoption of what an earlier process left."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import dataclasses
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from .. import errors, metrics
+from ..names import check_text
+from ..paging import Page
+from ..sandbox.base import Sandbox, SandboxSpec
+from .context import SessionContext
+from .models import SessionInfo, SessionStatus
+from .outputs import OutputExport
+from .session import Session
+
+log = logging.getLogger(__name__)
+
+
+class SessionManager:
+    """Owns every live session: one per (owner, thread id), with lifetimes and limits."""
+
+    def __init__(self, ctx: SessionContext, labels: dict[str, str]) -> None:
+        self._ctx = ctx
+        self._settings = ctx.settings
+        self._records = ctx.records
+        self._labels = labels
+        self._live: dict[str, Session] = {}
+        self._by_thread: dict[tuple[str, str], Session] = {}
+        self._creating: dict[tuple[str, str], asyncio.Task[Session]] = {}
+        self._reaper: asyncio.Task[None] | None = None
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    async def start(self) -> None:
+        await self.recover()
+        self._reaper = asyncio.create_task(self._reap_forever(), name="session-reaper")
+
+    async def recover(self) -> int:
+        """After a restart: save what earlier sandboxes wrote, then remove them."""
+        leftovers = await self._ctx.backend.find_leftovers(self._labels)
+        for sandbox in leftovers:
+            row = self._records.by_sandbox(sandbox.id)
+            if row is not None:
+                try:
+                    await self._salvage(row, sandbox)
+                except Exception as exc:  # salvage is best effort; removal is not
+                    log.warning("could not salvage files of session %s: %s", row["id"], exc)
+            await sandbox.destroy()
+        self._records.expire_unfinished()
+        return len(leftovers)
+
+    async def _salvage(self, row: dict[str, Any], sandbox: Sandbox) -> None:
+        outputs = OutputExport(
+            row["id"], row["owner"], lambda: sandbox, self._ctx.files, self._records, self._settings
+        )
+        await outputs.salvage()
+
+    async def get_or_create(
+        self,
+        thread_id: str | None = None,
+        *,
+        owner: str = "",
+        file_ids: Iterable[str] = (),
+        idle_timeout: int | None = None,
+        ttl: int | None = None,
+        memory_limit_mb: int | None = None,
+    ) -> Session:
+        if self._closed:
+            raise errors.EngineError("the engine is closed")
+        if thread_id is None:
+            thread_id = f"thread_{uuid.uuid4().hex}"
+        if not isinstance(thread_id, str) or not thread_id or len(thread_id) > 256:
+            raise errors.InvalidRequest("thread_id must be a non-empty string (<= 256 chars)")
+        check_text("thread_id", thread_id)
+        file_ids = list(file_ids)
+        if not all(isinstance(f, str) for f in file_ids):
+            raise errors.InvalidRequest("file_ids must be a list of strings")
+        for f in file_ids:
+            self._ctx.files.retrieve(f, owner)
+        idle = _check_seconds(
+            "idle_timeout",
+            idle_timeout,
+            self._settings.idle_timeout,
+            self._settings.max_session_lifetime,
+        )
+        life = _check_seconds(
+            "ttl", ttl, self._settings.session_ttl, self._settings.max_session_lifetime
+        )
+        memory = _check_number(
+            "memory_limit_mb",
+            memory_limit_mb,
+            self._settings.memory_limit_mb,
+            64,
+            self._settings.max_memory_limit_mb,
+        )
+        spec = dataclasses.replace(self._ctx.spec, memory_limit_mb=memory)
+        key = (owner, thread_id)
+        if (existing := self._by_thread.get(key)) is not None:
+            for f in file_ids:
+                await existing.add_file(f)
+            return existing
+        task = self._creating.get(key)
+        if task is None:
+            self._check_limits(owner)
+            task = asyncio.ensure_future(self._create(key, file_ids, idle, life, spec))
+            self._creating[key] = task
+            task.add_done_callback(lambda _: self._creating.pop(key, None))
+        return await asyncio.shield(task)
+
+    def _check_limits(self, owner: str) -> None:
+        live = len(self._live) + len(self._creating)
+        if live >= self._settings.max_sessions:
+            raise errors.LimitExceeded(f"the engine already runs {live} sessions, its limit")
+        mine = sum(1 for s in self._live.values() if s.owner == owner)
+        mine += sum(1 for o, _ in self._creating if o == owner)
+        if mine >= self._settings.max_sessions_per_owner:
+            raise errors.LimitExceeded(f"this owner already has {mine} live sessions, its limit")
+
+    async def _create(
+        self,
+        key: tuple[str, str],
+        file_ids: list[str],
+        idle: int,
+        life: int,
+        spec: SandboxSpec,
+    ) -> Session:
+        owner, thread_id = key
+        now = int(time.time())
+        info = SessionInfo(
+            id=f"sess_{uuid.uuid4().hex}",
+            thread_id=thread_id,
+            status=SessionStatus.STARTING,
+            created_at=now,
+            last_active_at=now,
+            expires_at=now + min(life, idle),
+            idle_timeout=idle,
+            owner=owner,
+        )
+        self._records.insert(info, now + life)
+        session = Session(info, now + life, self._ctx, spec, on_close=self._let_go)
+        try:
+            await session.start(file_ids)
+        except BaseException:
+            await session.close(SessionStatus.CLOSED)
+            raise
+        self._live[session.id] = session
+        self._by_thread[key] = session
+        metrics.SESSIONS_CREATED.inc()
+        metrics.SESSIONS_LIVE.set(len(self._live))
+        return session
+
+    def get(self, session_id: str, owner: str | None = None) -> Session:
+        """A live session. Closed or expired ones raise SessionClosed; unknown ones NotFound."""
+        if not isinstance(session_id, str):
+            raise errors.InvalidRequest("session id must be a string")
+        session = self._live.get(session_id)
+        if session is not None and (owner is None or session.owner == owner):
+            return session
+        info = self.info(session_id, owner)
+        raise errors.SessionClosed(f"session {session_id} is {info.status.value}")
+
+    def by_thread(self, thread_id: str, owner: str = "") -> Session | None:
+        """The live session of a thread, if there is one."""
+        return self._by_thread.get((owner, thread_id))
+
+    def info(self, session_id: str, owner: str | None = None) -> SessionInfo:
+        session = self._live.get(session_id)
+        if session is not None and (owner is None or session.owner == owner):
+            return session.info
+        return self._records.owned(session_id, owner)
+
+    def list(
+        self,
+        owner: str | None = None,
+        *,
+        limit: int = 20,
+        order: str = "desc",
+        after: str | None = None,
+        before: str | None = None,
+        live_only: bool = False,
+    ) -> Page[SessionInfo]:
+        filters: dict[str, Any] = {} if owner is None else {"owner": owner}
+        if live_only:
+            filters["status"] = SessionStatus.ACTIVE.value
+        rows, has_more = self._records.page(
+            filters, limit=limit, order=order, after=after, before=before
+        )
+        infos = [
+            self._live[r["id"]].info if r["id"] in self._live else SessionInfo.from_row(r)
+            for r in rows
+        ]
+        return Page[SessionInfo].of(infos, has_more)
+
+    def live(self) -> builtins.list[Session]:
+        return list(self._live.values())
+
+    async def close(
+        self,
+        session_id: str,
+        owner: str | None = None,
+        status: SessionStatus = SessionStatus.CLOSED,
+    ) -> None:
+        session = self._live.get(session_id)
+        if session is None or (owner is not None and session.owner != owner):
+            self.info(session_id, owner)  # NotFound if it never existed
+            return
+        await session.close(status)
+
+    def _let_go(self, session: Session, status: SessionStatus) -> None:
+        """A session is closing (through the manager or by itself): its thread gets a new one."""
+        if self._live.get(session.id) is not session:
+            return  # it never started, or close_all already let go of everything
+        del self._live[session.id]
+        self._by_thread.pop((session.owner, session.thread_id), None)
+        metrics.SESSIONS_LIVE.set(len(self._live))
+        metrics.SESSIONS_ENDED.labels(status.value).inc()
+
+    async def reap(self) -> int:
+        """End every session whose time is up. Returns how many ended."""
+        now = time.time()
+        ended = 0
+        for session in list(self._live.values()):
+            if now >= session.deadline or (session.idle_expired and not session.busy):
+                await self.close(session.id, status=SessionStatus.EXPIRED)
+                ended += 1
+        return ended
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.reaper_interval)
+            try:
+                await self.reap()
+                if self._ctx.pool is not None:
+                    self._ctx.pool.tick()
+            except Exception:  # the reaper must outlive any one failure
+                log.exception("session reaper failed")
+
+    async def close_all(self) -> None:
+        self._closed = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        for task in list(self._creating.values()):
+            with contextlib.suppress(Exception):  # a failed start cleaned up after itself
+                await task
+        sessions = list(self._live.values())
+        self._live.clear()
+        self._by_thread.clear()
+        await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+
+
+def _check_seconds(name: str, value: object, default: int, maximum: int) -> int:
+    return _check_number(name, value, default, 1, maximum)
+
+
+def _check_number(name: str, value: object, default: int, minimum: int, maximum: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise errors.InvalidRequest(f"{name} must be a whole number from {minimum} to {maximum}")
+    return value

@@ -1,0 +1,61 @@
+"""What a session looks like from outside: its status, its public info, the files it holds."""
+
+from __future__ import annotations
+
+import posixpath
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from ..sandbox.base import DATA_MOUNT
+from ..sandbox.hostfs import FileEntry
+
+
+class SessionStatus(StrEnum):
+    STARTING = "starting"
+    ACTIVE = "active"
+    CLOSED = "closed"
+    EXPIRED = "expired"
+
+
+class SessionInfo(BaseModel):
+    id: str
+    object: Literal["session"] = "session"
+    thread_id: str
+    status: SessionStatus
+    created_at: int
+    last_active_at: int
+    expires_at: int
+    """When the session ends unless there is activity or an extension: the earlier of its hard
+    deadline and ``last_active_at + idle_timeout``."""
+    idle_timeout: int
+    owner: str = Field(default="", exclude=True)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> SessionInfo:
+        """The stored row keeps the hard deadline in ``expires_at``; the info shows the earlier
+        of that and the idle deadline."""
+        expires = min(row["expires_at"], row["last_active_at"] + row["idle_timeout"])
+        return cls.model_validate({**row, "expires_at": expires})
+
+
+class SessionFile(BaseModel):
+    """A file in a session's /mnt/data."""
+
+    path: str
+    filename: str
+    bytes: int
+    modified_at: int
+    file_id: str | None = None
+    """The file object it came from or was exported to, while its content is unchanged."""
+
+    @classmethod
+    def of(cls, entry: FileEntry, file_id: str | None = None) -> SessionFile:
+        return cls(
+            path=f"{DATA_MOUNT}/{entry.path}",
+            filename=posixpath.basename(entry.path),
+            bytes=entry.size,
+            modified_at=entry.mtime_ns // 1_000_000_000,
+            file_id=file_id,
+        )

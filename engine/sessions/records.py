@@ -1,0 +1,74 @@
+"""The session tables: one row per session, one per file a session exported or was given."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import errors
+from ..paging import page_query
+from ..sandbox.hostfs import FileEntry
+from ..store import Row, Store
+from .models import SessionInfo, SessionStatus
+
+
+class SessionRecords:
+    """Every SQL statement about sessions, kept in one place."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    # --- sessions ---
+
+    def insert(self, info: SessionInfo, deadline: int) -> None:
+        """A new session's row; ``expires_at`` stores the hard deadline."""
+        row = info.model_dump(mode="json", exclude={"object"})
+        self._store.insert("sessions", {**row, "owner": info.owner, "expires_at": deadline})
+
+    def update(self, session_id: str, fields: dict[str, Any]) -> None:
+        self._store.update("sessions", "id", session_id, **fields)
+
+    def owned(self, session_id: str, owner: str | None) -> SessionInfo:
+        """The stored session; another owner's is reported like one that never existed."""
+        missing = errors.SessionNotFound(f"no session with id {session_id!r}")
+        return SessionInfo.from_row(self._store.owned("sessions", session_id, owner, missing))
+
+    def page(
+        self,
+        filters: dict[str, Any],
+        *,
+        limit: int,
+        order: str,
+        after: str | None,
+        before: str | None,
+    ) -> tuple[list[Row], bool]:
+        return page_query(
+            self._store, "sessions", filters, limit=limit, order=order, after=after, before=before
+        )
+
+    def by_sandbox(self, sandbox_id: str) -> Row | None:
+        return self._store.one("SELECT * FROM sessions WHERE sandbox_id = ?", (sandbox_id,))
+
+    def expire_unfinished(self) -> None:
+        """After a restart no session of an earlier process is live any more."""
+        self._store.execute(
+            "UPDATE sessions SET status = ? WHERE status IN (?, ?)",
+            (SessionStatus.EXPIRED.value, SessionStatus.ACTIVE.value, SessionStatus.STARTING.value),
+        )
+
+    # --- session_files ---
+
+    def remember_file(self, session_id: str, entry: FileEntry, file_id: str) -> None:
+        self._store.insert(
+            "session_files",
+            {
+                "session_id": session_id,
+                "path": entry.path,
+                "file_id": file_id,
+                "size": entry.size,
+                "mtime_ns": entry.mtime_ns,
+            },
+            replace=True,
+        )
+
+    def files(self, session_id: str) -> list[Row]:
+        return self._store.all("SELECT * FROM session_files WHERE session_id = ?", (session_id,))

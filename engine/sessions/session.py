@@ -1,0 +1,383 @@
+"""A session: one live kernel in its own sandbox, for one conversation thread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncGenerator, Callable, Iterable
+from typing import IO, Any
+
+from .. import errors, metrics
+from ..errors import SandboxLost
+from ..files import Source
+from ..kernel import EventCallback, Kernel, validate_timeout
+from ..names import check_filename, check_relative_path, check_text
+from ..results import DoneEvent, ErrorInfo, ExecutionResult, ExecutionStatus, OutputEvent
+from ..sandbox.base import Sandbox, SandboxSpec
+from .context import SessionContext, kernel_limits
+from .models import SessionFile, SessionInfo, SessionStatus
+from .outputs import OutputExport
+
+log = logging.getLogger(__name__)
+MB = 1024 * 1024
+OnClose = Callable[["Session", SessionStatus], None]
+
+
+class Session:
+    """A live kernel in its own sandbox. Executions run one at a time, in arrival order."""
+
+    def __init__(
+        self,
+        info: SessionInfo,
+        deadline: int,
+        ctx: SessionContext,
+        spec: SandboxSpec,
+        on_close: OnClose | None = None,
+    ) -> None:
+        self._info = info
+        self.spec = spec
+        self.deadline = deadline
+        self.last_active = time.time()
+        self._ctx = ctx
+        self._settings = ctx.settings
+        self._sandbox: Sandbox | None = None
+        self._kernel: Kernel | None = None
+        self._lock = asyncio.Lock()
+        self._outputs = OutputExport(
+            info.id, info.owner, lambda: self.sandbox, ctx.files, ctx.records, ctx.settings
+        )
+        self._on_close = on_close
+        self._input_count = 0
+        self._input_bytes = 0
+        self._saved: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Session {self.id} thread={self.thread_id!r} {self.status}>"
+
+    @property
+    def id(self) -> str:
+        return self._info.id
+
+    @property
+    def thread_id(self) -> str:
+        return self._info.thread_id
+
+    @property
+    def owner(self) -> str:
+        return self._info.owner
+
+    @property
+    def status(self) -> SessionStatus:
+        return self._info.status
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
+
+    async def wait_idle(self) -> None:
+        """Return once every execution queued so far has finished."""
+        async with self._lock:
+            pass
+
+    @property
+    def info(self) -> SessionInfo:
+        info = self._info
+        expires = min(self.deadline, info.last_active_at + info.idle_timeout)
+        return info.model_copy(update={"expires_at": expires})
+
+    @property
+    def sandbox(self) -> Sandbox:
+        if self._sandbox is None:
+            raise errors.SessionClosed(f"session {self.id} has no sandbox")
+        return self._sandbox
+
+    def _save(self) -> None:
+        info = self.info
+        row = {
+            "status": info.status.value,
+            "last_active_at": info.last_active_at,
+            "expires_at": self.deadline,
+            "idle_timeout": info.idle_timeout,
+            "sandbox_id": self._sandbox.id if self._sandbox else None,
+        }
+        # Only this session writes its row: most executions change nothing in it (activity is
+        # kept in whole seconds), so they skip the write.
+        if row == self._saved:
+            return
+        self._ctx.records.update(self.id, row)
+        self._saved = row
+
+    def touch(self) -> None:
+        """Any activity resets the idle timeout."""
+        self.last_active = time.time()
+        self._info.last_active_at = int(self.last_active)
+
+    @property
+    def idle_expired(self) -> bool:
+        return time.time() >= self.last_active + self._info.idle_timeout
+
+    def keepalive(self) -> SessionInfo:
+        self._check_open()
+        self.touch()
+        self._save()
+        return self.info
+
+    def extend(self, seconds: int) -> SessionInfo:
+        """Push the hard deadline out by ``seconds`` (and count as activity)."""
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
+            raise errors.InvalidRequest("extend takes a positive whole number of seconds")
+        self._check_open()
+        limit = self._info.created_at + self._settings.max_session_lifetime
+        self.deadline = min(max(self.deadline, int(time.time())) + seconds, limit)
+        self.touch()
+        self._save()
+        return self.info
+
+    async def start(self, file_ids: Iterable[str] = ()) -> None:
+        pool = self._ctx.pool
+        warm = pool.acquire() if pool is not None and pool.spec == self.spec else None
+        if warm is not None:
+            sandbox, kernel = warm.sandbox, warm.kernel
+        else:
+            sandbox = await self._ctx.backend.create(self.spec)
+            try:
+                kernel = Kernel(sandbox, kernel_limits(self._settings, self.spec.memory_limit_mb))
+                await kernel.start()
+            except BaseException:
+                await sandbox.destroy()
+                raise
+        self._sandbox, self._kernel = sandbox, kernel
+        self._info.status = SessionStatus.ACTIVE
+        self.touch()
+        self._save()
+        for file_id in file_ids:
+            await self.add_file(file_id)
+
+    def _check_open(self) -> Kernel:
+        if self._info.status not in (SessionStatus.ACTIVE,) or self._kernel is None:
+            raise errors.SessionClosed(f"session {self.id} is {self._info.status.value}")
+        return self._kernel
+
+    # --- executions ---
+
+    async def execute(
+        self,
+        code: str,
+        timeout: float | None = None,
+        on_event: EventCallback | None = None,
+        *,
+        queue_timeout: float | None = None,
+    ) -> ExecutionResult:
+        """Run ``code``; ``on_event`` receives stdout, stderr, display, result and error live.
+
+        Waits its turn behind earlier executions; ``queue_timeout`` bounds that wait.
+        """
+        if not isinstance(code, str):
+            raise errors.InvalidRequest(f"code must be a string, not {type(code).__name__}")
+        check_text("code", code)
+        seconds = validate_timeout(
+            timeout, self._settings.default_timeout, self._settings.max_timeout
+        )
+        self._check_open()
+        try:
+            async with asyncio.timeout(queue_timeout):
+                await self._lock.acquire()
+        except TimeoutError:
+            raise errors.SessionBusy(
+                f"session {self.id} is still running an earlier execution"
+            ) from None
+        try:
+            kernel = self._check_open()
+            self.touch()
+            try:
+                result = await kernel.execute(code, seconds, on_event)
+            except SandboxLost as exc:
+                self._raise_if_closed_under(kernel, exc)  # closed, not lost: never restart it
+                result = await self._replace_sandbox(exc)
+            except asyncio.CancelledError as exc:
+                self._raise_if_closed_under(kernel, exc)
+                # The caller gave up: the code must stop before the next execution may start.
+                await asyncio.shield(self._settle(kernel))
+                raise
+            except Exception as exc:
+                self._raise_if_closed_under(kernel, exc)
+                raise
+            else:
+                await self._outputs.export(result)
+            _record(result)
+            return result
+        finally:
+            self.touch()
+            if self._info.status is SessionStatus.ACTIVE:
+                try:
+                    self._save()
+                except errors.StorageFull as exc:  # the result matters more than last-active
+                    log.warning("session %s: not saved: %s", self.id, exc)
+            self._lock.release()
+
+    async def _settle(self, kernel: Kernel) -> None:
+        """Interrupt, then wait for the kernel to be idle (an empty cell queues behind the
+        interrupted one; if that one ignores the interrupt, the timeout ladder restarts it)."""
+        with contextlib.suppress(Exception):
+            await kernel.interrupt()
+            await kernel.execute("", self._settings.interrupt_grace)
+
+    def _raise_if_closed_under(self, kernel: Kernel, exc: BaseException) -> None:
+        """Closing a session tears its kernel's channels down under a running execution; that
+        surfaces as whatever the channel raised (often a CancelledError). Say what happened."""
+        task = asyncio.current_task()
+        if self._kernel is kernel or (task is not None and task.cancelling()):
+            return
+        raise errors.SessionClosed(
+            f"session {self.id} was closed while this execution ran"
+        ) from exc
+
+    async def stream(
+        self, code: str, timeout: float | None = None
+    ) -> AsyncGenerator[OutputEvent | DoneEvent, None]:
+        """Yield output events while ``code`` runs, then one DoneEvent with the result.
+
+        Closing the iterator early interrupts the execution.
+        """
+        events: asyncio.Queue[OutputEvent] = asyncio.Queue()
+        task = asyncio.ensure_future(self.execute(code, timeout, events.put_nowait))
+        try:
+            while not task.done() or not events.empty():
+                getter = asyncio.ensure_future(events.get())
+                await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    yield getter.result()
+                else:
+                    getter.cancel()
+            yield DoneEvent(result=task.result())
+        finally:
+            if not task.done():
+                await self.interrupt()
+                await asyncio.wait({task}, timeout=self._settings.interrupt_grace + 5)
+
+    async def _replace_sandbox(self, cause: SandboxLost | None = None) -> ExecutionResult:
+        """The container vanished under us: start over in a new one."""
+        old = self._sandbox
+        seen = self._kernel.oom_kills_seen if self._kernel is not None else 0
+        self._sandbox = self._kernel = None
+        self._outputs.forget()
+        # Under gVisor the OOM killer ends the whole sandbox, not just the kernel.
+        oom = cause is not None and cause.out_of_memory
+        if old is not None:
+            with contextlib.suppress(errors.EngineError):
+                oom = oom or await old.oom_kills() > seen
+            await old.destroy()
+        why = (
+            f"ran out of memory (its limit is {self.spec.memory_limit_mb} MB)"
+            if oom
+            else "stopped unexpectedly"
+        )
+        await self.start()
+        return ExecutionResult(
+            status=ExecutionStatus.CRASHED,
+            error=ErrorInfo(
+                name="SandboxLost",
+                value=f"the sandbox container {why}; a new one was started and "
+                "everything in it (variables, files in /mnt/data) was lost. Files already "
+                "exported as file objects are kept.",
+            ),
+            state_lost=True,
+        )
+
+    async def interrupt(self) -> None:
+        await self._check_open().interrupt()
+
+    async def restart(self) -> None:
+        """A fresh kernel: variables go, files in /mnt/data stay."""
+        self._check_open()
+        async with self._lock:
+            kernel = self._check_open()
+            self.touch()
+            try:
+                await kernel.restart()
+            except SandboxLost as exc:
+                self._raise_if_closed_under(kernel, exc)
+                await self._replace_sandbox(exc)
+
+    # --- inputs and the files in /mnt/data ---
+
+    async def upload(self, name: str, data: Source) -> SessionFile:
+        """Place raw bytes at /mnt/data/<name>; they also become a file object."""
+        name = check_filename(name)
+        self._check_open()
+        obj = await self._ctx.files.create(data, name, "assistants", owner=self.owner)
+        return await self.add_file(obj.id, name)
+
+    async def add_file(self, file_id: str, name: str | None = None) -> SessionFile:
+        """Place an existing file object at /mnt/data/<name> (its own filename by default)."""
+        self._check_open()
+        obj = self._ctx.files.retrieve(file_id, self.owner)
+        name = check_filename(name if name is not None else obj.filename)
+        if self._input_count >= self._settings.max_session_files:
+            raise errors.LimitExceeded(
+                f"a session holds at most {self._settings.max_session_files} uploaded files"
+            )
+        if self._input_bytes + obj.bytes > self._settings.data_size_mb * MB:
+            raise errors.PayloadTooLarge(
+                f"the files placed in this session would exceed {self._settings.data_size_mb} MB"
+            )
+        src = await asyncio.to_thread(open, self._ctx.files.blob_path(obj.id), "rb")
+        with src:
+            entry = await self.sandbox.write_file(name, src, self._ctx.files.max_bytes)
+        self._input_count += 1
+        self._input_bytes += obj.bytes
+        self._outputs.remember(entry, obj.id)
+        self.touch()
+        return SessionFile.of(entry, obj.id)
+
+    async def list_files(self) -> list[SessionFile]:
+        self._check_open()
+        entries, _ = await self.sandbox.list_files(self._settings.max_listed_files)
+        return self._outputs.listing(entries)
+
+    async def open_file(self, path: str) -> IO[bytes]:
+        """Open /mnt/data/<path> for reading; symlinks and special files are refused."""
+        check_relative_path(path)
+        self._check_open()
+        self.touch()
+        return await self.sandbox.open_file(path)
+
+    async def read_file(self, path: str) -> bytes:
+        with await self.open_file(path) as f:
+            return await asyncio.to_thread(f.read)
+
+    async def remove_file(self, path: str) -> None:
+        check_relative_path(path)
+        self._check_open()
+        await self.sandbox.remove_file(path)
+
+    # --- the end ---
+
+    async def close(self, status: SessionStatus = SessionStatus.CLOSED) -> None:
+        """End the session and remove its sandbox. Its thread gets a new session next time."""
+        if self._info.status in (SessionStatus.CLOSED, SessionStatus.EXPIRED):
+            return
+        self._info.status = status
+        if self._on_close is not None:
+            self._on_close(self, status)  # the manager lets go before the first await
+        kernel, sandbox = self._kernel, self._sandbox
+        self._kernel = None
+        try:
+            if kernel is not None:
+                await kernel.shutdown()
+            if sandbox is not None:
+                await sandbox.destroy()
+        finally:
+            self._sandbox = None
+            self._save()
+
+
+def _record(result: ExecutionResult) -> None:
+    metrics.EXECUTIONS.labels(result.status.value).inc()
+    metrics.EXECUTION_SECONDS.observe(result.duration_ms / 1000)
+    if result.status is ExecutionStatus.TIMEOUT:
+        metrics.TIMEOUTS.labels("restart" if result.state_lost else "interrupt").inc()
+    if result.error is not None and result.error.name == "OutOfMemory":
+        metrics.OOM_KILLS.inc()
