@@ -30,9 +30,12 @@ from engine.assistants import service as service_module
 from .conftest import LiveServer, ServerThread
 from .model_server import app as model_app
 
-pytestmark = pytest.mark.filterwarnings(
-    r"ignore:deprecated$|The Assistants API is deprecated:DeprecationWarning"
-)
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.filterwarnings(
+        r"ignore:deprecated$|The Assistants API is deprecated:DeprecationWarning"
+    ),
+]
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 KEY_A, KEY_B = LiveServer.keys
