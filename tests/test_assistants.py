@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import openai
 import pytest
@@ -112,7 +112,9 @@ def two_rounds_server(
     server.stop()
 
 
-def wait_for(probe: Callable[[], T | None], timeout: float = 60, what: str = "") -> T:
+def wait_for(
+    probe: Callable[[], T | Literal[False] | None], timeout: float = 60, what: str = ""
+) -> T:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = probe()
@@ -913,7 +915,7 @@ def test_tool_choice(client: openai.OpenAI) -> None:
 
 def test_truncation_strategies(client: openai.OpenAI) -> None:
     assistant = client.beta.assistants.create(model="gpt-4o", instructions="Be brief.")
-    history = [
+    history: list[Any] = [
         {"role": "user" if n % 2 == 0 else "assistant", "content": f"turn {n} " + "x" * 400}
         for n in range(8)
     ]

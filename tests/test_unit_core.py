@@ -159,7 +159,7 @@ def test_execution_result_round_trips_through_json() -> None:
     assert not again.ok and again.text == "42"
     assert again.outputs[0].sandbox_path == "sandbox:/mnt/data/chart.png"
     assert ExecutionResult(status=ExecutionStatus.OK).text is None
-    assert ExecutionResult(status="ok").ok
+    assert ExecutionResult.model_validate({"status": "ok"}).ok
 
 
 def test_output_events_are_told_apart_by_type() -> None:
@@ -255,11 +255,12 @@ def test_a_missing_keys_file_is_an_error_not_an_open_service(tmp_path: Path) -> 
 
 
 def test_every_engine_error_has_its_own_code() -> None:
-    def subclasses(cls: type) -> list[type]:
-        return [cls, *(s for sub in cls.__subclasses__() for s in subclasses(sub))]
-
-    found = subclasses(errors.EngineError)
-    codes = [c.code for c in found]  # type: ignore[attr-defined]
+    found: list[type[errors.EngineError]] = []
+    todo = [errors.EngineError]
+    while todo:
+        found.append(cls := todo.pop())
+        todo += cls.__subclasses__()
+    codes = [c.code for c in found]
     assert len(found) >= 15
     assert len(codes) == len(set(codes)), codes
 
@@ -306,11 +307,16 @@ def test_renaming_an_input_changes_the_hash(image_source: Path) -> None:
 # --- the command line ---
 
 
-def _subcommands(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, object]:
-    found: dict[str, object] = {}
+Command = tuple[str | None, argparse.ArgumentParser]
+
+
+def _subcommands(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, Command]:
+    """Every command and subcommand: its summary in the parent's help, and its parser."""
+    found: dict[str, Command] = {}
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             helps = {a.dest: a.help for a in action._choices_actions}
+            sub: argparse.ArgumentParser
             for name, sub in action.choices.items():
                 found[f"{prefix}{name}"] = (helps.get(name), sub)
                 found.update(_subcommands(sub, f"{prefix}{name} "))
@@ -321,7 +327,7 @@ def test_every_command_and_option_has_help_text() -> None:
     commands = _subcommands(build_parser())
     assert {"image", "image build", "serve", "run", "doctor", "bench"} <= set(commands)
     missing = []
-    for name, (summary, parser) in commands.items():  # type: ignore[misc]
+    for name, (summary, parser) in commands.items():
         if not summary:
             missing.append(name)
         for action in parser._actions:

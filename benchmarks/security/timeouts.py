@@ -123,7 +123,7 @@ async def run(
     timeouts: Sequence[float], reps: int, runtime: str | None, console: Console
 ) -> list[Sample]:
     workdir = Path(tempfile.mkdtemp(prefix="sandbox-timeouts-"))
-    extra = {"runtime": runtime} if runtime else {}  # else SANDBOX_RUNTIME, if set
+    extra: dict[str, Any] = {"runtime": runtime} if runtime else {}  # else SANDBOX_RUNTIME, if set
     settings = Settings(data_dir=workdir / "engine", pool_size=0, pool_min=0, **extra)
     samples: list[Sample] = []
     try:
