@@ -73,6 +73,26 @@ def test_hostile_paths_are_refused(path: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/etc/passwd", "absolute paths are not allowed"),
+        ("a\x00b", "NUL byte"),
+        ("../etc/passwd", "path traversal"),
+        ("%2e%2e%2fetc", "percent-encoded"),
+        ("a\x1bb", "control character"),
+        ("invoice\u202etxt.exe", "control character"),
+        ("a\\b", "backslashes"),
+        ("a" * (MAX_NAME_BYTES + 1), "longer than 255 bytes"),
+        ("/".join(["abcdefgh"] * 120), "longer than 1024 bytes"),
+        ("", "empty"),
+    ],
+)
+def test_the_refusal_names_the_reason(path: str, reason: str) -> None:
+    with pytest.raises(errors.InvalidRequest, match=re.escape(reason)):
+        check_relative_path(path)
+
+
+@pytest.mark.parametrize(
     ("path", "parts"),
     [
         ("data.csv", ["data.csv"]),
