@@ -20,9 +20,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from engine.cli import DEFAULT_BENCH_OUT
+
 from .fixtures import CLEANUP, IMAGES, managed_containers
 
-RESULTS = Path(__file__).resolve().parent / "results"
+COMMITTED_RESULTS = Path(__file__).resolve().parent / "results"
+"""The figures docs/performance.md quotes; a run writes here only when ``--out`` names it."""
 MB = 1024 * 1024
 
 console = Console()
@@ -77,7 +80,7 @@ class Target:
 
 @dataclass
 class Report:
-    """What one benchmark measured; ``save`` writes ``results/<name>.json``."""
+    """What one benchmark measured; ``save`` writes ``<results>/<name>.json``."""
 
     name: str
     title: str
@@ -148,7 +151,7 @@ def machine() -> dict[str, Any]:
             python=platform.python_version(),
             docker=_run_quiet(["docker", "version", "--format", "{{.Server.Version}}"]),
             commit=_run_quiet(
-                ["git", "-C", str(RESULTS.parent.parent), "rev-parse", "--short", "HEAD"]
+                ["git", "-C", str(COMMITTED_RESULTS.parent.parent), "rev-parse", "--short", "HEAD"]
             ),
             date=time.strftime("%Y-%m-%d %H:%M:%S %z"),
         )
@@ -312,7 +315,7 @@ def cpu_busy(seconds: float) -> float:
 
 def results_dir(args: argparse.Namespace) -> Path:
     value = getattr(args, "results", None)
-    return Path(value) if value else RESULTS
+    return Path(value or DEFAULT_BENCH_OUT)
 
 
 def quick(args: argparse.Namespace) -> bool:

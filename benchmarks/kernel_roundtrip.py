@@ -1,7 +1,7 @@
 """Cold session start and the ``x = 1`` round trip, beside a bare local jupyter_client kernel.
 
 Run: ``python -m benchmarks.kernel_roundtrip`` (or ``sandbox-engine bench kernel``).
-Prints a table and writes ``benchmarks/results/kernel_roundtrip.json``.
+Prints a table and writes ``kernel_roundtrip.json`` into ``--out`` (default ``./bench-results``).
 """
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ from rich.table import Table
 
 from engine import Engine, Settings
 
-from .common import summary
-
-RESULTS = Path(__file__).parent / "results"
+from .common import results_dir, summary
 
 
 async def _bare_execute(kc: AsyncKernelClient) -> None:
@@ -79,14 +77,17 @@ async def main(n: int, starts: int) -> dict[str, dict[str, float]]:
     console = Console()
     console.print(table)
     console.print(f"engine / bare kernel round trip, p50: {ratio:.2f}x")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "kernel_roundtrip.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def save(report: dict[str, dict[str, float]], results: Path) -> None:
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "kernel_roundtrip.json").write_text(json.dumps(report, indent=2))
 
 
 def bench(args: argparse.Namespace) -> int:
     """``sandbox-engine bench kernel``: the defaults of ``run``."""
-    asyncio.run(main(300, 5))
+    save(asyncio.run(main(300, 5)), results_dir(args))
     return 0
 
 
@@ -94,8 +95,9 @@ def run(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("-n", type=int, default=300, help="round trips per kernel")
     parser.add_argument("--starts", type=int, default=5, help="cold session starts")
+    parser.add_argument("--out", "--results", dest="results", help="folder for the JSON file")
     args = parser.parse_args(argv)
-    asyncio.run(main(args.n, args.starts))
+    save(asyncio.run(main(args.n, args.starts)), results_dir(args))
 
 
 if __name__ == "__main__":

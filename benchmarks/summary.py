@@ -1,5 +1,5 @@
-"""Prints the figures of the last runs (``benchmarks/results/*.json``) as the Markdown tables of
-``docs/performance.md``: ``python -m benchmarks.summary [RESULTS_DIR]``."""
+"""Prints the committed figures (``benchmarks/results/*.json``, or those of RESULTS_DIR) as the
+Markdown tables of ``docs/performance.md``: ``python -m benchmarks.summary [RESULTS_DIR]``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import RESULTS
+from .common import COMMITTED_RESULTS
 
 
 def _load(results: Path, name: str) -> dict[str, Any] | None:
@@ -102,7 +102,7 @@ def density(results: Path) -> list[str]:
 
 
 def main() -> None:
-    results = Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS
+    results = Path(sys.argv[1]) if len(sys.argv) > 1 else COMMITTED_RESULTS
     for title, lines in (
         ("Targets", targets(results)),
         ("Figures", figures(results)),

@@ -23,7 +23,7 @@ console = Console(stderr=True)
 
 
 def _command_image(subparsers: Subparsers) -> None:
-    image = subparsers.add_parser("image", help="build and inspect the sandbox image")
+    image = subparsers.add_parser("image", help="build the sandbox image")
     actions = image.add_subparsers(dest="action", required=True)
     build = actions.add_parser("build", help="build the sandbox image if its inputs changed")
     build.add_argument("--force", action="store_true", help="rebuild even if the tag exists")
@@ -48,7 +48,12 @@ def _command_serve(subparsers: Subparsers) -> None:
     serve = subparsers.add_parser("serve", help="run the HTTP service (FastAPI under uvicorn)")
     serve.add_argument("--host", help="address to bind (default: SANDBOX_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: SANDBOX_PORT, 8000)")
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error", "critical"],
+        help="least severe log records written (JSON lines on stderr; default: info)",
+    )
     serve.set_defaults(handler=_serve)
 
 
@@ -88,7 +93,12 @@ def _serve(args: argparse.Namespace) -> int:
 def _command_run(subparsers: Subparsers) -> None:
     run = subparsers.add_parser("run", help="run code in a fresh sandbox and print the result")
     run.add_argument("code", help="Python code, or - to read it from standard input")
-    run.add_argument("--timeout", type=float, default=None)
+    run.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds the code may run (default: SANDBOX_DEFAULT_TIMEOUT, 60)",
+    )
     run.add_argument("--json", action="store_true", help="print the ExecutionResult as JSON")
     run.set_defaults(handler=_run)
 
@@ -161,11 +171,15 @@ BENCHMARKS: dict[str, str] = {
 """``sandbox-engine bench NAME``: each name maps to ``"module:function"``; the function takes the
 parsed arguments and returns an exit code. Other modules add their own names to this dict."""
 DEFAULT_BENCHMARKS = ["acquire", "roundtrip", "task", "throughput", "peers"]
+DEFAULT_BENCH_OUT = "bench-results"
+"""Relative to the working directory. The figures the docs quote are in benchmarks/results/; a run
+writes elsewhere unless ``--out`` says so, so that it never overwrites them by accident."""
+_CHARTS = {"acquire", "roundtrip", "task", "throughput", "peers", "density"}
 
 
 def _command_bench(subparsers: Subparsers) -> None:
     bench = subparsers.add_parser(
-        "bench", help="run benchmarks: tables, JSON and PNG charts in benchmarks/results/"
+        "bench", help=f"run benchmarks: tables, JSON and PNG charts in ./{DEFAULT_BENCH_OUT}/"
     )
     bench.add_argument(
         "names",
@@ -175,13 +189,23 @@ def _command_bench(subparsers: Subparsers) -> None:
     )
     bench.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     bench.add_argument("--quick", action="store_true", help="fewer samples, for a smoke test")
-    bench.add_argument("--max", type=int, default=None, help="density: most sessions to start")
-    bench.add_argument("--results", help="folder for JSON and charts (default: benchmarks/results)")
+    bench.add_argument(
+        "--max", type=int, default=None, metavar="N", help="density: most sessions to start"
+    )
+    bench.add_argument(
+        "--out",
+        "--results",
+        dest="results",
+        metavar="DIR",
+        default=DEFAULT_BENCH_OUT,
+        help=f"folder for the JSON files and charts (default: ./{DEFAULT_BENCH_OUT})",
+    )
     bench.set_defaults(handler=_bench)
 
 
 def _bench(args: argparse.Namespace) -> int:
     import importlib
+    import importlib.util
     from pathlib import Path
 
     if args.list:
@@ -192,12 +216,25 @@ def _bench(args: argparse.Namespace) -> int:
     if unknown:
         console.print(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
         return 2
-    # The benchmarks live next to the package in a checkout, not inside it.
+    names = args.names or DEFAULT_BENCHMARKS
+    # A checkout runs its own benchmarks/ (next to engine/); a wheel installs them beside engine.
     root = str(Path(__file__).resolve().parent.parent)
     if root not in sys.path:
         sys.path.insert(0, root)
+    if importlib.util.find_spec("benchmarks") is None:
+        console.print(
+            "error: the benchmarks package is not installed next to the engine; run the bench "
+            "from a checkout of the repository, or install a wheel built from it"
+        )
+        return 2
+    if _CHARTS.intersection(names) and importlib.util.find_spec("matplotlib") is None:
+        console.print(
+            "error: the benchmarks draw their charts with matplotlib, which is not installed: "
+            "pip install 'sandbox-engine[bench]'"
+        )
+        return 2
     worst = 0
-    for name in args.names or DEFAULT_BENCHMARKS:
+    for name in names:
         module, _, function = BENCHMARKS[name].partition(":")
         run: Callable[[argparse.Namespace], int] = getattr(
             importlib.import_module(module), function

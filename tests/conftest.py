@@ -1,4 +1,9 @@
-"""Fixtures: a real engine on the real Docker daemon with the real sandbox image."""
+"""Fixtures: a real engine on the real Docker daemon with the real sandbox image.
+
+Two tiers. Tests marked ``docker`` use the Docker engine; ``pytest -m "not docker"`` runs the rest
+with no Docker engine at all. Every fixture here is lazy: nothing reaches Docker until a test that
+asks for ``engine``, ``session`` or a live server runs.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +11,55 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import docker.api.client
+import docker.errors
 import pytest
 import pytest_asyncio
 
 from engine import Engine, Session, Settings
 
+DOCKER_FIXTURES = frozenset({"settings", "engine", "session", "live_server"})
+"""Fixtures that start engines on Docker (``settings`` is the one ``engine`` runs on)."""
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "restarts_docker: stops and starts the Docker daemon (runs last)"
-    )
+MISSING_MARKER = (
+    "{test} uses Docker ({what}) but is not marked `docker`: add "
+    "`pytestmark = pytest.mark.docker` to its module (or `@pytest.mark.docker` to the test), so "
+    'that `pytest -m "not docker"` stays a tier that runs without Docker'
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that restart the Docker daemon run last: every container dies with it."""
     items.sort(key=lambda item: item.get_closest_marker("restarts_docker") is not None)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test that asks for a Docker fixture without the marker fails before the fixture runs."""
+    used = DOCKER_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+    if used and item.get_closest_marker("docker") is None:
+        what = "the " + ", ".join(sorted(used)) + " fixture" + ("s" if len(used) > 1 else "")
+        pytest.fail(MISSING_MARKER.format(test=item.nodeid, what=what), pytrace=False)
+
+
+class DockerNotAllowed(docker.errors.DockerException):
+    """Raised by any Docker client created in a test without the ``docker`` marker."""
+
+
+@pytest.fixture(autouse=True)
+def _no_docker_without_marker(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Catches what the fixture check cannot see: a test that builds its own Engine or client."""
+    if request.node.get_closest_marker("docker") is not None:
+        return
+    message = MISSING_MARKER.format(test=request.node.nodeid, what="a Docker client")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise DockerNotAllowed(message)
+
+    # Every docker-py client (from_env, DockerClient, APIClient) is built by this one constructor.
+    monkeypatch.setattr(docker.api.client.APIClient, "__init__", refuse)
 
 
 @pytest.fixture(scope="session")

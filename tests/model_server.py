@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -29,7 +30,7 @@ app = FastAPI()
 app.state.requests = []
 
 
-def _reply(content: str | None = None, calls: list[tuple[str, dict[str, Any]]] = ()) -> dict:
+def _reply(content: str | None = None, calls: Sequence[tuple[str, dict[str, Any]]] = ()) -> dict:
     message: dict[str, Any] = {"role": "assistant", "content": content}
     if calls:
         message["tool_calls"] = [

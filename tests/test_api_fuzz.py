@@ -19,6 +19,8 @@ from engine import Settings
 
 from .conftest import LiveServer
 
+pytestmark = pytest.mark.docker
+
 KEY = "fuzz-key"
 EXAMPLES = int(os.environ.get("SANDBOX_FUZZ_EXAMPLES", "10"))
 

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import openai
 import pytest
@@ -30,9 +30,12 @@ from engine.assistants import service as service_module
 from .conftest import LiveServer, ServerThread
 from .model_server import app as model_app
 
-pytestmark = pytest.mark.filterwarnings(
-    r"ignore:deprecated$|The Assistants API is deprecated:DeprecationWarning"
-)
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.filterwarnings(
+        r"ignore:deprecated$|The Assistants API is deprecated:DeprecationWarning"
+    ),
+]
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 KEY_A, KEY_B = LiveServer.keys
@@ -109,7 +112,9 @@ def two_rounds_server(
     server.stop()
 
 
-def wait_for(probe: Callable[[], T | None], timeout: float = 60, what: str = "") -> T:
+def wait_for(
+    probe: Callable[[], T | Literal[False] | None], timeout: float = 60, what: str = ""
+) -> T:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = probe()
@@ -943,7 +948,7 @@ def test_tool_choice(client: openai.OpenAI) -> None:
 
 def test_truncation_strategies(client: openai.OpenAI) -> None:
     assistant = client.beta.assistants.create(model="gpt-4o", instructions="Be brief.")
-    history = [
+    history: list[Any] = [
         {"role": "user" if n % 2 == 0 else "assistant", "content": f"turn {n} " + "x" * 400}
         for n in range(8)
     ]

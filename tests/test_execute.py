@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 
+import pytest
+
 from engine import (
     DoneEvent,
     Engine,
@@ -14,6 +16,8 @@ from engine import (
     StreamEvent,
     SyncEngine,
 )
+
+pytestmark = pytest.mark.docker
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

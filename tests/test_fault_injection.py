@@ -24,6 +24,8 @@ from engine.core import HOME_LABEL
 
 from .conftest import make_settings
 
+pytestmark = pytest.mark.docker
+
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER_PID = Path("/var/run/docker.pid")
 DOCKERD_LOG = Path("/var/log/dockerd.log")

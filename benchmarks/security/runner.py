@@ -1,5 +1,5 @@
 """Run the cases against one engine, check the canary and the host after each, print the
-scorecard and write ``benchmarks/results/security.json``."""
+scorecard and write ``security.json`` into ``--out`` (default ``./bench-results``)."""
 
 from __future__ import annotations
 
@@ -24,11 +24,11 @@ from rich.table import Table
 from engine import ExecutionStatus, Settings
 from engine.errors import EngineError
 
+from ..common import results_dir
 from .cases import CASES
 from .harness import KEYS, ApiServer, Canary, Context, HostWatch, tenant_of
 from .model import CATEGORIES, Case, Verdict, brief, clip
 
-RESULTS = Path(__file__).resolve().parent.parent / "results"
 HOST_SECRET_VAR = "SANDBOX_BENCH_HOST_SECRET"
 
 
@@ -275,7 +275,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--quick", action="store_true", help="only the fast subset")
     parser.add_argument("--runtime", help="OCI runtime for the sandboxes, e.g. runsc")
-    parser.add_argument("--results", help="folder for security.json (default benchmarks/results)")
+    parser.add_argument(
+        "--out",
+        "--results",
+        dest="results",
+        help="folder for security.json (default ./bench-results)",
+    )
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
 
 
@@ -298,8 +303,7 @@ def bench(args: argparse.Namespace) -> int:
         overrides["runtime"] = args.runtime
     card = asyncio.run(run_suite(cases, console=console, **overrides))
     render(card, console)
-    results_dir = Path(args.results) if getattr(args, "results", None) else RESULTS
-    console.print(f"wrote {save(card, results_dir)}")
+    console.print(f"wrote {save(card, results_dir(args))}")
     return 0 if card.contained else 1
 
 

@@ -33,7 +33,8 @@ from rich.table import Table
 
 from engine import Engine, Session, Settings
 
-RESULTS = Path(__file__).resolve().parent.parent / "results"
+from ..common import results_dir
+
 TARGETS = {"interruptible": 0.5, "uninterruptible": 3.0}
 
 KINDS: dict[str, tuple[str, str]] = {
@@ -122,7 +123,7 @@ async def run(
     timeouts: Sequence[float], reps: int, runtime: str | None, console: Console
 ) -> list[Sample]:
     workdir = Path(tempfile.mkdtemp(prefix="sandbox-timeouts-"))
-    extra = {"runtime": runtime} if runtime else {}  # else SANDBOX_RUNTIME, if set
+    extra: dict[str, Any] = {"runtime": runtime} if runtime else {}  # else SANDBOX_RUNTIME, if set
     settings = Settings(data_dir=workdir / "engine", pool_size=0, pool_min=0, **extra)
     samples: list[Sample] = []
     try:
@@ -211,7 +212,7 @@ def bench(args: argparse.Namespace) -> int:
     rows = summarize(samples)
     render(rows, console)
     ok = all(r["stop_met"] and r["usable"] for r in rows)
-    results = Path(args.results) if getattr(args, "results", None) else RESULTS
+    results = results_dir(args)
     results.mkdir(parents=True, exist_ok=True)
     path = results / "timeouts.json"
     payload = {
@@ -238,7 +239,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.security.timeouts")
     parser.add_argument("--quick", action="store_true", help="one timeout, one run per kind")
     parser.add_argument("--runtime", help="OCI runtime for the sandboxes, e.g. runsc")
-    parser.add_argument("--results", help="folder for timeouts.json")
+    parser.add_argument(
+        "--out",
+        "--results",
+        dest="results",
+        help="folder for timeouts.json (default ./bench-results)",
+    )
     return bench(parser.parse_args(argv))
 
 

@@ -247,28 +247,29 @@ async def other_tenant(ctx: Context) -> Verdict:
     sid = canary.id
     fid = next(iter(ctx.canary.file_ids.values()))
     results: dict[str, httpx.Response | str] = {}
+    requests: list[tuple[str, str, str, dict[str, Any]]] = [
+        ("get", "GET", f"/v1/sessions/{sid}", {}),
+        ("execute", "POST", f"/v1/sessions/{sid}/execute", {"json": {"code": "1/0"}}),
+        ("files", "GET", f"/v1/sessions/{sid}/files", {}),
+        (
+            "content",
+            "GET",
+            f"/v1/sessions/{sid}/files/content",
+            {"params": {"path": "notes.txt"}},
+        ),
+        ("upload", "POST", f"/v1/sessions/{sid}/files", {"files": {"file": ("x", b"x")}}),
+        ("restart", "POST", f"/v1/sessions/{sid}/restart", {}),
+        ("interrupt", "POST", f"/v1/sessions/{sid}/interrupt", {}),
+        ("keepalive", "POST", f"/v1/sessions/{sid}/keepalive", {}),
+        ("delete", "DELETE", f"/v1/sessions/{sid}", {}),
+        ("file", "GET", f"/v1/files/{fid}", {}),
+        ("file-content", "GET", f"/v1/files/{fid}/content", {}),
+        ("file-delete", "DELETE", f"/v1/files/{fid}", {}),
+        ("attach-file", "POST", "/v1/sessions", {"json": {"file_ids": [fid]}}),
+        ("same-thread", "POST", "/v1/sessions", {"json": {"thread_id": canary.thread_id}}),
+    ]
     async with ctx.client(1) as http:
-        for name, method, path, kw in [
-            ("get", "GET", f"/v1/sessions/{sid}", {}),
-            ("execute", "POST", f"/v1/sessions/{sid}/execute", {"json": {"code": "1/0"}}),
-            ("files", "GET", f"/v1/sessions/{sid}/files", {}),
-            (
-                "content",
-                "GET",
-                f"/v1/sessions/{sid}/files/content",
-                {"params": {"path": "notes.txt"}},
-            ),
-            ("upload", "POST", f"/v1/sessions/{sid}/files", {"files": {"file": ("x", b"x")}}),
-            ("restart", "POST", f"/v1/sessions/{sid}/restart", {}),
-            ("interrupt", "POST", f"/v1/sessions/{sid}/interrupt", {}),
-            ("keepalive", "POST", f"/v1/sessions/{sid}/keepalive", {}),
-            ("delete", "DELETE", f"/v1/sessions/{sid}", {}),
-            ("file", "GET", f"/v1/files/{fid}", {}),
-            ("file-content", "GET", f"/v1/files/{fid}/content", {}),
-            ("file-delete", "DELETE", f"/v1/files/{fid}", {}),
-            ("attach-file", "POST", "/v1/sessions", {"json": {"file_ids": [fid]}}),
-            ("same-thread", "POST", "/v1/sessions", {"json": {"thread_id": canary.thread_id}}),
-        ]:
+        for name, method, path, kw in requests:
             results[name] = await http.request(method, path, **kw)
         sessions = (await http.get("/v1/sessions", params={"limit": 100})).json()["data"]
         files = (await http.get("/v1/files")).json()["data"]
@@ -290,7 +291,7 @@ async def other_tenant(ctx: Context) -> Verdict:
 
 async def keys(ctx: Context) -> Verdict:
     results: dict[str, httpx.Response | str] = {}
-    headers: dict[str, dict[str, str | bytes]] = {
+    headers: dict[str, dict[str, Any]] = {  # bytes too: a non-ASCII header on the wire
         "none": {},
         "empty-bearer": {"Authorization": "Bearer"},
         "wrong": {"Authorization": "Bearer nope"},
@@ -333,7 +334,7 @@ async def concurrent_executes(ctx: Context) -> Verdict:
 
         results = await asyncio.gather(*(one(i) for i in range(8)))
     end = time.perf_counter()
-    mixed = []
+    mixed: list[tuple[int, object, object]] = []
     for i, (status, body) in enumerate(results):
         if status != 200 or body.get("stdout") != f"M{i}-start\nM{i}-end\n":
             mixed.append((i, status, clip(json.dumps(body), 80)))

@@ -83,7 +83,7 @@ async def traversal_uploads(ctx: Context) -> Verdict:
 
 async def traversal_downloads(ctx: Context) -> Verdict:
     session = await ctx.session()
-    served = []
+    served: list[tuple[str, object]] = []
     for path in [*DOWNLOAD_PATHS, str(ctx.sentinel)]:
         try:
             data = await session.read_file(path)
@@ -120,7 +120,7 @@ print('planted')
 async def planted_symlinks(ctx: Context) -> Verdict:
     session = await ctx.session()
     r = await session.execute(ctx.fill(PLANT_LINKS), timeout=30)
-    served = []
+    served: list[tuple[str, object]] = []
     names = [
         "link.txt",
         "passwd.txt",

@@ -327,8 +327,12 @@ async def kill_all_from_child(ctx: Context) -> Verdict:
     end = time.perf_counter()
     info = await hostside.inspect(session)
     running = bool(info["State"]["Running"])
-    ok = r.status is ExecutionStatus.CRASHED and r.error is not None
-    ok = ok and r.error.name == "KernelDied" and running
+    ok = (
+        r.status is ExecutionStatus.CRASHED
+        and r.error is not None
+        and r.error.name == "KernelDied"
+        and running
+    )
     return Verdict(
         ok,
         f"a child's kill(-1, SIGKILL) ends the kernel: {brief(r)}; container running={running}",

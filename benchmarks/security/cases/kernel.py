@@ -12,8 +12,13 @@ from ..model import KERNEL, Case, Check, Verdict, brief, code_case, lines
 
 def died(expected: str) -> Check:
     def check(r: ExecutionResult) -> tuple[bool, str]:
-        ok = r.status is ExecutionStatus.CRASHED and r.state_lost and r.error is not None
-        ok = ok and r.error.name == "KernelDied" and expected in r.error.value
+        ok = (
+            r.status is ExecutionStatus.CRASHED
+            and r.state_lost
+            and r.error is not None
+            and r.error.name == "KernelDied"
+            and expected in r.error.value
+        )
         return ok, brief(r)
 
     return check
