@@ -154,7 +154,12 @@ def test_run_state_round_trips_and_reads_the_old_dict_shape() -> None:
     state = RunState(additional_instructions="be brief", images=["file_1"], rounds=2)
     state.conversation.append({"role": "tool", "tool_call_id": "call_1", "content": "{}"})
     assert RunState.model_validate_json(state.model_dump_json()) == state
-    old = {"additional_instructions": None, "conversation": [], "images": [], "rounds": 0}
+    old: dict[str, object] = {
+        "additional_instructions": None,
+        "conversation": [],
+        "images": [],
+        "rounds": 0,
+    }
     assert RunState.model_validate_json(json.dumps(old)) == RunState()
     assert isinstance(RunState(), LoopState)
 
