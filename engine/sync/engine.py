@@ -1,0 +1,135 @@
+"""SyncEngine: the blocking face of Engine."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from types import TracebackType
+
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from ..config import Settings
+from ..core import Engine
+from ..pool import WarmPool
+from ..sandbox.base import SandboxBackend
+from ..store import Store
+from .files import SyncFiles
+from .portal import Portal
+from .session import SyncSession, SyncSessions
+
+
+class SyncEngine:
+    """``with SyncEngine() as engine: engine.session("t1").execute("1 + 1")``."""
+
+    def __init__(
+        self, settings: Settings | None = None, *, backend: SandboxBackend | None = None
+    ) -> None:
+        self._engine = Engine(settings, backend=backend)
+        self._portal = Portal()
+        self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
+        self._files = SyncFiles(self._engine.files, self._portal)
+
+    def __repr__(self) -> str:
+        state = "started" if self._portal.portal is not None else "not started"
+        return f"<SyncEngine {self._engine.settings.data_dir} {state}>"
+
+    @property
+    def engine(self) -> Engine:
+        """The async engine underneath."""
+        return self._engine
+
+    @property
+    def settings(self) -> Settings:
+        return self._engine.settings
+
+    @property
+    def backend(self) -> SandboxBackend:
+        """The sandbox backend: an async object, for low-level use on the engine's loop."""
+        return self._engine.backend
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return self._engine.labels
+
+    @property
+    def image(self) -> str:
+        return self._engine.image
+
+    @property
+    def store(self) -> Store:
+        return self._engine.store
+
+    @property
+    def pool(self) -> WarmPool | None:
+        """The warm pool, if there is one: an async object, for use on the engine's loop."""
+        return self._engine.pool
+
+    @property
+    def files(self) -> SyncFiles:
+        return self._files
+
+    @property
+    def sessions(self) -> SyncSessions:
+        self._portal.get()
+        return SyncSessions(self._engine.sessions, self._portal)
+
+    def start(self) -> SyncEngine:
+        self._portal_cm = start_blocking_portal()
+        self._portal.portal = self._portal_cm.__enter__()
+        try:
+            self._portal.run(self._engine.start)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        portal_cm = self._portal_cm
+        if self._portal.portal is not None and portal_cm is not None:
+            try:
+                self._portal.run(self._engine.close)
+            finally:
+                portal_cm.__exit__(None, None, None)
+                self._portal.portal = self._portal_cm = None
+
+    def __enter__(self) -> SyncEngine:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def session(
+        self,
+        thread_id: str | None = None,
+        *,
+        file_ids: Iterable[str] = (),
+        owner: str = "",
+        idle_timeout: int | None = None,
+        ttl: int | None = None,
+        memory_limit_mb: int | None = None,
+    ) -> SyncSession:
+        """The live session of ``thread_id``, created if there is none.
+
+        ``file_ids`` are placed under /mnt/data; ``idle_timeout`` and ``ttl`` (seconds) and
+        ``memory_limit_mb`` override the engine's defaults for a new session.
+        """
+        session = self._portal.run(
+            self._engine.session,
+            thread_id,
+            file_ids=file_ids,
+            owner=owner,
+            idle_timeout=idle_timeout,
+            ttl=ttl,
+            memory_limit_mb=memory_limit_mb,
+        )
+        return SyncSession(session, self._portal)
+
+    def get_session(self, session_id: str, owner: str | None = None) -> SyncSession:
+        return SyncSession(
+            self._portal.run_sync(self._engine.get_session, session_id, owner), self._portal
+        )

@@ -1,0 +1,90 @@
+"""The blocking face of FileStore."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+
+from ..files import FileObject, FileStore, Source
+from ..paging import Page
+from .portal import Portal
+
+
+class SyncFiles:
+    """File objects (see ``FileStore``); every method blocks."""
+
+    def __init__(self, files: FileStore, portal: Portal) -> None:
+        self._files = files
+        self._portal = portal
+
+    @property
+    def root(self) -> Path:
+        return self._files.root
+
+    @property
+    def max_bytes(self) -> int:
+        return self._files.max_bytes
+
+    def sweep(self) -> int:
+        """Remove temp files and blobs with no row. Returns how many were removed."""
+        return self._portal.run_sync(self._files.sweep)
+
+    def blob_path(self, file_id: str) -> Path:
+        return self._files.blob_path(file_id)
+
+    def create(
+        self,
+        data: Source,
+        filename: str | None = None,
+        purpose: str = "assistants",
+        *,
+        owner: str = "",
+        session_id: str | None = None,
+        path: str | None = None,
+        mime_type: str | None = None,
+    ) -> FileObject:
+        return self._portal.run(
+            self._files.create,
+            data,
+            filename,
+            purpose,
+            owner=owner,
+            session_id=session_id,
+            path=path,
+            mime_type=mime_type,
+        )
+
+    def retrieve(self, file_id: str, owner: str | None = None) -> FileObject:
+        return self._portal.run_sync(self._files.retrieve, file_id, owner)
+
+    def list(
+        self,
+        owner: str | None = None,
+        *,
+        purpose: str | None = None,
+        limit: int = 20,
+        order: str = "desc",
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Page[FileObject]:
+        return self._portal.run_sync(
+            self._files.list,
+            owner,
+            purpose=purpose,
+            limit=limit,
+            order=order,
+            after=after,
+            before=before,
+        )
+
+    def iter_content(self, file_id: str, owner: str | None = None) -> Generator[bytes, None, None]:
+        """The file's bytes, streamed in chunks. Unknown ids raise here, not mid-stream."""
+        chunks = self._portal.run_sync(self._files.iter_content, file_id, owner)
+        return self._portal.iterate(chunks)
+
+    def content(self, file_id: str, owner: str | None = None) -> bytes:
+        """The file's bytes, whole."""
+        return self._portal.run(self._files.content, file_id, owner)
+
+    def delete(self, file_id: str, owner: str | None = None) -> None:
+        self._portal.run_sync(self._files.delete, file_id, owner)
