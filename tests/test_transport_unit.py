@@ -341,7 +341,7 @@ async def test_provisioner_connects_where_the_sandbox_says(monkeypatch: pytest.M
     assert sandbox.calls == ["prepare", "start", "ready launch1"]
     assert sandbox.argv == ["python", "-m", "ipykernel_launcher", "-f", "/c.json"]
     assert sandbox.env == {}
-    info = km.get_connection_info()
+    info: dict[str, Any] = dict(km.get_connection_info())
     assert info["transport"] == "tcp" and info["shell_port"] == 40001
     assert info["key"] == sandbox.key == km.session.key
     assert km.connection_file == ""  # nothing written on the host
