@@ -14,7 +14,6 @@ import json
 import os
 import stat
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from jupyter_client.connect import KernelConnectionInfo
@@ -25,14 +24,6 @@ from .base import KernelLaunch
 SOCKET_PREFIX = "s"
 EXIT_CHECK_EVERY = 20
 """Socket polls (5 ms each) between two asks whether the kernel process still runs."""
-
-
-@dataclass
-class _Folder:
-    """Host state of one launch: the kernel's folder, pinned by a descriptor of our own."""
-
-    path: Path
-    fd: int
 
 
 def endpoint_names() -> list[str]:
@@ -99,49 +90,42 @@ class IpcKernelFolders:
         self.mount = mount
         self.uid = uid
         self._launches = 0
-        self._open: dict[str, _Folder] = {}
+        # Each launch's folder, pinned by a descriptor of our own: the host reaches it by that.
+        self._open: dict[str, int] = {}
 
     def prepare(self, key: bytes, signature_scheme: str) -> KernelLaunch:
         """A fresh kernel folder the sandbox user may bind in, and the kernel's connection file."""
-        name = self._new_folder()
-        folder = self.conn_dir / name
-        fd = os.open(folder, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
-        self._open[name] = _Folder(folder, fd)
-        inside: KernelConnectionInfo = {
-            **self._endpoints(f"{self.mount}/{name}"),
-            "key": key.decode(),
-            "signature_scheme": signature_scheme,
-        }
+        # The engine owns conn_dir; it opens it for itself only while it adds the launch's entries.
+        self.conn_dir.chmod(0o755)
         try:
-            self._write_in_conn_dir(f"{name}.json", json.dumps(inside))
-        except BaseException:
-            self.release(name)
-            raise
+            name = self._new_folder()
+            folder = self.conn_dir / name
+            fd = os.open(folder, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
+            inside: KernelConnectionInfo = {
+                **self._endpoints(f"{self.mount}/{name}"),
+                "key": key.decode(),
+                "signature_scheme": signature_scheme,
+            }
+            try:
+                write_readonly(self.conn_dir / f"{name}.json", json.dumps(inside))
+                folder.chmod(0o777)
+            except BaseException:
+                os.close(fd)
+                raise
+        finally:
+            self.conn_dir.chmod(0o555)
+        self._open[name] = fd
         return KernelLaunch(id=name, connection_file=f"{self.mount}/{name}.json")
 
     def _new_folder(self) -> str:
-        # The engine owns conn_dir; it opens it for itself only while it adds an entry.
-        self.conn_dir.chmod(0o755)
-        try:
-            while True:
-                self._launches += 1
-                name = f"k{self._launches}"
-                try:
-                    (self.conn_dir / name).mkdir(mode=0o700)
-                    break
-                except FileExistsError:  # an earlier engine process's launch
-                    continue
-            (self.conn_dir / name).chmod(0o777)
-        finally:
-            self.conn_dir.chmod(0o555)
-        return name
-
-    def _write_in_conn_dir(self, name: str, text: str) -> None:
-        self.conn_dir.chmod(0o755)
-        try:
-            write_readonly(self.conn_dir / name, text)
-        finally:
-            self.conn_dir.chmod(0o555)
+        while True:
+            self._launches += 1
+            name = f"k{self._launches}"
+            try:
+                (self.conn_dir / name).mkdir(mode=0o700)
+                return name
+            except FileExistsError:  # an earlier engine process's launch
+                continue
 
     @staticmethod
     def _endpoints(ip_base: str) -> KernelConnectionInfo:
@@ -159,10 +143,10 @@ class IpcKernelFolders:
         self, launch_id: str, exited: Callable[[], Awaitable[bool]], timeout: float
     ) -> KernelConnectionInfo:
         """Wait for the kernel's sockets, lock the folder, verify it; the host-side endpoints."""
-        folder = self._open.get(launch_id)
-        if folder is None:
+        fd = self._open.get(launch_id)
+        if fd is None:
             raise errors.KernelStartError(f"no prepared kernel launch {launch_id!r}")
-        short = short_path(folder.fd)
+        short = short_path(fd)
         names = endpoint_names()
         paths = [os.path.join(short, name) for name in names]
         loop = asyncio.get_running_loop()
@@ -183,9 +167,9 @@ class IpcKernelFolders:
 
     def release(self, launch_id: str) -> None:
         """Close the launch's descriptor. The folder itself goes with the sandbox. Idempotent."""
-        folder = self._open.pop(launch_id, None)
-        if folder is not None:
-            os.close(folder.fd)
+        fd = self._open.pop(launch_id, None)
+        if fd is not None:
+            os.close(fd)
 
     def close(self) -> None:
         for launch_id in list(self._open):
