@@ -1,17 +1,13 @@
 """jupyter_client's kernel lifecycle, with the kernel process living inside a Sandbox.
 
-Each kernel launch gets a fresh folder ``/conn/k<N>`` that the sandbox user may write into
-only until the kernel has bound its IPC sockets; then it is made read-only and every socket is
-checked with ``lstat``, so the engine never connects through anything sandboxed code planted.
+The sandbox owns the transport: it prepares the endpoints and the kernel's connection file, and
+hands back only endpoints it has verified. This module drives jupyter_client through those hooks
+and never touches the place where the endpoints live.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import stat
-from pathlib import Path
 from typing import Any
 
 from jupyter_client.connect import KernelConnectionInfo
@@ -19,10 +15,8 @@ from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 
-from . import errors
-from .sandbox.base import CONN_MOUNT, SANDBOX_UID, ProcessHandle, Sandbox
+from .sandbox.base import KernelLaunch, ProcessHandle, Sandbox
 
-PORT_NAMES = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 KERNEL_ARGV = ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
 
 
@@ -38,14 +32,27 @@ class SandboxKernelSpecManager(KernelSpecManager):
         )
 
 
+class SandboxKernelManager(AsyncKernelManager):
+    """Keeps the connection info in memory: the kernel's own file is the sandbox's to write,
+    and the endpoints are the sandbox's to remove."""
+
+    def write_connection_file(self, **kwargs: Any) -> None:
+        self._connection_file_written = True
+
+    def cleanup_connection_file(self) -> None:
+        self._connection_file_written = False
+
+    def cleanup_ipc_files(self) -> None:
+        pass
+
+
 class SandboxProvisioner(KernelProvisionerBase):
-    """Launches the kernel with the sandbox's ``start_process`` and watches it from the host."""
+    """Launches the kernel through the sandbox's kernel hooks and watches it from the host."""
 
     sandbox: Sandbox
     start_timeout: float = 60.0
     process: ProcessHandle | None = None
-    generation = 0
-    _conn_fd: int | None = None
+    launch: KernelLaunch | None = None
 
     @property
     def _manager(self) -> AsyncKernelManager:
@@ -82,93 +89,46 @@ class SandboxProvisioner(KernelProvisionerBase):
 
     async def cleanup(self, restart: bool = False) -> None:
         self.process = None
-        if not restart and self._conn_fd is not None:
-            os.close(self._conn_fd)
-            self._conn_fd = None
+        await self._release()
 
-    def _short_conn_dir(self) -> str:
-        """Unix socket addresses are capped at 107 bytes, data folders can be deep: connect
-        through ``/proc/self/fd/<n>``, a descriptor of our own on the connection folder."""
-        if self._conn_fd is None:
-            self._conn_fd = os.open(self.sandbox.conn_dir, os.O_PATH | os.O_DIRECTORY)
-        return f"/proc/self/fd/{self._conn_fd}"
+    async def _release(self) -> None:
+        launch, self.launch = self.launch, None
+        if launch is not None:
+            await self.sandbox.release_kernel(launch)
 
     def get_shutdown_wait_time(self, recommended: float = 5.0) -> float:
         return min(recommended, 2.0)
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
-        km = self._manager
-        self.generation += 1
-        name = f"k{self.generation}"
-        host_dir = self.sandbox.conn_dir / name
-        self.sandbox.conn_dir.chmod(0o755)
-        try:
-            host_dir.mkdir(mode=0o700)
-            host_dir.chmod(0o777)
-        finally:
-            self.sandbox.conn_dir.chmod(0o555)
-        km.transport = "ipc"
-        km.ip = f"{self._short_conn_dir()}/{name}/s"
-        for port, port_name in enumerate(PORT_NAMES, start=1):
-            setattr(km, port_name, port)
-        km.connection_file = str(self.sandbox.conn_dir.parent / f"{name}.json")
-        km._connection_file_written = False
-        km.write_connection_file()
-        info = km.get_connection_info()
-        self.connection_info = info
-        inside = {k: v for k, v in info.items() if k != "key"}
-        key = info["key"]
-        inside.update(
-            key=key.decode() if isinstance(key, bytes) else key, ip=f"{CONN_MOUNT}/{name}/s"
-        )
-        _write_readonly(self.sandbox.conn_dir / f"{name}.json", json.dumps(inside))
-        cmd = [arg.replace("{connection_file}", f"{CONN_MOUNT}/{name}.json") for arg in KERNEL_ARGV]
+        session = self._manager.session
+        await self._release()
+        self.launch = await self.sandbox.prepare_kernel(session.key, session.signature_scheme)
+        cmd = [arg.replace("{connection_file}", self.launch.connection_file) for arg in KERNEL_ARGV]
         # Host environment never reaches the sandbox: kwargs["env"] is dropped on purpose.
         return {"cmd": cmd}
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         km = self._manager
-        self.process = await self.sandbox.start_process(cmd, env={})
-        host_dir = self.sandbox.conn_dir / f"k{self.generation}"
-        sockets = [host_dir / f"s-{getattr(km, p)}" for p in PORT_NAMES]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.start_timeout
-        polls = 0
-        while not all(s.exists() for s in sockets):
-            polls += 1
-            if polls % 20 == 0 and await self.poll() is not None:
-                raise errors.KernelStartError("the kernel process exited while starting")
-            if loop.time() > deadline:
-                raise errors.KernelStartError(
-                    f"the kernel did not bind its sockets within {self.start_timeout:g} s"
-                )
-            await asyncio.sleep(0.005)
-        host_dir.chmod(0o555)
-        _check_sockets(host_dir, sockets)
-        return self.connection_info
-
-
-def _write_readonly(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o444)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-
-
-def _check_sockets(host_dir: Path, sockets: list[Path]) -> None:
-    """After the folder went read-only, every endpoint must be a real socket the kernel made."""
-    for path in sockets:
-        st = os.lstat(path)
-        if not stat.S_ISSOCK(st.st_mode) or st.st_uid != SANDBOX_UID:
-            raise errors.KernelStartError(
-                f"refusing to connect: {path.name} is not a kernel socket"
+        assert self.launch is not None, "pre_launch prepares the launch"
+        try:
+            self.process = await self.sandbox.start_process(cmd, env={})
+            endpoints = await self.sandbox.kernel_ready(
+                self.launch, self.process, self.start_timeout
             )
-    unexpected = set(os.listdir(host_dir)) - {p.name for p in sockets}
-    if unexpected:
-        raise errors.KernelStartError(f"unexpected entries in the kernel folder: {unexpected}")
+        except BaseException:
+            await self._release()
+            raise
+        info: KernelConnectionInfo = {
+            **endpoints,
+            "key": km.session.key,
+            "signature_scheme": km.session.signature_scheme,
+        }
+        self.connection_info = info
+        return info
 
 
 def new_kernel_manager(sandbox: Sandbox, start_timeout: float) -> AsyncKernelManager:
-    km = AsyncKernelManager(kernel_name="sandbox", kernel_spec_manager=SandboxKernelSpecManager())
+    km = SandboxKernelManager(kernel_name="sandbox", kernel_spec_manager=SandboxKernelSpecManager())
     km.cache_ports = False
     provisioner = SandboxProvisioner(kernel_id=sandbox.id, kernel_spec=km.kernel_spec, parent=km)
     provisioner.sandbox = sandbox

@@ -95,3 +95,23 @@ for path in ("/conn/planted", "/conn/k1/planted"):
 """
     out = await run(session, code)
     assert "PLANTED" not in out and out.count("denied") == 2
+
+
+async def test_each_kernel_launch_gets_a_fresh_folder_locked_once_bound(session: Session) -> None:
+    await session.restart()
+    code = """
+import os
+print((sorted(os.listdir("/conn")), sorted(os.listdir("/conn/k2"))))
+for path in ("/conn/k1/planted", "/conn/k2/planted", "/conn/k3", "/conn/k2.json"):
+    try:
+        os.symlink("/etc/passwd", path); print("PLANTED", path)
+    except OSError as e:
+        print("denied", e.errno)
+try:
+    open("/conn/k2.json", "a"); print("WROTE")
+except OSError as e:
+    print("denied", e.errno)
+"""
+    listing, *rest = (await run(session, code)).splitlines()
+    assert listing == str((["k1", "k1.json", "k2", "k2.json"], [f"s-{n}" for n in range(1, 6)]))
+    assert rest == ["denied 13", "denied 13", "denied 13", "denied 17", "denied 13"]

@@ -1,20 +1,22 @@
 """The sandbox backend interface: create, run processes in, and destroy locked-down sandboxes.
 
-A backend knows nothing about kernels, threads or files: it hands out isolated places to run
-processes, each with a host folder mounted at ``/conn`` (for the kernel's IPC sockets) and a
-size-capped ``/mnt/data``.
+A backend knows nothing about threads or files: it hands out isolated places to run processes,
+each with a size-capped ``/mnt/data``, and owns the transport to the kernel that runs in one.
+The kernel layer asks a sandbox for a kernel endpoint (``prepare_kernel``), starts the kernel
+(``start_process``), and connects only to what ``kernel_ready`` verified; where the endpoints
+live (a host folder of Unix sockets, a forwarded port) is the backend's business alone.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import BinaryIO
+
+from jupyter_client.connect import KernelConnectionInfo
 
 from .hostfs import FileEntry
 
-CONN_MOUNT = "/conn"
 DATA_MOUNT = "/mnt/data"
 SANDBOX_UID = 10001
 
@@ -45,11 +47,41 @@ class ProcessHandle:
     id: str
 
 
-class Sandbox(ABC):
-    """One live sandbox. Its ``conn_dir`` is the host side of ``/conn``."""
+@dataclass(frozen=True)
+class KernelLaunch:
+    """One kernel start a sandbox has prepared."""
 
     id: str
-    conn_dir: Path
+    """The sandbox's name for this launch."""
+    connection_file: str
+    """Where the kernel reads its connection file, as a path inside the sandbox."""
+
+
+class Sandbox(ABC):
+    """One live sandbox."""
+
+    id: str
+
+    # The kernel's transport. The kernel layer picks the message key; the backend picks the
+    # endpoints, and must never hand out one that sandboxed code could have put in its place.
+
+    @abstractmethod
+    async def prepare_kernel(self, key: bytes, signature_scheme: str) -> KernelLaunch:
+        """Fresh endpoints for one kernel start, and its connection file (with this key) in
+        place inside the sandbox, not writable by the sandbox user."""
+
+    @abstractmethod
+    async def kernel_ready(
+        self, launch: KernelLaunch, process: ProcessHandle, timeout: float
+    ) -> KernelConnectionInfo:
+        """Wait until the kernel started as ``process`` has bound its endpoints, verify they
+        are the kernel's, and return them as the host reaches them: ``transport``, ``ip`` and
+        the five ``*_port`` keys. Raise KernelStartError if the process exits, the timeout
+        passes, or an endpoint fails verification."""
+
+    @abstractmethod
+    async def release_kernel(self, launch: KernelLaunch) -> None:
+        """Free what ``prepare_kernel`` holds on the host for this launch. Idempotent."""
 
     @abstractmethod
     async def start_process(self, argv: list[str], env: dict[str, str]) -> ProcessHandle:

@@ -1,9 +1,8 @@
-"""Docker backend: one locked-down container per sandbox."""
+"""Docker backend: one locked-down container per sandbox, its kernel reached over IPC."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import time
 import uuid
@@ -17,24 +16,28 @@ import docker
 import requests
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.types import DriverConfig, LogConfig, Mount, Ulimit
+from jupyter_client.connect import KernelConnectionInfo
 
 from .. import errors
 from .base import (
-    CONN_MOUNT,
     DATA_MOUNT,
     SANDBOX_UID,
+    KernelLaunch,
     ProcessHandle,
     Sandbox,
     SandboxBackend,
     SandboxSpec,
 )
 from .hostfs import FileEntry, HostDataDir
+from .ipc import IpcKernelFolders, create_conn_dir, make_removable
 
 T = TypeVar("T")
 
 MANAGED_LABEL = "org.sandbox-engine.managed"
 SANDBOX_LABEL = "org.sandbox-engine.sandbox"
 HOME = "/home/sandbox"
+CONN_MOUNT = "/conn"
+"""Where the host folder of the kernel's IPC sockets is mounted in the container."""
 _USER = f"{SANDBOX_UID}:{SANDBOX_UID}"
 # PID 1 and its `sleep` run as a uid of their own, so the sandbox user's kill(-1) cannot end them.
 _HOLDER_USER = f"{SANDBOX_UID + 1}:{SANDBOX_UID + 1}"
@@ -58,9 +61,23 @@ class DockerSandbox(Sandbox):
         self.container_id = container_id
         self._volume_name = volume_name
         self._state_dir = state_dir
-        self.conn_dir = state_dir / "conn"
+        self._ipc = IpcKernelFolders(state_dir / "conn", CONN_MOUNT, SANDBOX_UID)
         self._oom_file: Path | None = None
         self._data: HostDataDir | None = None
+
+    async def prepare_kernel(self, key: bytes, signature_scheme: str) -> KernelLaunch:
+        return self._ipc.prepare(key, signature_scheme)
+
+    async def kernel_ready(
+        self, launch: KernelLaunch, process: ProcessHandle, timeout: float
+    ) -> KernelConnectionInfo:
+        async def exited() -> bool:
+            return await self.exit_code(process) is not None
+
+        return await self._ipc.wait_bound(launch.id, exited, timeout)
+
+    async def release_kernel(self, launch: KernelLaunch) -> None:
+        self._ipc.release(launch.id)
 
     async def start_process(self, argv: list[str], env: dict[str, str]) -> ProcessHandle:
         api = self._backend.client.api
@@ -154,6 +171,7 @@ class DockerSandbox(Sandbox):
         return bool(state.get("Running"))
 
     async def destroy(self) -> None:
+        self._ipc.close()
         await self._backend.run(self._backend.remove_sandbox, self.id, self._volume_name)
 
     def _data_dir(self) -> HostDataDir:
@@ -239,9 +257,7 @@ class DockerBackend(SandboxBackend):
         sandbox_id = uuid.uuid4().hex[:16]
         state_dir = self.state_dir / sandbox_id
         conn_dir = state_dir / "conn"
-        conn_dir.mkdir(parents=True, mode=0o700)
-        # The sandbox may traverse /conn but never write in it; the kernel gets a subfolder.
-        conn_dir.chmod(0o555)
+        create_conn_dir(conn_dir)
         labels = {**spec.labels, MANAGED_LABEL: "true", SANDBOX_LABEL: sandbox_id}
         name = f"sandbox-engine-{sandbox_id}"
         try:
@@ -250,7 +266,7 @@ class DockerBackend(SandboxBackend):
             try:
                 await self.run(self.remove_sandbox, sandbox_id, name)
             except errors.EngineError:  # Docker is down: the label sweep at start removes it
-                _make_removable(state_dir)
+                make_removable(state_dir)
                 shutil.rmtree(state_dir, ignore_errors=True)
             raise
         return DockerSandbox(self, sandbox_id, container_id, name, state_dir)
@@ -355,7 +371,7 @@ class DockerBackend(SandboxBackend):
                 time.sleep(0.1)
         state_dir = self.state_dir / sandbox_id
         if state_dir.exists():
-            _make_removable(state_dir)
+            make_removable(state_dir)
             shutil.rmtree(state_dir, ignore_errors=True)
 
     def _remove_container(self, name: str) -> None:
@@ -384,9 +400,3 @@ class DockerBackend(SandboxBackend):
         if self._client is not None:
             self._client.close()
         self._pool.shutdown(wait=False)
-
-
-def _make_removable(root: Path) -> None:
-    """Undo the read-only modes set on connection folders so that rmtree can work."""
-    for dirpath, _, _ in os.walk(root):  # os.walk never descends into symlinks
-        os.chmod(dirpath, 0o700)
