@@ -25,6 +25,9 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_C
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 CHUNK = 1024 * 1024
 MAX_DEPTH = 32
+UPLOAD_PREFIX = ".sandbox-engine-upload-"
+"""The name of a file the engine is still writing into /mnt/data (a temp file, then renamed):
+never a user's file, never exported or listed."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +138,7 @@ class HostDataDir:
     def write(self, path: str, src: BinaryIO, max_bytes: int) -> FileEntry:
         """Write atomically: a temp file, then a rename that replaces whatever was there."""
         parts = check_relative_path(path)
-        tmp = f".sandbox-engine-upload-{secrets.token_hex(8)}"
+        tmp = f"{UPLOAD_PREFIX}{secrets.token_hex(8)}"
         with self._dir_fd(parts[:-1], create=True) as parent:
             fd = os.open(tmp, _WRITE_FLAGS, 0o644, dir_fd=parent)
             try:

@@ -17,15 +17,12 @@ from ..config import Settings
 from ..files import FileObject, FileStore, Source
 from ..results import ExecutionResult, OutputFile
 from ..sandbox.base import DATA_MOUNT, Sandbox
-from ..sandbox.hostfs import FileEntry
+from ..sandbox.hostfs import UPLOAD_PREFIX, FileEntry
 from .models import SessionFile
 from .records import SessionRecords
 
 log = logging.getLogger(__name__)
 IMAGE_TYPES = {"image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif"}
-UPLOAD_PREFIX = ".sandbox-engine-upload-"
-"""The name of a file the engine is still writing into /mnt/data (hostfs writes a temp file,
-then renames it): never a user's file, never exported or listed."""
 
 
 def is_upload_in_progress(entry: FileEntry) -> bool:
