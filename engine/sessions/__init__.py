@@ -4,10 +4,11 @@
 export of what its code wrote, ``session`` the live session and ``manager`` their owner.
 """
 
+from ..sandbox.hostfs import UPLOAD_PREFIX
 from .context import SessionContext, kernel_limits, sandbox_spec
 from .manager import SessionManager
 from .models import SessionFile, SessionInfo, SessionStatus
-from .outputs import IMAGE_TYPES, UPLOAD_PREFIX, KnownFile, OutputExport
+from .outputs import IMAGE_TYPES, KnownFile, OutputExport
 from .records import SessionRecords
 from .session import Session
 
