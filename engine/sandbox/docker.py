@@ -89,7 +89,14 @@ class DockerSandbox(Sandbox):
             api.exec_start(exec_id, detach=True)
             return str(exec_id)
 
-        return ProcessHandle(await self._backend.run(start))
+        try:
+            return ProcessHandle(await self._backend.run(start))
+        except APIError as exc:
+            # The container stopped between a liveness check and this exec (gVisor's OOM
+            # killer ends the whole sandbox): that is a lost sandbox, not a backend failure.
+            if exc.status_code in (404, 409):
+                raise errors.SandboxLost(f"the sandbox container is gone: {exc}") from exc
+            raise
 
     async def exit_code(self, process: ProcessHandle) -> int | None:
         try:
