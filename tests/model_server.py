@@ -3,17 +3,24 @@
 It stands in for the hosted LLM, the one thing tests cannot run here. The script is chosen by
 keywords in the newest user message; what it answers depends on the tool results it has seen,
 so the engine's loop (tool calls, results, retries) is exercised for real.
+
+With ``stream: true`` it answers in Chat Completions chunks (text and tool-call arguments cut in
+small pieces, usage last when ``stream_options.include_usage`` asks), as hosted models do; "stream
+slowly" in the newest user message spaces the chunks out, so that a test can see deltas arrive
+before the model has finished.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.responses import StreamingResponse
 
 SINE = (
     "import numpy as np\nimport matplotlib.pyplot as plt\n"
@@ -122,6 +129,22 @@ def _script(messages: list[dict[str, Any]]) -> dict[str, Any]:
                 ],
             )
         return _reply(f"The total amount is {last['stdout'].strip()}.")
+    if "set a variable" in ask:
+        if last is None:
+            return _reply(None, [("python", {"code": "secret = 41\nprint('set')"})])
+        return _reply("I set it.")
+    if "use the variable" in ask:
+        if last is None:
+            return _reply(None, [("python", {"code": "print(secret + 1)"})])
+        if isinstance(last, dict) and last.get("status") == "error":
+            return _reply(f"The variable is gone: {last['error']['name']}.")
+        return _reply(f"The answer is {last['stdout'].strip()}.")
+    if "two cells" in ask:
+        if last is None:
+            return _reply(
+                None, [("python", {"code": "print('one')"}), ("python", {"code": "print('two')"})]
+            )
+        return _reply(f"Ran {len(results)} cells.")
     if "forever" in ask:
         return _reply(None, [("python", {"code": "1 + 1"})])
     if "slow" in ask:
@@ -131,10 +154,7 @@ def _script(messages: list[dict[str, Any]]) -> dict[str, Any]:
     return _reply(f"echo: {last_user['content']}")
 
 
-@app.post("/v1/chat/completions")
-async def chat(request: Request) -> dict[str, Any]:
-    body = await request.json()
-    app.state.requests.append(body)
+def _answer(body: dict[str, Any]) -> dict[str, Any]:
     if body.get("tool_choice") == "none" or not body.get("tools"):
         return _reply("no tools for me")
     forced = body.get("tool_choice")
@@ -143,3 +163,54 @@ async def chat(request: Request) -> dict[str, Any]:
         args = {"code": "print('forced')"} if name == "python" else {}
         return _reply(None, [(name, args)])
     return _script(body["messages"])
+
+
+@app.post("/v1/chat/completions", response_model=None)
+async def chat(request: Request) -> dict[str, Any] | StreamingResponse:
+    body = await request.json()
+    app.state.requests.append(body)
+    reply = _answer(body)
+    if not body.get("stream"):
+        return reply
+    last_user = next((m for m in reversed(body["messages"]) if m["role"] == "user"), {})
+    delay = 0.1 if "stream slowly" in str(last_user.get("content")).lower() else 0.0
+    usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    return StreamingResponse(_chunks(reply, delay, usage), media_type="text/event-stream")
+
+
+def _pieces(text: str, size: int) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+async def _chunks(reply: dict[str, Any], delay: float, usage: bool) -> AsyncIterator[str]:
+    """The reply as a stream of ``chat.completion.chunk`` events."""
+    choice = reply["choices"][0]
+    message = choice["message"]
+    head = {"id": reply["id"], "object": "chat.completion.chunk", "created": reply["created"]}
+    head["model"] = reply["model"]
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+        data = {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+        return f"data: {json.dumps(data)}\n\n"
+
+    yield chunk({"role": "assistant", "content": ""})
+    for piece in _pieces(message.get("content") or "", 8):
+        await asyncio.sleep(delay)
+        yield chunk({"content": piece})
+    for index, call in enumerate(message.get("tool_calls") or []):
+        function = call["function"]
+        first = {"id": call["id"], "type": "function", "function": {"name": function["name"]}}
+        yield chunk(
+            {
+                "tool_calls": [
+                    {"index": index, **first, "function": {**first["function"], "arguments": ""}}
+                ]
+            }
+        )
+        for piece in _pieces(function["arguments"], 16):
+            await asyncio.sleep(delay)
+            yield chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+    yield chunk({}, choice["finish_reason"])
+    if usage:
+        yield f"data: {json.dumps({**head, 'choices': [], 'usage': reply['usage']})}\n\n"
+    yield "data: [DONE]\n\n"

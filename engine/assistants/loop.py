@@ -14,12 +14,15 @@ tracebacks, go back to the model as tool messages, which lets it fix its code an
 Engine-run tools besides code (``LoopRequest.handlers``: the slot where ``file_search`` goes)
 answer through their handler. A call to an unknown tool is answered with an error. Function
 calls are the client's: the loop returns them and the caller resumes later with their outputs
-appended to the conversation. The ``on_*`` hooks let the host record and stream every step; the
-host can stop the loop between steps (``cancelled()``, or ``abandoned()`` when it has already
-closed the turn). A tool choice that forces a tool applies to the first model turn only; more
-than ``settings.llm_max_tool_rounds`` rounds of tool calls end the loop. ``run`` returns a
-``LoopResult``: why it stopped, with the final reply or the pending function calls. A model
-failure (or a provider with nothing configured) raises ``ModelError``.
+appended to the conversation. The ``on_*`` hooks let the host record and stream every step
+(with ``streams_deltas``, also each piece of text and tool-call arguments as the model writes
+it: the provider streams upstream); the host can stop the loop between steps (``cancelled()``,
+or ``abandoned()`` when it has already closed the turn). A tool choice that forces a tool
+applies to the first model turn only; past ``LoopRequest.max_tool_calls`` engine-run calls are
+refused and the model must answer; more than ``settings.llm_max_tool_rounds`` rounds of tool
+calls end the loop. ``run`` returns a ``LoopResult``: why it stopped, with the final reply or the
+pending function calls. A model failure (or a provider with nothing configured) raises
+``ModelError``.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from ..config import Settings
 from ..results import ExecutionResult
 from ..sessions import Session
 from .context import CODE_TOOL, CODE_TOOL_SPEC, tool_result_text
-from .provider import ModelProvider, ModelReply, ModelToolCall
+from .provider import ModelDelta, ModelProvider, ModelReply, ModelToolCall
 from .tools import code_of, model_tool_choice
 
 
@@ -46,6 +49,8 @@ class LoopState(BaseModel):
 
     conversation: list[dict[str, Any]] = Field(default_factory=list)
     rounds: int = 0
+    tool_calls: int = 0
+    """Engine-run tool calls made so far, against ``LoopRequest.max_tool_calls``."""
 
 
 @dataclass
@@ -81,6 +86,8 @@ class LoopRequest:
     top_p: float | None = None
     max_completion_tokens: int | None = None
     parallel_tool_calls: bool = True
+    max_tool_calls: int | None = None
+    """Engine-run tool calls (code, handlers) allowed in all; then the model must answer."""
     usage: TokenUsage = field(default_factory=TokenUsage)
     """Tokens used so far (by earlier segments of a resumed loop); the loop adds to it."""
 
@@ -107,6 +114,12 @@ class LoopResult:
 
 class LoopHooks:
     """What the loop tells its host as it goes; each hook does nothing unless overridden."""
+
+    streams_deltas: bool = False
+    """Whether the model is asked to stream, each piece going to ``on_model_delta``."""
+
+    async def on_model_delta(self, delta: ModelDelta) -> None:
+        """A piece of the model's turn as it writes it (when ``streams_deltas``)."""
 
     async def on_model_turn(self, reply: ModelReply, usage: TokenUsage) -> None:
         """A model turn ended; ``usage`` is the running total."""
@@ -172,15 +185,23 @@ class AgentLoop:
             if messages is None:
                 return LoopResult(Outcome.MAX_PROMPT_TOKENS, session=session)
             first_turn = state.rounds == 0 and not state.conversation
+            # Only a host that streams passes a sink, so providers without streaming still work.
+            stream: dict[str, Any] = (
+                {"on_delta": host.on_model_delta} if host.streams_deltas else {}
+            )
+            choice = model_tool_choice(request.tool_choice, first_turn)
+            if _calls_left(request, state) == 0:
+                choice = "none"
             reply = await self.provider.complete(
                 model=request.model,
                 messages=messages,
                 tools=specs,
-                tool_choice=model_tool_choice(request.tool_choice, first_turn),
+                tool_choice=choice,
                 temperature=request.temperature,
                 top_p=request.top_p,
                 max_tokens=_remaining(request.max_completion_tokens, usage),
                 parallel_tool_calls=request.parallel_tool_calls,
+                **stream,
             )
             usage.prompt_tokens += reply.prompt_tokens
             usage.completion_tokens += reply.completion_tokens
@@ -203,8 +224,20 @@ class AgentLoop:
             code_calls = [c for c in reply.tool_calls if code_tool and c.name == CODE_TOOL]
             function_calls = [c for c in reply.tool_calls if c.name in functions]
             handled = [c for c in reply.tool_calls if c.name in request.handlers]
+            left = _calls_left(request, state)
+            if left is not None:  # engine-run calls past max_tool_calls are answered, not run
+                engine_run = [c for c in reply.tool_calls if c in code_calls or c in handled]
+                over = engine_run[left:]
+                code_calls = [c for c in code_calls if c not in over]
+                handled = [c for c in handled if c not in over]
+                for call in over:
+                    state.conversation.append(
+                        _tool_message(call, "error: max_tool_calls reached; answer without tools")
+                    )
+            state.tool_calls += len(code_calls) + len(handled)
+            answered = code_calls + function_calls + handled
             for call in reply.tool_calls:
-                if call not in code_calls and call not in function_calls and call not in handled:
+                if call not in answered and not _answered(state, call):
                     state.conversation.append(
                         _tool_message(call, f"error: there is no tool named {call.name!r}")
                     )
@@ -241,6 +274,16 @@ class AgentLoop:
             await host.on_code_finished(index, call, result, text)
             state.conversation.append(_tool_message(call, text))
         await host.on_code_calls_finished()
+
+
+def _calls_left(request: LoopRequest, state: LoopState) -> int | None:
+    if request.max_tool_calls is None:
+        return None
+    return max(0, request.max_tool_calls - state.tool_calls)
+
+
+def _answered(state: LoopState, call: ModelToolCall) -> bool:
+    return any(m.get("tool_call_id") == call.id for m in state.conversation)
 
 
 def _remaining(cap: int | None, usage: TokenUsage) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,21 @@ class ModelReply:
     finish_reason: str | None = None
 
 
+@dataclass
+class ModelDelta:
+    """A piece of a streamed model turn: text, or a fragment of tool call ``tool_index``."""
+
+    text: str = ""
+    tool_index: int | None = None
+    tool_id: str = ""
+    tool_name: str = ""
+    arguments: str = ""
+    """The new fragment of the call's JSON arguments."""
+
+
+DeltaSink = Callable[[ModelDelta], Awaitable[None]]
+
+
 class ModelProvider(ABC):
     unavailable: str | None = None
     """Why the model cannot be asked at all (nothing configured), or None."""
@@ -43,8 +59,9 @@ class ModelProvider(ABC):
         top_p: float | None,
         max_tokens: int | None,
         parallel_tool_calls: bool,
+        on_delta: DeltaSink | None = None,
     ) -> ModelReply:
-        """One chat-completions turn."""
+        """One chat-completions turn; with ``on_delta``, streamed to it as the model writes."""
 
 
 class OpenAIChatProvider(ModelProvider):
@@ -79,6 +96,7 @@ class OpenAIChatProvider(ModelProvider):
         top_p: float | None,
         max_tokens: int | None,
         parallel_tool_calls: bool,
+        on_delta: DeltaSink | None = None,
     ) -> ModelReply:
         kwargs: dict[str, Any] = {"model": model, "messages": messages}
         if tools:
@@ -95,6 +113,8 @@ class OpenAIChatProvider(ModelProvider):
         if self._client is None:
             raise errors.ModelError(self.unavailable or "no model is configured")
         try:
+            if on_delta is not None:
+                return await self._stream(kwargs, on_delta)
             response = await self._client.chat.completions.create(**kwargs)
         except openai.RateLimitError as exc:
             raise errors.ModelError(f"rate_limit_exceeded: {exc}") from exc
@@ -116,3 +136,48 @@ class OpenAIChatProvider(ModelProvider):
             completion_tokens=usage.completion_tokens if usage else 0,
             finish_reason=choice.finish_reason,
         )
+
+    async def _stream(self, kwargs: dict[str, Any], on_delta: DeltaSink) -> ModelReply:
+        """``stream=True`` upstream: each chunk reaches ``on_delta`` as it arrives."""
+        assert self._client is not None
+        stream = await self._client.chat.completions.create(
+            **kwargs, stream=True, stream_options={"include_usage": True}
+        )
+        reply = ModelReply(content=None)
+        text: list[str] = []
+        calls: dict[int, ModelToolCall] = {}
+        async for chunk in stream:
+            if chunk.usage is not None:
+                reply.prompt_tokens = chunk.usage.prompt_tokens
+                reply.completion_tokens = chunk.usage.completion_tokens
+            if not chunk.choices:
+                continue
+            choice = chunk.choices[0]
+            reply.finish_reason = choice.finish_reason or reply.finish_reason
+            delta = choice.delta
+            if delta.content:
+                text.append(delta.content)
+                await on_delta(ModelDelta(text=delta.content))
+            for part in delta.tool_calls or []:
+                call = calls.setdefault(part.index, ModelToolCall("", "", ""))
+                function = part.function
+                call.id = part.id or call.id
+                if function is not None and function.name:
+                    call.name = call.name or function.name
+                fragment = (function.arguments if function is not None else None) or ""
+                call.arguments += fragment
+                await on_delta(
+                    ModelDelta(
+                        tool_index=part.index,
+                        tool_id=call.id,
+                        tool_name=call.name,
+                        arguments=fragment,
+                    )
+                )
+        reply.content = "".join(text) if text else None
+        reply.tool_calls = [
+            ModelToolCall(c.id, c.name, c.arguments or "{}")
+            for _, c in sorted(calls.items())
+            if c.name
+        ]
+        return reply
