@@ -13,7 +13,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..assistants import AssistantsService, OpenAIChatProvider
 from ..config import Settings
 from ..core import Engine
-from . import assistants, azure, openai_containers, openai_files, ops, sessions
+from ..responses import ResponsesService
+from . import assistants, azure, openai_containers, openai_files, ops, responses, sessions
 from . import errors as api_errors
 from .access_log import RequestLog
 from .auth import KeyRing
@@ -35,11 +36,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         provider = OpenAIChatProvider(settings.llm_base_url, settings.llm_api_key)
         app.state.assistants = AssistantsService(the_engine, provider, settings)
         app.state.assistants.recover()
+        app.state.responses = ResponsesService(the_engine, provider, settings)
+        app.state.responses.recover()
         try:
             yield
         finally:
             await _drain(the_engine, settings.drain_timeout)
             await app.state.assistants.close()
+            await app.state.responses.close()
             await the_engine.close()
 
     app = FastAPI(
@@ -58,6 +62,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(openai_containers.router)
     app.include_router(azure.router)
     app.include_router(assistants.router)
+    app.include_router(responses.router)
     # Starlette runs the middleware added last first: the log (and its request id) wraps the
     # body limits, so that their 413s and 400s are logged and carry x-request-id too.
     app.add_middleware(AzureOpenAIPaths)
@@ -72,8 +77,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
 
 class AzureOpenAIPaths:
-    """``AzureOpenAI(azure_endpoint=...)`` clients call ``/openai/<resource>?api-version=``:
-    the same resources as ``/v1/<resource>``."""
+    """``AzureOpenAI(azure_endpoint=...)`` clients call ``/openai/<resource>?api-version=``,
+    and Azure's v1 API ``/openai/v1/<resource>``: the same resources as ``/v1/<resource>``."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -81,7 +86,9 @@ class AzureOpenAIPaths:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if scope["type"] == "http" and path.startswith("/openai/"):
-            scope = {**scope, "path": "/v1/" + path[len("/openai/") :], "raw_path": None}
+            rest = path[len("/openai/") :]
+            rest = rest[len("v1/") :] if rest.startswith("v1/") else rest
+            scope = {**scope, "path": "/v1/" + rest, "raw_path": None}
         await self.app(scope, receive, send)
 
 
