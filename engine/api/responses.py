@@ -4,13 +4,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from fastapi.sse import ServerSentEvent
 
 from ..paging import Page
 from ..responses import ResponsesService
@@ -27,6 +24,8 @@ from ..responses.models import (
     UpdateConversation,
 )
 from .auth import Tenant
+from .deps import PagingDep
+from .streaming import SSE_RESPONSE, Events, event_stream
 
 router = APIRouter(prefix="/v1", tags=["responses"])
 OUTPUTS = "code_interpreter_call.outputs"
@@ -40,12 +39,6 @@ async def service(request: Request) -> ResponsesService:
 Service = Annotated[ResponsesService, Depends(service)]
 
 
-class ItemPaging(BaseModel):
-    limit: int = Field(default=20, ge=1, le=100)
-    order: Literal["asc", "desc"] = "desc"
-    after: str | None = None
-
-
 def include_of(
     include: Annotated[list[Includable] | None, Query()] = None,
     brackets: Annotated[list[Includable] | None, Query(alias="include[]")] = None,
@@ -55,7 +48,6 @@ def include_of(
 
 
 Include = Annotated[set[str], Depends(include_of)]
-PagingQuery = Annotated[ItemPaging, Query()]
 
 
 def _items(page: Page[Item], include: set[str]) -> dict[str, Any]:
@@ -71,22 +63,21 @@ def _items(page: Page[Item], include: set[str]) -> dict[str, Any]:
 # --- responses ---
 
 
-@router.post("/responses")
+@router.post("/responses", responses=SSE_RESPONSE)
 async def create_response(body: CreateResponse, svc: Service, tenant: Tenant) -> Any:
     if not body.stream:
         response = await svc.create(tenant, body)
         return response.shown(set(body.include))
     queue: asyncio.Queue[Event] = asyncio.Queue()
     await svc.create(tenant, body, listener=queue)
-    return StreamingResponse(
-        _sse(queue), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-    )
+    return event_stream(_events(queue))
 
 
-async def _sse(queue: asyncio.Queue[Event]) -> AsyncIterator[str]:
+async def _events(queue: asyncio.Queue[Event]) -> Events:
+    """Each event named by its type; the stream ends with the response's last event."""
     while True:
         event = await queue.get()
-        yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+        yield ServerSentEvent(event=event["type"], data=event)
         if event["type"] in TERMINAL_EVENTS:
             break
 
@@ -114,9 +105,9 @@ async def cancel_response(response_id: str, svc: Service, tenant: Tenant) -> dic
 
 @router.get("/responses/{response_id}/input_items")
 async def list_input_items(
-    response_id: str, paging: PagingQuery, svc: Service, tenant: Tenant, include: Include
+    response_id: str, paging: PagingDep, svc: Service, tenant: Tenant, include: Include
 ) -> dict[str, Any]:
-    page = svc.input_items(tenant, response_id, **paging.model_dump())
+    page = svc.input_items(tenant, response_id, **paging.window())
     return _items(page, include)
 
 
@@ -153,9 +144,9 @@ async def delete_conversation(
 
 @router.get("/conversations/{conversation_id}/items")
 async def list_conversation_items(
-    conversation_id: str, paging: PagingQuery, svc: Service, tenant: Tenant, include: Include
+    conversation_id: str, paging: PagingDep, svc: Service, tenant: Tenant, include: Include
 ) -> dict[str, Any]:
-    return _items(svc.conversations.items(tenant, conversation_id, **paging.model_dump()), include)
+    return _items(svc.conversations.items(tenant, conversation_id, **paging.window()), include)
 
 
 @router.post("/conversations/{conversation_id}/items")
