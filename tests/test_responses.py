@@ -8,15 +8,18 @@ script by keywords in the newest user message, streaming when asked to.
 from __future__ import annotations
 
 import base64
+import sqlite3
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
 
-from .conftest import LiveServer
+from .conftest import LiveServer, ServerThread
+from .test_assistants import server_settings
 
 pytestmark = pytest.mark.docker
 
@@ -258,6 +261,18 @@ def test_background_poll_and_cancel(client: openai.OpenAI) -> None:
     assert client.responses.retrieve(r.id).status == "cancelled"
 
 
+def wait_interpreting(client: openai.OpenAI, response_id: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        now = client.responses.retrieve(response_id)
+        if any(
+            o.type == "code_interpreter_call" and o.status == "interpreting" for o in now.output
+        ):
+            return
+        time.sleep(0.2)
+    raise AssertionError("the code never started")
+
+
 def test_store_false_keeps_nothing(client: openai.OpenAI) -> None:
     r = client.responses.create(model="m", input="hello", store=False)
     assert r.status == "completed"
@@ -309,3 +324,30 @@ def test_azure_paths(live_server: LiveServer) -> None:
     assert azure.responses.create(model="m", input="hello").output_text == "no tools for me"
     v1 = openai.OpenAI(base_url=f"{live_server.url}/openai/v1", api_key=KEY_A)
     assert v1.responses.create(model="m", input="hello").output_text == "no tools for me"
+
+
+def test_background_response_ends_clearly_after_a_restart(
+    tmp_path: Path, model_server: ServerThread
+) -> None:
+    settings = server_settings(tmp_path / "data", model_server)
+    server = LiveServer(settings)
+    server.start()
+    try:
+        client = sdk(server)
+        r = client.responses.create(model="m", tools=CODE, input="Something slow", background=True)
+        wait_interpreting(client, r.id)
+    finally:
+        server.stop()
+    # A crash leaves it in progress on disk: the next start must end it.
+    store = sqlite3.connect(tmp_path / "data" / "engine.db")
+    with store:
+        store.execute("UPDATE response_objects SET status = 'in_progress' WHERE id = ?", (r.id,))
+    store.close()
+    again = LiveServer(settings)
+    again.start()
+    try:
+        found = sdk(again).responses.retrieve(r.id)
+        assert found.status == "failed"
+        assert found.error is not None and "restarted" in found.error.message
+    finally:
+        again.stop()

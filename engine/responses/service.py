@@ -56,6 +56,7 @@ class ResponsesService:
         self.conversations = Conversations(self.repo, engine)
         self.live: dict[str, ResponseRun] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.closing = False
 
     # --- lifecycle ---
 
@@ -74,6 +75,7 @@ class ResponsesService:
         return count
 
     async def close(self) -> None:
+        self.closing = True
         tasks = list(self.tasks.values())
         for task in tasks:
             task.cancel()
@@ -229,7 +231,10 @@ class ResponsesService:
             )
             await self._outcome(run, request)
         except asyncio.CancelledError:
-            response.status = ResponseStatus.CANCELLED
+            if self.closing:
+                self._fail(run, "server_error", "the engine shut down while this response ran")
+            else:
+                response.status = ResponseStatus.CANCELLED
             raise
         except errors.ModelError as exc:
             code = "rate_limit_exceeded" if "rate_limit" in str(exc) else "server_error"
