@@ -172,7 +172,9 @@ async def chat(request: Request) -> dict[str, Any] | StreamingResponse:
     reply = _answer(body)
     if not body.get("stream"):
         return reply
-    last_user = next((m for m in reversed(body["messages"]) if m["role"] == "user"), {})
+    last_user: dict[str, Any] = next(
+        (m for m in reversed(body["messages"]) if m["role"] == "user"), {}
+    )
     delay = 0.1 if "stream slowly" in str(last_user.get("content")).lower() else 0.0
     usage = bool((body.get("stream_options") or {}).get("include_usage"))
     return StreamingResponse(_chunks(reply, delay, usage), media_type="text/event-stream")

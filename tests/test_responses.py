@@ -186,6 +186,7 @@ def test_conversation_carries_context(client: openai.OpenAI, other: openai.OpenA
         conv.id, items=[{"type": "message", "role": "user", "content": "hello"}]
     )
     item_id = added.data[0].id
+    assert item_id is not None
     assert client.conversations.items.retrieve(item_id, conversation_id=conv.id).id == item_id
     client.conversations.items.delete(item_id, conversation_id=conv.id)
     updated = client.conversations.update(conv.id, metadata={"topic": "other"})

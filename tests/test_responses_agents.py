@@ -8,14 +8,14 @@ comes back with ``previous_response_id``-less input items (the SDK resends the w
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
+from openai import AsyncOpenAI
+
+from .conftest import LiveServer
 
 agents = pytest.importorskip("agents")
-
-from openai import AsyncOpenAI  # noqa: E402
-
-from .conftest import LiveServer  # noqa: E402
 
 pytestmark = pytest.mark.docker
 
@@ -32,8 +32,8 @@ def get_time(timezone: str) -> str:
     return f"noon in {timezone}"
 
 
-def _run(server: LiveServer, agent: agents.Agent, prompt: str) -> agents.RunResult:
-    async def go() -> agents.RunResult:
+def _run(server: LiveServer, agent: Any, prompt: str) -> Any:
+    async def go() -> Any:
         client = AsyncOpenAI(base_url=f"{server.url}/v1", api_key=LiveServer.keys[0])
         agents.set_default_openai_client(client, use_for_tracing=False)
         agents.set_default_openai_api("responses")

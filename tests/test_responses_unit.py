@@ -186,4 +186,9 @@ def test_outputs_hidden_unless_included() -> None:
 def test_request_body_defaults() -> None:
     body = CreateResponse.model_validate({"model": "m", "input": "hi", "reasoning": {}})
     assert body.store and not body.background and body.truncation == "disabled"
-    assert CreateResponse(model="m", conversation={"id": "conv_1"}).conversation_id == "conv_1"
+    assert (
+        CreateResponse.model_validate(
+            {"model": "m", "conversation": {"id": "conv_1"}}
+        ).conversation_id
+        == "conv_1"
+    )
