@@ -42,8 +42,8 @@ def scripted_model() -> FastAPI:
 
     def reply(messages: list[dict[str, Any]]) -> dict[str, Any]:
         if messages[-1]["role"] != "tool":
-            call = {"id": "call_1", "type": "function"}
-            call["function"] = {"name": "python", "arguments": json.dumps({"code": "x = 1"})}
+            function = {"name": "python", "arguments": json.dumps({"code": "x = 1"})}
+            call = {"id": "call_1", "type": "function", "function": function}
             return {"role": "assistant", "content": None, "tool_calls": [call]}
         return {"role": "assistant", "content": "done"}
 
