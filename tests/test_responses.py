@@ -204,9 +204,15 @@ def test_streaming_events(client: openai.OpenAI) -> None:
     with client.responses.stream(
         model="m", tools=CODE, input="Plot a sine wave, stream slowly"
     ) as stream:
-        events = list(stream)
+        events, arrived = [], []
+        for event in stream:
+            events.append(event)
+            arrived.append(time.monotonic())
         final = stream.get_final_response()
     types = [e.type for e in events]
+    # Real deltas: the first piece of code arrives while the model is still writing the rest.
+    first = arrived[types.index("response.code_interpreter_call_code.delta")]
+    assert arrived[types.index("response.code_interpreter_call_code.done")] - first > 0.5
     numbers = [e.sequence_number for e in events]
     assert numbers == list(range(len(events)))
     assert types[:2] == ["response.created", "response.in_progress"]
