@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from .. import errors
-from ..assistants.context import CODE_TOOL
+from ..assistants.context import CODE_TOOL, estimate_tokens
 from ..files import FileStore
 from .models import (
     CodeInterpreterCall,
@@ -212,3 +212,20 @@ def _data_uri(files: FileStore, file_id: str, owner: str) -> str:
     obj = files.retrieve(file_id, owner)
     data = files.blob_path(obj.id).read_bytes()
     return f"data:{obj.mime_type};base64,{base64.b64encode(data).decode()}"
+
+
+def message_tokens(message: dict[str, Any]) -> int:
+    return (
+        estimate_tokens(str(message.get("content") or ""))
+        + len(str(message.get("tool_calls") or "")) // 4
+    )
+
+
+def truncate(history: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+    """``truncation: auto``: the oldest messages go first, never half of a tool-call turn."""
+    kept = list(history)
+    while kept and sum(message_tokens(m) for m in kept) > budget:
+        kept.pop(0)
+        while kept and kept[0]["role"] == "tool":
+            kept.pop(0)
+    return kept

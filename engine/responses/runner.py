@@ -27,6 +27,7 @@ from ..results import ExecutionResult
 from ..sessions import Session
 from .containers import FRESH_NOTE, Placement, place
 from .events import CodeDecoder, ResponseEvents
+from .items import message_tokens, truncate
 from .models import (
     CodeImage,
     CodeInterpreterCall,
@@ -125,10 +126,10 @@ class ResponseRun(LoopHost):
                 parts.append(FRESH_NOTE)
         system = [{"role": "system", "content": "\n\n".join(parts)}] if parts else []
         history = self.history
-        budget = self.context_tokens - sum(_tokens(m) for m in system)
+        budget = self.context_tokens - sum(message_tokens(m) for m in system)
         if self.response.truncation == "auto":
-            history = _truncate(history, budget)
-        if sum(_tokens(m) for m in history) > budget:
+            history = truncate(history, budget)
+        if sum(message_tokens(m) for m in history) > budget:
             return None
         return [*system, *history, *self.state.conversation]
 
@@ -403,20 +404,3 @@ def _container_file_id(session_id: str, path: str) -> str:
     """The id ``/v1/containers/{id}/files`` shows for a file that is no file object."""
     digest = hashlib.sha256(f"{session_id}:{path}".encode()).hexdigest()
     return f"cfile_{digest[:32]}"
-
-
-def _tokens(message: dict[str, Any]) -> int:
-    return (
-        context.estimate_tokens(str(message.get("content") or ""))
-        + len(str(message.get("tool_calls") or "")) // 4
-    )
-
-
-def _truncate(history: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
-    """``truncation: auto``: the oldest messages go first, never half of a tool-call turn."""
-    kept = list(history)
-    while kept and sum(_tokens(m) for m in kept) > budget:
-        kept.pop(0)
-        while kept and kept[0]["role"] == "tool":
-            kept.pop(0)
-    return kept

@@ -24,7 +24,7 @@ from ..sessions import Session
 from . import containers
 from .conversations import Conversations
 from .events import Event, ResponseEvents
-from .items import input_file_ids, parse_input, store_inline_files, to_messages
+from .items import input_file_ids, message_tokens, parse_input, store_inline_files, to_messages
 from .models import (
     ACTIVE,
     INCLUDABLE,
@@ -39,7 +39,7 @@ from .models import (
     now,
 )
 from .repository import Repository
-from .runner import ResponseRun, _tokens
+from .runner import ResponseRun
 from .tools import Tools, parse_tools
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class ResponsesService:
         await store_inline_files(items, self.engine.files, owner)
         messages = to_messages([*history, *items], self.engine.files, owner)
         if body.truncation == "disabled":
-            used = sum(_tokens(m) for m in messages)
+            used = sum(message_tokens(m) for m in messages)
             if used > self.settings.llm_context_tokens:
                 raise errors.InvalidRequest(
                     f"context_length_exceeded: the input is about {used} tokens, more than the "
