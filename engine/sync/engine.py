@@ -22,9 +22,13 @@ class SyncEngine:
     """``with SyncEngine() as engine: engine.session("t1").execute("1 + 1")``."""
 
     def __init__(
-        self, settings: Settings | None = None, *, backend: SandboxBackend | None = None
+        self,
+        settings: Settings | None = None,
+        *,
+        backend: SandboxBackend | None = None,
+        guest: bool = False,
     ) -> None:
-        self._engine = Engine(settings, backend=backend)
+        self._engine = Engine(settings, backend=backend, guest=guest)
         self._portal = Portal()
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
         self._files = SyncFiles(self._engine.files, self._portal)
