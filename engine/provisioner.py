@@ -184,7 +184,10 @@ async def adopt_kernel(km: AsyncKernelManager, record: KernelRecord) -> None:
     provisioner.process = ProcessHandle(record.process)
     provisioner.connection_info = info
     km.load_connection_info(info)
-    km._launch_args = {}  # what start_kernel would have saved: restart_kernel needs it
+    # What start_kernel would have set: restart_kernel needs both (without the second, its
+    # nested start shares one ready-future with it and fails setting it twice).
+    km._launch_args = {}
+    km._attempted_start = True
 
 
 def new_kernel_manager(sandbox: Sandbox, start_timeout: float) -> AsyncKernelManager:

@@ -21,7 +21,12 @@ class SessionRecords:
     # --- sessions ---
 
     def insert(
-        self, info: SessionInfo, deadline: int, *, engine_owner: str, memory_limit_mb: int
+        self,
+        info: SessionInfo,
+        deadline: int,
+        *,
+        engine_owner: str | None = None,
+        memory_limit_mb: int | None = None,
     ) -> None:
         """A new session's row; ``expires_at`` stores the hard deadline, ``engine_owner`` the
         lease (lease.PRIMARY or a guest's) of the engine process that runs it."""

@@ -189,13 +189,13 @@ class Session:
         self._sandbox, self._kernel = sandbox, kernel
         if running_since is not None:
             when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(running_since))
-            self.note(
+            self._note(
                 f"the engine restarted while an execution (started {when}) was running: it was "
                 "interrupted and is not run again; its output after the restart is lost"
             )
         if not kept:
             self._lost_state = True
-            self.note(
+            self._note(
                 "the kernel did not answer after the engine restarted and was restarted: its "
                 "variables were lost. Files in /mnt/data were kept."
             )
@@ -207,14 +207,14 @@ class Session:
         """Continue in a fresh sandbox after recovery found the old one unusable."""
         self._outputs.forget()
         self._lost_state = True
-        self.note(
+        self._note(
             f"{why}; the session continues in a new sandbox: its variables and files in "
             "/mnt/data were lost (files changed since the last execution were saved as file "
             "objects of this session)"
         )
         await self.start()
 
-    def note(self, text: str) -> None:
+    def _note(self, text: str) -> None:
         """Something the next execution result (and the session's info until then) says."""
         notice = self._info.notice
         self._info.notice = text if not notice else f"{notice}. {text[0].upper()}{text[1:]}"

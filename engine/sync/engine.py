@@ -10,6 +10,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ..config import Settings
 from ..core import Engine
+from ..lease import Lease
 from ..pool import WarmPool
 from ..sandbox.base import SandboxBackend
 from ..store import Store
@@ -27,8 +28,9 @@ class SyncEngine:
         *,
         backend: SandboxBackend | None = None,
         guest: bool = False,
+        exclusive: bool = False,
     ) -> None:
-        self._engine = Engine(settings, backend=backend, guest=guest)
+        self._engine = Engine(settings, backend=backend, guest=guest, exclusive=exclusive)
         self._portal = Portal()
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
         self._files = SyncFiles(self._engine.files, self._portal)
@@ -54,6 +56,14 @@ class SyncEngine:
     @property
     def labels(self) -> dict[str, str]:
         return self._engine.labels
+
+    @property
+    def lease(self) -> Lease | None:
+        return self._engine.lease
+
+    @property
+    def primary(self) -> bool:
+        return self._engine.primary
 
     @property
     def image(self) -> str:
