@@ -41,6 +41,7 @@ def bench_settings(data_dir: Path, **overrides: Any) -> Settings:
         "pool_min": 0,
         "max_sessions": 1000,
         "max_sessions_per_owner": 1000,
+        "shutdown_sandboxes": "close",
         **overrides,
     }
     return Settings(data_dir=data_dir, **values)
