@@ -84,6 +84,7 @@ class Server:
             "SANDBOX_POOL_MIN": "0",
             "SANDBOX_MAX_SESSIONS": "1000",
             "SANDBOX_MAX_SESSIONS_PER_OWNER": "1000",
+            "SANDBOX_SHUTDOWN_SANDBOXES": "close",
             **env,
         }
         self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
@@ -122,7 +123,7 @@ class Server:
     def __exit__(self, *exc: object) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGINT)  # uvicorn drains, the engine removes containers
+        self.process.send_signal(signal.SIGINT)  # uvicorn drains; the engine closes (as set)
         try:
             self.process.wait(timeout=90)
         except subprocess.TimeoutExpired:

@@ -52,8 +52,15 @@ class SessionManager:
     async def recover(self) -> int:
         """After a restart: re-adopt this engine's live sessions; salvage what engines that are
         gone left, then remove it. Returns how many sessions continue."""
+        started = time.perf_counter()
         home = {k: v for k, v in self._labels.items() if k != OWNER_LABEL}
         sessions = await Recovery(self._ctx, self._lease, home).run(self._restore)
+        log.info(
+            "recovered %d session(s) in %.3f s (as %s)",
+            len(sessions),
+            time.perf_counter() - started,
+            self._lease.owner,
+        )
         for session in sessions:
             self._live[session.id] = session
             self._by_thread[(session.owner, session.thread_id)] = session
