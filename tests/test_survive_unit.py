@@ -298,3 +298,34 @@ def test_the_store_is_private_and_gains_the_new_columns(tmp_path: Path) -> None:
         if Path(f"{path}{suffix}").exists():
             assert stat.S_IMODE(Path(f"{path}{suffix}").stat().st_mode) == 0o600
     store.close()
+
+
+# --- errors ---
+
+
+@pytest.mark.parametrize(
+    "exc, status",
+    [
+        (errors.SandboxUnavailable("no such volume"), 503),
+        (errors.BackendUnavailable("dockerd is down"), 503),
+        (errors.SandboxLost("gone"), 502),
+    ],
+)
+def test_a_sandbox_that_cannot_be_made_is_a_503_with_its_reason(
+    exc: errors.EngineError, status: int
+) -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from engine.api import errors as api_errors
+
+    app = FastAPI()
+    api_errors.install(app)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise exc
+
+    r = TestClient(app).get("/boom")
+    assert r.status_code == status
+    assert r.json()["error"]["message"] == str(exc) and r.json()["error"]["code"] == exc.code

@@ -145,13 +145,17 @@ class Session:
         return self.info
 
     async def start(self, file_ids: Iterable[str] = ()) -> None:
-        sandbox, kernel = await self._new_sandbox()
-        self._sandbox, self._kernel = sandbox, kernel
-        self._info.status = SessionStatus.ACTIVE
-        self.touch()
-        self._save()
-        for file_id in file_ids:
-            await self.add_file(file_id)
+        try:
+            sandbox, kernel = await self._new_sandbox()
+            self._sandbox, self._kernel = sandbox, kernel
+            self._info.status = SessionStatus.ACTIVE
+            self.touch()
+            self._save()
+            for file_id in file_ids:
+                await self.add_file(file_id)
+        except (errors.SandboxLost, errors.KernelStartError) as exc:
+            # A sandbox that cannot be made (or is gone before it is used): try again later.
+            raise errors.SandboxUnavailable(f"could not make a sandbox: {exc}") from exc
 
     async def _new_sandbox(self) -> tuple[Sandbox, Kernel]:
         """A warm sandbox from the pool if it is still alive, else a cold start."""
@@ -160,10 +164,7 @@ class Session:
             warm = await pool.acquire_live()
             if warm is not None:
                 return warm.sandbox, warm.kernel
-        try:
-            sandbox = await self._ctx.backend.create(self.spec)
-        except errors.SandboxLost as exc:
-            raise errors.SandboxUnavailable(f"could not make a sandbox: {exc}") from exc
+        sandbox = await self._ctx.backend.create(self.spec)
         try:
             kernel = Kernel(sandbox, kernel_limits(self._settings, self.spec.memory_limit_mb))
             await kernel.start()
