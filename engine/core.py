@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Iterable
 from types import TracebackType
@@ -17,6 +18,7 @@ from .sessions import Session, SessionContext, SessionManager, kernel_limits, sa
 from .store import Store
 
 HOME_LABEL = "org.sandbox-engine.home"
+log = logging.getLogger(__name__)
 MB = 1024 * 1024
 
 
@@ -61,6 +63,7 @@ class Engine:
         return self._sessions
 
     async def start(self) -> Engine:
+        log.info("engine starting on %s", self.settings.data_dir)
         await self.backend.check(self.image)
         lease = Lease.take(self.settings.data_dir, guest=self._guest, exclusive=self._exclusive)
         self.lease = lease
