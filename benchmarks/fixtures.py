@@ -41,6 +41,7 @@ def bench_settings(data_dir: Path, **overrides: Any) -> Settings:
         "pool_min": 0,
         "max_sessions": 1000,
         "max_sessions_per_owner": 1000,
+        "shutdown_sandboxes": "close",
         **overrides,
     }
     return Settings(data_dir=data_dir, **values)
@@ -83,6 +84,7 @@ class Server:
             "SANDBOX_POOL_MIN": "0",
             "SANDBOX_MAX_SESSIONS": "1000",
             "SANDBOX_MAX_SESSIONS_PER_OWNER": "1000",
+            "SANDBOX_SHUTDOWN_SANDBOXES": "close",
             **env,
         }
         self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
@@ -121,7 +123,7 @@ class Server:
     def __exit__(self, *exc: object) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGINT)  # uvicorn drains, the engine removes containers
+        self.process.send_signal(signal.SIGINT)  # uvicorn drains; the engine closes (as set)
         try:
             self.process.wait(timeout=90)
         except subprocess.TimeoutExpired:

@@ -33,7 +33,9 @@ async def measure(n: int, starts: int) -> dict[str, list[float]]:
     km, kc = await start_new_async_kernel(kernel_name="python3")
     try:
         with TemporaryDirectory() as tmp:
-            async with Engine(Settings(data_dir=Path(tmp), pool_size=0)) as engine:
+            async with Engine(
+                Settings(data_dir=Path(tmp), pool_size=0, shutdown_sandboxes="close")
+            ) as engine:
                 cold = []
                 for i in range(starts):
                     t = time.perf_counter()

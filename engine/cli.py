@@ -63,10 +63,14 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .api import create_app
+    from .lease import Lease
     from .logs import configure_logging
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = Settings().model_copy(update=overrides)
+    # One server per data folder: say so before uvicorn starts (the engine takes it for real).
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    Lease.take(settings.data_dir, exclusive=True).release()
     configure_logging(args.log_level)
     log = logging.getLogger("engine.serve")
     host = settings.host
@@ -81,7 +85,7 @@ def _serve(args: argparse.Namespace) -> int:
             "set SANDBOX_API_KEYS to serve other hosts"
         )
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, exclusive=True),
         host=host,
         port=settings.port,
         log_config=None,
@@ -108,7 +112,8 @@ def _run(args: argparse.Namespace) -> int:
     from .sync import SyncEngine
 
     code = sys.stdin.read() if args.code == "-" else args.code
-    with SyncEngine() as engine:
+    # A guest: its throwaway sandbox is its own, and a server on the same folder is untouched.
+    with SyncEngine(guest=True) as engine:
         session = engine.session()
         if args.json:
             result = session.execute(code, args.timeout)
@@ -145,7 +150,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
     settings = Settings()
     started = time.perf_counter()
-    with SyncEngine(settings) as engine:
+    with SyncEngine(settings, guest=True) as engine:
         console.print(f"Docker reachable, image {engine.engine.image} present")
         result = engine.session().execute(
             "import os, sys; print(sys.version.split()[0], "
@@ -168,6 +173,7 @@ BENCHMARKS: dict[str, str] = {
     "security": "benchmarks.security:bench",
     "timeouts": "benchmarks.security.timeouts:bench",
     "responses": "benchmarks.responses_overhead:main",
+    "restart": "benchmarks.restart_readopt:main",
 }
 """``sandbox-engine bench NAME``: each name maps to ``"module:function"``; the function takes the
 parsed arguments and returns an exit code. Other modules add their own names to this dict."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -115,7 +116,16 @@ class Settings(BaseSettings):
     """Largest JSON request body."""
     max_json_depth: int = Field(default=64, ge=2)
     drain_timeout: float = Field(default=30.0, ge=0)
-    """On shutdown, how long running executions may finish before sessions are closed."""
+    """On shutdown, how long running executions may finish before the engine stops."""
+
+    # --- restarts ---
+    shutdown_sandboxes: Literal["keep", "close"] = "keep"
+    """What a graceful stop does with live sessions' sandboxes: ``keep`` leaves them running for
+    the next engine on this data folder to re-adopt (variables survive), ``close`` removes them.
+    Throwaway engines (``run``, ``doctor``, an engine beside a running server) always close."""
+    adopt_timeout: float = Field(default=5.0, gt=0)
+    """How long a re-adopted kernel may take to answer ``kernel_info`` (and to stop an execution
+    that was running when the engine stopped) before its session moves to a fresh sandbox."""
 
     def load_api_keys(self) -> list[str]:
         keys = [k.strip() for k in self.api_keys.split(",") if k.strip()]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 from collections.abc import Iterable
 from types import TracebackType
 
 from .config import Settings
 from .files import FileStore
+from .lease import OWNER_LABEL, Lease
 from .pool import WarmPool
 from .sandbox.base import SandboxBackend
 from .sandbox.docker import DockerBackend
@@ -15,6 +18,7 @@ from .sessions import Session, SessionContext, SessionManager, kernel_limits, sa
 from .store import Store
 
 HOME_LABEL = "org.sandbox-engine.home"
+log = logging.getLogger(__name__)
 MB = 1024 * 1024
 
 
@@ -22,15 +26,30 @@ class Engine:
     """Async face: ``async with Engine() as engine: session = await engine.session("t1")``."""
 
     def __init__(
-        self, settings: Settings | None = None, *, backend: SandboxBackend | None = None
+        self,
+        settings: Settings | None = None,
+        *,
+        backend: SandboxBackend | None = None,
+        guest: bool = False,
+        exclusive: bool = False,
     ) -> None:
+        """``guest``: a throwaway engine (``run``, ``doctor``) that never becomes the data
+        folder's primary, touches no other engine's sandboxes and closes its own. Without it,
+        the engine is the primary if no other process is, else a guest; ``exclusive`` makes
+        that an error (DataFolderInUse) instead, as ``serve`` wants."""
         self.settings = settings or Settings()
         data_dir = self.settings.data_dir
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if data_dir.stat().st_uid == os.geteuid():
+            data_dir.chmod(0o700)  # the store in it holds kernels' message keys
         self.backend = backend or DockerBackend(data_dir / "sandboxes", self.settings.docker_host)
-        # Containers from an earlier process on the same data folder are ours to clean up.
+        # Every sandbox of this data folder carries the home label; which engine owns it, the
+        # owner label (lease.py).
         home = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16]
         self.labels = {HOME_LABEL: home}
+        self._guest = guest
+        self._exclusive = exclusive
+        self.lease: Lease | None = None
         self.image = self.settings.image or _default_image(self.settings)
         self.store = Store(data_dir / "engine.db")
         self.files = FileStore(self.store, data_dir / "files", self.settings.max_file_mb * MB)
@@ -44,8 +63,26 @@ class Engine:
         return self._sessions
 
     async def start(self) -> Engine:
+        log.info("engine starting on %s", self.settings.data_dir)
         await self.backend.check(self.image)
-        self.files.sweep()
+        lease = Lease.take(self.settings.data_dir, guest=self._guest, exclusive=self._exclusive)
+        self.lease = lease
+        try:
+            await self._start(lease)
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    @property
+    def primary(self) -> bool:
+        """Whether this engine owns the data folder (its sessions can outlive it)."""
+        return self.lease is not None and self.lease.primary
+
+    async def _start(self, lease: Lease) -> None:
+        if lease.primary:
+            self.files.sweep()  # a guest could delete a running server's half-done upload
+        self.labels = {**self.labels, OWNER_LABEL: lease.owner}
         spec = sandbox_spec(self.settings, self.image, self.labels)
         if self.settings.pool_max > 0 and (self.settings.pool_size or self.settings.pool_min):
             self.pool = WarmPool(
@@ -65,19 +102,25 @@ class Engine:
             files=self.files,
             pool=self.pool,
         )
-        self._sessions = SessionManager(ctx, self.labels)
-        await self._sessions.start()  # removes what an earlier process left, before the pool
+        self._sessions = SessionManager(ctx, self.labels, lease)
+        await self._sessions.start()  # re-adopts or removes what earlier processes left
         if self.pool is not None:
             self.pool.start()
-        return self
 
     async def close(self) -> None:
-        if self._sessions is not None:
-            await self._sessions.close_all()
-        if self.pool is not None:
-            await self.pool.close()
-        await self.backend.close()
-        self.store.close()
+        """Stop. The primary leaves its sessions' sandboxes running for the next engine on
+        this data folder unless ``SANDBOX_SHUTDOWN_SANDBOXES=close``; a guest closes its own."""
+        keep = self.primary and self.settings.shutdown_sandboxes == "keep"
+        try:
+            if self._sessions is not None:
+                await self._sessions.close_all(keep=keep)
+            if self.pool is not None:
+                await self.pool.close()
+            await self.backend.close()
+            self.store.close()
+        finally:
+            if self.lease is not None:
+                self.lease.release()
 
     async def __aenter__(self) -> Engine:
         return await self.start()

@@ -37,6 +37,19 @@ class BackendUnavailable(SandboxError):
     code = "backend_unavailable"
 
 
+class SandboxUnavailable(SandboxError):
+    """A sandbox could not be made or is gone before it was used (a missing volume, Docker
+    refusing the container): try again later."""
+
+    code = "sandbox_unavailable"
+
+
+class DataFolderInUse(EngineError):
+    """Another engine process holds the data folder's lease (``engine.lock``)."""
+
+    code = "data_folder_in_use"
+
+
 class ImageNotFound(SandboxError):
     code = "image_not_found"
 

@@ -20,7 +20,7 @@ from jupyter_client.channels import AsyncZMQSocketChannel
 from jupyter_client.manager import AsyncKernelManager
 
 from . import errors
-from .provisioner import new_kernel_manager
+from .provisioner import KernelRecord, adopt_kernel, kernel_record, new_kernel_manager
 from .results import (
     CappedText,
     DisplayEvent,
@@ -207,6 +207,30 @@ class Kernel:
             client.stop_channels()
             raise
         self._client = client
+
+    @property
+    def record(self) -> KernelRecord | None:
+        """What a later engine process needs to reconnect to this kernel."""
+        return None if self._restarting is not None else kernel_record(self._km)
+
+    async def adopt(self, record: KernelRecord, timeout: float, *, busy: bool = False) -> bool:
+        """Reconnect to the kernel an earlier engine process started in this sandbox.
+
+        ``busy``: an execution was running when that process stopped; it is interrupted
+        (never re-run). A kernel that does not then answer ``kernel_info`` within ``timeout``
+        is restarted in the same sandbox (files stay). True if the kernel kept its state.
+        Endpoints that fail verification raise KernelStartError: never connect to those.
+        """
+        await adopt_kernel(self._km, record)
+        try:
+            if busy:
+                await self._km.interrupt_kernel()
+            await asyncio.wait_for(self._start(), timeout)
+            return True
+        except (TimeoutError, errors.KernelStartError, zmq.ZMQError) as exc:
+            log.warning("re-adopted kernel did not answer (%s): restarting it", exc or "timeout")
+        await self._restart()
+        return False
 
     async def _wait_ready(self, client: AsyncKernelClient) -> None:
         """Like ``client.wait_for_ready`` but without its fixed 0.2 s iopub flush at the end."""

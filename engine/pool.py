@@ -1,8 +1,10 @@
 """The warm pool: sandboxes started ahead of demand, kernel up and stack imported.
 
-Each pooled sandbox is handed out once and never returns to the pool. The target size adapts
-to demand: it grows (up to ``maximum``) when acquisitions find the pool empty or drain it, and
-shrinks back (down to ``minimum``) after a quiet spell.
+Each pooled sandbox is handed out once and never returns to the pool, and only while it still
+runs (a sandbox removed from outside is dropped, and the caller cold-starts). The target size
+adapts to demand: it grows (up to ``maximum``) when acquisitions find the pool empty or drain
+it, and after a quiet spell (``quiet_seconds`` without an acquisition) it falls back to its
+resting size (``size``, within ``minimum``..``maximum``), the surplus sandboxes removed at once.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
-from . import metrics
+from . import errors, metrics
 from .kernel import Kernel, KernelLimits
 from .sandbox.base import Sandbox, SandboxBackend, SandboxSpec
 
@@ -45,7 +49,8 @@ class WarmPool:
         self._limits = limits
         self.minimum = max(0, min(minimum, maximum))
         self.maximum = max(0, maximum)
-        self.target = max(self.minimum, min(size, self.maximum))
+        self.resting = max(self.minimum, min(size, self.maximum))
+        self.target = self.resting
         self._ready: deque[Warm] = deque()
         self._starting = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -66,6 +71,21 @@ class WarmPool:
     def start(self) -> None:
         self._task = asyncio.create_task(self._refill_forever(), name="warm-pool")
         self._wake.set()
+
+    async def acquire_live(self) -> Warm | None:
+        """Like ``acquire``, but never a sandbox that has stopped since it was pooled: those
+        are removed and the next one tried. One cheap state query per acquisition."""
+        while (warm := self.acquire()) is not None:
+            try:
+                if await warm.sandbox.is_running():
+                    return warm
+            except errors.EngineError:
+                return None  # the backend is in trouble: the cold start says how
+            log.warning("warm pool: sandbox %s had stopped; dropped", warm.sandbox.id)
+            self._spawn(_discard(warm))
+            if not self._ready:
+                return None
+        return None
 
     def acquire(self) -> Warm | None:
         """A ready sandbox, or None (the caller cold-starts). Never blocks."""
@@ -107,13 +127,19 @@ class WarmPool:
                 task.add_done_callback(self._tasks.discard)
 
     def _shrink_if_quiet(self) -> None:
-        if time.monotonic() - self._last_demand > self._quiet and self.target > self.minimum:
-            self.target -= 1
-            self._last_demand = time.monotonic()
-            if len(self._ready) > self.target:
-                task = asyncio.create_task(_discard(self._ready.pop()))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+        """After a burst, back to the resting size in one step. (It used to step down by one
+        sandbox per quiet spell, so a pool grown to 16 kept most of them for a quarter hour.)"""
+        if time.monotonic() - self._last_demand <= self._quiet or self.target <= self.resting:
+            return
+        self.target = self.resting
+        while len(self._ready) > self.target:
+            self._spawn(_discard(self._ready.pop()))
+        metrics.POOL_READY.set(len(self._ready))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _start_one(self) -> None:
         try:
@@ -156,5 +182,8 @@ class WarmPool:
 
 
 async def _discard(warm: Warm) -> None:
-    await warm.kernel.shutdown()
-    await warm.sandbox.destroy()
+    try:
+        await warm.kernel.shutdown()
+    finally:
+        with contextlib.suppress(errors.EngineError):  # the backend retries a failed removal
+            await warm.sandbox.destroy()

@@ -8,6 +8,8 @@ and never touches the place where the endpoints live.
 from __future__ import annotations
 
 import asyncio
+import json
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from jupyter_client.connect import KernelConnectionInfo
@@ -125,6 +127,67 @@ class SandboxProvisioner(KernelProvisionerBase):
         }
         self.connection_info = info
         return info
+
+
+@dataclass(frozen=True)
+class KernelRecord:
+    """What reconnecting to a running kernel takes. ``key`` signs every message: a secret."""
+
+    launch: str
+    connection_file: str
+    process: str
+    key: str
+    signature_scheme: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> KernelRecord:
+        data = json.loads(text)
+        return cls(**{k: str(data[k]) for k in cls.__dataclass_fields__})
+
+
+def kernel_record(km: AsyncKernelManager) -> KernelRecord | None:
+    """The running kernel's record, or None while none is running."""
+    provisioner = km.provisioner
+    if not isinstance(provisioner, SandboxProvisioner):
+        return None
+    launch, process = provisioner.launch, provisioner.process
+    if launch is None or process is None:
+        return None
+    return KernelRecord(
+        launch.id,
+        launch.connection_file,
+        process.id,
+        km.session.key.decode(),
+        km.session.signature_scheme,
+    )
+
+
+async def adopt_kernel(km: AsyncKernelManager, record: KernelRecord) -> None:
+    """Make ``km`` manage the kernel an earlier engine process launched, without launching one.
+
+    The sandbox verifies the endpoints again first; the kernel's liveness is the caller's
+    to check (``kernel_info``).
+    """
+    provisioner = km.provisioner
+    assert isinstance(provisioner, SandboxProvisioner)
+    launch = KernelLaunch(id=record.launch, connection_file=record.connection_file)
+    endpoints = await provisioner.sandbox.adopt_kernel(launch)
+    info: KernelConnectionInfo = {
+        **endpoints,
+        "key": record.key,
+        "signature_scheme": record.signature_scheme,
+    }
+    provisioner.launch = launch
+    provisioner.process = ProcessHandle(record.process)
+    provisioner.connection_info = info
+    km.load_connection_info(info)
+    # What start_kernel would have set: restart_kernel needs both (without the second, its
+    # nested start shares one ready-future with it and fails setting it twice).
+    km._launch_args = {}
+    km._attempted_start = True
 
 
 def new_kernel_manager(sandbox: Sandbox, start_timeout: float) -> AsyncKernelManager:

@@ -84,6 +84,9 @@ class ExecutionResult(BaseModel):
     """True when the kernel was restarted: variables and imports are gone."""
     dropped: dict[str, int] = Field(default_factory=dict)
     """What the caps left out: characters per stream, display outputs, output files."""
+    notice: str | None = None
+    """What happened to the session since its previous execution: the engine restarted while
+    one ran (it was interrupted, never re-run), or the session moved to a fresh sandbox."""
 
     @property
     def ok(self) -> bool:

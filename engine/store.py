@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,12 @@ CREATE TABLE IF NOT EXISTS sessions (
     last_active_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,
     idle_timeout INTEGER NOT NULL,
-    sandbox_id TEXT
+    sandbox_id TEXT,
+    engine_owner TEXT,
+    memory_limit_mb INTEGER,
+    kernel TEXT,
+    running_since REAL,
+    notice TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_owner ON sessions (owner, created_at, id);
 CREATE INDEX IF NOT EXISTS sessions_sandbox ON sessions (sandbox_id);
@@ -47,6 +53,18 @@ CREATE TABLE IF NOT EXISTS session_files (
     PRIMARY KEY (session_id, path)
 );
 """
+
+ADDED_COLUMNS = {
+    "sessions": {
+        "engine_owner": "TEXT",
+        "memory_limit_mb": "INTEGER",
+        "kernel": "TEXT",
+        "running_since": "REAL",
+        "notice": "TEXT",
+    }
+}
+"""Columns added after a table's first release: a database from then gets them at open."""
+DB_FILES = ("", "-wal", "-shm")
 
 Row = dict[str, Any]
 
@@ -64,6 +82,21 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
+        self._add_columns()
+        self._restrict()
+
+    def _add_columns(self) -> None:
+        for table, columns in ADDED_COLUMNS.items():
+            have = {r["name"] for r in self._db.execute(f"PRAGMA table_info({table})")}
+            for name, kind in columns.items():
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
+    def _restrict(self) -> None:
+        """The database holds kernels' message keys: readable by the engine's user only."""
+        for suffix in DB_FILES:
+            with suppress(FileNotFoundError):
+                os.chmod(f"{self.path}{suffix}", 0o600)
 
     def close(self) -> None:
         with self._lock:

@@ -64,7 +64,9 @@ def _no_docker_without_marker(
 
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return Settings(data_dir=tmp_path_factory.mktemp("engine"), memory_limit_mb=512)
+    return Settings(
+        data_dir=tmp_path_factory.mktemp("engine"), memory_limit_mb=512, shutdown_sandboxes="close"
+    )
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -81,8 +83,9 @@ async def session(engine: Engine) -> AsyncIterator[Session]:
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
-    """Settings for a test's own engine; no warm pool unless the test asks for one."""
-    overrides = {"pool_size": 0, "pool_min": 0, **overrides}
+    """Settings for a test's own engine; no warm pool unless the test asks for one, and its
+    sandboxes removed when it closes unless the test keeps them."""
+    overrides = {"pool_size": 0, "pool_min": 0, "shutdown_sandboxes": "close", **overrides}
     return Settings(data_dir=tmp_path / "engine", **overrides)  # type: ignore[arg-type]
 
 
@@ -161,6 +164,7 @@ def live_server(
         memory_limit_mb=512,
         llm_base_url=f"{model_server.url}/v1",
         llm_api_key="model-key",
+        shutdown_sandboxes="close",
     )
     server = LiveServer(settings)
     server.start()

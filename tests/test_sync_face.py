@@ -31,6 +31,8 @@ from engine.sync import SyncFiles, SyncSessions
 
 # The manager's own lifecycle: SyncEngine.start and SyncEngine.close run it.
 MANAGER_LIFECYCLE = {"start", "recover", "close_all"}
+# What the manager's recovery and a graceful stop that keeps sandboxes do to a session.
+SESSION_LIFECYCLE = {"adopt", "start_over", "detach"}
 
 
 def _public(cls: type) -> set[str]:
@@ -67,7 +69,7 @@ def offline_settings(tmp_path: Path) -> Settings:
 
 def test_sync_session_mirrors_every_public_name_of_session() -> None:
     # spec, deadline and last_active are set in Session.__init__, not on the class.
-    names = _public(Session) | {"spec", "deadline", "last_active"}
+    names = (_public(Session) | {"spec", "deadline", "last_active"}) - SESSION_LIFECYCLE
     _assert_mirrors(SyncSession, Session, names)
 
 
@@ -257,8 +259,11 @@ def test_session_rows_show_the_earlier_deadline_and_hide_other_owners(tmp_path: 
         records.owned("sess_1", "mallory")
     with pytest.raises(errors.SessionNotFound):
         records.owned("sess_unknown", None)
-    records.expire_unfinished()
+    assert [r["id"] for r in records.unfinished([None])] == ["sess_1"]
+    assert records.unfinished(["primary"]) == []
+    records.expire("sess_1")
     assert records.owned("sess_1", "alice").status is SessionStatus.EXPIRED
+    assert records.unfinished([None]) == []
 
 
 def test_a_database_with_the_old_data_column_still_opens(tmp_path: Path) -> None:

@@ -270,6 +270,7 @@ class TcpSandbox(Sandbox):
 
     def __init__(self, fail: bool = False) -> None:
         self.id = "fake"
+        self.labels = {}
         self.fail = fail
         self.calls: list[str] = []
         self.argv: list[str] = []
@@ -285,6 +286,13 @@ class TcpSandbox(Sandbox):
         self, launch: KernelLaunch, process: ProcessHandle, timeout: float
     ) -> KernelConnectionInfo:
         self.calls.append(f"ready {launch.id}")
+        return self._endpoints()
+
+    async def adopt_kernel(self, launch: KernelLaunch) -> KernelConnectionInfo:
+        self.calls.append(f"adopt {launch.id}")
+        return self._endpoints()
+
+    def _endpoints(self) -> KernelConnectionInfo:
         if self.fail:
             raise errors.KernelStartError("refusing to connect")
         return {

@@ -103,6 +103,7 @@ def bench_settings(data_dir: Path, **overrides: Any) -> Settings:
         "max_file_mb": 16,
         "max_session_files": 100,
         "drain_timeout": 5.0,
+        "shutdown_sandboxes": "close",
         **overrides,
     }
     return Settings(**values)

@@ -124,7 +124,13 @@ async def run(
 ) -> list[Sample]:
     workdir = Path(tempfile.mkdtemp(prefix="sandbox-timeouts-"))
     extra: dict[str, Any] = {"runtime": runtime} if runtime else {}  # else SANDBOX_RUNTIME, if set
-    settings = Settings(data_dir=workdir / "engine", pool_size=0, pool_min=0, **extra)
+    settings = Settings(
+        data_dir=workdir / "engine",
+        pool_size=0,
+        pool_min=0,
+        shutdown_sandboxes="close",
+        **extra,
+    )
     samples: list[Sample] = []
     try:
         async with Engine(settings) as engine:

@@ -24,13 +24,20 @@ log = logging.getLogger("engine.api")
 MB = 1024 * 1024
 
 
-def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
-    """The service. It starts (and at shutdown drains and closes) ``engine``, or its own."""
+def create_app(
+    settings: Settings | None = None, engine: Engine | None = None, *, exclusive: bool = False
+) -> FastAPI:
+    """The service. It starts (and at shutdown drains and closes) ``engine``, or its own;
+    ``exclusive``: its own engine refuses to start beside another on the same data folder.
+
+    Uvicorn stops taking connections and lets the requests in flight finish first (up to its
+    graceful-shutdown timeout); the lifespan then lets running executions finish (up to
+    ``drain_timeout``) before the engine closes, keeping or closing sandboxes as configured."""
     settings = settings or (engine.settings if engine else Settings())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        the_engine = engine or Engine(settings)
+        the_engine = engine or Engine(settings, exclusive=exclusive)
         await the_engine.start()
         app.state.engine = the_engine
         provider = OpenAIChatProvider(settings.llm_base_url, settings.llm_api_key)

@@ -27,6 +27,7 @@ STATUS: list[tuple[type[errors.EngineError], int, str]] = [
     (errors.StorageFull, 507, "server_error"),
     (errors.BackendUnavailable, 503, "server_error"),
     (errors.ImageNotFound, 503, "server_error"),
+    (errors.SandboxUnavailable, 503, "server_error"),
     (errors.SandboxError, 502, "server_error"),
 ]
 

@@ -61,6 +61,8 @@ class Sandbox(ABC):
     """One live sandbox."""
 
     id: str
+    labels: dict[str, str]
+    """The labels it was created with (``SandboxSpec.labels`` plus the backend's own)."""
 
     # The kernel's transport. The kernel layer picks the message key; the backend picks the
     # endpoints, and must never hand out one that sandboxed code could have put in its place.
@@ -78,6 +80,13 @@ class Sandbox(ABC):
         are the kernel's, and return them as the host reaches them: ``transport``, ``ip`` and
         the five ``*_port`` keys. Raise KernelStartError if the process exits, the timeout
         passes, or an endpoint fails verification."""
+
+    @abstractmethod
+    async def adopt_kernel(self, launch: KernelLaunch) -> KernelConnectionInfo:
+        """The endpoints of a kernel that an earlier engine process started here (its
+        ``kernel_ready`` passed then), verified again as strictly as ``kernel_ready`` does:
+        the sandbox has had all the time the engine was away to plant something in their
+        place. Raise KernelStartError if anything fails the check; never connect to it."""
 
     @abstractmethod
     async def release_kernel(self, launch: KernelLaunch) -> None:
@@ -141,7 +150,9 @@ class SandboxBackend(ABC):
 
     @abstractmethod
     async def find_leftovers(self, labels: dict[str, str]) -> list[Sandbox]:
-        """Sandboxes carrying all these labels: what an earlier engine process left behind."""
+        """Sandboxes carrying all these labels, whatever their state: what an earlier engine
+        process left behind. Each comes with its ``labels``; a running one can be re-adopted
+        (``adopt_kernel``), any of them destroyed."""
 
     @abstractmethod
     async def close(self) -> None:

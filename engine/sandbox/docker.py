@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import shutil
 import time
 import uuid
@@ -32,6 +34,7 @@ from .hostfs import FileEntry, HostDataDir
 from .ipc import IpcKernelFolders, create_conn_dir, make_removable
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 MANAGED_LABEL = "org.sandbox-engine.managed"
 SANDBOX_LABEL = "org.sandbox-engine.sandbox"
@@ -55,8 +58,10 @@ class DockerSandbox(Sandbox):
         container_id: str,
         volume_name: str,
         state_dir: Path,
+        labels: dict[str, str] | None = None,
     ) -> None:
         self.id = sandbox_id
+        self.labels = dict(labels or {})
         self._backend = backend
         self.container_id = container_id
         self._volume_name = volume_name
@@ -75,6 +80,9 @@ class DockerSandbox(Sandbox):
             return await self.exit_code(process) is not None
 
         return await self._ipc.wait_bound(launch.id, exited, timeout)
+
+    async def adopt_kernel(self, launch: KernelLaunch) -> KernelConnectionInfo:
+        return self._ipc.adopt(launch.id)
 
     async def release_kernel(self, launch: KernelLaunch) -> None:
         self._ipc.release(launch.id)
@@ -179,11 +187,20 @@ class DockerSandbox(Sandbox):
 
     async def destroy(self) -> None:
         self._ipc.close()
-        await self._backend.run(self._backend.remove_sandbox, self.id, self._volume_name)
+        try:
+            await self._backend.run(self._backend.remove_sandbox, self.id, self._volume_name)
+        except errors.EngineError:
+            self._backend.remove_later(self.id, self._volume_name)
+            raise
 
     def _data_dir(self) -> HostDataDir:
         if self._data is None:
-            info = self._backend.client.api.inspect_volume(self._volume_name)
+            try:
+                info = self._backend.client.api.inspect_volume(self._volume_name)
+            except NotFound as exc:
+                raise errors.SandboxLost(
+                    f"the /mnt/data volume of sandbox {self.id} is gone"
+                ) from exc
             self._data = HostDataDir(Path(info["Mountpoint"]), SANDBOX_UID)
         return self._data
 
@@ -216,6 +233,8 @@ class DockerBackend(SandboxBackend):
         self.state_dir = state_dir
         self._docker_host = docker_host
         self._client: docker.DockerClient | None = None
+        # Sandboxes whose removal failed (Docker down): retried before the next create.
+        self._to_remove: dict[str, str] = {}
         # Docker SDK calls block; a dedicated pool keeps many sessions from queueing on 6 threads.
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="docker")
 
@@ -260,7 +279,21 @@ class DockerBackend(SandboxBackend):
 
         await self.run(probe)
 
+    def remove_later(self, sandbox_id: str, name: str) -> None:
+        self._to_remove[sandbox_id] = name
+
+    def _retry_removals(self) -> None:
+        for sandbox_id, name in list(self._to_remove.items()):
+            try:
+                self.remove_sandbox(sandbox_id, name)
+            except (errors.EngineError, requests.exceptions.ConnectionError) as exc:
+                log.warning("sandbox %s: still cannot remove it: %s", sandbox_id, exc)
+                return
+            del self._to_remove[sandbox_id]
+
     async def create(self, spec: SandboxSpec) -> Sandbox:
+        if self._to_remove:
+            await self.run(self._retry_removals)
         sandbox_id = uuid.uuid4().hex[:16]
         state_dir = self.state_dir / sandbox_id
         conn_dir = state_dir / "conn"
@@ -272,11 +305,12 @@ class DockerBackend(SandboxBackend):
         except BaseException:
             try:
                 await self.run(self.remove_sandbox, sandbox_id, name)
-            except errors.EngineError:  # Docker is down: the label sweep at start removes it
+            except errors.EngineError:  # Docker is down: removed before the next create
+                self.remove_later(sandbox_id, name)
                 make_removable(state_dir)
                 shutil.rmtree(state_dir, ignore_errors=True)
             raise
-        return DockerSandbox(self, sandbox_id, container_id, name, state_dir)
+        return DockerSandbox(self, sandbox_id, container_id, name, state_dir, labels)
 
     def _create_container(
         self, name: str, spec: SandboxSpec, labels: dict[str, str], conn_dir: Path
@@ -350,7 +384,7 @@ class DockerBackend(SandboxBackend):
                 f"sandbox image {spec.image!r} is not built; run `sandbox-engine image build`"
             ) from exc
         except (APIError, DockerException) as exc:
-            raise errors.SandboxError(f"could not start a sandbox container: {exc}") from exc
+            raise errors.SandboxUnavailable(f"could not start a sandbox container: {exc}") from exc
         return container_id
 
     def remove_sandbox(self, sandbox_id: str, name: str) -> None:
@@ -393,17 +427,22 @@ class DockerBackend(SandboxBackend):
         def sweep() -> list[Sandbox]:
             containers = self.client.api.containers(all=True, filters=filters)
             volumes = self.client.api.volumes(filters=filters).get("Volumes") or []
-            found: dict[str, str] = {c["Labels"][SANDBOX_LABEL]: c["Id"] for c in containers}
+            found: dict[str, tuple[str, dict[str, str]]] = {
+                c["Labels"][SANDBOX_LABEL]: (c["Id"], c["Labels"]) for c in containers
+            }
             for volume in volumes:
-                found.setdefault(volume["Labels"][SANDBOX_LABEL], "")
+                found.setdefault(volume["Labels"][SANDBOX_LABEL], ("", volume["Labels"]))
             return [
-                DockerSandbox(self, sid, cid, f"sandbox-engine-{sid}", self.state_dir / sid)
-                for sid, cid in found.items()
+                DockerSandbox(self, sid, cid, f"sandbox-engine-{sid}", self.state_dir / sid, labels)
+                for sid, (cid, labels) in found.items()
             ]
 
         return await self.run(sweep)
 
     async def close(self) -> None:
+        if self._to_remove:
+            with contextlib.suppress(errors.EngineError):
+                await self.run(self._retry_removals)
         if self._client is not None:
             self._client.close()
         self._pool.shutdown(wait=False)

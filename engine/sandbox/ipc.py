@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import stat
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -22,6 +23,7 @@ from .. import errors
 from .base import KernelLaunch
 
 SOCKET_PREFIX = "s"
+LAUNCH_NAME = re.compile(r"k[1-9][0-9]{0,8}")
 EXIT_CHECK_EVERY = 20
 """Socket polls (5 ms each) between two asks whether the kernel process still runs."""
 
@@ -61,6 +63,28 @@ def check_endpoints(folder: str, names: Iterable[str], uid: int) -> None:
         raise errors.KernelStartError(
             f"unexpected entries in the kernel folder: {sorted(unexpected)}"
         )
+
+
+def check_locked_folder(fd: int, what: str) -> None:
+    """A folder the engine locked after the kernel bound: still a directory, still the
+    engine's, still 0555. Anything else means it was never locked, or was changed since."""
+    st = os.fstat(fd)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        raise errors.KernelStartError(f"refusing to connect: {what} is not the engine's folder")
+    if stat.S_IMODE(st.st_mode) != 0o555:
+        raise errors.KernelStartError(
+            f"refusing to connect: {what} has mode {stat.S_IMODE(st.st_mode):o}, not 555"
+        )
+
+
+def open_folder(name: str, dir_fd: int | None = None) -> int:
+    """A descriptor on a folder itself; a symlink in its place is refused, never followed."""
+    try:
+        return os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+    except OSError as exc:
+        raise errors.KernelStartError(
+            f"refusing to connect: {os.path.basename(name)} is not a folder ({exc.strerror})"
+        ) from None
 
 
 def short_path(fd: int) -> str:
@@ -163,6 +187,29 @@ class IpcKernelFolders:
             await asyncio.sleep(0.005)
         os.chmod(short, 0o555)
         check_endpoints(short, names, self.uid)
+        return self._endpoints(short)
+
+    def adopt(self, launch_id: str) -> KernelConnectionInfo:
+        """Re-verify a launch an earlier engine process made and locked, as strictly as
+        ``wait_bound`` did: the sandbox had all the time the engine was down to plant things."""
+        if not LAUNCH_NAME.fullmatch(launch_id):
+            raise errors.KernelStartError(f"not a kernel launch: {launch_id!r}")
+        conn = open_folder(str(self.conn_dir))
+        try:
+            check_locked_folder(conn, "the connection folder")
+            fd = open_folder(launch_id, dir_fd=conn)
+        finally:
+            os.close(conn)
+        try:
+            check_locked_folder(fd, f"the kernel folder {launch_id}")
+            short = short_path(fd)
+            check_endpoints(short, endpoint_names(), self.uid)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.release(launch_id)
+        self._open[launch_id] = fd
+        self._launches = max(self._launches, int(launch_id[1:]))
         return self._endpoints(short)
 
     def release(self, launch_id: str) -> None:

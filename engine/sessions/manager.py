@@ -14,12 +14,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from .. import errors, metrics
+from ..lease import OWNER_LABEL, Lease
 from ..names import check_text
 from ..paging import Page
-from ..sandbox.base import Sandbox, SandboxSpec
+from ..sandbox.base import SandboxSpec
+from ..store import Row
 from .context import SessionContext
 from .models import SessionInfo, SessionStatus
-from .outputs import OutputExport
+from .recovery import Recovery
 from .session import Session
 
 log = logging.getLogger(__name__)
@@ -28,11 +30,12 @@ log = logging.getLogger(__name__)
 class SessionManager:
     """Owns every live session: one per (owner, thread id), with lifetimes and limits."""
 
-    def __init__(self, ctx: SessionContext, labels: dict[str, str]) -> None:
+    def __init__(self, ctx: SessionContext, labels: dict[str, str], lease: Lease) -> None:
         self._ctx = ctx
         self._settings = ctx.settings
         self._records = ctx.records
         self._labels = labels
+        self._lease = lease
         self._live: dict[str, Session] = {}
         self._by_thread: dict[tuple[str, str], Session] = {}
         self._creating: dict[tuple[str, str], asyncio.Task[Session]] = {}
@@ -47,24 +50,31 @@ class SessionManager:
         self._reaper = asyncio.create_task(self._reap_forever(), name="session-reaper")
 
     async def recover(self) -> int:
-        """After a restart: save what earlier sandboxes wrote, then remove them."""
-        leftovers = await self._ctx.backend.find_leftovers(self._labels)
-        for sandbox in leftovers:
-            row = self._records.by_sandbox(sandbox.id)
-            if row is not None:
-                try:
-                    await self._salvage(row, sandbox)
-                except Exception as exc:  # salvage is best effort; removal is not
-                    log.warning("could not salvage files of session %s: %s", row["id"], exc)
-            await sandbox.destroy()
-        self._records.expire_unfinished()
-        return len(leftovers)
-
-    async def _salvage(self, row: dict[str, Any], sandbox: Sandbox) -> None:
-        outputs = OutputExport(
-            row["id"], row["owner"], lambda: sandbox, self._ctx.files, self._records, self._settings
+        """After a restart: re-adopt this engine's live sessions; salvage what engines that are
+        gone left, then remove it. Returns how many sessions continue."""
+        started = time.perf_counter()
+        home = {k: v for k, v in self._labels.items() if k != OWNER_LABEL}
+        sessions = await Recovery(self._ctx, self._lease, home).run(self._restore)
+        log.info(
+            "recovered %d session(s) in %.3f s (as %s)",
+            len(sessions),
+            time.perf_counter() - started,
+            self._lease.owner,
         )
-        await outputs.salvage()
+        for session in sessions:
+            self._live[session.id] = session
+            self._by_thread[(session.owner, session.thread_id)] = session
+        metrics.SESSIONS_LIVE.set(len(self._live))
+        return len(sessions)
+
+    def _restore(self, row: Row) -> Session:
+        """A session object for a stored row, not yet running anywhere."""
+        info = SessionInfo.from_row({**row, "status": SessionStatus.STARTING.value})
+        memory = row["memory_limit_mb"] or self._ctx.spec.memory_limit_mb
+        spec = dataclasses.replace(self._ctx.spec, memory_limit_mb=memory)
+        session = Session(info, row["expires_at"], self._ctx, spec, on_close=self._let_go)
+        session.last_active = float(row["last_active_at"])
+        return session
 
     async def get_or_create(
         self,
@@ -147,7 +157,9 @@ class SessionManager:
             idle_timeout=idle,
             owner=owner,
         )
-        self._records.insert(info, now + life)
+        self._records.insert(
+            info, now + life, engine_owner=self._lease.owner, memory_limit_mb=spec.memory_limit_mb
+        )
         session = Session(info, now + life, self._ctx, spec, on_close=self._let_go)
         try:
             await session.start(file_ids)
@@ -246,7 +258,9 @@ class SessionManager:
             except Exception:  # the reaper must outlive any one failure
                 log.exception("session reaper failed")
 
-    async def close_all(self) -> None:
+    async def close_all(self, *, keep: bool = False) -> None:
+        """End every session, or with ``keep`` leave their sandboxes running for the next
+        engine process on this data folder to re-adopt."""
         self._closed = True
         if self._reaper is not None:
             self._reaper.cancel()
@@ -258,7 +272,10 @@ class SessionManager:
         sessions = list(self._live.values())
         self._live.clear()
         self._by_thread.clear()
-        await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+        if keep:
+            await asyncio.gather(*(s.detach() for s in sessions), return_exceptions=True)
+        else:
+            await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
 
 
 def _check_seconds(name: str, value: object, default: int, maximum: int) -> int:

@@ -30,6 +30,9 @@ class SessionInfo(BaseModel):
     """When the session ends unless there is activity or an extension: the earlier of its hard
     deadline and ``last_active_at + idle_timeout``."""
     idle_timeout: int
+    notice: str | None = None
+    """What happened to the session that its next execution result will also say: the engine
+    restarted under a running execution, or its sandbox could not be re-adopted."""
     owner: str = Field(default="", exclude=True)
 
     @classmethod

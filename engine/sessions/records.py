@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from .. import errors
@@ -19,10 +20,27 @@ class SessionRecords:
 
     # --- sessions ---
 
-    def insert(self, info: SessionInfo, deadline: int) -> None:
-        """A new session's row; ``expires_at`` stores the hard deadline."""
-        row = info.model_dump(mode="json", exclude={"object"})
-        self._store.insert("sessions", {**row, "owner": info.owner, "expires_at": deadline})
+    def insert(
+        self,
+        info: SessionInfo,
+        deadline: int,
+        *,
+        engine_owner: str | None = None,
+        memory_limit_mb: int | None = None,
+    ) -> None:
+        """A new session's row; ``expires_at`` stores the hard deadline, ``engine_owner`` the
+        lease (lease.PRIMARY or a guest's) of the engine process that runs it."""
+        row = info.model_dump(mode="json", exclude={"object", "notice"})
+        self._store.insert(
+            "sessions",
+            {
+                **row,
+                "owner": info.owner,
+                "expires_at": deadline,
+                "engine_owner": engine_owner,
+                "memory_limit_mb": memory_limit_mb,
+            },
+        )
 
     def update(self, session_id: str, fields: dict[str, Any]) -> None:
         self._store.update("sessions", "id", session_id, **fields)
@@ -48,12 +66,26 @@ class SessionRecords:
     def by_sandbox(self, sandbox_id: str) -> Row | None:
         return self._store.one("SELECT * FROM sessions WHERE sandbox_id = ?", (sandbox_id,))
 
-    def expire_unfinished(self) -> None:
-        """After a restart no session of an earlier process is live any more."""
-        self._store.execute(
-            "UPDATE sessions SET status = ? WHERE status IN (?, ?)",
-            (SessionStatus.EXPIRED.value, SessionStatus.ACTIVE.value, SessionStatus.STARTING.value),
+    def unfinished(self, engine_owners: Sequence[str | None]) -> list[Row]:
+        """Sessions still active or starting that these engine owners ran (``None`` in the list
+        stands for rows from before owners were recorded)."""
+        named = [o for o in engine_owners if o is not None]
+        marks = ", ".join("?" for _ in named) or "NULL"
+        legacy = " OR engine_owner IS NULL" if None in engine_owners else ""
+        return self._store.all(
+            "SELECT * FROM sessions WHERE status IN (?, ?) "
+            f"AND (engine_owner IN ({marks}){legacy})",
+            (SessionStatus.ACTIVE.value, SessionStatus.STARTING.value, *named),
         )
+
+    def expire(self, session_id: str) -> None:
+        self._store.update(
+            "sessions", "id", session_id, status=SessionStatus.EXPIRED.value, running_since=None
+        )
+
+    def set_running(self, session_id: str, since: float | None) -> None:
+        """Whether an execution is running: a later process reports it as interrupted."""
+        self._store.update("sessions", "id", session_id, running_since=since)
 
     # --- session_files ---
 

@@ -14,6 +14,7 @@ from ..errors import SandboxLost
 from ..files import Source
 from ..kernel import EventCallback, Kernel, validate_timeout
 from ..names import check_filename, check_relative_path, check_text
+from ..provisioner import KernelRecord
 from ..results import DoneEvent, ErrorInfo, ExecutionResult, ExecutionStatus, OutputEvent
 from ..sandbox.base import Sandbox, SandboxSpec
 from .context import SessionContext, kernel_limits
@@ -52,6 +53,8 @@ class Session:
         self._input_count = 0
         self._input_bytes = 0
         self._saved: dict[str, Any] | None = None
+        self._lost_state = False
+        """The next result says state_lost: the session moved to a fresh sandbox at recovery."""
 
     def __repr__(self) -> str:
         return f"<Session {self.id} thread={self.thread_id!r} {self.status}>"
@@ -101,6 +104,9 @@ class Session:
             "expires_at": self.deadline,
             "idle_timeout": info.idle_timeout,
             "sandbox_id": self._sandbox.id if self._sandbox else None,
+            "kernel": record.to_json() if (record := self._kernel_record()) else None,
+            "notice": info.notice,
+            "running_since": None,
         }
         # Only this session writes its row: most executions change nothing in it (activity is
         # kept in whole seconds), so they skip the write.
@@ -108,6 +114,9 @@ class Session:
             return
         self._ctx.records.update(self.id, row)
         self._saved = row
+
+    def _kernel_record(self) -> KernelRecord | None:
+        return self._kernel.record if self._kernel is not None else None
 
     def touch(self) -> None:
         """Any activity resets the idle timeout."""
@@ -136,24 +145,86 @@ class Session:
         return self.info
 
     async def start(self, file_ids: Iterable[str] = ()) -> None:
+        try:
+            sandbox, kernel = await self._new_sandbox()
+            self._sandbox, self._kernel = sandbox, kernel
+            self._info.status = SessionStatus.ACTIVE
+            self.touch()
+            self._save()
+            for file_id in file_ids:
+                await self.add_file(file_id)
+        except (errors.SandboxLost, errors.KernelStartError) as exc:
+            # A sandbox that cannot be made (or is gone before it is used): try again later.
+            raise errors.SandboxUnavailable(f"could not make a sandbox: {exc}") from exc
+
+    async def _new_sandbox(self) -> tuple[Sandbox, Kernel]:
+        """A warm sandbox from the pool if it is still alive, else a cold start."""
         pool = self._ctx.pool
-        warm = pool.acquire() if pool is not None and pool.spec == self.spec else None
-        if warm is not None:
-            sandbox, kernel = warm.sandbox, warm.kernel
-        else:
-            sandbox = await self._ctx.backend.create(self.spec)
-            try:
-                kernel = Kernel(sandbox, kernel_limits(self._settings, self.spec.memory_limit_mb))
-                await kernel.start()
-            except BaseException:
+        if pool is not None and pool.spec == self.spec:
+            warm = await pool.acquire_live()
+            if warm is not None:
+                return warm.sandbox, warm.kernel
+        sandbox = await self._ctx.backend.create(self.spec)
+        try:
+            kernel = Kernel(sandbox, kernel_limits(self._settings, self.spec.memory_limit_mb))
+            await kernel.start()
+        except BaseException:
+            with contextlib.suppress(errors.EngineError):
                 await sandbox.destroy()
-                raise
+            raise
+        return sandbox, kernel
+
+    async def adopt(
+        self, sandbox: Sandbox, record: KernelRecord, running_since: float | None
+    ) -> None:
+        """Continue in the sandbox an earlier engine process left running (re-verified by the
+        backend); an execution it was running is interrupted and reported, never re-run."""
+        kernel = Kernel(sandbox, kernel_limits(self._settings, self.spec.memory_limit_mb))
+        busy = running_since is not None
+        try:
+            kept = await kernel.adopt(record, self._settings.adopt_timeout, busy=busy)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await kernel.shutdown()
+            raise
         self._sandbox, self._kernel = sandbox, kernel
+        if running_since is not None:
+            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(running_since))
+            self._note(
+                f"the engine restarted while an execution (started {when}) was running: it was "
+                "interrupted and is not run again; its output after the restart is lost"
+            )
+        if not kept:
+            self._lost_state = True
+            self._note(
+                "the kernel did not answer after the engine restarted and was restarted: its "
+                "variables were lost. Files in /mnt/data were kept."
+            )
+        self._outputs.restore()
         self._info.status = SessionStatus.ACTIVE
-        self.touch()
         self._save()
-        for file_id in file_ids:
-            await self.add_file(file_id)
+
+    async def start_over(self, why: str) -> None:
+        """Continue in a fresh sandbox after recovery found the old one unusable."""
+        self._outputs.forget()
+        self._lost_state = True
+        self._note(
+            f"{why}; the session continues in a new sandbox: its variables and files in "
+            "/mnt/data were lost (files changed since the last execution were saved as file "
+            "objects of this session)"
+        )
+        await self.start()
+
+    def _note(self, text: str) -> None:
+        """Something the next execution result (and the session's info until then) says."""
+        notice = self._info.notice
+        self._info.notice = text if not notice else f"{notice}. {text[0].upper()}{text[1:]}"
+
+    def _deliver_notice(self, result: ExecutionResult) -> None:
+        if self._info.notice is not None:
+            result.notice, self._info.notice = self._info.notice, None
+        if self._lost_state:
+            result.state_lost, self._lost_state = True, False
 
     def _check_open(self) -> Kernel:
         if self._info.status not in (SessionStatus.ACTIVE,) or self._kernel is None:
@@ -191,6 +262,7 @@ class Session:
         try:
             kernel = self._check_open()
             self.touch()
+            self._mark_running()
             try:
                 result = await kernel.execute(code, seconds, on_event)
             except SandboxLost as exc:
@@ -206,6 +278,7 @@ class Session:
                 raise
             else:
                 await self._outputs.export(result)
+            self._deliver_notice(result)
             _record(result)
             return result
         finally:
@@ -216,6 +289,15 @@ class Session:
                 except errors.StorageFull as exc:  # the result matters more than last-active
                     log.warning("session %s: not saved: %s", self.id, exc)
             self._lock.release()
+
+    def _mark_running(self) -> None:
+        """Stored, so that a later engine process can say this execution was interrupted;
+        the ``_save`` at its end clears it."""
+        try:
+            self._ctx.records.set_running(self.id, time.time())
+        except errors.StorageFull as exc:
+            log.warning("session %s: not saved: %s", self.id, exc)
+        self._saved = None
 
     async def _settle(self, kernel: Kernel) -> None:
         """Interrupt, then wait for the kernel to be idle (an empty cell queues behind the
@@ -268,7 +350,8 @@ class Session:
         if old is not None:
             with contextlib.suppress(errors.EngineError):
                 oom = oom or await old.oom_kills() > seen
-            await old.destroy()
+            with contextlib.suppress(errors.EngineError):  # the backend retries it later
+                await old.destroy()
         why = (
             f"ran out of memory (its limit is {self.spec.memory_limit_mb} MB)"
             if oom
@@ -354,6 +437,18 @@ class Session:
         await self.sandbox.remove_file(path)
 
     # --- the end ---
+
+    async def detach(self) -> None:
+        """Let go of the session without ending it: its sandbox and kernel keep running for the
+        next engine process on this data folder to re-adopt (a graceful stop that keeps)."""
+        if self._info.status in (SessionStatus.CLOSED, SessionStatus.EXPIRED):
+            return
+        if self._info.status is SessionStatus.ACTIVE and not self.busy:
+            self._save()  # a running execution's mark stays: the next process reports it
+        kernel, self._kernel, self._sandbox = self._kernel, None, None
+        self._info.status = SessionStatus.CLOSED  # in this process only; the row stays active
+        if kernel is not None:
+            await kernel.shutdown()  # closes the channels; the kernel process keeps running
 
     async def close(self, status: SessionStatus = SessionStatus.CLOSED) -> None:
         """End the session and remove its sandbox. Its thread gets a new session next time."""

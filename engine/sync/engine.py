@@ -10,6 +10,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ..config import Settings
 from ..core import Engine
+from ..lease import Lease
 from ..pool import WarmPool
 from ..sandbox.base import SandboxBackend
 from ..store import Store
@@ -22,9 +23,14 @@ class SyncEngine:
     """``with SyncEngine() as engine: engine.session("t1").execute("1 + 1")``."""
 
     def __init__(
-        self, settings: Settings | None = None, *, backend: SandboxBackend | None = None
+        self,
+        settings: Settings | None = None,
+        *,
+        backend: SandboxBackend | None = None,
+        guest: bool = False,
+        exclusive: bool = False,
     ) -> None:
-        self._engine = Engine(settings, backend=backend)
+        self._engine = Engine(settings, backend=backend, guest=guest, exclusive=exclusive)
         self._portal = Portal()
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
         self._files = SyncFiles(self._engine.files, self._portal)
@@ -50,6 +56,14 @@ class SyncEngine:
     @property
     def labels(self) -> dict[str, str]:
         return self._engine.labels
+
+    @property
+    def lease(self) -> Lease | None:
+        return self._engine.lease
+
+    @property
+    def primary(self) -> bool:
+        return self._engine.primary
 
     @property
     def image(self) -> str:
