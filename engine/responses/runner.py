@@ -18,6 +18,7 @@ from urllib.parse import unquote
 
 from .. import errors
 from ..assistants import context
+from ..assistants.code_stream import CodeDecoder
 from ..assistants.context import CODE_TOOL
 from ..assistants.loop import LoopHost, LoopState, TokenUsage
 from ..assistants.provider import ModelDelta, ModelReply, ModelToolCall
@@ -26,7 +27,7 @@ from ..core import Engine
 from ..results import ExecutionResult
 from ..sessions import Session
 from .containers import FRESH_NOTE, Placement, place
-from .events import CodeDecoder, ResponseEvents
+from .events import ResponseEvents
 from .items import message_tokens, truncate
 from .models import (
     CodeImage,
