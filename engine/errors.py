@@ -13,6 +13,13 @@ class InvalidRequest(EngineError, ValueError):
     code = "invalid_request"
 
 
+class ConversationLocked(InvalidRequest):
+    """A response of the conversation is still running (OpenAI answers 400 too)."""
+
+    code = "conversation_locked"
+    param = "conversation"
+
+
 class NotFound(EngineError, LookupError):
     code = "not_found"
 

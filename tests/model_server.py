@@ -75,6 +75,17 @@ def _script(messages: list[dict[str, Any]]) -> dict[str, Any]:
         if last is None:
             return _reply(None, [("python", {"code": DARK_SINE})])
         return _reply("Here is the dark version, saved as sandbox:/mnt/data/sine_dark.png.")
+    if "two files" in ask:
+        if last is None:
+            code = (
+                "open('/mnt/data/a.csv', 'w').write('x,1\\n')\n"
+                "open('/mnt/data/my report.txt', 'w').write('report')"
+            )
+            return _reply(None, [("python", {"code": code})])
+        return _reply(
+            "See [a.csv](sandbox:/mnt/data/a.csv), then sandbox:/mnt/data/my%20report.txt. "
+            "Not sandbox:/mnt/data/missing.txt."
+        )
     if "show me the code" in ask:
         return _reply(f"This is the code I ran:\n```python\n{SINE}\n```")
     if "sinewave" in ask or "sine wave" in ask:

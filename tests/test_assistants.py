@@ -21,8 +21,8 @@ import openai
 import pytest
 from openai import AssistantEventHandler
 from openai.types.beta import AssistantStreamEvent
-from openai.types.beta.threads import Run, Text, TextDelta
-from openai.types.beta.threads.runs import ToolCall
+from openai.types.beta.threads import Message, Run, Text, TextDelta
+from openai.types.beta.threads.runs import ToolCall, ToolCallDelta
 
 from engine import Settings
 from engine.assistants import service as service_module
@@ -212,8 +212,9 @@ def test_code_interpreter_tutorial(client: openai.OpenAI) -> None:
     assert sine.startswith(PNG_MAGIC)
     steps = client.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id)
     kinds = [s.type for s in reversed(steps.data)]
-    assert kinds == ["tool_calls", "message_creation"]
-    call = steps.data[-1].step_details.tool_calls[0]
+    # "Let me plot it." came with the code call: a message of its own, as OpenAI's runs make it
+    assert kinds == ["message_creation", "tool_calls", "message_creation"]
+    call = steps.data[1].step_details.tool_calls[0]
     assert call.type == "code_interpreter" and "np.sin" in call.code_interpreter.input
     assert any(o.type == "image" for o in call.code_interpreter.outputs)
 
@@ -241,7 +242,7 @@ def test_code_interpreter_tutorial(client: openai.OpenAI) -> None:
     (link,) = latest.content[-1].text.annotations  # the sentence's full stop is not in the link
     assert link.text == "sandbox:/mnt/data/sine_dark.png"
     assert client.files.retrieve(link.file_path.file_id).filename == "sine_dark.png"
-    assert len(client.beta.threads.messages.list(thread_id=thread.id).data) == 6
+    assert len(client.beta.threads.messages.list(thread_id=thread.id).data) == 7
 
 
 def test_tutorial_with_the_azure_client(live_server: LiveServer) -> None:
@@ -1050,14 +1051,109 @@ def test_streaming_with_the_event_handler(client: openai.OpenAI) -> None:
     assert done.code_interpreter.input.count("np.sin") == 1
     assert any(o.type == "image" for o in done.code_interpreter.outputs)
     assert "Here is the sine wave" in handler.text
-    (text,) = handler.texts
+    preamble, text = handler.texts
+    assert preamble.value == "Let me plot it." and not preamble.annotations
     assert text.annotations[0].file_path.file_id
     final = handler.get_final_run()
     assert final.status == "completed"
-    (message,) = handler.get_final_messages()
+    first, message = handler.get_final_messages()
+    assert first.content[0].text.value == "Let me plot it."
     assert message.content[0].type == "image_file"
     stored = client.beta.threads.messages.retrieve(message_id=message.id, thread_id=thread.id)
     assert stored.content == message.content
+
+
+class Timed(Recorder):
+    """Also when each text delta and code-input delta arrived."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text_at: list[float] = []
+        self.inputs: list[tuple[float, str]] = []
+        self.message_done_at: list[float] = []
+
+    def on_text_delta(self, delta: TextDelta, snapshot: Text) -> None:
+        super().on_text_delta(delta, snapshot)
+        if delta.value:
+            self.text_at.append(time.monotonic())
+
+    def on_tool_call_delta(self, delta: ToolCallDelta, snapshot: ToolCall) -> None:
+        code = delta.code_interpreter if delta.type == "code_interpreter" else None
+        if code is not None and code.input:
+            self.inputs.append((time.monotonic(), code.input))
+
+    def on_message_done(self, message: Message) -> None:
+        self.message_done_at.append(time.monotonic())
+
+
+def test_streamed_runs_send_real_token_deltas(client: openai.OpenAI) -> None:
+    """Text and code reach the client as the model writes them, not as whole steps."""
+    assistant_id = visualizer(client)
+    thread = client.beta.threads.create(
+        messages=[
+            {"role": "user", "content": "Create a visualization of a sinewave, stream slowly"}
+        ]
+    )
+    handler = Timed()
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant_id, event_handler=handler
+    ) as stream:
+        stream.until_done()
+    assert handler.get_final_run().status == "completed"
+    preamble, answer = handler.get_final_messages()
+    final_text = "".join(p.text.value for m in (preamble, answer) for p in m.content if p.text)
+    assert handler.text == final_text  # the deltas add up to the stored messages
+    # several pieces of the answer, the first well before the message completes
+    answer_deltas = [t for t in handler.text_at if t > handler.message_done_at[0]]
+    assert len(answer_deltas) > 3
+    assert handler.message_done_at[1] - answer_deltas[0] > 0.5
+    # the code arrives in pieces while the model writes it, and adds up to the step's input
+    assert len(handler.inputs) > 3
+    assert handler.inputs[-1][0] - handler.inputs[0][0] > 0.5
+    (call,) = code_steps(client, thread.id, handler.get_final_run().id)
+    assert "".join(piece for _, piece in handler.inputs) == call.code_interpreter.input
+    assert "np.sin" in call.code_interpreter.input
+    (done,) = {c.id: c for c in handler.done}.values()
+    assert done.code_interpreter.input == call.code_interpreter.input
+    stored = client.beta.threads.messages.list(thread_id=thread.id, order="asc").data[1:]
+    assert [m.id for m in stored] == [preamble.id, answer.id]
+    assert stored[1].content == answer.content
+    (link,) = answer.content[-1].text.annotations
+    assert link.text == "sandbox:/mnt/data/sine.png"
+
+
+def test_a_run_cancelled_while_the_model_writes_keeps_an_incomplete_message(
+    client: openai.OpenAI,
+) -> None:
+    assistant_id = visualizer(client)
+    thread = client.beta.threads.create(
+        messages=[
+            {"role": "user", "content": "Create a visualization of a sinewave, stream slowly"}
+        ]
+    )
+    messages, run_id = 0, ""
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant_id) as stream:
+        for event in stream:
+            if event.event == "thread.run.created":
+                run_id = event.data.id
+            messages += event.event == "thread.message.created"
+            if event.event == "thread.message.delta" and messages == 2:  # the answer begins
+                client.beta.threads.runs.cancel(thread_id=thread.id, run_id=run_id)
+                break
+    run = wait_for(
+        lambda: (
+            (r := client.beta.threads.runs.retrieve(thread_id=thread.id, run_id=run_id))
+            and r.status in ("cancelled", "completed")
+            and r
+        ),
+        what="the run to end",
+    )
+    assert run.status == "cancelled"
+    found = client.beta.threads.messages.list(thread_id=thread.id, run_id=run_id, order="asc")
+    preamble, answer = found.data
+    assert preamble.status == "completed" and answer.status == "incomplete"
+    assert answer.content[0].type == "image_file"  # the code ran before the cancel
+    assert answer.content[-1].text.value.startswith("Here is the sine wave")
 
 
 def test_streaming_function_calls_and_outputs(client: openai.OpenAI) -> None:
@@ -1104,7 +1200,7 @@ def test_stream_true_on_create(client: openai.OpenAI) -> None:
     run_id = events[0].data.id
     assert events[-1].data.id == run_id
     deltas = [e.data.delta.content[0] for e in events if e.event == "thread.message.delta"]
-    assert deltas[-1].text.value == "Fixed. The total is 45."
+    assert "".join(d.text.value or "" for d in deltas) == "Fixed. The total is 45."
     assert (
         client.beta.threads.runs.retrieve(thread_id=thread.id, run_id=run_id).status == "completed"
     )

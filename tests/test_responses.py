@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types.responses import Response
 
 from .conftest import LiveServer, ServerThread
 from .test_assistants import server_settings
@@ -358,3 +359,99 @@ def test_background_response_ends_clearly_after_a_restart(
         assert found.error is not None and "restarted" in found.error.message
     finally:
         again.stop()
+
+
+def test_every_sandbox_link_is_cited_and_the_text_kept(client: openai.OpenAI) -> None:
+    """Links stay as the model wrote them (as OpenAI's do); each link to a file is cited."""
+    with client.responses.stream(model="m", tools=CODE, input="Write two files") as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    message = final.output[-1]
+    assert message.type == "message"
+    text = message.content[0]
+    assert text.type == "output_text"
+    assert text.text == (
+        "See [a.csv](sandbox:/mnt/data/a.csv), then sandbox:/mnt/data/my%20report.txt. "
+        "Not sandbox:/mnt/data/missing.txt."
+    )
+    streamed = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert streamed == text.text  # what was streamed is the final text
+    spans = [text.text[a.start_index : a.end_index] for a in text.annotations]
+    assert spans == ["sandbox:/mnt/data/a.csv", "sandbox:/mnt/data/my%20report.txt"]
+    cites = [a for a in text.annotations if a.type == "container_file_citation"]
+    assert [c.filename for c in cites] == ["a.csv", "my report.txt"]
+    added = [e.annotation for e in events if e.type == "response.output_text.annotation.added"]
+    assert [getattr(a, "file_id", None) for a in added] == [c.file_id for c in cites]
+    body = client.containers.files.content.retrieve(
+        cites[1].file_id, container_id=cites[1].container_id
+    )
+    assert body.read() == b"report"
+
+
+def test_max_tool_calls_ignores_further_calls(client: openai.OpenAI) -> None:
+    """The model asks for two cells; with max_tool_calls=1 the second is ignored, as OpenAI's."""
+    for stream in (False, True):
+        r: Response
+        if stream:
+            with client.responses.stream(
+                model="m", tools=CODE, input="Run two cells", max_tool_calls=1
+            ) as s:
+                events = list(s)
+                r = s.get_final_response()
+            added = [e.item.type for e in events if e.type == "response.output_item.added"]
+            assert added == ["code_interpreter_call", "message"]
+        else:
+            r = client.responses.create(
+                model="m", tools=CODE, input="Run two cells", max_tool_calls=1
+            )
+        assert r.status == "completed" and r.max_tool_calls == 1
+        calls = [o for o in r.output if o.type == "code_interpreter_call"]
+        assert [(c.code, c.status) for c in calls] == [("print('one')", "completed")]
+        assert r.output_text == "no tools for me"  # the next turn is asked with tool_choice none
+
+
+def test_background_response_streams(client: openai.OpenAI) -> None:
+    events = list(
+        client.responses.create(
+            model="m",
+            tools=CODE,
+            include=["code_interpreter_call.outputs"],
+            input="Plot a sine wave",
+            background=True,
+            stream=True,
+        )
+    )
+    types = [e.type for e in events]
+    assert types[:3] == ["response.created", "response.queued", "response.in_progress"]
+    assert types[-1] == "response.completed"
+    created = events[0]
+    assert created.type == "response.created"
+    assert created.response.background and created.response.status == "queued"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    done = [e.item for e in events if e.type == "response.output_item.done"]
+    call = next(i for i in done if i.type == "code_interpreter_call")
+    image = next(o for o in call.outputs or [] if o.type == "image")
+    assert base64.b64decode(image.url.split(",", 1)[1]).startswith(PNG_MAGIC)
+    stored = client.responses.retrieve(
+        created.response.id, include=["code_interpreter_call.outputs"]
+    )
+    assert stored.status == "completed" and stored.background
+    again = next(o for o in stored.output if o.type == "code_interpreter_call")
+    assert again.outputs == call.outputs
+
+
+def test_one_response_at_a_time_per_conversation(client: openai.OpenAI) -> None:
+    conv = client.conversations.create()
+    first = client.responses.create(
+        model="m", tools=CODE, input="Something slow", conversation=conv.id, background=True
+    )
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model="m", input="hello", conversation=conv.id)
+    error = caught.value.body
+    assert isinstance(error, dict)
+    assert error["code"] == "conversation_locked" and error["param"] == "conversation"
+    assert "Another process is currently operating on this conversation" in error["message"]
+    assert client.responses.create(model="m", input="hello").status == "completed"  # others run
+    client.responses.cancel(first.id)
+    after = client.responses.create(model="m", input="hello", conversation=conv.id)
+    assert after.status == "completed"

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from engine import errors
+from engine.assistants.code_stream import CodeDecoder
 from engine.files import FileStore
-from engine.responses.events import CodeDecoder, ResponseEvents
+from engine.responses.events import ResponseEvents
 from engine.responses.items import parse_input, to_messages
 from engine.responses.models import CodeInterpreterCall, CodeLogs, CreateResponse, Response
 from engine.responses.tools import parse_tools

@@ -43,7 +43,8 @@ def install(app: FastAPI) -> None:
     async def engine_error(request: Request, exc: errors.EngineError) -> JSONResponse:
         for cls, status, type_ in STATUS:
             if isinstance(exc, cls):
-                return JSONResponse(error_body(str(exc), type_, exc.code), status_code=status)
+                body = error_body(str(exc), type_, exc.code, getattr(exc, "param", None))
+                return JSONResponse(body, status_code=status)
         return JSONResponse(error_body(str(exc), "server_error", exc.code), status_code=500)
 
     @app.exception_handler(APIError)

@@ -4,6 +4,11 @@ The run's code runs in its thread's session (one per thread), with the assistant
 and the attached files placed in ``/mnt/data``. Function calls put the run in ``requires_action``;
 ``AssistantsService.submit_tool_outputs`` appends their outputs to the run's state and drives it
 again from there.
+
+A streamed run (one with a listener) asks the model to stream: its text reaches the client as
+``thread.message.delta`` events and its code as ``thread.run.step.delta`` ``input`` pieces, as the
+model writes them. Text the model writes before its tool calls is a message of its own, as
+OpenAI's runs make it, whether the run is streamed or polled, so that both end the same.
 """
 
 from __future__ import annotations
@@ -12,8 +17,8 @@ import asyncio
 import contextlib
 import json
 import logging
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
 
 from .. import errors
 from ..config import Settings
@@ -21,23 +26,19 @@ from ..core import Engine
 from ..results import ExecutionResult
 from ..sessions import Session
 from . import context
-from .events import code_outputs_delta, message_delta, step_delta
+from .code_stream import CodeDecoder
+from .events import code_outputs_delta, step_delta
 from .loop import AgentLoop, LoopHost, LoopRequest, Outcome, TokenUsage
+from .messages import MessageWriter
 from .models import (
-    Annotation,
     Assistant,
     CodeInterpreterCall,
     CodeOutput,
-    ContentPart,
     ErrorCode,
-    FilePathRef,
     FunctionCall,
     ImageFileRef,
     IncompleteDetails,
     Message,
-    MessageCreation,
-    MessageRole,
-    MessageStatus,
     RequiredAction,
     RequiredFunction,
     RequiredToolCall,
@@ -46,14 +47,12 @@ from .models import (
     RunStep,
     StepDetails,
     SubmitToolOutputs,
-    TextValue,
     Thread,
     ToolCall,
     Usage,
-    new_id,
     now,
 )
-from .provider import ModelReply, ModelToolCall
+from .provider import ModelDelta, ModelReply, ModelToolCall
 from .runs import RunBook
 from .state import RunState, ThreadState
 from .tools import function_specs
@@ -65,6 +64,18 @@ async def drive(book: RunBook, engine: Engine, loop: AgentLoop, owner: str, run_
     """Drive a stored run until it rests: answered, waiting for tool outputs, or ended."""
     run = book.repo.get(Run, "run", run_id, owner)
     await RunDriver(book, engine, loop, owner, run).drive()
+
+
+@dataclass
+class LiveCall:
+    """A tool call of the model turn being streamed; ``index`` in the step once it is code."""
+
+    call_id: str = ""
+    name: str = ""
+    pending: str = ""
+    """Arguments that came before the call's name."""
+    index: int | None = None
+    decoder: CodeDecoder = field(default_factory=CodeDecoder)
 
 
 class RunDriver(LoopHost):
@@ -82,6 +93,12 @@ class RunDriver(LoopHost):
         self.run = run
         self.state = RunState()
         self._step: RunStep | None = None
+        self._code_index: dict[str, int] = {}
+        """Each code call of the open step, by call id: its index among the step's tool calls."""
+        self._live: dict[int, LiveCall] = {}
+        self._streamed = False
+        self._session: Session | None = None
+        self.messages = MessageWriter(book, owner, run)
 
     async def drive(self) -> None:
         run = self.run
@@ -90,11 +107,13 @@ class RunDriver(LoopHost):
         except asyncio.CancelledError:
             raise
         except errors.ModelError as exc:
+            self.messages.abandon(self.cancelled())
             rate_limited = "rate_limit" in str(exc)
             code = ErrorCode.RATE_LIMIT_EXCEEDED if rate_limited else ErrorCode.SERVER_ERROR
             self.book.fail(self.owner, run, code, str(exc))
         except Exception as exc:
             log.exception("run %s failed", run.id)
+            self.messages.abandon(self.cancelled())
             self.book.fail(self.owner, run, ErrorCode.SERVER_ERROR, f"{type(exc).__name__}: {exc}")
         finally:
             self.book.cancelling.discard(run.id)
@@ -107,6 +126,7 @@ class RunDriver(LoopHost):
         run.started_at = run.started_at or now()
         self.book.save(owner, run)
         self.book.events.emit(run.id, "thread.run.in_progress", run)
+        self.streams_deltas = self.book.events.listening(run.id)
         self.state = self.repo.get_private(run.id, RunState)
         self.assistant = self.repo.get(Assistant, "assistant", run.assistant_id, owner)
         usage = run.usage or Usage()
@@ -135,8 +155,10 @@ class RunDriver(LoopHost):
             case Outcome.FUNCTION_CALLS:
                 self._require_action(result.function_calls)
             case Outcome.TOO_MANY_ROUNDS:
+                self.messages.abandon(cancelled=False)
                 self.book.fail(owner, run, ErrorCode.SERVER_ERROR, result.detail)
             case Outcome.CANCELLED:
+                self.messages.abandon(cancelled=True)
                 self.book.finish(owner, run, RunStatus.CANCELLED)
             case Outcome.ABANDONED:  # already stored as expired
                 pass
@@ -150,7 +172,7 @@ class RunDriver(LoopHost):
     async def session(self) -> Session:
         """The thread's session, with the assistant's, thread's and attached files placed."""
         owner, thread_id = self.owner, self.run.thread_id
-        session = await self.engine.session(thread_id, owner=owner)
+        session = self._session = await self.engine.session(thread_id, owner=owner)
         wanted: list[str] = []
         thread = self.repo.get(Thread, "thread", thread_id, owner)
         for resources in (self.assistant.tool_resources, thread.tool_resources):
@@ -180,9 +202,9 @@ class RunDriver(LoopHost):
         code_tool = session is not None
         files = [f.filename for f in await session.list_files()] if session else []
         system = context.system_prompt(run, state.additional_instructions, files, code_tool)
-        history = context.thread_messages(
-            self.repo.all(Message, "message", self.owner, run.thread_id)
-        )
+        # This run's own messages are in its conversation already, with their tool calls.
+        messages = self.repo.all(Message, "message", self.owner, run.thread_id)
+        history = context.thread_messages([m for m in messages if m.run_id != run.id])
         budget = run.max_prompt_tokens or self.settings.llm_context_tokens
         fixed = context.estimate_tokens(system) + sum(
             context.estimate_tokens(json.dumps(m)) for m in state.conversation
@@ -203,38 +225,110 @@ class RunDriver(LoopHost):
 
     # --- what the loop tells ---
 
+    async def on_model_delta(self, delta: ModelDelta) -> None:
+        self._streamed = True
+        if delta.text:
+            self.messages.text(delta.text, self.state)
+        if delta.tool_index is not None:
+            await self.messages.close(self._session)  # the text before the tool calls is done
+            self._code_delta(delta)
+
     async def on_model_turn(self, reply: ModelReply, usage: TokenUsage) -> None:
         self.run.usage = Usage(
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
             total_tokens=usage.prompt_tokens + usage.completion_tokens,
         )
+        if not self._streamed and reply.content:  # the whole turn at once: one delta
+            self.messages.text(reply.content, self.state)
+        self._streamed = False
+        self._code_index = {c.call_id: c.index for c in self._live.values() if c.index is not None}
+        self._live = {}
+        if reply.tool_calls:
+            await self.messages.close(self._session)
+
+    def _code_delta(self, delta: ModelDelta) -> None:
+        """A piece of a code call's arguments: the code it completes goes out as ``input``."""
+        assert delta.tool_index is not None
+        if not any(t.type == "code_interpreter" for t in self.run.tools):
+            return
+        live = self._live.setdefault(delta.tool_index, LiveCall())
+        live.call_id = live.call_id or delta.tool_id
+        live.name = live.name or delta.tool_name
+        fragment = delta.arguments
+        if live.index is None:
+            if not live.name:
+                live.pending += fragment
+                return
+            if live.name != context.CODE_TOOL:
+                return  # a function call: its step is made when the run requires action
+            fragment, live.pending = live.pending + fragment, ""
+            if self._step is None:
+                details = StepDetails(type="tool_calls", tool_calls=[])
+                self._step = self.book.new_step(self.owner, self.run, details)
+            tool_call = ToolCall(
+                id=live.call_id,
+                type="code_interpreter",
+                code_interpreter=CodeInterpreterCall(input=""),
+            )
+            calls = self._step.step_details.tool_calls = [
+                *(self._step.step_details.tool_calls or []),
+                tool_call,
+            ]
+            live.index = len(calls) - 1
+            self.book.save_step(self.owner, self._step)
+            self._emit_call(live.index, tool_call.model_dump(mode="json", exclude_none=True))
+        code = live.decoder.feed(fragment)
+        if code:
+            interpreter = self._interpreter(live.index)
+            interpreter.input += code
+            self._emit_call(live.index, _input_delta(code))
+
+    def _interpreter(self, index: int) -> CodeInterpreterCall:
+        interpreter = (self._open_step().step_details.tool_calls or [])[index].code_interpreter
+        assert interpreter is not None
+        return interpreter
+
+    def _emit_call(self, index: int, delta: dict[str, Any]) -> None:
+        step = self._open_step()
+        self.book.events.emit(self.run.id, "thread.run.step.delta", step_delta(step, index, delta))
 
     async def on_code_calls(self, calls: list[ModelToolCall]) -> None:
-        details = StepDetails(type="tool_calls", tool_calls=[])
-        self._step = self.book.new_step(self.owner, self.run, details)
+        if self._step is None:  # else made as the first code call streamed in
+            details = StepDetails(type="tool_calls", tool_calls=[])
+            self._step = self.book.new_step(self.owner, self.run, details)
 
     async def on_code_started(
         self, index: int, call: ModelToolCall, code: str, session: Session
     ) -> None:
         step = self._open_step()
-        tool_call = ToolCall(
-            id=call.id, type="code_interpreter", code_interpreter=CodeInterpreterCall(input=code)
-        )
-        step.step_details.tool_calls = [*(step.step_details.tool_calls or []), tool_call]
+        position = self._code_index.get(call.id)
+        if position is None:
+            tool_call = ToolCall(
+                id=call.id,
+                type="code_interpreter",
+                code_interpreter=CodeInterpreterCall(input=code),
+            )
+            calls = step.step_details.tool_calls = [
+                *(step.step_details.tool_calls or []),
+                tool_call,
+            ]
+            position = self._code_index[call.id] = len(calls) - 1
+            self._emit_call(position, tool_call.model_dump(mode="json", exclude_none=True))
+        else:
+            interpreter = self._interpreter(position)
+            streamed, interpreter.input = interpreter.input, code
+            if code != streamed and code.startswith(streamed):  # arguments that were not JSON
+                self._emit_call(position, _input_delta(code[len(streamed) :]))
         self.book.save_step(self.owner, step)  # pollers see the code while it runs
-        delta = tool_call.model_dump(mode="json", exclude_none=True)
-        self.book.events.emit(self.run.id, "thread.run.step.delta", step_delta(step, index, delta))
         self.book.running_code[self.run.id] = session
 
     async def on_code_finished(
         self, index: int, call: ModelToolCall, result: ExecutionResult | None, text: str
     ) -> None:
         self.book.running_code.pop(self.run.id, None)
-        step = self._open_step()
-        interpreter = (step.step_details.tool_calls or [])[index].code_interpreter
-        assert interpreter is not None
-        outputs = interpreter.outputs
+        position = self._code_index[call.id]
+        outputs = self._interpreter(position).outputs
         if result is not None:
             logs = context.logs_of(result, self.settings.llm_tool_output_chars)
             if logs:
@@ -248,12 +342,11 @@ class RunDriver(LoopHost):
         else:
             outputs.append(CodeOutput(type="logs", logs=text))
         # The SDK accumulates deltas (strings are concatenated): send only what is new.
-        delta = step_delta(step, index, code_outputs_delta(outputs))
-        self.book.events.emit(self.run.id, "thread.run.step.delta", delta)
+        self._emit_call(position, code_outputs_delta(outputs))
 
     async def on_code_calls_finished(self) -> None:
         self.book.complete_step(self.owner, self._open_step())
-        self._step = None
+        self._step, self._code_index = None, {}
 
     async def on_round_finished(self) -> None:
         self.repo.set_private(self.run.id, self.state)
@@ -296,48 +389,9 @@ class RunDriver(LoopHost):
         self.book.events.emit(run.id, "thread.run.requires_action", run)
 
     async def _answer(self, reply: ModelReply, session: Session | None) -> None:
-        run, owner, events = self.run, self.owner, self.book.events
-        text = reply.content or ""
-        known = {f.path: f.file_id for f in await session.list_files()} if session else {}
-        annotations = []
-        for match in context.SANDBOX_LINK.finditer(text):
-            link = match.group(0).rstrip(".,;:!?")  # "... at sandbox:/mnt/data/out.csv."
-            path = link.removeprefix("sandbox:")
-            file_id = known.get(path) or known.get(unquote(path))
-            if file_id:
-                annotations.append(
-                    Annotation(
-                        text=link,
-                        start_index=match.start(),
-                        end_index=match.start() + len(link),
-                        file_path=FilePathRef(file_id=file_id),
-                    )
-                )
-        parts = [
-            ContentPart(type="image_file", image_file=ImageFileRef(file_id=i))
-            for i in dict.fromkeys(self.state.images)
-        ]
-        parts.append(ContentPart(type="text", text=TextValue(value=text, annotations=annotations)))
-        message = Message(
-            id=new_id("msg"),
-            created_at=now(),
-            thread_id=run.thread_id,
-            role=MessageRole.ASSISTANT,
-            content=[],
-            assistant_id=run.assistant_id,
-            run_id=run.id,
-            status=MessageStatus.IN_PROGRESS,
-        )
-        creation = MessageCreation(message_id=message.id)
-        step = self.book.new_step(
-            owner, run, StepDetails(type="message_creation", message_creation=creation)
-        )
-        events.emit(run.id, "thread.message.created", message)
-        events.emit(run.id, "thread.message.in_progress", message)
-        for index, part in enumerate(parts):
-            events.emit(run.id, "thread.message.delta", message_delta(message.id, index, part))
-        message.content = parts
-        message.status, message.completed_at = MessageStatus.COMPLETED, now()
-        self.repo.put(message, "message", owner, run.thread_id)
-        events.emit(run.id, "thread.message.completed", message)
-        self.book.complete_step(owner, step)
+        self.messages.text("", self.state)  # an empty answer is a message too
+        await self.messages.close(session or self._session)
+
+
+def _input_delta(code: str) -> dict[str, Any]:
+    return {"type": "code_interpreter", "code_interpreter": {"input": code}}

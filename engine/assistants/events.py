@@ -36,6 +36,10 @@ class RunEvents:
         if not queues:
             self._listeners.pop(run_id, None)
 
+    def listening(self, run_id: str) -> bool:
+        """Whether anyone streams the run (then the model is asked to stream too)."""
+        return bool(self._listeners.get(run_id))
+
     def emit(self, run_id: str, event: str, obj: BaseModel | dict[str, Any]) -> None:
         data = obj.model_dump(mode="json") if isinstance(obj, BaseModel) else obj
         for queue in self._listeners.get(run_id, []):

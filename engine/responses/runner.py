@@ -18,6 +18,7 @@ from urllib.parse import unquote
 
 from .. import errors
 from ..assistants import context
+from ..assistants.code_stream import CodeDecoder
 from ..assistants.context import CODE_TOOL
 from ..assistants.loop import LoopHost, LoopState, TokenUsage
 from ..assistants.provider import ModelDelta, ModelReply, ModelToolCall
@@ -26,7 +27,7 @@ from ..core import Engine
 from ..results import ExecutionResult
 from ..sessions import Session
 from .containers import FRESH_NOTE, Placement, place
-from .events import CodeDecoder, ResponseEvents
+from .events import ResponseEvents
 from .items import message_tokens, truncate
 from .models import (
     CodeImage,
@@ -189,6 +190,8 @@ class ResponseRun(LoopHost):
             live = self._turn[delta.tool_index] = LiveCall(item=None, call_id=delta.tool_id)
             functions = {f["function"]["name"] for f in self.tools.functions}
             if delta.tool_name == CODE_TOOL and self.tools.code is not None:
+                if self._over_max_tool_calls():
+                    return  # ignored, as OpenAI does: the loop tells the model so
                 assert self.placement is not None
                 live.item = CodeInterpreterCall(container_id=self.placement.session.id, code="")
                 index = self._add(live.item)
@@ -222,6 +225,11 @@ class ResponseRun(LoopHost):
                 output_index=self._index(item),
                 delta=delta.arguments,
             )
+
+    def _over_max_tool_calls(self) -> bool:
+        cap = self.response.max_tool_calls
+        calls = sum(isinstance(item, CodeInterpreterCall) for item in self.response.output)
+        return cap is not None and calls >= cap
 
     async def on_model_turn(self, reply: ModelReply, usage: TokenUsage) -> None:
         self.response.usage = Usage(

@@ -56,6 +56,8 @@ class ResponsesService:
         self.conversations = Conversations(self.repo, engine)
         self.live: dict[str, ResponseRun] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.busy: set[str] = set()
+        """Conversations with a response running: one at a time, as OpenAI allows."""
         self.closing = False
 
     # --- lifecycle ---
@@ -106,6 +108,35 @@ class ResponsesService:
         if not items:
             raise errors.InvalidRequest("input must not be empty")
         history, state = self._history(owner, body.previous_response_id, conversation_id)
+        if conversation_id in self.busy:
+            raise errors.ConversationLocked(
+                "Another process is currently operating on this conversation. Please retry in a "
+                "few seconds."
+            )
+        if conversation_id:  # claimed before the first await, released when the response ends
+            self.busy.add(conversation_id)
+        try:
+            run, task = await self._start(owner, body, listener, tools, items, history, state)
+        except BaseException:  # nothing started: the conversation is free again
+            self.busy.discard(conversation_id or "")
+            raise
+        if body.background or listener is not None:
+            return run.response.model_copy(deep=True)
+        await asyncio.shield(task)  # a client that goes away does not stop the response
+        return run.response
+
+    async def _start(
+        self,
+        owner: str,
+        body: CreateResponse,
+        listener: asyncio.Queue[Event] | None,
+        tools: Tools,
+        items: list[Item],
+        history: list[Item],
+        state: ResponseState,
+    ) -> tuple[ResponseRun, asyncio.Task[None]]:
+        """Check what is left to check, then start the response's task."""
+        conversation_id = body.conversation_id
         await store_inline_files(items, self.engine.files, owner)
         messages = to_messages([*history, *items], self.engine.files, owner)
         if body.truncation == "disabled":
@@ -146,10 +177,7 @@ class ResponsesService:
         task = asyncio.create_task(self._drive(owner, run, tools, items, body))
         self.tasks[response.id] = task
         task.add_done_callback(lambda _: self.tasks.pop(response.id, None))
-        if body.background or listener is not None:
-            return response.model_copy(deep=True)
-        await asyncio.shield(task)  # a client that goes away does not stop the response
-        return response
+        return run, task
 
     def _response(self, body: CreateResponse, conversation_id: str | None) -> Response:
         return Response(
@@ -247,7 +275,11 @@ class ResponsesService:
         finally:
             run.close_open_items()
             self.live.pop(response.id, None)
-            await self._save(owner, run, items, body)
+            try:
+                await self._save(owner, run, items, body)
+            finally:
+                if body.conversation_id:
+                    self.busy.discard(body.conversation_id)
         terminal = {
             ResponseStatus.COMPLETED: "response.completed",
             ResponseStatus.INCOMPLETE: "response.incomplete",
