@@ -167,6 +167,7 @@ BENCHMARKS: dict[str, str] = {
     "kernel": "benchmarks.kernel_roundtrip:bench",
     "security": "benchmarks.security:bench",
     "timeouts": "benchmarks.security.timeouts:bench",
+    "flood": "benchmarks.kernel_flood:main",
 }
 """``sandbox-engine bench NAME``: each name maps to ``"module:function"``; the function takes the
 parsed arguments and returns an exit code. Other modules add their own names to this dict."""
