@@ -29,7 +29,7 @@ FLOOD = """
 import json
 k = get_ipython().kernel
 s = k.session
-parent = json.dumps(k.get_parent()["header"]).encode()
+parent = json.dumps(k.get_parent()["header"], default=str).encode()
 content = b'{{"name": "stdout", "text": "' + b"x" * {size} + b'"}}'
 for i in range({count}):
     header = json.dumps(s.msg_header("stream"), default=str).encode()

@@ -21,7 +21,7 @@ from .wire import ChannelBroken, WireLimits
 log = logging.getLogger(__name__)
 # How long the engine waits for output before it asks whether the kernel is still alive.
 LIVENESS_INTERVAL = 0.5
-RESPONSE_GRACE = 10.0
+RESPONSE_GRACE = 30.0
 """How long a live kernel may take to say anything about a request before it counts as broken."""
 STATE_LOST = (
     "The kernel was restarted: its state (variables, imports) was lost. Files in /mnt/data "
