@@ -12,7 +12,7 @@ import pytest_asyncio
 import zmq
 import zmq.asyncio
 
-from engine.kernel.wire import SMALL, ChannelBroken, Connection, WireLimits
+from engine.kernel.wire import SMALL, ChannelBroken, Connection, ReceiveBudget, WireLimits
 
 MB = 1024 * 1024
 LIMITS = WireLimits(max_message_bytes=4 * MB, receive_budget_bytes=4 * MB)
@@ -115,13 +115,15 @@ async def test_large_messages_wait_for_the_shared_budget(
 ) -> None:
     """One permit: a second large message is not read while the first is held; small ones
     need no permit and pass."""
-    limits = WireLimits(max_message_bytes=4 * MB, receive_budget_bytes=4 * MB)
+    budget = ReceiveBudget(1)  # the loop's shared one may be in use by other tests
     routers = []
     conns = []
     for name in ("a", "b"):
         router = ctx.socket(zmq.ROUTER)
         router.bind(f"ipc://{tmp_path}/{name}")
-        conn = await Connection.open(f"ipc://{tmp_path}/{name}", "DEALER", name, limits)
+        conn = await Connection.open(
+            f"ipc://{tmp_path}/{name}", "DEALER", name, LIMITS, budget=budget
+        )
         await conn.send([b"hi"])
         ident, _ = await asyncio.wait_for(router.recv_multipart(), 5)
         routers.append((router, ident))

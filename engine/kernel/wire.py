@@ -122,6 +122,7 @@ class Connection:
         *,
         identity: bytes = b"",
         timeout: float = 10.0,
+        budget: ReceiveBudget | None = None,
     ) -> Connection:
         """Connect to ``ipc://path`` or ``tcp://host:port`` and complete the handshake."""
         async with asyncio.timeout(timeout):
@@ -132,7 +133,7 @@ class Connection:
                 reader, writer = await asyncio.open_connection(host, int(port))
             else:
                 raise ChannelBroken(f"unsupported kernel address {address!r}")
-            conn = cls(reader, writer, name, limits, shared_budget(limits))
+            conn = cls(reader, writer, name, limits, budget or shared_budget(limits))
             try:
                 await conn._handshake(socket_type, identity)
             except BaseException:
