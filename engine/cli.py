@@ -174,6 +174,7 @@ BENCHMARKS: dict[str, str] = {
     "timeouts": "benchmarks.security.timeouts:bench",
     "responses": "benchmarks.responses_overhead:main",
     "restart": "benchmarks.restart_readopt:main",
+    "flood": "benchmarks.kernel_flood:main",
 }
 """``sandbox-engine bench NAME``: each name maps to ``"module:function"``; the function takes the
 parsed arguments and returns an exit code. Other modules add their own names to this dict."""

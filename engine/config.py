@@ -127,6 +127,16 @@ class Settings(BaseSettings):
     """How long a re-adopted kernel may take to answer ``kernel_info`` (and to stop an execution
     that was running when the engine stopped) before its session moves to a fresh sandbox."""
 
+    # --- what the engine accepts from a kernel (the kernel is untrusted too) ---
+    max_kernel_message_mb: int = Field(default=64, ge=1)
+    """The largest message a kernel may send, all frames together, checked before it is read.
+    Twice max_display_bytes by default, so that a display or result bundle within that cap
+    always passes. A kernel that sends a bigger one is restarted, and the result says why."""
+    kernel_receive_budget_mb: int = Field(default=256, ge=1)
+    """Memory that all kernels' messages over 1 MB may hold at once while they are received and
+    decoded (in whole messages of max_kernel_message_mb; at least one). Smaller messages need
+    none of it, so a flood of big messages never holds up the other sessions' output."""
+
     def load_api_keys(self) -> list[str]:
         keys = [k.strip() for k in self.api_keys.split(",") if k.strip()]
         if self.api_keys_file is not None:

@@ -47,6 +47,10 @@ class SandboxKernelManager(AsyncKernelManager):
     def cleanup_ipc_files(self) -> None:
         pass
 
+    def _connect_control_socket(self) -> None:
+        """No socket of libzmq's to the kernel: every message from it is read by the engine's
+        capped channels (engine/kernel/wire.py), which also send the interrupts."""
+
 
 class SandboxProvisioner(KernelProvisionerBase):
     """Launches the kernel through the sandbox's kernel hooks and watches it from the host."""

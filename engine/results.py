@@ -16,6 +16,8 @@ class ExecutionStatus(StrEnum):
     ERROR = "error"
     TIMEOUT = "timeout"
     CRASHED = "crashed"
+    CANCELLED = "cancelled"
+    """The session was closed, or the caller went away, while it ran: the output so far."""
 
 
 class ErrorInfo(BaseModel):

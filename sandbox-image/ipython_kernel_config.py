@@ -7,6 +7,9 @@ c.InteractiveShellApp.exec_lines = [
     "import matplotlib",
     "import matplotlib.pyplot as plt",
 ]
+# Puts back what a cell broke of the kernel's own machinery (closed or replaced output streams,
+# hooks, display publisher, print) before the next cell.
+c.InteractiveShellApp.extensions = ["sandbox_guard"]
 c.HistoryManager.enabled = False
 c.InlineBackend.figure_formats = {"png"}
 # ipykernel sleeps 0.5 ms after every execution so that stdout reaches clients that read the

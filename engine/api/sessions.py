@@ -6,14 +6,14 @@ from typing import Any, Literal
 
 import anyio
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from fastapi.sse import ServerSentEvent
 from pydantic import BaseModel, Field
 
 from .. import errors
 from ..files import guess_mime_type
 from ..paging import Page
-from ..results import ExecutionResult
+from ..results import ErrorInfo, ExecutionResult, ExecutionStatus
 from ..sessions import Session, SessionFile, SessionInfo
 from .auth import Tenant
 from .deps import (
@@ -25,7 +25,10 @@ from .deps import (
     parse_memory,
     stream_file,
 )
-from .streaming import SSE_RESPONSE, Events, event_stream
+from .streaming import SSE_RESPONSE, ClientGone, Events, cancel_on_disconnect, event_stream
+
+CLIENT_CLOSED_REQUEST = 499
+"""What the access log shows for an execution whose client left (nginx's code for it)."""
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
@@ -95,10 +98,15 @@ async def execute(body: Execute, session: SessionDep, request: Request) -> Any:
     runs: ``stdout``, ``stderr``, ``display``, ``error``, ... then ``done`` with the result."""
     if "text/event-stream" in request.headers.get("accept", ""):
         return event_stream(_events(session, body))
-    return await session.execute(body.code, body.timeout)
+    try:
+        return await cancel_on_disconnect(request, session.execute(body.code, body.timeout))
+    except ClientGone:
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
 async def _events(session: Session, body: Execute) -> Events:
+    """The output events, then always ``done``: with the result, or with the engine's error
+    (after an ``error`` event for it, as for the code's own errors)."""
     stream = session.stream(body.code, body.timeout)
     try:
         async for event in stream:
@@ -108,8 +116,15 @@ async def _events(session: Session, body: Execute) -> Events:
                 data = event.model_dump(mode="json", exclude={"type"})
                 yield ServerSentEvent(event=event.type, data=data)
     except errors.EngineError as exc:
-        error = {"name": type(exc).__name__, "value": str(exc), "traceback": []}
-        yield ServerSentEvent(event="error", data=error)
+        error = ErrorInfo(name=type(exc).__name__, value=str(exc))
+        yield ServerSentEvent(event="error", data=error.model_dump(mode="json"))
+        status = (
+            ExecutionStatus.CANCELLED
+            if isinstance(exc, errors.SessionClosed)
+            else ExecutionStatus.ERROR
+        )
+        result = ExecutionResult(status=status, error=error)
+        yield ServerSentEvent(event="done", data=result.model_dump(mode="json"))
     finally:
         # A client that went away cancels us; the interrupt must still be sent.
         with anyio.CancelScope(shield=True):

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from typing import Any, TypeVar
 
 import anyio
+from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.sse import KEEPALIVE_COMMENT, EventSourceResponse, ServerSentEvent, format_sse_event
 
@@ -31,6 +32,11 @@ SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
 """OpenAPI for a route that may answer with a stream."""
 
 Events = AsyncGenerator[ServerSentEvent, None]
+T = TypeVar("T")
+
+
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready; the work was cancelled."""
 
 
 def encode(event: ServerSentEvent) -> bytes:
@@ -91,3 +97,29 @@ async def _pump(events: Events, queue: asyncio.Queue[bytes]) -> None:
     finally:
         with anyio.CancelScope(shield=True):
             await events.aclose()
+
+
+async def cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Await ``work`` for a plain (not streamed) answer, cancelling it if the client goes away
+    first, as a stream's client cancels its stream: a client that gives up on an execution
+    interrupts it instead of leaving it to hold up the next one.
+
+    The body has been read by then, so the next ASGI message is the disconnect."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not task.done():
+            task.cancel()
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait({task})
+    if task.cancelled():
+        raise ClientGone
+    return task.result()
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

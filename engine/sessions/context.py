@@ -13,6 +13,8 @@ from ..sandbox.base import SandboxBackend, SandboxSpec
 from ..store import Store
 from .records import SessionRecords
 
+MB = 1024 * 1024
+
 
 def sandbox_spec(settings: Settings, image: str, labels: dict[str, str]) -> SandboxSpec:
     return SandboxSpec(
@@ -40,6 +42,8 @@ def kernel_limits(settings: Settings, memory_limit_mb: int) -> KernelLimits:
         max_display_outputs=settings.max_display_outputs,
         max_display_bytes=settings.max_display_bytes,
         memory_limit_mb=memory_limit_mb,
+        max_message_bytes=settings.max_kernel_message_mb * MB,
+        receive_budget_bytes=settings.kernel_receive_budget_mb * MB,
     )
 
 

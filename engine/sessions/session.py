@@ -277,7 +277,10 @@ class Session:
                 self._raise_if_closed_under(kernel, exc)
                 raise
             else:
-                await self._outputs.export(result)
+                if self._kernel is kernel:
+                    await self._outputs.export(result)
+                else:  # closed while it ran: what it produced until then, and why it stopped
+                    result = self._cut_short(result)
             self._deliver_notice(result)
             _record(result)
             return result
@@ -298,6 +301,16 @@ class Session:
         except errors.StorageFull as exc:
             log.warning("session %s: not saved: %s", self.id, exc)
         self._saved = None
+
+    def _cut_short(self, result: ExecutionResult) -> ExecutionResult:
+        if result.status is not ExecutionStatus.CANCELLED:
+            return result  # it had finished: nothing was lost but the file export
+        error = ErrorInfo(
+            name="SessionClosed",
+            value=f"session {self.id} was closed while this execution ran; the output it "
+            "produced until then is kept",
+        )
+        return result.model_copy(update={"error": error})
 
     async def _settle(self, kernel: Kernel) -> None:
         """Interrupt, then wait for the kernel to be idle (an empty cell queues behind the
