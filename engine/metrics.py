@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from .results import ExecutionResult, ExecutionStatus
+
 SESSIONS_LIVE = Gauge("sandbox_sessions_live", "Sessions with a running sandbox")
 SESSIONS_CREATED = Counter("sandbox_sessions_created", "Sessions started")
 SESSIONS_ENDED = Counter("sandbox_sessions_ended", "Sessions ended", ["reason"])
@@ -20,3 +22,12 @@ POOL_ACQUIRES = Counter(
 )
 POOL_READY = Gauge("sandbox_pool_ready", "Warm sandboxes ready to hand out")
 FILES_CREATED = Counter("sandbox_files_created", "File objects created", ["purpose"])
+
+
+def record_execution(result: ExecutionResult) -> None:
+    EXECUTIONS.labels(result.status.value).inc()
+    EXECUTION_SECONDS.observe(result.duration_ms / 1000)
+    if result.status is ExecutionStatus.TIMEOUT:
+        TIMEOUTS.labels("restart" if result.state_lost else "interrupt").inc()
+    if result.error is not None and result.error.name == "OutOfMemory":
+        OOM_KILLS.inc()

@@ -7,26 +7,25 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Iterable
-from typing import IO, Any
+from typing import Any
 
 from .. import errors, metrics
 from ..errors import SandboxLost
-from ..files import Source
 from ..kernel import EventCallback, Kernel, validate_timeout
-from ..names import check_filename, check_relative_path, check_text
+from ..names import check_text
 from ..provisioner import KernelRecord
 from ..results import DoneEvent, ErrorInfo, ExecutionResult, ExecutionStatus, OutputEvent
 from ..sandbox.base import Sandbox, SandboxSpec
 from .context import SessionContext, kernel_limits
-from .models import SessionFile, SessionInfo, SessionStatus
+from .data import DataFolder
+from .models import SessionInfo, SessionStatus
 from .outputs import OutputExport
 
 log = logging.getLogger(__name__)
-MB = 1024 * 1024
 OnClose = Callable[["Session", SessionStatus], None]
 
 
-class Session:
+class Session(DataFolder):
     """A live kernel in its own sandbox. Executions run one at a time, in arrival order."""
 
     def __init__(
@@ -282,7 +281,7 @@ class Session:
                 else:  # closed while it ran: what it produced until then, and why it stopped
                     result = self._cut_short(result)
             self._deliver_notice(result)
-            _record(result)
+            metrics.record_execution(result)
             return result
         finally:
             self.touch()
@@ -397,58 +396,6 @@ class Session:
                 self._raise_if_closed_under(kernel, exc)
                 await self._replace_sandbox(exc)
 
-    # --- inputs and the files in /mnt/data ---
-
-    async def upload(self, name: str, data: Source) -> SessionFile:
-        """Place raw bytes at /mnt/data/<name>; they also become a file object."""
-        name = check_filename(name)
-        self._check_open()
-        obj = await self._ctx.files.create(data, name, "assistants", owner=self.owner)
-        return await self.add_file(obj.id, name)
-
-    async def add_file(self, file_id: str, name: str | None = None) -> SessionFile:
-        """Place an existing file object at /mnt/data/<name> (its own filename by default)."""
-        self._check_open()
-        obj = self._ctx.files.retrieve(file_id, self.owner)
-        name = check_filename(name if name is not None else obj.filename)
-        if self._input_count >= self._settings.max_session_files:
-            raise errors.LimitExceeded(
-                f"a session holds at most {self._settings.max_session_files} uploaded files"
-            )
-        if self._input_bytes + obj.bytes > self._settings.data_size_mb * MB:
-            raise errors.PayloadTooLarge(
-                f"the files placed in this session would exceed {self._settings.data_size_mb} MB"
-            )
-        src = await asyncio.to_thread(open, self._ctx.files.blob_path(obj.id), "rb")
-        with src:
-            entry = await self.sandbox.write_file(name, src, self._ctx.files.max_bytes)
-        self._input_count += 1
-        self._input_bytes += obj.bytes
-        self._outputs.remember(entry, obj.id)
-        self.touch()
-        return SessionFile.of(entry, obj.id)
-
-    async def list_files(self) -> list[SessionFile]:
-        self._check_open()
-        entries, _ = await self.sandbox.list_files(self._settings.max_listed_files)
-        return self._outputs.listing(entries)
-
-    async def open_file(self, path: str) -> IO[bytes]:
-        """Open /mnt/data/<path> for reading; symlinks and special files are refused."""
-        check_relative_path(path)
-        self._check_open()
-        self.touch()
-        return await self.sandbox.open_file(path)
-
-    async def read_file(self, path: str) -> bytes:
-        with await self.open_file(path) as f:
-            return await asyncio.to_thread(f.read)
-
-    async def remove_file(self, path: str) -> None:
-        check_relative_path(path)
-        self._check_open()
-        await self.sandbox.remove_file(path)
-
     # --- the end ---
 
     async def detach(self) -> None:
@@ -480,12 +427,3 @@ class Session:
         finally:
             self._sandbox = None
             self._save()
-
-
-def _record(result: ExecutionResult) -> None:
-    metrics.EXECUTIONS.labels(result.status.value).inc()
-    metrics.EXECUTION_SECONDS.observe(result.duration_ms / 1000)
-    if result.status is ExecutionStatus.TIMEOUT:
-        metrics.TIMEOUTS.labels("restart" if result.state_lost else "interrupt").inc()
-    if result.error is not None and result.error.name == "OutOfMemory":
-        metrics.OOM_KILLS.inc()

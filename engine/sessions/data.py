@@ -1,0 +1,92 @@
+"""The files in one session's /mnt/data: inputs placed within the session's quotas, listing,
+reading and removal. A part of Session, kept apart from its executions."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import IO
+
+from .. import errors
+from ..files import Source
+from ..kernel import Kernel
+from ..names import check_filename, check_relative_path
+from ..sandbox.base import Sandbox
+from .context import SessionContext
+from .models import SessionFile
+from .outputs import OutputExport
+
+MB = 1024 * 1024
+
+
+class DataFolder:
+    """Session's /mnt/data methods; Session provides the state they share."""
+
+    _ctx: SessionContext
+    _outputs: OutputExport
+    _input_count: int
+    _input_bytes: int
+
+    @property
+    def owner(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def sandbox(self) -> Sandbox:
+        raise NotImplementedError
+
+    def _check_open(self) -> Kernel:
+        raise NotImplementedError
+
+    def touch(self) -> None:
+        raise NotImplementedError
+
+    async def upload(self, name: str, data: Source) -> SessionFile:
+        """Place raw bytes at /mnt/data/<name>; they also become a file object."""
+        name = check_filename(name)
+        self._check_open()
+        obj = await self._ctx.files.create(data, name, "assistants", owner=self.owner)
+        return await self.add_file(obj.id, name)
+
+    async def add_file(self, file_id: str, name: str | None = None) -> SessionFile:
+        """Place an existing file object at /mnt/data/<name> (its own filename by default)."""
+        self._check_open()
+        obj = self._ctx.files.retrieve(file_id, self.owner)
+        name = check_filename(name if name is not None else obj.filename)
+        if self._input_count >= self._ctx.settings.max_session_files:
+            raise errors.LimitExceeded(
+                f"a session holds at most {self._ctx.settings.max_session_files} uploaded files"
+            )
+        data_mb = self._ctx.settings.data_size_mb
+        if self._input_bytes + obj.bytes > data_mb * MB:
+            raise errors.PayloadTooLarge(
+                f"the files placed in this session would exceed {data_mb} MB"
+            )
+        src = await asyncio.to_thread(open, self._ctx.files.blob_path(obj.id), "rb")
+        with src:
+            entry = await self.sandbox.write_file(name, src, self._ctx.files.max_bytes)
+        self._input_count += 1
+        self._input_bytes += obj.bytes
+        self._outputs.remember(entry, obj.id)
+        self.touch()
+        return SessionFile.of(entry, obj.id)
+
+    async def list_files(self) -> list[SessionFile]:
+        self._check_open()
+        entries, _ = await self.sandbox.list_files(self._ctx.settings.max_listed_files)
+        return self._outputs.listing(entries)
+
+    async def open_file(self, path: str) -> IO[bytes]:
+        """Open /mnt/data/<path> for reading; symlinks and special files are refused."""
+        check_relative_path(path)
+        self._check_open()
+        self.touch()
+        return await self.sandbox.open_file(path)
+
+    async def read_file(self, path: str) -> bytes:
+        with await self.open_file(path) as f:
+            return await asyncio.to_thread(f.read)
+
+    async def remove_file(self, path: str) -> None:
+        check_relative_path(path)
+        self._check_open()
+        await self.sandbox.remove_file(path)
