@@ -282,6 +282,10 @@ async def test_docker_daemon_stopped_and_started(tmp_path: Path, dockerd: None) 
         assert (await fresh.execute("print(1)")).stdout == "1\n"
         assert await engine.files.content(uploaded.id) == data
         assert await engine.files.content(exported) == b"before the outage"
+        # The lost sandbox's container and volume went at once, not at the next start.
+        containers, volumes = await asyncio.to_thread(leftovers, engine)
+        live = {session.sandbox.id, fresh.sandbox.id}
+        assert len(containers) == len(volumes) == len(live), (containers, volumes)
     assert_nothing_left(engine)
 
 
