@@ -5,16 +5,20 @@ and over stdio (``python -m engine.cli mcp``)."""
 from __future__ import annotations
 
 import base64
+import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 import httpx2
 import pytest
-from mcp import Client
+from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, ImageContent, ResourceLink, TextContent
 
 from .conftest import LiveServer
@@ -165,3 +169,201 @@ def test_unknown_host_is_refused(live_server: LiveServer) -> None:
         },
     )
     assert r.status_code == 421
+
+
+def test_bad_input_is_an_error_result_and_touches_no_one_else(live_server: LiveServer) -> None:
+    async def go() -> None:
+        async with (
+            connect(live_server, MODERN) as a,
+            connect(live_server, MODERN, LiveServer.keys[1]) as b,
+        ):
+            sid = await _new_session(a)
+            await a.call_tool("execute", {"code": "keep = 'mine'", "session_id": sid})
+            # Another tenant's id is as unknown as one never issued.
+            for args in (
+                {"code": "keep", "session_id": sid},
+                {"code": "1", "session_id": "sess_nope"},
+            ):
+                refused = await b.call_tool("execute", args)
+                assert refused.is_error and "no sandbox" in text(refused)
+            # A native-API session of the same tenant was not issued by the MCP face.
+            native = await live_server.engine.session("native-thread", owner=_tenant(0))
+            other = await a.call_tool("execute", {"code": "1", "session_id": native.id})
+            assert other.is_error
+            await live_server.engine.sessions.close(native.id)
+            missing = await a.call_tool("execute", {"session_id": sid})
+            assert missing.is_error and "code" in text(missing)
+            huge = await a.call_tool("execute", {"code": "#" * 1_000_001, "session_id": sid})
+            assert huge.is_error and "longer" in text(huge)
+            bad = await a.call_tool(
+                "upload_file", {"filename": "x", "content_base64": "***", "session_id": sid}
+            )
+            assert bad.is_error and "base64" in text(bad)
+            escape = await a.call_tool(
+                "upload_file", {"filename": "../x", "content_base64": "", "session_id": sid}
+            )
+            assert escape.is_error
+            big = base64.b64encode(b"\0" * (2 * 1024 * 1024 + 10)).decode()
+            too_big = await a.call_tool(
+                "upload_file", {"filename": "big.bin", "content_base64": big, "session_id": sid}
+            )
+            assert too_big.is_error and "upload_url" in text(too_big)
+            with pytest.raises(MCPError, match="no sandbox"):
+                await b.read_resource(f"sandbox://{sid}/files/anything.txt")
+            still = await a.call_tool("execute", {"code": "print(keep)", "session_id": sid})
+            assert "mine" in text(still)
+            await a.call_tool("close", {"session_id": sid})
+            closed = await a.call_tool("execute", {"code": "1", "session_id": sid})
+            assert closed.is_error
+
+    run(go())
+    # Bodies past the transport's cap are refused before they reach a tool.
+    r = httpx.post(
+        f"{live_server.url}/mcp",
+        content=b'{"x": "' + b"a" * (5 * 1024 * 1024) + b'"}',
+        headers={
+            "Authorization": f"Bearer {LiveServer.keys[0]}",
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+            "MCP-Protocol-Version": MODERN,
+        },
+    )
+    assert r.status_code == 413
+
+
+def _tenant(n: int) -> str:
+    from engine.api.auth import KeyRing
+
+    tenant = KeyRing([LiveServer.keys[n]]).tenant(LiveServer.keys[n])
+    assert tenant is not None
+    return tenant
+
+
+def test_uploads_inline_and_through_a_signed_url(live_server: LiveServer) -> None:
+    async def go() -> None:
+        async with connect(live_server, MODERN) as client:
+            sid = await _new_session(client)
+            inline = await client.call_tool(
+                "upload_file",
+                {
+                    "filename": "small.txt",
+                    "content_base64": base64.b64encode(b"hello").decode(),
+                    "session_id": sid,
+                },
+            )
+            assert not inline.is_error, text(inline)
+            grant = await client.call_tool(
+                "upload_file", {"filename": "large.bin", "session_id": sid}
+            )
+            assert grant.structured_content is not None
+            url = grant.structured_content["upload_url"]
+            payload = b"\1" * (3 * 1024 * 1024)
+            async with httpx.AsyncClient() as http:
+                wrong = await http.post(
+                    url,
+                    files={"file": ("large.bin", payload)},
+                    headers={"Authorization": f"Bearer {LiveServer.keys[1]}"},
+                )
+                assert wrong.status_code == 404
+                forged = await http.post(
+                    url[:-3] + "AAA",
+                    files={"file": ("large.bin", payload)},
+                    headers={"Authorization": f"Bearer {LiveServer.keys[0]}"},
+                )
+                assert forged.status_code == 404
+                done = await http.post(
+                    url,
+                    files={"file": ("ignored.bin", payload)},
+                    headers={"Authorization": f"Bearer {LiveServer.keys[0]}"},
+                )
+                assert done.status_code == 200, done.text
+            listed = await client.call_tool("list_files", {"session_id": sid})
+            assert listed.structured_content is not None
+            sizes = {f["filename"]: f["bytes"] for f in listed.structured_content["files"]}
+            assert sizes == {"small.txt": 5, "large.bin": len(payload)}
+            check = await client.call_tool(
+                "execute",
+                {"code": "print(open('/mnt/data/small.txt').read())", "session_id": sid},
+            )
+            assert "hello" in text(check)
+            await client.call_tool("close", {"session_id": sid})
+
+    run(go())
+
+
+@pytest.mark.parametrize("mode", [MODERN, LEGACY])
+def test_progress_carries_the_latest_line(live_server: LiveServer, mode: str) -> None:
+    code = (
+        "import time\nfor i in range(6):\n    print(f'step {i}', flush=True)\n    time.sleep(0.3)"
+    )
+    seen: list[str | None] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append(message)
+
+    async def go() -> None:
+        async with connect(live_server, mode) as client:
+            sid = await _new_session(client)
+            result = await client.call_tool(
+                "execute", {"code": code, "session_id": sid}, progress_callback=on_progress
+            )
+            assert not result.is_error, text(result)
+            await client.call_tool("close", {"session_id": sid})
+
+    run(go())
+    assert len(seen) >= 3, seen
+    assert all(m and m.startswith("step ") for m in seen)
+    assert seen[-1] in ("step 4", "step 5")
+
+
+@pytest.mark.parametrize("mode", [MODERN, LEGACY])
+def test_cancelling_a_call_interrupts_the_kernel(live_server: LiveServer, mode: str) -> None:
+    async def go() -> None:
+        async with connect(live_server, mode) as client:
+            sid = await _new_session(client)
+            code = "import time\ndone = False\ntime.sleep(120)\ndone = True"
+            with anyio.move_on_after(3):
+                await client.call_tool("execute", {"code": code, "session_id": sid})
+            started = anyio.current_time()
+            after = await client.call_tool(
+                "execute", {"code": "print(done)", "session_id": sid, "timeout": 30}
+            )
+            assert "False" in text(after), text(after)
+            assert anyio.current_time() - started < 20
+            await client.call_tool("close", {"session_id": sid})
+
+    run(go())
+
+
+def test_stdio_server(tmp_path: Path) -> None:
+    from .serve_process import ROOT, containers, engine_env, remove_all
+
+    data_dir = tmp_path / "stdio-engine"
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "engine.cli", "mcp"], env=engine_env(data_dir), cwd=ROOT
+    )
+
+    async def go(mode: str) -> None:
+        async with Client(params, mode=mode, read_timeout_seconds=120) as client:
+            assert client.server_info is None or client.server_info.name == "sandbox-engine"
+            await client.call_tool("execute", {"code": "z = 5"})
+            shown = await client.call_tool(
+                "execute",
+                {"code": "import matplotlib.pyplot as plt\nplt.plot([z, 1]); plt.show()\nz * 2"},
+            )
+            assert not shown.is_error, text(shown)
+            assert "10" in text(shown)
+            assert any(isinstance(b, ImageContent) for b in shown.content)
+            sid = await _new_session(client)
+            minted = await client.call_tool("execute", {"code": "z", "session_id": sid})
+            assert minted.is_error and "NameError" in text(minted)
+
+    try:
+        for mode in (LEGACY, MODERN):
+            run(go(mode))
+            deadline = time.monotonic() + 30
+            while containers(data_dir) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert containers(data_dir) == [], "the stdio engine closes its sandboxes on exit"
+    finally:
+        remove_all(data_dir)

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
+import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
@@ -23,7 +24,7 @@ from pydantic import BaseModel, Field
 from .. import errors
 from ..config import Settings
 from ..core import Engine
-from ..results import OutputEvent, StreamEvent
+from ..results import ExecutionResult, OutputEvent, StreamEvent
 from ..sessions import Session
 from .binding import SessionBinding
 from .render import FILE_TEMPLATE, ExecuteOutput, file_uri, render
@@ -177,10 +178,25 @@ class SandboxTools:
         session = await _guard(self.sandbox(ctx, session_id))
         progress = _Progress(ctx)
         try:
-            result = await _guard(session.execute(code, timeout, progress.on_event))
+            result = await _guard(self._run(session, code, timeout, progress))
         finally:
             await progress.close()
         return render(session.id, result, self.settings.llm_tool_output_chars)
+
+    async def _run(
+        self, session: Session, code: str, timeout: float | None, progress: _Progress
+    ) -> ExecutionResult:
+        """A cancelled call (the client cancelled, or closed the stream) interrupts the kernel.
+        The SDK cancels through anyio scopes, which re-cancel every await: the execution runs in
+        a task of its own, cancelled once, so that it can settle the kernel before it ends."""
+        task = asyncio.ensure_future(session.execute(code, timeout, progress.on_event))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.cancel()
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait({task}, timeout=self.settings.interrupt_grace + 30)
+            raise
 
     async def upload_file(
         self,
