@@ -66,9 +66,10 @@ def test_modern_client_mints_sessions_and_runs_code(live_server: LiveServer) -> 
             tools = {t.name: t for t in (await client.list_tools()).tools}
             assert {"create_session", "execute", "upload_file", "list_files"} <= set(tools)
             assert {"interrupt", "restart", "close"} <= set(tools)
-            assert tools["list_files"].annotations.read_only_hint is True
-            assert tools["close"].annotations.destructive_hint is True
-            assert tools["execute"].annotations.open_world_hint is False
+            hints = {n: t.annotations for n, t in tools.items() if t.annotations is not None}
+            assert hints["list_files"].read_only_hint is True
+            assert hints["close"].destructive_hint is True
+            assert hints["execute"].open_world_hint is False
             sid = await _new_session(client)
             first = await client.call_tool("execute", {"code": "x = 41", "session_id": sid})
             assert not first.is_error, text(first)
