@@ -94,6 +94,19 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_mcp(subparsers: Subparsers) -> None:
+    mcp = subparsers.add_parser("mcp", help="serve MCP over stdio (docs/mcp.md)")
+    mcp.set_defaults(handler=_mcp)
+
+
+def _mcp(args: argparse.Namespace) -> int:
+    from .logs import configure_logging
+    from .mcp.stdio import run_stdio
+
+    configure_logging("warning")  # stderr: stdout carries the protocol
+    return run_stdio(Settings())
+
+
 def _command_run(subparsers: Subparsers) -> None:
     run = subparsers.add_parser("run", help="run code in a fresh sandbox and print the result")
     run.add_argument("code", help="Python code, or - to read it from standard input")
@@ -254,6 +267,7 @@ def _bench(args: argparse.Namespace) -> int:
 COMMANDS: list[Callable[[Subparsers], None]] = [
     _command_image,
     _command_serve,
+    _command_mcp,
     _command_run,
     _command_doctor,
     _command_bench,

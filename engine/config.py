@@ -137,6 +137,13 @@ class Settings(BaseSettings):
     decoded (in whole messages of max_kernel_message_mb; at least one). Smaller messages need
     none of it, so a flood of big messages never holds up the other sessions' output."""
 
+    # --- MCP (docs/mcp.md) ---
+    mcp_allowed_hosts: str = ""
+    """Comma-separated Host names (``name`` or ``name:port``) that /mcp answers besides
+    127.0.0.1, localhost and ``host``; others get 421 (the MCP SDK's DNS-rebinding guard)."""
+    mcp_idle_timeout: int = Field(default=1800, ge=1)
+    """Seconds an MCP session, and a sandbox it or ``create_session`` made, lives unused."""
+
     def load_api_keys(self) -> list[str]:
         keys = [k.strip() for k in self.api_keys.split(",") if k.strip()]
         if self.api_keys_file is not None:

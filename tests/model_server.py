@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -64,6 +65,15 @@ def _script(messages: list[dict[str, Any]]) -> dict[str, Any]:
     last_user = next(m for m in reversed(messages) if m["role"] == "user")
     ask = str(last_user["content"]).lower()
     after_user = messages[messages.index(last_user) + 1 :]
+    if "over mcp" in ask:  # tests/test_mcp_agents.py: our MCP server's `execute` tool
+        outputs = [str(m["content"]) for m in after_user if m["role"] == "tool"]
+        if not outputs:
+            return _reply(None, [("create_session", {})])
+        if len(outputs) == 1:
+            found = re.search(r"sess_[0-9a-f]+", outputs[0])
+            sid = found.group(0) if found else "none"
+            return _reply(None, [("execute", {"code": "print(6 * 7)", "session_id": sid})])
+        return _reply(f"The sandbox said: {outputs[-1]}")
     results = [
         json.loads(m["content"]) if m["content"].startswith("{") else m["content"]
         for m in after_user

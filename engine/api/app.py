@@ -14,7 +14,7 @@ from ..assistants import AssistantsService, OpenAIChatProvider
 from ..config import Settings
 from ..core import Engine
 from ..responses import ResponsesService
-from . import assistants, azure, openai_containers, openai_files, ops, responses, sessions
+from . import assistants, azure, mcp, openai_containers, openai_files, ops, responses, sessions
 from . import errors as api_errors
 from .access_log import RequestLog
 from .auth import KeyRing
@@ -46,7 +46,8 @@ def create_app(
         app.state.responses = ResponsesService(the_engine, provider, settings)
         app.state.responses.recover()
         try:
-            yield
+            async with app.state.mcp.serve(the_engine):  # the /mcp session manager
+                yield
         finally:
             await _drain(the_engine, settings.drain_timeout)
             await app.state.assistants.close()
@@ -57,11 +58,12 @@ def create_app(
         title="Sandbox Engine",
         version="0.1.0",
         description="Run model-written code in Jupyter kernels inside locked-down containers. "
-        "Native API, plus OpenAI- and Azure-sessions-compatible endpoints.",
+        "Native API, plus OpenAI- and Azure-sessions-compatible endpoints and MCP at /mcp.",
         lifespan=lifespan,
     )
     app.state.keys = KeyRing(settings.load_api_keys())
     app.state.settings = settings
+    app.state.mcp = mcp.McpEndpoint(settings, app.state.keys)
     api_errors.install(app)
     app.include_router(ops.router)
     app.include_router(sessions.router)
@@ -70,6 +72,8 @@ def create_app(
     app.include_router(azure.router)
     app.include_router(assistants.router)
     app.include_router(responses.router)
+    app.include_router(mcp.router)
+    app.router.routes.append(app.state.mcp.route())
     # Starlette runs the middleware added last first: the log (and its request id) wraps the
     # body limits, so that their 413s and 400s are logged and carry x-request-id too.
     app.add_middleware(AzureOpenAIPaths)

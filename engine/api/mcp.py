@@ -1,0 +1,175 @@
+"""MCP over streamable HTTP at ``/mcp``, under the service's API keys, plus the signed upload
+route that ``upload_file`` hands out for files too large to send inline.
+
+The SDK's session manager runs inside the app's lifespan (Starlette does not run a mounted
+app's lifespan). Its DNS-rebinding guard answers 421 to Host names it was not told about, so the
+allowed hosts come from the settings. SSE responses, not ``json_response``: JSON mode would drop
+the progress notifications of long runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
+
+from .. import errors
+from ..config import Settings
+from ..core import Engine
+from ..mcp import TENANT_SCOPE_KEY, SandboxTools, UploadSigner, build_server
+from ..sessions import SessionFile
+from .auth import KeyRing, Tenant
+from .deps import EngineDep, FileBodyDep, file_body_doc
+from .errors import error_body
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+def transport_security(settings: Settings) -> TransportSecuritySettings:
+    names = [*LOCAL_HOSTS, settings.host]
+    names += [h.strip() for h in settings.mcp_allowed_hosts.split(",") if h.strip()]
+    hosts: list[str] = []
+    origins: list[str] = []
+    for name in dict.fromkeys(names):
+        if name in ("0.0.0.0", "::"):
+            continue  # a bind-all address is never a Host header: name the hosts instead
+        if ":" in name.strip("[]") and not name.startswith("["):
+            name = f"[{name}]"  # a bare IPv6 address
+        has_port = name.rsplit("]", 1)[-1].count(":") == 1
+        hosts += [name] if has_port else [name, f"{name}:*"]
+        for scheme in ("http", "https"):
+            origins += (
+                [f"{scheme}://{name}"]
+                if has_port
+                else [f"{scheme}://{name}", f"{scheme}://{name}:*"]
+            )
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+    )
+
+
+class McpEndpoint:
+    """The ASGI app at ``/mcp``: a key check, then the SDK's session manager."""
+
+    def __init__(self, settings: Settings, keys: KeyRing) -> None:
+        self.settings = settings
+        self.keys = keys
+        self.signer = UploadSigner()
+        self.tools: SandboxTools | None = None
+        self._manager: StreamableHTTPSessionManager | None = None
+
+    @contextlib.asynccontextmanager
+    async def serve(self, engine: Engine) -> AsyncIterator[None]:
+        self.tools = SandboxTools(engine, self.settings, signer=self.signer)
+        server = build_server(self.tools)
+        # Its private low-level server is what the manager drives (as streamable_http_app does).
+        manager = StreamableHTTPSessionManager(
+            app=server._lowlevel_server,
+            security_settings=transport_security(self.settings),
+            session_idle_timeout=self.settings.mcp_idle_timeout,
+        )
+        async with manager.run():
+            self._manager = manager
+            try:
+                yield
+            finally:
+                self._manager = None
+
+    def route(self) -> Route:
+        return Route(
+            "/mcp", endpoint=self, methods=["GET", "POST", "DELETE"], include_in_schema=False
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._manager is None or self.tools is None:
+            await _json(send, 503, error_body("MCP is not running", "server_error"))
+            return
+        tenant = self._tenant(scope)
+        if tenant is None:
+            await _json(
+                send,
+                401,
+                error_body(
+                    "missing or invalid API key", "invalid_request_error", "invalid_api_key"
+                ),
+                [(b"www-authenticate", b"Bearer")],
+            )
+            return
+        scope = {**scope, TENANT_SCOPE_KEY: tenant}
+        # The SDK binds each MCP session to the credential that opened it.
+        scope["user"] = AuthenticatedUser(
+            AccessToken(token="", client_id=tenant or "local", scopes=[])
+        )
+        status = 0
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await self._manager.handle_request(scope, receive, watch)
+        connection = dict(scope["headers"]).get(b"mcp-session-id")
+        if scope["method"] == "DELETE" and connection and status < 400:
+            await self.tools.binding.end_connection(tenant, connection.decode("latin-1"))
+
+    def _tenant(self, scope: Scope) -> str | None:
+        if not self.keys.enabled:
+            return ""
+        headers = dict(scope["headers"])
+        auth = headers.get(b"authorization", b"").decode("latin-1")
+        scheme, _, key = auth.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            key = headers.get(b"api-key", b"").decode("latin-1")
+        return self.keys.tenant(key.strip()) if key.strip() else None
+
+
+async def _json(
+    send: Send, status: int, body: object, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+router = APIRouter(tags=["mcp"])
+
+
+@router.post(
+    "/v1/mcp/uploads/{token}",
+    summary="Upload a file through a signed URL from the MCP upload_file tool",
+    openapi_extra=file_body_doc(),
+)
+async def upload(
+    token: Annotated[str, Path(description="The token in the URL upload_file returned.")],
+    request: Request,
+    engine: EngineDep,
+    tenant: Tenant,
+    body: FileBodyDep,
+) -> SessionFile:
+    endpoint: McpEndpoint = request.app.state.mcp
+    grant = endpoint.signer.verify(token)
+    if grant.owner != tenant:
+        raise errors.NotFound("invalid upload URL")
+    _, data = body.file()
+    session = engine.get_session(grant.session_id, tenant)
+    return await session.upload(grant.filename, data)

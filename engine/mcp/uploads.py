@@ -1,0 +1,55 @@
+"""Short-lived signed upload tokens: ``upload_file`` hands a client a URL on the HTTP API for
+files too large to send inline through MCP (whose request bodies are capped at 4 MiB)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+
+from .. import errors
+
+
+@dataclass(frozen=True)
+class UploadGrant:
+    session_id: str
+    owner: str
+    filename: str
+    expires_at: int
+
+
+class UploadSigner:
+    """HMAC-SHA256 over the grant; the key is per process, so a restart voids every URL."""
+
+    def __init__(self, ttl: int = 600, key: bytes | None = None) -> None:
+        self.ttl = ttl
+        self._key = key or secrets.token_bytes(32)
+
+    def sign(self, session_id: str, owner: str, filename: str) -> tuple[str, int]:
+        expires = int(time.time()) + self.ttl
+        body = json.dumps(
+            {"s": session_id, "o": owner, "f": filename, "e": expires}, separators=(",", ":")
+        ).encode()
+        payload = base64.urlsafe_b64encode(body).rstrip(b"=")
+        mac = hmac.new(self._key, payload, hashlib.sha256).digest()
+        return f"{payload.decode()}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}", expires
+
+    def verify(self, token: str) -> UploadGrant:
+        payload, _, mac = token.partition(".")
+        expected = hmac.new(self._key, payload.encode(), hashlib.sha256).digest()
+        try:
+            given = base64.urlsafe_b64decode(mac + "=" * (-len(mac) % 4))
+            valid = hmac.compare_digest(expected, given)
+            data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            grant = UploadGrant(str(data["s"]), str(data["o"]), str(data["f"]), int(data["e"]))
+        except (ValueError, KeyError, TypeError):
+            valid = False
+        if not valid:
+            raise errors.NotFound("invalid upload URL")
+        if grant.expires_at < time.time():
+            raise errors.NotFound("this upload URL has expired: call upload_file again")
+        return grant
