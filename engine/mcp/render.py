@@ -51,7 +51,7 @@ class ExecuteOutput(BaseModel):
     """What ``execute`` returns as structured content."""
 
     session_id: str
-    status: Literal["ok", "error", "timeout", "crashed"]
+    status: Literal["ok", "error", "timeout", "crashed", "cancelled"]
     stdout: str
     stderr: str
     result: str | None = None
