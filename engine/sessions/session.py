@@ -270,7 +270,11 @@ class Session(DataFolder):
             except asyncio.CancelledError as exc:
                 self._raise_if_closed_under(kernel, exc)
                 # The caller gave up: the code must stop before the next execution may start.
-                await asyncio.shield(self._settle(kernel))
+                # anyio cancels every await again, so wait through repeated cancellations.
+                settling = asyncio.ensure_future(self._settle(kernel))
+                while not settling.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.shield(settling)
                 raise
             except Exception as exc:
                 self._raise_if_closed_under(kernel, exc)
