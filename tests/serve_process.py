@@ -63,7 +63,9 @@ def home_filter(data_dir: Path) -> dict[str, str]:
 def containers(data_dir: Path) -> list[str]:
     """Names of the data folder's containers, in any state."""
     client = docker.from_env()
-    return sorted(c.name for c in client.containers.list(all=True, filters=home_filter(data_dir)))
+    # The low-level list: the high-level one inspects each container, which races removals.
+    listed = client.api.containers(all=True, filters=home_filter(data_dir))
+    return sorted(c["Names"][0].lstrip("/") for c in listed)
 
 
 def volumes(data_dir: Path) -> list[str]:
@@ -74,7 +76,7 @@ def volumes(data_dir: Path) -> list[str]:
 def remove_all(data_dir: Path) -> None:
     """What a test leaves, whatever happened: every container and volume of the folder."""
     client = docker.from_env()
-    for c in client.containers.list(all=True, filters=home_filter(data_dir)):
+    for c in client.containers.list(all=True, filters=home_filter(data_dir), sparse=True):
         c.remove(force=True, v=True)
     for v in client.volumes.list(filters=home_filter(data_dir)):
         v.remove(force=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 
 import pytest
 
@@ -16,6 +17,7 @@ from engine import (
     StreamEvent,
     SyncEngine,
 )
+from engine.results import OutputEvent
 
 pytestmark = pytest.mark.docker
 
@@ -73,10 +75,14 @@ async def test_workdir_is_mnt_data_and_writable(session: Session) -> None:
 
 
 async def test_live_events_in_order(session: Session) -> None:
-    seen: list[str] = []
+    seen: list[tuple[float, OutputEvent]] = []
     code = "import time\nfor i in range(3):\n    print(i, flush=True)\n    time.sleep(0.2)\n'end'"
-    r = await session.execute(code, on_event=lambda e: seen.append(e.type))
-    assert seen == ["stdout", "stdout", "stdout", "result"]
+    r = await session.execute(code, on_event=lambda e: seen.append((time.monotonic(), e)))
+    # A busy kernel may send one print as two stream messages: order and timing are what count.
+    kinds = [e.type for _, e in seen]
+    assert kinds[-1] == "result" and set(kinds[:-1]) == {"stdout"}, kinds
+    assert "".join(e.text for _, e in seen if isinstance(e, StreamEvent)) == "0\n1\n2\n"
+    assert seen[-1][0] - seen[0][0] >= 0.3  # the first line came while the cell still ran
     assert r.stdout == "0\n1\n2\n"
 
 

@@ -72,7 +72,7 @@ async def test_closing_while_the_kernel_restarts(tmp_path: Path) -> None:
             with pytest.raises(SessionClosed):
                 await session.execute("1")
         label = {"label": f"{HOME_LABEL}={engine.labels[HOME_LABEL]}"}
-        assert docker.from_env().containers.list(all=True, filters=label) == []
+        assert docker.from_env().containers.list(all=True, filters=label, sparse=True) == []
 
 
 async def test_background_processes_die_with_a_restart(session: Session) -> None:
@@ -182,7 +182,7 @@ async def test_no_leftover_containers_after_close(tmp_path: Path) -> None:
         client = docker.from_env()
         label = f"{HOME_LABEL}={engine.labels[HOME_LABEL]}"
         assert len(client.containers.list(filters={"label": label})) == 2
-    assert client.containers.list(all=True, filters={"label": label}) == []
+    assert client.containers.list(all=True, filters={"label": label}, sparse=True) == []
     assert client.volumes.list(filters={"label": label}) == []
     assert list((settings.data_dir / "sandboxes").iterdir()) == []
 

@@ -65,7 +65,7 @@ async def test_kill_9_mid_execution_then_restart(tmp_path: Path) -> None:
         assert (await engine.session("restart-thread")).id == ids["session"]
         assert (await session.execute("print('ok')")).stdout == "ok\n"
     # This engine closed its sessions (SANDBOX_SHUTDOWN_SANDBOXES=close): nothing is left.
-    assert client.containers.list(all=True, filters={"label": label}) == []
+    assert client.containers.list(all=True, filters={"label": label}, sparse=True) == []
     assert client.volumes.list(filters={"label": label}) == []
     async with Engine(make_settings(settings.data_dir.parent)) as engine:
         assert engine.sessions.info(ids["session"]).status is SessionStatus.CLOSED

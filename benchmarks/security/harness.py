@@ -203,7 +203,9 @@ class HostWatch:
     def ours(self) -> tuple[set[str], set[str]]:
         """Containers and volumes carrying this engine's label."""
         label = {"label": self._label()}
-        containers = {c.id for c in self.client.containers.list(all=True, filters=label)}
+        containers = {
+            c.id for c in self.client.containers.list(all=True, filters=label, sparse=True)
+        }
         volumes = {v.name for v in self.client.volumes.list(filters=label)}
         return containers, volumes
 

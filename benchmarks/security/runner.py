@@ -219,7 +219,7 @@ def _leftovers(server: ApiServer) -> list[str]:
     except (AttributeError, KeyError):
         return []
     client = docker.from_env()
-    containers = [c.name for c in client.containers.list(all=True, filters=label)]
+    containers = [c["Names"][0].lstrip("/") for c in client.api.containers(all=True, filters=label)]
     volumes = [v.name for v in client.volumes.list(filters=label)]
     return [f"container {c}" for c in containers] + [f"volume {v}" for v in volumes]
 
