@@ -2,8 +2,11 @@
 
 After each cell it puts back the parts of the kernel's own machinery that the cell may have
 closed or replaced (its output streams, hooks, display publisher, print, fds 1 and 2), so that
-the next cell runs as in a fresh kernel. It is a courtesy for code that breaks these by mistake;
-hostile code can unload it, and then the engine's own checks restart the kernel.
+the next cell runs as in a fresh kernel. And it keeps every message the kernel sends well under
+the engine's cap (SANDBOX_MAX_KERNEL_MESSAGE_MB): a huge print goes out in pieces, which the
+engine folds into head and tail as usual, and a huge value or error message is cut to its head
+and tail here. Both are courtesies for code that does these things by mistake; hostile code can
+undo them, and then the engine's own checks restart the kernel.
 """
 
 import builtins
@@ -12,6 +15,11 @@ import sys
 
 _TRAPPED = {"exit", "quit", "get_ipython", "display"}
 """Builtins IPython itself swaps in and out around each cell."""
+FIELD_CHARS = 4_000_000
+"""The longest string a message carries (a stream's text goes in pieces of this size)."""
+MIME_CHARS = 24_000_000
+"""A display value longer than this is cut to its head and tail if it is text, else (an image of
+some 18 MB) left out of its bundle."""
 
 
 def load_ipython_extension(ip):
@@ -25,7 +33,7 @@ def load_ipython_extension(ip):
         for name, original in streams.items():
             current = getattr(sys, name)
             if current is not original or getattr(original, "closed", False):
-                setattr(sys, name, _working(original, name, kernel))
+                setattr(sys, name, _working(original, name, getattr(ip, "kernel", kernel)))
                 streams[name] = getattr(sys, name)
         for name, original in hooks.items():
             if getattr(sys, name) is not original:
@@ -40,7 +48,62 @@ def load_ipython_extension(ip):
         for fd in (1, 2):
             _reopen(fd)
 
+    def cap_messages(*_):
+        # The kernel is attached to the shell after extensions load: wrap its session lazily.
+        session = getattr(getattr(ip, "kernel", None), "session", None)
+        if session is not None and not getattr(session, "_sandbox_capped", False):
+            _cap_messages(session)
+
+    ip.events.register("pre_run_cell", cap_messages)
     ip.events.register("post_run_cell", restore)
+
+
+def _cap_messages(session):
+    send = session.send
+
+    def capped_send(stream, msg_or_type, content=None, parent=None, ident=None, *args, **kw):
+        if not isinstance(msg_or_type, dict):
+            return send(stream, msg_or_type, _capped(content), parent, ident, *args, **kw)
+        msg = msg_or_type
+        text = msg.get("content", {}).get("text")
+        if msg.get("msg_type") == "stream" and isinstance(text, str) and len(text) > FIELD_CHARS:
+            sent = None
+            for start in range(0, len(text), FIELD_CHARS):
+                piece = {**msg["content"], "text": text[start : start + FIELD_CHARS]}
+                part = session.msg("stream", piece, parent=msg.get("parent_header"))
+                sent = send(stream, part, None, None, ident, *args, **kw)
+            return sent
+        msg["content"] = _capped(msg.get("content"))
+        return send(stream, msg, content, parent, ident, *args, **kw)
+
+    session.send = capped_send
+    session._sandbox_capped = True
+
+
+def _capped(value, key=None, limit=FIELD_CHARS):
+    if isinstance(value, str):
+        if len(value) <= limit:
+            return value
+        half = limit // 2
+        dropped = len(value) - 2 * half
+        return (
+            f"{value[:half]}\n[... {dropped} characters dropped in the kernel ...]\n{value[-half:]}"
+        )
+    if isinstance(value, list):
+        return [_capped(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if key == "data":  # a MIME bundle: an oversized image cannot be cut, only left out
+        bundle = {}
+        for mime, item in value.items():
+            if isinstance(item, str) and len(item) > MIME_CHARS and mime != "text/plain":
+                bundle.setdefault(
+                    "text/plain", f"<{mime} output of {len(item)} characters left out>"
+                )
+                continue
+            bundle[mime] = _capped(item, limit=MIME_CHARS)
+        return bundle
+    return {k: _capped(v, k) for k, v in value.items()}
 
 
 def _working(stream, name, kernel):

@@ -79,11 +79,33 @@ async def test_code_that_unloads_the_guard_still_gets_answers(session: Session) 
     assert (await session.execute("print(1+1)", timeout=30)).stdout == "2\n"
 
 
+async def test_huge_output_by_mistake_is_folded_not_restarted(tmp_path: Path) -> None:
+    """Ordinary code that prints, raises or returns more than the message cap stays under it (the
+    kernel-side guard sends it in pieces or cut), so the kernel keeps its state."""
+    async with Engine(make_settings(tmp_path, memory_limit_mb=1024)) as engine:
+        await _fold_huge_output(await engine.session())
+
+
+async def _fold_huge_output(session: Session) -> None:
+    await session.execute("kept = 'yes'")
+    printed = await session.execute("print('x' * 100_000_000); print('END')", timeout=60)
+    assert printed.status is ExecutionStatus.OK, printed.error
+    assert printed.dropped["stdout"] > 90_000_000 and printed.stdout.rstrip().endswith("END")
+    raised = await session.execute("raise ValueError('v' * 40_000_000)", timeout=60)
+    assert raised.status is ExecutionStatus.ERROR and raised.error is not None
+    assert raised.error.name == "ValueError"
+    value = await session.execute("'r' * 70_000_000", timeout=60)
+    assert value.status is ExecutionStatus.OK and value.result is not None, value.error
+    assert "characters dropped in the kernel" in value.result["text/plain"]
+    assert (await session.execute("print(kept)")).stdout == "yes\n"
+
+
+# The class's own send: hostile code steps around the guard that splits huge output politely.
 FLOOD = """
 k = get_ipython().kernel
 for i in range({count}):
-    k.session.send(k.iopub_socket, 'stream', {{'name': 'stdout', 'text': 'x' * {size}}},
-                   parent=k.get_parent())
+    type(k.session).send(k.session, k.iopub_socket, 'stream',
+                         {{'name': 'stdout', 'text': 'x' * {size}}}, parent=k.get_parent())
 print('sent')
 """
 
