@@ -203,8 +203,17 @@ def test_console_upload_download_delete_and_restart(
 ) -> None:
     watched = open_page(browser, live_server, view="playground#console")
     page = watched.page
+    page.locator("#session-info").get_by_text("Status").or_(
+        page.get_by_text("Run a cell to start a session")
+    ).wait_for()
+    before = page.locator("#session-select").input_value()
     page.get_by_role("button", name="New session").click()
-    page.get_by_text("Status").wait_for()
+    page.wait_for_function(
+        "v => { const s = document.getElementById('session-select'); "
+        "return s.value && s.value !== v }",
+        arg=before,
+    )
+    page.get_by_text("No files yet.").wait_for()
     source = tmp_path / "sales.csv"
     source.write_text("region,amount\nnorth,3\nsouth,4\n")
     page.get_by_label("Upload").set_input_files(str(source))

@@ -23,6 +23,7 @@ export function initConsole(report) {
 
 export async function loadConsole() {
   const page = await get("/v1/sessions?limit=100&order=desc");
+  if (sessionId) return;  // the visitor already made one
   const live = page.data.filter((s) => s.status === "active");
   fillSessions(live);
   if (live.length) await pick(live[0].id); else showNone();
@@ -58,7 +59,9 @@ async function pick(id) {
 }
 
 async function showInfo(info) {
-  info = info || (await get(`/v1/sessions/${sessionId}`));
+  const id = sessionId;
+  info = info || (await get(`/v1/sessions/${id}`));
+  if (id !== sessionId) return;  // another session was picked meanwhile
   const rows = [
     ["Status", info.status],
     ["Expires", when(info.expires_at)],
@@ -128,9 +131,11 @@ function appendText(out, kind, text) {
 
 async function listFiles() {
   if (!sessionId) return;
-  const page = await get(`/v1/sessions/${sessionId}/files`);
+  const id = sessionId;
+  const page = await get(`/v1/sessions/${id}/files`);
+  if (id !== sessionId) return;  // another session was picked meanwhile
   const items = page.data.map((f) => {
-    const path = `/v1/sessions/${sessionId}/files/content?path=${encodeURIComponent(f.path)}`;
+    const path = `/v1/sessions/${id}/files/content?path=${encodeURIComponent(f.path)}`;
     return el("li", { class: "file" },
       el("span", { class: "name", text: f.filename }),
       el("span", { class: "size", text: `${f.bytes} B` }),
