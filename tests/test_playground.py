@@ -360,3 +360,50 @@ def test_without_a_model_the_chat_says_how_and_the_console_works(
         page.context.close()
     finally:
         server.stop()
+
+
+def test_assistants_are_edited_deleted_given_files_and_runs_cancelled(
+    browser: Any, live_server: LiveServer, tmp_path: Path
+) -> None:
+    watched = open_page(browser, live_server)
+    page = watched.page
+    page.get_by_role("button", name="New assistant").click()
+    page.get_by_label("Name").fill("Analyst")
+    data = tmp_path / "numbers.csv"
+    data.write_text("amount\n1\n2\n")
+    page.get_by_label("Code interpreter files").set_input_files(str(data))
+    page.locator("#a-file-list li").wait_for()
+    page.get_by_role("button", name="Create assistant").click()
+    page.get_by_text("Saved.").wait_for()
+    created = page.locator("#assistant-select").input_value()
+    headers = {"Authorization": f"Bearer {KEY}"}
+    stored = httpx.get(f"{live_server.url}/v1/assistants/{created}", headers=headers).json()
+    assert stored["name"] == "Analyst"
+    assert len(stored["tool_resources"]["code_interpreter"]["file_ids"]) == 1
+    page.get_by_label("Name").fill("Analyst 2")
+    page.get_by_label("Instructions").fill("Be brief.")
+    page.get_by_role("button", name="Save assistant").click()
+    page.get_by_text("Saved.").wait_for()
+    stored = httpx.get(f"{live_server.url}/v1/assistants/{created}", headers=headers).json()
+    assert (stored["name"], stored["instructions"]) == ("Analyst 2", "Be brief.")
+
+    page.get_by_label("Message", exact=True).fill(
+        "Create a visualization of a sinewave, and stream slowly"
+    )
+    page.get_by_role("button", name="Send").click()
+    page.locator("#messages .message.assistant .text").first.wait_for(timeout=60_000)
+    page.get_by_role("button", name="Cancel run").click()
+    page.locator("#run-status").get_by_text("cancelled").wait_for(timeout=60_000)
+    assert page.get_by_role("button", name="Send").is_enabled()
+
+    page.get_by_role("button", name="Delete assistant").click()
+    page.wait_for_function(
+        "id => ![...document.querySelectorAll('#assistant-select option')]"
+        ".some(o => o.value === id)",
+        arg=created,
+    )
+    assert (
+        httpx.get(f"{live_server.url}/v1/assistants/{created}", headers=headers).status_code == 404
+    )
+    watched.clean()
+    page.context.close()
