@@ -287,13 +287,17 @@ def test_a_first_visitor_chats_at_once_and_gets_a_chart_streamed(
     )
     page.get_by_role("button", name="Send").click()
     # Visible streaming: a reply's text grows over time, while the run goes on.
-    streaming = page.locator("#messages .message.assistant .text.streaming")
     seen: set[int] = set()
     for _ in range(600):
-        if page.locator("#run-status").inner_text() == "completed":
+        # Read in one go: a streaming text node is replaced when its message completes.
+        status, lengths = page.evaluate(
+            "() => [document.getElementById('run-status').textContent, "
+            "[...document.querySelectorAll('#messages .text.streaming')]"
+            ".map(e => e.textContent.length)]"
+        )
+        if status == "completed":
             break
-        if streaming.count():
-            seen.add(len(streaming.last.inner_text()))
+        seen.update(lengths)
         page.wait_for_timeout(50)
     assert len(seen - {0}) >= 3, seen
     page.get_by_text("completed").wait_for(timeout=120_000)
@@ -405,5 +409,18 @@ def test_assistants_are_edited_deleted_given_files_and_runs_cancelled(
     assert (
         httpx.get(f"{live_server.url}/v1/assistants/{created}", headers=headers).status_code == 404
     )
+    watched.clean()
+    page.context.close()
+
+
+def test_a_run_shows_the_errors_of_its_code(browser: Any, live_server: LiveServer) -> None:
+    watched = open_page(browser, live_server)
+    page = watched.page
+    page.get_by_label("Message", exact=True).fill("Sum 0..9 and print it; fix it if it fails")
+    page.get_by_role("button", name="Send").click()
+    page.get_by_text("Fixed. The total is 45.").wait_for(timeout=90_000)
+    logs = page.locator("#messages .step pre.logs")
+    assert "NameError" in logs.first.inner_text()
+    assert page.locator("#messages .step pre.code").count() == 2
     watched.clean()
     page.context.close()

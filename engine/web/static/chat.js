@@ -40,7 +40,11 @@ export function initChat(reportError, cfg) {
   $("tool-form").addEventListener("submit", (e) => { e.preventDefault(); submitOutputs().catch(failRun); });
 }
 
-function formError(error) { $("assistant-error").textContent = error.message; }
+function formError(error) { say(error.message, true); }
+function say(text, bad = false) {
+  $("assistant-error").textContent = text;
+  $("assistant-error").className = bad ? "error" : "ok";
+}
 function failRun(error) {
   $("run-status").textContent = `Failed: ${error.message}`;
   endRun();
@@ -96,7 +100,7 @@ async function uploadFiles() {
   }
   $("a-files").value = "";
   showFiles();
-  $("assistant-error").textContent = "Files attached: save the assistant to keep them.";
+  say("Files attached: save the assistant to keep them.");
 }
 
 function assistantBody() {
@@ -120,7 +124,7 @@ async function saveAssistant() {
   assistants = [saved, ...assistants.filter((a) => a.id !== saved.id)];
   fillAssistants();
   pickAssistant(saved.id);
-  $("assistant-error").textContent = "Saved.";
+  say("Saved.");
   return saved;
 }
 
