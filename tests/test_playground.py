@@ -192,8 +192,7 @@ def test_console_streams_cells_figures_html_and_tracebacks(
     assert failing.get_attribute("data-status") == "error"
     assert "Expires" in page.locator("#session-info").inner_text()
     IMAGES.mkdir(parents=True, exist_ok=True)
-    figure.scroll_into_view_if_needed()
-    page.screenshot(path=str(IMAGES / "playground-console.png"))
+    page.screenshot(path=str(IMAGES / "playground-console.png"), full_page=True)
     watched.clean()
     page.context.close()
 
