@@ -186,6 +186,12 @@ def _answer(body: dict[str, Any]) -> dict[str, Any]:
     return _script(body["messages"])
 
 
+@app.get("/v1/models")
+async def models() -> dict[str, Any]:
+    """The playground starts with the first model listed."""
+    return {"object": "list", "data": [{"id": "scripted", "object": "model", "owned_by": "tests"}]}
+
+
 @app.post("/v1/chat/completions", response_model=None)
 async def chat(request: Request) -> dict[str, Any] | StreamingResponse:
     body = await request.json()

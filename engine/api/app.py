@@ -14,6 +14,8 @@ from ..assistants import AssistantsService, OpenAIChatProvider
 from ..config import Settings
 from ..core import Engine
 from ..responses import ResponsesService
+from ..web import config_router as playground_config
+from ..web import router as playground
 from . import assistants, azure, mcp, openai_containers, openai_files, ops, responses, sessions
 from . import errors as api_errors
 from .access_log import RequestLog
@@ -73,6 +75,8 @@ def create_app(
     app.include_router(assistants.router)
     app.include_router(responses.router)
     app.include_router(mcp.router)
+    app.include_router(playground_config)
+    app.include_router(playground)  # /playground, and / redirects there
     app.router.routes.append(app.state.mcp.route())
     # Starlette runs the middleware added last first: the log (and its request id) wraps the
     # body limits, so that their 413s and 400s are logged and carry x-request-id too.

@@ -1,0 +1,129 @@
+"""The playground: a no-code page at ``/playground`` to try the sandbox and the assistants.
+
+Its assets are plain files in ``static/`` (ES modules and CSS, no build step), shipped in the
+package. The page shows output written by untrusted code and models, so everything under
+``/playground`` is served with a strict Content-Security-Policy: no inline script, no script
+from anywhere but this origin, no plugins, no framing. HTML outputs go into ``sandbox=""``
+iframes (no scripts, an opaque origin), and text goes in through ``textContent``."""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+from typing import Any
+
+import openai
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+
+from ..config import Settings
+from ..errors import APIError
+
+STATIC = Path(__file__).parent / "static"
+DEFAULT_MODEL = "gpt-4o-mini"
+
+CSP = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data: blob:",
+        "frame-src 'self'",
+        "child-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+TYPES = {
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".html": "text/html",
+    ".svg": "image/svg+xml",
+}
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/")
+async def root() -> RedirectResponse:
+    return RedirectResponse("/playground", status_code=307)
+
+
+@router.get("/playground")
+async def page() -> Response:
+    return _file(STATIC / "index.html")
+
+
+@router.get("/playground/{name:path}")
+async def asset(name: str) -> Response:
+    if name in ("", "index.html"):
+        return _file(STATIC / "index.html")
+    path = (STATIC / name).resolve()
+    if not path.is_relative_to(STATIC.resolve()) or not path.is_file():
+        raise APIError(404, f"no playground asset {name!r}", "invalid_request_error", "not_found")
+    return _file(path)
+
+
+def _file(path: Path) -> Response:
+    kind = TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "text/plain"
+    return FileResponse(path, media_type=kind, headers=HEADERS)
+
+
+config_router = APIRouter(tags=["playground"])
+
+
+@config_router.get("/v1/playground/config")
+async def config(request: Request) -> dict[str, Any]:
+    """What the page needs before it asks anything: whether a key is needed, whether a model is
+    configured, and the model to start with. Open without a key: it tells nothing secret."""
+    settings: Settings = request.app.state.settings
+    model = None
+    if settings.llm_base_url:
+        model = getattr(settings, "llm_model", None) or await _first_model(settings)
+    return {
+        "object": "playground.config",
+        "key_required": request.app.state.keys.enabled,
+        "model_configured": bool(settings.llm_base_url),
+        "default_model": model,
+        "vector_stores": any(
+            getattr(r, "path", "").startswith("/v1/vector_stores") for r in request.app.routes
+        ),
+    }
+
+
+@config_router.get("/v1/playground/key")
+async def check_key(request: Request) -> dict[str, Any]:
+    """Whether the key sent is good, as a 200 either way: the page checks a key before keeping
+    it, and a refused check would be a red line in the browser's console."""
+    ring = request.app.state.keys
+    if not ring.enabled:
+        return {"object": "playground.key", "valid": True}
+    sent = request.headers.get("authorization", "")
+    valid = sent.startswith("Bearer ") and ring.tenant(sent[len("Bearer ") :]) is not None
+    return {"object": "playground.key", "valid": valid}
+
+
+async def _first_model(settings: Settings) -> str:
+    """The first model the endpoint lists, or a common default if it lists none."""
+    client = openai.AsyncOpenAI(
+        base_url=settings.llm_base_url,
+        api_key=settings.llm_api_key or "none",
+        timeout=3,
+        max_retries=0,
+    )
+    try:
+        page = await client.models.list()
+        return page.data[0].id if page.data else DEFAULT_MODEL
+    except (openai.OpenAIError, ValueError, KeyError, TypeError, AttributeError, IndexError):
+        return DEFAULT_MODEL
+    finally:
+        await client.close()

@@ -1,0 +1,425 @@
+"""The playground page (/playground) in a real browser: Debian's chromium driven by playwright,
+against a live server and the scripted model. The page shows output of untrusted code and
+models, so the script-injection cases check that nothing runs in the playground's origin."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from .conftest import LiveServer, ServerThread
+from .test_assistants import server_settings
+
+pytestmark = pytest.mark.docker
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+IMAGES = Path(__file__).parent.parent / "docs" / "images"
+KEY = LiveServer.keys[0]
+PWNED = "window.__pwned=1;alert(1)"  # no quotes: it goes inside Python and HTML strings
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("no /usr/bin/chromium: scripts/setup installs it")
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+class Watched:
+    """A page, with the dialogs it opened and the errors that reached its console."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.dialogs: list[str] = []
+        self.errors: list[str] = []
+        page.on("dialog", self._dialog)
+        page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+        page.on("console", self._console)
+
+    def _dialog(self, dialog: Any) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def _console(self, message: Any) -> None:
+        if message.type != "error":
+            return
+        where = (message.location or {}).get("url", "")
+        # The sandboxed frames of untrusted HTML report what they were refused (scripts,
+        # requests): that is the protection working, not an error of the page.
+        if where.startswith("about:srcdoc") or "sandboxed" in message.text:
+            return
+        if message.text.startswith("Failed to load resource") and "/playground/x" in where:
+            return
+        self.errors.append(f"console: {message.text} at {where}")
+
+    def clean(self) -> None:
+        assert self.page.evaluate("typeof window.__pwned") == "undefined"
+        assert self.dialogs == []
+        assert self.errors == []
+
+
+def open_page(browser: Any, server: ServerThread, key: str | None = KEY, view: str = "") -> Watched:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    watched = Watched(context.new_page())
+    page = watched.page
+    page.goto(server.url + "/" + view)
+    if key:
+        page.get_by_label("API key").fill(key)
+        page.get_by_role("button", name="Use key").click()
+        page.get_by_text("Key set for this tab").wait_for()
+    return watched
+
+
+def run_cell(page: Any, code: str, timeout: float = 60_000) -> Any:
+    cells = page.locator("#cells > li.cell:not(.note)")
+    before = cells.count()
+    page.get_by_label("Code", exact=True).fill(code)
+    page.get_by_label("Code", exact=True).press("Shift+Enter")
+    cell = cells.nth(before)
+    cell.locator(".cell-footer").wait_for(timeout=timeout)
+    return cell
+
+
+# --- item 1: where it lives, headers, key ---
+
+
+def test_root_redirects_and_the_page_has_a_strict_csp(live_server: LiveServer) -> None:
+    answer = httpx.get(live_server.url + "/", follow_redirects=False)
+    assert answer.status_code in (302, 307) and answer.headers["location"] == "/playground"
+    page = httpx.get(live_server.url + "/playground")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    csp = page.headers["content-security-policy"]
+    for part in (
+        "default-src 'self'",
+        "script-src 'self'",
+        "object-src 'none'",
+        "frame-ancestors 'none'",
+        "img-src 'self' data: blob:",
+    ):
+        assert part in csp
+    assert "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
+    assert (
+        httpx.get(live_server.url + "/playground/app.js")
+        .headers["content-type"]
+        .startswith("text/javascript")
+    )
+    assert httpx.get(live_server.url + "/playground/../engine/config.py").status_code == 404
+    config = httpx.get(live_server.url + "/v1/playground/config").json()
+    assert config["key_required"] is True and config["model_configured"] is True
+    assert config["default_model"] == "scripted"  # the first the model endpoint lists
+    check = live_server.url + "/v1/playground/key"
+    assert httpx.get(check).json()["valid"] is False
+    assert httpx.get(check, headers={"Authorization": "Bearer nope"}).json()["valid"] is False
+    assert httpx.get(check, headers={"Authorization": f"Bearer {KEY}"}).json()["valid"] is True
+
+
+def test_the_key_prompt_refuses_a_bad_key_and_keeps_a_good_one_in_the_tab(
+    browser: Any, live_server: LiveServer
+) -> None:
+    watched = open_page(browser, live_server, key=None)
+    page = watched.page
+    page.get_by_label("API key").fill("wrong")
+    page.get_by_role("button", name="Use key").click()
+    page.get_by_text("invalid API key").wait_for()
+    page.get_by_label("API key").fill(KEY)
+    page.get_by_role("button", name="Use key").click()
+    page.get_by_text("Key set for this tab").wait_for()
+    assert page.evaluate("sessionStorage.getItem('sandbox-engine-key')") == KEY
+    assert page.evaluate("localStorage.length") == 0
+    page.reload()
+    page.get_by_text("Key set for this tab").wait_for()  # the tab keeps it, without asking
+    watched.clean()
+    page.context.close()
+
+
+# --- item 2: the console ---
+
+
+def test_console_streams_cells_figures_html_and_tracebacks(
+    browser: Any, live_server: LiveServer
+) -> None:
+    watched = open_page(browser, live_server, view="playground#console")
+    page = watched.page
+    cell = run_cell(
+        page, "import time\nfor i in range(3):\n    print('tick', i, flush=True); time.sleep(0.7)"
+    )
+    assert "tick 0\ntick 1\ntick 2" in cell.locator("pre.stdout").inner_text()
+    # Streaming: the first line shows before the cell is done.
+    page.get_by_label("Code", exact=True).fill(
+        "import time\nprint('first', flush=True)\ntime.sleep(3)\nprint('second')"
+    )
+    page.get_by_role("button", name="Run").click()
+    streaming = page.locator("#cells > li.cell").last
+    streaming.locator("pre.stdout").get_by_text("first").wait_for(timeout=30_000)
+    assert streaming.locator(".cell-footer").count() == 0
+    streaming.locator(".cell-footer").wait_for(timeout=30_000)
+
+    figure = run_cell(
+        page,
+        "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.title('3 points')\nplt.show()",
+    )
+    src = figure.locator("img.figure").get_attribute("src")
+    assert src and src.startswith("data:image/png;base64,")
+    assert base64.b64decode(src.split(",", 1)[1]).startswith(b"\x89PNG")
+
+    table = run_cell(page, "import pandas as pd\npd.DataFrame({'city': ['Oslo'], 'temp': [4]})")
+    frame = table.locator("iframe.html-output")
+    assert frame.get_attribute("sandbox") == ""
+    assert page.frame_locator("#cells iframe.html-output").last.get_by_text("Oslo").is_visible()
+
+    failing = run_cell(page, "def f():\n    return 1 / 0\nf()")
+    assert "ZeroDivisionError" in failing.locator("pre.traceback").inner_text()
+    assert failing.get_attribute("data-status") == "error"
+    assert "Expires" in page.locator("#session-info").inner_text()
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(IMAGES / "playground-console.png"), full_page=True)
+    watched.clean()
+    page.context.close()
+
+
+def test_console_upload_download_delete_and_restart(
+    browser: Any, live_server: LiveServer, tmp_path: Path
+) -> None:
+    watched = open_page(browser, live_server, view="playground#console")
+    page = watched.page
+    page.locator("#session-info").get_by_text("Status").or_(
+        page.get_by_text("Run a cell to start a session")
+    ).wait_for()
+    before = page.locator("#session-select").input_value()
+    page.get_by_role("button", name="New session").click()
+    page.wait_for_function(
+        "v => { const s = document.getElementById('session-select'); "
+        "return s.value && s.value !== v }",
+        arg=before,
+    )
+    page.get_by_text("No files yet.").wait_for()
+    source = tmp_path / "sales.csv"
+    source.write_text("region,amount\nnorth,3\nsouth,4\n")
+    page.get_by_label("Upload").set_input_files(str(source))
+    page.get_by_role("button", name="Download sales.csv").wait_for()
+    cell = run_cell(
+        page, "import pandas as pd\nprint(pd.read_csv('/mnt/data/sales.csv').amount.sum())"
+    )
+    assert cell.locator("pre.stdout").inner_text().strip() == "7"
+    with page.expect_download() as waiting:
+        page.get_by_role("button", name="Download sales.csv").click()
+    got = waiting.value
+    assert got.suggested_filename == "sales.csv"
+    assert Path(got.path()).read_text() == source.read_text()
+
+    run_cell(page, "x = 41")
+    page.get_by_role("button", name="Restart kernel").click()
+    page.get_by_text("The kernel was restarted").wait_for()
+    gone = run_cell(page, "x")
+    assert "NameError" in gone.locator("pre.traceback").inner_text()
+
+    page.get_by_role("button", name="Delete sales.csv").click()
+    page.get_by_text("No files yet.").wait_for()
+    watched.clean()
+    page.context.close()
+
+
+def test_output_of_untrusted_code_never_runs_script_in_the_page(
+    browser: Any, live_server: LiveServer
+) -> None:
+    watched = open_page(browser, live_server, view="playground#console")
+    page = watched.page
+    printed = run_cell(page, f'print("<script>{PWNED}</script><b>bold</b>")')
+    assert "<script>" in printed.locator("pre.stdout").inner_text()  # shown as text
+    assert page.locator("#cells b").count() == 0
+    run_cell(
+        page,
+        "from IPython.display import HTML, display\n"
+        f"display(HTML('<img src=x onerror=\"{PWNED}\"><p id=plain>html ok</p>'))\n"
+        f"display(HTML('<a id=js href=\"javascript:{PWNED}\">click me</a>'))\n"
+        f"display(HTML('<svg><script>{PWNED}</script></svg>'))\n"
+        "display(HTML('<iframe srcdoc=\"<script>parent.__pwned=1</script>\"></iframe>'))",
+    )
+    frames = page.frame_locator("#cells iframe.html-output")
+    page.frame_locator("#cells iframe.html-output >> nth=0").get_by_text("html ok").wait_for()
+    page.frame_locator("#cells iframe.html-output >> nth=1").get_by_text("click me").click()
+    page.wait_for_timeout(500)
+    # A result whose text/plain looks like HTML, and a text/markdown link.
+    run_cell(
+        page,
+        "class X:\n    def _repr_html_(self):\n        return '<img src=x onerror=\""
+        + PWNED
+        + "\">'\nX()",
+    )
+    page.wait_for_timeout(500)
+    assert frames.first.get_by_text("html ok").count() == 1
+    assert page.locator("#cells img:not(.figure)").count() == 0  # no <img> came into the page
+    watched.clean()
+    page.context.close()
+
+
+# --- item 3: the assistants view ---
+
+
+def test_a_first_visitor_chats_at_once_and_gets_a_chart_streamed(
+    browser: Any, live_server: LiveServer
+) -> None:
+    watched = open_page(browser, live_server)
+    page = watched.page
+    page.get_by_label("Message", exact=True).fill(
+        "Create a visualization of a sinewave, and stream slowly"
+    )
+    page.get_by_role("button", name="Send").click()
+    # Visible streaming: a reply's text grows over time, while the run goes on.
+    seen: set[int] = set()
+    for _ in range(600):
+        # Read in one go: a streaming text node is replaced when its message completes.
+        status, lengths = page.evaluate(
+            "() => [document.getElementById('run-status').textContent, "
+            "[...document.querySelectorAll('#messages .text.streaming')]"
+            ".map(e => e.textContent.length)]"
+        )
+        if status == "completed":
+            break
+        seen.update(lengths)
+        page.wait_for_timeout(50)
+    assert len(seen - {0}) >= 3, seen
+    page.get_by_text("completed").wait_for(timeout=120_000)
+    step = page.locator("#messages .message.tool .step").first
+    assert "np.sin" in step.locator("pre.code").inner_text()
+    assert step.locator(".tok-keyword").count() > 0  # highlighted
+    image = page.locator("#messages .message.tool img.figure").first
+    page.wait_for_function(
+        "img => img.src.startsWith('blob:') && img.naturalWidth > 0", arg=image.element_handle()
+    )
+    page.get_by_role("button", name="Download sine.png").wait_for()
+    assert re.search(r"Tokens: \d+ in, \d+ out", page.locator("#usage").inner_text())
+    assert "Playground assistant" in page.locator("#assistant-select").inner_text()
+    page.screenshot(path=str(IMAGES / "playground-chat.png"))
+    with page.expect_download() as waiting:
+        page.get_by_role("button", name="Download sine.png").click()
+    assert Path(waiting.value.path()).read_bytes().startswith(b"\x89PNG")
+    watched.clean()
+    page.context.close()
+
+
+WEATHER = (
+    '[{"name": "get_weather", "parameters": {"type": "object", "properties": '
+    '{"city": {"type": "string"}}}}, {"name": "get_time", "parameters": {"type": "object", '
+    '"properties": {"timezone": {"type": "string"}}}}]'
+)
+
+
+def test_a_function_call_opens_a_form_for_its_output(browser: Any, live_server: LiveServer) -> None:
+    watched = open_page(browser, live_server)
+    page = watched.page
+    page.get_by_role("button", name="New assistant").click()
+    page.get_by_label("Name").fill("Weather bot")
+    page.get_by_label("Function definitions (JSON list)").fill(WEATHER)
+    page.get_by_role("button", name="Create assistant").click()
+    page.get_by_text("Saved.").wait_for()
+    page.get_by_label("Message", exact=True).fill("What are the weather and time in Paris?")
+    page.get_by_label("Message", exact=True).press("Enter")
+    page.get_by_label("Output of get_weather").fill("sunny, 21 C")
+    page.get_by_label("Output of get_time").fill("14:05")
+    page.get_by_role("button", name="Submit tool outputs").click()
+    page.get_by_text("Weather: sunny, 21 C. Time: 14:05.").wait_for(timeout=60_000)
+    watched.clean()
+    page.context.close()
+
+
+def test_without_a_model_the_chat_says_how_and_the_console_works(
+    browser: Any, tmp_path: Path, model_server: ServerThread
+) -> None:
+    server = LiveServer(
+        server_settings(tmp_path, model_server, llm_base_url=None, llm_api_key=None)
+    )
+    server.start()
+    try:
+        watched = open_page(browser, server)
+        page = watched.page
+        help_text = page.locator("#model-help").inner_text()
+        assert "SANDBOX_LLM_BASE_URL" in help_text and "SANDBOX_LLM_API_KEY" in help_text
+        assert page.get_by_role("button", name="Send").is_disabled()
+        page.get_by_role("button", name="Sandbox console").click()
+        cell = run_cell(page, "print(6 * 7)")
+        assert cell.locator("pre.stdout").inner_text().strip() == "42"
+        watched.clean()
+        page.context.close()
+    finally:
+        server.stop()
+
+
+def test_assistants_are_edited_deleted_given_files_and_runs_cancelled(
+    browser: Any, live_server: LiveServer, tmp_path: Path
+) -> None:
+    watched = open_page(browser, live_server)
+    page = watched.page
+    page.get_by_role("button", name="New assistant").click()
+    page.get_by_label("Name").fill("Analyst")
+    data = tmp_path / "numbers.csv"
+    data.write_text("amount\n1\n2\n")
+    page.get_by_label("Code interpreter files").set_input_files(str(data))
+    page.locator("#a-file-list li").wait_for()
+    page.get_by_role("button", name="Create assistant").click()
+    page.get_by_text("Saved.").wait_for()
+    created = page.locator("#assistant-select").input_value()
+    headers = {"Authorization": f"Bearer {KEY}"}
+    stored = httpx.get(f"{live_server.url}/v1/assistants/{created}", headers=headers).json()
+    assert stored["name"] == "Analyst"
+    assert len(stored["tool_resources"]["code_interpreter"]["file_ids"]) == 1
+    page.get_by_label("Name").fill("Analyst 2")
+    page.get_by_label("Instructions").fill("Be brief.")
+    page.get_by_role("button", name="Save assistant").click()
+    page.get_by_text("Saved.").wait_for()
+    stored = httpx.get(f"{live_server.url}/v1/assistants/{created}", headers=headers).json()
+    assert (stored["name"], stored["instructions"]) == ("Analyst 2", "Be brief.")
+
+    page.get_by_label("Message", exact=True).fill(
+        "Create a visualization of a sinewave, and stream slowly"
+    )
+    page.get_by_role("button", name="Send").click()
+    page.locator("#messages .message.assistant .text").first.wait_for(timeout=60_000)
+    page.get_by_role("button", name="Cancel run").click()
+    page.locator("#run-status").get_by_text("cancelled").wait_for(timeout=60_000)
+    assert page.get_by_role("button", name="Send").is_enabled()
+
+    page.get_by_role("button", name="Delete assistant").click()
+    page.wait_for_function(
+        "id => ![...document.querySelectorAll('#assistant-select option')]"
+        ".some(o => o.value === id)",
+        arg=created,
+    )
+    assert (
+        httpx.get(f"{live_server.url}/v1/assistants/{created}", headers=headers).status_code == 404
+    )
+    watched.clean()
+    page.context.close()
+
+
+def test_a_run_shows_the_errors_of_its_code(browser: Any, live_server: LiveServer) -> None:
+    watched = open_page(browser, live_server)
+    page = watched.page
+    page.get_by_label("Message", exact=True).fill("Sum 0..9 and print it; fix it if it fails")
+    page.get_by_role("button", name="Send").click()
+    page.get_by_text("Fixed. The total is 45.").wait_for(timeout=90_000)
+    logs = page.locator("#messages .step pre.logs")
+    assert "NameError" in logs.first.inner_text()
+    assert page.locator("#messages .step pre.code").count() == 2
+    watched.clean()
+    page.context.close()
