@@ -86,6 +86,15 @@ def test_session_files_upload_list_download(client: httpx.Client) -> None:
     assert content.content == b"x,y\n1,2\n"
     bad = client.get(f"/v1/sessions/{sid}/files/content", params={"path": "../../etc/passwd"})
     assert bad.status_code == 400 and bad.json()["error"]["type"] == "invalid_request_error"
+    gone = client.delete(f"/v1/sessions/{sid}/files/content", params={"path": "out.csv"})
+    assert gone.status_code == 204, gone.text
+    names = [f["filename"] for f in client.get(f"/v1/sessions/{sid}/files").json()["data"]]
+    assert names == ["data.csv"]
+    again = client.delete(f"/v1/sessions/{sid}/files/content", params={"path": "out.csv"})
+    assert again.status_code == 404, again.text
+    bad = client.delete(f"/v1/sessions/{sid}/files/content", params={"path": "../x"})
+    assert bad.status_code == 400
+    assert client.get(f"/v1/files/{outputs[0]['file_id']}").status_code == 200  # the object stays
     client.delete(f"/v1/sessions/{sid}")
 
 

@@ -173,3 +173,10 @@ async def file_content(path: str, session: SessionDep) -> StreamingResponse:
     f = await session.open_file(path)
     name = path.rsplit("/", 1)[-1]
     return stream_file(f, guess_mime_type(name), name)
+
+
+@router.delete("/{session_id}/files/content", status_code=204)
+async def remove_file(path: str, session: SessionDep) -> Response:
+    """Delete /mnt/data/<path> (file objects made from it stay)."""
+    await session.remove_file(path)
+    return Response(status_code=204)

@@ -140,15 +140,13 @@ async function listFiles() {
       el("span", { class: "name", text: f.filename }),
       el("span", { class: "size", text: `${f.bytes} B` }),
       el("button", { type: "button", text: "Download", "aria-label": `Download ${f.filename}`, onclick: () => download(path, f.filename) }),
-      el("button", { type: "button", text: "Delete", "aria-label": `Delete ${f.filename}`, onclick: () => deleteFile(f.path) }));
+      el("button", { type: "button", text: "Delete", "aria-label": `Delete ${f.filename}`, onclick: () => deleteFile(path) }));
   });
   $("files").replaceChildren(...(items.length ? items : [el("li", { text: "No files yet." })]));
 }
 
 async function deleteFile(path) {
-  // The native API has no file delete: the kernel removes it, inside the sandbox.
-  const code = `import os\nos.remove(${JSON.stringify(path)})`;
-  await call("POST", `/v1/sessions/${sessionId}/execute`, { code });
+  await call("DELETE", path);
   await listFiles();
 }
 
