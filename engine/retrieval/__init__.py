@@ -1,0 +1,73 @@
+"""Vector stores and file search: ingestion (documents parsed inside a sandbox), token chunks,
+a lexical (SQLite FTS5/BM25) and a semantic (embeddings) index, hybrid search."""
+
+from __future__ import annotations
+
+from ..config import Settings
+from ..core import Engine
+from ..sessions import sandbox_spec
+from .embedders import Embedder, LocalMiniLM, OpenAIEmbeddings, default_embedder
+from .extract import DocumentParser
+from .index import ChunkIndex
+from .ingest import Ingestion
+from .models import SearchPage, SearchRequest, VectorStore, VectorStoreFile
+from .service import StoreExpired, StoreNotFound, VectorStores
+
+MB = 1024 * 1024
+
+__all__ = [
+    "Embedder",
+    "FileSearch",
+    "LocalMiniLM",
+    "OpenAIEmbeddings",
+    "SearchPage",
+    "SearchRequest",
+    "StoreExpired",
+    "StoreNotFound",
+    "VectorStore",
+    "VectorStoreFile",
+    "VectorStores",
+]
+
+
+class FileSearch:
+    """Everything file search needs, built over a started ``Engine``: ``start()``, ``close()``."""
+
+    def __init__(
+        self, engine: Engine, settings: Settings | None = None, embedder: Embedder | None = None
+    ) -> None:
+        settings = settings or engine.settings
+        self.index = ChunkIndex(settings.data_dir / "engine.db")
+        if embedder is None and settings.file_search_embedder != "none":
+            embedder = default_embedder(
+                settings.embeddings_base_url, settings.embeddings_api_key, settings.embeddings_model
+            )
+        self.embedder = embedder
+        spec = sandbox_spec(settings, engine.image, engine.labels)
+        self.parser = DocumentParser(
+            engine.backend,
+            spec,
+            timeout=settings.file_search_parse_timeout,
+            max_chars=settings.file_search_max_chars,
+        )
+        self.ingestion = Ingestion(
+            self.index, engine.files, self.parser, embedder, workers=settings.file_search_workers
+        )
+        self.stores = VectorStores(
+            self.index,
+            engine.files,
+            self.ingestion,
+            embedder,
+            max_file_bytes=settings.file_search_max_file_mb * MB,
+        )
+
+    def start(self) -> FileSearch:
+        self.ingestion.start()
+        return self
+
+    async def close(self) -> None:
+        await self.ingestion.close()
+        await self.parser.close()
+        if self.embedder is not None:
+            await self.embedder.close()
+        self.index.close()

@@ -1,0 +1,251 @@
+"""Text extraction. Plain text and source files are decoded on the host (no parser runs on
+them); documents that need a parser (pdf, docx, pptx, html) are parsed inside a sandbox.
+
+The parser sandbox is a locked-down container like a session's (no network, capped memory and
+time), started on first use, reused while documents come, and thrown away after a crash, a
+timeout or a minute idle. The bytes go in through the backend's ``write_file``; the text comes
+back through its no-follow ``open_file``, capped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import secrets
+import time
+from dataclasses import replace
+from pathlib import PurePosixPath
+
+from .. import errors
+from ..sandbox.base import Sandbox, SandboxBackend, SandboxSpec
+
+log = logging.getLogger("engine.retrieval")
+
+TEXT_TYPES = frozenset(
+    {"txt", "md", "markdown", "json", "c", "cpp", "cs", "css", "go", "java", "js", "php", "py"}
+    | {"rb", "sh", "tex", "ts"}
+)
+PARSED_TYPES = frozenset({"pdf", "docx", "pptx", "html", "htm"})
+SUPPORTED = sorted(TEXT_TYPES | PARSED_TYPES)
+PARSER_ROLE = {"org.sandbox-engine.role": "document-parser"}
+
+
+class UnsupportedFile(errors.InvalidRequest):
+    code = "unsupported_file"
+
+
+class InvalidFile(errors.EngineError):
+    """The file could not be read as its type says: it fails alone, with this reason."""
+
+    code = "invalid_file"
+
+
+def file_kind(filename: str) -> str:
+    kind = PurePosixPath(filename.lower()).suffix.lstrip(".")
+    if kind not in TEXT_TYPES and kind not in PARSED_TYPES:
+        raise UnsupportedFile(
+            f"{filename!r}: file_search reads {', '.join(SUPPORTED)} files, not "
+            f"{'.' + kind if kind else 'files without an extension'}"
+        )
+    return "html" if kind == "htm" else kind
+
+
+def decode_text(data: bytes, filename: str) -> str:
+    if b"\x00" in data[:8192]:
+        raise InvalidFile(f"{filename!r} holds binary data (NUL bytes), not text")
+    for encoding in (
+        ("utf-8-sig", "utf-16") if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ("utf-8-sig",)
+    ):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    text = data.decode("utf-8", errors="replace")
+    if text.count("\ufffd") > max(16, len(text) // 100):
+        raise InvalidFile(f"{filename!r} is not UTF-8 text")
+    return text
+
+
+# Runs inside the sandbox as the sandbox user: python3 -c PARSER kind src dst max_chars.
+PARSER = r"""
+import resource, sys, zipfile
+kind, src, dst, limit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+def fail(code, message):
+    open(dst + ".err", "w").write(message[:2000])
+    sys.exit(code)
+def check_zip(path):
+    try:
+        z = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        fail(2, "not a valid %s file: it is not a zip archive" % kind)
+    total = sum(i.file_size for i in z.infolist())
+    packed = max(1, sum(i.compress_size for i in z.infolist()))
+    if total > 256 << 20 or total > 100 * packed + (1 << 20):
+        ratio = total // packed
+        fail(3, "refused: the archive unpacks to %d bytes (%dx its size): a zip bomb"
+             % (total, ratio))
+out, size = [], 0
+def put(text):
+    global size
+    if text and size < limit:
+        out.append(text[: limit - size])
+        size += len(out[-1])
+def run():
+    if kind == "pdf":
+        from pypdf import PdfReader
+        for page in PdfReader(src).pages:
+            put((page.extract_text() or "") + "\n\n")
+    elif kind == "docx":
+        check_zip(src)
+        import docx
+        document = docx.Document(src)
+        for p in document.paragraphs:
+            put(p.text + "\n")
+        for table in document.tables:
+            for row in table.rows:
+                put(" | ".join(c.text for c in row.cells) + "\n")
+    elif kind == "pptx":
+        check_zip(src)
+        from pptx import Presentation
+        for n, slide in enumerate(Presentation(src).slides, 1):
+            put("Slide %d\n" % n)
+            for shape in slide.shapes:
+                if getattr(shape, "has_text_frame", False):
+                    put(shape.text_frame.text + "\n")
+            put("\n")
+    elif kind == "html":
+        from html.parser import HTMLParser
+        class Text(HTMLParser):
+            skip = 0
+            def handle_starttag(self, tag, attrs):
+                self.skip += tag in ("script", "style")
+                if tag in ("p", "br", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6"):
+                    put("\n")
+            def handle_endtag(self, tag):
+                self.skip -= tag in ("script", "style") and self.skip > 0
+            def handle_data(self, data):
+                if not self.skip:
+                    put(data)
+        parser = Text(convert_charrefs=True)
+        parser.feed(open(src, encoding="utf-8", errors="replace").read())
+        parser.close()
+try:
+    run()
+except MemoryError:
+    fail(4, "the parser ran out of memory")
+except SystemExit:
+    raise
+except BaseException as exc:
+    fail(2, "%s: %s" % (type(exc).__name__, exc))
+open(dst, "w").write("".join(out))
+"""
+
+
+class DocumentParser:
+    """Parses untrusted documents in a sandbox of ``backend``; one document at a time."""
+
+    def __init__(
+        self,
+        backend: SandboxBackend,
+        spec: SandboxSpec,
+        *,
+        timeout: float = 60.0,
+        max_chars: int = 5_000_000,
+        idle: float = 60.0,
+    ) -> None:
+        self._backend = backend
+        self._spec = replace(
+            spec,
+            memory_limit_mb=min(spec.memory_limit_mb, 1024),
+            labels={**spec.labels, **PARSER_ROLE},
+        )
+        self.timeout = timeout
+        self.max_chars = max_chars
+        self._idle = idle
+        self._sandbox: Sandbox | None = None
+        self._lock = asyncio.Lock()
+        self._last_used = 0.0
+        self._reaper: asyncio.Task[None] | None = None
+        self.sandboxes_started = 0
+
+    async def parse(self, kind: str, data: bytes, filename: str) -> str:
+        async with self._lock:
+            sandbox = await self._get()
+            try:
+                return await self._parse(sandbox, kind, data, filename)
+            finally:
+                self._last_used = time.monotonic()
+
+    async def _parse(self, sandbox: Sandbox, kind: str, data: bytes, filename: str) -> str:
+        job = secrets.token_hex(6)
+        src, dst = f"parse-{job}.{kind}", f"parse-{job}.txt"
+        try:
+            await sandbox.write_file(src, io.BytesIO(data), len(data) + 1)
+            argv = ["python3", "-c", PARSER, kind, src, dst, str(self.max_chars)]
+            process = await sandbox.start_process(argv, env={})
+            deadline = time.monotonic() + self.timeout
+            code = await sandbox.exit_code(process)
+            while code is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+                code = await sandbox.exit_code(process)
+            if code is None:
+                await self._discard()
+                raise InvalidFile(f"{filename!r}: parsing took longer than {self.timeout:g} s")
+            if code == 0:
+                return await self._read(sandbox, dst, self.max_chars * 4)
+            if code in (2, 3, 4):
+                reason = await self._read(sandbox, dst + ".err", 4000)
+                raise InvalidFile(f"{filename!r}: {reason}")
+            oom = await sandbox.oom_kills()
+            await self._discard()  # a crashed parser may have left anything behind
+            cause = "ran out of memory" if oom or code == 137 else f"crashed (exit {code})"
+            raise InvalidFile(f"{filename!r}: the document parser {cause}")
+        finally:
+            if self._sandbox is sandbox:
+                for name in (src, dst, dst + ".err"):
+                    try:
+                        await sandbox.remove_file(name)
+                    except errors.EngineError:
+                        pass
+                    except OSError:
+                        pass
+
+    @staticmethod
+    async def _read(sandbox: Sandbox, path: str, cap: int) -> str:
+        f = await sandbox.open_file(path)
+        with f:
+            raw = await asyncio.to_thread(f.read, cap)
+        return raw.decode("utf-8", errors="replace")
+
+    async def _get(self) -> Sandbox:
+        if self._sandbox is not None and not await self._sandbox.is_running():
+            await self._discard()
+        if self._sandbox is None:
+            self._sandbox = await self._backend.create(self._spec)
+            self.sandboxes_started += 1
+            if self._reaper is None or self._reaper.done():
+                self._reaper = asyncio.create_task(self._reap_idle(), name="parser-reaper")
+        return self._sandbox
+
+    async def _reap_idle(self) -> None:
+        while self._sandbox is not None:
+            await asyncio.sleep(min(self._idle, 5.0))
+            if self._lock.locked() or time.monotonic() - self._last_used < self._idle:
+                continue
+            async with self._lock:
+                await self._discard()
+
+    async def _discard(self) -> None:
+        sandbox, self._sandbox = self._sandbox, None
+        if sandbox is not None:
+            try:
+                await sandbox.destroy()
+            except errors.EngineError as exc:
+                log.warning("could not remove the parser sandbox: %s", exc)
+
+    async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+        await self._discard()

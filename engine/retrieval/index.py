@@ -1,0 +1,350 @@
+"""The chunk index in the engine's SQLite database: text in FTS5 (BM25), vectors as float32
+blobs searched as one numpy matrix per store, fused by reciprocal rank fusion.
+
+The retrieval layer keeps its own connection to the database file (WAL lets it write beside the
+engine's), so that a file's chunks, their FTS rows and its status commit in one transaction.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from .. import errors
+from .minilm import Matrix
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS vector_stores (
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL, description TEXT,
+    created_at INTEGER NOT NULL, last_active_at INTEGER NOT NULL, metadata TEXT,
+    expires_after TEXT, expires_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS vector_stores_owner ON vector_stores (owner, created_at);
+CREATE TABLE IF NOT EXISTS vs_files (
+    vector_store_id TEXT NOT NULL, id TEXT NOT NULL, owner TEXT NOT NULL, filename TEXT NOT NULL,
+    created_at INTEGER NOT NULL, status TEXT NOT NULL, last_error TEXT, attributes TEXT,
+    chunking TEXT NOT NULL, usage_bytes INTEGER NOT NULL DEFAULT 0, batch_id TEXT, text BLOB,
+    PRIMARY KEY (vector_store_id, id)
+);
+CREATE INDEX IF NOT EXISTS vs_files_status ON vs_files (status);
+CREATE INDEX IF NOT EXISTS vs_files_batch ON vs_files (batch_id);
+CREATE TABLE IF NOT EXISTS vs_batches (
+    id TEXT PRIMARY KEY, vector_store_id TEXT NOT NULL, owner TEXT NOT NULL,
+    created_at INTEGER NOT NULL, status TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS vs_chunks (
+    id INTEGER PRIMARY KEY, vector_store_id TEXT NOT NULL, file_id TEXT NOT NULL,
+    seq INTEGER NOT NULL, text TEXT NOT NULL, embedder TEXT, vector BLOB
+);
+CREATE INDEX IF NOT EXISTS vs_chunks_file ON vs_chunks (vector_store_id, file_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS vs_fts USING fts5(
+    text, content='vs_chunks', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2'
+);
+"""
+RRF_K = 60
+Mode = Literal["lexical", "semantic", "hybrid"]
+_TERMS = re.compile(r"\w+", re.UNICODE)
+# Words that carry no topic: an OR query over them would match nearly every chunk.
+STOP_WORDS = frozenset(
+    {
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "can",
+        "do",
+        "does",
+        "for",
+        "from",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "so",
+        "that",
+        "the",
+        "their",
+        "there",
+        "these",
+        "this",
+        "to",
+        "was",
+        "we",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "you",
+        "your",
+        "about",
+        "into",
+        "than",
+        "then",
+        "they",
+        "them",
+        "us",
+    }
+)
+
+
+@dataclass
+class Hit:
+    chunk_id: int
+    file_id: str
+    text: str
+    score: float
+
+
+@dataclass
+class _Vectors:
+    version: int
+    ids: np.ndarray[Any, np.dtype[np.int64]]
+    files: list[str]
+    matrix: Matrix
+
+    @property
+    def file_array(self) -> np.ndarray[Any, np.dtype[np.str_]]:
+        return np.asarray(self.files)
+
+
+class ChunkIndex:
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._lock = threading.RLock()
+        self._db.executescript(SCHEMA)
+        self._versions: dict[str, int] = {}
+        self._vectors: dict[tuple[str, str], _Vectors] = {}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # --- plain rows ---
+
+    def all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(r) for r in self._db.execute(sql, params).fetchall()]
+
+    def one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
+        rows = self.all(sql, params)
+        return rows[0] if rows else None
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        with self._lock, _full_is_storage_full():
+            return self._db.execute(sql, params).rowcount
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, _full_is_storage_full():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # --- chunks ---
+
+    def replace_chunks(
+        self,
+        store_id: str,
+        file_id: str,
+        chunks: list[str],
+        vectors: Matrix | None,
+        embedder: str | None,
+        *,
+        text: str,
+        usage_bytes: int,
+    ) -> bool:
+        """Put a file's chunks in place and mark it completed, in one transaction. False when
+        the file left the store (or was cancelled) meanwhile: nothing is written then."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT status FROM vs_files WHERE vector_store_id = ? AND id = ?",
+                (store_id, file_id),
+            ).fetchone()
+            if row is None or row["status"] != "in_progress":
+                return False
+            _delete_chunks(db, store_id, file_id)
+            for seq, chunk in enumerate(chunks):
+                blob = None if vectors is None else vectors[seq].astype(np.float32).tobytes()
+                cur = db.execute(
+                    "INSERT INTO vs_chunks (vector_store_id, file_id, seq, text, embedder, vector)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (store_id, file_id, seq, chunk, embedder if blob else None, blob),
+                )
+                db.execute("INSERT INTO vs_fts (rowid, text) VALUES (?, ?)", (cur.lastrowid, chunk))
+            db.execute(
+                "UPDATE vs_files SET status = 'completed', usage_bytes = ?, text = ?, "
+                "last_error = NULL WHERE vector_store_id = ? AND id = ?",
+                (usage_bytes, zlib.compress(text.encode()), store_id, file_id),
+            )
+        self.touch(store_id)
+        return True
+
+    def delete_file(self, store_id: str, file_id: str) -> None:
+        with self.transaction() as db:
+            _delete_chunks(db, store_id, file_id)
+            db.execute(
+                "DELETE FROM vs_files WHERE vector_store_id = ? AND id = ?", (store_id, file_id)
+            )
+        self.touch(store_id)
+
+    def delete_store(self, store_id: str) -> None:
+        with self.transaction() as db:
+            for row in db.execute(
+                "SELECT DISTINCT file_id FROM vs_chunks WHERE vector_store_id = ?", (store_id,)
+            ).fetchall():
+                _delete_chunks(db, store_id, row["file_id"])
+            db.execute("DELETE FROM vs_files WHERE vector_store_id = ?", (store_id,))
+            db.execute("DELETE FROM vs_batches WHERE vector_store_id = ?", (store_id,))
+            db.execute("DELETE FROM vector_stores WHERE id = ?", (store_id,))
+        self.touch(store_id)
+        self._vectors = {k: v for k, v in self._vectors.items() if k[0] != store_id}
+
+    def file_text(self, store_id: str, file_id: str) -> str | None:
+        row = self.one(
+            "SELECT text FROM vs_files WHERE vector_store_id = ? AND id = ?", (store_id, file_id)
+        )
+        return None if row is None or row["text"] is None else zlib.decompress(row["text"]).decode()
+
+    def touch(self, store_id: str) -> None:
+        self._versions[store_id] = self._versions.get(store_id, 0) + 1
+
+    # --- search ---
+
+    def lexical(
+        self, store_id: str, query: str, limit: int, allowed: set[str] | None = None
+    ) -> list[Hit]:
+        terms = [t for t in _TERMS.findall(query.lower()) if t not in STOP_WORDS]
+        if not terms:
+            terms = _TERMS.findall(query.lower())
+        if not terms:
+            return []
+        match = " OR ".join('"' + t.replace('"', "") + '"' for t in dict.fromkeys(terms))
+        rows = self.all(
+            "SELECT c.id, c.file_id, c.text, bm25(vs_fts) AS rank FROM vs_fts "
+            "JOIN vs_chunks c ON c.id = vs_fts.rowid "
+            "WHERE vs_fts MATCH ? AND c.vector_store_id = ? ORDER BY rank LIMIT ?",
+            (match, store_id, limit if allowed is None else limit * 20),
+        )
+        hits = [Hit(r["id"], r["file_id"], r["text"], -float(r["rank"])) for r in rows]
+        return [h for h in hits if allowed is None or h.file_id in allowed][:limit]
+
+    def semantic(
+        self,
+        store_id: str,
+        embedder: str,
+        query: Matrix,
+        limit: int,
+        allowed: set[str] | None = None,
+    ) -> list[Hit]:
+        vectors = self._matrix(store_id, embedder)
+        if not len(vectors.ids):
+            return []
+        scores = vectors.matrix @ query.astype(np.float32)
+        if allowed is not None:
+            scores = np.where(np.isin(vectors.file_array, list(allowed)), scores, -np.inf)
+        top = min(limit, len(scores))
+        best = np.argpartition(-scores, top - 1)[:top]
+        best = best[np.argsort(-scores[best])]
+        ids = [int(vectors.ids[i]) for i in best]
+        texts = self._texts(ids)
+        return [
+            Hit(ids[n], vectors.files[i], texts.get(ids[n], ""), float(scores[i]))
+            for n, i in enumerate(best)
+            if np.isfinite(scores[i])
+        ]
+
+    def _texts(self, ids: list[int]) -> dict[int, str]:
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.all(f"SELECT id, text FROM vs_chunks WHERE id IN ({marks})", ids)
+        return {r["id"]: r["text"] for r in rows}
+
+    def _matrix(self, store_id: str, embedder: str) -> _Vectors:
+        version = self._versions.get(store_id, 0)
+        cached = self._vectors.get((store_id, embedder))
+        if cached is not None and cached.version == version:
+            return cached
+        rows = self.all(
+            "SELECT id, file_id, vector FROM vs_chunks WHERE vector_store_id = ? AND embedder = ? "
+            "ORDER BY id",
+            (store_id, embedder),
+        )
+        ids = np.asarray([r["id"] for r in rows], dtype=np.int64)
+        if rows:
+            flat = np.frombuffer(b"".join(r["vector"] for r in rows), dtype=np.float32)
+            matrix = flat.reshape(len(rows), -1)
+        else:
+            matrix = np.zeros((0, 1), dtype=np.float32)
+        built = _Vectors(version, ids, [r["file_id"] for r in rows], matrix)
+        self._vectors[(store_id, embedder)] = built
+        return built
+
+
+def fuse(rankings: list[list[Hit]], limit: int) -> list[Hit]:
+    """Reciprocal rank fusion, scaled so that first place in every ranking scores 1.0."""
+    if not rankings:
+        return []
+    scores: dict[int, float] = {}
+    first: dict[int, Hit] = {}
+    for ranking in rankings:
+        for rank, hit in enumerate(ranking):
+            scores[hit.chunk_id] = scores.get(hit.chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+            first.setdefault(hit.chunk_id, hit)
+    best = len(rankings) / (RRF_K + 1)
+    ordered = sorted(scores, key=lambda c: -scores[c])[:limit]
+    return [Hit(c, first[c].file_id, first[c].text, scores[c] / best) for c in ordered]
+
+
+def _delete_chunks(db: sqlite3.Connection, store_id: str, file_id: str) -> None:
+    db.execute(
+        "INSERT INTO vs_fts (vs_fts, rowid, text) SELECT 'delete', id, text FROM vs_chunks "
+        "WHERE vector_store_id = ? AND file_id = ?",
+        (store_id, file_id),
+    )
+    db.execute(
+        "DELETE FROM vs_chunks WHERE vector_store_id = ? AND file_id = ?", (store_id, file_id)
+    )
+
+
+@contextmanager
+def _full_is_storage_full() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            raise errors.StorageFull(f"the engine's data folder is full: {exc}") from exc
+        raise

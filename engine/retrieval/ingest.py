@@ -1,0 +1,161 @@
+"""Background ingestion: extract, chunk, embed and index each queued file.
+
+Workers take up to ``batch`` files at a time, so that the embedder sees full batches even when
+files are small. A file fails alone: its ``last_error`` says why, and the others go on. Work is
+idempotent (a file's chunks are replaced in one transaction), so after a restart every file
+still ``in_progress`` is simply queued again: none stays in progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+
+from .. import errors
+from ..files import FileStore
+from .chunking import chunk_text
+from .embedders import Embedder
+from .extract import TEXT_TYPES, DocumentParser, InvalidFile, decode_text, file_kind
+from .index import ChunkIndex
+from .models import LastError, StaticChunking
+
+log = logging.getLogger("engine.retrieval")
+
+
+@dataclass
+class _Prepared:
+    store_id: str
+    file_id: str
+    text: str
+    chunks: list[str]
+
+
+class Ingestion:
+    def __init__(
+        self,
+        index: ChunkIndex,
+        files: FileStore,
+        parser: DocumentParser | None,
+        embedder: Embedder | None,
+        *,
+        workers: int = 2,
+        batch: int = 16,
+    ) -> None:
+        self.index = index
+        self.files = files
+        self.parser = parser
+        self.embedder = embedder
+        self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._workers = workers
+        self._batch = batch
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> int:
+        """Start the workers and queue every file a previous process left in progress."""
+        left = self.index.all(
+            "SELECT vector_store_id, id FROM vs_files WHERE status = 'in_progress'"
+        )
+        for row in left:
+            self._queue.put_nowait((row["vector_store_id"], row["id"]))
+        self._tasks = [
+            asyncio.create_task(self._work(), name=f"ingest-{n}") for n in range(self._workers)
+        ]
+        return len(left)
+
+    def submit(self, store_id: str, file_id: str) -> None:
+        self._queue.put_nowait((store_id, file_id))
+
+    async def idle(self) -> None:
+        await self._queue.join()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _work(self) -> None:
+        while True:
+            jobs = [await self._queue.get()]
+            while len(jobs) < self._batch and not self._queue.empty():
+                jobs.append(self._queue.get_nowait())
+            try:
+                await self._ingest(jobs)
+            except Exception:  # a bug must not end the worker; each file gets its reason
+                log.exception("ingestion failed")
+                for store_id, file_id in jobs:
+                    self._fail(store_id, file_id, "server_error", "ingestion failed unexpectedly")
+            finally:
+                for _ in jobs:
+                    self._queue.task_done()
+
+    async def _ingest(self, jobs: list[tuple[str, str]]) -> None:
+        prepared: list[_Prepared] = []
+        for store_id, file_id in jobs:
+            try:
+                item = await self._prepare(store_id, file_id)
+            except (InvalidFile, errors.EngineError) as exc:
+                code = "unsupported_file" if exc.code == "unsupported_file" else "invalid_file"
+                self._fail(store_id, file_id, code, str(exc))
+                continue
+            if item is not None:
+                prepared.append(item)
+        vectors = None
+        texts = [c for p in prepared for c in p.chunks]
+        if self.embedder is not None and texts:
+            try:
+                vectors = await self.embedder.embed(texts)
+            except errors.EngineError as exc:
+                for p in prepared:
+                    self._fail(p.store_id, p.file_id, "server_error", str(exc))
+                return
+        offset = 0
+        for p in prepared:
+            part = None if vectors is None else vectors[offset : offset + len(p.chunks)]
+            offset += len(p.chunks)
+            usage = len(p.text.encode()) + (0 if part is None else part.nbytes)
+            await asyncio.to_thread(
+                self.index.replace_chunks,
+                p.store_id,
+                p.file_id,
+                p.chunks,
+                part,
+                self.embedder.name if self.embedder else None,
+                text=p.text,
+                usage_bytes=usage,
+            )
+
+    async def _prepare(self, store_id: str, file_id: str) -> _Prepared | None:
+        row = self.index.one(
+            "SELECT filename, chunking, status FROM vs_files WHERE vector_store_id = ? AND id = ?",
+            (store_id, file_id),
+        )
+        if row is None or row["status"] != "in_progress":
+            return None  # removed or cancelled meanwhile
+        kind = file_kind(row["filename"])
+        try:
+            data = await self.files.content(file_id)
+        except errors.FileNotFound:
+            raise InvalidFile(f"file {file_id} was deleted before it was read") from None
+        if kind in TEXT_TYPES:
+            text = decode_text(data, row["filename"])
+        elif self.parser is None:
+            raise InvalidFile(f"{row['filename']!r}: no sandbox is available to parse {kind} files")
+        else:
+            text = await self.parser.parse(kind, data, row["filename"])
+        if not text.strip():
+            raise InvalidFile(f"{row['filename']!r} holds no text")
+        size = StaticChunking.model_validate(json.loads(row["chunking"]))
+        chunks = await asyncio.to_thread(
+            chunk_text, text, size.max_chunk_size_tokens, size.chunk_overlap_tokens
+        )
+        return _Prepared(store_id, file_id, text, chunks)
+
+    def _fail(self, store_id: str, file_id: str, code: str, message: str) -> None:
+        error = LastError(code=code, message=message[:1000])  # type: ignore[arg-type]
+        self.index.execute(
+            "UPDATE vs_files SET status = 'failed', last_error = ? "
+            "WHERE vector_store_id = ? AND id = ? AND status = 'in_progress'",
+            (error.model_dump_json(), store_id, file_id),
+        )

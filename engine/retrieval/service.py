@@ -1,0 +1,503 @@
+"""Vector stores: create, list, update and delete stores; add files (one by one or in batches);
+search. Ingestion runs in the background (see ``ingest.py``)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from .. import errors
+from ..files import FileStore
+from ..paging import Page, check_paging
+from .embedders import Embedder
+from .extract import file_kind
+from .index import ChunkIndex, Mode
+from .ingest import Ingestion
+from .models import (
+    Attributes,
+    ChunkingStrategy,
+    ContentPage,
+    ExpiresAfter,
+    FileBatch,
+    FileCounts,
+    LastError,
+    SearchPage,
+    SearchRequest,
+    SearchResult,
+    StoredChunking,
+    TextContent,
+    VectorStore,
+    VectorStoreFile,
+    check_attributes,
+    check_metadata,
+    loads_or,
+)
+from .search import allowed_files, rewrite, search_stores
+
+DAY = 86400
+
+
+class StoreNotFound(errors.NotFound):
+    code = "vector_store_not_found"
+
+
+class StoreExpired(errors.InvalidRequest):
+    code = "vector_store_expired"
+
+
+class VectorStores:
+    def __init__(
+        self,
+        index: ChunkIndex,
+        files: FileStore,
+        ingestion: Ingestion,
+        embedder: Embedder | None,
+        *,
+        max_file_bytes: int,
+    ) -> None:
+        self.index = index
+        self.files = files
+        self.ingestion = ingestion
+        self.embedder = embedder
+        self.max_file_bytes = max_file_bytes
+
+    # --- stores ---
+
+    def create(
+        self,
+        owner: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        metadata: dict[str, str] | None = None,
+        expires_after: ExpiresAfter | None = None,
+        file_ids: Sequence[str] = (),
+        chunking_strategy: ChunkingStrategy | None = None,
+    ) -> VectorStore:
+        check_metadata(metadata)
+        for file_id in file_ids:
+            if not isinstance(file_id, str):
+                raise errors.InvalidRequest("a file id must be a string")
+            self.files.retrieve(file_id, owner)  # unknown ids refuse; bad types fail alone
+        now = int(time.time())
+        store_id = f"vs_{secrets.token_hex(12)}"
+        self.index.execute(
+            "INSERT INTO vector_stores (id, owner, name, description, created_at, last_active_at, "
+            "metadata, expires_after, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                store_id,
+                owner,
+                name or "",
+                description,
+                now,
+                now,
+                json.dumps(metadata or {}),
+                expires_after.model_dump_json() if expires_after else None,
+                now + expires_after.days * DAY if expires_after else None,
+            ),
+        )
+        for file_id in dict.fromkeys(file_ids):
+            self._add(store_id, file_id, owner, None, chunking_strategy, None)
+        return self.retrieve(store_id, owner)
+
+    def _row(self, store_id: object, owner: str | None) -> dict[str, Any]:
+        if not isinstance(store_id, str):
+            raise errors.InvalidRequest("a vector store id must be a string")
+        row = self.index.one("SELECT * FROM vector_stores WHERE id = ?", (store_id,))
+        if row is None or (owner is not None and row["owner"] != owner):
+            raise StoreNotFound(f"no vector store with id {store_id!r}")
+        return row
+
+    def retrieve(self, store_id: str, owner: str | None = None) -> VectorStore:
+        return self._to_store(self._row(store_id, owner))
+
+    def _to_store(self, row: dict[str, Any]) -> VectorStore:
+        counts = self._counts("vector_store_id", row["id"])
+        usage = self.index.one(
+            "SELECT COALESCE(SUM(usage_bytes), 0) AS n FROM vs_files WHERE vector_store_id = ?",
+            (row["id"],),
+        )
+        expired = row["expires_at"] is not None and row["expires_at"] <= time.time()
+        status: Literal["expired", "in_progress", "completed"] = (
+            "expired" if expired else "in_progress" if counts.in_progress else "completed"
+        )
+        return VectorStore(
+            id=row["id"],
+            created_at=row["created_at"],
+            name=row["name"],
+            description=row["description"],
+            usage_bytes=usage["n"] if usage else 0,
+            file_counts=counts,
+            status=status,
+            expires_after=loads_or(row["expires_after"]),
+            expires_at=row["expires_at"],
+            last_active_at=row["last_active_at"],
+            metadata=loads_or(row["metadata"], {}),
+        )
+
+    def _counts(self, column: str, value: str) -> FileCounts:
+        rows = self.index.all(
+            f"SELECT status, COUNT(*) AS n FROM vs_files WHERE {column} = ? GROUP BY status",
+            (value,),
+        )
+        counts = FileCounts(**{r["status"]: r["n"] for r in rows})
+        counts.total = sum(r["n"] for r in rows)
+        return counts
+
+    def list_stores(self, owner: str, **window: Any) -> Page[VectorStore]:
+        rows, more = self._page("vector_stores", {"owner": owner}, **window)
+        return Page[VectorStore].of([self._to_store(r) for r in rows], more)
+
+    def update(
+        self,
+        store_id: str,
+        owner: str,
+        *,
+        name: str | None = None,
+        metadata: dict[str, str] | None = None,
+        expires_after: ExpiresAfter | None = None,
+        clear_expiry: bool = False,
+    ) -> VectorStore:
+        row = self._row(store_id, owner)
+        check_metadata(metadata)
+        fields: dict[str, Any] = {}
+        if name is not None:
+            fields["name"] = name
+        if metadata is not None:
+            fields["metadata"] = json.dumps(metadata)
+        if expires_after is not None:
+            fields["expires_after"] = expires_after.model_dump_json()
+            fields["expires_at"] = row["last_active_at"] + expires_after.days * DAY
+        elif clear_expiry:
+            fields["expires_after"] = fields["expires_at"] = None
+        if fields:
+            sets = ", ".join(f"{k} = :{k}" for k in fields)
+            self.index.execute(
+                f"UPDATE vector_stores SET {sets} WHERE id = :id", {**fields, "id": store_id}
+            )
+        return self.retrieve(store_id, owner)
+
+    def delete(self, store_id: str, owner: str) -> None:
+        self._row(store_id, owner)
+        self.index.delete_store(store_id)
+
+    def usable(self, store_id: str, owner: str | None) -> dict[str, Any]:
+        """A store that may be searched (not expired); searching it counts as activity."""
+        row = self._row(store_id, owner)
+        now = int(time.time())
+        if row["expires_at"] is not None and row["expires_at"] <= now:
+            raise StoreExpired(f"vector store {store_id} has expired; create a new one")
+        after = loads_or(row["expires_after"])
+        expires_at = now + after["days"] * DAY if after else None
+        self.index.execute(
+            "UPDATE vector_stores SET last_active_at = ?, expires_at = ? WHERE id = ?",
+            (now, expires_at, store_id),
+        )
+        return row
+
+    # --- files ---
+
+    def _check_file(self, file_id: object, owner: str) -> tuple[str, int]:
+        if not isinstance(file_id, str):
+            raise errors.InvalidRequest("a file id must be a string")
+        obj = self.files.retrieve(file_id, owner)
+        file_kind(obj.filename)
+        if obj.bytes > self.max_file_bytes:
+            raise errors.PayloadTooLarge(
+                f"file {file_id} has {obj.bytes} bytes; file_search takes files up to "
+                f"{self.max_file_bytes} bytes (SANDBOX_FILE_SEARCH_MAX_FILE_MB)"
+            )
+        return obj.filename, obj.bytes
+
+    def add_file(
+        self,
+        store_id: str,
+        file_id: str,
+        owner: str,
+        *,
+        attributes: Attributes | None = None,
+        chunking_strategy: ChunkingStrategy | None = None,
+    ) -> VectorStoreFile:
+        self.usable(store_id, owner)
+        check_attributes(attributes)
+        self._check_file(file_id, owner)
+        self._add(store_id, file_id, owner, attributes, chunking_strategy, None)
+        return self.retrieve_file(store_id, file_id, owner)
+
+    def _add(
+        self,
+        store_id: str,
+        file_id: str,
+        owner: str,
+        attributes: Attributes | None,
+        chunking: ChunkingStrategy | None,
+        batch_id: str | None,
+    ) -> None:
+        """A file row, in progress (or failed at once when its type is unsupported), queued."""
+        obj = self.files.retrieve(file_id, owner)
+        status, error = "in_progress", None
+        try:
+            self._check_file(file_id, owner)
+        except errors.EngineError as exc:
+            kind: Literal["unsupported_file", "invalid_file"] = (
+                "unsupported_file" if exc.code == "unsupported_file" else "invalid_file"
+            )
+            status, error = "failed", LastError(code=kind, message=str(exc)).model_dump_json()
+        self.index.delete_file(store_id, file_id)  # adding a file again re-ingests it
+        self.index.execute(
+            "INSERT INTO vs_files (vector_store_id, id, owner, filename, created_at, status, "
+            "last_error, attributes, chunking, batch_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                store_id,
+                file_id,
+                owner,
+                obj.filename,
+                int(time.time()),
+                status,
+                error,
+                json.dumps(attributes) if attributes is not None else None,
+                (chunking or ChunkingStrategy()).resolved().model_dump_json(),
+                batch_id,
+            ),
+        )
+        if status == "in_progress":
+            self.ingestion.submit(store_id, file_id)
+
+    def _file_row(self, store_id: str, file_id: object) -> dict[str, Any]:
+        row = self.index.one(
+            "SELECT rowid, * FROM vs_files WHERE vector_store_id = ? AND id = ?",
+            (store_id, file_id if isinstance(file_id, str) else ""),
+        )
+        if row is None:
+            raise errors.FileNotFound(f"no file {file_id!r} in vector store {store_id}")
+        return row
+
+    def retrieve_file(self, store_id: str, file_id: str, owner: str | None) -> VectorStoreFile:
+        self._row(store_id, owner)
+        return _to_file(self._file_row(store_id, file_id))
+
+    def list_files(
+        self,
+        store_id: str,
+        owner: str,
+        *,
+        status: str | None = None,
+        batch_id: str | None = None,
+        **window: Any,
+    ) -> Page[VectorStoreFile]:
+        self._row(store_id, owner)
+        filters: dict[str, Any] = {"vector_store_id": store_id}
+        if status is not None:
+            filters["status"] = status
+        if batch_id is not None:
+            filters["batch_id"] = batch_id
+        rows, more = self._page("vs_files", filters, **window)
+        return Page[VectorStoreFile].of([_to_file(r) for r in rows], more)
+
+    def update_file(
+        self, store_id: str, file_id: str, owner: str, attributes: Attributes | None
+    ) -> VectorStoreFile:
+        self._row(store_id, owner)
+        self._file_row(store_id, file_id)
+        check_attributes(attributes)
+        self.index.execute(
+            "UPDATE vs_files SET attributes = ? WHERE vector_store_id = ? AND id = ?",
+            (json.dumps(attributes) if attributes is not None else None, store_id, file_id),
+        )
+        self.index.touch(store_id)
+        return self.retrieve_file(store_id, file_id, owner)
+
+    def delete_file(self, store_id: str, file_id: str, owner: str) -> None:
+        self._row(store_id, owner)
+        self._file_row(store_id, file_id)
+        self.index.delete_file(store_id, file_id)
+
+    def file_content(self, store_id: str, file_id: str, owner: str) -> ContentPage:
+        self._row(store_id, owner)
+        row = self._file_row(store_id, file_id)
+        text = self.index.file_text(store_id, file_id)
+        if row["status"] != "completed" or text is None:
+            raise errors.InvalidRequest(
+                f"file {file_id} is {row['status']}: its content is there once it is completed"
+            )
+        return ContentPage(data=[TextContent(text=text)])
+
+    # --- batches ---
+
+    def create_batch(
+        self,
+        store_id: str,
+        owner: str,
+        files: list[tuple[str, Attributes | None, ChunkingStrategy | None]],
+    ) -> FileBatch:
+        self.usable(store_id, owner)
+        if not files or len(files) > 2000:
+            raise errors.InvalidRequest("a batch holds 1 to 2000 files")
+        for file_id, attributes, _ in files:
+            check_attributes(attributes)
+            if not isinstance(file_id, str):
+                raise errors.InvalidRequest("a file id must be a string")
+            self.files.retrieve(
+                file_id, owner
+            )  # unknown ids refuse the batch; bad types fail alone
+        batch_id = f"vsfb_{secrets.token_hex(12)}"
+        self.index.execute(
+            "INSERT INTO vs_batches (id, vector_store_id, owner, created_at, status) "
+            "VALUES (?, ?, ?, ?, 'in_progress')",
+            (batch_id, store_id, owner, int(time.time())),
+        )
+        for file_id, attributes, chunking in {f[0]: f for f in files}.values():
+            self._add(store_id, file_id, owner, attributes, chunking, batch_id)
+        return self.retrieve_batch(store_id, batch_id, owner)
+
+    def retrieve_batch(self, store_id: str, batch_id: str, owner: str) -> FileBatch:
+        self._row(store_id, owner)
+        row = self.index.one(
+            "SELECT * FROM vs_batches WHERE id = ? AND vector_store_id = ?", (batch_id, store_id)
+        )
+        if row is None:
+            raise errors.NotFound(f"no file batch {batch_id!r} in vector store {store_id}")
+        counts = self._counts("batch_id", batch_id)
+        status = row["status"]
+        if status == "in_progress" and not counts.in_progress:
+            status = "completed"
+        return FileBatch(
+            id=batch_id,
+            created_at=row["created_at"],
+            vector_store_id=store_id,
+            status=status,
+            file_counts=counts,
+        )
+
+    def cancel_batch(self, store_id: str, batch_id: str, owner: str) -> FileBatch:
+        batch = self.retrieve_batch(store_id, batch_id, owner)
+        if batch.status == "in_progress":
+            self.index.execute(
+                "UPDATE vs_files SET status = 'cancelled' "
+                "WHERE batch_id = ? AND status = 'in_progress'",
+                (batch_id,),
+            )
+            self.index.execute(
+                "UPDATE vs_batches SET status = 'cancelled' WHERE id = ?", (batch_id,)
+            )
+        return self.retrieve_batch(store_id, batch_id, owner)
+
+    def list_batch_files(
+        self, store_id: str, batch_id: str, owner: str, **kwargs: Any
+    ) -> Page[VectorStoreFile]:
+        self.retrieve_batch(store_id, batch_id, owner)
+        return self.list_files(store_id, owner, batch_id=batch_id, **kwargs)
+
+    # --- search ---
+
+    async def search(
+        self,
+        store_ids: list[str],
+        owner: str | None,
+        request: SearchRequest,
+        *,
+        mode: Mode = "hybrid",
+    ) -> SearchPage:
+        for store_id in store_ids:
+            self.usable(store_id, owner)
+        queries = request.queries()
+        if request.rewrite_query:
+            queries = [rewrite(q) for q in queries]
+        names: dict[tuple[str, str], tuple[str, Attributes | None]] = {}
+        allowed: dict[str, set[str] | None] = {}
+        for store_id in store_ids:
+            rows = self.index.all(
+                "SELECT id, filename, attributes FROM vs_files WHERE vector_store_id = ? "
+                "AND status = 'completed'",
+                (store_id,),
+            )
+            attrs = {r["id"]: loads_or(r["attributes"]) for r in rows}
+            names.update({(store_id, r["id"]): (r["filename"], attrs[r["id"]]) for r in rows})
+            allowed[store_id] = allowed_files(attrs, request.filters)
+        hits = await search_stores(
+            self.index,
+            self.embedder,
+            store_ids,
+            queries,
+            limit=request.max_num_results,
+            allowed=allowed,
+            ranking=request.ranking_options,
+            mode=mode,
+        )
+        data = []
+        for store_id, hit in hits:
+            filename, attributes = names.get((store_id, hit.file_id), ("", None))
+            data.append(
+                SearchResult(
+                    file_id=hit.file_id,
+                    filename=filename,
+                    score=round(hit.score, 6),
+                    attributes=attributes,
+                    content=[TextContent(text=hit.text)],
+                )
+            )
+        return SearchPage(search_query=queries, data=data)
+
+    # --- paging ---
+
+    def _page(
+        self,
+        table: str,
+        filters: dict[str, Any],
+        *,
+        limit: int = 20,
+        order: str = "desc",
+        after: str | None = None,
+        before: str | None = None,
+    ) -> tuple[list[dict[str, Any]], bool]:
+        check_paging(limit, order)
+        where = [f"{k} = :{k}" for k in filters]
+        params: dict[str, Any] = dict(filters)
+        same = " AND ".join(where) or "1"
+        for name, cursor, op in (
+            ("after", after, ">" if order == "asc" else "<"),
+            ("before", before, "<" if order == "asc" else ">"),
+        ):
+            if cursor is None:
+                continue
+            row = self.index.one(
+                f"SELECT rowid FROM {table} WHERE {same} AND id = :c", {**params, "c": cursor}
+            )
+            if row is None:
+                raise errors.InvalidRequest(
+                    f"{name} cursor {cursor!r} does not name an object of this list"
+                )
+            where.append(f"rowid {op} :{name}")
+            params[name] = row["rowid"]
+        direction = "ASC" if order == "asc" else "DESC"
+        walk = (
+            direction
+            if before is None or after is not None
+            else ("DESC" if direction == "ASC" else "ASC")
+        )
+        rows = self.index.all(
+            f"SELECT rowid, * FROM {table} WHERE {' AND '.join(where) or '1'} "
+            f"ORDER BY rowid {walk} LIMIT {limit + 1}",
+            params,
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        if walk != direction:
+            rows.reverse()
+        return rows, more
+
+
+def _to_file(row: dict[str, Any]) -> VectorStoreFile:
+    return VectorStoreFile(
+        id=row["id"],
+        created_at=row["created_at"],
+        usage_bytes=row["usage_bytes"],
+        vector_store_id=row["vector_store_id"],
+        status=row["status"],
+        last_error=loads_or(row["last_error"]),
+        attributes=loads_or(row["attributes"]),
+        chunking_strategy=StoredChunking(static=json.loads(row["chunking"])),
+    )
