@@ -1,0 +1,298 @@
+"""Vector stores and file search with the official openai SDK against a live server: CRUD,
+files and batches, ingestion (documents parsed inside a sandbox, hostile ones contained),
+hybrid search with filters, and the 4xx answers to bad input."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from . import docs_factory
+from .conftest import LiveServer
+
+pytestmark = pytest.mark.docker
+
+KEY_A, KEY_B = LiveServer.keys
+CORPUS = {
+    "refunds.md": "# Refund policy\n\nCustomers may return any item within 30 days of delivery "
+    "for a full refund. Refunds are paid to the original card within five business days.",
+    "kernel.py": "def restart_kernel(session):\n    '''Restart the Jupyter kernel of a session "
+    "after a timeout; variables are lost.'''\n    session.kernel.restart()\n",
+    "garden.txt": "Tomatoes need six hours of sunlight and deep watering twice a week. Mulch "
+    "keeps the soil moist in summer.",
+    "config.json": '{"service": "billing", "retries": 5, "region": "eu-west"}',
+    "page.html": "<html><head><style>p{color:red}</style><script>alert(1)</script></head>"
+    "<body><h1>Office hours</h1><p>The help desk opens at nine in the morning.</p></body></html>",
+}
+
+
+def sdk(server: LiveServer, key: str = KEY_A) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, timeout=120)
+
+
+@pytest.fixture
+def client(live_server: LiveServer) -> Iterator[openai.OpenAI]:
+    yield sdk(live_server)
+
+
+def upload(client: openai.OpenAI, name: str, data: bytes | str) -> str:
+    raw = data.encode() if isinstance(data, str) else data
+    return client.files.create(file=(name, io.BytesIO(raw)), purpose="assistants").id
+
+
+def wait_store(client: openai.OpenAI, store_id: str, timeout: float = 180) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        store = client.vector_stores.retrieve(store_id)
+        if store.file_counts.in_progress == 0 or time.monotonic() > deadline:
+            return store
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def corpus_store(live_server: LiveServer) -> tuple[str, dict[str, str]]:
+    client = sdk(live_server)
+    ids = {name: upload(client, name, text) for name, text in CORPUS.items()}
+    store = client.vector_stores.create(name="corpus", metadata={"team": "docs"})
+    attributes: dict[str, dict[str, Any]] = {
+        "refunds.md": {"topic": "billing", "year": 2024, "public": True},
+        "kernel.py": {"topic": "engine", "year": 2023, "public": False},
+        "garden.txt": {"topic": "garden", "year": 2022, "public": True},
+        "config.json": {"topic": "billing", "year": 2021},
+        "page.html": {"topic": "support", "year": 2024},
+    }
+    for name, file_id in ids.items():
+        client.vector_stores.files.create(
+            vector_store_id=store.id, file_id=file_id, attributes=attributes[name]
+        )
+    done = wait_store(client, store.id)
+    assert done.file_counts.completed == len(CORPUS), client.vector_stores.files.list(store.id)
+    return store.id, ids
+
+
+def test_store_crud_with_expiry_metadata_and_counts(client: openai.OpenAI) -> None:
+    file_id = upload(client, "note.txt", "A note about the quarterly budget review.")
+    store = client.vector_stores.create(
+        name="crud",
+        metadata={"owner": "qa"},
+        expires_after={"anchor": "last_active_at", "days": 7},
+        file_ids=[file_id],
+        chunking_strategy={
+            "type": "static",
+            "static": {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 50},
+        },
+    )
+    assert store.object == "vector_store" and store.name == "crud"
+    assert store.metadata == {"owner": "qa"}
+    assert store.expires_after is not None and store.expires_after.days == 7
+    assert store.expires_at == store.last_active_at + 7 * 86400
+    assert store.file_counts.total == 1
+    done = wait_store(client, store.id)
+    assert done.status == "completed" and done.file_counts.completed == 1
+    assert done.usage_bytes > 0
+    vs_file = client.vector_stores.files.retrieve(file_id, vector_store_id=store.id)
+    assert vs_file.chunking_strategy is not None
+    assert vs_file.chunking_strategy.static.max_chunk_size_tokens == 200  # type: ignore[union-attr]
+    updated = client.vector_stores.update(store.id, name="renamed", metadata={"owner": "ops"})
+    assert updated.name == "renamed" and updated.metadata == {"owner": "ops"}
+    assert store.id in [s.id for s in client.vector_stores.list(limit=100)]
+    assert client.vector_stores.delete(store.id).deleted
+    with pytest.raises(openai.NotFoundError):
+        client.vector_stores.retrieve(store.id)
+
+
+def test_files_list_filter_content_and_attributes(
+    client: openai.OpenAI, corpus_store: tuple[str, dict[str, str]]
+) -> None:
+    store_id, ids = corpus_store
+    listed = client.vector_stores.files.list(store_id, filter="completed", limit=100)
+    assert {f.id for f in listed} == set(ids.values())
+    assert not list(client.vector_stores.files.list(store_id, filter="failed"))
+    page = client.vector_stores.files.content(ids["page.html"], vector_store_id=store_id)
+    text = "".join(part.text or "" for part in page)
+    assert "help desk opens at nine" in text and "alert" not in text and "color" not in text
+    f = client.vector_stores.files.retrieve(ids["refunds.md"], vector_store_id=store_id)
+    assert f.attributes == {"topic": "billing", "year": 2024, "public": True}
+    assert f.chunking_strategy is not None and f.chunking_strategy.type == "static"
+
+
+def test_search_hybrid_filters_ranking_and_rewrite(
+    client: openai.OpenAI, corpus_store: tuple[str, dict[str, str]]
+) -> None:
+    store_id, ids = corpus_store
+    best = client.vector_stores.search(store_id, query="refund within 30 days").data[0]
+    assert best.file_id == ids["refunds.md"] and best.filename == "refunds.md"
+    assert 0 < best.score <= 1 and best.content[0].type == "text"
+    # Paraphrase, no shared key word: only the semantic half can find it.
+    para = client.vector_stores.search(store_id, query="how much sun do my vegetables want")
+    assert para.data[0].file_id == ids["garden.txt"]
+    several = client.vector_stores.search(
+        store_id, query=["restart the kernel", "office hours"], max_num_results=3
+    )
+    assert {ids["kernel.py"], ids["page.html"]} <= {r.file_id for r in several.data}
+    assert len(several.data) <= 3
+    billing = client.vector_stores.search(
+        store_id,
+        query="money",
+        filters={"type": "eq", "key": "topic", "value": "billing"},
+    )
+    assert billing.data and {r.file_id for r in billing.data} <= {
+        ids["refunds.md"],
+        ids["config.json"],
+    }
+    compound = client.vector_stores.search(
+        store_id,
+        query="anything at all",
+        filters={
+            "type": "and",
+            "filters": [
+                {"type": "gte", "key": "year", "value": 2023},
+                {
+                    "type": "or",
+                    "filters": [
+                        {"type": "eq", "key": "public", "value": False},
+                        {"type": "in", "key": "topic", "value": ["support"]},
+                    ],
+                },
+            ],
+        },
+    )
+    assert {r.file_id for r in compound.data} <= {ids["kernel.py"], ids["page.html"]}
+    strict = client.vector_stores.search(
+        store_id, query="tomatoes", ranking_options={"ranker": "auto", "score_threshold": 0.99}
+    )
+    assert all(r.score >= 0.99 for r in strict.data)
+    rewritten = client.vector_stores.search(
+        store_id, query="Can you tell me what the refund policy is?", rewrite_query=True
+    )
+    raw = rewritten.model_dump()
+    assert raw["search_query"] == ["refund policy"]
+    assert rewritten.data[0].file_id == ids["refunds.md"]
+
+
+def test_documents_are_parsed_inside_a_sandbox(
+    client: openai.OpenAI, live_server: LiveServer
+) -> None:
+    http = httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {KEY_A}"})
+    session = http.post("/v1/sessions", json={}).json()
+    ran = http.post(
+        f"/v1/sessions/{session['id']}/execute",
+        json={"code": docs_factory.PPTX_CODE},
+        timeout=120,
+    ).json()
+    http.delete(f"/v1/sessions/{session['id']}")
+    pptx_id = next(o["file_id"] for o in ran["outputs"] if o["path"].endswith("plan.pptx"))
+    pdf_id = upload(client, "manual.pdf", docs_factory.pdf(["The blue heron nests by the dam."]))
+    docx_id = upload(client, "memo.docx", docs_factory.docx(["Payroll closes on the 25th."]))
+    store = client.vector_stores.create(name="docs")
+    batch = client.vector_stores.file_batches.create(
+        store.id, file_ids=[pptx_id, pdf_id, docx_id], attributes={"kind": "document"}
+    )
+    assert batch.object == "vector_store.files_batch"
+    wait_store(client, store.id)
+    batch = client.vector_stores.file_batches.retrieve(batch.id, vector_store_id=store.id)
+    assert batch.status == "completed" and batch.file_counts.completed == 3, list(
+        client.vector_stores.files.list(store.id)
+    )
+    for query, file_id in [
+        ("lighthouse brass lantern", pptx_id),
+        ("heron nests", pdf_id),
+        ("payroll closes", docx_id),
+    ]:
+        assert client.vector_stores.search(store.id, query=query).data[0].file_id == file_id
+    files = client.vector_stores.file_batches.list_files(batch.id, vector_store_id=store.id)
+    assert {f.id for f in files} == {pptx_id, pdf_id, docx_id}
+    assert all(f.attributes == {"kind": "document"} for f in files)
+    assert live_server.app.state.file_search.parser.sandboxes_started >= 1
+
+
+def test_hostile_documents_fail_alone_inside_the_sandbox(client: openai.OpenAI) -> None:
+    good = upload(client, "ok.txt", "The ferry leaves at noon.")
+    broken = upload(client, "broken.pdf", b"%PDF-1.4\n this is not a pdf at all \x00\xff")
+    bomb = upload(client, "bomb.docx", docs_factory.zip_bomb_docx(1024))
+    pdf_bomb = upload(client, "bomb.pdf", docs_factory.pdf_bomb(1536))
+    binary = upload(client, "blob.txt", b"\x00\x01\x02" * 100)
+    store = client.vector_stores.create(name="hostile")
+    batch = client.vector_stores.file_batches.create(
+        store.id, file_ids=[good, broken, bomb, pdf_bomb, binary]
+    )
+    wait_store(client, store.id, timeout=300)
+    files = {
+        f.id: f
+        for f in client.vector_stores.file_batches.list_files(batch.id, vector_store_id=store.id)
+    }
+    assert files[good].status == "completed"
+    for bad in (broken, bomb, pdf_bomb, binary):
+        assert files[bad].status == "failed", files[bad]
+        assert files[bad].last_error is not None and files[bad].last_error.code == "invalid_file"
+    assert "zip bomb" in files[bomb].last_error.message  # type: ignore[union-attr]
+    print({f.id: f.last_error for f in files.values()})
+    assert client.vector_stores.search(store.id, query="ferry").data[0].file_id == good
+
+
+def test_batch_cancel(client: openai.OpenAI, live_server: LiveServer) -> None:
+    ids = [upload(client, f"n{i}.txt", f"note number {i} about ravens") for i in range(30)]
+    store = client.vector_stores.create(name="cancel")
+    batch = client.vector_stores.file_batches.create(store.id, file_ids=ids)
+    cancelled = client.vector_stores.file_batches.cancel(batch.id, vector_store_id=store.id)
+    assert cancelled.status in ("cancelled", "completed")
+    wait_store(client, store.id)
+    after = client.vector_stores.retrieve(store.id).file_counts
+    assert after.in_progress == 0 and after.total == 30
+    assert after.cancelled + after.completed == 30
+
+
+def test_bad_input_is_4xx(client: openai.OpenAI, live_server: LiveServer) -> None:
+    with pytest.raises(openai.NotFoundError):
+        client.vector_stores.retrieve("vs_nope")
+    with pytest.raises(openai.NotFoundError):
+        client.vector_stores.search("vs_nope", query="x")
+    store = client.vector_stores.create(name="bad")
+    with pytest.raises(openai.NotFoundError):
+        client.vector_stores.files.create(vector_store_id=store.id, file_id="file-nope")
+    with pytest.raises(openai.NotFoundError):
+        client.vector_stores.files.retrieve("file-nope", vector_store_id=store.id)
+    exe = upload(client, "tool.exe", b"MZ\x90\x00")
+    with pytest.raises(openai.BadRequestError, match="file_search reads"):
+        client.vector_stores.files.create(vector_store_id=store.id, file_id=exe)
+    stores = live_server.app.state.file_search.stores
+    big = upload(client, "big.txt", "x" * 5000)
+    limit, stores.max_file_bytes = stores.max_file_bytes, 4096
+    try:
+        with pytest.raises(openai.APIStatusError) as too_big:
+            client.vector_stores.files.create(vector_store_id=store.id, file_id=big)
+        assert too_big.value.status_code == 413
+    finally:
+        stores.max_file_bytes = limit
+    for filters in [
+        {"type": "eq", "key": "a"},
+        {"type": "xor", "filters": []},
+        {"type": "and", "filters": [{"type": "eq"}]},
+    ]:
+        with pytest.raises(openai.APIStatusError) as bad:
+            client.vector_stores.search(store.id, query="x", filters=filters)  # type: ignore[arg-type]
+        assert 400 <= bad.value.status_code < 500
+    with pytest.raises(openai.APIStatusError) as empty:
+        client.vector_stores.search(store.id, query="")
+    assert empty.value.status_code in (400, 422)
+    stores.index.execute("UPDATE vector_stores SET expires_at = 1 WHERE id = ?", (store.id,))
+    assert client.vector_stores.retrieve(store.id).status == "expired"
+    with pytest.raises(openai.BadRequestError, match="expired"):
+        client.vector_stores.search(store.id, query="x")
+    other = sdk(live_server, KEY_B)
+    with pytest.raises(openai.NotFoundError):
+        other.vector_stores.retrieve(store.id)
+
+
+def test_azure_paths(live_server: LiveServer) -> None:
+    http = httpx.Client(base_url=live_server.url, headers={"api-key": KEY_A})
+    made = http.post("/openai/vector_stores?api-version=2025-04-01-preview", json={"name": "az"})
+    assert made.status_code == 200, made.text
+    again = http.get(f"/openai/v1/vector_stores/{made.json()['id']}")
+    assert again.status_code == 200 and again.json()["name"] == "az"
