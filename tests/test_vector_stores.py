@@ -5,6 +5,7 @@ hybrid search with filters, and the 4xx answers to bad input."""
 from __future__ import annotations
 
 import io
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +13,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
+
+from engine import Engine
+from engine.retrieval import extract
+from engine.sessions import sandbox_spec
 
 from . import docs_factory
 from .conftest import LiveServer
@@ -91,7 +96,7 @@ def test_store_crud_with_expiry_metadata_and_counts(client: openai.OpenAI) -> No
     assert store.object == "vector_store" and store.name == "crud"
     assert store.metadata == {"owner": "qa"}
     assert store.expires_after is not None and store.expires_after.days == 7
-    assert store.expires_at == store.last_active_at + 7 * 86400
+    assert store.expires_at == (store.last_active_at or 0) + 7 * 86400
     assert store.file_counts.total == 1
     done = wait_store(client, store.id)
     assert done.status == "completed" and done.file_counts.completed == 1
@@ -230,9 +235,9 @@ def test_hostile_documents_fail_alone_inside_the_sandbox(client: openai.OpenAI) 
     assert files[good].status == "completed"
     for bad in (broken, bomb, pdf_bomb, binary):
         assert files[bad].status == "failed", files[bad]
-        assert files[bad].last_error is not None and files[bad].last_error.code == "invalid_file"
+        error = files[bad].last_error
+        assert error is not None and error.code == "invalid_file"
     assert "zip bomb" in files[bomb].last_error.message  # type: ignore[union-attr]
-    print({f.id: f.last_error for f in files.values()})
     assert client.vector_stores.search(store.id, query="ferry").data[0].file_id == good
 
 
@@ -296,3 +301,29 @@ def test_azure_paths(live_server: LiveServer) -> None:
     assert made.status_code == 200, made.text
     again = http.get(f"/openai/v1/vector_stores/{made.json()['id']}")
     assert again.status_code == 200 and again.json()["name"] == "az"
+
+
+async def test_a_crashing_or_hanging_parser_is_contained(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = sandbox_spec(engine.settings, engine.image, engine.labels)
+    parser = extract.DocumentParser(engine.backend, spec, timeout=3)
+    sample = docs_factory.pdf(["Otters hold hands while they sleep."])
+    try:
+        assert "Otters hold hands" in await parser.parse("pdf", sample, "a.pdf")
+        first = parser._sandbox
+        # The parser dies by a signal (as a segfault or the OOM killer would end it).
+        monkeypatch.setattr(extract, "PARSER", "import os, signal; os.kill(os.getpid(), 9)")
+        with pytest.raises(extract.InvalidFile, match=r"ran out of memory|crashed"):
+            await parser.parse("pdf", sample, "b.pdf")
+        assert parser._sandbox is None  # thrown away with whatever the crash left
+        monkeypatch.setattr(extract, "PARSER", "import time; time.sleep(60)")
+        with pytest.raises(extract.InvalidFile, match="longer than 3 s"):
+            await parser.parse("pdf", sample, "c.pdf")
+        monkeypatch.undo()
+        assert "Otters" in await parser.parse("pdf", sample, "d.pdf")
+        assert parser._sandbox is not first and parser.sandboxes_started == 3
+        # The host never ran a parser: nothing of pypdf is imported in this process.
+        assert "pypdf" not in sys.modules
+    finally:
+        await parser.close()

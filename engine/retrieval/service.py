@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from .. import errors
 from ..files import FileStore
-from ..paging import Page, check_paging
+from ..paging import Page
 from .embedders import Embedder
 from .extract import file_kind
 from .index import ChunkIndex, Mode
@@ -22,12 +22,10 @@ from .models import (
     ContentPage,
     ExpiresAfter,
     FileBatch,
-    FileCounts,
     LastError,
     SearchPage,
     SearchRequest,
     SearchResult,
-    StoredChunking,
     TextContent,
     VectorStore,
     VectorStoreFile,
@@ -35,6 +33,7 @@ from .models import (
     check_metadata,
     loads_or,
 )
+from .rows import file_counts, page_rows, to_file, to_store
 from .search import allowed_files, rewrite, search_stores
 
 DAY = 86400
@@ -112,44 +111,11 @@ class VectorStores:
         return row
 
     def retrieve(self, store_id: str, owner: str | None = None) -> VectorStore:
-        return self._to_store(self._row(store_id, owner))
-
-    def _to_store(self, row: dict[str, Any]) -> VectorStore:
-        counts = self._counts("vector_store_id", row["id"])
-        usage = self.index.one(
-            "SELECT COALESCE(SUM(usage_bytes), 0) AS n FROM vs_files WHERE vector_store_id = ?",
-            (row["id"],),
-        )
-        expired = row["expires_at"] is not None and row["expires_at"] <= time.time()
-        status: Literal["expired", "in_progress", "completed"] = (
-            "expired" if expired else "in_progress" if counts.in_progress else "completed"
-        )
-        return VectorStore(
-            id=row["id"],
-            created_at=row["created_at"],
-            name=row["name"],
-            description=row["description"],
-            usage_bytes=usage["n"] if usage else 0,
-            file_counts=counts,
-            status=status,
-            expires_after=loads_or(row["expires_after"]),
-            expires_at=row["expires_at"],
-            last_active_at=row["last_active_at"],
-            metadata=loads_or(row["metadata"], {}),
-        )
-
-    def _counts(self, column: str, value: str) -> FileCounts:
-        rows = self.index.all(
-            f"SELECT status, COUNT(*) AS n FROM vs_files WHERE {column} = ? GROUP BY status",
-            (value,),
-        )
-        counts = FileCounts(**{r["status"]: r["n"] for r in rows})
-        counts.total = sum(r["n"] for r in rows)
-        return counts
+        return to_store(self.index, self._row(store_id, owner))
 
     def list_stores(self, owner: str, **window: Any) -> Page[VectorStore]:
-        rows, more = self._page("vector_stores", {"owner": owner}, **window)
-        return Page[VectorStore].of([self._to_store(r) for r in rows], more)
+        rows, more = page_rows(self.index, "vector_stores", {"owner": owner}, **window)
+        return Page[VectorStore].of([to_store(self.index, r) for r in rows], more)
 
     def update(
         self,
@@ -277,7 +243,7 @@ class VectorStores:
 
     def retrieve_file(self, store_id: str, file_id: str, owner: str | None) -> VectorStoreFile:
         self._row(store_id, owner)
-        return _to_file(self._file_row(store_id, file_id))
+        return to_file(self._file_row(store_id, file_id))
 
     def list_files(
         self,
@@ -294,8 +260,8 @@ class VectorStores:
             filters["status"] = status
         if batch_id is not None:
             filters["batch_id"] = batch_id
-        rows, more = self._page("vs_files", filters, **window)
-        return Page[VectorStoreFile].of([_to_file(r) for r in rows], more)
+        rows, more = page_rows(self.index, "vs_files", filters, **window)
+        return Page[VectorStoreFile].of([to_file(r) for r in rows], more)
 
     def update_file(
         self, store_id: str, file_id: str, owner: str, attributes: Attributes | None
@@ -360,7 +326,7 @@ class VectorStores:
         )
         if row is None:
             raise errors.NotFound(f"no file batch {batch_id!r} in vector store {store_id}")
-        counts = self._counts("batch_id", batch_id)
+        counts = file_counts(self.index, "batch_id", batch_id)
         status = row["status"]
         if status == "in_progress" and not counts.in_progress:
             status = "completed"
@@ -440,64 +406,3 @@ class VectorStores:
                 )
             )
         return SearchPage(search_query=queries, data=data)
-
-    # --- paging ---
-
-    def _page(
-        self,
-        table: str,
-        filters: dict[str, Any],
-        *,
-        limit: int = 20,
-        order: str = "desc",
-        after: str | None = None,
-        before: str | None = None,
-    ) -> tuple[list[dict[str, Any]], bool]:
-        check_paging(limit, order)
-        where = [f"{k} = :{k}" for k in filters]
-        params: dict[str, Any] = dict(filters)
-        same = " AND ".join(where) or "1"
-        for name, cursor, op in (
-            ("after", after, ">" if order == "asc" else "<"),
-            ("before", before, "<" if order == "asc" else ">"),
-        ):
-            if cursor is None:
-                continue
-            row = self.index.one(
-                f"SELECT rowid FROM {table} WHERE {same} AND id = :c", {**params, "c": cursor}
-            )
-            if row is None:
-                raise errors.InvalidRequest(
-                    f"{name} cursor {cursor!r} does not name an object of this list"
-                )
-            where.append(f"rowid {op} :{name}")
-            params[name] = row["rowid"]
-        direction = "ASC" if order == "asc" else "DESC"
-        walk = (
-            direction
-            if before is None or after is not None
-            else ("DESC" if direction == "ASC" else "ASC")
-        )
-        rows = self.index.all(
-            f"SELECT rowid, * FROM {table} WHERE {' AND '.join(where) or '1'} "
-            f"ORDER BY rowid {walk} LIMIT {limit + 1}",
-            params,
-        )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        if walk != direction:
-            rows.reverse()
-        return rows, more
-
-
-def _to_file(row: dict[str, Any]) -> VectorStoreFile:
-    return VectorStoreFile(
-        id=row["id"],
-        created_at=row["created_at"],
-        usage_bytes=row["usage_bytes"],
-        vector_store_id=row["vector_store_id"],
-        status=row["status"],
-        last_error=loads_or(row["last_error"]),
-        attributes=loads_or(row["attributes"]),
-        chunking_strategy=StoredChunking(static=json.loads(row["chunking"])),
-    )
