@@ -172,7 +172,23 @@ def _script(messages: list[dict[str, Any]]) -> dict[str, Any]:
         if last is None:
             return _reply(None, [("python", {"code": "import time; time.sleep(60)"})])
         return _reply("done")
+    if "search my files" in ask:
+        return _file_search(ask, last)
     return _reply(f"echo: {last_user['content']}")
+
+
+def _file_search(ask: str, last: Any) -> dict[str, Any]:
+    """ "search my files for X and Y": one file_search call with a query per part (they run in
+    parallel), then an answer quoting the best passage with a citation mark."""
+    if last is None:
+        topic = ask.split("search my files", 1)[1].removeprefix(" for").strip(" ?.")
+        queries = [q.strip() for q in topic.split(" and ") if q.strip()]
+        return _reply(None, [("file_search", {"queries": queries})])
+    found = last.get("results", []) if isinstance(last, dict) else []
+    if not found:
+        return _reply(f"I found nothing in your files. ({last})")
+    lines = [f"{r['text'][:160]} 【{r['source']}†{r['filename']}】" for r in found[:2]]
+    return _reply("From your files: " + " ".join(lines))
 
 
 def _answer(body: dict[str, Any]) -> dict[str, Any]:

@@ -327,3 +327,79 @@ async def test_a_crashing_or_hanging_parser_is_contained(
         assert "pypdf" not in sys.modules
     finally:
         await parser.close()
+
+
+# --- the file_search tool ---
+
+ASSISTANTS_WARNINGS = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@ASSISTANTS_WARNINGS
+def test_assistants_run_searches_and_cites(
+    client: openai.OpenAI, corpus_store: tuple[str, dict[str, str]]
+) -> None:
+    store_id, ids = corpus_store
+    assistant = client.beta.assistants.create(
+        model="scripted",
+        tools=[
+            {
+                "type": "file_search",
+                "file_search": {
+                    "max_num_results": 3,
+                    "ranking_options": {"ranker": "auto", "score_threshold": 0.0},
+                },
+            }
+        ],
+        tool_resources={"file_search": {"vector_store_ids": [store_id]}},
+    )
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": "Search my files for refund window and office hours"}]
+    )
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert run.status == "completed", run.last_error
+    message = client.beta.threads.messages.list(thread.id, order="desc").data[0]
+    text = message.content[0].text  # type: ignore[union-attr]
+    assert "30 days" in text.value
+    cited = {a.file_citation.file_id for a in text.annotations if a.type == "file_citation"}  # type: ignore[union-attr]
+    assert ids["refunds.md"] in cited
+    for a in text.annotations:
+        assert text.value[a.start_index : a.end_index] == a.text
+    steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id)
+    search = next(s for s in steps if s.type == "tool_calls")
+    call = search.step_details.tool_calls[0]  # type: ignore[union-attr]
+    assert call.type == "file_search"
+    assert call.file_search.results and len(call.file_search.results) <= 3  # type: ignore[union-attr]
+    assert call.file_search.results[0].content is None  # type: ignore[union-attr]
+    full = client.beta.threads.runs.steps.retrieve(
+        search.id,
+        thread_id=thread.id,
+        run_id=run.id,
+        include=["step_details.tool_calls[*].file_search.results[*].content"],
+    )
+    results = full.step_details.tool_calls[0].file_search.results  # type: ignore[union-attr]
+    assert results and results[0].content and results[0].content[0].text
+    assert {r.file_id for r in results} >= {ids["refunds.md"], ids["page.html"]}
+
+
+@ASSISTANTS_WARNINGS
+def test_message_attachments_build_the_threads_store(client: openai.OpenAI) -> None:
+    file_id = upload(client, "lease.txt", "The tenant must give sixty days notice before moving.")
+    assistant = client.beta.assistants.create(model="scripted", tools=[{"type": "file_search"}])
+    thread = client.beta.threads.create(
+        messages=[
+            {
+                "role": "user",
+                "content": "Search my files for notice before moving",
+                "attachments": [{"file_id": file_id, "tools": [{"type": "file_search"}]}],
+            }
+        ]
+    )
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert run.status == "completed", run.last_error
+    thread = client.beta.threads.retrieve(thread.id)
+    assert thread.tool_resources and thread.tool_resources.file_search
+    store_ids = thread.tool_resources.file_search.vector_store_ids or []
+    assert len(store_ids) == 1
+    assert client.vector_stores.retrieve(store_ids[0]).file_counts.completed == 1
+    reply = client.beta.threads.messages.list(thread.id, order="desc").data[0]
+    assert "sixty days" in reply.content[0].text.value  # type: ignore[union-attr]

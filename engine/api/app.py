@@ -47,6 +47,7 @@ def create_app(
         app.state.file_search = FileSearch(the_engine, settings).start()
         provider = OpenAIChatProvider(settings.llm_base_url, settings.llm_api_key)
         app.state.assistants = AssistantsService(the_engine, provider, settings)
+        app.state.assistants.use_vector_stores(app.state.file_search.stores)
         app.state.assistants.recover()
         app.state.responses = ResponsesService(the_engine, provider, settings)
         app.state.responses.recover()

@@ -6,10 +6,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.sse import ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..assistants import file_search_run
 from ..assistants.models import (
     Assistant,
     Message,
@@ -325,15 +326,34 @@ async def submit_tool_outputs(
     )
 
 
+IncludeDep = Annotated[
+    list[Literal["step_details.tool_calls[*].file_search.results[*].content"]],
+    Query(alias="include[]", description="Add file_search results' content to the steps."),
+]
+
+
 @router.get("/threads/{thread_id}/runs/{run_id}/steps", response_model=Page[RunStep])
 async def list_steps(
-    thread_id: str, run_id: str, paging: PagingDep, svc: Service, tenant: Tenant
+    thread_id: str,
+    run_id: str,
+    paging: PagingDep,
+    svc: Service,
+    tenant: Tenant,
+    include: IncludeDep = [],  # noqa: B006 (FastAPI copies defaults)
 ) -> Page[RunStep]:
-    return svc.list_steps(tenant, thread_id, run_id, **paging.window())
+    page = svc.list_steps(tenant, thread_id, run_id, **paging.window())
+    page.data = [file_search_run.shown(step, list(include)) for step in page.data]
+    return page
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/steps/{step_id}", response_model=RunStep)
 async def get_step(
-    thread_id: str, run_id: str, step_id: str, svc: Service, tenant: Tenant
+    thread_id: str,
+    run_id: str,
+    step_id: str,
+    svc: Service,
+    tenant: Tenant,
+    include: IncludeDep = [],  # noqa: B006 (FastAPI copies defaults)
 ) -> RunStep:
-    return svc.get_step(tenant, thread_id, run_id, step_id)
+    step = svc.get_step(tenant, thread_id, run_id, step_id)
+    return file_search_run.shown(step, list(include))

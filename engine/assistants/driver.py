@@ -25,10 +25,11 @@ from ..config import Settings
 from ..core import Engine
 from ..results import ExecutionResult
 from ..sessions import Session
-from . import context
+from . import context, file_search_run
 from .code_stream import CodeDecoder
 from .events import code_outputs_delta, step_delta
-from .loop import AgentLoop, LoopHost, LoopRequest, Outcome, TokenUsage
+from .file_search import FileSearchHandler
+from .loop import AgentLoop, LoopHost, LoopRequest, Outcome, TokenUsage, ToolHandler
 from .messages import MessageWriter
 from .models import (
     Assistant,
@@ -55,7 +56,7 @@ from .models import (
 from .provider import ModelDelta, ModelReply, ModelToolCall
 from .runs import RunBook
 from .state import RunState, ThreadState
-from .tools import function_specs
+from .tools import FILE_SEARCH, function_specs
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,8 @@ class RunDriver(LoopHost):
         self._streamed = False
         self._session: Session | None = None
         self.messages = MessageWriter(book, owner, run)
+        self.file_search: FileSearchHandler | None = None
+        self.messages.citations = lambda text: file_search_run.citations(self.file_search, text)
 
     async def drive(self) -> None:
         run = self.run
@@ -130,10 +133,14 @@ class RunDriver(LoopHost):
         self.state = self.repo.get_private(run.id, RunState)
         self.assistant = self.repo.get(Assistant, "assistant", run.assistant_id, owner)
         usage = run.usage or Usage()
+        self.file_search = await file_search_run.run_handler(
+            self.book.vector_stores, self.repo, owner, run, self.assistant, self.cancelled
+        )
         request = LoopRequest(
             model=run.model,
             code_interpreter=any(t.type == "code_interpreter" for t in run.tools),
             functions=function_specs(run.tools),
+            handlers={FILE_SEARCH: self.file_search} if self.file_search else {},
             tool_choice=run.tool_choice,
             temperature=run.temperature,
             top_p=run.top_p,
@@ -347,6 +354,10 @@ class RunDriver(LoopHost):
     async def on_code_calls_finished(self) -> None:
         self.book.complete_step(self.owner, self._open_step())
         self._step, self._code_index = None, {}
+
+    async def on_tool_handled(self, call: ModelToolCall, handler: ToolHandler, text: str) -> None:
+        if isinstance(handler, FileSearchHandler):
+            file_search_run.record_step(self.book, self.owner, self.run, call, handler)
 
     async def on_round_finished(self) -> None:
         self.repo.set_private(self.run.id, self.state)

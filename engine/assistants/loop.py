@@ -140,6 +140,9 @@ class LoopHooks:
     async def on_code_calls_finished(self) -> None:
         """Every code call of the turn has run."""
 
+    async def on_tool_handled(self, call: ModelToolCall, handler: ToolHandler, text: str) -> None:
+        """An engine-run tool other than code (``handlers``) answered ``call`` with ``text``."""
+
     async def on_round_finished(self) -> None:
         """A round of tool calls is in the state's conversation: the moment to persist it."""
 
@@ -244,7 +247,9 @@ class AgentLoop:
             if code_calls and session is not None:
                 await self._run_code(host, session, code_calls, state)
             for call in handled:
-                text = await request.handlers[call.name].call(call.arguments)
+                handler = request.handlers[call.name]
+                text = await handler.call(call.arguments)
+                await host.on_tool_handled(call, handler, text)
                 state.conversation.append(_tool_message(call, text))
             if host.abandoned():
                 return LoopResult(Outcome.ABANDONED)

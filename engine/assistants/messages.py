@@ -9,6 +9,7 @@ what the model had written, as an incomplete message.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
@@ -42,6 +43,8 @@ class MessageWriter:
         self.run = run
         self._message: Message | None = None
         self._step: RunStep | None = None
+        self.citations: Callable[[str], list[Annotation]] | None = None
+        """Annotations besides file links (file_search's file_citation), from the text."""
 
     def text(self, text: str, state: RunState) -> None:
         """A piece of the model's text: to the open message, or to a new one."""
@@ -92,6 +95,9 @@ class MessageWriter:
         text = message.content[-1].text
         assert text is not None
         text.annotations = await _annotations(text.value, session)
+        if self.citations is not None:
+            text.annotations += self.citations(text.value)
+            text.annotations.sort(key=lambda a: a.start_index)
         if text.annotations:
             annotations = [
                 {"index": n, **a.model_dump(mode="json", exclude_none=True)}

@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import errors
+from ..retrieval.models import RankingOptions
 
 
 class RunStatus(StrEnum):
@@ -83,17 +84,28 @@ class FunctionDef(Obj):
     strict: bool | None = None
 
 
+class FileSearchConfig(Obj):
+    max_num_results: int | None = Field(default=None, ge=1, le=50)
+    ranking_options: RankingOptions | None = None
+
+
 class Tool(Obj):
     type: Literal["code_interpreter", "function", "file_search"]
     function: FunctionDef | None = None
+    file_search: FileSearchConfig | None = None
 
 
 class CodeInterpreterResources(Obj):
     file_ids: list[str] = Field(default_factory=list, max_length=100)
 
 
+class FileSearchResources(Obj):
+    vector_store_ids: list[str] = Field(default_factory=list, max_length=1)
+
+
 class ToolResources(Obj):
     code_interpreter: CodeInterpreterResources | None = None
+    file_search: FileSearchResources | None = None
 
 
 class Assistant(Stored):
@@ -120,12 +132,17 @@ class FilePathRef(Obj):
     file_id: str
 
 
+class FileCitationRef(Obj):
+    file_id: str
+
+
 class Annotation(Obj):
-    type: Literal["file_path"] = "file_path"
+    type: Literal["file_path", "file_citation"] = "file_path"
     text: str
     start_index: int
     end_index: int
-    file_path: FilePathRef
+    file_path: FilePathRef | None = None
+    file_citation: FileCitationRef | None = None
 
 
 class TextValue(Obj):
@@ -206,11 +223,29 @@ class CodeInterpreterCall(Obj):
     outputs: list[CodeOutput] = Field(default_factory=list)
 
 
+class FileSearchResultContent(Obj):
+    type: Literal["text"] = "text"
+    text: str
+
+
+class FileSearchResult(Obj):
+    file_id: str
+    file_name: str
+    score: float
+    content: list[FileSearchResultContent] | None = None
+
+
+class FileSearchCall(Obj):
+    ranking_options: dict[str, Any] | None = None
+    results: list[FileSearchResult] = Field(default_factory=list)
+
+
 class ToolCall(Obj):
     id: str
-    type: Literal["code_interpreter", "function"]
+    type: Literal["code_interpreter", "function", "file_search"]
     code_interpreter: CodeInterpreterCall | None = None
     function: FunctionCall | None = None
+    file_search: FileSearchCall | None = None
 
 
 class MessageCreation(Obj):

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 
 from .. import errors
+from ..retrieval import VectorStores
 from ..sessions import Session
 from .events import RunEvents
 from .models import (
@@ -37,6 +38,8 @@ class RunBook:
         self.cancelling: set[str] = set()
         self.expired: set[str] = set()
         self.running_code: dict[str, Session] = {}
+        self.vector_stores: VectorStores | None = None
+        """What file_search searches (set by ``AssistantsService.use_vector_stores``)."""
         self._background: set[asyncio.Future[None]] = set()
 
     def save(self, owner: str, run: Run) -> None:

@@ -17,6 +17,7 @@ from ..config import Settings
 from ..core import Engine
 from ..errors import RunLocked
 from ..paging import Page, page_list
+from ..retrieval import VectorStores
 from .driver import drive
 from .events import Event, RunEvents
 from .loop import AgentLoop
@@ -106,10 +107,19 @@ class AssistantsService:
         self.get_assistant(owner, assistant_id)
         self.repo.delete("assistant", assistant_id, owner)
 
+    def use_vector_stores(self, stores: VectorStores) -> None:
+        """Turn file_search on: runs search these vector stores."""
+        self.runs.vector_stores = stores
+
     def _check_files(self, owner: str, resources: ToolResources | None) -> None:
         if resources and resources.code_interpreter:
             for file_id in resources.code_interpreter.file_ids:
                 self.engine.files.retrieve(file_id, owner)
+        if resources and resources.file_search and resources.file_search.vector_store_ids:
+            if self.runs.vector_stores is None:
+                raise errors.InvalidRequest("file_search is not available in this engine")
+            for store_id in resources.file_search.vector_store_ids:
+                self.runs.vector_stores.retrieve(store_id, owner)
 
     # --- threads and messages ---
 

@@ -9,23 +9,24 @@ from .. import errors
 from .context import CODE_TOOL
 from .models import Tool
 
+FILE_SEARCH = "file_search"  # the name under which the model sees the file_search tool
+
 
 def check_tools(tools: list[Tool]) -> None:
     # The code interpreter reaches the model as a function of that name.
     names = {CODE_TOOL} if any(t.type == "code_interpreter" for t in tools) else set()
+    if any(t.type == "file_search" for t in tools):
+        names.add(FILE_SEARCH)
+    if sum(t.type == "file_search" for t in tools) > 1:
+        raise errors.InvalidRequest("only one file_search tool is allowed")
     for tool in tools:
-        if tool.type == "file_search":
-            raise errors.InvalidRequest(
-                "the file_search tool is not supported (there are no vector stores); use "
-                "code_interpreter, whose files are under /mnt/data, or function tools"
-            )
         if tool.type == "function":
             if tool.function is None:
                 raise errors.InvalidRequest("a function tool needs a 'function' definition")
             if tool.function.name in names:
                 raise errors.InvalidRequest(
                     f"function name {tool.function.name!r} is used twice, or is the name under "
-                    "which the model sees the code interpreter"
+                    "which the model sees the code interpreter or file_search"
                 )
             names.add(tool.function.name)
 
@@ -35,6 +36,8 @@ def check_tool_choice(choice: Any, tools: list[Tool]) -> Any:
         return choice
     kind = choice.get("type") if isinstance(choice, dict) else None
     if kind == "code_interpreter" and any(t.type == "code_interpreter" for t in tools):
+        return choice
+    if kind == "file_search" and any(t.type == "file_search" for t in tools):
         return choice
     if kind == "function" and isinstance(choice.get("function"), dict):
         name = choice["function"].get("name")
@@ -61,6 +64,8 @@ def model_tool_choice(choice: Any, first_turn: bool) -> Any:
             return "auto"
         if choice.get("type") == "code_interpreter":
             return {"type": "function", "function": {"name": CODE_TOOL}}
+        if choice.get("type") == "file_search":
+            return {"type": "function", "function": {"name": FILE_SEARCH}}
         return choice
     if choice == "required" and not first_turn:
         return "auto"
