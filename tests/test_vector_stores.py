@@ -403,3 +403,60 @@ def test_message_attachments_build_the_threads_store(client: openai.OpenAI) -> N
     assert client.vector_stores.retrieve(store_ids[0]).file_counts.completed == 1
     reply = client.beta.threads.messages.list(thread.id, order="desc").data[0]
     assert "sixty days" in reply.content[0].text.value  # type: ignore[union-attr]
+
+
+def test_responses_file_search_with_results_and_citations(
+    client: openai.OpenAI, corpus_store: tuple[str, dict[str, str]]
+) -> None:
+    store_id, ids = corpus_store
+    tool: Any = {"type": "file_search", "vector_store_ids": [store_id], "max_num_results": 4}
+    r = client.responses.create(
+        model="scripted",
+        input="Search my files for refund window and restart the kernel",
+        tools=[tool],
+        include=["file_search_call.results"],
+    )
+    assert r.status == "completed", r.error
+    call = r.output[0]
+    assert call.type == "file_search_call" and call.status == "completed"
+    assert call.queries == ["refund window", "restart the kernel"]
+    assert call.results and len(call.results) <= 4
+    assert {ids["refunds.md"], ids["kernel.py"]} <= {x.file_id for x in call.results}
+    message = r.output[-1]
+    assert message.type == "message"
+    text = message.content[0]
+    assert text.type == "output_text"
+    cites = [a for a in text.annotations if a.type == "file_citation"]
+    assert cites and {c.file_id for c in cites} <= set(ids.values())
+    assert all(c.filename for c in cites)
+    plain = client.responses.create(
+        model="scripted", input="Search my files for tomatoes", tools=[tool]
+    )
+    assert plain.output[0].type == "file_search_call" and plain.output[0].results is None
+    again = client.responses.retrieve(r.id)
+    assert again.output[0].results  # type: ignore[union-attr]
+    with client.responses.stream(
+        model="scripted", input="Search my files for office hours", tools=[tool]
+    ) as stream:
+        kinds = [event.type for event in stream]
+    assert "response.file_search_call.in_progress" in kinds
+    assert kinds.index("response.file_search_call.searching") < kinds.index(
+        "response.file_search_call.completed"
+    )
+    follow = client.responses.create(
+        model="scripted", input="thanks", previous_response_id=r.id, tools=[tool]
+    )
+    assert follow.status == "completed"
+
+
+def test_responses_file_search_bad_stores(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(
+            model="scripted",
+            input="hi",
+            tools=[{"type": "file_search", "vector_store_ids": ["vs_missing"]}],
+        )
+    with pytest.raises(openai.BadRequestError):
+        client.responses.create(
+            model="scripted", input="hi", tools=[{"type": "file_search", "vector_store_ids": []}]
+        )

@@ -50,6 +50,7 @@ def create_app(
         app.state.assistants.use_vector_stores(app.state.file_search.stores)
         app.state.assistants.recover()
         app.state.responses = ResponsesService(the_engine, provider, settings)
+        app.state.responses.use_vector_stores(app.state.file_search.stores)
         app.state.responses.recover()
         try:
             async with app.state.mcp.serve(the_engine):  # the /mcp session manager

@@ -76,7 +76,7 @@ class FileSearchHandler(ToolHandler):
         return SPEC
 
     async def call(self, arguments: str) -> str:
-        queries = _queries(arguments)
+        queries = queries_of(arguments)
         if not queries:
             self.calls.append(SearchCall([], [], "no query"))
             return json.dumps({"error": "give `queries`: a list of search strings"})
@@ -132,7 +132,8 @@ class FileSearchHandler(ToolHandler):
         return found
 
 
-def _queries(arguments: str) -> list[str]:
+def queries_of(arguments: str) -> list[str]:
+    """The queries of a file_search call: ``queries`` (or ``query``), a list or a string."""
     try:
         parsed = json.loads(arguments)
     except ValueError:

@@ -18,10 +18,12 @@ from pydantic import TypeAdapter, ValidationError
 
 from .. import errors
 from ..assistants.context import CODE_TOOL, estimate_tokens
+from ..assistants.tools import FILE_SEARCH
 from ..files import FileStore
 from .models import (
     CodeInterpreterCall,
     CodeLogs,
+    FileSearchCall,
     FunctionCall,
     FunctionCallOutput,
     InputFile,
@@ -152,6 +154,11 @@ def to_messages(items: Iterable[Item], files: FileStore, owner: str) -> list[dic
             arguments = json.dumps({"code": item.code or ""})
             open_turn()["tool_calls"].append(_call(item.id, CODE_TOOL, arguments))
             results.append({"role": "tool", "tool_call_id": item.id, "content": _logs(item)})
+        elif isinstance(item, FileSearchCall):
+            arguments = json.dumps({"queries": item.queries})
+            open_turn()["tool_calls"].append(_call(item.id, FILE_SEARCH, arguments))
+            found = [{"filename": r.filename, "text": r.text} for r in item.results or []]
+            results.append({"role": "tool", "tool_call_id": item.id, "content": json.dumps(found)})
         elif isinstance(item, FunctionCall):
             open_turn()["tool_calls"].append(_call(item.call_id, item.name, item.arguments))
             waiting.add(item.call_id)

@@ -81,10 +81,20 @@ class ContainerFileCitation(BaseModel):
     end_index: int
 
 
+class FileCitation(BaseModel):
+    type: Literal["file_citation"] = "file_citation"
+    file_id: str
+    filename: str
+    index: int
+
+
+Annotation = Annotated[ContainerFileCitation | FileCitation, Field(discriminator="type")]
+
+
 class OutputText(BaseModel):
     type: Literal["output_text"] = "output_text"
     text: str
-    annotations: list[ContainerFileCitation] = Field(default_factory=list)
+    annotations: list[Annotation] = Field(default_factory=list)
     logprobs: list[Any] = Field(default_factory=list)
 
 
@@ -157,8 +167,24 @@ class FunctionCallOutput(BaseModel):
     status: ItemStatus = "completed"
 
 
+class FileSearchResult(BaseModel):
+    file_id: str
+    filename: str
+    score: float
+    text: str
+    attributes: dict[str, str | float | bool] | None = None
+
+
+class FileSearchCall(BaseModel):
+    id: str = Field(default_factory=lambda: new_id("fs"))
+    type: Literal["file_search_call"] = "file_search_call"
+    queries: list[str] = Field(default_factory=list)
+    status: Literal["in_progress", "searching", "completed", "incomplete", "failed"] = "in_progress"
+    results: list[FileSearchResult] | None = None
+
+
 Item = Annotated[
-    MessageItem | CodeInterpreterCall | FunctionCall | FunctionCallOutput,
+    MessageItem | CodeInterpreterCall | FunctionCall | FunctionCallOutput | FileSearchCall,
     Field(discriminator="type"),
 ]
 
@@ -226,10 +252,12 @@ class Response(BaseModel):
     def shown(self, include: set[str]) -> dict[str, Any]:
         """As the API returns it: code outputs only when ``include`` asks for them."""
         data = self.model_dump(mode="json", exclude={"store"})
-        if "code_interpreter_call.outputs" not in include:
-            for item in data["output"]:
-                if item["type"] == "code_interpreter_call":
+        for item in data["output"]:
+            if item["type"] == "code_interpreter_call":
+                if "code_interpreter_call.outputs" not in include:
                     item["outputs"] = None
+            elif item["type"] == "file_search_call" and "file_search_call.results" not in include:
+                item["results"] = None
         return data
 
 

@@ -20,7 +20,8 @@ from .. import errors
 from ..assistants import context
 from ..assistants.code_stream import CodeDecoder
 from ..assistants.context import CODE_TOOL
-from ..assistants.loop import LoopHost, LoopState, TokenUsage
+from ..assistants.file_search import FileSearchHandler, queries_of
+from ..assistants.loop import LoopHost, LoopState, TokenUsage, ToolHandler
 from ..assistants.provider import ModelDelta, ModelReply, ModelToolCall
 from ..assistants.tools import code_of
 from ..core import Engine
@@ -35,6 +36,9 @@ from .models import (
     CodeLogs,
     CodeOutput,
     ContainerFileCitation,
+    FileCitation,
+    FileSearchCall,
+    FileSearchResult,
     FunctionCall,
     Item,
     MessageItem,
@@ -42,7 +46,7 @@ from .models import (
     Response,
     Usage,
 )
-from .tools import Tools
+from .tools import FILE_SEARCH, Tools
 
 MAX_IMAGE_URI_BYTES = 8 * 1024 * 1024
 
@@ -51,7 +55,7 @@ MAX_IMAGE_URI_BYTES = 8 * 1024 * 1024
 class LiveCall:
     """A tool call of the current model turn, as its item."""
 
-    item: CodeInterpreterCall | FunctionCall | None
+    item: CodeInterpreterCall | FunctionCall | FileSearchCall | None
     call_id: str = ""
     decoder: CodeDecoder = field(default_factory=CodeDecoder)
 
@@ -96,6 +100,10 @@ class ResponseRun(LoopHost):
         self._streamed = False
         self._code: dict[str, CodeInterpreterCall] = {}
         self._noted = False
+        self.file_search: FileSearchHandler | None = None
+        """Set by the service when the request has a file_search tool."""
+        self.include_results = False
+        self._searches: dict[str, FileSearchCall] = {}
 
     # --- what the loop asks ---
 
@@ -145,7 +153,7 @@ class ResponseRun(LoopHost):
         self.events.emit(
             "response.output_item.added",
             output_index=index,
-            item=_shown(item, self.include_outputs),
+            item=_shown(item, self.include_outputs, self.include_results),
         )
         return index
 
@@ -197,6 +205,14 @@ class ResponseRun(LoopHost):
                 index = self._add(live.item)
                 self.events.emit(
                     "response.code_interpreter_call.in_progress",
+                    item_id=live.item.id,
+                    output_index=index,
+                )
+            elif delta.tool_name == FILE_SEARCH and self.file_search is not None:
+                live.item = FileSearchCall()
+                index = self._add(live.item)
+                self.events.emit(
+                    "response.file_search_call.in_progress",
                     item_id=live.item.id,
                     output_index=index,
                 )
@@ -277,13 +293,22 @@ class ResponseRun(LoopHost):
                     code=live.item.code,
                 )
                 self._code[live.call_id] = live.item
+            elif isinstance(live.item, FileSearchCall):
+                live.item.queries = queries_of(found.arguments) if found else []
+                live.item.status = "searching"
+                self.events.emit(
+                    "response.file_search_call.searching",
+                    item_id=live.item.id,
+                    output_index=self._index(live.item),
+                )
+                self._searches[live.call_id] = live.item
         self._turn = {}
 
     def _done(self, item: Item) -> None:
         self.events.emit(
             "response.output_item.done",
             output_index=self._index(item),
-            item=_shown(item, self.include_outputs),
+            item=_shown(item, self.include_outputs, self.include_results),
         )
 
     # --- code running ---
@@ -325,6 +350,39 @@ class ResponseRun(LoopHost):
         )
         self._done(item)
 
+    async def on_tool_handled(self, call: ModelToolCall, handler: ToolHandler, text: str) -> None:
+        item = self._searches.pop(call.id, None)
+        if item is None or not isinstance(handler, FileSearchHandler):
+            return
+        search = handler.calls[-1]
+        item.results = [
+            FileSearchResult(
+                file_id=r.file_id,
+                filename=r.filename,
+                score=r.score,
+                text="\n".join(c.text for c in r.content),
+                attributes=r.attributes,
+            )
+            for r in search.results
+        ]
+        item.status = "failed" if search.error else "completed"
+        self.events.emit(
+            "response.file_search_call.completed",
+            item_id=item.id,
+            output_index=self._index(item),
+        )
+        self._done(item)
+
+    def file_citations(self) -> list[FileCitation]:
+        """The passages the final text cites with 【n†filename】 marks."""
+        text = self._text.text() if self._text is not None else ""
+        if self.file_search is None:
+            return []
+        return [
+            FileCitation(file_id=c.file_id, filename=c.filename, index=c.start_index)
+            for c in self.file_search.citations(text)
+        ]
+
     def _image_uri(self, file_id: str) -> str:
         obj = self.engine.files.retrieve(file_id, self.owner)
         if obj.bytes > MAX_IMAGE_URI_BYTES:
@@ -360,7 +418,7 @@ class ResponseRun(LoopHost):
             )
         return found
 
-    def finish_text(self, annotations: list[ContainerFileCitation]) -> None:
+    def finish_text(self, annotations: list[ContainerFileCitation | FileCitation]) -> None:
         item = self._text
         if item is None:
             return
@@ -396,15 +454,20 @@ class ResponseRun(LoopHost):
                     "in_progress",
                     "interpreting",
                 )
-            ) or (isinstance(item, FunctionCall) and item.status == "in_progress"):
+            ) or (
+                isinstance(item, FunctionCall | FileSearchCall)
+                and item.status in ("in_progress", "searching")
+            ):
                 item.status = "incomplete"
                 self._done(item)
 
 
-def _shown(item: Item, include: bool) -> dict[str, Any]:
+def _shown(item: Item, include: bool, results: bool = False) -> dict[str, Any]:
     data = item.model_dump(mode="json")
     if data["type"] == "code_interpreter_call" and not include:
         data["outputs"] = None
+    if data["type"] == "file_search_call" and not results:
+        data["results"] = None
     return data
 
 

@@ -15,11 +15,13 @@ import logging
 from typing import Any
 
 from .. import errors
+from ..assistants.file_search import FileSearchHandler
 from ..assistants.loop import AgentLoop, LoopRequest, Outcome
 from ..assistants.provider import ModelProvider
 from ..config import Settings
 from ..core import Engine
 from ..paging import Page
+from ..retrieval import VectorStores
 from ..sessions import Session
 from . import containers
 from .conversations import Conversations
@@ -40,7 +42,7 @@ from .models import (
 )
 from .repository import Repository
 from .runner import ResponseRun
-from .tools import Tools, parse_tools
+from .tools import FILE_SEARCH, Tools, parse_tools
 
 log = logging.getLogger(__name__)
 MAX_CHAIN = 1000
@@ -59,6 +61,7 @@ class ResponsesService:
         self.busy: set[str] = set()
         """Conversations with a response running: one at a time, as OpenAI allows."""
         self.closing = False
+        self.vector_stores: VectorStores | None = None
 
     # --- lifecycle ---
 
@@ -82,6 +85,27 @@ class ResponsesService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    def use_vector_stores(self, stores: VectorStores) -> None:
+        """Turn the file_search tool on: it searches these vector stores."""
+        self.vector_stores = stores
+
+    def _file_search(self, owner: str, tools: Tools) -> FileSearchHandler | None:
+        spec = tools.file_search
+        if spec is None:
+            return None
+        if self.vector_stores is None:
+            raise errors.InvalidRequest("file_search is not available in this engine")
+        for store_id in spec.vector_store_ids:
+            self.vector_stores.usable(store_id, owner)  # unknown: 404; expired: 400
+        return FileSearchHandler(
+            self.vector_stores,
+            owner,
+            list(dict.fromkeys(spec.vector_store_ids)),
+            max_num_results=spec.max_num_results or 10,
+            ranking_options=spec.ranking_options,
+            filters=spec.filters,
+        )
 
     # --- responses ---
 
@@ -149,6 +173,7 @@ class ResponsesService:
                 )
         if tools.code is not None and tools.code.container_id is not None:
             containers.check_explicit(self.engine, owner, tools.code.container_id)
+        file_search = self._file_search(owner, tools)
         response = self._response(body, conversation_id)
         run = ResponseRun(
             self.engine,
@@ -165,6 +190,8 @@ class ResponsesService:
             tool_output_chars=self.settings.llm_tool_output_chars,
             include_outputs="code_interpreter_call.outputs" in body.include,
         )
+        run.file_search = file_search
+        run.include_results = "file_search_call.results" in body.include
         if listener is not None:
             run.events.listen(listener)
         if body.store:
@@ -235,6 +262,8 @@ class ResponsesService:
 
     def _emit(self, run: ResponseRun, type_: str) -> None:
         include = {"code_interpreter_call.outputs"} if run.include_outputs else set()
+        if run.include_results:
+            include.add("file_search_call.results")
         run.events.emit(type_, response=run.response.shown(include))
 
     async def _drive(
@@ -250,6 +279,7 @@ class ResponsesService:
                 model=response.model,
                 code_interpreter=tools.code is not None,
                 functions=tools.functions,
+                handlers={FILE_SEARCH: run.file_search} if run.file_search else {},
                 tool_choice=tools.choice,
                 temperature=response.temperature,
                 top_p=response.top_p,
@@ -291,10 +321,10 @@ class ResponsesService:
         result = await self.loop.run(run, request, run.state)
         match result.outcome:
             case Outcome.ANSWERED | Outcome.FUNCTION_CALLS:
-                run.finish_text(await run.citations(result.session))
+                run.finish_text([*await run.citations(result.session), *run.file_citations()])
                 response.status = ResponseStatus.COMPLETED
             case Outcome.MAX_COMPLETION_TOKENS:
-                run.finish_text(await run.citations(result.session))
+                run.finish_text([*await run.citations(result.session), *run.file_citations()])
                 response.status = ResponseStatus.INCOMPLETE
                 response.incomplete_details = IncompleteDetails(reason="max_output_tokens")
             case Outcome.MAX_PROMPT_TOKENS:

@@ -3,7 +3,7 @@
 Each tool object is checked here, so a malformed one is a 400 before anything runs. The
 code interpreter's ``container`` is either ``{"type": "auto", ...}`` (the engine picks, and keeps
 the same container along a conversation) or the id of a container from ``/v1/containers``.
-``file_search`` has its slot (``FILE_SEARCH``) and is refused until vector stores exist.
+``file_search`` names the vector stores to search (checked by the service).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import errors
 from ..assistants.context import CODE_TOOL
+from ..retrieval.models import ComparisonFilter, CompoundFilter, RankingOptions
 
 MEMORY_LIMITS_MB = {"1g": 1024, "4g": 4096, "16g": 16384, "64g": 65536}
 FILE_SEARCH = "file_search"
@@ -53,6 +54,16 @@ class FunctionTool(_Strict):
     strict: bool | None = None
 
 
+class FileSearchTool(_Strict):
+    type: Literal["file_search"]
+    vector_store_ids: list[Annotated[str, Field(max_length=256)]] = Field(
+        min_length=1, max_length=16
+    )
+    max_num_results: int | None = Field(default=None, ge=1, le=50)
+    ranking_options: RankingOptions | None = None
+    filters: ComparisonFilter | CompoundFilter | None = None
+
+
 @dataclass
 class CodeTool:
     container_id: str | None = None
@@ -64,6 +75,7 @@ class CodeTool:
 @dataclass
 class Tools:
     code: CodeTool | None = None
+    file_search: FileSearchTool | None = None
     functions: list[dict[str, Any]] = field(default_factory=list)
     """Client-run functions, as Chat Completions defines them."""
     choice: Any = "auto"
@@ -72,16 +84,15 @@ class Tools:
 
 def parse_tools(raw: list[dict[str, Any]], tool_choice: str | dict[str, Any]) -> Tools:
     tools = Tools()
-    names = {CODE_TOOL}
+    names = {CODE_TOOL, FILE_SEARCH}
     for index, spec in enumerate(raw):
         kind = spec.get("type")
         where = f"tools[{index}]"
         if kind == FILE_SEARCH:
-            raise errors.InvalidRequest(
-                f"{where}: the file_search tool is not supported yet (vector stores are not "
-                "available); use code_interpreter with input files, or function tools"
-            )
-        if kind == "code_interpreter":
+            if tools.file_search is not None:
+                raise errors.InvalidRequest(f"{where}: only one file_search tool is allowed")
+            tools.file_search = _checked(FileSearchTool, spec, where)
+        elif kind == "code_interpreter":
             if tools.code is not None:
                 raise errors.InvalidRequest(f"{where}: only one code_interpreter tool is allowed")
             tools.code = _code_tool(_checked(CodeInterpreterTool, spec, where))
@@ -90,7 +101,7 @@ def parse_tools(raw: list[dict[str, Any]], tool_choice: str | dict[str, Any]) ->
             if function.name in names:
                 raise errors.InvalidRequest(
                     f"{where}: function name {function.name!r} is used twice, or is the name "
-                    "under which the model sees the code interpreter"
+                    "under which the model sees the code interpreter or file_search"
                 )
             names.add(function.name)
             definition = function.model_dump(exclude={"type"}, exclude_none=True)
@@ -98,7 +109,8 @@ def parse_tools(raw: list[dict[str, Any]], tool_choice: str | dict[str, Any]) ->
             tools.functions.append({"type": "function", "function": definition})
         else:
             raise errors.InvalidRequest(
-                f"{where}: tool type {kind!r} is not supported; use code_interpreter or function"
+                f"{where}: tool type {kind!r} is not supported; use code_interpreter, "
+                "file_search or function"
             )
     tools.choice = _choice(tool_choice, tools)
     return tools
@@ -133,14 +145,16 @@ def _choice(choice: str | dict[str, Any], tools: Tools) -> Any:
     kind = choice.get("type") if isinstance(choice, dict) else None
     if kind == "code_interpreter" and tools.code is not None:
         return {"type": "code_interpreter"}
+    if kind == FILE_SEARCH and tools.file_search is not None:
+        return {"type": "function", "function": {"name": FILE_SEARCH}}
     if kind == "function" and isinstance(choice, dict) and choice.get("name") in functions:
         return {"type": "function", "function": {"name": choice["name"]}}
     if kind == "allowed_tools" and isinstance(choice, dict):
         return _allowed(choice, tools, functions)
     raise errors.InvalidRequest(
         f"invalid tool_choice {choice!r}: 'auto', 'none', 'required', "
-        '{"type": "code_interpreter"}, {"type": "function", "name": ...} naming one of the '
-        'tools, or {"type": "allowed_tools", "mode": ..., "tools": [...]}'
+        '{"type": "code_interpreter"}, {"type": "file_search"}, {"type": "function", "name": '
+        '...} naming one of the tools, or {"type": "allowed_tools", "mode": ..., "tools": [...]}'
     )
 
 
@@ -151,16 +165,20 @@ def _allowed(choice: dict[str, Any], tools: Tools, functions: set[str]) -> str:
         raise errors.InvalidRequest(
             "allowed_tools needs mode 'auto' or 'required' and a list of tools"
         )
-    keep_code, keep = False, set()
+    keep_code, keep_search, keep = False, False, set()
     for entry in allowed:
         kind = entry.get("type") if isinstance(entry, dict) else None
         if kind == "code_interpreter" and tools.code is not None:
             keep_code = True
+        elif kind == FILE_SEARCH and tools.file_search is not None:
+            keep_search = True
         elif kind == "function" and entry.get("name") in functions:
             keep.add(entry["name"])
         else:
             raise errors.InvalidRequest(f"allowed_tools names a tool the request lacks: {entry}")
     if not keep_code:
         tools.code = None
+    if not keep_search:
+        tools.file_search = None
     tools.functions = [f for f in tools.functions if f["function"]["name"] in keep]
     return str(mode)
