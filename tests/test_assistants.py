@@ -628,8 +628,9 @@ def test_parallel_function_calls_through_requires_action(client: openai.OpenAI) 
 
 
 def test_unsupported_tools_are_refused(client: openai.OpenAI) -> None:
+    twice: Any = [{"type": "file_search"}, {"type": "file_search"}]
     with pytest.raises(openai.BadRequestError) as refused:
-        client.beta.assistants.create(model="gpt-4o", tools=[{"type": "file_search"}])
+        client.beta.assistants.create(model="gpt-4o", tools=twice)
     assert "file_search" in refused.value.message
     with pytest.raises(openai.BadRequestError):
         client.beta.assistants.create(model="gpt-4o", tools=[*WEATHER_TOOLS, WEATHER_TOOLS[0]])
@@ -642,9 +643,7 @@ def test_unsupported_tools_are_refused(client: openai.OpenAI) -> None:
             tool_choice={"type": "function", "function": {"name": "get_weather"}},
         )
     with pytest.raises(openai.BadRequestError):
-        client.beta.threads.runs.create(
-            thread_id=thread.id, assistant_id=assistant_id, tools=[{"type": "file_search"}]
-        )
+        client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant_id, tools=twice)
     assert client.beta.threads.runs.list(thread_id=thread.id).data == []
 
 

@@ -59,9 +59,12 @@ def function(name: str) -> Tool:
 # --- tool validation ---
 
 
-def test_file_search_is_refused_with_a_reason() -> None:
+def test_file_search_is_one_tool_and_its_name_is_taken() -> None:
+    check_tools([CODE, Tool(type="file_search")])
+    with pytest.raises(errors.InvalidRequest, match="only one file_search"):
+        check_tools([Tool(type="file_search"), Tool(type="file_search")])
     with pytest.raises(errors.InvalidRequest, match="file_search"):
-        check_tools([CODE, Tool(type="file_search")])
+        check_tools([Tool(type="file_search"), function("file_search")])
 
 
 def test_function_names_are_unique_and_not_the_code_tool() -> None:

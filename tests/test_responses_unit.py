@@ -149,7 +149,9 @@ def test_tools_checked() -> None:
         [{"type": "code_interpreter", "container": {"type": "auto", "memory_limit": "3g"}}],
         [{"type": "function", "name": "python"}],
         [FUNCTION, FUNCTION],
-        [{"type": "file_search", "vector_store_ids": ["vs_1"]}],
+        [{"type": "file_search", "vector_store_ids": []}],
+        [{"type": "file_search", "vector_store_ids": ["vs_1"], "max_num_results": 99}],
+        [{"type": "function", "name": "file_search"}],
         [{"type": "web_search"}],
         [{"type": "function", "name": "f", "surprise": 1}],
     ):
@@ -159,9 +161,13 @@ def test_tools_checked() -> None:
         parse_tools([FUNCTION], {"type": "function", "name": "g"})
 
 
-def test_file_search_is_refused_clearly() -> None:
-    with pytest.raises(errors.InvalidRequest, match="file_search tool is not supported yet"):
-        parse_tools([{"type": "file_search", "vector_store_ids": ["vs_1"]}], "auto")
+def test_file_search_tool_is_parsed() -> None:
+    spec = {"type": "file_search", "vector_store_ids": ["vs_1"], "max_num_results": 5}
+    tools = parse_tools([spec], {"type": "file_search"})
+    assert tools.file_search is not None and tools.file_search.max_num_results == 5
+    assert tools.choice == {"type": "function", "function": {"name": "file_search"}}
+    with pytest.raises(errors.InvalidRequest, match="only one file_search"):
+        parse_tools([spec, spec], "auto")
 
 
 def test_events_are_numbered_from_zero() -> None:
