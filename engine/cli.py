@@ -188,6 +188,8 @@ BENCHMARKS: dict[str, str] = {
     "responses": "benchmarks.responses_overhead:main",
     "restart": "benchmarks.restart_readopt:main",
     "flood": "benchmarks.kernel_flood:main",
+    "file-search-quality": "benchmarks.file_search:quality",
+    "file-search-scale": "benchmarks.file_search:scale",
 }
 """``sandbox-engine bench NAME``: each name maps to ``"module:function"``; the function takes the
 parsed arguments and returns an exit code. Other modules add their own names to this dict."""

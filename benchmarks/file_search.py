@@ -1,0 +1,234 @@
+"""file_search: retrieval quality on a labelled corpus, and scale at 10,000 files in one store.
+
+``quality``: hit@1 and hit@5 of lexical (SQLite FTS5/BM25), semantic (the embedded
+all-MiniLM-L6-v2) and hybrid (reciprocal rank fusion) search, for keyword questions and for
+paraphrased ones that share no content word with their answer.
+
+``scale``: 10,000 text files (``--quick``: 1,000) ingested into one store by the engine's
+background ingestion (chunking, embedding, FTS5 and vector rows), then search latency, end to
+end through ``VectorStores.search`` (the query's embedding included), and the vector scan alone
+with numpy against sqlite-vec when that package is installed.
+
+Both run the retrieval library in this process, without Docker: plain text needs no parser.
+Run: ``sandbox-engine bench file-search-quality file-search-scale``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.files import FileStore
+from engine.retrieval.embedders import Embedder, LocalMiniLM
+from engine.retrieval.index import ChunkIndex, Mode
+from engine.retrieval.ingest import Ingestion
+from engine.retrieval.models import SearchRequest
+from engine.retrieval.service import VectorStores
+from engine.store import Store
+
+from . import common, fixtures
+from .common import Report, summary
+from .file_search_corpus import DOCS, KEYWORD, PARAPHRASE
+
+MODES: list[Mode] = ["lexical", "semantic", "hybrid"]
+
+
+@asynccontextmanager
+async def library(root: Path, embedder: Embedder | None) -> AsyncIterator[VectorStores]:
+    store = Store(root / "engine.db")
+    files = FileStore(store, root / "files", 64 << 20)
+    index = ChunkIndex(root / "engine.db")
+    ingestion = Ingestion(index, files, None, embedder, workers=2, batch=32)
+    ingestion.start()
+    try:
+        yield VectorStores(index, files, ingestion, embedder, max_file_bytes=64 << 20)
+    finally:
+        await ingestion.close()
+        index.close()
+        store.close()
+
+
+async def _ingest(stores: VectorStores, docs: dict[str, str]) -> tuple[str, dict[str, str]]:
+    vs = stores.create("bench", name="bench")
+    ids = {}
+    for name, text in docs.items():
+        obj = await stores.files.create(text.encode(), name, owner="bench")
+        ids[obj.id] = name
+        stores.add_file(vs.id, obj.id, "bench")
+    await stores.ingestion.idle()
+    return vs.id, ids
+
+
+async def _quality(root: Path) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    async with library(root, LocalMiniLM()) as stores:
+        store_id, names = await _ingest(stores, DOCS)
+        for label, questions in (("keyword", KEYWORD), ("paraphrase", PARAPHRASE)):
+            for mode in MODES:
+                hits1 = hits5 = 0
+                for question, answer in questions:
+                    page = await stores.search(
+                        [store_id],
+                        "bench",
+                        SearchRequest(query=question, max_num_results=5),
+                        mode=mode,
+                    )
+                    ranked = list(dict.fromkeys(names[r.file_id] for r in page.data))
+                    hits1 += ranked[:1] == [answer]
+                    hits5 += answer in ranked[:5]
+                n = len(questions)
+                out.setdefault(label, {})[mode] = {"hit@1": hits1 / n, "hit@5": hits5 / n, "n": n}
+    return out
+
+
+@common.entry
+def quality(args: argparse.Namespace) -> int:
+    with fixtures.temp_dir("file-search-quality") as tmp:
+        results = asyncio.run(_quality(tmp))
+    rows = [
+        (label, mode, f"{r['hit@1']:.2f}", f"{r['hit@5']:.2f}", r["n"])
+        for label, modes in results.items()
+        for mode, r in modes.items()
+    ]
+    common.table(
+        f"file_search quality: {len(DOCS)} documents, all-MiniLM-L6-v2 (numpy), BM25, RRF",
+        ["questions", "search", "hit@1", "hit@5", "n"],
+        rows,
+    )
+    report = Report("file_search_quality", "file_search retrieval quality (labelled corpus)")
+    report.data["results"] = results
+    report.target(
+        "hybrid hit@5, paraphrased questions", results["paraphrase"]["hybrid"]["hit@5"], 0.8, ""
+    )
+    report.notes.append("paraphrased questions share no content word with their answer (checked)")
+    return common.finish(report, args)
+
+
+# --- scale ---
+
+
+def _vocabulary(rng: random.Random, n: int) -> list[str]:
+    consonants, vowels = "bcdfghklmnprstvz", "aeiou"
+    words: set[str] = set()
+    while len(words) < n:
+        syllables = rng.randint(2, 4)
+        words.add("".join(rng.choice(consonants) + rng.choice(vowels) for _ in range(syllables)))
+    return sorted(words)
+
+
+def _documents(n: int) -> dict[str, str]:
+    rng = random.Random(7)
+    vocab = _vocabulary(rng, 5000)
+    docs = {}
+    for i in range(n):
+        words = [rng.choice(vocab) for _ in range(rng.randint(40, 70))]
+        docs[f"doc{i:05d}.txt"] = f"Record {i}. " + " ".join(words) + "."
+    return docs
+
+
+async def _scale(root: Path, n: int, queries: int) -> dict[str, Any]:
+    docs = _documents(n)
+    embedder = LocalMiniLM()
+    await embedder.embed(["warm up"])
+    async with library(root, embedder) as stores:
+        started = time.perf_counter()
+        store_id, _ = await _ingest(stores, docs)
+        ingest_s = time.perf_counter() - started
+        info = stores.retrieve(store_id, "bench")
+        chunks = stores.index.one("SELECT COUNT(*) AS n FROM vs_chunks")
+        rng = random.Random(3)
+        texts = list(docs.values())
+        asks = [" ".join(rng.sample(rng.choice(texts).split()[2:], 3)) for _ in range(queries)]
+        for ask in asks[:5]:  # loads the store's vector matrix once
+            await stores.search([store_id], "bench", SearchRequest(query=ask))
+        latency: dict[str, list[float]] = {m: [] for m in MODES}
+        for ask in asks:
+            for mode in MODES:
+                t = time.perf_counter()
+                await stores.search([store_id], "bench", SearchRequest(query=ask), mode=mode)
+                latency[mode].append(time.perf_counter() - t)
+        scan = _vector_scan(stores, store_id, embedder.name)
+    return {
+        "files": n,
+        "chunks": chunks["n"] if chunks else 0,
+        "ingest_s": ingest_s,
+        "files_per_s": n / ingest_s,
+        "usage_bytes": info.usage_bytes,
+        "completed": info.file_counts.completed,
+        "search": {m: summary(v) for m, v in latency.items()},
+        "vector_scan": scan,
+    }
+
+
+def _vector_scan(stores: VectorStores, store_id: str, embedder: str) -> dict[str, Any]:
+    """The semantic scan alone: numpy over the cached matrix, and sqlite-vec if installed."""
+    matrix = stores.index._matrix(store_id, embedder).matrix
+    query = matrix[0]
+    times = []
+    for _ in range(50):
+        t = time.perf_counter()
+        scores = matrix @ query
+        np.argpartition(-scores, 50)[:50]
+        times.append(time.perf_counter() - t)
+    out: dict[str, Any] = {"numpy": summary(times), "rows": int(matrix.shape[0])}
+    try:
+        import sqlite3
+
+        import sqlite_vec  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        out["sqlite_vec"] = "not installed"
+        return out
+    db = sqlite3.connect(":memory:")
+    db.enable_load_extension(True)
+    sqlite_vec.load(db)
+    db.execute(f"CREATE VIRTUAL TABLE v USING vec0(e float[{matrix.shape[1]}])")
+    db.executemany(
+        "INSERT INTO v (rowid, e) VALUES (?, ?)", ((i, r.tobytes()) for i, r in enumerate(matrix))
+    )
+    times = []
+    for _ in range(50):
+        t = time.perf_counter()
+        db.execute(
+            "SELECT rowid FROM v WHERE e MATCH ? ORDER BY distance LIMIT 50", (query.tobytes(),)
+        ).fetchall()
+        times.append(time.perf_counter() - t)
+    out["sqlite_vec"] = summary(times)
+    return out
+
+
+@common.entry
+def scale(args: argparse.Namespace) -> int:
+    n = 1000 if common.quick(args) else 10_000
+    with fixtures.temp_dir("file-search-scale") as tmp:
+        r = asyncio.run(_scale(tmp, n, 50 if common.quick(args) else 200))
+        r["index_bytes_per_file"] = sum(p.stat().st_size for p in tmp.glob("engine.db*")) / n
+    common.table(
+        f"file_search at {r['files']} files in one store ({r['chunks']} chunks)",
+        ["measure", "value"],
+        [
+            ("ingest time", f"{r['ingest_s']:.0f} s ({r['files_per_s']:.1f} files/s)"),
+            ("index on disk per file", f"{r['index_bytes_per_file'] / 1024:.1f} KiB"),
+            *[
+                (f"search {m} p50 / p99", f"{s['p50_ms']:.1f} / {s['p99_ms']:.1f} ms")
+                for m, s in r["search"].items()
+            ],
+            ("vector scan numpy p50", f"{r['vector_scan']['numpy']['p50_ms']:.2f} ms"),
+            ("vector scan sqlite-vec p50", _p50(r["vector_scan"]["sqlite_vec"])),
+        ],
+    )
+    report = Report("file_search_scale", f"file_search at {n} files in one store")
+    report.data.update(r)
+    report.target("hybrid search p50", r["search"]["hybrid"]["p50_ms"], 50, " ms")
+    return common.finish(report, args)
+
+
+def _p50(value: Any) -> str:
+    return f"{value['p50_ms']:.2f} ms" if isinstance(value, dict) else str(value)
