@@ -1,6 +1,7 @@
 """A labelled corpus for file_search quality: short documents on unrelated topics, and
 questions about them. ``KEYWORD`` questions share words with their answer; ``PARAPHRASE``
-questions share none of its content words (checked by the benchmark), so only meaning finds them.
+questions share none of its content words (checked by the benchmark), so only meaning finds them;
+``IDENTIFIER`` questions are bare codes, which a sentence embedding barely tells apart.
 """
 
 from __future__ import annotations
@@ -45,7 +46,24 @@ DOCS: dict[str, str] = {
     "weeks and taper in the final fortnight.",
     "moon.txt": "The Moon orbits Earth every 27.3 days and always shows the same face because its "
     "rotation is tidally locked.",
+    "parts-a.md": "Spare part ZX-4411 is the hinge of the loading door, in steel.",
+    "parts-b.md": "Spare part ZX-4417 is the hinge of the side door, in aluminium.",
+    "incident.md": "Incident INC-20931: the payment gateway timed out for 14 minutes on 3 May; "
+    "the cause was an expired certificate.",
+    "errors-a.md": "Error E7713 means the licence server cannot be reached right now.",
+    "errors-b.md": "Error E7714 means the licence server rejected an expired licence.",
+    "release.md": "Release 4.18.2 fixes the memory leak in the exporter and adds Norwegian to "
+    "the interface languages.",
 }
+
+IDENTIFIER: list[tuple[str, str]] = [
+    ("ZX-4411", "parts-a.md"),
+    ("ZX-4417", "parts-b.md"),
+    ("INC-20931", "incident.md"),
+    ("E7713", "errors-a.md"),
+    ("E7714", "errors-b.md"),
+    ("4.18.2", "release.md"),
+]
 
 KEYWORD: list[tuple[str, str]] = [
     ("refund within 30 days", "refunds.md"),

@@ -127,9 +127,17 @@ class _Vectors:
     files: list[str]
     matrix: Matrix
 
+    _rows: dict[int, int] | None = None
+
     @property
     def file_array(self) -> np.ndarray[Any, np.dtype[np.str_]]:
         return np.asarray(self.files)
+
+    def rows(self) -> dict[int, int]:
+        """Chunk id -> its row of the matrix, built on first use."""
+        if self._rows is None:
+            self._rows = {int(c): n for n, c in enumerate(self.ids)}
+        return self._rows
 
 
 class ChunkIndex:
@@ -285,6 +293,18 @@ class ChunkIndex:
             for n, i in enumerate(best)
             if np.isfinite(scores[i])
         ]
+
+    def cosines(
+        self, store_id: str, embedder: str, query: Matrix, chunk_ids: list[int]
+    ) -> dict[int, float]:
+        """The query's cosine with each of these chunks (those that have a vector)."""
+        vectors = self._matrix(store_id, embedder)
+        rows = vectors.rows()
+        found = [(c, rows[c]) for c in chunk_ids if c in rows]
+        if not found:
+            return {}
+        scores = vectors.matrix[[r for _, r in found]] @ query.astype(np.float32)
+        return {c: float(v) for (c, _), v in zip(found, scores, strict=True)}
 
     def _texts(self, ids: list[int]) -> dict[int, str]:
         if not ids:

@@ -34,7 +34,7 @@ from .models import (
     loads_or,
 )
 from .rows import file_counts, page_rows, to_file, to_store
-from .search import allowed_files, rewrite, search_stores
+from .search import Fusion, allowed_files, rewrite, search_stores
 
 DAY = 86400
 
@@ -366,6 +366,7 @@ class VectorStores:
         request: SearchRequest,
         *,
         mode: Mode = "hybrid",
+        fusion: Fusion = "weighted",
     ) -> SearchPage:
         for store_id in store_ids:
             self.usable(store_id, owner)
@@ -392,6 +393,7 @@ class VectorStores:
             allowed=allowed,
             ranking=request.ranking_options,
             mode=mode,
+            fusion=fusion,
         )
         data = []
         for store_id, hit in hits:
