@@ -20,8 +20,8 @@ from .. import errors
 from ..assistants import context
 from ..assistants.code_stream import CodeDecoder
 from ..assistants.context import CODE_TOOL
-from ..assistants.file_search import FileSearchHandler, queries_of
-from ..assistants.loop import LoopHost, LoopState, TokenUsage, ToolHandler
+from ..assistants.file_search import FileSearchHandler
+from ..assistants.loop import LoopHost, LoopState, TokenUsage
 from ..assistants.provider import ModelDelta, ModelReply, ModelToolCall
 from ..assistants.tools import code_of
 from ..core import Engine
@@ -29,6 +29,7 @@ from ..results import ExecutionResult
 from ..sessions import Session
 from .containers import FRESH_NOTE, Placement, place
 from .events import ResponseEvents
+from .file_search import SearchItems
 from .items import message_tokens, truncate
 from .models import (
     CodeImage,
@@ -38,7 +39,6 @@ from .models import (
     ContainerFileCitation,
     FileCitation,
     FileSearchCall,
-    FileSearchResult,
     FunctionCall,
     Item,
     MessageItem,
@@ -60,7 +60,7 @@ class LiveCall:
     decoder: CodeDecoder = field(default_factory=CodeDecoder)
 
 
-class ResponseRun(LoopHost):
+class ResponseRun(SearchItems, LoopHost):
     def __init__(
         self,
         engine: Engine,
@@ -103,7 +103,7 @@ class ResponseRun(LoopHost):
         self.file_search: FileSearchHandler | None = None
         """Set by the service when the request has a file_search tool."""
         self.include_results = False
-        self._searches: dict[str, FileSearchCall] = {}
+        self.searches: dict[str, FileSearchCall] = {}
 
     # --- what the loop asks ---
 
@@ -209,13 +209,7 @@ class ResponseRun(LoopHost):
                     output_index=index,
                 )
             elif delta.tool_name == FILE_SEARCH and self.file_search is not None:
-                live.item = FileSearchCall()
-                index = self._add(live.item)
-                self.events.emit(
-                    "response.file_search_call.in_progress",
-                    item_id=live.item.id,
-                    output_index=index,
-                )
+                live.item = self.search_started()
             elif delta.tool_name in functions:
                 live.item = FunctionCall(
                     call_id=delta.tool_id, name=delta.tool_name, status="in_progress"
@@ -294,14 +288,7 @@ class ResponseRun(LoopHost):
                 )
                 self._code[live.call_id] = live.item
             elif isinstance(live.item, FileSearchCall):
-                live.item.queries = queries_of(found.arguments) if found else []
-                live.item.status = "searching"
-                self.events.emit(
-                    "response.file_search_call.searching",
-                    item_id=live.item.id,
-                    output_index=self._index(live.item),
-                )
-                self._searches[live.call_id] = live.item
+                self.searching(live.item, live.call_id, found.arguments if found else "")
         self._turn = {}
 
     def _done(self, item: Item) -> None:
@@ -349,39 +336,6 @@ class ResponseRun(LoopHost):
             output_index=self._index(item),
         )
         self._done(item)
-
-    async def on_tool_handled(self, call: ModelToolCall, handler: ToolHandler, text: str) -> None:
-        item = self._searches.pop(call.id, None)
-        if item is None or not isinstance(handler, FileSearchHandler):
-            return
-        search = handler.calls[-1]
-        item.results = [
-            FileSearchResult(
-                file_id=r.file_id,
-                filename=r.filename,
-                score=r.score,
-                text="\n".join(c.text for c in r.content),
-                attributes=r.attributes,
-            )
-            for r in search.results
-        ]
-        item.status = "failed" if search.error else "completed"
-        self.events.emit(
-            "response.file_search_call.completed",
-            item_id=item.id,
-            output_index=self._index(item),
-        )
-        self._done(item)
-
-    def file_citations(self) -> list[FileCitation]:
-        """The passages the final text cites with 【n†filename】 marks."""
-        text = self._text.text() if self._text is not None else ""
-        if self.file_search is None:
-            return []
-        return [
-            FileCitation(file_id=c.file_id, filename=c.filename, index=c.start_index)
-            for c in self.file_search.citations(text)
-        ]
 
     def _image_uri(self, file_id: str) -> str:
         obj = self.engine.files.retrieve(file_id, self.owner)

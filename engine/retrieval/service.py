@@ -37,6 +37,8 @@ from .rows import file_counts, page_rows, to_file, to_store
 from .search import Fusion, allowed_files, rewrite, search_stores
 
 DAY = 86400
+ACTIVITY_RESOLUTION = 60
+"""Seconds: last_active_at (and so expires_at) moves on at most once a minute."""
 
 
 class StoreNotFound(errors.NotFound):
@@ -156,12 +158,13 @@ class VectorStores:
         now = int(time.time())
         if row["expires_at"] is not None and row["expires_at"] <= now:
             raise StoreExpired(f"vector store {store_id} has expired; create a new one")
-        after = loads_or(row["expires_after"])
-        expires_at = now + after["days"] * DAY if after else None
-        self.index.execute(
-            "UPDATE vector_stores SET last_active_at = ?, expires_at = ? WHERE id = ?",
-            (now, expires_at, store_id),
-        )
+        if now - row["last_active_at"] >= ACTIVITY_RESOLUTION:  # not a write per search
+            after = loads_or(row["expires_after"])
+            expires_at = now + after["days"] * DAY if after else None
+            self.index.execute(
+                "UPDATE vector_stores SET last_active_at = ?, expires_at = ? WHERE id = ?",
+                (now, expires_at, store_id),
+            )
         return row
 
     # --- files ---
@@ -373,17 +376,16 @@ class VectorStores:
         queries = request.queries()
         if request.rewrite_query:
             queries = [rewrite(q) for q in queries]
-        names: dict[tuple[str, str], tuple[str, Attributes | None]] = {}
-        allowed: dict[str, set[str] | None] = {}
-        for store_id in store_ids:
-            rows = self.index.all(
-                "SELECT id, filename, attributes FROM vs_files WHERE vector_store_id = ? "
-                "AND status = 'completed'",
-                (store_id,),
-            )
-            attrs = {r["id"]: loads_or(r["attributes"]) for r in rows}
-            names.update({(store_id, r["id"]): (r["filename"], attrs[r["id"]]) for r in rows})
-            allowed[store_id] = allowed_files(attrs, request.filters)
+        allowed: dict[str, set[str] | None] = {s: None for s in store_ids}
+        if request.filters is not None:  # only then are every file's attributes read
+            for store_id in store_ids:
+                rows = self.index.all(
+                    "SELECT id, attributes FROM vs_files WHERE vector_store_id = ? "
+                    "AND status = 'completed'",
+                    (store_id,),
+                )
+                attrs = {r["id"]: loads_or(r["attributes"]) for r in rows}
+                allowed[store_id] = allowed_files(attrs, request.filters)
         hits = await search_stores(
             self.index,
             self.embedder,
@@ -395,6 +397,7 @@ class VectorStores:
             mode=mode,
             fusion=fusion,
         )
+        names = self._names({(store, hit.file_id) for store, hit in hits})
         data = []
         for store_id, hit in hits:
             filename, attributes = names.get((store_id, hit.file_id), ("", None))
@@ -408,3 +411,15 @@ class VectorStores:
                 )
             )
         return SearchPage(search_query=queries, data=data)
+
+    def _names(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, Any]]:
+        """The filename and attributes of each (store, file) of a page of results."""
+        out = {}
+        for store_id, file_id in keys:
+            row = self.index.one(
+                "SELECT filename, attributes FROM vs_files WHERE vector_store_id = ? AND id = ?",
+                (store_id, file_id),
+            )
+            if row is not None:
+                out[(store_id, file_id)] = (row["filename"], loads_or(row["attributes"]))
+        return out
