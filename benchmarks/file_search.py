@@ -137,7 +137,7 @@ def _documents(n: int) -> dict[str, str]:
     vocab = _vocabulary(rng, 5000)
     docs = {}
     for i in range(n):
-        words = [rng.choice(vocab) for _ in range(rng.randint(40, 70))]
+        words = [rng.choice(vocab) for _ in range(rng.randint(15, 30))]
         docs[f"doc{i:05d}.txt"] = f"Record {i}. " + " ".join(words) + "."
     return docs
 
