@@ -460,3 +460,24 @@ def test_responses_file_search_bad_stores(client: openai.OpenAI) -> None:
         client.responses.create(
             model="scripted", input="hi", tools=[{"type": "file_search", "vector_store_ids": []}]
         )
+
+
+@ASSISTANTS_WARNINGS
+def test_tool_resources_vector_stores_helper_makes_a_store(client: openai.OpenAI) -> None:
+    file_id = upload(client, "menu.md", "Friday lunch is grilled sardines with lemon.")
+    assistant = client.beta.assistants.create(
+        model="scripted",
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_stores": [{"file_ids": [file_id]}]}},
+    )
+    resources = assistant.tool_resources
+    assert resources and resources.file_search and resources.file_search.vector_store_ids
+    store_id = resources.file_search.vector_store_ids[0]
+    assert wait_store(client, store_id).file_counts.completed == 1
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": "Search my files for friday lunch"}]
+    )
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert run.status == "completed", run.last_error
+    reply = client.beta.threads.messages.list(thread.id, order="desc").data[0]
+    assert "sardines" in reply.content[0].text.value  # type: ignore[union-attr]

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import errors
-from ..retrieval.models import RankingOptions
+from ..retrieval.models import ChunkingStrategy, RankingOptions
 
 
 class RunStatus(StrEnum):
@@ -99,8 +99,17 @@ class CodeInterpreterResources(Obj):
     file_ids: list[str] = Field(default_factory=list, max_length=100)
 
 
+class NewVectorStore(Obj):
+    """``tool_resources.file_search.vector_stores``: a store to make with these files."""
+
+    file_ids: list[str] = Field(default_factory=list, max_length=100)
+    chunking_strategy: ChunkingStrategy | None = None
+    metadata: dict[str, str] | None = None
+
+
 class FileSearchResources(Obj):
     vector_store_ids: list[str] = Field(default_factory=list, max_length=1)
+    vector_stores: list[NewVectorStore] | None = Field(default=None, max_length=1)
 
 
 class ToolResources(Obj):

@@ -112,6 +112,23 @@ class AssistantsService:
         self.runs.vector_stores = stores
 
     def _check_files(self, owner: str, resources: ToolResources | None) -> None:
+        """The resources' files and stores exist; a ``vector_stores`` helper makes its store."""
+        search = resources.file_search if resources else None
+        if search is not None and search.vector_stores:
+            if search.vector_store_ids:
+                raise errors.InvalidRequest(
+                    "file_search takes vector_store_ids or vector_stores, not both"
+                )
+            if self.runs.vector_stores is None:
+                raise errors.InvalidRequest("file_search is not available in this engine")
+            new = search.vector_stores[0]
+            store = self.runs.vector_stores.create(
+                owner,
+                file_ids=new.file_ids,
+                chunking_strategy=new.chunking_strategy,
+                metadata=new.metadata,
+            )
+            search.vector_store_ids, search.vector_stores = [store.id], None
         if resources and resources.code_interpreter:
             for file_id in resources.code_interpreter.file_ids:
                 self.engine.files.retrieve(file_id, owner)
