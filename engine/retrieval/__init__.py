@@ -51,7 +51,13 @@ class FileSearch:
             max_chars=settings.file_search_max_chars,
         )
         self.ingestion = Ingestion(
-            self.index, engine.files, self.parser, embedder, workers=settings.file_search_workers
+            self.index,
+            engine.files,
+            self.parser,
+            embedder,
+            workers=settings.file_search_workers,
+            batch=32,
+            max_chars=settings.file_search_max_chars,
         )
         self.stores = VectorStores(
             self.index,

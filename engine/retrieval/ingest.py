@@ -42,6 +42,7 @@ class Ingestion:
         *,
         workers: int = 2,
         batch: int = 16,
+        max_chars: int = 5_000_000,
     ) -> None:
         self.index = index
         self.files = files
@@ -50,6 +51,7 @@ class Ingestion:
         self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._workers = workers
         self._batch = batch
+        self.max_chars = max_chars
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> int:
@@ -139,7 +141,7 @@ class Ingestion:
         except errors.FileNotFound:
             raise InvalidFile(f"file {file_id} was deleted before it was read") from None
         if kind in TEXT_TYPES:
-            text = decode_text(data, row["filename"])
+            text = decode_text(data, row["filename"])[: self.max_chars]
         elif self.parser is None:
             raise InvalidFile(f"{row['filename']!r}: no sandbox is available to parse {kind} files")
         else:
