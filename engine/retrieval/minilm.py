@@ -8,6 +8,7 @@ and L2 normalisation, as sentence-transformers computes it; float32 throughout.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import struct
 from pathlib import Path
@@ -47,6 +48,39 @@ def load_safetensors(path: Path) -> dict[str, npt.NDArray[Any]]:
         data = np.frombuffer(raw[base + start : base + end].tobytes(), dtype=dtype)
         tensors[name] = data.reshape(info["shape"])
     return tensors
+
+
+def single_blas_thread() -> bool:
+    """One OpenBLAS thread for this process; whether it could be set.
+
+    Measured on the shared 2-core machine: a query's embedding (tiny matrices) with OpenBLAS's
+    default two threads took p50 24-85 ms and p99 450-800 ms whenever other processes held a
+    core (its threads wait on each other); with one thread, p50 12 ms and p99 15-90 ms. The
+    ingestion workers embed in parallel instead, one thread each. numpy's OpenBLAS is found
+    among the loaded libraries (threadpoolctl does the same), so no dependency is needed.
+    """
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return False
+    libraries = {
+        line.split()[-1]
+        for line in maps.splitlines()
+        if "openblas" in line.lower() and line.split()[-1].startswith("/")
+    }
+    for library in sorted(libraries):
+        handle = ctypes.CDLL(library)
+        for name in (
+            "scipy_openblas_set_num_threads64_",
+            "scipy_openblas_set_num_threads",
+            "openblas_set_num_threads64_",
+            "openblas_set_num_threads",
+        ):
+            setter = getattr(handle, name, None)
+            if setter is not None:
+                setter(ctypes.c_int(1))
+                return True
+    return False
 
 
 def _gelu(x: Matrix) -> Matrix:
