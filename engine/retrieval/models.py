@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .. import errors
+
 AttributeValue = str | float | bool
 Attributes = dict[str, AttributeValue]
 FileStatus = Literal["in_progress", "completed", "cancelled", "failed"]
@@ -19,12 +21,14 @@ def check_attributes(value: Attributes | None) -> Attributes | None:
     if value is None:
         return None
     if len(value) > MAX_ATTRIBUTES:
-        raise ValueError(f"at most {MAX_ATTRIBUTES} attributes, not {len(value)}")
+        raise errors.InvalidRequest(f"at most {MAX_ATTRIBUTES} attributes, not {len(value)}")
     for key, item in value.items():
         if len(key) > 64:
-            raise ValueError(f"attribute key {key[:70]!r}... is longer than 64 characters")
+            raise errors.InvalidRequest(
+                f"attribute key {key[:70]!r}... is longer than 64 characters"
+            )
         if isinstance(item, str) and len(item) > 512:
-            raise ValueError(f"attribute {key!r} is longer than 512 characters")
+            raise errors.InvalidRequest(f"attribute {key!r} is longer than 512 characters")
     return value
 
 
@@ -32,10 +36,14 @@ def check_metadata(value: dict[str, str] | None) -> dict[str, str] | None:
     if value is None:
         return None
     if len(value) > MAX_ATTRIBUTES:
-        raise ValueError(f"metadata holds at most {MAX_ATTRIBUTES} keys, not {len(value)}")
+        raise errors.InvalidRequest(
+            f"metadata holds at most {MAX_ATTRIBUTES} keys, not {len(value)}"
+        )
     for key, item in value.items():
         if len(key) > 64 or len(item) > 512:
-            raise ValueError(f"metadata {key[:64]!r}: keys up to 64, values up to 512 characters")
+            raise errors.InvalidRequest(
+                f"metadata {key[:64]!r}: keys up to 64, values up to 512 characters"
+            )
     return value
 
 
