@@ -184,7 +184,9 @@ def test_search_hybrid_filters_ranking_and_rewrite(
 def test_documents_are_parsed_inside_a_sandbox(
     client: openai.OpenAI, live_server: LiveServer
 ) -> None:
-    http = httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {KEY_A}"})
+    http = httpx.Client(
+        base_url=live_server.url, headers={"Authorization": f"Bearer {KEY_A}"}, timeout=120
+    )
     session = http.post("/v1/sessions", json={}).json()
     ran = http.post(
         f"/v1/sessions/{session['id']}/execute",
@@ -296,7 +298,7 @@ def test_bad_input_is_4xx(client: openai.OpenAI, live_server: LiveServer) -> Non
 
 
 def test_azure_paths(live_server: LiveServer) -> None:
-    http = httpx.Client(base_url=live_server.url, headers={"api-key": KEY_A})
+    http = httpx.Client(base_url=live_server.url, headers={"api-key": KEY_A}, timeout=60)
     made = http.post("/openai/vector_stores?api-version=2025-04-01-preview", json={"name": "az"})
     assert made.status_code == 200, made.text
     again = http.get(f"/openai/v1/vector_stores/{made.json()['id']}")
