@@ -34,8 +34,16 @@ def endpoint_names() -> list[str]:
 
 
 def _all_present(paths: list[str]) -> bool:
-    """Whether each path has an entry; a symlink counts, so that it is refused at once."""
-    return all(os.path.lexists(p) for p in paths)
+    """Whether each path is a socket; a symlink counts, so that it is refused at once. Under
+    gVisor a socket's host entry can show as another kind of file for a moment: wait for it."""
+    for path in paths:
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            return False
+        if not (stat.S_ISSOCK(mode) or stat.S_ISLNK(mode)):
+            return False
+    return True
 
 
 def write_readonly(path: Path, text: str) -> None:
