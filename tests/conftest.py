@@ -158,6 +158,13 @@ def model_server() -> Iterator[ServerThread]:
 def live_server(
     tmp_path_factory: pytest.TempPathFactory, model_server: ServerThread
 ) -> Iterator[LiveServer]:
+    yield from serve_live(tmp_path_factory, model_server)
+
+
+def serve_live(
+    tmp_path_factory: pytest.TempPathFactory, model_server: ServerThread
+) -> Iterator[LiveServer]:
+    """A live server with a data folder of its own, keys key-a and key-b, the scripted model."""
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("server"),
         api_keys=",".join(LiveServer.keys),

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from .conftest import LiveServer, ServerThread
+from .conftest import LiveServer, ServerThread, serve_live
 from .test_assistants import server_settings
 
 pytestmark = pytest.mark.docker
@@ -33,6 +33,14 @@ FLAGS = [
 IMAGES = Path(__file__).parent.parent / "docs" / "images"
 KEY = LiveServer.keys[0]
 PWNED = "window.__pwned=1;alert(1)"  # no quotes: it goes inside Python and HTML strings
+
+
+@pytest.fixture(scope="module")
+def live_server(
+    tmp_path_factory: pytest.TempPathFactory, model_server: ServerThread
+) -> Iterator[LiveServer]:
+    """A server of its own: the first visitor's tenant must not see other tests' assistants."""
+    yield from serve_live(tmp_path_factory, model_server)
 
 
 @pytest.fixture(scope="module")
