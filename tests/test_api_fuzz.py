@@ -31,6 +31,7 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         Settings(
             data_dir=tmp_path_factory.mktemp("fuzz"),
             api_keys=KEY,
+            shutdown_sandboxes="close",
             pool_size=0,
             pool_min=0,
             max_sessions=3,

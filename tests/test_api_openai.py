@@ -55,6 +55,7 @@ def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServe
         api_keys="key-a",
         memory_limit_mb=512,
         max_file_mb=1,
+        shutdown_sandboxes="close",
     )
     server = LiveServer(settings)
     server.start()

@@ -94,6 +94,7 @@ def server_settings(data_dir: Path, model_server: ServerThread, **overrides: Any
         "llm_api_key": "model-key",
         "pool_size": 0,
         "pool_min": 0,
+        "shutdown_sandboxes": "close",
         **overrides,
     }
     return Settings(**values)
