@@ -107,7 +107,7 @@ class Store:
             self._db.executescript(sql)
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
-        with self._lock, _disk_full_is_storage_full():
+        with self._lock, disk_full_is_storage_full():
             return self._db.execute(sql, params).rowcount
 
     def one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Row | None:
@@ -148,7 +148,7 @@ class Store:
 
 
 @contextmanager
-def _disk_full_is_storage_full() -> Iterator[None]:
+def disk_full_is_storage_full() -> Iterator[None]:
     try:
         yield
     except sqlite3.OperationalError as exc:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .. import errors
+from ..store import disk_full_is_storage_full
 from .minilm import Matrix
 
 SCHEMA = """
@@ -167,12 +167,12 @@ class ChunkIndex:
         return rows[0] if rows else None
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
-        with self._lock, _full_is_storage_full():
+        with self._lock, disk_full_is_storage_full():
             return self._db.execute(sql, params).rowcount
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, _full_is_storage_full():
+        with self._lock, disk_full_is_storage_full():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -358,13 +358,3 @@ def _delete_chunks(db: sqlite3.Connection, store_id: str, file_id: str) -> None:
     db.execute(
         "DELETE FROM vs_chunks WHERE vector_store_id = ? AND file_id = ?", (store_id, file_id)
     )
-
-
-@contextmanager
-def _full_is_storage_full() -> Iterator[None]:
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
-            raise errors.StorageFull(f"the engine's data folder is full: {exc}") from exc
-        raise
