@@ -6,13 +6,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import agents
+import agents.mcp as agents_mcp
 import pytest
 from openai import AsyncOpenAI
 
 from .conftest import LiveServer, ServerThread
-
-agents = pytest.importorskip("agents")
-agents_mcp = pytest.importorskip("agents.mcp")
 
 pytestmark = pytest.mark.docker
 

@@ -17,7 +17,7 @@ from .conftest import LiveServer, ServerThread, serve_live
 from .test_assistants import server_settings
 
 pytestmark = pytest.mark.docker
-playwright_api = pytest.importorskip("playwright.sync_api")
+import playwright.sync_api as playwright_api  # noqa: E402 - a dev dependency
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -45,8 +45,7 @@ def live_server(
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("no /usr/bin/chromium: scripts/setup installs it")
+    assert Path(CHROMIUM).exists(), "no /usr/bin/chromium: scripts/setup installs it"
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield browser

@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import agents
 import pytest
 from openai import AsyncOpenAI
 
 from .conftest import LiveServer
-
-agents = pytest.importorskip("agents")
 
 pytestmark = pytest.mark.docker
 
