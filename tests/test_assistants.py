@@ -402,6 +402,8 @@ def test_threads_create_with_messages_update_delete(client: openai.OpenAI) -> No
     assert messages[0].id.startswith("msg_") and messages[0].object == "thread.message"
     assert messages[0].assistant_id is None and messages[0].run_id is None
     assert client.beta.threads.retrieve(thread.id) == thread
+    listed = client.get("/threads?limit=100&order=desc", cast_to=object)
+    assert listed["object"] == "list" and listed["data"][0]["id"] == thread.id  # type: ignore[index]
     updated = client.beta.threads.update(thread.id, metadata={"topic": "renamed"})
     assert updated.metadata == {"topic": "renamed"} and updated.id == thread.id
     assert client.beta.threads.retrieve(thread.id).metadata == {"topic": "renamed"}
@@ -413,6 +415,8 @@ def test_threads_create_with_messages_update_delete(client: openai.OpenAI) -> No
         client.beta.threads.messages.list(thread_id=thread.id)
     with pytest.raises(openai.NotFoundError):
         client.beta.threads.messages.retrieve(message_id=messages[0].id, thread_id=thread.id)
+    listed = client.get("/threads?limit=100", cast_to=object)
+    assert thread.id not in [t["id"] for t in listed["data"]]  # type: ignore[index]
 
 
 def test_messages_list_order_limit_cursors_and_retrieve(client: openai.OpenAI) -> None:
@@ -1243,6 +1247,8 @@ def test_tenants_never_see_each_other(client: openai.OpenAI, other: openai.OpenA
     with pytest.raises(openai.NotFoundError):  # nor mix their assistant with my thread
         client.beta.threads.runs.create(thread_id=thread.id, assistant_id=their_assistant.id)
     assert assistant_id not in [a.id for a in other.beta.assistants.list(limit=100)]
+    theirs = other.get("/threads?limit=100", cast_to=object)
+    assert thread.id not in [t["id"] for t in theirs["data"]]  # type: ignore[index]
     assert client.beta.assistants.retrieve(assistant_id).id == assistant_id
 
 

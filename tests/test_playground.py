@@ -94,6 +94,15 @@ def open_page(browser: Any, server: ServerThread, key: str | None = KEY, view: s
         page.get_by_label("API key").fill(key)
         page.get_by_role("button", name="Use key").click()
         page.get_by_text("Key set for this tab").wait_for()
+        page.locator("body[data-ready]").wait_for(state="attached")
+    return watched
+
+
+def new_assistant(browser: Any, server: ServerThread, name: str) -> Watched:
+    """The page, with the assistant form cleared for a new assistant of this name."""
+    watched = open_page(browser, server)
+    watched.page.get_by_role("button", name="New assistant").click()
+    watched.page.get_by_label("Name").fill(name)
     return watched
 
 
@@ -333,10 +342,8 @@ WEATHER = (
 
 
 def test_a_function_call_opens_a_form_for_its_output(browser: Any, live_server: LiveServer) -> None:
-    watched = open_page(browser, live_server)
+    watched = new_assistant(browser, live_server, "Weather bot")
     page = watched.page
-    page.get_by_role("button", name="New assistant").click()
-    page.get_by_label("Name").fill("Weather bot")
     page.get_by_label("Function definitions (JSON list)").fill(WEATHER)
     page.get_by_role("button", name="Create assistant").click()
     page.get_by_text("Saved.").wait_for()
@@ -375,10 +382,8 @@ def test_without_a_model_the_chat_says_how_and_the_console_works(
 def test_assistants_are_edited_deleted_given_files_and_runs_cancelled(
     browser: Any, live_server: LiveServer, tmp_path: Path
 ) -> None:
-    watched = open_page(browser, live_server)
+    watched = new_assistant(browser, live_server, "Analyst")
     page = watched.page
-    page.get_by_role("button", name="New assistant").click()
-    page.get_by_label("Name").fill("Analyst")
     data = tmp_path / "numbers.csv"
     data.write_text("amount\n1\n2\n")
     page.get_by_label("Code interpreter files").set_input_files(str(data))
@@ -428,5 +433,157 @@ def test_a_run_shows_the_errors_of_its_code(browser: Any, live_server: LiveServe
     logs = page.locator("#messages .step pre.logs")
     assert "NameError" in logs.first.inner_text()
     assert page.locator("#messages .step pre.code").count() == 2
+    watched.clean()
+    page.context.close()
+
+
+# --- file search: vector stores, attachments, citations; threads come back ---
+
+HANDBOOK = (
+    "Office handbook.\n\nThe office plants are watered every Tuesday by the night porter, "
+    "who keeps the can in the basement. <img src=x onerror=" + PWNED + ">\n\n"
+    "Parking is free for bicycles."
+)
+
+
+def wait_run(page: Any, timeout: float = 90_000) -> None:
+    page.locator("#run-status").get_by_text("completed").wait_for(timeout=timeout)
+
+
+def test_file_search_cites_the_files_of_a_vector_store(
+    browser: Any, live_server: LiveServer, tmp_path: Path
+) -> None:
+    watched = new_assistant(browser, live_server, "Librarian")
+    page = watched.page
+    source = tmp_path / "handbook.txt"
+    source.write_text(HANDBOOK)
+    page.get_by_label("Add files to a new vector store").set_input_files(str(source))
+    page.get_by_text("Indexed 1 of 1 file into Librarian files.").wait_for(timeout=120_000)
+    assert page.get_by_label("Librarian files · 1 file").is_checked()
+    assert page.get_by_label("File search").is_checked()
+    page.get_by_role("button", name="Create assistant").click()
+    page.get_by_text("Saved.").wait_for()
+    headers = {"Authorization": f"Bearer {KEY}"}
+    created = page.locator("#assistant-select").input_value()
+    stored = httpx.get(f"{live_server.url}/v1/assistants/{created}", headers=headers).json()
+    assert {"file_search", "code_interpreter"} <= {t["type"] for t in stored["tools"]}
+    (store_id,) = stored["tool_resources"]["file_search"]["vector_store_ids"]
+    store = httpx.get(f"{live_server.url}/v1/vector_stores/{store_id}", headers=headers).json()
+    assert store["file_counts"]["completed"] == 1
+
+    page.get_by_label("Message", exact=True).fill("search my files for watering the plants")
+    page.get_by_role("button", name="Send").click()
+    wait_run(page)
+    search = page.locator("#messages .message.tool .step").filter(has_text="file search")
+    assert "handbook.txt" in search.locator("ol.results").inner_text()
+    assert "watered every Tuesday" in search.locator("blockquote").first.inner_text()
+    reply = page.locator("#messages .message.assistant").last
+    assert "watered every Tuesday" in reply.locator(".text").inner_text()
+    assert "【" not in reply.locator(".text").inner_text()  # the mark became a footnote
+    assert reply.locator("sup.cite").first.inner_text() == "[1]"
+    assert reply.get_by_role("list", name="Sources").inner_text().strip() == "handbook.txt"
+    assert page.locator("#messages img:not(.figure)").count() == 0  # the document's <img>
+    page.screenshot(path=str(IMAGES / "playground-file-search.png"))
+    watched.clean()
+    page.context.close()
+
+
+def test_an_attached_file_is_searched_and_the_thread_comes_back(
+    browser: Any, live_server: LiveServer, tmp_path: Path
+) -> None:
+    watched = new_assistant(browser, live_server, "Reader")
+    page = watched.page
+    page.get_by_label("File search").check()
+    page.get_by_role("button", name="Create assistant").click()
+    page.get_by_text("Saved.").wait_for()
+    menu = tmp_path / "menu.md"
+    menu.write_text("# Menu\n\nFor dessert there is a lemon tart with fresh cream.\n")
+    page.get_by_label("Attach files to the message").set_input_files(str(menu))
+    page.get_by_label("Message", exact=True).fill("search my files for the dessert")
+    page.get_by_role("button", name="Send").click()
+    page.locator("#messages .message.user").get_by_text("Attached: menu.md").wait_for()
+    wait_run(page)
+    reply = page.locator("#messages .message.assistant").last
+    assert "lemon tart" in reply.locator(".text").inner_text()
+    assert reply.get_by_role("list", name="Sources").inner_text().strip() == "menu.md"
+    thread_id = page.locator("#thread-select").input_value()
+    assert thread_id.startswith("thread_")
+    watched.clean()
+    page.context.close()
+
+    # Another visit lists the thread by its first message, and shows it as it was.
+    watched = open_page(browser, live_server)
+    page = watched.page
+    title = page.locator("#thread-select option", has_text="search my files for the dessert")
+    assert title.get_attribute("value") == thread_id
+    page.get_by_label("Thread", exact=True).select_option(thread_id)
+    reply = page.locator("#messages .message.assistant").last
+    reply.get_by_role("list", name="Sources").get_by_text("menu.md").wait_for()
+    assert "lemon tart" in reply.locator(".text").inner_text()
+    assert page.locator("#messages .message.tool").filter(has_text="file search").count() == 1
+    assert page.locator("#messages .message.user").get_by_text("Attached: menu.md").count() == 1
+    assert re.search(r"Tokens: \d+ in", page.locator("#usage").inner_text())
+    page.get_by_role("button", name="Delete thread").click()
+    page.wait_for_function(
+        "id => ![...document.querySelectorAll('#thread-select option')].some(o => o.value === id)",
+        arg=thread_id,
+    )
+    headers = {"Authorization": f"Bearer {KEY}"}
+    gone = httpx.get(f"{live_server.url}/v1/threads/{thread_id}", headers=headers)
+    assert gone.status_code == 404
+    watched.clean()
+    page.context.close()
+
+
+# --- item 6: names and the keyboard ---
+
+NAMES = """() => [...document.querySelectorAll('button, input, select, textarea')]
+  .filter(e => e.offsetParent !== null)
+  .filter(e => !(e.getAttribute('aria-label') || (e.labels && e.labels.length
+    && e.labels[0].textContent.trim()) || e.textContent.trim()))
+  .map(e => e.outerHTML.slice(0, 80))"""
+
+
+def tab_to(page: Any, name: str, limit: int = 80) -> None:
+    """Press Tab until the control with this accessible name has the focus."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(
+            "() => { const e = document.activeElement; return e.getAttribute('aria-label') || "
+            "(e.labels && e.labels.length ? e.labels[0].textContent : e.textContent).trim() }"
+        )
+        if focused == name:
+            return
+    raise AssertionError(f"Tab never reached {name!r}")
+
+
+def test_every_control_is_named_and_the_page_works_from_the_keyboard(
+    browser: Any, live_server: LiveServer
+) -> None:
+    watched = open_page(browser, live_server)
+    page = watched.page
+    assert page.evaluate(NAMES) == []
+    for name in ("Message", "Send"):
+        assert page.get_by_role("textbox" if name == "Message" else "button", name=name).count()
+    tab_to(page, "Message")
+    page.keyboard.type("hello from the keyboard")
+    page.keyboard.press("Enter")
+    page.locator("#messages .message.assistant").get_by_text(
+        "echo: hello from the keyboard"
+    ).wait_for(timeout=60_000)
+
+    page.evaluate("document.activeElement.blur()")
+    tab_to(page, "Sandbox console")
+    page.keyboard.press("Enter")
+    assert page.locator("#view-console").is_visible()
+    assert page.evaluate(NAMES) == []
+    tab_to(page, "Upload")
+    tab_to(page, "Code")
+    page.keyboard.type("print(6 * 7)")
+    page.keyboard.press("Shift+Enter")
+    cell = page.locator("#cells > li.cell:not(.note)").last
+    cell.locator(".cell-footer").wait_for(timeout=60_000)
+    assert cell.locator("pre.stdout").inner_text().strip() == "42"
+    tab_to(page, "Run")
     watched.clean()
     page.context.close()

@@ -186,6 +186,13 @@ async def create_thread_and_run(body: ThreadRunBody, svc: Service, tenant: Tenan
     )
 
 
+@router.get("/threads", response_model=Page[Thread])
+async def list_threads(paging: PagingDep, svc: Service, tenant: Tenant) -> Page[Thread]:
+    """An engine extension (OpenAI has no public thread list): the caller's threads, so that a
+    client such as the playground can offer them again."""
+    return svc.list_threads(tenant, **paging.window())
+
+
 @router.get("/threads/{thread_id}", response_model=Thread)
 async def get_thread(thread_id: str, svc: Service, tenant: Tenant) -> Thread:
     return svc.get_thread(tenant, thread_id)

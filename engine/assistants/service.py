@@ -162,6 +162,9 @@ class AssistantsService:
     def get_thread(self, owner: str, thread_id: str) -> Thread:
         return self.repo.get(Thread, "thread", thread_id, owner)
 
+    def list_threads(self, owner: str, **paging: Any) -> Page[Thread]:
+        return self.repo.page(Thread, "thread", owner, **paging)
+
     def update_thread(self, owner: str, thread_id: str, **fields: Any) -> Thread:
         current = self.get_thread(owner, thread_id)
         updated = Thread.model_validate({**current.model_dump(), **fields})

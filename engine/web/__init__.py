@@ -94,9 +94,6 @@ async def config(request: Request) -> dict[str, Any]:
         "key_required": request.app.state.keys.enabled,
         "model_configured": bool(settings.llm_base_url),
         "default_model": model,
-        "vector_stores": any(
-            getattr(r, "path", "").startswith("/v1/vector_stores") for r in request.app.routes
-        ),
     }
 
 

@@ -38,6 +38,7 @@ async function start() {
     initChat(report, config);
   }
   await Promise.all([loadConsole().catch(report), loadChat().catch(report)]);
+  document.body.dataset.ready = "true";
 }
 
 async function main() {
