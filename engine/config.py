@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     llm_base_url: str | None = None
     """An OpenAI-compatible Chat Completions endpoint (OpenAI, Azure OpenAI, vLLM, Ollama)."""
     llm_api_key: str | None = None
+    llm_model: str | None = None
+    """The model new assistants start with in the playground; else the endpoint's first."""
     llm_max_tool_rounds: int = Field(default=10, ge=1)
     """Model turns with tool calls per run; past this the run fails with a clear error."""
     llm_code_timeout: float = Field(default=120.0, gt=0)

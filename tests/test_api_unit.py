@@ -621,3 +621,21 @@ def test_memory_limit_refusals_name_the_value_sent(value: Any, said: str) -> Non
     with pytest.raises(errors.InvalidRequest) as refused:
         parse_memory(value, 4096)
     assert said in str(refused.value)
+
+
+# --- the playground's config ---
+
+
+def test_the_playground_starts_with_the_configured_model_else_a_default(tmp_path: Path) -> None:
+    def config(**llm: Any) -> dict[str, Any]:
+        app = create_app(settings=Settings(data_dir=tmp_path, **llm))
+        return TestClient(app).get("/v1/playground/config").json()
+
+    nowhere = "http://127.0.0.1:9/v1"  # refused at once: no model list to read
+    assert config(llm_base_url=nowhere, llm_model="my-deployment")["default_model"] == (
+        "my-deployment"
+    )
+    assert config(llm_base_url=nowhere)["default_model"] == "gpt-4o-mini"
+    unset = config()
+    assert unset["model_configured"] is False and unset["default_model"] is None
+    assert unset["key_required"] is False

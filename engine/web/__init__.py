@@ -88,7 +88,7 @@ async def config(request: Request) -> dict[str, Any]:
     settings: Settings = request.app.state.settings
     model = None
     if settings.llm_base_url:
-        model = getattr(settings, "llm_model", None) or await _first_model(settings)
+        model = settings.llm_model or await _first_model(settings)
     return {
         "object": "playground.config",
         "key_required": request.app.state.keys.enabled,
