@@ -639,3 +639,7 @@ def test_the_playground_starts_with_the_configured_model_else_a_default(tmp_path
     unset = config()
     assert unset["model_configured"] is False and unset["default_model"] is None
     assert unset["key_required"] is False
+    listed = TestClient(create_app(settings=Settings(data_dir=tmp_path))).get(
+        "/v1/playground/models"
+    )
+    assert listed.status_code == 200 and listed.json()["data"] == []

@@ -143,6 +143,10 @@ def test_root_redirects_and_the_page_has_a_strict_csp(live_server: LiveServer) -
     config = httpx.get(live_server.url + "/v1/playground/config").json()
     assert config["key_required"] is True and config["model_configured"] is True
     assert config["default_model"] == "scripted"  # the first the model endpoint lists
+    models = live_server.url + "/v1/playground/models"
+    assert httpx.get(models).status_code == 401  # the endpoint's list is for key holders
+    listed = httpx.get(models, headers={"Authorization": f"Bearer {KEY}"}).json()
+    assert [m["id"] for m in listed["data"]] == ["scripted"]
     check = live_server.url + "/v1/playground/key"
     assert httpx.get(check).json()["valid"] is False
     assert httpx.get(check, headers={"Authorization": "Bearer nope"}).json()["valid"] is False
@@ -563,6 +567,9 @@ def test_every_control_is_named_and_the_page_works_from_the_keyboard(
     watched = open_page(browser, live_server)
     page = watched.page
     assert page.evaluate(NAMES) == []
+    assert page.locator("#a-models option").evaluate_all("os => os.map(o => o.value)") == [
+        "scripted"
+    ]
     for name in ("Message", "Send"):
         assert page.get_by_role("textbox" if name == "Message" else "button", name=name).count()
     tab_to(page, "Message")

@@ -16,6 +16,7 @@ import openai
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
+from ..api.auth import Tenant
 from ..config import Settings
 from ..errors import APIError
 
@@ -88,13 +89,21 @@ async def config(request: Request) -> dict[str, Any]:
     settings: Settings = request.app.state.settings
     model = None
     if settings.llm_base_url:
-        model = settings.llm_model or await _first_model(settings)
+        model = settings.llm_model or next(iter(await _models(settings)), DEFAULT_MODEL)
     return {
         "object": "playground.config",
         "key_required": request.app.state.keys.enabled,
         "model_configured": bool(settings.llm_base_url),
         "default_model": model,
     }
+
+
+@config_router.get("/v1/playground/models")
+async def models(request: Request, tenant: Tenant) -> dict[str, Any]:
+    """The models the endpoint lists, for the assistant form's suggestions; a key holder's only."""
+    settings: Settings = request.app.state.settings
+    names = await _models(settings) if settings.llm_base_url else []
+    return {"object": "list", "data": [{"id": name, "object": "model"} for name in names]}
 
 
 @config_router.get("/v1/playground/key")
@@ -109,8 +118,8 @@ async def check_key(request: Request) -> dict[str, Any]:
     return {"object": "playground.key", "valid": valid}
 
 
-async def _first_model(settings: Settings) -> str:
-    """The first model the endpoint lists, or a common default if it lists none."""
+async def _models(settings: Settings) -> list[str]:
+    """The models the endpoint lists (the first 100), or none if it cannot say."""
     client = openai.AsyncOpenAI(
         base_url=settings.llm_base_url,
         api_key=settings.llm_api_key or "none",
@@ -119,8 +128,8 @@ async def _first_model(settings: Settings) -> str:
     )
     try:
         page = await client.models.list()
-        return page.data[0].id if page.data else DEFAULT_MODEL
-    except (openai.OpenAIError, ValueError, KeyError, TypeError, AttributeError, IndexError):
-        return DEFAULT_MODEL
+        return [m.id for m in page.data[:100]]
+    except (openai.OpenAIError, ValueError, KeyError, TypeError, AttributeError):
+        return []
     finally:
         await client.close()

@@ -33,10 +33,12 @@ function say(text, bad = false) {
 }
 
 export async function loadAssistants() {
-  const [page, storePage] = await Promise.all([
+  const [page, storePage, models] = await Promise.all([
     get("/v1/assistants?limit=100&order=desc"),
     get("/v1/vector_stores?limit=100&order=desc"),
+    get("/v1/playground/models"),
   ]);
+  $("a-models").replaceChildren(...models.data.map((m) => el("option", { value: m.id })));
   assistants = page.data;
   stores = storePage.data;
   fill();
