@@ -334,6 +334,17 @@ def test_a_first_visitor_chats_at_once_and_gets_a_chart_streamed(
     with page.expect_download() as waiting:
         page.get_by_role("button", name="Download sine.png").click()
     assert Path(waiting.value.path()).read_bytes().startswith(b"\x89PNG")
+    # Reloaded, the thread shows again as it was: the code, its figure, the file.
+    thread_id = page.locator("#thread-select").input_value()
+    page.reload()
+    page.locator("body[data-ready]").wait_for(state="attached")
+    page.get_by_label("Thread", exact=True).select_option(thread_id)
+    page.get_by_role("button", name="Download sine.png").wait_for()
+    assert "np.sin" in page.locator("#messages .message.tool pre.code").first.inner_text()
+    image = page.locator("#messages .message.tool img.figure").first
+    page.wait_for_function(
+        "img => img.src.startsWith('blob:') && img.naturalWidth > 0", arg=image.element_handle()
+    )
     watched.clean()
     page.context.close()
 
