@@ -7,12 +7,12 @@ naming objects of the list. ``page_query`` pages a table, ``page_list`` an alrea
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from . import errors
-from .store import Row, Store
+from .store import Row
 
 T = TypeVar("T")
 MAX_LIMIT = 100
@@ -49,8 +49,16 @@ def _unknown_cursor(name: str, cursor: object) -> errors.InvalidRequest:
     return errors.InvalidRequest(f"{name} cursor {cursor!r} does not name an object of this list")
 
 
+class Database(Protocol):
+    """What ``page_query`` reads: the engine's ``Store``, or another SQLite database like it."""
+
+    def one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ...) -> Row | None: ...
+
+    def all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ...) -> list[Row]: ...
+
+
 def page_query(
-    store: Store,
+    store: Database,
     table: str,
     filters: dict[str, Any],
     *,
@@ -58,17 +66,23 @@ def page_query(
     order: str = "desc",
     after: str | None = None,
     before: str | None = None,
+    cursor_in_list: bool = False,
 ) -> tuple[list[Row], bool]:
-    """Rows in creation order (SQLite's rowid), one page of them, and whether more follow."""
+    """Rows in creation order (SQLite's rowid), one page of them, and whether more follow.
+
+    A cursor names any row of ``table``; with ``cursor_in_list``, only one of the listed rows
+    (where an id names rows of several lists, as a file's does in several vector stores).
+    """
     check_paging(limit, order)
     where = [f"{k} = :{k}" for k in filters]
     params: dict[str, Any] = dict(filters)
+    lookup = " AND ".join([*where, "id = :cursor"] if cursor_in_list else ["id = :cursor"])
     forward = ">" if order == "asc" else "<"
     backward = "<" if order == "asc" else ">"
     for name, cursor, op in (("after", after, forward), ("before", before, backward)):
         if cursor is None:
             continue
-        row = store.one(f"SELECT rowid FROM {table} WHERE id = ?", (cursor,))
+        row = store.one(f"SELECT rowid FROM {table} WHERE {lookup}", {**filters, "cursor": cursor})
         if row is None:
             raise _unknown_cursor(name, cursor)
         where.append(f"rowid {op} :{name}")

@@ -6,9 +6,10 @@ and the attached files placed in ``/mnt/data``. Function calls put the run in ``
 again from there.
 
 A streamed run (one with a listener) asks the model to stream: its text reaches the client as
-``thread.message.delta`` events and its code as ``thread.run.step.delta`` ``input`` pieces, as the
-model writes them. Text the model writes before its tool calls is a message of its own, as
-OpenAI's runs make it, whether the run is streamed or polled, so that both end the same.
+``thread.message.delta`` events (``messages.py``) and its code as ``thread.run.step.delta``
+``input`` pieces (``code_steps.py``), as the model writes them. Text the model writes before
+its tool calls is a message of its own, as OpenAI's runs make it, whether the run is streamed
+or polled, so that both end the same.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import asyncio
 import contextlib
 import json
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 from .. import errors
@@ -26,18 +26,15 @@ from ..core import Engine
 from ..results import ExecutionResult
 from ..sessions import Session
 from . import context, file_search_run
-from .code_stream import CodeDecoder
-from .events import code_outputs_delta, step_delta
+from .code_steps import CodeSteps
+from .events import step_delta
 from .file_search import FileSearchHandler
 from .loop import AgentLoop, LoopHost, LoopRequest, Outcome, TokenUsage, ToolHandler
 from .messages import MessageWriter
 from .models import (
     Assistant,
-    CodeInterpreterCall,
-    CodeOutput,
     ErrorCode,
     FunctionCall,
-    ImageFileRef,
     IncompleteDetails,
     Message,
     RequiredAction,
@@ -45,7 +42,6 @@ from .models import (
     RequiredToolCall,
     Run,
     RunStatus,
-    RunStep,
     StepDetails,
     SubmitToolOutputs,
     Thread,
@@ -67,18 +63,6 @@ async def drive(book: RunBook, engine: Engine, loop: AgentLoop, owner: str, run_
     await RunDriver(book, engine, loop, owner, run).drive()
 
 
-@dataclass
-class LiveCall:
-    """A tool call of the model turn being streamed; ``index`` in the step once it is code."""
-
-    call_id: str = ""
-    name: str = ""
-    pending: str = ""
-    """Arguments that came before the call's name."""
-    index: int | None = None
-    decoder: CodeDecoder = field(default_factory=CodeDecoder)
-
-
 class RunDriver(LoopHost):
     assistant: Assistant  # read when the drive starts
 
@@ -93,13 +77,10 @@ class RunDriver(LoopHost):
         self.owner = owner
         self.run = run
         self.state = RunState()
-        self._step: RunStep | None = None
-        self._code_index: dict[str, int] = {}
-        """Each code call of the open step, by call id: its index among the step's tool calls."""
-        self._live: dict[int, LiveCall] = {}
         self._streamed = False
         self._session: Session | None = None
         self.messages = MessageWriter(book, owner, run)
+        self.code_steps = CodeSteps(book, owner, run, self.settings.llm_tool_output_chars)
         self.file_search: FileSearchHandler | None = None
         self.messages.citations = lambda text: file_search_run.citations(self.file_search, text)
 
@@ -238,7 +219,7 @@ class RunDriver(LoopHost):
             self.messages.text(delta.text, self.state)
         if delta.tool_index is not None:
             await self.messages.close(self._session)  # the text before the tool calls is done
-            self._code_delta(delta)
+            self.code_steps.delta(delta)
 
     async def on_model_turn(self, reply: ModelReply, usage: TokenUsage) -> None:
         self.run.usage = Usage(
@@ -249,111 +230,27 @@ class RunDriver(LoopHost):
         if not self._streamed and reply.content:  # the whole turn at once: one delta
             self.messages.text(reply.content, self.state)
         self._streamed = False
-        self._code_index = {c.call_id: c.index for c in self._live.values() if c.index is not None}
-        self._live = {}
+        self.code_steps.turn_ended()
         if reply.tool_calls:
             await self.messages.close(self._session)
 
-    def _code_delta(self, delta: ModelDelta) -> None:
-        """A piece of a code call's arguments: the code it completes goes out as ``input``."""
-        assert delta.tool_index is not None
-        if not any(t.type == "code_interpreter" for t in self.run.tools):
-            return
-        live = self._live.setdefault(delta.tool_index, LiveCall())
-        live.call_id = live.call_id or delta.tool_id
-        live.name = live.name or delta.tool_name
-        fragment = delta.arguments
-        if live.index is None:
-            if not live.name:
-                live.pending += fragment
-                return
-            if live.name != context.CODE_TOOL:
-                return  # a function call: its step is made when the run requires action
-            fragment, live.pending = live.pending + fragment, ""
-            if self._step is None:
-                details = StepDetails(type="tool_calls", tool_calls=[])
-                self._step = self.book.new_step(self.owner, self.run, details)
-            tool_call = ToolCall(
-                id=live.call_id,
-                type="code_interpreter",
-                code_interpreter=CodeInterpreterCall(input=""),
-            )
-            calls = self._step.step_details.tool_calls = [
-                *(self._step.step_details.tool_calls or []),
-                tool_call,
-            ]
-            live.index = len(calls) - 1
-            self.book.save_step(self.owner, self._step)
-            self._emit_call(live.index, tool_call.model_dump(mode="json", exclude_none=True))
-        code = live.decoder.feed(fragment)
-        if code:
-            interpreter = self._interpreter(live.index)
-            interpreter.input += code
-            self._emit_call(live.index, _input_delta(code))
-
-    def _interpreter(self, index: int) -> CodeInterpreterCall:
-        interpreter = (self._open_step().step_details.tool_calls or [])[index].code_interpreter
-        assert interpreter is not None
-        return interpreter
-
-    def _emit_call(self, index: int, delta: dict[str, Any]) -> None:
-        step = self._open_step()
-        self.book.events.emit(self.run.id, "thread.run.step.delta", step_delta(step, index, delta))
-
     async def on_code_calls(self, calls: list[ModelToolCall]) -> None:
-        if self._step is None:  # else made as the first code call streamed in
-            details = StepDetails(type="tool_calls", tool_calls=[])
-            self._step = self.book.new_step(self.owner, self.run, details)
+        self.code_steps.open_round()
 
     async def on_code_started(
         self, index: int, call: ModelToolCall, code: str, session: Session
     ) -> None:
-        step = self._open_step()
-        position = self._code_index.get(call.id)
-        if position is None:
-            tool_call = ToolCall(
-                id=call.id,
-                type="code_interpreter",
-                code_interpreter=CodeInterpreterCall(input=code),
-            )
-            calls = step.step_details.tool_calls = [
-                *(step.step_details.tool_calls or []),
-                tool_call,
-            ]
-            position = self._code_index[call.id] = len(calls) - 1
-            self._emit_call(position, tool_call.model_dump(mode="json", exclude_none=True))
-        else:
-            interpreter = self._interpreter(position)
-            streamed, interpreter.input = interpreter.input, code
-            if code != streamed and code.startswith(streamed):  # arguments that were not JSON
-                self._emit_call(position, _input_delta(code[len(streamed) :]))
-        self.book.save_step(self.owner, step)  # pollers see the code while it runs
+        self.code_steps.call_started(call.id, code)
         self.book.running_code[self.run.id] = session
 
     async def on_code_finished(
         self, index: int, call: ModelToolCall, result: ExecutionResult | None, text: str
     ) -> None:
         self.book.running_code.pop(self.run.id, None)
-        position = self._code_index[call.id]
-        outputs = self._interpreter(position).outputs
-        if result is not None:
-            logs = context.logs_of(result, self.settings.llm_tool_output_chars)
-            if logs:
-                outputs.append(CodeOutput(type="logs", logs=logs))
-            for out in result.outputs:
-                if out.type == "image":
-                    outputs.append(
-                        CodeOutput(type="image", image=ImageFileRef(file_id=out.file_id))
-                    )
-                    self.state.images.append(out.file_id)
-        else:
-            outputs.append(CodeOutput(type="logs", logs=text))
-        # The SDK accumulates deltas (strings are concatenated): send only what is new.
-        self._emit_call(position, code_outputs_delta(outputs))
+        self.state.images.extend(self.code_steps.call_finished(call.id, result, text))
 
     async def on_code_calls_finished(self) -> None:
-        self.book.complete_step(self.owner, self._open_step())
-        self._step, self._code_index = None, {}
+        self.code_steps.close_round()
 
     async def on_tool_handled(self, call: ModelToolCall, handler: ToolHandler, text: str) -> None:
         if isinstance(handler, FileSearchHandler):
@@ -362,11 +259,6 @@ class RunDriver(LoopHost):
     async def on_round_finished(self) -> None:
         self.repo.set_private(self.run.id, self.state)
         self.book.save(self.owner, self.run)
-
-    def _open_step(self) -> RunStep:
-        if self._step is None:
-            raise RuntimeError("a code call was reported outside a round of code calls")
-        return self._step
 
     # --- how a run rests ---
 
@@ -402,7 +294,3 @@ class RunDriver(LoopHost):
     async def _answer(self, reply: ModelReply, session: Session | None) -> None:
         self.messages.text("", self.state)  # an empty answer is a message too
         await self.messages.close(session or self._session)
-
-
-def _input_delta(code: str) -> dict[str, Any]:
-    return {"type": "code_interpreter", "code_interpreter": {"input": code}}

@@ -7,26 +7,16 @@ from __future__ import annotations
 from ..assistants.file_search import FileSearchHandler, queries_of
 from ..assistants.loop import ToolHandler
 from ..assistants.provider import ModelToolCall
-from .events import ResponseEvents
-from .models import FileCitation, FileSearchCall, FileSearchResult, Item, MessageItem
+from .models import FileCitation, FileSearchCall, FileSearchResult, MessageItem
+from .output_items import OutputItems
 
 
-class SearchItems:
-    """Mixed into ``ResponseRun``, whose attributes and item helpers these methods use."""
+class SearchItems(OutputItems):
+    """Mixed into ``ResponseRun``, whose attributes these methods use."""
 
-    events: ResponseEvents
     file_search: FileSearchHandler | None
     searches: dict[str, FileSearchCall]
     _text: MessageItem | None
-
-    def _add(self, item: Item) -> int:
-        raise NotImplementedError
-
-    def _index(self, item: Item) -> int:
-        raise NotImplementedError
-
-    def _done(self, item: Item) -> None:
-        raise NotImplementedError
 
     def search_started(self) -> FileSearchCall:
         item = FileSearchCall()

@@ -2,53 +2,44 @@
 
 ``ResponseRun`` is the loop's host. Text and tool-call arguments become items as the model
 writes them (when streaming, the provider streams upstream and each piece is an event at once);
-a code call's item runs in_progress -> interpreting -> completed around its execution; the final
-message cites the container files it links to.
+a code call's item runs in_progress -> interpreting -> completed around its execution (see
+``code_items.py``, and ``file_search.py`` for a search's); the final message cites the
+container files it links to.
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import hashlib
 import posixpath
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from .. import errors
 from ..assistants import context
 from ..assistants.code_stream import CodeDecoder
 from ..assistants.context import CODE_TOOL
 from ..assistants.file_search import FileSearchHandler
 from ..assistants.loop import LoopHost, LoopState, TokenUsage
-from ..assistants.provider import ModelDelta, ModelReply, ModelToolCall
-from ..assistants.tools import code_of
+from ..assistants.provider import ModelDelta, ModelReply
 from ..core import Engine
-from ..results import ExecutionResult
 from ..sessions import Session
+from .code_items import CodeItems
 from .containers import FRESH_NOTE, Placement, place
 from .events import ResponseEvents
 from .file_search import SearchItems
 from .items import message_tokens, truncate
 from .models import (
-    CodeImage,
     CodeInterpreterCall,
-    CodeLogs,
-    CodeOutput,
     ContainerFileCitation,
     FileCitation,
     FileSearchCall,
     FunctionCall,
-    Item,
     MessageItem,
     OutputText,
     Response,
     Usage,
 )
 from .tools import FILE_SEARCH, Tools
-
-MAX_IMAGE_URI_BYTES = 8 * 1024 * 1024
 
 
 @dataclass
@@ -60,7 +51,7 @@ class LiveCall:
     decoder: CodeDecoder = field(default_factory=CodeDecoder)
 
 
-class ResponseRun(SearchItems, LoopHost):
+class ResponseRun(SearchItems, CodeItems, LoopHost):
     def __init__(
         self,
         engine: Engine,
@@ -147,19 +138,6 @@ class ResponseRun(SearchItems, LoopHost):
 
     # --- items as the model writes them ---
 
-    def _add(self, item: Item) -> int:
-        self.response.output.append(item)
-        index = len(self.response.output) - 1
-        self.events.emit(
-            "response.output_item.added",
-            output_index=index,
-            item=_shown(item, self.include_outputs, self.include_results),
-        )
-        return index
-
-    def _index(self, item: Item) -> int:
-        return next(i for i, o in enumerate(self.response.output) if o is item)
-
     async def on_model_delta(self, delta: ModelDelta) -> None:
         self._streamed = True
         if delta.text:
@@ -198,16 +176,7 @@ class ResponseRun(SearchItems, LoopHost):
             live = self._turn[delta.tool_index] = LiveCall(item=None, call_id=delta.tool_id)
             functions = {f["function"]["name"] for f in self.tools.functions}
             if delta.tool_name == CODE_TOOL and self.tools.code is not None:
-                if self._over_max_tool_calls():
-                    return  # ignored, as OpenAI does: the loop tells the model so
-                assert self.placement is not None
-                live.item = CodeInterpreterCall(container_id=self.placement.session.id, code="")
-                index = self._add(live.item)
-                self.events.emit(
-                    "response.code_interpreter_call.in_progress",
-                    item_id=live.item.id,
-                    output_index=index,
-                )
+                live.item = self.code_started()
             elif delta.tool_name == FILE_SEARCH and self.file_search is not None:
                 live.item = self.search_started()
             elif delta.tool_name in functions:
@@ -218,15 +187,7 @@ class ResponseRun(SearchItems, LoopHost):
         live.call_id = live.call_id or delta.tool_id
         item = live.item
         if isinstance(item, CodeInterpreterCall):
-            code = live.decoder.feed(delta.arguments)
-            if code:
-                item.code = (item.code or "") + code
-                self.events.emit(
-                    "response.code_interpreter_call_code.delta",
-                    item_id=item.id,
-                    output_index=self._index(item),
-                    delta=code,
-                )
+            self.code_delta(item, live.decoder.feed(delta.arguments))
         elif isinstance(item, FunctionCall) and delta.arguments:
             item.arguments += delta.arguments
             self.events.emit(
@@ -235,11 +196,6 @@ class ResponseRun(SearchItems, LoopHost):
                 output_index=self._index(item),
                 delta=delta.arguments,
             )
-
-    def _over_max_tool_calls(self) -> bool:
-        cap = self.response.max_tool_calls
-        calls = sum(isinstance(item, CodeInterpreterCall) for item in self.response.output)
-        return cap is not None and calls >= cap
 
     async def on_model_turn(self, reply: ModelReply, usage: TokenUsage) -> None:
         self.response.usage = Usage(
@@ -279,70 +235,10 @@ class ResponseRun(SearchItems, LoopHost):
                 )
                 self._done(live.item)
             elif isinstance(live.item, CodeInterpreterCall):
-                live.item.code = code_of(found.arguments) if found else live.item.code
-                self.events.emit(
-                    "response.code_interpreter_call_code.done",
-                    item_id=live.item.id,
-                    output_index=self._index(live.item),
-                    code=live.item.code,
-                )
-                self._code[live.call_id] = live.item
+                self.code_done(live.item, live.call_id, found.arguments if found else None)
             elif isinstance(live.item, FileSearchCall):
                 self.searching(live.item, live.call_id, found.arguments if found else "")
         self._turn = {}
-
-    def _done(self, item: Item) -> None:
-        self.events.emit(
-            "response.output_item.done",
-            output_index=self._index(item),
-            item=_shown(item, self.include_outputs, self.include_results),
-        )
-
-    # --- code running ---
-
-    async def on_code_started(
-        self, index: int, call: ModelToolCall, code: str, session: Session
-    ) -> None:
-        item = self._code[call.id]
-        item.status = "interpreting"
-        self.events.emit(
-            "response.code_interpreter_call.interpreting",
-            item_id=item.id,
-            output_index=self._index(item),
-        )
-        self.running = session
-
-    async def on_code_finished(
-        self, index: int, call: ModelToolCall, result: ExecutionResult | None, text: str
-    ) -> None:
-        self.running = None
-        item = self._code.pop(call.id)
-        outputs: list[CodeOutput] = []
-        logs = text if result is None else context.logs_of(result, self.tool_output_chars)
-        fresh = self.placement is not None and self.placement.fresh_after_expiry
-        if fresh and not self._noted:
-            logs, self._noted = f"[{FRESH_NOTE}]\n{logs}".rstrip(), True
-        if logs:
-            outputs.append(CodeLogs(logs=logs))
-        for out in result.outputs if result is not None else []:
-            if out.type == "image":
-                with contextlib.suppress(errors.NotFound, OSError):
-                    outputs.append(CodeImage(url=self._image_uri(out.file_id)))
-        item.outputs = outputs
-        item.status = "completed" if result is not None else "failed"
-        self.events.emit(
-            "response.code_interpreter_call.completed",
-            item_id=item.id,
-            output_index=self._index(item),
-        )
-        self._done(item)
-
-    def _image_uri(self, file_id: str) -> str:
-        obj = self.engine.files.retrieve(file_id, self.owner)
-        if obj.bytes > MAX_IMAGE_URI_BYTES:
-            return f"/v1/files/{obj.id}/content"
-        data = self.engine.files.blob_path(obj.id).read_bytes()
-        return f"data:{obj.mime_type};base64,{base64.b64encode(data).decode()}"
 
     # --- the end ---
 
@@ -414,15 +310,6 @@ class ResponseRun(SearchItems, LoopHost):
             ):
                 item.status = "incomplete"
                 self._done(item)
-
-
-def _shown(item: Item, include: bool, results: bool = False) -> dict[str, Any]:
-    data = item.model_dump(mode="json")
-    if data["type"] == "code_interpreter_call" and not include:
-        data["outputs"] = None
-    if data["type"] == "file_search_call" and not results:
-        data["results"] = None
-    return data
 
 
 def _container_file_id(session_id: str, path: str) -> str:

@@ -1,6 +1,6 @@
-"""Rows of the retrieval tables as API objects, and cursor paging over them (the rules of
-``engine/paging.py``, with the cursor looked up among the listed rows only: a file id names
-different rows in different stores)."""
+"""Rows of the retrieval tables as API objects, and cursor paging over them (``page_query``,
+with the cursor looked up among the listed rows only: a file id names different rows in
+different stores)."""
 
 from __future__ import annotations
 
@@ -8,57 +8,16 @@ import json
 import time
 from typing import Any, Literal
 
-from .. import errors
-from ..paging import check_paging
+from ..paging import page_query
 from .index import ChunkIndex
 from .models import FileCounts, StoredChunking, VectorStore, VectorStoreFile, loads_or
 
 
 def page_rows(
-    index: ChunkIndex,
-    table: str,
-    filters: dict[str, Any],
-    *,
-    limit: int = 20,
-    order: str = "desc",
-    after: str | None = None,
-    before: str | None = None,
+    index: ChunkIndex, table: str, filters: dict[str, Any], **window: Any
 ) -> tuple[list[dict[str, Any]], bool]:
-    check_paging(limit, order)
-    where = [f"{k} = :{k}" for k in filters]
-    params: dict[str, Any] = dict(filters)
-    same = " AND ".join(where) or "1"
-    for name, cursor, op in (
-        ("after", after, ">" if order == "asc" else "<"),
-        ("before", before, "<" if order == "asc" else ">"),
-    ):
-        if cursor is None:
-            continue
-        row = index.one(
-            f"SELECT rowid FROM {table} WHERE {same} AND id = :c", {**params, "c": cursor}
-        )
-        if row is None:
-            raise errors.InvalidRequest(
-                f"{name} cursor {cursor!r} does not name an object of this list"
-            )
-        where.append(f"rowid {op} :{name}")
-        params[name] = row["rowid"]
-    direction = "ASC" if order == "asc" else "DESC"
-    walk = (
-        direction
-        if before is None or after is not None
-        else ("DESC" if direction == "ASC" else "ASC")
-    )
-    rows = index.all(
-        f"SELECT rowid, * FROM {table} WHERE {' AND '.join(where) or '1'} "
-        f"ORDER BY rowid {walk} LIMIT {limit + 1}",
-        params,
-    )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    if walk != direction:
-        rows.reverse()
-    return rows, more
+    """A page of ``page_query``, its cursors looked up among the listed rows only."""
+    return page_query(index, table, filters, cursor_in_list=True, **window)
 
 
 def to_file(row: dict[str, Any]) -> VectorStoreFile:

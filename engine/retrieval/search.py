@@ -1,16 +1,25 @@
-"""Search over one or more vector stores: each query lexically and semantically, fused."""
+"""Search over one or more vector stores: each query lexically and semantically, fused; the
+filters of a request applied, and its hits given their files' names and attributes."""
 
 from __future__ import annotations
 
 import asyncio
 import re
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from .embedders import Embedder
 from .index import STOP_WORDS, ChunkIndex, Hit, Mode, fuse
-from .models import Filter, RankingOptions
+from .models import (
+    Filter,
+    RankingOptions,
+    SearchPage,
+    SearchRequest,
+    SearchResult,
+    TextContent,
+    loads_or,
+)
 
 CANDIDATES = 50
 LEXICAL_WEIGHT = 0.2
@@ -27,6 +36,69 @@ def rewrite(query: str) -> str:
     text = _QUESTION.sub("", query.strip()).rstrip("?!. ")
     words = [w for w in re.findall(r"[\w'-]+", text) if w.lower() not in STOP_WORDS]
     return " ".join(words) or query.strip()
+
+
+async def search_page(
+    index: ChunkIndex,
+    embedder: Embedder | None,
+    store_ids: list[str],
+    request: SearchRequest,
+    *,
+    mode: Mode = "hybrid",
+    fusion: Fusion = "weighted",
+) -> SearchPage:
+    """A search request over ``store_ids`` (checked usable by the caller), answered."""
+    queries = request.queries()
+    if request.rewrite_query:
+        queries = [rewrite(q) for q in queries]
+    allowed: dict[str, set[str] | None] = {s: None for s in store_ids}
+    if request.filters is not None:  # only then are every file's attributes read
+        for store_id in store_ids:
+            rows = index.all(
+                "SELECT id, attributes FROM vs_files WHERE vector_store_id = ? "
+                "AND status = 'completed'",
+                (store_id,),
+            )
+            attrs = {r["id"]: loads_or(r["attributes"]) for r in rows}
+            allowed[store_id] = allowed_files(attrs, request.filters)
+    hits = await search_stores(
+        index,
+        embedder,
+        store_ids,
+        queries,
+        limit=request.max_num_results,
+        allowed=allowed,
+        ranking=request.ranking_options,
+        mode=mode,
+        fusion=fusion,
+    )
+    names = _names(index, {(store, hit.file_id) for store, hit in hits})
+    data = []
+    for store_id, hit in hits:
+        filename, attributes = names.get((store_id, hit.file_id), ("", None))
+        data.append(
+            SearchResult(
+                file_id=hit.file_id,
+                filename=filename,
+                score=round(hit.score, 6),
+                attributes=attributes,
+                content=[TextContent(text=hit.text)],
+            )
+        )
+    return SearchPage(search_query=queries, data=data)
+
+
+def _names(index: ChunkIndex, keys: set[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, Any]]:
+    """The filename and attributes of each (store, file) of a page of results."""
+    out = {}
+    for store_id, file_id in keys:
+        row = index.one(
+            "SELECT filename, attributes FROM vs_files WHERE vector_store_id = ? AND id = ?",
+            (store_id, file_id),
+        )
+        if row is not None:
+            out[(store_id, file_id)] = (row["filename"], loads_or(row["attributes"]))
+    return out
 
 
 async def search_stores(

@@ -1,5 +1,5 @@
 """Vector stores: create, list, update and delete stores; add files (one by one or in batches);
-search. Ingestion runs in the background (see ``ingest.py``)."""
+search (``search.py`` runs it). Ingestion runs in the background (see ``ingest.py``)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ from .models import (
     LastError,
     SearchPage,
     SearchRequest,
-    SearchResult,
     TextContent,
     VectorStore,
     VectorStoreFile,
@@ -34,7 +33,7 @@ from .models import (
     loads_or,
 )
 from .rows import file_counts, page_rows, to_file, to_store
-from .search import Fusion, allowed_files, rewrite, search_stores
+from .search import Fusion, search_page
 
 DAY = 86400
 ACTIVITY_RESOLUTION = 60
@@ -373,53 +372,6 @@ class VectorStores:
     ) -> SearchPage:
         for store_id in store_ids:
             self.usable(store_id, owner)
-        queries = request.queries()
-        if request.rewrite_query:
-            queries = [rewrite(q) for q in queries]
-        allowed: dict[str, set[str] | None] = {s: None for s in store_ids}
-        if request.filters is not None:  # only then are every file's attributes read
-            for store_id in store_ids:
-                rows = self.index.all(
-                    "SELECT id, attributes FROM vs_files WHERE vector_store_id = ? "
-                    "AND status = 'completed'",
-                    (store_id,),
-                )
-                attrs = {r["id"]: loads_or(r["attributes"]) for r in rows}
-                allowed[store_id] = allowed_files(attrs, request.filters)
-        hits = await search_stores(
-            self.index,
-            self.embedder,
-            store_ids,
-            queries,
-            limit=request.max_num_results,
-            allowed=allowed,
-            ranking=request.ranking_options,
-            mode=mode,
-            fusion=fusion,
+        return await search_page(
+            self.index, self.embedder, store_ids, request, mode=mode, fusion=fusion
         )
-        names = self._names({(store, hit.file_id) for store, hit in hits})
-        data = []
-        for store_id, hit in hits:
-            filename, attributes = names.get((store_id, hit.file_id), ("", None))
-            data.append(
-                SearchResult(
-                    file_id=hit.file_id,
-                    filename=filename,
-                    score=round(hit.score, 6),
-                    attributes=attributes,
-                    content=[TextContent(text=hit.text)],
-                )
-            )
-        return SearchPage(search_query=queries, data=data)
-
-    def _names(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, Any]]:
-        """The filename and attributes of each (store, file) of a page of results."""
-        out = {}
-        for store_id, file_id in keys:
-            row = self.index.one(
-                "SELECT filename, attributes FROM vs_files WHERE vector_store_id = ? AND id = ?",
-                (store_id, file_id),
-            )
-            if row is not None:
-                out[(store_id, file_id)] = (row["filename"], loads_or(row["attributes"]))
-        return out

@@ -17,6 +17,7 @@ from ..provisioner import KernelRecord
 from ..results import DoneEvent, ErrorInfo, ExecutionResult, ExecutionStatus, OutputEvent
 from ..sandbox.base import Sandbox, SandboxSpec
 from .context import SessionContext, kernel_limits
+from .continuity import Continuity
 from .data import DataFolder
 from .models import SessionInfo, SessionStatus
 from .outputs import OutputExport
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 OnClose = Callable[["Session", SessionStatus], None]
 
 
-class Session(DataFolder):
+class Session(DataFolder, Continuity):
     """A live kernel in its own sandbox. Executions run one at a time, in arrival order."""
 
     def __init__(
@@ -173,58 +174,6 @@ class Session(DataFolder):
             raise
         return sandbox, kernel
 
-    async def adopt(
-        self, sandbox: Sandbox, record: KernelRecord, running_since: float | None
-    ) -> None:
-        """Continue in the sandbox an earlier engine process left running (re-verified by the
-        backend); an execution it was running is interrupted and reported, never re-run."""
-        kernel = Kernel(sandbox, kernel_limits(self._settings, self.spec.memory_limit_mb))
-        busy = running_since is not None
-        try:
-            kept = await kernel.adopt(record, self._settings.adopt_timeout, busy=busy)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await kernel.shutdown()
-            raise
-        self._sandbox, self._kernel = sandbox, kernel
-        if running_since is not None:
-            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(running_since))
-            self._note(
-                f"the engine restarted while an execution (started {when}) was running: it was "
-                "interrupted and is not run again; its output after the restart is lost"
-            )
-        if not kept:
-            self._lost_state = True
-            self._note(
-                "the kernel did not answer after the engine restarted and was restarted: its "
-                "variables were lost. Files in /mnt/data were kept."
-            )
-        self._outputs.restore()
-        self._info.status = SessionStatus.ACTIVE
-        self._save()
-
-    async def start_over(self, why: str) -> None:
-        """Continue in a fresh sandbox after recovery found the old one unusable."""
-        self._outputs.forget()
-        self._lost_state = True
-        self._note(
-            f"{why}; the session continues in a new sandbox: its variables and files in "
-            "/mnt/data were lost (files changed since the last execution were saved as file "
-            "objects of this session)"
-        )
-        await self.start()
-
-    def _note(self, text: str) -> None:
-        """Something the next execution result (and the session's info until then) says."""
-        notice = self._info.notice
-        self._info.notice = text if not notice else f"{notice}. {text[0].upper()}{text[1:]}"
-
-    def _deliver_notice(self, result: ExecutionResult) -> None:
-        if self._info.notice is not None:
-            result.notice, self._info.notice = self._info.notice, None
-        if self._lost_state:
-            result.state_lost, self._lost_state = True, False
-
     def _check_open(self) -> Kernel:
         if self._info.status not in (SessionStatus.ACTIVE,) or self._kernel is None:
             raise errors.SessionClosed(f"session {self.id} is {self._info.status.value}")
@@ -354,36 +303,6 @@ class Session(DataFolder):
             if not task.done():
                 await self.interrupt()
                 await asyncio.wait({task}, timeout=self._settings.interrupt_grace + 5)
-
-    async def _replace_sandbox(self, cause: SandboxLost | None = None) -> ExecutionResult:
-        """The container vanished under us: start over in a new one."""
-        old = self._sandbox
-        seen = self._kernel.oom_kills_seen if self._kernel is not None else 0
-        self._sandbox = self._kernel = None
-        self._outputs.forget()
-        # Under gVisor the OOM killer ends the whole sandbox, not just the kernel.
-        oom = cause is not None and cause.out_of_memory
-        if old is not None:
-            with contextlib.suppress(errors.EngineError):
-                oom = oom or await old.oom_kills() > seen
-            with contextlib.suppress(errors.EngineError):  # the backend retries it later
-                await old.destroy()
-        why = (
-            f"ran out of memory (its limit is {self.spec.memory_limit_mb} MB)"
-            if oom
-            else "stopped unexpectedly"
-        )
-        await self.start()
-        return ExecutionResult(
-            status=ExecutionStatus.CRASHED,
-            error=ErrorInfo(
-                name="SandboxLost",
-                value=f"the sandbox container {why}; a new one was started and "
-                "everything in it (variables, files in /mnt/data) was lost. Files already "
-                "exported as file objects are kept.",
-            ),
-            state_lost=True,
-        )
 
     async def interrupt(self) -> None:
         await self._check_open().interrupt()
