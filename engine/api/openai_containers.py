@@ -9,7 +9,6 @@ the file object known for that path, or ``cfile_<hash of the path>`` when there 
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from ..core import Engine
 from ..files import guess_mime_type
 from ..paging import MAX_LIMIT, Page, page_list
 from ..sessions import Session, SessionFile, SessionInfo, SessionStatus
+from ..sessions.models import container_file_id
 from .auth import Tenant
 from .deps import (
     ContainerDep,
@@ -299,8 +299,7 @@ def _container_file(
             wrote = obj.purpose == "assistants_output" and obj.session_id == session.id
             source = "assistant" if wrote else "user"
     if file_id is None or file_id in taken:  # one file object placed at two paths
-        digest = hashlib.sha256(f"{session.id}:{entry.path}".encode()).hexdigest()
-        file_id = f"cfile_{digest[:32]}"
+        file_id = container_file_id(session.id, entry.path)
     return ContainerFile(
         id=file_id,
         bytes=entry.bytes,

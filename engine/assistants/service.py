@@ -45,7 +45,7 @@ from .provider import ModelProvider
 from .repository import Repository
 from .runs import RunBook, interrupt
 from .state import RunState
-from .tools import check_tool_choice, check_tools
+from .tools import check_resources, check_tool_choice, check_tools
 
 __all__ = ["RUN_LIFETIME", "AssistantsService", "Event"]
 RUN_LIFETIME = 600
@@ -112,31 +112,7 @@ class AssistantsService:
         self.runs.vector_stores = stores
 
     def _check_files(self, owner: str, resources: ToolResources | None) -> None:
-        """The resources' files and stores exist; a ``vector_stores`` helper makes its store."""
-        search = resources.file_search if resources else None
-        if search is not None and search.vector_stores:
-            if search.vector_store_ids:
-                raise errors.InvalidRequest(
-                    "file_search takes vector_store_ids or vector_stores, not both"
-                )
-            if self.runs.vector_stores is None:
-                raise errors.InvalidRequest("file_search is not available in this engine")
-            new = search.vector_stores[0]
-            store = self.runs.vector_stores.create(
-                owner,
-                file_ids=new.file_ids,
-                chunking_strategy=new.chunking_strategy,
-                metadata=new.metadata,
-            )
-            search.vector_store_ids, search.vector_stores = [store.id], None
-        if resources and resources.code_interpreter:
-            for file_id in resources.code_interpreter.file_ids:
-                self.engine.files.retrieve(file_id, owner)
-        if resources and resources.file_search and resources.file_search.vector_store_ids:
-            if self.runs.vector_stores is None:
-                raise errors.InvalidRequest("file_search is not available in this engine")
-            for store_id in resources.file_search.vector_store_ids:
-                self.runs.vector_stores.retrieve(store_id, owner)
+        check_resources(owner, resources, self.engine.files, self.runs.vector_stores)
 
     # --- threads and messages ---
 

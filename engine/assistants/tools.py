@@ -6,8 +6,10 @@ import json
 from typing import Any
 
 from .. import errors
+from ..files import FileStore
+from ..retrieval import VectorStores
 from .context import CODE_TOOL
-from .models import Tool
+from .models import Tool, ToolResources
 
 FILE_SEARCH = "file_search"  # the name under which the model sees the file_search tool
 
@@ -80,3 +82,33 @@ def code_of(arguments: str) -> str:
         return arguments
     code = parsed.get("code") if isinstance(parsed, dict) else None
     return code if isinstance(code, str) else arguments
+
+
+def check_resources(
+    owner: str, resources: ToolResources | None, files: FileStore, stores: VectorStores | None
+) -> None:
+    """The resources' files and stores exist; a ``vector_stores`` helper makes its store."""
+    search = resources.file_search if resources else None
+    if search is not None and search.vector_stores:
+        if search.vector_store_ids:
+            raise errors.InvalidRequest(
+                "file_search takes vector_store_ids or vector_stores, not both"
+            )
+        if stores is None:
+            raise errors.InvalidRequest("file_search is not available in this engine")
+        new = search.vector_stores[0]
+        store = stores.create(
+            owner,
+            file_ids=new.file_ids,
+            chunking_strategy=new.chunking_strategy,
+            metadata=new.metadata,
+        )
+        search.vector_store_ids, search.vector_stores = [store.id], None
+    if resources and resources.code_interpreter:
+        for file_id in resources.code_interpreter.file_ids:
+            files.retrieve(file_id, owner)
+    if resources and resources.file_search and resources.file_search.vector_store_ids:
+        if stores is None:
+            raise errors.InvalidRequest("file_search is not available in this engine")
+        for store_id in resources.file_search.vector_store_ids:
+            stores.retrieve(store_id, owner)

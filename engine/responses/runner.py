@@ -9,7 +9,6 @@ container files it links to.
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +22,7 @@ from ..assistants.loop import LoopHost, LoopState, TokenUsage
 from ..assistants.provider import ModelDelta, ModelReply
 from ..core import Engine
 from ..sessions import Session
+from ..sessions.models import container_file_id
 from .code_items import CodeItems
 from .containers import FRESH_NOTE, Placement, place
 from .events import ResponseEvents
@@ -256,7 +256,7 @@ class ResponseRun(SearchItems, CodeItems, LoopHost):
             if path not in known:
                 continue
             # A file with no file object has the id /v1/containers gives it.
-            file_id = known[path] or _container_file_id(session.id, path)
+            file_id = known[path] or container_file_id(session.id, path)
             found.append(
                 ContainerFileCitation(
                     container_id=session.id,
@@ -310,9 +310,3 @@ class ResponseRun(SearchItems, CodeItems, LoopHost):
             ):
                 item.status = "incomplete"
                 self._done(item)
-
-
-def _container_file_id(session_id: str, path: str) -> str:
-    """The id ``/v1/containers/{id}/files`` shows for a file that is no file object."""
-    digest = hashlib.sha256(f"{session_id}:{path}".encode()).hexdigest()
-    return f"cfile_{digest[:32]}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 from enum import StrEnum
 from typing import Any, Literal
@@ -62,3 +63,9 @@ class SessionFile(BaseModel):
             modified_at=entry.mtime_ns // 1_000_000_000,
             file_id=file_id,
         )
+
+
+def container_file_id(session_id: str, path: str) -> str:
+    """The id a session's file has in the Containers API when no file object names it."""
+    digest = hashlib.sha256(f"{session_id}:{path}".encode()).hexdigest()
+    return f"cfile_{digest[:32]}"
