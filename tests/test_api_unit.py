@@ -21,7 +21,7 @@ from engine.api import errors as api_errors
 from engine.api.access_log import RequestLog
 from engine.api.app import create_app
 from engine.api.auth import KeyRing, Tenant
-from engine.api.deps import FileBodyDep, FilePagingDep, PagingDep, parse_memory
+from engine.api.deps import FileBodyDep, FilePagingDep, PagingDep, attachment, parse_memory
 from engine.api.limits import BodyLimits, json_depth
 from engine.api.streaming import DONE, Events, encode, event_stream, framed
 from engine.config import Settings
@@ -653,3 +653,11 @@ def test_the_playground_starts_with_the_configured_model_else_a_default(tmp_path
         "/v1/playground/models"
     )
     assert listed.status_code == 200 and listed.json()["data"] == []
+
+
+def test_a_download_is_saved_under_its_name_and_never_sniffed() -> None:
+    headers = attachment("rapport d'été <1>.html")
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Content-Disposition"] == (
+        "attachment; filename*=UTF-8''rapport%20d%27%C3%A9t%C3%A9%20%3C1%3E.html"
+    )

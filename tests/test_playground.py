@@ -255,6 +255,16 @@ def test_console_upload_download_delete_and_restart(
 
     page.get_by_role("button", name="Delete sales.csv").click()
     page.get_by_text("No files yet.").wait_for()
+
+    deleted = page.locator("#session-select").input_value()
+    page.get_by_role("button", name="Delete session").click()
+    page.wait_for_function(
+        "id => ![...document.querySelectorAll('#session-select option')].some(o => o.value === id)",
+        arg=deleted,
+    )
+    fresh = run_cell(page, "print('new session')")  # a cell after it starts a session again
+    assert fresh.locator("pre.stdout").inner_text().strip() == "new session"
+    assert page.locator("#session-select").input_value() not in ("", deleted)
     watched.clean()
     page.context.close()
 
@@ -273,8 +283,13 @@ def test_output_of_untrusted_code_never_runs_script_in_the_page(
         f"display(HTML('<img src=x onerror=\"{PWNED}\"><p id=plain>html ok</p>'))\n"
         f"display(HTML('<a id=js href=\"javascript:{PWNED}\">click me</a>'))\n"
         f"display(HTML('<svg><script>{PWNED}</script></svg>'))\n"
-        "display(HTML('<iframe srcdoc=\"<script>parent.__pwned=1</script>\"></iframe>'))",
+        "display(HTML('<iframe srcdoc=\"<script>parent.__pwned=1</script>\"></iframe>'))\n"
+        "from IPython.display import SVG\n"
+        'display(SVG(\'<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20">'
+        f'<script>{PWNED}</script><circle cx="10" cy="10" r="9"/></svg>\'))',
     )
+    svg = page.locator("#cells img.figure").last
+    assert (svg.get_attribute("src") or "").startswith("data:image/svg+xml")
     frames = page.frame_locator("#cells iframe.html-output")
     page.frame_locator("#cells iframe.html-output >> nth=0").get_by_text("html ok").wait_for()
     page.frame_locator("#cells iframe.html-output >> nth=1").get_by_text("click me").click()
@@ -367,7 +382,9 @@ def test_a_function_call_opens_a_form_for_its_output(browser: Any, live_server: 
     page.get_by_label("Output of get_weather").fill("sunny, 21 C")
     page.get_by_label("Output of get_time").fill("14:05")
     page.get_by_role("button", name="Submit tool outputs").click()
-    page.get_by_text("Weather: sunny, 21 C. Time: 14:05.").wait_for(timeout=60_000)
+    page.locator("#messages").get_by_text("Weather: sunny, 21 C. Time: 14:05.").wait_for(
+        timeout=60_000
+    )
     watched.clean()
     page.context.close()
 
@@ -444,7 +461,7 @@ def test_a_run_shows_the_errors_of_its_code(browser: Any, live_server: LiveServe
     page = watched.page
     page.get_by_label("Message", exact=True).fill("Sum 0..9 and print it; fix it if it fails")
     page.get_by_role("button", name="Send").click()
-    page.get_by_text("Fixed. The total is 45.").wait_for(timeout=90_000)
+    page.locator("#messages").get_by_text("Fixed. The total is 45.").wait_for(timeout=90_000)
     logs = page.locator("#messages .step pre.logs")
     assert "NameError" in logs.first.inner_text()
     assert page.locator("#messages .step pre.code").count() == 2
@@ -589,6 +606,8 @@ def test_every_control_is_named_and_the_page_works_from_the_keyboard(
     page.locator("#messages .message.assistant").get_by_text(
         "echo: hello from the keyboard"
     ).wait_for(timeout=60_000)
+    # A screen reader hears the finished reply once, through a status region.
+    assert page.get_by_role("status").filter(has_text="assistant: echo: hello").count() == 1
 
     page.evaluate("document.activeElement.blur()")
     tab_to(page, "Sandbox console")

@@ -45,11 +45,12 @@ export const get = (path) => call("GET", path);
 export const post = (path, body) => call("POST", path, body ?? {});
 export const del = (path) => call("DELETE", path);
 
-// The bytes of path, as an object URL (revoke it when done).
-export async function blobUrl(path) {
+// The bytes of path, as an object URL of the given type, else the server's (revoke it when done).
+export async function blobUrl(path, type) {
   const response = await fetch(path, { headers: headers() });
   if (!response.ok) throw await fail(response);
-  return URL.createObjectURL(await response.blob());
+  const blob = await response.blob();
+  return URL.createObjectURL(type ? new Blob([blob], { type }) : blob);
 }
 
 export async function download(path, filename) {

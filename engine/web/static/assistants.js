@@ -183,9 +183,11 @@ async function save() {
 }
 
 async function remove() {
-  if (!assistantId) return;
-  await del(`/v1/assistants/${assistantId}`);
-  assistants = assistants.filter((a) => a.id !== assistantId);
+  const id = assistantId;
+  if (!id) return;
+  await del(`/v1/assistants/${id}`);
+  assistants = assistants.filter((a) => a.id !== id);
   fill();
-  pick(assistants.length ? assistants[0].id : "");
+  if (assistantId === id) pick(assistants.length ? assistants[0].id : "");
+  else $("assistant-select").value = assistantId || "";
 }

@@ -11,7 +11,8 @@ let config = {};
 let report = console.error;
 let threads = [];
 let threadId = null;
-let run = null;  // {id, threadId, controller, waiting, toolCalls, view}
+let shownLoad = 0;  // the latest history load: an older one that ends later draws nothing
+let run = null;  // {id, threadId, waiting, view}: a message being sent, or its run
 
 export function initChat(reportError, cfg) {
   report = reportError;
@@ -78,33 +79,42 @@ async function pickThread(id) {
 }
 
 async function deleteThread() {
-  if (!threadId || run) return;
-  await del(`/v1/threads/${threadId}`);
-  threads = threads.filter((t) => t.id !== threadId);
+  const id = threadId;
+  if (!id || run) return;
+  await del(`/v1/threads/${id}`);
+  threads = threads.filter((t) => t.id !== id);
+  if (threadId !== id) return fillThreads();
   threadId = null;
   fillThreads();
   await pickThread(threads.length ? threads[0].id : "");
 }
 
-// A thread as it was: each user message, then each run's steps and replies, in order.
+// A thread as it was (its last 100 messages and runs): messages in the order they were written,
+// each run's steps and replies where its first reply was, a run with no reply before the next
+// later message.
 async function showHistory(id) {
+  const load = ++shownLoad;
   const [messages, runs] = await Promise.all([
     get(`/v1/threads/${id}/messages?order=asc&limit=100`),
     get(`/v1/threads/${id}/runs?order=asc&limit=100`),
   ]);
   const steps = await Promise.all(runs.data.map((r) => get(`/v1/threads/${id}/runs/${r.id}/steps?order=asc&limit=100&${INCLUDE}`)));
-  if (threadId !== id) return;
+  if (load !== shownLoad || threadId !== id) return;
   const byId = new Map(messages.data.map((m) => [m.id, m]));
-  const blocks = [
-    ...messages.data.filter((m) => !m.run_id).map((m) => ({ at: m.created_at, order: 0, show: () => transcript.showMessage(m) })),
-    ...runs.data.map((r, i) => ({ at: r.created_at, order: 1, show: () => showRun(r, steps[i].data, byId) })),
-  ];
-  blocks.sort((a, b) => a.at - b.at || a.order - b.order);
-  for (const block of blocks) block.show();
+  const pending = runs.data.map((r, i) => ({ run: r, steps: steps[i].data }));
+  const showRunsBefore = (at) => {
+    while (pending.length && pending[0].run.created_at < at) showRun(pending.shift(), byId);
+  };
+  for (const m of messages.data) {
+    if (!m.run_id) { showRunsBefore(m.created_at); transcript.showMessage(m); continue; }
+    const at = pending.findIndex((p) => p.run.id === m.run_id);
+    if (at >= 0) { pending.splice(0, at).forEach((p) => showRun(p, byId)); showRun(pending.shift(), byId); }
+  }
+  pending.forEach((p) => showRun(p, byId));
   if (runs.data.length) transcript.showUsage(runs.data[runs.data.length - 1].usage);
 }
 
-function showRun(r, steps, byId) {
+function showRun({ run: r, steps }, byId) {
   const shown = new Set();
   for (const step of steps) {
     if (step.type === "tool_calls") transcript.showStep(step);
@@ -137,36 +147,35 @@ async function send() {
   const text = $("message").value.trim();
   if (!text || run) return;
   if (!config.model_configured) { $("model-help").scrollIntoView(); return; }
+  run = { threadId, view: { messages: {}, steps: {} } };  // the thread stays put from here
   $("send").disabled = true;
   let message;
   let assistantId;
   try {
     assistantId = await ensureAssistant();
-    if (!threadId) {
+    if (!run.threadId) {
       const thread = await post("/v1/threads", { metadata: { title: text.slice(0, 60) } });
       threads = [thread, ...threads];
-      threadId = thread.id;
+      threadId = run.threadId = thread.id;
       fillThreads();
       $("thread-delete").disabled = false;
     }
-    message = await post(`/v1/threads/${threadId}/messages`, { role: "user", content: text, attachments: await attachments() });
+    message = await post(`/v1/threads/${run.threadId}/messages`, { role: "user", content: text, attachments: await attachments() });
   } catch (error) {
-    $("send").disabled = false;
+    endRun();
     throw error;
   }
   $("message").value = "";
   $("attach").value = "";
   showAttached();
   transcript.showMessage(message);
-  await follow(`/v1/threads/${threadId}/runs`, { assistant_id: assistantId, stream: true });
+  await follow(`/v1/threads/${run.threadId}/runs`, { assistant_id: assistantId, stream: true });
 }
 
 async function follow(path, body) {
-  run = run || { controller: new AbortController(), threadId, view: { messages: {}, steps: {} } };
   $("send").disabled = true;
-  $("cancel-run").disabled = false;
   $("run-status").textContent = "Running…";
-  for await (const { event, data } of stream(path, body, run.controller.signal)) {
+  for await (const { event, data } of stream(path, body)) {
     if (event === "done") break;
     handle(event, data, run.view);
   }
@@ -181,9 +190,12 @@ function endRun() {
 
 function handle(event, data, view) {
   if (event.startsWith("thread.run.step.")) return step(event, data, view);
-  if (event.startsWith("thread.run.")) {
+  if (event === "error") {
+    $("run-status").textContent = `Failed: ${(data && data.message) || data}`;
+  } else if (event.startsWith("thread.run.")) {
     run.id = data.id;
     run.waiting = false;
+    $("cancel-run").disabled = false;
     $("run-status").textContent = data.status.replace("_", " ");
     if (data.usage) transcript.showUsage(data.usage);
     if (event === "thread.run.requires_action") { run.waiting = true; showToolForm(data); }
@@ -197,11 +209,12 @@ function handle(event, data, view) {
       if (!m.text) { m.text = el("div", { class: "text streaming" }); m.node.append(m.text); }
       m.text.append(part.text.value);
     }
-  } else if (event === "thread.message.completed") {
+  } else if (event === "thread.message.completed" || event === "thread.message.incomplete") {
     const m = view.messages[data.id] || (view.messages[data.id] = { node: transcript.item(data.role) });
     if (m.text) m.text.remove();
     m.text = null;
     transcript.fillMessage(m.node, data);
+    transcript.announce(data);
   }
 }
 
@@ -217,7 +230,7 @@ function step(event, data, view) {
     if (tool.type === "code_interpreter" || tool.code_interpreter) {
       const ci = tool.code_interpreter || {};
       c.input = delta ? c.input + (ci.input || "") : ci.input || c.input;
-      transcript.drawCode(c.node, c.input, ci.outputs || [], event === "thread.run.step.completed");
+      transcript.drawCode(c.node, c.input, ci.outputs || [], !delta && data.status !== "in_progress");
     } else if (tool.type === "function" || tool.function) {
       const fn = tool.function || {};
       c.name = fn.name || c.name;
@@ -243,6 +256,7 @@ function showToolForm(data) {
 async function submitOutputs() {
   const tool_outputs = [...$("tool-calls").querySelectorAll("textarea")].map((t) => ({ tool_call_id: t.dataset.call, output: t.value }));
   $("tool-form").hidden = true;
+  $("message").focus();
   run.waiting = false;
   await follow(`/v1/threads/${run.threadId}/runs/${run.id}/submit_tool_outputs`, { tool_outputs, stream: true });
 }
@@ -250,8 +264,8 @@ async function submitOutputs() {
 async function cancel() {
   if (!run || !run.id) return;
   const { id, threadId: tid } = run;
-  $("tool-form").hidden = true;
   await post(`/v1/threads/${tid}/runs/${id}/cancel`);
+  if (!$("tool-form").hidden) { $("tool-form").hidden = true; $("message").focus(); }
   $("run-status").textContent = "Cancelling…";
   if (run && run.waiting) { endRun(); $("run-status").textContent = "cancelled"; }
 }

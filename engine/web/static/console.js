@@ -4,9 +4,11 @@ import { el, bundle, traceback, when } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
 let sessionId = null;
-let running = null;
+let running = null;  // the cell's AbortController, or true while its session is being made
+let report = console.error;
 
-export function initConsole(report) {
+export function initConsole(reportError) {
+  report = reportError;
   $("cell-form").addEventListener("submit", (e) => { e.preventDefault(); run().catch(report); });
   $("code").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && e.shiftKey) { e.preventDefault(); run().catch(report); }
@@ -80,21 +82,30 @@ async function restart() {
 }
 
 async function removeSession() {
-  if (!sessionId) return;
+  if (!sessionId || running) return;
   await del(`/v1/sessions/${sessionId}`);
+  sessionId = null;
+  $("cells").replaceChildren();
   await loadConsole();
 }
 
 async function run() {
   const code = $("code").value;
   if (!code.trim() || running) return;
-  if (!sessionId) await newSession();
+  running = true;
+  $("run").disabled = true;
+  try {
+    if (!sessionId) await newSession();
+  } catch (error) {
+    running = null;
+    $("run").disabled = false;
+    throw error;
+  }
   const cell = el("li", { class: "cell" });
   const out = el("div", { class: "outputs", "aria-live": "polite" });
   cell.append(el("pre", { class: "cell-code", text: code }), out);
   $("cells").append(cell);
   $("cell-status").textContent = "Running…";
-  $("run").disabled = true;
   running = new AbortController();
   let result = null;
   try {
@@ -104,6 +115,9 @@ async function run() {
       else if (event === "error") out.append(traceback(data.error || data));
       else if (event === "done") result = data;
     }
+  } catch (error) {
+    $("cell-status").textContent = `Failed: ${error.message}`;
+    throw error;
   } finally {
     running = null;
     $("run").disabled = false;
@@ -139,8 +153,8 @@ async function listFiles() {
     return el("li", { class: "file" },
       el("span", { class: "name", text: f.filename }),
       el("span", { class: "size", text: `${f.bytes} B` }),
-      el("button", { type: "button", text: "Download", "aria-label": `Download ${f.filename}`, onclick: () => download(path, f.filename) }),
-      el("button", { type: "button", text: "Delete", "aria-label": `Delete ${f.filename}`, onclick: () => deleteFile(path) }));
+      el("button", { type: "button", text: "Download", "aria-label": `Download ${f.filename}`, onclick: () => download(path, f.filename).catch(report) }),
+      el("button", { type: "button", text: "Delete", "aria-label": `Delete ${f.filename}`, onclick: () => deleteFile(path).catch(report) }));
   });
   $("files").replaceChildren(...(items.length ? items : [el("li", { text: "No files yet." })]));
 }

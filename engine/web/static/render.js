@@ -22,13 +22,13 @@ export function safeHref(url) {
 }
 
 const BASE64 = /^[A-Za-z0-9+/=\s]*$/;
-// Untrusted HTML may style itself, show data: images, and nothing else: no requests, no script.
-const FRAME_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'";
+// Untrusted HTML shows data: images and nothing else: no requests, no script. (A srcdoc frame
+// also inherits the page's policy, so inline styles stay blocked.)
+const FRAME_CSP = "default-src 'none'; img-src data:";
 
 export function htmlFrame(html) {
   const frame = el("iframe", { sandbox: "", title: "HTML output", class: "html-output", referrerpolicy: "no-referrer" });
   frame.srcdoc = `<!doctype html><meta http-equiv="Content-Security-Policy" content="${FRAME_CSP}">` +
-    `<style>body{font:14px system-ui,sans-serif;margin:6px}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}</style>` +
     String(html);
   return frame;
 }
@@ -42,8 +42,9 @@ export function bundle(data) {
     return el("img", { src: `data:${kind};base64,${png.replace(/\s/g, "")}`, alt: data["text/plain"] || "figure", class: "figure" });
   }
   if (typeof data["image/svg+xml"] === "string") {
-    const url = URL.createObjectURL(new Blob([data["image/svg+xml"]], { type: "image/svg+xml" }));
-    return el("img", { src: url, alt: "figure", class: "figure" });  // as an image, SVG runs no script
+    // As an image, SVG runs no script; a data: URL (not blob:) never opens as a page of this origin.
+    const src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(data["image/svg+xml"])}`;
+    return el("img", { src, alt: "figure", class: "figure" });
   }
   if (typeof data["text/html"] === "string") return htmlFrame(data["text/html"]);
   if (data["text/markdown"] !== undefined && data["text/plain"] === undefined) return el("pre", { text: String(data["text/markdown"]) });

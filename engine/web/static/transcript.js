@@ -14,7 +14,18 @@ function fileName(id) {
   return names.get(id);
 }
 
-export function clear() { $("messages").replaceChildren(); }
+const urls = [];  // the blob: URLs of the images shown, freed with them
+
+export function clear() {
+  $("messages").replaceChildren();
+  urls.splice(0).forEach((url) => URL.revokeObjectURL(url));
+}
+
+// A finished reply, read out once by screen readers (the streaming text is not).
+export function announce(m) {
+  const text = (m.content || []).filter((p) => p.type === "text").map((p) => p.text.value).join(" ");
+  if (text) $("announce").textContent = `${m.role}: ${text}`;
+}
 
 export function item(role) {
   const node = el("li", { class: `message ${role}` }, el("div", { class: "role", text: role }));
@@ -66,7 +77,7 @@ function renderText(text) {
   const files = annotations.filter((a) => a.type === "file_path");
   if (files.length) {
     nodes.push(el("div", { class: "row files" }, ...files.map((a) => {
-      const name = decodeURIComponent(a.text.split("/").pop() || a.file_path.file_id);
+      const name = fileLabel(a.text.split("/").pop()) || a.file_path.file_id;
       return el("button", { type: "button", class: "download", text: `Download ${name}`, onclick: () => download(`/v1/files/${a.file_path.file_id}/content`, name).catch(report) });
     })));
   }
@@ -82,9 +93,15 @@ function renderText(text) {
   return nodes;
 }
 
+function fileLabel(name) {
+  try { return decodeURIComponent(name); } catch { return name; }  // e.g. a file named 100%.csv
+}
+
+// Whatever type the server gives the bytes, an <img> only decodes them as a picture; a blob: URL
+// opened in a tab of its own is then a download, never a document of this origin.
 function fileImage(fileId) {
   const img = el("img", { class: "figure", alt: `image ${fileId}` });
-  blobUrl(`/v1/files/${fileId}/content`).then((url) => { img.src = url; }).catch(report);
+  blobUrl(`/v1/files/${fileId}/content`, "application/octet-stream").then((url) => { urls.push(url); img.src = url; }).catch(report);
   return img;
 }
 
