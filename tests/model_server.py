@@ -168,6 +168,12 @@ def _script(messages: list[dict[str, Any]]) -> dict[str, Any]:
         return _reply(f"Ran {len(results)} cells.")
     if "forever" in ask:
         return _reply(None, [("python", {"code": "1 + 1"})])
+    if "take a nap" in ask:  # a run that lasts a few seconds, then ends by itself
+        if last is None:
+            return _reply(
+                None, [("python", {"code": "import time; time.sleep(6); print('rested')"})]
+            )
+        return _reply(f"Rested: {last['stdout'].strip()}.")
     if "slow" in ask:
         if last is None:
             return _reply(None, [("python", {"code": "import time; time.sleep(60)"})])

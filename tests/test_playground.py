@@ -379,6 +379,13 @@ def test_a_function_call_opens_a_form_for_its_output(browser: Any, live_server: 
     page.get_by_text("Saved.").wait_for()
     page.get_by_label("Message", exact=True).fill("What are the weather and time in Paris?")
     page.get_by_label("Message", exact=True).press("Enter")
+    page.get_by_label("Output of get_weather").wait_for()
+    # A paused run waits: after a reload, its thread brings the form back.
+    thread_id = page.locator("#thread-select").input_value()
+    page.reload()
+    page.locator("body[data-ready]").wait_for(state="attached")
+    assert page.locator("#tool-form").is_hidden()
+    page.get_by_label("Thread", exact=True).select_option(thread_id)
     page.get_by_label("Output of get_weather").fill("sunny, 21 C")
     page.get_by_label("Output of get_time").fill("14:05")
     page.get_by_role("button", name="Submit tool outputs").click()
@@ -622,5 +629,25 @@ def test_every_control_is_named_and_the_page_works_from_the_keyboard(
     cell.locator(".cell-footer").wait_for(timeout=60_000)
     assert cell.locator("pre.stdout").inner_text().strip() == "42"
     tab_to(page, "Run")
+    watched.clean()
+    page.context.close()
+
+
+def test_a_thread_whose_run_goes_on_is_shown_once_the_run_ends(
+    browser: Any, live_server: LiveServer
+) -> None:
+    watched = open_page(browser, live_server)
+    page = watched.page
+    page.get_by_label("Message", exact=True).fill("Take a nap, then say so")
+    page.get_by_role("button", name="Send").click()
+    page.locator("#messages .message.tool pre.code").first.wait_for(timeout=60_000)
+    thread_id = page.locator("#thread-select").input_value()
+    page.reload()  # mid-run: the page's stream is gone, the run is not
+    page.locator("body[data-ready]").wait_for(state="attached")
+    page.get_by_label("Thread", exact=True).select_option(thread_id)
+    page.locator("#run-status").get_by_text("started earlier").wait_for()
+    page.locator("#messages").get_by_text("Rested: rested.").wait_for(timeout=60_000)
+    assert page.locator("#run-status").inner_text() == "completed"
+    assert "time.sleep(6)" in page.locator("#messages .message.tool pre.code").inner_text()
     watched.clean()
     page.context.close()

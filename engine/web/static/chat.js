@@ -68,7 +68,8 @@ function fillThreads() {
 }
 
 async function pickThread(id) {
-  if (run) { $("thread-select").value = threadId || ""; return; }
+  if (run && !run.waiting) { $("thread-select").value = threadId || ""; return; }
+  if (run) { $("tool-form").hidden = true; endRun(); }  // a paused run waits; coming back resumes it
   threadId = id || null;
   $("thread-select").value = threadId || "";
   $("thread-delete").disabled = !threadId;
@@ -111,7 +112,32 @@ async function showHistory(id) {
     if (at >= 0) { pending.splice(0, at).forEach((p) => showRun(p, byId)); showRun(pending.shift(), byId); }
   }
   pending.forEach((p) => showRun(p, byId));
-  if (runs.data.length) transcript.showUsage(runs.data[runs.data.length - 1].usage);
+  const last = runs.data[runs.data.length - 1];
+  if (last) transcript.showUsage(last.usage);
+  if (last) resume(last, load).catch(report);
+}
+
+// The thread's last run, if it has not ended: a paused one gets its form again; a running one
+// (from another tab, or before a reload) is watched, and the thread redrawn once it ends.
+async function resume(last, load) {
+  if (last.status === "requires_action") {
+    run = { id: last.id, threadId: last.thread_id, waiting: true, view: { messages: {}, steps: {} } };
+    $("send").disabled = true;
+    $("cancel-run").disabled = false;
+    return showToolForm(last);
+  }
+  let current = last;
+  while (["queued", "in_progress", "cancelling"].includes(current.status)) {
+    $("run-status").textContent = `${current.status.replace("_", " ")} (started earlier; shown when it ends)`;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    if (load !== shownLoad || run) return;
+    current = await get(`/v1/threads/${last.thread_id}/runs/${last.id}`);
+  }
+  if (current !== last && load === shownLoad) {
+    transcript.clear();
+    await showHistory(last.thread_id);
+    $("run-status").textContent = current.status;
+  }
 }
 
 function showRun({ run: r, steps }, byId) {
