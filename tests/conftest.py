@@ -18,6 +18,8 @@ import pytest_asyncio
 
 from engine import Engine, Session, Settings
 
+from .strict_skips import pytest_runtest_makereport as pytest_runtest_makereport
+
 DOCKER_FIXTURES = frozenset({"settings", "engine", "session", "live_server"})
 """Fixtures that start engines on Docker (``settings`` is the one ``engine`` runs on)."""
 
