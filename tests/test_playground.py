@@ -98,6 +98,12 @@ def open_page(browser: Any, server: ServerThread, key: str | None = KEY, view: s
     return watched
 
 
+def reload(page: Any) -> None:
+    """Reload the page and wait until it has loaded its lists: its streams end, runs go on."""
+    page.reload()
+    page.locator("body[data-ready]").wait_for(state="attached")
+
+
 def new_assistant(browser: Any, server: ServerThread, name: str) -> Watched:
     """The page, with the assistant form cleared for a new assistant of this name."""
     watched = open_page(browser, server)
@@ -351,8 +357,7 @@ def test_a_first_visitor_chats_at_once_and_gets_a_chart_streamed(
     assert Path(waiting.value.path()).read_bytes().startswith(b"\x89PNG")
     # Reloaded, the thread shows again as it was: the code, its figure, the file.
     thread_id = page.locator("#thread-select").input_value()
-    page.reload()
-    page.locator("body[data-ready]").wait_for(state="attached")
+    reload(page)
     page.get_by_label("Thread", exact=True).select_option(thread_id)
     page.get_by_role("button", name="Download sine.png").wait_for()
     assert "np.sin" in page.locator("#messages .message.tool pre.code").first.inner_text()
@@ -382,8 +387,7 @@ def test_a_function_call_opens_a_form_for_its_output(browser: Any, live_server: 
     page.get_by_label("Output of get_weather").wait_for()
     # A paused run waits: after a reload, its thread brings the form back.
     thread_id = page.locator("#thread-select").input_value()
-    page.reload()
-    page.locator("body[data-ready]").wait_for(state="attached")
+    reload(page)
     assert page.locator("#tool-form").is_hidden()
     page.get_by_label("Thread", exact=True).select_option(thread_id)
     page.get_by_label("Output of get_weather").fill("sunny, 21 C")
@@ -642,8 +646,7 @@ def test_a_thread_whose_run_goes_on_is_shown_once_the_run_ends(
     page.get_by_role("button", name="Send").click()
     page.locator("#messages .message.tool pre.code").first.wait_for(timeout=60_000)
     thread_id = page.locator("#thread-select").input_value()
-    page.reload()  # mid-run: the page's stream is gone, the run is not
-    page.locator("body[data-ready]").wait_for(state="attached")
+    reload(page)  # mid-run: the page's stream is gone, the run is not
     page.get_by_label("Thread", exact=True).select_option(thread_id)
     page.locator("#run-status").get_by_text("started earlier").wait_for()
     page.locator("#messages").get_by_text("Rested: rested.").wait_for(timeout=60_000)

@@ -9,6 +9,7 @@ iframes (no scripts, an opaque origin), and text goes in through ``textContent``
 from __future__ import annotations
 
 import mimetypes
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from ..errors import APIError
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_MODEL = "gpt-4o-mini"
+MODELS_KEPT_S = 60.0
 
 CSP = "; ".join(
     [
@@ -89,7 +91,7 @@ async def config(request: Request) -> dict[str, Any]:
     settings: Settings = request.app.state.settings
     model = None
     if settings.llm_base_url:
-        model = settings.llm_model or next(iter(await _models(settings)), DEFAULT_MODEL)
+        model = settings.llm_model or next(iter(await _models(request)), DEFAULT_MODEL)
     return {
         "object": "playground.config",
         "key_required": request.app.state.keys.enabled,
@@ -101,8 +103,7 @@ async def config(request: Request) -> dict[str, Any]:
 @config_router.get("/v1/playground/models")
 async def models(request: Request, tenant: Tenant) -> dict[str, Any]:
     """The models the endpoint lists, for the assistant form's suggestions; a key holder's only."""
-    settings: Settings = request.app.state.settings
-    names = await _models(settings) if settings.llm_base_url else []
+    names = await _models(request)
     return {"object": "list", "data": [{"id": name, "object": "model"} for name in names]}
 
 
@@ -118,8 +119,22 @@ async def check_key(request: Request) -> dict[str, Any]:
     return {"object": "playground.key", "valid": valid}
 
 
-async def _models(settings: Settings) -> list[str]:
-    """The models the endpoint lists (the first 100), or none if it cannot say."""
+async def _models(request: Request) -> list[str]:
+    """The models the endpoint lists (the first 100), or none if it cannot say. Kept a minute:
+    each page load asks twice, and the config route, which needs no key, never reaches the model
+    endpoint more often than that."""
+    settings: Settings = request.app.state.settings
+    if not settings.llm_base_url:
+        return []
+    kept: tuple[float, list[str]] | None = getattr(request.app.state, "playground_models", None)
+    if kept is not None and kept[0] > time.monotonic():
+        return kept[1]
+    names = await _list_models(settings)
+    request.app.state.playground_models = (time.monotonic() + MODELS_KEPT_S, names)
+    return names
+
+
+async def _list_models(settings: Settings) -> list[str]:
     client = openai.AsyncOpenAI(
         base_url=settings.llm_base_url,
         api_key=settings.llm_api_key or "none",

@@ -41,6 +41,14 @@ export async function call(method, path, body) {
   return response.json();
 }
 
+// A file uploaded for the assistants (POST /v1/files): its id.
+export async function uploadFile(file) {
+  const form = new FormData();
+  form.append("purpose", "assistants");
+  form.append("file", file, file.name);
+  return (await call("POST", "/v1/files", form)).id;
+}
+
 export const get = (path) => call("GET", path);
 export const post = (path, body) => call("POST", path, body ?? {});
 export const del = (path) => call("DELETE", path);

@@ -1,6 +1,6 @@
 // The assistant panel: pick, create, edit and delete assistants; their code-interpreter files
 // and the vector stores that file_search reads.
-import { get, post, del, call } from "./api.js";
+import { get, post, del, uploadFile } from "./api.js";
 import { el } from "./render.js";
 
 const $ = (id) => document.getElementById(id);
@@ -111,15 +111,8 @@ function showStores() {
   $("a-store-list").replaceChildren(...(rows.length ? rows : [el("li", { class: "muted", text: "No vector stores yet." })]));
 }
 
-async function uploadOne(file) {
-  const form = new FormData();
-  form.append("purpose", "assistants");
-  form.append("file", file, file.name);
-  return (await call("POST", "/v1/files", form)).id;
-}
-
 async function uploadFiles() {
-  for (const file of $("a-files").files) fileIds.push(await uploadOne(file));
+  for (const file of $("a-files").files) fileIds.push(await uploadFile(file));
   $("a-files").value = "";
   showFiles();
   say("Files attached: save the assistant to keep them.");
@@ -134,7 +127,7 @@ async function newStore() {
   $("a-search-files").disabled = true;
   status.textContent = `Uploading ${files.length} file${files.length === 1 ? "" : "s"}…`;
   const ids = [];
-  for (const file of files) ids.push(await uploadOne(file));
+  for (const file of files) ids.push(await uploadFile(file));
   const name = `${$("a-name").value || "Playground"} files`;
   let store = await post("/v1/vector_stores", { name, file_ids: ids });
   status.textContent = "Indexing…";

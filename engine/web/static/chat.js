@@ -1,6 +1,6 @@
 // The assistants view: threads, messages with attachments, and streamed runs (Assistants v2
 // server-sent events) with their steps, tool-output form, cancel and usage.
-import { get, post, del, call, stream } from "./api.js";
+import { get, post, del, stream, uploadFile } from "./api.js";
 import { el } from "./render.js";
 import { initAssistants, loadAssistants, ensureAssistant, toolTypes } from "./assistants.js";
 import * as transcript from "./transcript.js";
@@ -160,12 +160,7 @@ async function attachments() {
   const tools = toolTypes().filter((t) => t === "code_interpreter" || t === "file_search");
   const uses = (tools.length ? tools : ["code_interpreter"]).map((type) => ({ type }));
   const attached = [];
-  for (const file of $("attach").files) {
-    const form = new FormData();
-    form.append("purpose", "assistants");
-    form.append("file", file, file.name);
-    attached.push({ file_id: (await call("POST", "/v1/files", form)).id, tools: uses });
-  }
+  for (const file of $("attach").files) attached.push({ file_id: await uploadFile(file), tools: uses });
   return attached;
 }
 
