@@ -67,6 +67,8 @@ class Ingestion:
         self._tasks: list[asyncio.Task[None]] = []
         self._documents: dict[str, deque[tuple[str, str]]] = {}
         self._tenant_tasks: dict[str, asyncio.Task[None]] = {}
+        # Taken before a document is read, so that waiting tenants hold none of its bytes.
+        self._document_slots = asyncio.Semaphore(workers)
 
     def start(self) -> int:
         """Start the workers and queue every file a previous process left in progress."""
@@ -144,7 +146,8 @@ class Ingestion:
             while queue := self._documents.get(owner):
                 job = queue.popleft()
                 try:
-                    await self._guarded([job])
+                    async with self._document_slots:
+                        await self._guarded([job])
                 finally:
                     self._queue.task_done()
         finally:
