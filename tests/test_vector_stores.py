@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import docker
 import httpx
 import openai
 import pytest
@@ -18,6 +19,7 @@ import pytest
 from benchmarks.security.cases import tenancy
 from engine import Engine, errors
 from engine.retrieval import FileSearch, SearchRequest, extract
+from engine.sandbox.docker_sandbox import SANDBOX_LABEL
 from engine.sessions import sandbox_spec
 
 from . import docs_factory
@@ -372,6 +374,13 @@ def test_each_document_is_parsed_in_a_sandbox_of_its_own(
     assert "SEEN[]" in other and "alpha" not in other, other
     assert sandbox_a is not None and sandbox_b is not None and sandbox_a != sandbox_b
     assert sandbox_a not in {s.id for s in parser.live_sandboxes()}
+    # Docker agrees: the containers of both parses are gone, labelled as parsers.
+    for sandbox_id in (sandbox_a, sandbox_b):
+        label = f"{SANDBOX_LABEL}={sandbox_id}"
+        assert docker.from_env().containers.list(all=True, filters={"label": label}) == []
+    spares = [s for s in parser.live_sandboxes() if s.id not in (sandbox_a, sandbox_b)]
+    for spare in spares:
+        assert spare.labels.get("org.sandbox-engine.role") == "document-parser"
 
 
 def test_a_hanging_parse_holds_up_only_its_tenant(
