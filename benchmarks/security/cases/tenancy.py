@@ -166,7 +166,7 @@ async def parse_cannot_see_another_tenants(ctx: Context) -> Verdict:
 
 
 async def hanging_parse_is_bounded(ctx: Context) -> Verdict:
-    timeout = 8.0
+    timeout = 20.0
     async with exploited_parser(ctx, timeout=timeout), ctx.client(0) as a, ctx.client(1) as b:
         hang_id = await _upload(a, "hang.html", f"<p>{HANG_WORD}</p>")
         hang_store = await _store(a, [hang_id])
