@@ -46,7 +46,14 @@ from .tools import FILE_SEARCH, Tools, parse_tools
 
 log = logging.getLogger(__name__)
 MAX_CHAIN = 1000
-CANCEL_WAIT = 15.0
+CANCEL_WAIT = 1.0
+"""How long a cancel waits for the loop to stop at a safe point before stopping it outright."""
+TERMINAL = {
+    ResponseStatus.COMPLETED: "response.completed",
+    ResponseStatus.INCOMPLETE: "response.incomplete",
+}
+"""A stream's last event; any other end (failed, cancelled, deleted) is ``response.failed``, the
+response in it saying which, as the SDK has no ``response.cancelled`` event."""
 
 
 class ResponsesService:
@@ -112,6 +119,8 @@ class ResponsesService:
     async def create(
         self, owner: str, body: CreateResponse, listener: asyncio.Queue[Event] | None = None
     ) -> Response:
+        if self.closing:
+            raise errors.BackendUnavailable("the engine is shutting down; try again later")
         unknown = sorted(set(body.include) - INCLUDABLE)
         if unknown:
             raise errors.InvalidRequest(
@@ -310,11 +319,8 @@ class ResponsesService:
             finally:
                 if body.conversation_id:
                     self.busy.discard(body.conversation_id)
-        terminal = {
-            ResponseStatus.COMPLETED: "response.completed",
-            ResponseStatus.INCOMPLETE: "response.incomplete",
-        }.get(response.status, "response.failed")
-        self._emit(run, terminal)
+                # Also when cancelled or deleted (the task is cancelled): every stream ends.
+                self._emit(run, TERMINAL.get(response.status, "response.failed"))
 
     async def _outcome(self, run: ResponseRun, request: LoopRequest) -> None:
         response = run.response
