@@ -121,6 +121,8 @@ class ResponsesService:
     ) -> Response:
         if self.closing:
             raise errors.BackendUnavailable("the engine is shutting down; try again later")
+        body.check_fields()
+        body.model_options()  # a json_schema format without a schema: 400 before anything runs
         unknown = sorted(set(body.include) - INCLUDABLE)
         if unknown:
             raise errors.InvalidRequest(
@@ -234,6 +236,16 @@ class ResponsesService:
             top_p=body.top_p,
             truncation=body.truncation,
             user=body.user,
+            text={
+                "format": body.text.format.shown(),
+                **({"verbosity": body.text.verbosity} if body.text.verbosity else {}),
+            },
+            reasoning=body.reasoning.model_dump(exclude_none=True) if body.reasoning else None,
+            service_tier=body.service_tier or "auto",
+            safety_identifier=body.safety_identifier,
+            prompt_cache_key=body.prompt_cache_key,
+            prompt_cache_retention=body.prompt_cache_retention,
+            top_logprobs=body.top_logprobs,
         )
 
     def _history(
@@ -295,6 +307,7 @@ class ResponsesService:
                 max_completion_tokens=response.max_output_tokens,
                 parallel_tool_calls=response.parallel_tool_calls,
                 max_tool_calls=response.max_tool_calls,
+                options=body.model_options(),
             )
             await self._outcome(run, request)
         except asyncio.CancelledError:
