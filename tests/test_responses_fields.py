@@ -167,3 +167,30 @@ def test_agents_sdk_output_type_gets_a_parsed_object(
     sent = last_request(model_server)["response_format"]
     assert sent["type"] == "json_schema" and sent["json_schema"]["strict"] is True
     assert set(sent["json_schema"]["schema"]["properties"]) == {"city", "temperature", "sunny"}
+
+
+def test_a_long_string_input_is_accepted(client: openai.OpenAI, model_server: ServerThread) -> None:
+    prompt = "Please read this. " + "x" * 5000
+    r = client.responses.create(model="m", input=prompt)
+    assert r.status == "completed", r.error
+    user = [m for m in last_request(model_server)["messages"] if m["role"] == "user"]
+    assert user[-1]["content"] == prompt
+
+
+def test_an_over_budget_input_is_refused_or_trimmed(
+    live_server: LiveServer, client: openai.OpenAI, model_server: ServerThread
+) -> None:
+    budget = live_server.settings.llm_context_tokens
+    prompt = "filler " * (budget * 4 // 7 + 1000) + "the end marker"
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model="m", input=prompt)
+    body = caught.value.body
+    assert isinstance(body, dict)
+    assert body["code"] == "context_length_exceeded" and body["param"] == "input"
+    assert "truncation" in body["message"]
+    r = client.responses.create(model="m", input=prompt, truncation="auto")
+    assert r.status == "completed", r.error
+    assert r.truncation == "auto"
+    sent = [m for m in last_request(model_server)["messages"] if m["role"] == "user"][-1]
+    assert sent["content"].endswith("the end marker")
+    assert budget * 2 < len(sent["content"]) < budget * 4  # trimmed to the budget, not emptied

@@ -194,8 +194,12 @@ Item = Annotated[
 # --- the response ---
 
 
+ErrorCode = Literal["server_error", "rate_limit_exceeded", "invalid_prompt", "vector_store_timeout"]
+"""The codes this engine uses, each one of the SDK's ``ResponseError.code`` values."""
+
+
 class ResponseError(BaseModel):
-    code: str
+    code: ErrorCode
     message: str
 
 
@@ -205,6 +209,7 @@ class IncompleteDetails(BaseModel):
 
 class InputTokensDetails(BaseModel):
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 class OutputTokensDetails(BaseModel):
@@ -372,6 +377,11 @@ class UnknownParameter(errors.InvalidRequest):
     def __init__(self, name: str) -> None:
         super().__init__(f"Unknown parameter: '{name}'.")
         self.param = name
+
+
+class ContextTooLong(errors.InvalidRequest):
+    code = "context_length_exceeded"
+    param = "input"
 
 
 class CreateResponse(BaseModel):

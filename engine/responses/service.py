@@ -30,8 +30,10 @@ from .items import input_file_ids, message_tokens, parse_input, store_inline_fil
 from .models import (
     ACTIVE,
     INCLUDABLE,
+    ContextTooLong,
     ConversationRef,
     CreateResponse,
+    ErrorCode,
     IncompleteDetails,
     Item,
     Response,
@@ -177,7 +179,7 @@ class ResponsesService:
         if body.truncation == "disabled":
             used = sum(message_tokens(m) for m in messages)
             if used > self.settings.llm_context_tokens:
-                raise errors.InvalidRequest(
+                raise ContextTooLong(
                     f"context_length_exceeded: the input is about {used} tokens, more than the "
                     f"{self.settings.llm_context_tokens} allowed; shorten it or set "
                     "truncation='auto'"
@@ -317,7 +319,7 @@ class ResponsesService:
                 response.status = ResponseStatus.CANCELLED
             raise
         except errors.ModelError as exc:
-            code = "rate_limit_exceeded" if "rate_limit" in str(exc) else "server_error"
+            code: ErrorCode = "rate_limit_exceeded" if "rate_limit" in str(exc) else "server_error"
             self._fail(run, code, str(exc))
         except errors.EngineError as exc:
             self._fail(run, "server_error", str(exc))
@@ -347,13 +349,18 @@ class ResponsesService:
                 response.status = ResponseStatus.INCOMPLETE
                 response.incomplete_details = IncompleteDetails(reason="max_output_tokens")
             case Outcome.MAX_PROMPT_TOKENS:
-                self._fail(run, "context_length_exceeded", "the context no longer fits")
+                self._fail(
+                    run,
+                    "invalid_prompt",
+                    "context_length_exceeded: the context (with its tool results) no longer fits "
+                    f"in {self.settings.llm_context_tokens} tokens (SANDBOX_LLM_CONTEXT_TOKENS)",
+                )
             case Outcome.TOO_MANY_ROUNDS:
                 self._fail(run, "server_error", result.detail)
             case Outcome.CANCELLED | Outcome.ABANDONED:
                 response.status = ResponseStatus.CANCELLED
 
-    def _fail(self, run: ResponseRun, code: str, message: str) -> None:
+    def _fail(self, run: ResponseRun, code: ErrorCode, message: str) -> None:
         run.response.status = ResponseStatus.FAILED
         run.response.error = ResponseError(code=code, message=message)
 
