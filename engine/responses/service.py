@@ -411,9 +411,11 @@ class ResponsesService:
                 await _interrupt(run.running)
         if task is not None:
             done, _ = await asyncio.wait({task}, timeout=CANCEL_WAIT)
-            if not done:  # code that ignores the interrupt: the loop is stopped outright
+            # Still in the loop (code that ignores the interrupt, a slow model): stopped
+            # outright; a response already saving its end (no longer live) is let finish.
+            if not done and response_id in self.live:
                 task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+            await asyncio.gather(task, return_exceptions=True)
         return self.get(owner, response_id)[0]
 
     def input_items(self, owner: str, response_id: str, **paging: Any) -> Page[Item]:
