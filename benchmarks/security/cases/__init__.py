@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..model import Case
-from . import api, files, isolation, kernel, network, resources, tenancy
+from . import api, files, isolation, kernel, network, resources, responses, tenancy
 
 CASES: list[Case] = [
     *resources.CASES,
@@ -12,6 +12,7 @@ CASES: list[Case] = [
     *files.CASES,
     *kernel.CASES,
     *api.CASES,
+    *responses.CASES,
     *tenancy.CASES,
 ]
 
