@@ -34,6 +34,10 @@ FLAGS = [
 IMAGES = Path(__file__).parent.parent / "docs" / "images"
 KEY = LiveServer.keys[0]
 PWNED = "window.__pwned=1;alert(1)"  # no quotes: it goes inside Python and HTML strings
+# What the page waits on starts containers and kernels: on a loaded 2-core machine that can take
+# longer than playwright's defaults (30 s for waits, 5 s for expect). A passing wait ends early.
+WAIT_MS = 90_000
+expect.set_options(timeout=WAIT_MS)
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +92,7 @@ class Watched:
 
 def open_page(browser: Any, server: ServerThread, key: str | None = KEY, view: str = "") -> Watched:
     context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context.set_default_timeout(WAIT_MS)
     watched = Watched(context.new_page())
     page = watched.page
     page.goto(server.url + "/" + view)
@@ -113,7 +118,7 @@ def new_assistant(browser: Any, server: ServerThread, name: str) -> Watched:
     return watched
 
 
-def run_cell(page: Any, code: str, timeout: float = 60_000) -> Any:
+def run_cell(page: Any, code: str, timeout: float = WAIT_MS) -> Any:
     cells = page.locator("#cells > li.cell:not(.note)")
     before = cells.count()
     page.get_by_label("Code", exact=True).fill(code)
@@ -197,9 +202,9 @@ def test_console_streams_cells_figures_html_and_tracebacks(
     )
     page.get_by_role("button", name="Run").click()
     streaming = page.locator("#cells > li.cell").last
-    streaming.locator("pre.stdout").get_by_text("first").wait_for(timeout=30_000)
+    streaming.locator("pre.stdout").get_by_text("first").wait_for(timeout=WAIT_MS)
     assert streaming.locator(".cell-footer").count() == 0  # read at once: it must not be there yet
-    streaming.locator(".cell-footer").wait_for(timeout=30_000)
+    streaming.locator(".cell-footer").wait_for(timeout=WAIT_MS)
 
     figure = run_cell(
         page,
@@ -393,7 +398,7 @@ def test_a_function_call_opens_a_form_for_its_output(browser: Any, live_server: 
     page.get_by_label("Output of get_time").fill("14:05")
     page.get_by_role("button", name="Submit tool outputs").click()
     page.locator("#messages").get_by_text("Weather: sunny, 21 C. Time: 14:05.").wait_for(
-        timeout=60_000
+        timeout=WAIT_MS
     )
     watched.clean()
     page.context.close()
@@ -449,9 +454,9 @@ def test_assistants_are_edited_deleted_given_files_and_runs_cancelled(
         "Create a visualization of a sinewave, and stream slowly"
     )
     page.get_by_role("button", name="Send").click()
-    page.locator("#messages .message.assistant .text").first.wait_for(timeout=60_000)
+    page.locator("#messages .message.assistant .text").first.wait_for(timeout=WAIT_MS)
     page.get_by_role("button", name="Cancel run").click()
-    page.locator("#run-status").get_by_text("cancelled").wait_for(timeout=60_000)
+    page.locator("#run-status").get_by_text("cancelled").wait_for(timeout=WAIT_MS)
     expect(page.get_by_role("button", name="Send")).to_be_enabled()
 
     page.get_by_role("button", name="Delete assistant").click()
@@ -489,7 +494,7 @@ HANDBOOK = (
 )
 
 
-def wait_run(page: Any, timeout: float = 90_000) -> None:
+def wait_run(page: Any, timeout: float = WAIT_MS) -> None:
     page.locator("#run-status").get_by_text("completed").wait_for(timeout=timeout)
 
 
@@ -618,7 +623,7 @@ def test_every_control_is_named_and_the_page_works_from_the_keyboard(
     page.keyboard.press("Enter")
     page.locator("#messages .message.assistant").get_by_text(
         "echo: hello from the keyboard"
-    ).wait_for(timeout=60_000)
+    ).wait_for(timeout=WAIT_MS)
     # A screen reader hears the finished reply once, through a status region.
     expect(page.get_by_role("status").filter(has_text="assistant: echo: hello")).to_have_count(1)
 
@@ -632,7 +637,7 @@ def test_every_control_is_named_and_the_page_works_from_the_keyboard(
     page.keyboard.type("print(6 * 7)")
     page.keyboard.press("Shift+Enter")
     cell = page.locator("#cells > li.cell:not(.note)").last
-    cell.locator(".cell-footer").wait_for(timeout=60_000)
+    cell.locator(".cell-footer").wait_for(timeout=WAIT_MS)
     assert cell.locator("pre.stdout").inner_text().strip() == "42"
     tab_to(page, "Run")
     watched.clean()
@@ -646,12 +651,12 @@ def test_a_thread_whose_run_goes_on_is_shown_once_the_run_ends(
     page = watched.page
     page.get_by_label("Message", exact=True).fill("Take a nap, then say so")
     page.get_by_role("button", name="Send").click()
-    page.locator("#messages .message.tool pre.code").first.wait_for(timeout=60_000)
+    page.locator("#messages .message.tool pre.code").first.wait_for(timeout=WAIT_MS)
     thread_id = page.locator("#thread-select").input_value()
     reload(page)  # mid-run: the page's stream is gone, the run is not
     page.get_by_label("Thread", exact=True).select_option(thread_id)
     page.locator("#run-status").get_by_text("started earlier").wait_for()
-    page.locator("#messages").get_by_text("Rested: rested.").wait_for(timeout=60_000)
+    page.locator("#messages").get_by_text("Rested: rested.").wait_for(timeout=WAIT_MS)
     expect(page.locator("#run-status")).to_have_text("completed")
     expect(page.locator("#messages .message.tool pre.code")).to_contain_text("time.sleep(6)")
     watched.clean()
