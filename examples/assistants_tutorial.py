@@ -104,7 +104,9 @@ def main() -> None:
     output = Path(os.environ.get("OUTPUT_DIR", "."))
     timeout = float(os.environ.get("POLL_TIMEOUT", "600"))
     output.mkdir(parents=True, exist_ok=True)
-    client = OpenAI(base_url=f"{base_url}/v1", api_key=os.environ.get("SANDBOX_KEY", "sk-local-example"))
+    client = OpenAI(
+        base_url=f"{base_url}/v1", api_key=os.environ.get("SANDBOX_KEY", "sk-local-example")
+    )
 
     # Create an assistant
     assistant = client.beta.assistants.create(
