@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..model import Case
-from . import api, files, isolation, kernel, network, resources, responses, tenancy
+from . import api, files, isolation, kernel, network, resources, responses, tenancy, web
 
 CASES: list[Case] = [
     *resources.CASES,
@@ -14,6 +14,7 @@ CASES: list[Case] = [
     *api.CASES,
     *responses.CASES,
     *tenancy.CASES,
+    *web.CASES,
 ]
 
 _names = [c.name for c in CASES]
