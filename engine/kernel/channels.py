@@ -13,7 +13,7 @@ from typing import Any, Literal
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.session import Session
 
-from .wire import ChannelBroken, Connection, WireLimits
+from .wire import ChannelBroken, Connection, PermitGate, WireLimits, shared_budget
 
 log = logging.getLogger(__name__)
 Channel = Literal["shell", "iopub", "control"]
@@ -42,6 +42,7 @@ class KernelChannels:
         self._conns: dict[Channel, Connection] = {}
 
     async def open(self, info: KernelConnectionInfo, timeout: float = 10.0) -> None:
+        gate = PermitGate(shared_budget(self.limits))  # one permit at most for the whole kernel
         try:
             for channel, socket_type in _SOCKET_TYPES.items():
                 self._conns[channel] = await Connection.open(
@@ -51,6 +52,7 @@ class KernelChannels:
                     self.limits,
                     identity=self.session.bsession,
                     timeout=timeout,
+                    gate=gate,
                 )
         except BaseException:
             self.close()
