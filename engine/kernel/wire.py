@@ -122,6 +122,11 @@ def shared_budget(limits: WireLimits) -> ReceiveBudget:
     return budget
 
 
+def loop_budget() -> ReceiveBudget | None:
+    """The running loop's budget, if a kernel has made it (for diagnostics and the bench)."""
+    return _BUDGETS.get(asyncio.get_running_loop())
+
+
 class Message:
     """A received message's frames; ``release`` gives its permit back once it is decoded."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..model import Case
-from . import api, files, isolation, kernel, network, resources
+from . import api, files, isolation, kernel, mcp_reads, network, resources, wire
 
 CASES: list[Case] = [
     *resources.CASES,
@@ -11,7 +11,9 @@ CASES: list[Case] = [
     *network.CASES,
     *files.CASES,
     *kernel.CASES,
+    *wire.CASES,
     *api.CASES,
+    *mcp_reads.CASES,
 ]
 
 _names = [c.name for c in CASES]
