@@ -21,7 +21,7 @@ BIG_OUTPUT = "display({'text/plain': 'c' * (2 * 2**20)}, raw=True)"
 SAMPLES = 40
 
 STALL = """\
-import json, os, signal, socket, struct, time
+import array, fcntl, json, os, signal, socket, struct, termios, time
 from ipykernel.connect import get_connection_info
 
 info = json.loads(get_connection_info())
@@ -53,6 +53,14 @@ def connections(channel):
 frame = struct.pack('>BQ', 1 | 2, 2 * 2**20) + b'h' * (2 * 2**20)  # MORE | LONG, 2 MB
 for channel in @CHANNELS@:
     for sock in connections(channel):
+        # Write between two of the kernel's own messages: wait until its queue is empty.
+        queued, quiet = array.array('i', [0]), 0
+        for _ in range(100):
+            fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, queued)
+            quiet = quiet + 1 if queued[0] == 0 else 0
+            if quiet == 4:
+                break
+            time.sleep(0.05)
         sock.settimeout(5)  # a stale connection nobody reads must not hold the attack up
         try:
             sock.sendall(frame)  # a whole frame marked MORE, then nothing: no header follows
@@ -107,13 +115,13 @@ async def _until(predicate: object, seconds: float) -> float | None:
 
 
 async def _stall(
-    ctx: Context, kernels: int, channels: tuple[str, ...]
+    ctx: Context, kernels: int, channels: tuple[str, ...], timeout: float = 40
 ) -> tuple[list[Session], list[asyncio.Task[ExecutionResult]]]:
     sessions = [await ctx.session() for _ in range(kernels)]
     for s in sessions:  # the kernels are up before the clock starts
         await s.execute("1", timeout=60)
     code = stall_code(channels)
-    tasks = [asyncio.ensure_future(s.execute(code, timeout=40)) for s in sessions]
+    tasks = [asyncio.ensure_future(s.execute(code, timeout=timeout)) for s in sessions]
     return sessions, tasks
 
 
@@ -190,7 +198,7 @@ async def bounded_wait(ctx: Context) -> Verdict:
     like another tenant's big output, get an answer within one deadline and one wait."""
     canary = await _canary(ctx)
     budget = _budget()
-    sessions, tasks = await _stall(ctx, budget.permits + 1, ("shell",))
+    sessions, tasks = await _stall(ctx, budget.permits + 1, ("shell",), timeout=25)
     full = await _until(lambda: budget.available == 0, 20)
     started = time.perf_counter()
     r = await canary.execute(BIG_OUTPUT, timeout=120)
@@ -242,6 +250,6 @@ CASES = [
         "the waits are bounded: the other tenant's output arrives within one deadline plus one "
         "wait, the stalled kernels are replaced, and every permit comes back",
         bounded_wait,
-        limit=300,
+        limit=420,
     ),
 ]
