@@ -271,3 +271,25 @@ async def test_a_large_message_nobody_takes_is_dropped_at_its_deadline(
     message = await conn.recv(5)
     assert message is not None and message.frames == [b"after"]
     conn.close()
+
+
+async def test_a_flood_of_malformed_messages_makes_one_log_line(
+    ctx: zmq.asyncio.Context, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A kernel that writes junk on its socket (or misaligns its own framing) gets each
+    message dropped, without a log line per message."""
+    from jupyter_client.session import Session
+
+    from engine.kernel.channels import MALFORMED, KernelChannels
+
+    router, conn, ident = await _dealer_pair(ctx, tmp_path)
+    channels = KernelChannels(Session(key=b"k"), LIMITS)
+    channels._conns["shell"] = conn
+    for n in range(200):
+        await router.send_multipart([ident, b"junk %d" % n])
+    with caplog.at_level("WARNING", logger="engine.kernel.channels"):
+        for _ in range(200):
+            assert await channels.recv("shell", 5) is MALFORMED
+    lines = [r for r in caplog.records if "malformed" in r.getMessage()]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    channels.close()
