@@ -21,7 +21,7 @@ BIG_OUTPUT = "display({'text/plain': 'c' * (2 * 2**20)}, raw=True)"
 SAMPLES = 40
 
 STALL = """\
-import array, fcntl, json, os, signal, socket, struct, termios, time
+import json, os, signal, socket, struct, threading, time
 from ipykernel.connect import get_connection_info
 
 info = json.loads(get_connection_info())
@@ -29,12 +29,13 @@ time.sleep(0.5)  # let the kernel's own busy status leave first
 
 
 def connections(channel):
-    \"\"\"The accepted connections on a channel's socket: the engine's, and maybe stale ones.\"\"\"
+    \"\"\"The accepted connections on a channel's socket (each socket once, whatever its fds).\"\"\"
     path = f"{info['ip']}-{info[channel + '_port']}"
-    found = []
+    found = {}
     for fd in os.listdir('/proc/self/fd'):
         try:
-            if not os.readlink(f'/proc/self/fd/{fd}').startswith('socket:'):
+            link = os.readlink(f'/proc/self/fd/{fd}')
+            if not link.startswith('socket:') or link in found:
                 continue
             sock = socket.socket(fileno=os.dup(int(fd)))
         except OSError:
@@ -42,30 +43,26 @@ def connections(channel):
         try:
             listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
             if sock.family == socket.AF_UNIX and sock.getsockname() == path and not listening:
-                found.append(sock)
-            else:
-                sock.close()
+                found[link] = sock
+                continue
         except OSError:
-            sock.close()
-    return found
+            pass
+        sock.close()
+    return list(found.values())
 
 
 frame = struct.pack('>BQ', 1 | 2, 2 * 2**20) + b'h' * (2 * 2**20)  # MORE | LONG, 2 MB
+writers = []
 for channel in @CHANNELS@:
     for sock in connections(channel):
-        # Write between two of the kernel's own messages: wait until its queue is empty.
-        queued, quiet = array.array('i', [0]), 0
-        for _ in range(100):
-            fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, queued)
-            quiet = quiet + 1 if queued[0] == 0 else 0
-            if quiet == 4:
-                break
-            time.sleep(0.05)
-        sock.settimeout(5)  # a stale connection nobody reads must not hold the attack up
-        try:
-            sock.sendall(frame)  # a whole frame marked MORE, then nothing: no header follows
-        except OSError:
-            pass
+        sock.setblocking(True)
+        # A whole frame marked MORE, then nothing: the next header never comes. One thread per
+        # connection: the engine reads each when it has a permit for it.
+        writers.append(threading.Thread(target=sock.sendall, args=(frame,), daemon=True))
+for writer in writers:
+    writer.start()
+for writer in writers:
+    writer.join(30)
 os.kill(os.getpid(), signal.SIGSTOP)  # no thread of the kernel writes again
 """
 
