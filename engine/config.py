@@ -161,6 +161,10 @@ class Settings(BaseSettings):
     127.0.0.1, localhost and ``host``; others get 421 (the MCP SDK's DNS-rebinding guard)."""
     mcp_idle_timeout: int = Field(default=1800, ge=1)
     """Seconds an MCP session, and a sandbox it or ``create_session`` made, lives unused."""
+    mcp_max_read_mb: int = Field(default=16, ge=1)
+    """Largest file an MCP resource read returns. A read is one JSON message carrying the file
+    as base64 (4/3 of its size), held whole by the engine and the client; bigger files are
+    refused with the HTTP download route to use instead."""
 
     def load_api_keys(self) -> list[str]:
         keys = [k.strip() for k in self.api_keys.split(",") if k.strip()]

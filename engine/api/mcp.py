@@ -22,7 +22,6 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from .. import errors
 from ..config import Settings
 from ..core import Engine
 from ..mcp import TENANT_SCOPE_KEY, SandboxTools, UploadSigner, build_server
@@ -167,9 +166,7 @@ async def upload(
     body: FileBodyDep,
 ) -> SessionFile:
     endpoint: McpEndpoint = request.app.state.mcp
-    grant = endpoint.signer.verify(token)
-    if grant.owner != tenant:
-        raise errors.NotFound("invalid upload URL")
+    grant = endpoint.signer.verify(token, tenant)
     _, data = body.file()
     session = engine.get_session(grant.session_id, tenant)
     return await session.upload(grant.filename, data)

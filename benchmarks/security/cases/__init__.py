@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..model import Case
-from . import api, files, isolation, kernel, network, resources, responses, tenancy, web
+from . import api, files, isolation, kernel, mcp_reads, network, resources, responses, tenancy, web, wire
 
 CASES: list[Case] = [
     *resources.CASES,
@@ -12,9 +12,11 @@ CASES: list[Case] = [
     *files.CASES,
     *kernel.CASES,
     *api.CASES,
+    *mcp_reads.CASES,
     *responses.CASES,
     *tenancy.CASES,
     *web.CASES,
+    *wire.CASES,
 ]
 
 _names = [c.name for c in CASES]
