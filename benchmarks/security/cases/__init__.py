@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 from ..model import Case
-from . import api, files, isolation, kernel, mcp_reads, network, resources, responses, tenancy, web, wire
+from . import (
+    api,
+    files,
+    isolation,
+    kernel,
+    mcp_reads,
+    network,
+    resources,
+    responses,
+    tenancy,
+    web,
+    wire,
+)
 
 CASES: list[Case] = [
     *resources.CASES,
