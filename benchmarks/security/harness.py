@@ -17,11 +17,11 @@ from typing import Any
 
 import docker
 import httpx
-import uvicorn
 
 from engine import Engine, ExecutionStatus, Session, Settings
 from engine.api import create_app
 from engine.api.auth import KeyRing
+from engine.api.connections import EdgeServer, server_config
 from engine.core import HOME_LABEL
 from engine.errors import EngineError
 
@@ -48,8 +48,9 @@ class ApiServer:
         self._sock.bind(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(self.app, log_level="error", timeout_graceful_shutdown=30)
-        self.server = uvicorn.Server(config)
+        # The connection layer of `serve`: head deadline, connection cap, accept errors.
+        config = server_config(self.app, settings, log_level="error", timeout_graceful_shutdown=30)
+        self.server = EdgeServer(config)
         self._task: asyncio.Task[None] | None = None
 
     @property
