@@ -45,8 +45,13 @@ class EveryInterval:
         self.total += 1
         now = time.monotonic()
         if now - self._last >= self.interval:
+            suffix = f" ({detail})" if detail else ""
             log.warning(
-                "%s: %d in the last %.0f s %s", self.message, self.count, self.interval, detail
+                "%s: %d since the last such line (at most one per %.0f s)%s",
+                self.message,
+                self.count,
+                self.interval,
+                suffix,
             )
             self.count = 0
             self._last = now
@@ -161,7 +166,7 @@ class EdgeServer(uvicorn.Server):
 
         def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
             if context.get("message") == ACCEPT_ERROR:
-                accept_errors.note(f"(last: {context.get('exception')})")
+                accept_errors.note(f"last: {context.get('exception')}")
             elif previous is not None:
                 previous(loop, context)
             else:

@@ -267,7 +267,8 @@ async def slowloris(ctx: Context) -> Verdict:
         f"held {full} half-open connections (dropped and reopened {dropped} after the "
         f"{deadline:g} s head deadline; {failed} failed to connect); tenant B execute p99 "
         f"{q * 1000:.1f} ms quiet, {a * 1000:.1f} ms under attack ({a / q:.2f}x, must be < 2x; "
-        f"{len(attacked)} requests); healthz {after}",
+        f"p50 {statistics.median(quiet) * 1000:.1f} -> {statistics.median(attacked) * 1000:.1f}"
+        f" ms; {len(attacked)} requests); healthz {after}",
         None,
         end,
     )
