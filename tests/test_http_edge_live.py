@@ -266,3 +266,44 @@ def test_a_rebound_name_reaches_nothing(chromium: Any, keyless_server: LiveServe
     assert read[0] == 421 and "SANDBOX_ALLOWED_HOSTS" in read[1], read
     assert own_sessions(keyless_server) == before and files(keyless_server) == files_before
     page.close()
+
+
+# --- `sandbox-engine serve` runs the connection layer ---
+
+
+def test_serve_drops_stalled_heads_caps_connections_and_raises_its_file_limit(
+    tmp_path: Path,
+) -> None:
+    import socket
+    import time
+
+    from .serve_process import ServeProcess, remove_all
+
+    data_dir = tmp_path / "engine"
+    serve = ServeProcess(data_dir, header_timeout=1, max_connections=5, shutdown_sandboxes="close")
+    try:
+        serve.wait_ready()
+        assert "connections: at most 5 open, request heads within 1 s" in serve.output()
+        limits = Path(f"/proc/{serve.proc.pid}/limits").read_text()
+        soft, hard = next(
+            line.split()[3:5] for line in limits.splitlines() if line.startswith("Max open files")
+        )
+        assert soft == hard, limits
+        serve.client.close()  # its keep-alive connection would count towards the cap
+        socks = []
+        for _ in range(6):
+            s = socket.create_connection(("127.0.0.1", serve.port), timeout=10)
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            socks.append(s)
+        begun = time.monotonic()
+        answers = [s.recv(4096) for s in socks]  # 503 for the one over the cap, EOF for the rest
+        assert sum(b"503 Service Unavailable" in a for a in answers) == 1, answers
+        assert sum(a == b"" for a in answers) == 5, answers
+        assert 0.5 < time.monotonic() - begun < 4  # the stalled heads' deadline is 1 s
+        for s in socks:
+            s.close()
+        assert httpx.get(f"{serve.url}/healthz", timeout=10).status_code == 200
+        assert "(SANDBOX_HEADER_TIMEOUT)" in serve.output()
+    finally:
+        serve.stop()
+        remove_all(data_dir)
