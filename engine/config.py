@@ -142,8 +142,8 @@ class Settings(BaseSettings):
     header_timeout: float = Field(default=10.0, gt=0)
     """Seconds a connection may take to send a complete request head; then it is closed."""
     max_connections: int = Field(default=4096, ge=1)
-    """Open HTTP connections at most (and at most half the open-files limit); over it a new
-    connection gets 503 and is closed."""
+    """Open HTTP connections at most (and at most half the open-files limit); over it the
+    connection longest without a request head is closed, or, if none, the new one (503)."""
 
     # --- restarts ---
     shutdown_sandboxes: Literal["keep", "close"] = "keep"

@@ -104,6 +104,10 @@ async def small_app(scope: dict, receive: object, send: object) -> None:  # type
             elif message["type"] == "lifespan.shutdown":
                 await send({"type": "lifespan.shutdown.complete"})  # type: ignore[operator]
                 return
+    if scope["path"] == "/hold":  # a request in flight until its client goes away
+        while (await receive())["type"] != "http.disconnect":  # type: ignore[operator]
+            pass
+        return
     await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
     await send({"type": "http.response.body", "body": b"ok"})  # type: ignore[operator]
 
@@ -201,27 +205,55 @@ def test_an_idle_keep_alive_connection_has_the_same_deadline(edge: ServerThread)
 
 
 @pytest.mark.parametrize("edge", [6.0], indirect=True)
-def test_over_the_cap_new_connections_are_refused_at_once_and_logged_once(
+def test_at_the_cap_a_stalled_head_makes_room_for_a_new_connection(
     edge: ServerThread, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, "engine.serve"):
         held = stalled(edge, 20)
         time.sleep(0.2)  # the server has taken them
-        refused = 0
+        newer = stalled(edge, 10)
+        # The ten that waited longest were closed, oldest first; the rest still wait.
+        assert all(closed_by_server(s, within=1) for s in held[:10])
+        assert not any(closed_by_server(s, within=0.05) for s in held[10:] + newer)
+        begun = time.monotonic()
+        assert httpx.get(f"{edge.url}/", timeout=5).text == "ok"
+        assert time.monotonic() - begun < 1
+        assert closed_by_server(held[10], within=1)
+        for s in held + newer:
+            s.close()
+    lines = [r for r in caplog.records if "to make room" in r.getMessage()]
+    assert 1 <= len(lines) <= 2, [r.getMessage() for r in lines]
+
+
+IN_FLIGHT = b"POST /hold HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\n"
+
+
+@pytest.mark.parametrize("edge", [6.0], indirect=True)
+def test_over_the_cap_with_every_request_in_flight_new_connections_get_503_at_once(
+    edge: ServerThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, "engine.serve"):
+        held = []
+        for _ in range(20):
+            s = socket.create_connection(("127.0.0.1", edge.port), timeout=10)
+            s.sendall(IN_FLIGHT)
+            held.append(s)
+        time.sleep(0.3)  # the server has parsed their heads
         for _ in range(15):
             begun = time.monotonic()
             r = httpx.get(f"{edge.url}/", timeout=5)
             assert r.status_code == 503 and time.monotonic() - begun < 1
+            assert r.json()["error"]["code"] == "too_many_connections"
             assert "SANDBOX_MAX_CONNECTIONS" in r.json()["error"]["message"]
-            refused += 1
         for s in held:
-            assert closed_by_server(s, within=10)
             s.close()
-    assert refused == 15
     lines = [r for r in caplog.records if "over the cap" in r.getMessage()]
     assert 1 <= len(lines) <= 2, [r.getMessage() for r in lines]
-    # Once the stalled ones are gone, the server takes connections again.
-    assert httpx.get(f"{edge.url}/", timeout=5).text == "ok"
+    # Once those requests are gone, the server takes connections again.
+    deadline = time.monotonic() + 5
+    while httpx.get(f"{edge.url}/", timeout=5).status_code == 503:
+        assert time.monotonic() < deadline, "the cap was not released"
+        time.sleep(0.05)
 
 
 ACCEPT_STORM = textwrap.dedent(

@@ -271,6 +271,17 @@ def test_a_rebound_name_reaches_nothing(chromium: Any, keyless_server: LiveServe
 # --- `sandbox-engine serve` runs the connection layer ---
 
 
+def closed(s: Any, within: float) -> bool:
+    """Whether the server closed ``s`` (an end of file or a reset) within ``within`` s."""
+    s.settimeout(within)
+    try:
+        return bool(s.recv(4096) == b"")
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
 def test_serve_drops_stalled_heads_caps_connections_and_raises_its_file_limit(
     tmp_path: Path,
 ) -> None:
@@ -296,9 +307,8 @@ def test_serve_drops_stalled_heads_caps_connections_and_raises_its_file_limit(
             s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
             socks.append(s)
         begun = time.monotonic()
-        answers = [s.recv(4096) for s in socks]  # 503 for the one over the cap, EOF for the rest
-        assert sum(b"503 Service Unavailable" in a for a in answers) == 1, answers
-        assert sum(a == b"" for a in answers) == 5, answers
+        assert closed(socks[0], 0.5)  # over the cap: the oldest stalled head made room
+        assert all(closed(s, 5) for s in socks[1:])  # the others at their deadline
         assert 0.5 < time.monotonic() - begun < 4  # the stalled heads' deadline is 1 s
         for s in socks:
             s.close()

@@ -74,6 +74,12 @@ class EdgeConfig(uvicorn.Config):
             "(SANDBOX_HEADER_TIMEOUT)"
         )
         self.accept_errors = EveryInterval("accept() failed (out of descriptors or memory)")
+        self.evicted = EveryInterval(
+            "connections still without a request head closed to make room for new ones "
+            f"(SANDBOX_MAX_CONNECTIONS={max_connections})"
+        )
+        self.waiting: dict[BoundedH11Protocol, None] = {}
+        """Connections waiting for a request head, oldest first."""
 
 
 def _over_capacity_response(cap: int) -> bytes:
@@ -94,7 +100,9 @@ def _over_capacity_response(cap: int) -> bytes:
 
 class BoundedH11Protocol(H11Protocol):
     """A deadline runs while the connection waits for a request head: from the connection's
-    start, and again after each response; the parsed head disarms it."""
+    start, and again after each response; the parsed head disarms it. Over the cap, the
+    connection that has waited longest for a head is closed to make room; when every
+    connection has a request in flight, the new one gets a 503 and is closed."""
 
     config: EdgeConfig
 
@@ -111,7 +119,14 @@ class BoundedH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if len(self.connections) > self.config.max_connections:
+        if len(self.connections) > self.config.max_connections and self.config.waiting:
+            # Full: the connection that has waited longest for a head makes room (slow-loris).
+            oldest = next(iter(self.config.waiting))
+            oldest._disarm()
+            oldest.transport.close()
+            self.connections.discard(oldest)
+            self.config.evicted.note()
+        elif len(self.connections) > self.config.max_connections:
             self.config.refused.note()
             self.connections.discard(self)
             transport.write(_over_capacity_response(self.config.max_connections))
@@ -141,14 +156,17 @@ class BoundedH11Protocol(H11Protocol):
     def _arm(self) -> None:
         self._disarm()
         self._head_timer = self.loop.call_later(self.config.header_timeout, self._head_too_slow)
+        self.config.waiting[self] = None
 
     def _disarm(self) -> None:
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
+            self.config.waiting.pop(self, None)
 
     def _head_too_slow(self) -> None:
         self._head_timer = None
+        self.config.waiting.pop(self, None)
         if not self.transport.is_closing():
             self.config.slow_heads.note()
             self.transport.close()
