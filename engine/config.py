@@ -143,7 +143,8 @@ class Settings(BaseSettings):
     """Seconds a connection may take to send a complete request head; then it is closed."""
     max_connections: int = Field(default=4096, ge=1)
     """Open HTTP connections at most (and at most half the open-files limit); over it the
-    connection longest without a request head is closed, or, if none, the new one (503)."""
+    new connection that has waited longest (1 s or more) for its first request head is
+    closed, or, if none, the newcomer (503)."""
 
     # --- restarts ---
     shutdown_sandboxes: Literal["keep", "close"] = "keep"

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from engine import Settings
-from engine.api.connections import EdgeServer
+from engine.api.connections import EVICT_AFTER, EdgeServer
 from engine.api.hosts import HostPolicy
 
 from .conftest import ServerThread
@@ -210,7 +210,10 @@ def test_at_the_cap_a_stalled_head_makes_room_for_a_new_connection(
 ) -> None:
     with caplog.at_level(logging.WARNING, "engine.serve"):
         held = stalled(edge, 20)
-        time.sleep(0.2)  # the server has taken them
+        # A head awaited for less than EVICT_AFTER may just not have been read: kept, and
+        # the newcomer is refused.
+        assert httpx.get(f"{edge.url}/", timeout=5).status_code == 503
+        time.sleep(EVICT_AFTER + 0.2)  # only a head awaited that long can be evicted
         newer = stalled(edge, 10)
         # The ten that waited longest were closed, oldest first; the rest still wait.
         assert all(closed_by_server(s, within=1) for s in held[:10])

@@ -26,6 +26,9 @@ from .errors import error_body
 log = logging.getLogger("engine.serve")
 
 ACCEPT_ERROR = "socket.accept() out of system resource"
+EVICT_AFTER = 1.0
+"""Seconds a connection must have waited for its first request head before it can be closed
+to make room for a new one over the cap."""
 LOG_INTERVAL = 10.0
 """Seconds between two log lines about the same kind of dropped or failed connection."""
 
@@ -75,11 +78,11 @@ class EdgeConfig(uvicorn.Config):
         )
         self.accept_errors = EveryInterval("accept() failed (out of descriptors or memory)")
         self.evicted = EveryInterval(
-            "connections still without a request head closed to make room for new ones "
+            "connections that never sent a request head closed to make room for new ones "
             f"(SANDBOX_MAX_CONNECTIONS={max_connections})"
         )
-        self.waiting: dict[BoundedH11Protocol, None] = {}
-        """Connections waiting for a request head, oldest first."""
+        self.waiting: dict[BoundedH11Protocol, float] = {}
+        """Connections waiting for their first request head, oldest first."""
 
 
 def _over_capacity_response(cap: int) -> bytes:
@@ -101,8 +104,8 @@ def _over_capacity_response(cap: int) -> bytes:
 class BoundedH11Protocol(H11Protocol):
     """A deadline runs while the connection waits for a request head: from the connection's
     start, and again after each response; the parsed head disarms it. Over the cap, the
-    connection that has waited longest for a head is closed to make room; when every
-    connection has a request in flight, the new one gets a 503 and is closed."""
+    connection that has waited longest for its first head is closed to make room; when there
+    is none, the new one gets a 503 and is closed."""
 
     config: EdgeConfig
 
@@ -119,12 +122,17 @@ class BoundedH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if len(self.connections) > self.config.max_connections and self.config.waiting:
-            # Full: the connection that has waited longest for a head makes room (slow-loris).
-            oldest = next(iter(self.config.waiting))
-            oldest._disarm()
-            oldest.transport.close()
-            self.connections.discard(oldest)
+        victim, since = next(iter(self.config.waiting.items()), (None, 0.0))
+        if (
+            len(self.connections) > self.config.max_connections
+            and victim is not None
+            and self.loop.time() - since >= EVICT_AFTER
+        ):
+            # Full: the connection that has waited longest for its first head makes room; one
+            # younger than EVICT_AFTER may just not have been read yet (a flood in one tick).
+            victim._disarm()
+            victim.transport.close()
+            self.connections.discard(victim)
             self.config.evicted.note()
         elif len(self.connections) > self.config.max_connections:
             self.config.refused.note()
@@ -156,7 +164,8 @@ class BoundedH11Protocol(H11Protocol):
     def _arm(self) -> None:
         self._disarm()
         self._head_timer = self.loop.call_later(self.config.header_timeout, self._head_too_slow)
-        self.config.waiting[self] = None
+        if self._timed_cycle is None:  # never sent a head: an idle keep-alive is not evicted
+            self.config.waiting[self] = self.loop.time()
 
     def _disarm(self) -> None:
         if self._head_timer is not None:

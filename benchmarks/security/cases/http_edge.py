@@ -230,7 +230,13 @@ async def _latencies(http: httpx.AsyncClient, sid: str, count: int, at_least: fl
     begun = time.monotonic()
     while len(samples) < count or time.monotonic() - begun < at_least:
         t0 = time.perf_counter()
-        r = await http.post(f"/v1/sessions/{sid}/execute", json={"code": "6 * 7"})
+        try:
+            r = await http.post(f"/v1/sessions/{sid}/execute", json={"code": "6 * 7"})
+        except httpx.HTTPError as exc:
+            raise RuntimeError(
+                f"tenant B's execute {len(samples) + 1} failed after "
+                f"{time.perf_counter() - t0:.2f} s: {type(exc).__name__} {exc!r}"
+            ) from exc
         samples.append(time.perf_counter() - t0)
         if r.status_code != 200 or r.json().get("result") != {"text/plain": "42"}:
             raise RuntimeError(f"tenant B's execute failed: {r.status_code} {clip(r.text, 80)}")
@@ -269,6 +275,59 @@ async def slowloris(ctx: Context) -> Verdict:
         f"{q * 1000:.1f} ms quiet, {a * 1000:.1f} ms under attack ({a / q:.2f}x, must be < 2x; "
         f"p50 {statistics.median(quiet) * 1000:.1f} -> {statistics.median(attacked) * 1000:.1f}"
         f" ms; {len(attacked)} requests); healthz {after}",
+        None,
+        end,
+    )
+
+
+def _hold_from_another_process(port: int, n: int, seconds: float, ready: Any) -> None:
+    with Loris(port, n) as loris:
+        loris.ready.wait(60)
+        ready.set()
+        time.sleep(seconds)
+
+
+async def slowloris_over_cap(ctx: Context) -> Verdict:
+    """Twice as many stalled heads as the connection cap (lowered to 300 for the case), from
+    another process that reopens each one the moment it is closed: a connection flood. The
+    cap must not lock tenant B out: every request on its open connection is answered."""
+    import multiprocessing
+
+    config = _server(ctx).config
+    port = int(ctx.api_url.rsplit(":", 1)[1])
+    cap, config.max_connections = config.max_connections, 300
+    evicted_before = config.evicted.total
+    spawn = multiprocessing.get_context("spawn")
+    ready = spawn.Event()
+    attacker = spawn.Process(target=_hold_from_another_process, args=(port, 600, 8.0, ready))
+    try:
+        async with ctx.client(1, timeout=30) as http:
+            r = await http.post("/v1/sessions", json={})
+            r.raise_for_status()
+            sid = r.json()["id"]
+            await _latencies(http, sid, 20, 0)
+            quiet = await _latencies(http, sid, 100, 2)
+            attacker.start()
+            began = time.monotonic()
+            while not ready.is_set() and time.monotonic() - began < 60:
+                await _latencies(http, sid, 1, 0)  # its connection stays open meanwhile
+            attacked = await _latencies(http, sid, 50, 4)
+            await asyncio.to_thread(attacker.join, 30)
+            await http.delete(f"/v1/sessions/{sid}")
+    finally:
+        config.max_connections = cap
+        if attacker.is_alive():
+            attacker.kill()
+    end = time.perf_counter()
+    evicted = config.evicted.total - evicted_before
+    ok = evicted >= 300
+    return Verdict(
+        ok,
+        f"600 stalled heads against a cap of 300, reopened at once: {evicted} closed to make "
+        f"room; all {len(attacked)} of tenant B's executes answered (p50 "
+        f"{statistics.median(quiet) * 1000:.1f} ms quiet, "
+        f"{statistics.median(attacked) * 1000:.1f} ms under the flood; p99 "
+        f"{p99(quiet) * 1000:.1f} -> {p99(attacked) * 1000:.1f} ms)",
         None,
         end,
     )
@@ -385,6 +444,15 @@ CASES = [
         "each dropped at the head deadline; another tenant's execute p99 stays under 2x quiet",
         slowloris,
         limit=240.0,
+    ),
+    Case(
+        "slowloris-over-cap",
+        RESOURCES,
+        "twice as many stalled request heads as the connection cap, reopened the moment they "
+        "close, from another process",
+        "the longest-stalled heads make room; every request of another tenant is answered",
+        slowloris_over_cap,
+        limit=180.0,
     ),
     Case(
         "accept-error-log-volume",
