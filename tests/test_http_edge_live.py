@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from engine import Settings
+from engine.api.connections import EVICT_AFTER
 
 from .conftest import LiveServer, ServerThread
 
@@ -291,26 +292,34 @@ def test_serve_drops_stalled_heads_caps_connections_and_raises_its_file_limit(
     from .serve_process import ServeProcess, remove_all
 
     data_dir = tmp_path / "engine"
-    serve = ServeProcess(data_dir, header_timeout=1, max_connections=5, shutdown_sandboxes="close")
+    serve = ServeProcess(data_dir, header_timeout=3, max_connections=5, shutdown_sandboxes="close")
     try:
         serve.wait_ready()
-        assert "connections: at most 5 open, request heads within 1 s" in serve.output()
+        assert "connections: at most 5 open, request heads within 3 s" in serve.output()
         limits = Path(f"/proc/{serve.proc.pid}/limits").read_text()
         soft, hard = next(
             line.split()[3:5] for line in limits.splitlines() if line.startswith("Max open files")
         )
         assert soft == hard, limits
         serve.client.close()  # its keep-alive connection would count towards the cap
-        socks = []
-        for _ in range(6):
+
+        def stall() -> socket.socket:
             s = socket.create_connection(("127.0.0.1", serve.port), timeout=10)
             s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-            socks.append(s)
+            return s
+
         begun = time.monotonic()
-        assert closed(socks[0], 0.5)  # over the cap: the oldest stalled head made room
-        assert all(closed(s, 5) for s in socks[1:])  # the others at their deadline
-        assert 0.5 < time.monotonic() - begun < 4  # the stalled heads' deadline is 1 s
-        for s in socks:
+        socks = [stall() for _ in range(5)]
+        # Over the cap while every stalled head is younger than 1 s: the newcomer gets a 503.
+        refused = stall()
+        refused.settimeout(2)
+        assert b"503 Service Unavailable" in refused.recv(4096)
+        time.sleep(EVICT_AFTER + 0.2)
+        socks.append(stall())  # now the oldest stalled head makes room
+        assert closed(socks[0], 0.5)
+        assert all(closed(s, 5) for s in socks[1:5])  # the others at their deadline
+        assert 2.5 < time.monotonic() - begun < 6  # the stalled heads' deadline is 3 s
+        for s in [*socks, refused]:
             s.close()
         assert httpx.get(f"{serve.url}/healthz", timeout=10).status_code == 200
         assert "(SANDBOX_HEADER_TIMEOUT)" in serve.output()
