@@ -6,6 +6,7 @@ from ..model import Case
 from . import (
     api,
     files,
+    http_edge,
     isolation,
     kernel,
     mcp_reads,
@@ -24,6 +25,7 @@ CASES: list[Case] = [
     *files.CASES,
     *kernel.CASES,
     *api.CASES,
+    *http_edge.CASES,
     *mcp_reads.CASES,
     *responses.CASES,
     *tenancy.CASES,
