@@ -493,6 +493,8 @@ class Half:
     docs: dict[str, str] = field(default_factory=dict)
     questions: list[tuple[str, str]] = field(default_factory=list)
     """(question, the document that answers it)"""
+    names: dict[str, str] = field(default_factory=dict)
+    """document -> the person it is about"""
 
 
 def _half(facts: list[tuple[str, str]], people: list[str], seed: int) -> Half:
@@ -513,6 +515,7 @@ def _half(facts: list[tuple[str, str]], people: list[str], seed: int) -> Half:
             used.update(chosen)
             filename = f"p{person:02d}-{name.split()[-1].lower()}-{twin}.md"
             half.docs[filename] = text
+            half.names[filename] = name
             half.questions.append((question, filename))
     return half
 

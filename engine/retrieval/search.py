@@ -1,16 +1,21 @@
-"""Search over one or more vector stores: each query lexically and semantically, fused; the
-filters of a request applied, and its hits given their files' names and attributes."""
+"""Search over one or more vector stores: each query lexically and semantically, fused, then
+the best candidates reranked; the filters of a request applied, and its hits given their files'
+names and attributes."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import threading
+import zlib
+from collections import OrderedDict
 from typing import Any, Literal
 
 import numpy as np
 
 from .embedders import Embedder
 from .index import STOP_WORDS, ChunkIndex, Hit, Mode, fuse
+from .minilm import Matrix
 from .models import (
     Filter,
     RankingOptions,
@@ -23,6 +28,8 @@ from .models import (
 
 CANDIDATES = 50
 LEXICAL_WEIGHT = 0.2
+RERANK_CANDIDATES = 20
+RERANK_WEIGHT = 1.0
 Fusion = Literal["weighted", "rrf"]
 _QUESTION = re.compile(
     r"^(please\s+)?(can you\s+|could you\s+)?(tell me\s+|show me\s+|find\s+|search for\s+)?",
@@ -46,6 +53,7 @@ async def search_page(
     *,
     mode: Mode = "hybrid",
     fusion: Fusion = "weighted",
+    rerank: bool = True,
 ) -> SearchPage:
     """A search request over ``store_ids`` (checked usable by the caller), answered."""
     queries = request.queries()
@@ -71,6 +79,7 @@ async def search_page(
         ranking=request.ranking_options,
         mode=mode,
         fusion=fusion,
+        rerank=rerank,
     )
     names = _names(index, {(store, hit.file_id) for store, hit in hits})
     data = []
@@ -112,6 +121,7 @@ async def search_stores(
     ranking: RankingOptions | None = None,
     mode: Mode = "hybrid",
     fusion: Fusion = "weighted",
+    rerank: bool = True,
 ) -> list[tuple[str, Hit]]:
     """The best ``limit`` chunks of ``store_ids`` for ``queries``, as (store id, hit), best
     first; a chunk found by several queries keeps its best score. ``allowed`` holds, per store,
@@ -119,7 +129,9 @@ async def search_stores(
 
     Hybrid fusion: ``weighted`` (the default, chosen by the quality benchmark) scores each
     candidate of either ranking by its cosine plus ``LEXICAL_WEIGHT`` times its BM25 relative to
-    the query's best; ``rrf`` is reciprocal rank fusion of the two rankings.
+    the query's best; ``rrf`` is reciprocal rank fusion of the two rankings. Hybrid search then
+    reranks its best candidates (``_reranked``) unless ``rerank`` is off or ``ranking.ranker``
+    is ``none`` (cosine only, not reranked).
     """
     ranking = ranking or RankingOptions()
     if embedder is None or (ranking.ranker == "none" and mode == "hybrid"):
@@ -127,7 +139,7 @@ async def search_stores(
     vectors = None
     if mode != "lexical" and embedder is not None:
         vectors = await embedder.embed(queries)
-    scored: list[tuple[str, Hit]] = []
+    per_query: list[list[tuple[str, Hit]]] = [[] for _ in queries]
 
     def run() -> None:
         for n, query in enumerate(queries):
@@ -149,15 +161,110 @@ async def search_stores(
                         store, embedder.name, vectors[n], [h.chunk_id for h in lexical]
                     )
                     hits = _weighted(lexical, semantic, cosines)
-                scored.extend((store, h) for h in hits)
+                per_query[n].extend((store, h) for h in hits)
 
     await asyncio.to_thread(run)
+    if rerank and mode == "hybrid" and embedder is not None and ranking.ranker != "none":
+        for n, query in enumerate(queries):
+            per_query[n] = await _reranked(embedder, query, per_query[n])
     best: dict[int, tuple[str, Hit]] = {}
-    for store, hit in scored:
+    for store, hit in (pair for pairs in per_query for pair in pairs):
         if hit.chunk_id not in best or best[hit.chunk_id][1].score < hit.score:
             best[hit.chunk_id] = (store, hit)
     ordered = sorted(best.values(), key=lambda p: -p[1].score)[:limit]
     return [(s, h) for s, h in ordered if h.score >= ranking.score_threshold]
+
+
+_SENTENCE = re.compile(r"(?<=[.!?;:])\s+|\n+")
+_WORDS = re.compile(r"\w+", re.UNICODE)
+SENTENCE_WORDS = 48  # a longer sentence is cut into pieces of this many words
+
+
+def sentences(text: str) -> list[str]:
+    """A chunk's sentences (long ones in pieces), the units the reranker compares."""
+    out = []
+    for sentence in _SENTENCE.split(text):
+        words = sentence.split()
+        out += [
+            " ".join(words[i : i + SENTENCE_WORDS]) for i in range(0, len(words), SENTENCE_WORDS)
+        ]
+    return out or [text]
+
+
+def discriminating_query(query: str, texts: list[str]) -> str:
+    """The query without the words that two or more candidates contain (a shared name, say):
+    they cannot tell those candidates apart. The whole query when nothing else is left."""
+    found = [set(_WORDS.findall(t.lower())) for t in texts]
+    kept, dropped = [], False
+    for word in query.split():
+        terms = _WORDS.findall(word.lower())
+        if terms and all(sum(t in f for f in found) >= 2 for t in terms):
+            dropped = True
+            continue
+        kept.append(word)
+    content = [w for w in _WORDS.findall(" ".join(kept).lower()) if w not in STOP_WORDS]
+    return " ".join(kept) if dropped and content else query
+
+
+class _SentenceVectors:
+    """Recently reranked chunks' sentence vectors, so that a chunk is embedded once."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self._items: OrderedDict[tuple[str, int], Matrix] = OrderedDict()
+        self._lock = threading.Lock()
+        self.capacity = capacity
+
+    async def get(self, embedder: Embedder, texts: list[str]) -> list[Matrix]:
+        keys = [(embedder.name, zlib.crc32(t.encode())) for t in texts]
+        with self._lock:
+            found = {k: self._items[k] for k in keys if k in self._items}
+            for k in found:
+                self._items.move_to_end(k)
+        missing = [n for n, k in enumerate(keys) if k not in found]
+        if missing:
+            pieces = [sentences(texts[n]) for n in missing]
+            flat = await embedder.embed([p for ps in pieces for p in ps])
+            start = 0
+            with self._lock:
+                for n, ps in zip(missing, pieces, strict=True):
+                    found[keys[n]] = self._items[keys[n]] = flat[start : start + len(ps)]
+                    start += len(ps)
+                while len(self._items) > self.capacity:
+                    self._items.popitem(last=False)
+        return [found[k] for k in keys]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+_sentence_vectors = _SentenceVectors()
+
+
+async def _reranked(
+    embedder: Embedder, query: str, candidates: list[tuple[str, Hit]]
+) -> list[tuple[str, Hit]]:
+    """The best ``RERANK_CANDIDATES`` rescored by how close the query, less the words they
+    share, comes to their closest sentence; the others keep their place below them.
+
+    A whole chunk's embedding is dominated by what its chunks have in common (a person's name
+    in two biographies of two people so named); one sentence carries one fact.
+    """
+    ordered = sorted(candidates, key=lambda p: -p[1].score)
+    head, tail = ordered[:RERANK_CANDIDATES], ordered[RERANK_CANDIDATES:]
+    if len(head) < 2:
+        return ordered
+    texts = [h.text for _, h in head]
+    focused = discriminating_query(query, texts)
+    vector = (await embedder.embed([focused]))[0]
+    closest = [float(np.max(m @ vector)) for m in await _sentence_vectors.get(embedder, texts)]
+    rescored = []
+    for (store, hit), sim in zip(head, closest, strict=True):
+        value = (hit.score + RERANK_WEIGHT * max(sim, 0.0)) / (1 + RERANK_WEIGHT)
+        rescored.append((store, Hit(hit.chunk_id, hit.file_id, hit.text, min(1.0, value))))
+    floor = min(h.score for _, h in rescored)
+    rest = [(s, Hit(h.chunk_id, h.file_id, h.text, min(h.score, floor))) for s, h in tail]
+    return sorted(rescored, key=lambda p: -p[1].score) + rest
 
 
 def _weighted(lexical: list[Hit], semantic: list[Hit], cosines: dict[int, float]) -> list[Hit]:
