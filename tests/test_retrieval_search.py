@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -23,8 +24,8 @@ from engine.retrieval import FileSearch, embedder_status, embedders, minilm
 from engine.retrieval.embedders import Embedder, LocalMiniLM
 from engine.retrieval.index import ChunkIndex
 from engine.retrieval.ingest import Ingestion
-from engine.retrieval.minilm import ModelMismatch, model_dir, verify
-from engine.retrieval.models import ComparisonFilter, SearchRequest
+from engine.retrieval.minilm import Matrix, ModelMismatch, model_dir, verify
+from engine.retrieval.models import ComparisonFilter, RankingOptions, SearchRequest
 from engine.retrieval.search import discriminating_query, sentences
 from engine.retrieval.service import VectorStores
 from engine.store import Store
@@ -221,3 +222,46 @@ async def test_the_engine_logs_keyword_only_search_at_start(
     assert search.embedder is None and search.status["semantic"] is False
     await search.close()
     store.close()
+
+
+class RecordingEmbedder(Embedder):
+    """Word-hashing vectors (enough to rank), and every batch of texts it was asked for."""
+
+    name = "test:recording"
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+
+    async def embed(self, texts: list[str]) -> Matrix:
+        self.batches.append(texts)
+        out = np.zeros((len(texts), 32), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().split():
+                out[row, sum(map(ord, word)) % 32] += 1.0
+        norms = np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+        return (out / norms).astype(np.float32)
+
+
+async def test_sentence_vectors_are_reused_within_a_store_only(tmp_path: Path) -> None:
+    embedder = RecordingEmbedder()
+    stores, store = await _library(tmp_path, embedder)
+    text = "Otters live in rivers. They eat fish. Their fur is dense."
+    mine, theirs = stores.create("a", name="a"), stores.create("b", name="b")
+    for vs, owner in ((mine, "a"), (theirs, "b")):
+        for n in range(2):
+            await _add(stores, vs.id, owner, f"{text} Note {n}.")
+    await stores.ingestion.idle()
+
+    async def sentences_embedded(store_id: str, owner: str) -> int:
+        embedder.batches.clear()
+        await stores.search([store_id], owner, SearchRequest(query="what do otters eat"))
+        return sum(len(b) for b in embedder.batches if len(b) > 1)
+
+    assert await sentences_embedded(mine.id, "a") == 8  # 2 chunks of 4 sentences
+    assert await sentences_embedded(mine.id, "a") == 0  # kept
+    assert await sentences_embedded(theirs.id, "b") == 8  # the same texts, another store
+    none = SearchRequest(query="what do otters eat", ranking_options=RankingOptions(ranker="none"))
+    embedder.batches.clear()
+    await stores.search([theirs.id], "b", none)
+    assert embedder.batches == [["what do otters eat"]]  # cosine only: nothing reranked
+    await _close(stores, store)

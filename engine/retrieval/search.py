@@ -5,9 +5,9 @@ names and attributes."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import threading
-import zlib
 from collections import OrderedDict
 from typing import Any, Literal
 
@@ -207,31 +207,38 @@ def discriminating_query(query: str, texts: list[str]) -> str:
 
 
 class _SentenceVectors:
-    """Recently reranked chunks' sentence vectors, so that a chunk is embedded once."""
+    """Recently reranked chunks' sentence vectors, so that a chunk is embedded once. Keyed by
+    store and chunk, and checked against a digest of the text: a store never gets vectors
+    computed for another one's text, nor learns from the time taken that such a text exists."""
 
     def __init__(self, capacity: int = 4096) -> None:
-        self._items: OrderedDict[tuple[str, int], Matrix] = OrderedDict()
+        self._items: OrderedDict[tuple[str, str, int], tuple[bytes, Matrix]] = OrderedDict()
         self._lock = threading.Lock()
         self.capacity = capacity
 
-    async def get(self, embedder: Embedder, texts: list[str]) -> list[Matrix]:
-        keys = [(embedder.name, zlib.crc32(t.encode())) for t in texts]
+    async def get(self, embedder: Embedder, chunks: list[tuple[str, Hit]]) -> list[Matrix]:
+        keys = [(embedder.name, store, hit.chunk_id) for store, hit in chunks]
+        digests = [hashlib.blake2b(hit.text.encode(), digest_size=16).digest() for _, hit in chunks]
+        found: dict[int, Matrix] = {}
         with self._lock:
-            found = {k: self._items[k] for k in keys if k in self._items}
-            for k in found:
-                self._items.move_to_end(k)
-        missing = [n for n, k in enumerate(keys) if k not in found]
+            for n, key in enumerate(keys):
+                item = self._items.get(key)
+                if item is not None and item[0] == digests[n]:
+                    found[n] = item[1]
+                    self._items.move_to_end(key)
+        missing = [n for n in range(len(keys)) if n not in found]
         if missing:
-            pieces = [sentences(texts[n]) for n in missing]
+            pieces = [sentences(chunks[n][1].text) for n in missing]
             flat = await embedder.embed([p for ps in pieces for p in ps])
             start = 0
             with self._lock:
                 for n, ps in zip(missing, pieces, strict=True):
-                    found[keys[n]] = self._items[keys[n]] = flat[start : start + len(ps)]
+                    found[n] = flat[start : start + len(ps)]
+                    self._items[keys[n]] = (digests[n], found[n])
                     start += len(ps)
                 while len(self._items) > self.capacity:
                     self._items.popitem(last=False)
-        return [found[k] for k in keys]
+        return [found[n] for n in range(len(keys))]
 
     def clear(self) -> None:
         with self._lock:
@@ -257,7 +264,7 @@ async def _reranked(
     texts = [h.text for _, h in head]
     focused = discriminating_query(query, texts)
     vector = (await embedder.embed([focused]))[0]
-    closest = [float(np.max(m @ vector)) for m in await _sentence_vectors.get(embedder, texts)]
+    closest = [float(np.max(m @ vector)) for m in await _sentence_vectors.get(embedder, head)]
     rescored = []
     for (store, hit), sim in zip(head, closest, strict=True):
         value = (hit.score + RERANK_WEIGHT * max(sim, 0.0)) / (1 + RERANK_WEIGHT)
