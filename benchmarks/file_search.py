@@ -2,7 +2,9 @@
 
 ``quality``: hit@1 and hit@5 of lexical (SQLite FTS5/BM25), semantic (the embedded
 all-MiniLM-L6-v2) and hybrid (reciprocal rank fusion) search, for keyword questions and for
-paraphrased ones that share no content word with their answer.
+paraphrased ones that share no content word with their answer; then the twins corpus
+(``file_search_twins``: two biographies per named person), its tuning half and its held-out half,
+with lexical, semantic, hybrid and hybrid+rerank search.
 
 ``scale``: 10,000 text files (``--quick``: 1,000) ingested into one store by the engine's
 background ingestion (chunking, embedding, FTS5 and vector rows), then search latency, end to
@@ -190,6 +192,12 @@ def quality(args: argparse.Namespace) -> int:
     held = twins["held_out"]["hybrid+rerank"]
     report.target("twins held-out hit@1, hybrid+rerank", held["hit@1"], 0.9, at_least=True)
     report.target("twins search p50, hybrid+rerank", held["latency"]["p50_ms"], 100, " ms")
+    report.target(
+        "twins search p50, hybrid+rerank, sentence cache emptied before each query",
+        held["latency_cold_cache"]["p50_ms"],
+        100,
+        " ms",
+    )
     for label in ("keyword", "paraphrase", "identifier"):
         value = results[label]["hybrid"]["hit@1"]
         report.target(f"hybrid hit@1, {label} questions", value, 0.9, at_least=True)
