@@ -166,7 +166,8 @@ async def search_stores(
     await asyncio.to_thread(run)
     if rerank and mode == "hybrid" and embedder is not None and ranking.ranker != "none":
         for n, query in enumerate(queries):
-            per_query[n] = await _reranked(embedder, query, per_query[n])
+            assert vectors is not None
+            per_query[n] = await _reranked(embedder, query, vectors[n], per_query[n])
     best: dict[int, tuple[str, Hit]] = {}
     for store, hit in (pair for pairs in per_query for pair in pairs):
         if hit.chunk_id not in best or best[hit.chunk_id][1].score < hit.score:
@@ -249,7 +250,7 @@ _sentence_vectors = _SentenceVectors()
 
 
 async def _reranked(
-    embedder: Embedder, query: str, candidates: list[tuple[str, Hit]]
+    embedder: Embedder, query: str, vector: Matrix, candidates: list[tuple[str, Hit]]
 ) -> list[tuple[str, Hit]]:
     """The best ``RERANK_CANDIDATES`` rescored by how close the query, less the words they
     share, comes to their closest sentence; the others keep their place below them.
@@ -263,7 +264,8 @@ async def _reranked(
         return ordered
     texts = [h.text for _, h in head]
     focused = discriminating_query(query, texts)
-    vector = (await embedder.embed([focused]))[0]
+    if focused != query:
+        vector = (await embedder.embed([focused]))[0]
     closest = [float(np.max(m @ vector)) for m in await _sentence_vectors.get(embedder, head)]
     rescored = []
     for (store, hit), sim in zip(head, closest, strict=True):
