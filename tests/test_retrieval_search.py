@@ -265,3 +265,24 @@ async def test_sentence_vectors_are_reused_within_a_store_only(tmp_path: Path) -
     await stores.search([theirs.id], "b", none)
     assert embedder.batches == [["what do otters eat"]]  # cosine only: nothing reranked
     await _close(stores, store)
+
+
+async def test_a_query_embeds_a_bounded_number_of_new_words(tmp_path: Path) -> None:
+    embedder = RecordingEmbedder()
+    stores, store = await _library(tmp_path, embedder)
+    vs = stores.create("t", name="long")
+    for n in range(5):  # 400 words each, one chunk each
+        await _add(stores, vs.id, "t", "".join(f"Otters eat fish {n} {i}. " for i in range(80)))
+    await stores.ingestion.idle()
+    assert stores.index.one("SELECT COUNT(*) AS n FROM vs_chunks")["n"] == 5  # type: ignore[index]
+
+    async def sentences_embedded() -> int:
+        embedder.batches.clear()
+        await stores.search([vs.id], "t", SearchRequest(query="what do otters eat"))
+        return sum(len(b) for b in embedder.batches if len(b) > 1)
+
+    assert await sentences_embedded() == 160  # two new chunks: 800 words, a third would pass 1,000
+    assert await sentences_embedded() == 160  # those two kept, two more new ones
+    assert await sentences_embedded() == 80  # the last one
+    assert await sentences_embedded() == 0
+    await _close(stores, store)

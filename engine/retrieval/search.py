@@ -30,6 +30,7 @@ CANDIDATES = 50
 LEXICAL_WEIGHT = 0.2
 RERANK_CANDIDATES = 20
 RERANK_WEIGHT = 1.0
+RERANK_NEW_WORDS = 1_000
 Fusion = Literal["weighted", "rrf"]
 _QUESTION = re.compile(
     r"^(please\s+)?(can you\s+|could you\s+)?(tell me\s+|show me\s+|find\s+|search for\s+)?",
@@ -208,42 +209,58 @@ def discriminating_query(query: str, texts: list[str]) -> str:
 
 
 class _SentenceVectors:
-    """Recently reranked chunks' sentence vectors, so that a chunk is embedded once. Keyed by
-    store and chunk, and checked against a digest of the text: a store never gets vectors
-    computed for another one's text, nor learns from the time taken that such a text exists."""
+    """Recently reranked chunks' sentence vectors, so that a chunk is embedded once; at most
+    ``capacity`` vectors (least recently used out first). Keyed by store and chunk, and checked
+    against a digest of the text: a store never gets vectors computed for another one's text,
+    nor learns from the time taken that such a text exists."""
 
-    def __init__(self, capacity: int = 4096) -> None:
+    def __init__(self, capacity: int = 32_768) -> None:
         self._items: OrderedDict[tuple[str, str, int], tuple[bytes, Matrix]] = OrderedDict()
+        self._rows = 0
         self._lock = threading.Lock()
         self.capacity = capacity
 
+    @staticmethod
+    def _key(embedder: Embedder, store: str, hit: Hit) -> tuple[tuple[str, str, int], bytes]:
+        digest = hashlib.blake2b(hit.text.encode(), digest_size=16).digest()
+        return (embedder.name, store, hit.chunk_id), digest
+
+    def cached(self, embedder: Embedder, store: str, hit: Hit) -> bool:
+        key, digest = self._key(embedder, store, hit)
+        with self._lock:
+            item = self._items.get(key)
+        return item is not None and item[0] == digest
+
     async def get(self, embedder: Embedder, chunks: list[tuple[str, Hit]]) -> list[Matrix]:
-        keys = [(embedder.name, store, hit.chunk_id) for store, hit in chunks]
-        digests = [hashlib.blake2b(hit.text.encode(), digest_size=16).digest() for _, hit in chunks]
+        keyed = [self._key(embedder, store, hit) for store, hit in chunks]
         found: dict[int, Matrix] = {}
         with self._lock:
-            for n, key in enumerate(keys):
+            for n, (key, digest) in enumerate(keyed):
                 item = self._items.get(key)
-                if item is not None and item[0] == digests[n]:
+                if item is not None and item[0] == digest:
                     found[n] = item[1]
                     self._items.move_to_end(key)
-        missing = [n for n in range(len(keys)) if n not in found]
+        missing = [n for n in range(len(keyed)) if n not in found]
         if missing:
             pieces = [sentences(chunks[n][1].text) for n in missing]
             flat = await embedder.embed([p for ps in pieces for p in ps])
             start = 0
             with self._lock:
                 for n, ps in zip(missing, pieces, strict=True):
+                    key, digest = keyed[n]
                     found[n] = flat[start : start + len(ps)]
-                    self._items[keys[n]] = (digests[n], found[n])
                     start += len(ps)
-                while len(self._items) > self.capacity:
-                    self._items.popitem(last=False)
-        return [found[n] for n in range(len(keys))]
+                    old = self._items.pop(key, None)
+                    self._rows += len(ps) - (0 if old is None else len(old[1]))
+                    self._items[key] = (digest, found[n])
+                while self._rows > self.capacity and len(self._items) > 1:
+                    self._rows -= len(self._items.popitem(last=False)[1][1])
+        return [found[n] for n in range(len(keyed))]
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._rows = 0
 
 
 _sentence_vectors = _SentenceVectors()
@@ -256,10 +273,20 @@ async def _reranked(
     share, comes to their closest sentence; the others keep their place below them.
 
     A whole chunk's embedding is dominated by what its chunks have in common (a person's name
-    in two biographies of two people so named); one sentence carries one fact.
+    in two biographies of two people so named); one sentence carries one fact. Embedding the
+    sentences of chunks not seen before costs as much as ingesting them, so a query embeds at
+    most ``RERANK_NEW_WORDS`` words of them: fewer candidates are reranked when long new chunks
+    would exceed it (never fewer than two).
     """
     ordered = sorted(candidates, key=lambda p: -p[1].score)
-    head, tail = ordered[:RERANK_CANDIDATES], ordered[RERANK_CANDIDATES:]
+    size, cost = 0, 0
+    for store, hit in ordered[:RERANK_CANDIDATES]:
+        if not _sentence_vectors.cached(embedder, store, hit):
+            cost += len(hit.text.split())
+        if size >= 2 and cost > RERANK_NEW_WORDS:
+            break
+        size += 1
+    head, tail = ordered[:size], ordered[size:]
     if len(head) < 2:
         return ordered
     texts = [h.text for _, h in head]
