@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from engine.api import create_app  # noqa: F401 (imports engine.web in the order the app does)
 from engine.config import Settings
 from engine.files import FileStore
-from engine.retrieval import FileSearch, embedder_status, embedders, minilm
+from engine.retrieval import FileSearch, embedder_status, embedders, minilm, search
 from engine.retrieval.embedders import Embedder, LocalMiniLM
 from engine.retrieval.index import ChunkIndex
 from engine.retrieval.ingest import Ingestion
@@ -267,7 +267,10 @@ async def test_sentence_vectors_are_reused_within_a_store_only(tmp_path: Path) -
     await _close(stores, store)
 
 
-async def test_a_query_embeds_a_bounded_number_of_new_words(tmp_path: Path) -> None:
+async def test_a_query_embeds_a_bounded_number_of_new_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(search, "RERANK_MARGIN", 1.0)  # every candidate is close enough
     embedder = RecordingEmbedder()
     stores, store = await _library(tmp_path, embedder)
     vs = stores.create("t", name="long")
@@ -285,4 +288,19 @@ async def test_a_query_embeds_a_bounded_number_of_new_words(tmp_path: Path) -> N
     assert await sentences_embedded() == 160  # those two kept, two more new ones
     assert await sentences_embedded() == 80  # the last one
     assert await sentences_embedded() == 0
+    await _close(stores, store)
+
+
+async def test_candidates_far_behind_the_first_are_not_reranked(tmp_path: Path) -> None:
+    embedder = RecordingEmbedder()
+    stores, store = await _library(tmp_path, embedder)
+    vs = stores.create("t", name="margin")
+    await _add(stores, vs.id, "t", "Otters eat fish. Otters eat crabs.")
+    await _add(stores, vs.id, "t", "Otters eat fish. Otters eat clams.")
+    await _add(stores, vs.id, "t", "Granite is a rock. Basalt cools from lava.")
+    await stores.ingestion.idle()
+    page = await stores.search([vs.id], "t", SearchRequest(query="otters eat fish"))
+    embedded = [t for b in embedder.batches for t in b if len(b) > 1]
+    assert len(page.data) >= 2 and len(embedded) == 4  # the two otter passages' sentences only
+    assert not any("Granite" in t for t in embedded)
     await _close(stores, store)
