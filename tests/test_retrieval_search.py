@@ -267,15 +267,15 @@ async def test_sentence_vectors_are_reused_within_a_store_only(tmp_path: Path) -
     await _close(stores, store)
 
 
-async def test_a_query_embeds_a_bounded_number_of_new_words(
+async def test_a_query_embeds_a_bounded_number_of_new_characters(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(search, "RERANK_MARGIN", 1.0)  # every candidate is close enough
     embedder = RecordingEmbedder()
     stores, store = await _library(tmp_path, embedder)
     vs = stores.create("t", name="long")
-    for n in range(5):  # 400 words each, one chunk each
-        await _add(stores, vs.id, "t", "".join(f"Otters eat fish {n} {i}. " for i in range(80)))
+    for n in range(5):  # 20 sentences, 419 characters each: one chunk each
+        await _add(stores, vs.id, "t", " ".join(f"Otter {n} ate fish {i:02d}." for i in range(20)))
     await stores.ingestion.idle()
     assert stores.index.one("SELECT COUNT(*) AS n FROM vs_chunks")["n"] == 5  # type: ignore[index]
 
@@ -284,9 +284,9 @@ async def test_a_query_embeds_a_bounded_number_of_new_words(
         await stores.search([vs.id], "t", SearchRequest(query="what do otters eat"))
         return sum(len(b) for b in embedder.batches if len(b) > 1)
 
-    assert await sentences_embedded() == 160  # two new chunks: 800 words, a third would pass 1,000
-    assert await sentences_embedded() == 160  # those two kept, two more new ones
-    assert await sentences_embedded() == 80  # the last one
+    assert await sentences_embedded() == 40  # two new chunks (838 characters): a third passes 1,200
+    assert await sentences_embedded() == 40  # those two kept, two more new ones
+    assert await sentences_embedded() == 20  # the last one
     assert await sentences_embedded() == 0
     await _close(stores, store)
 

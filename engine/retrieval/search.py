@@ -30,7 +30,7 @@ CANDIDATES = 50
 LEXICAL_WEIGHT = 0.2
 RERANK_CANDIDATES = 20
 RERANK_WEIGHT = 1.0
-RERANK_NEW_WORDS = 1_000
+RERANK_NEW_CHARS = 1_200
 RERANK_MARGIN = 0.15
 Fusion = Literal["weighted", "rrf"]
 _QUESTION = re.compile(
@@ -279,8 +279,8 @@ async def _reranked(
     A whole chunk's embedding is dominated by what its chunks have in common (a person's name
     in two biographies of two people so named); one sentence carries one fact. Embedding the
     sentences of chunks not seen before costs as much as ingesting them, so a query embeds at
-    most ``RERANK_NEW_WORDS`` words of them: fewer candidates are reranked when long new chunks
-    would exceed it (never fewer than two).
+    most ``RERANK_NEW_CHARS`` characters of them (about 300 tokens of English): fewer candidates
+    are reranked when new chunks would exceed it (never fewer than two).
     """
     ordered = sorted(candidates, key=lambda p: -p[1].score)
     size, cost = 0, 0
@@ -288,8 +288,8 @@ async def _reranked(
         if hit.score < ordered[0][1].score - RERANK_MARGIN:
             break
         if not _sentence_vectors.cached(embedder, store, hit):
-            cost += len(hit.text.split())
-        if size >= 2 and cost > RERANK_NEW_WORDS:
+            cost += len(hit.text)
+        if size >= 2 and cost > RERANK_NEW_CHARS:
             break
         size += 1
     head, tail = ordered[:size], ordered[size:]
