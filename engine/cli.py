@@ -170,9 +170,17 @@ def _command_doctor(subparsers: Subparsers) -> None:
 def _doctor(args: argparse.Namespace) -> int:
     import time
 
+    from .retrieval import embedder_status
     from .sync import SyncEngine
 
     settings = Settings()
+    search = embedder_status(settings)
+    if search["semantic"]:
+        console.print(f"file_search embedder: {search['embedder']}")
+    else:
+        console.print(
+            f"[yellow]file_search is keyword-only (no semantic search)[/]: {search['reason']}"
+        )
     started = time.perf_counter()
     with SyncEngine(settings, guest=True) as engine:
         console.print(f"Docker reachable, image {engine.engine.image} present")
