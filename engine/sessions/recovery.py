@@ -99,6 +99,7 @@ class Recovery:
                 return "its sandbox had stopped when the engine restarted"
             record = KernelRecord.from_json(row["kernel"])
             await session.adopt(sandbox, record, row["running_since"])
+            await session.refresh_deadline()  # this engine keeps it now, and moves its time
         except (errors.EngineError, ValueError, KeyError, OSError) as exc:
             return f"its sandbox could not be verified when the engine restarted ({exc})"
         return None
