@@ -24,6 +24,10 @@ from .session import Session
 
 log = logging.getLogger(__name__)
 PARALLEL_ADOPTIONS = 16
+EXPIRED_AWAY = (
+    "the session's TTL or idle deadline passed while no engine was running; its sandbox "
+    "stopped itself at that deadline. Files exported as file objects are kept"
+)
 
 
 class Recovery:
@@ -72,7 +76,7 @@ class Recovery:
         if row["status"] != SessionStatus.ACTIVE.value or not row["kernel"] or over:
             if sandbox is not None:
                 await self._remove(sandbox)
-            self._records.expire(row["id"])
+            self._records.expire(row["id"], EXPIRED_AWAY if over else None)
             return None
         session = restore(row)
         async with self._parallel:

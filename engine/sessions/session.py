@@ -181,7 +181,13 @@ class Session(DataFolder, Continuity):
             warm = await pool.acquire_live()
             if warm is not None:
                 return warm.sandbox, warm.kernel
-        sandbox = await self._ctx.backend.create(self.spec, self.sandbox_deadline())
+        # A start is bounded by its own timeout, never cut short by the deadline; ``start``
+        # sets the session's deadline once it is done.
+        deadline = max(
+            self.sandbox_deadline(),
+            time.time() + self._settings.kernel_start_timeout + DEADLINE_SLACK,
+        )
+        sandbox = await self._ctx.backend.create(self.spec, deadline)
         try:
             kernel = Kernel(sandbox, kernel_limits(self._settings, self.spec.memory_limit_mb))
             await kernel.start()
