@@ -19,6 +19,7 @@ from engine.sandbox.lifetime import (
     write_deadline,
 )
 
+
 def conn_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "conn"
     folder.mkdir(mode=0o555)
