@@ -19,7 +19,6 @@ from pathlib import PurePosixPath
 
 from .. import errors
 from ..sandbox.base import Sandbox, SandboxBackend, SandboxSpec
-from ..sandbox.lifetime import DEFAULT_LIFETIME
 
 log = logging.getLogger("engine.retrieval")
 
@@ -228,7 +227,6 @@ class DocumentParser:
             self.sandboxes_started += 1
             if self._reaper is None or self._reaper.done():
                 self._reaper = asyncio.create_task(self._reap_idle(), name="parser-reaper")
-        await self._sandbox.set_deadline(time.time() + DEFAULT_LIFETIME)  # while it is used
         return self._sandbox
 
     async def _reap_idle(self) -> None:
