@@ -95,8 +95,9 @@ class DockerSandbox(Sandbox):
             return ProcessHandle(await self._backend.run(start))
         except APIError as exc:
             # The container stopped between a liveness check and this exec (gVisor's OOM
-            # killer ends the whole sandbox): that is a lost sandbox, not a backend failure.
-            if exc.status_code in (404, 409):
+            # killer ends the whole sandbox; runsc answers that with a 500): that is a lost
+            # sandbox, not a backend failure.
+            if exc.status_code in (404, 409) or _stopped(exc):
                 raise errors.SandboxLost(f"the sandbox container is gone: {exc}") from exc
             raise
 
@@ -122,7 +123,8 @@ class DockerSandbox(Sandbox):
             except NotFound:
                 pass  # no container, no processes; is_running tells the caller
             except APIError as exc:
-                if exc.status_code != 409:  # 409: the container is not running
+                # 409 (runsc: a 500 "in state stopped"): the container is not running
+                if exc.status_code != 409 and not _stopped(exc):
                     raise
 
         await self._backend.run(kill)
@@ -228,3 +230,8 @@ class DockerSandbox(Sandbox):
 
     async def remove_file(self, path: str) -> None:
         await self._backend.run(lambda: self._data_dir().remove(path))
+
+
+def _stopped(exc: APIError) -> bool:
+    """runsc's answer to an exec in a container that has just stopped."""
+    return "in state stopped" in str(exc)
