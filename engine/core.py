@@ -20,6 +20,8 @@ from .store import Store
 HOME_LABEL = "org.sandbox-engine.home"
 log = logging.getLogger(__name__)
 MB = 1024 * 1024
+POOL_LEASE = 60.0
+"""Seconds a warm sandbox outlives the last reaper tick (so, its engine)."""
 
 
 class Engine:
@@ -93,6 +95,7 @@ class Engine:
                 minimum=self.settings.pool_min,
                 maximum=self.settings.pool_max,
                 parallel=self.settings.pool_parallel,
+                lease=POOL_LEASE + 2 * self.settings.reaper_interval,
             )
         ctx = SessionContext(
             backend=self.backend,

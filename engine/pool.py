@@ -5,6 +5,8 @@ runs (a sandbox removed from outside is dropped, and the caller cold-starts). Th
 adapts to demand: it grows (up to ``maximum``) when acquisitions find the pool empty or drain
 it, and after a quiet spell (``quiet_seconds`` without an acquisition) it falls back to its
 resting size (``size``, within ``minimum``..``maximum``), the surplus sandboxes removed at once.
+A pooled sandbox stops itself ``lease`` seconds after the last tick that saw it, so a pool whose
+engine died does not run on; a session that takes one gives it the session's own deadline.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class WarmPool:
         maximum: int,
         parallel: int = 2,
         quiet_seconds: float = 60.0,
+        lease: float = 120.0,
     ) -> None:
         self.spec = spec
         self._backend = backend
@@ -59,6 +62,7 @@ class WarmPool:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._quiet = quiet_seconds
+        self._lease = lease
         self._last_demand = time.monotonic()
         self._closed = False
         self.hits = 0
@@ -146,7 +150,7 @@ class WarmPool:
             async with self._parallel:
                 if self._closed:
                     return
-                sandbox = await self._backend.create(self.spec)
+                sandbox = await self._backend.create(self.spec, time.time() + self._lease)
                 try:
                     kernel = Kernel(sandbox, self._limits)
                     await kernel.start()
@@ -167,8 +171,19 @@ class WarmPool:
             self._wake.set()
 
     def tick(self) -> None:
-        """Re-check the target; the session reaper calls this periodically."""
+        """Re-check the target and renew the ready sandboxes' leases; the session reaper calls
+        this periodically."""
         self._wake.set()
+        if self._ready:
+            self._spawn(self._renew([w.sandbox for w in self._ready]))
+
+    async def _renew(self, sandboxes: list[Sandbox]) -> None:
+        until = time.time() + self._lease
+        for sandbox in sandboxes:
+            try:
+                await sandbox.set_deadline(until)
+            except (errors.EngineError, OSError) as exc:
+                log.warning("warm pool: could not renew sandbox %s: %s", sandbox.id, exc)
 
     async def close(self) -> None:
         self._closed = True

@@ -199,3 +199,18 @@ def test_operations_endpoints(live_server: LiveServer, client: httpx.Client) -> 
     assert client.get("/openapi.json").json()["info"]["title"] == "Sandbox Engine"
     assert client.get("/docs").status_code == 200
     assert client.get("/healthz").headers["x-request-id"].startswith("req_")
+
+
+def test_keepalive_takes_no_body_an_empty_object_or_seconds(client: httpx.Client) -> None:
+    sid = client.post("/v1/sessions", json={}).json()["id"]
+    url = f"/v1/sessions/{sid}/keepalive"
+    bare = client.post(url)
+    assert bare.status_code == 200, bare.text
+    assert bare.json()["id"] == sid and bare.json()["status"] == "active"
+    empty = client.post(url, json={})
+    assert empty.status_code == 200, empty.text
+    assert empty.json()["expires_at"] >= bare.json()["expires_at"]
+    assert client.post(url, json={"seconds": 60}).status_code == 200
+    bad = client.post(url, json={"seconds": 0})
+    assert bad.status_code in (400, 422) and "seconds" in bad.text
+    client.delete(f"/v1/sessions/{sid}")

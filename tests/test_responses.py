@@ -19,6 +19,11 @@ import openai
 import pytest
 from openai.types.responses import Response
 
+from engine import Engine
+from engine.responses import containers
+from engine.responses.tools import CodeTool
+from engine.sessions import SessionStatus
+
 from .conftest import LiveServer, ServerThread
 from .test_assistants import server_settings
 
@@ -128,6 +133,28 @@ def test_expired_auto_container_continues_with_files(client: openai.OpenAI) -> N
     assert "NameError" in second.output_text
     names = [f.path for f in client.containers.files.list(call.container_id)]
     assert "/mnt/data/sine.png" in names
+
+
+async def test_an_expired_container_comes_back_with_its_folders(engine: Engine) -> None:
+    tool = CodeTool()
+    first = (await containers.place(engine, "folders", tool, None, {}, [])).session
+    code = (
+        "import os\n"
+        "for d in ('a', 'b/c'):\n"
+        "    os.makedirs(f'/mnt/data/{d}', exist_ok=True)\n"
+        "    open(f'/mnt/data/{d}/notes.txt', 'w').write(d)\n"
+        "open('/mnt/data/notes.txt', 'w').write('top')"
+    )
+    assert (await first.execute(code)).status.value == "ok"
+    files = await containers.snapshot(first)
+    assert sorted(files) == ["a/notes.txt", "b/c/notes.txt", "notes.txt"]
+    await engine.sessions.close(first.id, status=SessionStatus.EXPIRED)
+    placed = await containers.place(engine, "folders", tool, first.id, files, [])
+    again = placed.session
+    assert placed.fresh_after_expiry and again.id != first.id
+    for path, text in (("a/notes.txt", "a"), ("b/c/notes.txt", "b/c"), ("notes.txt", "top")):
+        assert await again.read_file(path) == text.encode(), path
+    await engine.sessions.close(again.id)
 
 
 def test_explicit_container_and_tenants(client: openai.OpenAI, other: openai.OpenAI) -> None:

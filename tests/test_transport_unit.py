@@ -329,6 +329,9 @@ class TcpSandbox(Sandbox):
     async def destroy(self) -> None:
         pass
 
+    async def set_deadline(self, when: float) -> None:
+        pass
+
     async def list_files(self, limit: int) -> tuple[list[FileEntry], bool]:
         return [], False
 

@@ -56,7 +56,8 @@ class AddFile(BaseModel):
 
 
 class Extend(BaseModel):
-    seconds: int = Field(ge=1)
+    seconds: int | None = Field(default=None, ge=1)
+    """Push the deadline out by this much; without it (or without a body), only activity."""
 
 
 class FileList(BaseModel):
@@ -145,7 +146,9 @@ async def restart(session: SessionDep) -> SessionInfo:
 
 @router.post("/{session_id}/keepalive", response_model=SessionInfo)
 async def keepalive(session: SessionDep, body: Extend | None = None) -> SessionInfo:
-    return session.extend(body.seconds) if body else session.keepalive()
+    if body is None or body.seconds is None:
+        return session.keepalive()
+    return session.extend(body.seconds)
 
 
 @router.get("/{session_id}/files", response_model=FileList)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from .. import errors
 from ..core import Engine
+from ..sandbox.base import DATA_MOUNT
 from ..sessions import Session
 from .tools import CodeTool
 
@@ -71,9 +72,9 @@ async def place(
         idle_timeout=idle,
         memory_limit_mb=tool.memory_limit_mb,
     )
-    for name, file_id in files.items():  # what the expired container held
+    for path, file_id in files.items():  # what the expired container held, where it was
         with contextlib.suppress(errors.NotFound, errors.InvalidRequest):
-            await session.add_file(file_id, name)
+            await session.add_file(file_id, path=path)
     await _add_missing(engine, session, [*tool.file_ids, *input_files])
     return Placement(session, fresh_after_expiry=previous is not None)
 
@@ -93,7 +94,11 @@ async def _add_missing(engine: Engine, session: Session, file_ids: list[str]) ->
 
 
 async def snapshot(session: Session) -> dict[str, str]:
-    """The files in the container that are file objects (name -> id), to restore later."""
+    """The files in the container that are file objects (path below /mnt/data -> id), to
+    restore later in the same folders: same-named files in two folders stay apart."""
+    prefix = f"{DATA_MOUNT}/"
     with contextlib.suppress(errors.EngineError):
-        return {f.filename: f.file_id for f in await session.list_files() if f.file_id}
+        return {
+            f.path.removeprefix(prefix): f.file_id for f in await session.list_files() if f.file_id
+        }
     return {}

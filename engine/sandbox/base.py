@@ -116,6 +116,11 @@ class Sandbox(ABC):
     async def destroy(self) -> None:
         """Remove the sandbox and everything in it. Idempotent."""
 
+    @abstractmethod
+    async def set_deadline(self, when: float) -> None:
+        """Move the time (seconds since the epoch) at which the sandbox stops itself, engine or
+        not. Only the engine can move it: never through anything the sandbox can write."""
+
     # Files under /mnt/data. No implementation may follow a symlink the sandbox planted.
 
     @abstractmethod
@@ -145,8 +150,10 @@ class SandboxBackend(ABC):
         """Raise BackendUnavailable or ImageNotFound unless sandboxes can be created."""
 
     @abstractmethod
-    async def create(self, spec: SandboxSpec) -> Sandbox:
-        """Create and start a sandbox; return once it can run processes."""
+    async def create(self, spec: SandboxSpec, deadline: float | None = None) -> Sandbox:
+        """Create and start a sandbox; return once it can run processes. It stops itself at
+        ``deadline`` (seconds since the epoch; by default ``lifetime.DEFAULT_LIFETIME`` from
+        now) unless ``set_deadline`` moves it."""
 
     @abstractmethod
     async def find_leftovers(self, labels: dict[str, str]) -> list[Sandbox]:

@@ -38,6 +38,7 @@ from .docker_sandbox import (
     DockerSandbox,
 )
 from .ipc import create_conn_dir, make_removable
+from .lifetime import DEADLINE_FILE, DEFAULT_LIFETIME, watcher_command, write_deadline
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -110,13 +111,15 @@ class DockerBackend(SandboxBackend):
                 return
             del self._to_remove[sandbox_id]
 
-    async def create(self, spec: SandboxSpec) -> Sandbox:
+    async def create(self, spec: SandboxSpec, deadline: float | None = None) -> Sandbox:
         if self._to_remove:
             await self.run(self._retry_removals)
         sandbox_id = uuid.uuid4().hex[:16]
         state_dir = self.state_dir / sandbox_id
         conn_dir = state_dir / "conn"
         create_conn_dir(conn_dir)
+        deadline = time.time() + DEFAULT_LIFETIME if deadline is None else deadline
+        write_deadline(conn_dir, deadline)
         labels = {**spec.labels, MANAGED_LABEL: "true", SANDBOX_LABEL: sandbox_id}
         name = f"sandbox-engine-{sandbox_id}"
         try:
@@ -129,7 +132,9 @@ class DockerBackend(SandboxBackend):
                 make_removable(state_dir)
                 shutil.rmtree(state_dir, ignore_errors=True)
             raise
-        return DockerSandbox(self, sandbox_id, container_id, name, state_dir, labels)
+        sandbox = DockerSandbox(self, sandbox_id, container_id, name, state_dir, labels)
+        sandbox.deadline = int(deadline)
+        return sandbox
 
     def _create_container(
         self, name: str, spec: SandboxSpec, labels: dict[str, str], conn_dir: Path
@@ -186,7 +191,7 @@ class DockerBackend(SandboxBackend):
             container_id = str(
                 api.create_container(
                     spec.image,
-                    command=["sleep", "infinity"],
+                    command=watcher_command(f"{CONN_MOUNT}/{DEADLINE_FILE}"),
                     name=name,
                     user=HOLDER_USER,
                     working_dir=DATA_MOUNT,

@@ -20,6 +20,7 @@ from .base import (
 )
 from .hostfs import FileEntry, HostDataDir
 from .ipc import IpcKernelFolders
+from .lifetime import read_deadline, write_deadline
 
 if TYPE_CHECKING:
     from .docker import DockerBackend
@@ -32,7 +33,8 @@ HOME = "/home/sandbox"
 CONN_MOUNT = "/conn"
 """Where the host folder of the kernel's IPC sockets is mounted in the container."""
 SANDBOX_USER = f"{SANDBOX_UID}:{SANDBOX_UID}"
-# PID 1 and its `sleep` run as a uid of their own, so the sandbox user's kill(-1) cannot end them.
+# PID 1 and the lifetime watcher run as a uid of their own, so the sandbox user's kill(-1)
+# cannot end them.
 HOLDER_USER = f"{SANDBOX_UID + 1}:{SANDBOX_UID + 1}"
 TMPFS_OPTS = "rw,nosuid,nodev"
 VOLUME_REMOVAL_WAIT = 30.0
@@ -59,6 +61,8 @@ class DockerSandbox(Sandbox):
         self._ipc = IpcKernelFolders(state_dir / "conn", CONN_MOUNT, SANDBOX_UID)
         self._oom_file: Path | None = None
         self._data: HostDataDir | None = None
+        self.deadline: int | None = None
+        """The deadline last written, in whole seconds; None until known."""
 
     async def prepare_kernel(self, key: bytes, signature_scheme: str) -> KernelLaunch:
         return self._ipc.prepare(key, signature_scheme)
@@ -91,8 +95,9 @@ class DockerSandbox(Sandbox):
             return ProcessHandle(await self._backend.run(start))
         except APIError as exc:
             # The container stopped between a liveness check and this exec (gVisor's OOM
-            # killer ends the whole sandbox): that is a lost sandbox, not a backend failure.
-            if exc.status_code in (404, 409):
+            # killer ends the whole sandbox; runsc answers that with a 500): that is a lost
+            # sandbox, not a backend failure.
+            if exc.status_code in (404, 409) or _stopped(exc):
                 raise errors.SandboxLost(f"the sandbox container is gone: {exc}") from exc
             raise
 
@@ -118,7 +123,8 @@ class DockerSandbox(Sandbox):
             except NotFound:
                 pass  # no container, no processes; is_running tells the caller
             except APIError as exc:
-                if exc.status_code != 409:  # 409: the container is not running
+                # 409 (runsc: a 500 "in state stopped"): the container is not running
+                if exc.status_code != 409 and not _stopped(exc):
                     raise
 
         await self._backend.run(kill)
@@ -183,6 +189,18 @@ class DockerSandbox(Sandbox):
             self._backend.remove_later(self.id, self._volume_name)
             raise
 
+    async def set_deadline(self, when: float) -> None:
+        conn_dir = self._state_dir / "conn"
+        if self.deadline is None:
+            self.deadline = read_deadline(conn_dir)
+        if int(when) == self.deadline:
+            return  # one file write per change, not per call
+        try:
+            write_deadline(conn_dir, when)
+        except FileNotFoundError:  # removed under us: is_running says the rest
+            return
+        self.deadline = int(when)
+
     def _data_dir(self) -> HostDataDir:
         if self._data is None:
             try:
@@ -212,3 +230,8 @@ class DockerSandbox(Sandbox):
 
     async def remove_file(self, path: str) -> None:
         await self._backend.run(lambda: self._data_dir().remove(path))
+
+
+def _stopped(exc: APIError) -> bool:
+    """runsc's answer to an exec in a container that has just stopped."""
+    return "in state stopped" in str(exc)

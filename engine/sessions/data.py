@@ -47,11 +47,17 @@ class DataFolder:
         obj = await self._ctx.files.create(data, name, "assistants", owner=self.owner)
         return await self.add_file(obj.id, name)
 
-    async def add_file(self, file_id: str, name: str | None = None) -> SessionFile:
-        """Place an existing file object at /mnt/data/<name> (its own filename by default)."""
+    async def add_file(
+        self, file_id: str, name: str | None = None, *, path: str | None = None
+    ) -> SessionFile:
+        """Place an existing file object at /mnt/data/<name> (its own filename by default), or
+        at ``path``, a path below /mnt/data whose folders are made as needed."""
         self._check_open()
         obj = self._ctx.files.retrieve(file_id, self.owner)
-        name = check_filename(name if name is not None else obj.filename)
+        if path is not None:
+            name = "/".join(check_relative_path(path))
+        else:
+            name = check_filename(name if name is not None else obj.filename)
         if self._input_count >= self._ctx.settings.max_session_files:
             raise errors.LimitExceeded(
                 f"a session holds at most {self._ctx.settings.max_session_files} uploaded files"

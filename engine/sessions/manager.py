@@ -248,11 +248,24 @@ class SessionManager:
                 ended += 1
         return ended
 
+    async def refresh_deadlines(self) -> None:
+        """Carry each live session's activity to its sandbox's own deadline."""
+        sessions = list(self._live.values())
+        results = await asyncio.gather(
+            *(s.refresh_deadline() for s in sessions), return_exceptions=True
+        )
+        for session, result in zip(sessions, results, strict=True):
+            if isinstance(result, Exception):
+                log.warning(
+                    "session %s: could not move its sandbox's deadline: %s", session.id, result
+                )
+
     async def _reap_forever(self) -> None:
         while True:
             await asyncio.sleep(self._settings.reaper_interval)
             try:
                 await self.reap()
+                await self.refresh_deadlines()
                 if self._ctx.pool is not None:
                     self._ctx.pool.tick()
             except Exception:  # the reaper must outlive any one failure

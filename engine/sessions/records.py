@@ -86,10 +86,11 @@ class SessionRecords:
             (SessionStatus.ACTIVE.value, SessionStatus.STARTING.value, *named),
         )
 
-    def expire(self, session_id: str) -> None:
-        self._store.update(
-            "sessions", "id", session_id, status=SessionStatus.EXPIRED.value, running_since=None
-        )
+    def expire(self, session_id: str, notice: str | None = None) -> None:
+        fields: dict[str, Any] = {"status": SessionStatus.EXPIRED.value, "running_since": None}
+        if notice is not None:
+            fields["notice"] = notice
+        self._store.update("sessions", "id", session_id, **fields)
 
     def set_running(self, session_id: str, since: float | None) -> None:
         """Whether an execution is running: a later process reports it as interrupted."""

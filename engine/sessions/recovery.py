@@ -24,6 +24,10 @@ from .session import Session
 
 log = logging.getLogger(__name__)
 PARALLEL_ADOPTIONS = 16
+EXPIRED_AWAY = (
+    "the session's TTL or idle deadline passed while no engine was running; its sandbox "
+    "stopped itself at that deadline. Files exported as file objects are kept"
+)
 
 
 class Recovery:
@@ -72,7 +76,7 @@ class Recovery:
         if row["status"] != SessionStatus.ACTIVE.value or not row["kernel"] or over:
             if sandbox is not None:
                 await self._remove(sandbox)
-            self._records.expire(row["id"])
+            self._records.expire(row["id"], EXPIRED_AWAY if over else None)
             return None
         session = restore(row)
         async with self._parallel:
@@ -99,6 +103,7 @@ class Recovery:
                 return "its sandbox had stopped when the engine restarted"
             record = KernelRecord.from_json(row["kernel"])
             await session.adopt(sandbox, record, row["running_since"])
+            await session.refresh_deadline()  # this engine keeps it now, and moves its time
         except (errors.EngineError, ValueError, KeyError, OSError) as exc:
             return f"its sandbox could not be verified when the engine restarted ({exc})"
         return None

@@ -23,6 +23,10 @@ from .models import SessionInfo, SessionStatus
 from .outputs import OutputExport
 
 log = logging.getLogger(__name__)
+DEADLINE_SLACK = 10.0
+"""Seconds, on top of two reaper ticks, by which a sandbox outlives its session's deadline:
+while an engine runs, its reaper ends the session (and saves its files) before the sandbox
+stops itself."""
 OnClose = Callable[["Session", SessionStatus], None]
 
 
@@ -127,6 +131,18 @@ class Session(DataFolder, Continuity):
     def idle_expired(self) -> bool:
         return time.time() >= self.last_active + self._info.idle_timeout
 
+    def sandbox_deadline(self) -> float:
+        """When the sandbox stops itself if no engine moves the time again: the session's end
+        as known now (a running execution counts as activity), plus the reaper's slack."""
+        active = time.time() if self.busy else self.last_active
+        end = min(self.deadline, active + self._info.idle_timeout)
+        return end + 2 * self._settings.reaper_interval + DEADLINE_SLACK
+
+    async def refresh_deadline(self) -> None:
+        """Move the sandbox's own deadline to ``sandbox_deadline`` (a file write if it moved)."""
+        if self._sandbox is not None:
+            await self._sandbox.set_deadline(self.sandbox_deadline())
+
     def keepalive(self) -> SessionInfo:
         self._check_open()
         self.touch()
@@ -150,6 +166,7 @@ class Session(DataFolder, Continuity):
             self._sandbox, self._kernel = sandbox, kernel
             self._info.status = SessionStatus.ACTIVE
             self.touch()
+            await self.refresh_deadline()  # a pooled sandbox still has the pool's
             self._save()
             for file_id in file_ids:
                 await self.add_file(file_id)
@@ -164,7 +181,13 @@ class Session(DataFolder, Continuity):
             warm = await pool.acquire_live()
             if warm is not None:
                 return warm.sandbox, warm.kernel
-        sandbox = await self._ctx.backend.create(self.spec)
+        # A start is bounded by its own timeout, never cut short by the deadline; ``start``
+        # sets the session's deadline once it is done.
+        deadline = max(
+            self.sandbox_deadline(),
+            time.time() + self._settings.kernel_start_timeout + DEADLINE_SLACK,
+        )
+        sandbox = await self._ctx.backend.create(self.spec, deadline)
         try:
             kernel = Kernel(sandbox, kernel_limits(self._settings, self.spec.memory_limit_mb))
             await kernel.start()
@@ -328,6 +351,10 @@ class Session(DataFolder, Continuity):
             return
         if self._info.status is SessionStatus.ACTIVE and not self.busy:
             self._save()  # a running execution's mark stays: the next process reports it
+        try:
+            await self.refresh_deadline()  # the last word on when it stops with no engine
+        except (errors.EngineError, OSError) as exc:
+            log.warning("session %s: could not write its sandbox's deadline: %s", self.id, exc)
         kernel, self._kernel, self._sandbox = self._kernel, None, None
         self._info.status = SessionStatus.CLOSED  # in this process only; the row stays active
         if kernel is not None:
