@@ -41,6 +41,9 @@ class InvalidFile(errors.EngineError):
 
     code = "invalid_file"
 
+LIFETIME_MARGIN = 60.0
+"""Seconds a parser sandbox outlives the latest moment its work could end."""
+
 
 def file_kind(filename: str) -> str:
     kind = PurePosixPath(filename.lower()).suffix.lstrip(".")
@@ -255,6 +258,8 @@ class DocumentParser:
             await self._remove(spare)
             spare = None
         sandbox = spare or await self._create()
+        # Engine or not, a parser sandbox stops itself soon after its parse could have ended.
+        await sandbox.set_deadline(time.time() + self.timeout + LIFETIME_MARGIN)
         if self._keep_spare and (self._filling is None or self._filling.done()):
             self._filling = asyncio.create_task(self._fill(), name="parser-spare")
         if self._reaper is None or self._reaper.done():
@@ -262,7 +267,9 @@ class DocumentParser:
         return sandbox
 
     async def _create(self) -> Sandbox:
-        sandbox = await self._backend.create(self._spec)
+        # A spare waits at most ``idle`` before it is reaped, then its parse renews this.
+        deadline = time.time() + 2 * self._idle + self.timeout + LIFETIME_MARGIN
+        sandbox = await self._backend.create(self._spec, deadline=deadline)
         self.sandboxes_started += 1
         return sandbox
 
