@@ -90,6 +90,17 @@ class Settings(BaseSettings):
     max_listed_files: int = Field(default=10_000, ge=1)
     """Entries scanned in /mnt/data after an execution."""
 
+    # --- quotas per tenant (docs/files-and-sessions.md) ---
+    max_files_per_owner: int = Field(default=10_000, ge=1)
+    """File objects a tenant may hold: uploads and exported outputs together."""
+    max_file_storage_mb_per_owner: int = Field(default=2048, ge=1)
+    """Bytes of file objects a tenant may hold, in MB: uploads and outputs together."""
+    max_memory_mb_per_owner: int = Field(default=8192, ge=64)
+    """Memory that a tenant's live sessions may commit: the sum of their memory limits."""
+    disk_reserve_mb: int = Field(default=512, ge=0)
+    """Free space kept on the data folder's disk for the store (threads, sessions, runs): a
+    file object that would eat into it is refused. At most a tenth of a smaller disk."""
+
     # --- the LLM loop (Assistants API) ---
     llm_base_url: str | None = None
     """An OpenAI-compatible Chat Completions endpoint (OpenAI, Azure OpenAI, vLLM, Ollama)."""
