@@ -16,9 +16,7 @@ KB = 1024
 
 
 def files_with(tmp_path: Path, *, count: int = 100, size: int = 100 * KB) -> FileStore:
-    return FileStore(
-        Store(tmp_path / "db"), tmp_path / "files", 64 * KB, FileQuota(count, size, 0)
-    )
+    return FileStore(Store(tmp_path / "db"), tmp_path / "files", 64 * KB, FileQuota(count, size, 0))
 
 
 async def test_count_quota_names_the_setting_and_spares_other_tenants(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..model import Case
-from . import api, files, isolation, kernel, network, resources
+from . import api, files, isolation, kernel, network, quotas, resources
 
 CASES: list[Case] = [
     *resources.CASES,
@@ -12,6 +12,7 @@ CASES: list[Case] = [
     *files.CASES,
     *kernel.CASES,
     *api.CASES,
+    *quotas.CASES,
 ]
 
 _names = [c.name for c in CASES]
