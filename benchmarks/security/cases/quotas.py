@@ -192,6 +192,7 @@ CASES = [
         "one tenant uploads one-byte files without end",
         "refused at SANDBOX_MAX_FILES_PER_OWNER with an error naming it; others still upload",
         upload_count,
+        limit=300.0,
     ),
     Case(
         "quota-upload-bytes",
@@ -199,6 +200,7 @@ CASES = [
         "one tenant uploads files of the largest size allowed without end",
         "refused before SANDBOX_MAX_FILE_STORAGE_MB_PER_OWNER is passed; others still upload",
         upload_bytes,
+        limit=300.0,
     ),
     Case(
         "quota-export-stacking",
@@ -206,6 +208,7 @@ CASES = [
         "hostile code rewrites one 4 MB file in /mnt/data 20 times, one execution each",
         "each rewrite replaces the previous output: one file object, 4 MB; gone with the session",
         export_stacking,
+        limit=300.0,
     ),
     Case(
         "quota-session-count",
@@ -213,6 +216,7 @@ CASES = [
         "one tenant opens sessions without end",
         "refused at SANDBOX_MAX_SESSIONS_PER_OWNER, naming it; another tenant starts one",
         session_count,
+        limit=300.0,
     ),
     Case(
         "quota-committed-memory",
@@ -220,5 +224,6 @@ CASES = [
         "one tenant opens sessions at the largest memory limit without end",
         "refused before SANDBOX_MAX_MEMORY_MB_PER_OWNER is committed; another tenant starts one",
         committed_memory,
+        limit=300.0,
     ),
 ]
