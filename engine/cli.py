@@ -60,9 +60,8 @@ def _command_serve(subparsers: Subparsers) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import logging
 
-    import uvicorn
-
     from .api import create_app
+    from .api.server import serve
     from .lease import Lease
     from .logs import configure_logging
 
@@ -84,14 +83,14 @@ def _serve(args: argparse.Namespace) -> int:
             "no API key configured: anyone on this machine can use the service; "
             "set SANDBOX_API_KEYS to serve other hosts"
         )
-    uvicorn.run(
+    started = serve(
         create_app(settings, exclusive=True),
         host=host,
         port=settings.port,
         log_config=None,
         timeout_graceful_shutdown=int(settings.drain_timeout) + 10,
     )
-    return 0
+    return 0 if started else 3
 
 
 def _command_mcp(subparsers: Subparsers) -> None:

@@ -60,6 +60,8 @@ _EXTRA_TYPES = {
 }
 
 Source = bytes | IO[bytes] | AsyncIterable[bytes] | Iterable[bytes]
+DeleteHook = Callable[[str, str], object]
+"""Called with (file id, owner) after a file object is deleted."""
 
 
 def guess_mime_type(filename: str) -> str:
@@ -119,6 +121,13 @@ class FileStore:
         self._tmp = root / "tmp"
         self._blobs.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._delete_hooks: list[DeleteHook] = []
+
+    def on_delete(self, hook: DeleteHook) -> Callable[[], None]:
+        """Run ``hook`` after every delete (a higher layer drops what it derived from the
+        file, e.g. its vector store chunks). Returns a function that unregisters it."""
+        self._delete_hooks.append(hook)
+        return lambda: self._delete_hooks.remove(hook) if hook in self._delete_hooks else None
 
     def sweep(self) -> int:
         """Remove temp files and blobs with no row. Returns how many were removed."""
@@ -360,9 +369,11 @@ class FileStore:
         return b"".join([chunk async for chunk in self.iter_content(file_id, owner)])
 
     def delete(self, file_id: str, owner: str | None = None) -> None:
-        self.retrieve(file_id, owner)
+        obj = self.retrieve(file_id, owner)
         self._store.execute("DELETE FROM files WHERE id = ?", (file_id,))
         (self._blobs / file_id).unlink(missing_ok=True)
+        for hook in list(self._delete_hooks):
+            hook(file_id, obj.owner)
 
     # --- outputs and their session's lifetime ---
 

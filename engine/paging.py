@@ -6,7 +6,7 @@ naming objects of the list. ``page_query`` pages a table, ``page_list`` an alrea
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
@@ -66,23 +66,26 @@ def page_query(
     order: str = "desc",
     after: str | None = None,
     before: str | None = None,
-    cursor_in_list: bool = False,
+    cursor_scope: Collection[str] | None = None,
 ) -> tuple[list[Row], bool]:
     """Rows in creation order (SQLite's rowid), one page of them, and whether more follow.
 
-    A cursor names any row of ``table``; with ``cursor_in_list``, only one of the listed rows
-    (where an id names rows of several lists, as a file's does in several vector stores).
+    A cursor must name one of the listed rows: it is looked up under the list's filters (or
+    the ``cursor_scope`` keys of them), so another tenant's id is as unknown as a made-up one.
     """
     check_paging(limit, order)
     where = [f"{k} = :{k}" for k in filters]
     params: dict[str, Any] = dict(filters)
-    lookup = " AND ".join([*where, "id = :cursor"] if cursor_in_list else ["id = :cursor"])
+    scope = (
+        filters if cursor_scope is None else {k: filters[k] for k in cursor_scope if k in filters}
+    )
+    lookup = " AND ".join([*(f"{k} = :{k}" for k in scope), "id = :cursor"])
     forward = ">" if order == "asc" else "<"
     backward = "<" if order == "asc" else ">"
     for name, cursor, op in (("after", after, forward), ("before", before, backward)):
         if cursor is None:
             continue
-        row = store.one(f"SELECT rowid FROM {table} WHERE {lookup}", {**filters, "cursor": cursor})
+        row = store.one(f"SELECT rowid FROM {table} WHERE {lookup}", {**scope, "cursor": cursor})
         if row is None:
             raise _unknown_cursor(name, cursor)
         where.append(f"rowid {op} :{name}")

@@ -13,11 +13,12 @@ the engine's sandbox; the model is whatever Chat Completions endpoint the servic
 
 2. Run this script against it:
 
-       SANDBOX_URL=http://127.0.0.1:8000 SANDBOX_KEY=my-key MODEL=gpt-4o \\
+       SANDBOX_URL=http://127.0.0.1:8000 SANDBOX_KEY=my-key SANDBOX_MODEL=gpt-4o \\
            python examples/assistants_tutorial.py
 
-Variables: SANDBOX_URL (default http://127.0.0.1:8000), SANDBOX_KEY (default "not-needed", for a
-service without keys), MODEL (default gpt-4o; the name the model endpoint knows), OUTPUT_DIR
+Variables: SANDBOX_URL (the service's root, without /v1; default http://127.0.0.1:8000),
+SANDBOX_KEY (default sk-local-example; any value for a service without keys), SANDBOX_MODEL
+(default gpt-4o; the name the model endpoint knows), OUTPUT_DIR
 (where the images go; default the current folder), POLL_TIMEOUT (seconds a run may take; 600).
 """
 
@@ -99,11 +100,13 @@ def download_image(client: OpenAI, parts: list[dict[str, Any]], path: Path) -> N
 
 def main() -> None:
     base_url = os.environ.get("SANDBOX_URL", "http://127.0.0.1:8000").rstrip("/")
-    model = os.environ.get("MODEL", "gpt-4o")
+    model = os.environ.get("SANDBOX_MODEL", "gpt-4o")
     output = Path(os.environ.get("OUTPUT_DIR", "."))
     timeout = float(os.environ.get("POLL_TIMEOUT", "600"))
     output.mkdir(parents=True, exist_ok=True)
-    client = OpenAI(base_url=f"{base_url}/v1", api_key=os.environ.get("SANDBOX_KEY", "not-needed"))
+    client = OpenAI(
+        base_url=f"{base_url}/v1", api_key=os.environ.get("SANDBOX_KEY", "sk-local-example")
+    )
 
     # Create an assistant
     assistant = client.beta.assistants.create(

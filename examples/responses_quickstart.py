@@ -3,7 +3,9 @@
 Start the service with a model behind it, for example:
     SANDBOX_API_KEYS=sk-local-example SANDBOX_LLM_BASE_URL=https://api.openai.com/v1 \\
     SANDBOX_LLM_API_KEY=sk-... sandbox-engine serve
-then run ``python examples/responses_quickstart.py``.
+then run ``python examples/responses_quickstart.py``. Variables, as in assistants_tutorial.py:
+SANDBOX_URL (the service's root, without /v1; default http://127.0.0.1:8000), SANDBOX_KEY
+(default sk-local-example), SANDBOX_MODEL (default gpt-4.1).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 from openai import OpenAI
 
 client = OpenAI(
-    base_url=os.environ.get("SANDBOX_URL", "http://127.0.0.1:8000/v1"),
+    base_url=os.environ.get("SANDBOX_URL", "http://127.0.0.1:8000").rstrip("/") + "/v1",
     api_key=os.environ.get("SANDBOX_KEY", "sk-local-example"),
 )
 MODEL = os.environ.get("SANDBOX_MODEL", "gpt-4.1")

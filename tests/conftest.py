@@ -100,6 +100,8 @@ class ServerThread:
 
         import uvicorn
 
+        from engine.api.server import Server
+
         self.app = app
         self._sock = socket.socket()
         # Accepted connections inherit it: without it each request waits ~40 ms on a delayed ACK.
@@ -107,7 +109,7 @@ class ServerThread:
         self._sock.bind(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        self.server = Server(uvicorn.Config(app, log_level="warning"))
         self._thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True
         )

@@ -197,7 +197,39 @@ def _file_search(ask: str, last: Any) -> dict[str, Any]:
     return _reply("From your files: " + " ".join(lines))
 
 
+def _example(schema: dict[str, Any], name: str = "", defs: dict[str, Any] | None = None) -> Any:
+    """A value that fits a JSON schema (objects, arrays, enums, scalars, ``$ref`` to ``$defs``)."""
+    defs = {**(defs or {}), **schema.get("$defs", {})}
+    if "$ref" in schema:
+        return _example(defs[schema["$ref"].rsplit("/", 1)[1]], name, defs)
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        return {k: _example(v, k, defs) for k, v in schema.get("properties", {}).items()}
+    if kind == "array":
+        return [_example(schema.get("items", {}), name, defs)]
+    scalars = {"integer": 21, "number": 21.5, "boolean": True}
+    return scalars.get(str(kind), "Paris" if name == "city" else f"some {name}")
+
+
+def _structured(body: dict[str, Any]) -> dict[str, Any]:
+    """ "... as JSON": JSON only when the request asks for it (``response_format``), else the
+    free text a model writes, which a client that expected an object cannot parse."""
+    wanted = body.get("response_format") or {"type": "text"}
+    if wanted["type"] == "json_schema":
+        return _reply(json.dumps(_example(wanted["json_schema"]["schema"])))
+    if wanted["type"] == "json_object":
+        return _reply(json.dumps({"city": "Paris", "temperature": 21}))
+    return _reply("It is sunny in Paris, 21 degrees.")
+
+
 def _answer(body: dict[str, Any]) -> dict[str, Any]:
+    last_user: dict[str, Any] = next(
+        (m for m in reversed(body["messages"]) if m["role"] == "user"), {}
+    )
+    if "as json" in str(last_user.get("content")).lower():
+        return _structured(body)
     if body.get("tool_choice") == "none" or not body.get("tools"):
         return _reply("no tools for me")
     forced = body.get("tool_choice")

@@ -236,14 +236,24 @@ def test_page_query_refuses_unknown_cursors_and_bad_limits(store: Store) -> None
         page_query(store, "files", {}, limit=1000)
 
 
-def test_page_query_looks_cursors_up_in_the_list_only_when_asked(store: Store) -> None:
-    # o3 is another owner's: a row of the table, not of this owner's list.
-    rows, _ = page_query(store, "files", {"owner": "t_me"}, order="asc", after="o3")
-    assert [r["id"] for r in rows] == [o.id for o in OBJECTS[4:]]
+def test_page_query_looks_cursors_up_in_the_list_only(store: Store) -> None:
+    # o3 is another owner's: a row of the table, not of this owner's list, so no cursor here.
     with pytest.raises(errors.InvalidRequest, match="after cursor 'o3'"):
-        page_query(store, "files", {"owner": "t_me"}, after="o3", cursor_in_list=True)
-    rows, _ = page_query(store, "files", {"owner": "t_me"}, before="o5", cursor_in_list=True)
+        page_query(store, "files", {"owner": "t_me"}, after="o3")
+    with pytest.raises(errors.InvalidRequest, match="before cursor 'o3'"):
+        page_query(store, "files", {"owner": "t_me"}, before="o3")
+    rows, _ = page_query(store, "files", {"owner": "t_me"}, before="o5")
     assert [r["id"] for r in rows] == [o.id for o in OBJECTS[6:]][::-1]
+    # With a cursor scope, the cursor need only match those filters (a live list's session
+    # stays a cursor once it has ended).
+    rows, _ = page_query(
+        store, "files", {"owner": "t_me", "purpose": "x"}, after="o5", cursor_scope=("owner",)
+    )
+    assert rows == []
+    with pytest.raises(errors.InvalidRequest, match="after cursor 'o3'"):
+        page_query(
+            store, "files", {"owner": "t_me", "purpose": "x"}, after="o3", cursor_scope=("owner",)
+        )
 
 
 def test_the_paging_query_is_checked_and_documented() -> None:

@@ -296,7 +296,7 @@ def test_example_script_runs_against_the_scripted_model(
         **os.environ,
         "SANDBOX_URL": live_server.url,
         "SANDBOX_KEY": KEY_A,
-        "MODEL": "gpt-4o",
+        "SANDBOX_MODEL": "gpt-4o",
         "OUTPUT_DIR": str(tmp_path),
     }
     done = subprocess.run(

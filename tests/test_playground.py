@@ -18,6 +18,7 @@ from .test_assistants import server_settings
 
 pytestmark = pytest.mark.docker
 import playwright.sync_api as playwright_api  # noqa: E402 - a dev dependency
+from playwright.sync_api import expect  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -33,6 +34,10 @@ FLAGS = [
 IMAGES = Path(__file__).parent.parent / "docs" / "images"
 KEY = LiveServer.keys[0]
 PWNED = "window.__pwned=1;alert(1)"  # no quotes: it goes inside Python and HTML strings
+# What the page waits on starts containers and kernels: on a loaded 2-core machine that can take
+# longer than playwright's defaults (30 s for waits, 5 s for expect). A passing wait ends early.
+WAIT_MS = 90_000
+expect.set_options(timeout=WAIT_MS)
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +92,7 @@ class Watched:
 
 def open_page(browser: Any, server: ServerThread, key: str | None = KEY, view: str = "") -> Watched:
     context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context.set_default_timeout(WAIT_MS)
     watched = Watched(context.new_page())
     page = watched.page
     page.goto(server.url + "/" + view)
@@ -112,7 +118,7 @@ def new_assistant(browser: Any, server: ServerThread, name: str) -> Watched:
     return watched
 
 
-def run_cell(page: Any, code: str, timeout: float = 60_000) -> Any:
+def run_cell(page: Any, code: str, timeout: float = WAIT_MS) -> Any:
     cells = page.locator("#cells > li.cell:not(.note)")
     before = cells.count()
     page.get_by_label("Code", exact=True).fill(code)
@@ -196,9 +202,9 @@ def test_console_streams_cells_figures_html_and_tracebacks(
     )
     page.get_by_role("button", name="Run").click()
     streaming = page.locator("#cells > li.cell").last
-    streaming.locator("pre.stdout").get_by_text("first").wait_for(timeout=30_000)
-    assert streaming.locator(".cell-footer").count() == 0
-    streaming.locator(".cell-footer").wait_for(timeout=30_000)
+    streaming.locator("pre.stdout").get_by_text("first").wait_for(timeout=WAIT_MS)
+    assert streaming.locator(".cell-footer").count() == 0  # read at once: it must not be there yet
+    streaming.locator(".cell-footer").wait_for(timeout=WAIT_MS)
 
     figure = run_cell(
         page,
@@ -211,12 +217,12 @@ def test_console_streams_cells_figures_html_and_tracebacks(
     table = run_cell(page, "import pandas as pd\npd.DataFrame({'city': ['Oslo'], 'temp': [4]})")
     frame = table.locator("iframe.html-output")
     assert frame.get_attribute("sandbox") == ""
-    assert page.frame_locator("#cells iframe.html-output").last.get_by_text("Oslo").is_visible()
+    expect(page.frame_locator("#cells iframe.html-output").last.get_by_text("Oslo")).to_be_visible()
 
     failing = run_cell(page, "def f():\n    return 1 / 0\nf()")
-    assert "ZeroDivisionError" in failing.locator("pre.traceback").inner_text()
-    assert failing.get_attribute("data-status") == "error"
-    assert "Expires" in page.locator("#session-info").inner_text()
+    expect(failing.locator("pre.traceback")).to_contain_text("ZeroDivisionError")
+    expect(failing).to_have_attribute("data-status", "error")
+    expect(page.locator("#session-info")).to_contain_text("Expires")
     IMAGES.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(IMAGES / "playground-console.png"), full_page=True)
     watched.clean()
@@ -299,7 +305,6 @@ def test_output_of_untrusted_code_never_runs_script_in_the_page(
     frames = page.frame_locator("#cells iframe.html-output")
     page.frame_locator("#cells iframe.html-output >> nth=0").get_by_text("html ok").wait_for()
     page.frame_locator("#cells iframe.html-output >> nth=1").get_by_text("click me").click()
-    page.wait_for_timeout(500)
     # A result whose text/plain looks like HTML, and a text/markdown link.
     run_cell(
         page,
@@ -307,9 +312,8 @@ def test_output_of_untrusted_code_never_runs_script_in_the_page(
         + PWNED
         + "\">'\nX()",
     )
-    page.wait_for_timeout(500)
-    assert frames.first.get_by_text("html ok").count() == 1
-    assert page.locator("#cells img:not(.figure)").count() == 0  # no <img> came into the page
+    expect(frames.first.get_by_text("html ok")).to_have_count(1)
+    expect(page.locator("#cells img:not(.figure)")).to_have_count(0)  # no <img> came in
     watched.clean()
     page.context.close()
 
@@ -342,15 +346,15 @@ def test_a_first_visitor_chats_at_once_and_gets_a_chart_streamed(
     assert len(seen - {0}) >= 3, seen
     page.get_by_text("completed").wait_for(timeout=120_000)
     step = page.locator("#messages .message.tool .step").first
-    assert "np.sin" in step.locator("pre.code").inner_text()
-    assert step.locator(".tok-keyword").count() > 0  # highlighted
+    expect(step.locator("pre.code")).to_contain_text("np.sin")
+    step.locator(".tok-keyword").first.wait_for()  # highlighted
     image = page.locator("#messages .message.tool img.figure").first
     page.wait_for_function(
         "img => img.src.startsWith('blob:') && img.naturalWidth > 0", arg=image.element_handle()
     )
     page.get_by_role("button", name="Download sine.png").wait_for()
-    assert re.search(r"Tokens: \d+ in, \d+ out", page.locator("#usage").inner_text())
-    assert "Playground assistant" in page.locator("#assistant-select").inner_text()
+    expect(page.locator("#usage")).to_contain_text(re.compile(r"Tokens: \d+ in, \d+ out"))
+    expect(page.locator("#assistant-select")).to_contain_text("Playground assistant")
     page.screenshot(path=str(IMAGES / "playground-chat.png"))
     with page.expect_download() as waiting:
         page.get_by_role("button", name="Download sine.png").click()
@@ -360,7 +364,7 @@ def test_a_first_visitor_chats_at_once_and_gets_a_chart_streamed(
     reload(page)
     page.get_by_label("Thread", exact=True).select_option(thread_id)
     page.get_by_role("button", name="Download sine.png").wait_for()
-    assert "np.sin" in page.locator("#messages .message.tool pre.code").first.inner_text()
+    expect(page.locator("#messages .message.tool pre.code").first).to_contain_text("np.sin")
     image = page.locator("#messages .message.tool img.figure").first
     page.wait_for_function(
         "img => img.src.startsWith('blob:') && img.naturalWidth > 0", arg=image.element_handle()
@@ -388,13 +392,13 @@ def test_a_function_call_opens_a_form_for_its_output(browser: Any, live_server: 
     # A paused run waits: after a reload, its thread brings the form back.
     thread_id = page.locator("#thread-select").input_value()
     reload(page)
-    assert page.locator("#tool-form").is_hidden()
+    expect(page.locator("#tool-form")).to_be_hidden()
     page.get_by_label("Thread", exact=True).select_option(thread_id)
     page.get_by_label("Output of get_weather").fill("sunny, 21 C")
     page.get_by_label("Output of get_time").fill("14:05")
     page.get_by_role("button", name="Submit tool outputs").click()
     page.locator("#messages").get_by_text("Weather: sunny, 21 C. Time: 14:05.").wait_for(
-        timeout=60_000
+        timeout=WAIT_MS
     )
     watched.clean()
     page.context.close()
@@ -410,9 +414,10 @@ def test_without_a_model_the_chat_says_how_and_the_console_works(
     try:
         watched = open_page(browser, server)
         page = watched.page
-        help_text = page.locator("#model-help").inner_text()
-        assert "SANDBOX_LLM_BASE_URL" in help_text and "SANDBOX_LLM_API_KEY" in help_text
-        assert page.get_by_role("button", name="Send").is_disabled()
+        help_text = page.locator("#model-help")
+        expect(help_text).to_contain_text("SANDBOX_LLM_BASE_URL")
+        expect(help_text).to_contain_text("SANDBOX_LLM_API_KEY")
+        expect(page.get_by_role("button", name="Send")).to_be_disabled()
         page.get_by_role("button", name="Sandbox console").click()
         cell = run_cell(page, "print(6 * 7)")
         assert cell.locator("pre.stdout").inner_text().strip() == "42"
@@ -449,10 +454,10 @@ def test_assistants_are_edited_deleted_given_files_and_runs_cancelled(
         "Create a visualization of a sinewave, and stream slowly"
     )
     page.get_by_role("button", name="Send").click()
-    page.locator("#messages .message.assistant .text").first.wait_for(timeout=60_000)
+    page.locator("#messages .message.assistant .text").first.wait_for(timeout=WAIT_MS)
     page.get_by_role("button", name="Cancel run").click()
-    page.locator("#run-status").get_by_text("cancelled").wait_for(timeout=60_000)
-    assert page.get_by_role("button", name="Send").is_enabled()
+    page.locator("#run-status").get_by_text("cancelled").wait_for(timeout=WAIT_MS)
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()
 
     page.get_by_role("button", name="Delete assistant").click()
     page.wait_for_function(
@@ -474,8 +479,8 @@ def test_a_run_shows_the_errors_of_its_code(browser: Any, live_server: LiveServe
     page.get_by_role("button", name="Send").click()
     page.locator("#messages").get_by_text("Fixed. The total is 45.").wait_for(timeout=90_000)
     logs = page.locator("#messages .step pre.logs")
-    assert "NameError" in logs.first.inner_text()
-    assert page.locator("#messages .step pre.code").count() == 2
+    expect(logs.first).to_contain_text("NameError")
+    expect(page.locator("#messages .step pre.code")).to_have_count(2)
     watched.clean()
     page.context.close()
 
@@ -489,7 +494,7 @@ HANDBOOK = (
 )
 
 
-def wait_run(page: Any, timeout: float = 90_000) -> None:
+def wait_run(page: Any, timeout: float = WAIT_MS) -> None:
     page.locator("#run-status").get_by_text("completed").wait_for(timeout=timeout)
 
 
@@ -502,8 +507,8 @@ def test_file_search_cites_the_files_of_a_vector_store(
     source.write_text(HANDBOOK)
     page.get_by_label("Add files to a new vector store").set_input_files(str(source))
     page.get_by_text("Indexed 1 of 1 file into Librarian files.").wait_for(timeout=120_000)
-    assert page.get_by_label("Librarian files · 1 file").is_checked()
-    assert page.get_by_label("File search").is_checked()
+    expect(page.get_by_label("Librarian files · 1 file")).to_be_checked()
+    expect(page.get_by_label("File search")).to_be_checked()
     page.get_by_role("button", name="Create assistant").click()
     page.get_by_text("Saved.").wait_for()
     headers = {"Authorization": f"Bearer {KEY}"}
@@ -518,14 +523,14 @@ def test_file_search_cites_the_files_of_a_vector_store(
     page.get_by_role("button", name="Send").click()
     wait_run(page)
     search = page.locator("#messages .message.tool .step").filter(has_text="file search")
-    assert "handbook.txt" in search.locator("ol.results").inner_text()
-    assert "watered every Tuesday" in search.locator("blockquote").first.inner_text()
+    expect(search.locator("ol.results")).to_contain_text("handbook.txt")
+    expect(search.locator("blockquote").first).to_contain_text("watered every Tuesday")
     reply = page.locator("#messages .message.assistant").last
-    assert "watered every Tuesday" in reply.locator(".text").inner_text()
-    assert "【" not in reply.locator(".text").inner_text()  # the mark became a footnote
-    assert reply.locator("sup.cite").first.inner_text() == "[1]"
-    assert reply.get_by_role("list", name="Sources").inner_text().strip() == "handbook.txt"
-    assert page.locator("#messages img:not(.figure)").count() == 0  # the document's <img>
+    expect(reply.locator(".text")).to_contain_text("watered every Tuesday")
+    expect(reply.locator(".text")).not_to_contain_text("【")  # the mark became a footnote
+    expect(reply.locator("sup.cite").first).to_have_text("[1]")
+    expect(reply.get_by_role("list", name="Sources")).to_have_text("handbook.txt")
+    expect(page.locator("#messages img:not(.figure)")).to_have_count(0)  # the document's <img>
     page.screenshot(path=str(IMAGES / "playground-file-search.png"))
     watched.clean()
     page.context.close()
@@ -547,8 +552,8 @@ def test_an_attached_file_is_searched_and_the_thread_comes_back(
     page.locator("#messages .message.user").get_by_text("Attached: menu.md").wait_for()
     wait_run(page)
     reply = page.locator("#messages .message.assistant").last
-    assert "lemon tart" in reply.locator(".text").inner_text()
-    assert reply.get_by_role("list", name="Sources").inner_text().strip() == "menu.md"
+    expect(reply.locator(".text")).to_contain_text("lemon tart")
+    expect(reply.get_by_role("list", name="Sources")).to_have_text("menu.md")
     thread_id = page.locator("#thread-select").input_value()
     assert thread_id.startswith("thread_")
     watched.clean()
@@ -558,14 +563,16 @@ def test_an_attached_file_is_searched_and_the_thread_comes_back(
     watched = open_page(browser, live_server)
     page = watched.page
     title = page.locator("#thread-select option", has_text="search my files for the dessert")
-    assert title.get_attribute("value") == thread_id
+    expect(title).to_have_attribute("value", thread_id)
     page.get_by_label("Thread", exact=True).select_option(thread_id)
+    # The thread is drawn in steps (messages, then run steps, then usage): wait for each.
     reply = page.locator("#messages .message.assistant").last
-    reply.get_by_role("list", name="Sources").get_by_text("menu.md").wait_for()
-    assert "lemon tart" in reply.locator(".text").inner_text()
-    assert page.locator("#messages .message.tool").filter(has_text="file search").count() == 1
-    assert page.locator("#messages .message.user").get_by_text("Attached: menu.md").count() == 1
-    assert re.search(r"Tokens: \d+ in", page.locator("#usage").inner_text())
+    expect(reply.get_by_role("list", name="Sources")).to_have_text("menu.md")
+    expect(reply.locator(".text")).to_contain_text("lemon tart")
+    expect(page.locator("#messages .message.tool").filter(has_text="file search")).to_have_count(1)
+    attached = page.locator("#messages .message.user").get_by_text("Attached: menu.md")
+    expect(attached).to_have_count(1)
+    expect(page.locator("#usage")).to_contain_text(re.compile(r"Tokens: \d+ in"))
     page.get_by_role("button", name="Delete thread").click()
     page.wait_for_function(
         "id => ![...document.querySelectorAll('#thread-select option')].some(o => o.value === id)",
@@ -616,21 +623,21 @@ def test_every_control_is_named_and_the_page_works_from_the_keyboard(
     page.keyboard.press("Enter")
     page.locator("#messages .message.assistant").get_by_text(
         "echo: hello from the keyboard"
-    ).wait_for(timeout=60_000)
+    ).wait_for(timeout=WAIT_MS)
     # A screen reader hears the finished reply once, through a status region.
-    assert page.get_by_role("status").filter(has_text="assistant: echo: hello").count() == 1
+    expect(page.get_by_role("status").filter(has_text="assistant: echo: hello")).to_have_count(1)
 
     page.evaluate("document.activeElement.blur()")
     tab_to(page, "Sandbox console")
     page.keyboard.press("Enter")
-    assert page.locator("#view-console").is_visible()
+    expect(page.locator("#view-console")).to_be_visible()
     assert page.evaluate(NAMES) == []
     tab_to(page, "Upload")
     tab_to(page, "Code")
     page.keyboard.type("print(6 * 7)")
     page.keyboard.press("Shift+Enter")
     cell = page.locator("#cells > li.cell:not(.note)").last
-    cell.locator(".cell-footer").wait_for(timeout=60_000)
+    cell.locator(".cell-footer").wait_for(timeout=WAIT_MS)
     assert cell.locator("pre.stdout").inner_text().strip() == "42"
     tab_to(page, "Run")
     watched.clean()
@@ -644,13 +651,13 @@ def test_a_thread_whose_run_goes_on_is_shown_once_the_run_ends(
     page = watched.page
     page.get_by_label("Message", exact=True).fill("Take a nap, then say so")
     page.get_by_role("button", name="Send").click()
-    page.locator("#messages .message.tool pre.code").first.wait_for(timeout=60_000)
+    page.locator("#messages .message.tool pre.code").first.wait_for(timeout=WAIT_MS)
     thread_id = page.locator("#thread-select").input_value()
     reload(page)  # mid-run: the page's stream is gone, the run is not
     page.get_by_label("Thread", exact=True).select_option(thread_id)
     page.locator("#run-status").get_by_text("started earlier").wait_for()
-    page.locator("#messages").get_by_text("Rested: rested.").wait_for(timeout=60_000)
-    assert page.locator("#run-status").inner_text() == "completed"
-    assert "time.sleep(6)" in page.locator("#messages .message.tool pre.code").inner_text()
+    page.locator("#messages").get_by_text("Rested: rested.").wait_for(timeout=WAIT_MS)
+    expect(page.locator("#run-status")).to_have_text("completed")
+    expect(page.locator("#messages .message.tool pre.code")).to_contain_text("time.sleep(6)")
     watched.clean()
     page.context.close()

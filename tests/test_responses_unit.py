@@ -6,16 +6,32 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
+from openai.types.responses import Response as SDKResponse
+from openai.types.responses import ResponseError as SDKResponseError
+from openai.types.responses.response_create_params import ResponseCreateParamsBase
+from pydantic import ValidationError
 
 from engine import errors
 from engine.assistants.code_stream import CodeDecoder
 from engine.files import FileStore
+from engine.responses import repository
 from engine.responses.events import ResponseEvents
-from engine.responses.items import parse_input, to_messages
-from engine.responses.models import CodeInterpreterCall, CodeLogs, CreateResponse, Response
+from engine.responses.items import message_tokens, parse_input, to_messages, truncate
+from engine.responses.models import (
+    CodeInterpreterCall,
+    CodeLogs,
+    CreateResponse,
+    ErrorCode,
+    InputText,
+    MessageItem,
+    Response,
+    ResponseError,
+    UnknownParameter,
+    Usage,
+)
 from engine.responses.tools import parse_tools
 from engine.store import Store
 
@@ -199,3 +215,82 @@ def test_request_body_defaults() -> None:
         ).conversation_id
         == "conv_1"
     )
+
+
+def test_a_long_string_input_is_one_item_not_many() -> None:
+    body = CreateResponse.model_validate({"model": "m", "input": "x" * 100_000})
+    assert isinstance(body.input, str) and len(body.input) == 100_000
+    with pytest.raises(ValidationError, match="at most 2048 items"):
+        CreateResponse.model_validate({"model": "m", "input": [{"role": "user"}] * 2049})
+
+
+def test_auto_truncation_keeps_the_end_of_an_overlong_message() -> None:
+    text = "filler " * 10_000 + "the question?"
+    history = [{"role": "user", "content": "old turn"}, {"role": "user", "content": text}]
+    kept = truncate(history, 1000)
+    assert len(kept) == 1 and kept[0]["role"] == "user"
+    assert kept[0]["content"].endswith("the question?") and len(kept[0]["content"]) > 3000
+    assert sum(message_tokens(m) for m in kept) <= 1000
+    small = [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]
+    assert truncate(small, 1000) == small  # what fits is kept whole
+
+
+def test_error_codes_and_usage_are_the_sdks() -> None:
+    sdk_codes = set(get_args(SDKResponseError.model_fields["code"].annotation))
+    assert set(get_args(ErrorCode)) <= sdk_codes
+    with pytest.raises(ValidationError):
+        ResponseError(code="context_length_exceeded", message="x")  # type: ignore[arg-type]
+    response = Response(model="m", error=ResponseError(code="invalid_prompt", message="too long"))
+    response.usage = Usage(input_tokens=3, output_tokens=2, total_tokens=5)
+    parsed = SDKResponse.model_validate(response.shown(set()))
+    assert parsed.usage is not None and parsed.usage.input_tokens_details.cache_write_tokens == 0
+    assert parsed.error is not None and parsed.error.code == "invalid_prompt"
+
+
+def test_history_is_the_newest_items_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(repository, "MAX_LISTED_ITEMS", 3)
+    repo = repository.Repository(Store(tmp_path / "db.sqlite"))
+    items = [MessageItem(role="user", content=[InputText(text=str(n))]) for n in range(5)]
+    repo.add_items("conv_1", "tenant", list(items))
+    assert [i.id for i in repo.items("conv_1", "tenant")] == [i.id for i in items[2:]]
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        ({"frobnicate": 1}, "frobnicate"),
+        ({"text": {"verbosity": "low", "colour": 1}}, "text.colour"),
+        ({"text": {"format": {"type": "text", "shape": 1}}}, "text.format.shape"),
+        ({"reasoning": {"depth": 1}}, "reasoning.depth"),
+    ],
+)
+def test_unknown_fields_are_named(extra: dict[str, Any], named: str) -> None:
+    body = CreateResponse.model_validate({"model": "m", "input": "hi", **extra})
+    with pytest.raises(UnknownParameter) as caught:
+        body.check_fields()
+    assert caught.value.param == named and named in str(caught.value)
+
+
+def test_every_sdk_create_field_has_a_decision() -> None:
+    """A field added to the SDK's ResponseCreateParams must be decided here too (and in
+    docs/responses.md): this fails until it is."""
+    sdk_fields = set(ResponseCreateParamsBase.__annotations__) | {"stream"}
+    ours = set(CreateResponse.model_fields)
+    assert sdk_fields - ours == set()
+    body = CreateResponse.model_validate(
+        {
+            "model": "m",
+            "text": {"format": {"type": "json_schema", "name": "w", "schema": {}}},
+            "reasoning": {"effort": "high", "summary": "auto"},
+            "service_tier": "flex",
+            "top_logprobs": 3,
+        }
+    )
+    body.check_fields()
+    assert body.model_options() == {
+        "response_format": {"type": "json_schema", "json_schema": {"name": "w", "schema": {}}},
+        "reasoning_effort": "high",
+        "service_tier": "flex",
+    }

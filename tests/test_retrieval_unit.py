@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine import errors
 from engine.files import FileStore
 from engine.retrieval.chunking import WordSplit, chunk_text, count_tokens
 from engine.retrieval.embedders import Embedder
@@ -142,3 +143,42 @@ async def test_ingestion_resumes_after_a_restart(tmp_path: Path) -> None:
     await second.close()
     index.close()
     store.close()
+
+
+async def test_a_deleted_file_leaves_every_store(tmp_path: Path) -> None:
+    store = Store(tmp_path / "engine.db")
+    files = FileStore(store, tmp_path / "files", 1 << 20)
+    index = ChunkIndex(tmp_path / "engine.db")
+    ingestion = Ingestion(index, files, None, CountingEmbedder())
+    stores = VectorStores(index, files, ingestion, None, max_file_bytes=1 << 20)
+    ingestion.start()
+    try:
+        gone = (await files.create(b"walruses sing in the choir", "g.txt", owner="t")).id
+        kept = (await files.create(b"larks sing over the barley", "k.txt", owner="t")).id
+        early = (await files.create(b"moles dig under the lawn", "e.txt", owner="t")).id
+        one = stores.create("t", name="one", file_ids=[gone, kept, early])
+        two = stores.create("t", name="two", file_ids=[gone])
+        await asyncio.wait_for(ingestion.idle(), 30)
+        assert stores.retrieve(one.id, "t").file_counts.completed == 3
+        # Deleted while nothing listened: dropped when the service starts.
+        files.delete(early, "t")
+        assert stores.forget_deleted_files() == 1
+        unhook = files.on_delete(stores.forget_file)
+        files.delete(gone, "t")
+        unhook()
+        after_one, after_two = stores.retrieve(one.id, "t"), stores.retrieve(two.id, "t")
+        assert after_one.file_counts.total == after_one.file_counts.completed == 1
+        assert after_one.usage_bytes == stores.retrieve_file(one.id, kept, "t").usage_bytes > 0
+        assert after_two.file_counts.total == 0 and after_two.usage_bytes == 0
+        for store_id in (one.id, two.id):
+            with pytest.raises(errors.FileNotFound):
+                stores.file_content(store_id, gone, "t")
+        page = await stores.search([one.id], "t", SearchRequest(query="walruses choir"))
+        assert {r.file_id for r in page.data} <= {kept}
+        assert index.one("SELECT COUNT(*) AS n FROM vs_chunks WHERE file_id = ?", (gone,)) == {
+            "n": 0
+        }
+    finally:
+        await ingestion.close()
+        index.close()
+        store.close()

@@ -4,18 +4,22 @@ hybrid search with filters, and the 4xx answers to bad input."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
+import docker
 import httpx
 import openai
 import pytest
 
-from engine import Engine
-from engine.retrieval import extract
+from benchmarks.security.cases import tenancy
+from engine import Engine, errors
+from engine.retrieval import FileSearch, SearchRequest, extract
+from engine.sandbox.docker_sandbox import SANDBOX_LABEL
 from engine.sessions import sandbox_spec
 
 from . import docs_factory
@@ -309,26 +313,159 @@ async def test_a_crashing_or_hanging_parser_is_contained(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spec = sandbox_spec(engine.settings, engine.image, engine.labels)
-    parser = extract.DocumentParser(engine.backend, spec, timeout=3)
+    parser = extract.DocumentParser(engine.backend, spec, timeout=120)
     sample = docs_factory.pdf(["Otters hold hands while they sleep."])
+    used: list[str | None] = []
     try:
-        assert "Otters hold hands" in await parser.parse("pdf", sample, "a.pdf")
-        first = parser._sandbox
+        assert "Otters hold hands" in await parser.parse("pdf", sample, "a.pdf", owner="t")
+        used.append(parser.last_sandbox_id)
         # The parser dies by a signal (as a segfault or the OOM killer would end it).
         monkeypatch.setattr(extract, "PARSER", "import os, signal; os.kill(os.getpid(), 9)")
         with pytest.raises(extract.InvalidFile, match=r"ran out of memory|crashed"):
-            await parser.parse("pdf", sample, "b.pdf")
-        assert parser._sandbox is None  # thrown away with whatever the crash left
-        monkeypatch.setattr(extract, "PARSER", "import time; time.sleep(60)")
+            await parser.parse("pdf", sample, "b.pdf", owner="t")
+        used.append(parser.last_sandbox_id)
+        monkeypatch.setattr(extract, "PARSER", "import time; time.sleep(600)")
+        monkeypatch.setattr(parser, "timeout", 3)
         with pytest.raises(extract.InvalidFile, match="longer than 3 s"):
-            await parser.parse("pdf", sample, "c.pdf")
+            await parser.parse("pdf", sample, "c.pdf", owner="t")
+        used.append(parser.last_sandbox_id)
         monkeypatch.undo()
-        assert "Otters" in await parser.parse("pdf", sample, "d.pdf")
-        assert parser._sandbox is not first and parser.sandboxes_started == 3
+        assert "Otters" in await parser.parse("pdf", sample, "d.pdf", owner="t")
+        used.append(parser.last_sandbox_id)
+        # Every document had a sandbox of its own, removed after its parse; only a spare (that
+        # never ran anything) may be up.
+        assert len(set(used)) == 4 and None not in used
+        live = {s.id for s in parser.live_sandboxes()}
+        assert len(live) <= 1 and not live & {u for u in used if u}
         # The host never ran a parser: nothing of pypdf is imported in this process.
         assert "pypdf" not in sys.modules
     finally:
         await parser.close()
+    assert parser.live_sandboxes() == []
+
+
+def _parsed(client: openai.OpenAI, name: str, text: str) -> tuple[str, str, str]:
+    """A document ingested into a store of its own: (store id, file id, extracted text)."""
+    file_id = upload(client, name, text)
+    store = client.vector_stores.create(name=name, file_ids=[file_id])
+    wait_store(client, store.id)
+    vs_file = client.vector_stores.files.retrieve(file_id, vector_store_id=store.id)
+    if vs_file.status != "completed":
+        return store.id, file_id, f"<{vs_file.status}: {vs_file.last_error}>"
+    pages = client.vector_stores.files.content(file_id, vector_store_id=store.id)
+    return store.id, file_id, "".join(p.text or "" for p in pages)
+
+
+def test_each_document_is_parsed_in_a_sandbox_of_its_own(
+    live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A parser taken over by its document plants files and a process; the next parse, the
+    same tenant's or another's, sees none of it (on a shared sandbox it would)."""
+    parser = live_server.app.state.file_search.parser
+    monkeypatch.setattr(extract, "PARSER", tenancy.EXPLOIT)
+    a, b = sdk(live_server, KEY_A), sdk(live_server, KEY_B)
+    _, _, first = _parsed(a, "a.html", "<p>alpha payroll secret</p>")
+    sandbox_a = parser.last_sandbox_id
+    _, _, again = _parsed(a, "a2.html", "<p>alpha, a second document</p>")
+    _, _, other = _parsed(b, "b.html", "<p>beta document</p>")
+    sandbox_b = parser.last_sandbox_id
+    assert "alpha payroll secret" in first and "SEEN[]" in first
+    assert "SEEN[]" in again, again
+    assert "SEEN[]" in other and "alpha" not in other, other
+    assert sandbox_a is not None and sandbox_b is not None and sandbox_a != sandbox_b
+    assert sandbox_a not in {s.id for s in parser.live_sandboxes()}
+    # Docker agrees: the containers of both parses are gone, labelled as parsers.
+    for sandbox_id in (sandbox_a, sandbox_b):
+        label = f"{SANDBOX_LABEL}={sandbox_id}"
+        assert docker.from_env().containers.list(all=True, filters={"label": label}) == []
+    spares = [s for s in parser.live_sandboxes() if s.id not in (sandbox_a, sandbox_b)]
+    for spare in spares:
+        assert spare.labels.get("org.sandbox-engine.role") == "document-parser"
+
+
+def test_a_hanging_parse_holds_up_only_its_tenant(
+    live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parser = live_server.app.state.file_search.parser
+    monkeypatch.setattr(extract, "PARSER", tenancy.EXPLOIT)
+    monkeypatch.setattr(parser, "timeout", 20.0)
+    a, b = sdk(live_server, KEY_A), sdk(live_server, KEY_B)
+    hang = upload(a, "hang.html", f"<p>{tenancy.HANG_WORD}</p>")
+    hang_store = a.vector_stores.create(name="hang", file_ids=[hang])
+    _, _, other = _parsed(b, "b.html", "<p>beta is not held up</p>")
+    assert "beta is not held up" in other, other
+    # Tenant B's document was parsed while A's parse still hung.
+    assert a.vector_stores.files.retrieve(hang, vector_store_id=hang_store.id).status == (
+        "in_progress"
+    )
+    wait_store(a, hang_store.id)
+    failed = a.vector_stores.files.retrieve(hang, vector_store_id=hang_store.id)
+    assert failed.status == "failed" and failed.last_error is not None
+    assert "longer than 20 s" in failed.last_error.message
+    _, _, after = _parsed(a, "after.html", "<p>alpha parses again</p>")
+    assert "alpha parses again" in after, after
+
+
+def test_deleting_a_file_removes_it_from_every_store(client: openai.OpenAI) -> None:
+    gone = upload(client, "walrus.md", "The walrus choir rehearses on Tuesday evenings.")
+    kept = upload(client, "lark.md", "The lark sings over the barley fields at dawn.")
+    both = client.vector_stores.create(name="both", file_ids=[gone, kept])
+    alone = client.vector_stores.create(name="alone", file_ids=[gone])
+    for store in (both, alone):
+        assert wait_store(client, store.id).file_counts.completed == store.file_counts.total
+    assert client.vector_stores.search(both.id, query="walrus choir").data[0].file_id == gone
+    kept_usage = client.vector_stores.files.retrieve(kept, vector_store_id=both.id).usage_bytes
+    assert client.vector_stores.retrieve(both.id).usage_bytes > kept_usage
+
+    assert client.files.delete(gone).deleted
+
+    after_both, after_alone = (client.vector_stores.retrieve(s.id) for s in (both, alone))
+    assert (after_both.file_counts.total, after_both.file_counts.completed) == (1, 1)
+    assert after_both.usage_bytes == kept_usage
+    assert after_alone.file_counts.total == 0 and after_alone.usage_bytes == 0
+    for store in (both, alone):
+        with pytest.raises(openai.NotFoundError):
+            client.vector_stores.files.retrieve(gone, vector_store_id=store.id)
+        with pytest.raises(openai.NotFoundError):
+            client.vector_stores.files.content(gone, vector_store_id=store.id)
+        hits = client.vector_stores.search(store.id, query="walrus choir rehearses").data
+        assert all(h.file_id != gone for h in hits), hits
+    assert [f.id for f in client.vector_stores.files.list(both.id)] == [kept]
+    assert list(client.vector_stores.files.list(alone.id)) == []
+
+
+def test_another_tenant_cannot_delete_or_attach_a_file(live_server: LiveServer) -> None:
+    a, b = sdk(live_server, KEY_A), sdk(live_server, KEY_B)
+    file_id = upload(a, "heron.md", "The grey heron fishes at the weir.")
+    store = a.vector_stores.create(name="a", file_ids=[file_id])
+    wait_store(a, store.id)
+    with pytest.raises(openai.NotFoundError):
+        b.files.delete(file_id)
+    b_store = b.vector_stores.create(name="b")
+    with pytest.raises(openai.NotFoundError):
+        b.vector_stores.files.create(vector_store_id=b_store.id, file_id=file_id)
+    with pytest.raises(openai.NotFoundError):
+        b.vector_stores.files.retrieve(file_id, vector_store_id=store.id)
+    assert a.vector_stores.retrieve(store.id).file_counts.completed == 1
+    assert a.vector_stores.search(store.id, query="heron weir").data[0].file_id == file_id
+
+
+async def test_library_files_delete_leaves_the_stores(engine: Engine) -> None:
+    file_search = FileSearch(engine, embedder=None).start()
+    try:
+        stores = file_search.stores
+        obj = await engine.files.create(b"Moles dig tunnels under the lawn.", "m.md", owner="t")
+        vs = stores.create("t", name="lib", file_ids=[obj.id])
+        await asyncio.wait_for(file_search.ingestion.idle(), 60)
+        assert stores.retrieve(vs.id, "t").file_counts.completed == 1
+        engine.files.delete(obj.id, "t")
+        assert stores.retrieve(vs.id, "t").file_counts.total == 0
+        with pytest.raises(errors.FileNotFound):
+            stores.file_content(vs.id, obj.id, "t")
+        page = await stores.search([vs.id], "t", SearchRequest(query="moles tunnels"))
+        assert page.data == []
+    finally:
+        await file_search.close()
 
 
 # --- the file_search tool ---

@@ -22,6 +22,7 @@ import uvicorn
 from engine import Engine, ExecutionStatus, Session, Settings
 from engine.api import create_app
 from engine.api.auth import KeyRing
+from engine.api.server import Server
 from engine.core import HOME_LABEL
 from engine.errors import EngineError
 
@@ -49,7 +50,7 @@ class ApiServer:
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(self.app, log_level="error", timeout_graceful_shutdown=30)
-        self.server = uvicorn.Server(config)
+        self.server = Server(config)
         self._task: asyncio.Task[None] | None = None
 
     @property

@@ -69,6 +69,16 @@ def create_app(
         "Native API, plus OpenAI- and Azure-sessions-compatible endpoints and MCP at /mcp.",
         lifespan=lifespan,
     )
+
+    async def before_shutdown() -> None:
+        """The server stops (see ``server.py``): running responses and runs fail now, saying
+        so, and their streams end, instead of holding the shutdown up."""
+        for name in ("responses", "assistants"):
+            service = getattr(app.state, name, None)
+            if service is not None:
+                await service.close()
+
+    app.state.before_shutdown = before_shutdown
     app.state.keys = KeyRing(settings.load_api_keys())
     app.state.settings = settings
     app.state.mcp = mcp.McpEndpoint(settings, app.state.keys)

@@ -32,6 +32,7 @@ from .file_search import FileSearchHandler
 from .loop import AgentLoop, LoopHost, LoopRequest, Outcome, TokenUsage, ToolHandler
 from .messages import MessageWriter
 from .models import (
+    TERMINAL_RUN,
     Assistant,
     ErrorCode,
     FunctionCall,
@@ -89,6 +90,10 @@ class RunDriver(LoopHost):
         try:
             await self._drive()
         except asyncio.CancelledError:
+            if self.book.closing and run.status not in TERMINAL_RUN:
+                self.messages.abandon(cancelled=False)
+                message = "the engine shut down while this run was active; create it again"
+                self.book.fail(self.owner, run, ErrorCode.SERVER_ERROR, message)
             raise
         except errors.ModelError as exc:
             self.messages.abandon(self.cancelled())

@@ -88,6 +88,9 @@ class LoopRequest:
     parallel_tool_calls: bool = True
     max_tool_calls: int | None = None
     """Engine-run tool calls (code, handlers) allowed in all; then the model must answer."""
+    options: dict[str, Any] = field(default_factory=dict)
+    """More Chat Completions parameters (``response_format``, ``reasoning_effort``...), as
+    they are."""
     usage: TokenUsage = field(default_factory=TokenUsage)
     """Tokens used so far (by earlier segments of a resumed loop); the loop adds to it."""
 
@@ -204,6 +207,7 @@ class AgentLoop:
                 top_p=request.top_p,
                 max_tokens=_remaining(request.max_completion_tokens, usage),
                 parallel_tool_calls=request.parallel_tool_calls,
+                options=request.options,
                 **stream,
             )
             usage.prompt_tokens += reply.prompt_tokens

@@ -59,9 +59,11 @@ class ModelProvider(ABC):
         top_p: float | None,
         max_tokens: int | None,
         parallel_tool_calls: bool,
+        options: dict[str, Any] | None = None,
         on_delta: DeltaSink | None = None,
     ) -> ModelReply:
-        """One chat-completions turn; with ``on_delta``, streamed to it as the model writes."""
+        """One chat-completions turn; with ``on_delta``, streamed to it as the model writes.
+        ``options``: more request parameters (``response_format``...), sent as they are."""
 
 
 class OpenAIChatProvider(ModelProvider):
@@ -96,9 +98,10 @@ class OpenAIChatProvider(ModelProvider):
         top_p: float | None,
         max_tokens: int | None,
         parallel_tool_calls: bool,
+        options: dict[str, Any] | None = None,
         on_delta: DeltaSink | None = None,
     ) -> ModelReply:
-        kwargs: dict[str, Any] = {"model": model, "messages": messages}
+        kwargs: dict[str, Any] = {**(options or {}), "model": model, "messages": messages}
         if tools:
             kwargs["tools"] = tools
             kwargs["tool_choice"] = tool_choice

@@ -41,6 +41,8 @@ class RunBook:
         self.vector_stores: VectorStores | None = None
         """What file_search searches (set by ``AssistantsService.use_vector_stores``)."""
         self._background: set[asyncio.Future[None]] = set()
+        self.closing = False
+        """The engine stops: a run whose task is cancelled now fails, saying so."""
 
     def save(self, owner: str, run: Run) -> None:
         self.repo.put(run, "run", owner, run.thread_id)

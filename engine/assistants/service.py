@@ -75,6 +75,8 @@ class AssistantsService:
         return count
 
     async def close(self) -> None:
+        """Running runs fail (saying the engine stopped), which ends their streams."""
+        self.runs.closing = True
         tasks = list(self.runs.tasks.values())
         for task in tasks:
             task.cancel()

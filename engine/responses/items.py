@@ -229,10 +229,21 @@ def message_tokens(message: dict[str, Any]) -> int:
 
 
 def truncate(history: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
-    """``truncation: auto``: the oldest messages go first, never half of a tool-call turn."""
+    """``truncation: auto``: the oldest messages go first, never half of a tool-call turn; a
+    last message that alone is over the budget keeps the end of its text (where its question
+    usually is)."""
     kept = list(history)
-    while kept and sum(message_tokens(m) for m in kept) > budget:
+    while len(kept) > 1 and _tokens(kept) > budget:
         kept.pop(0)
         while kept and kept[0]["role"] == "tool":
             kept.pop(0)
+    if len(kept) == 1 and _tokens(kept) > budget and isinstance(kept[0].get("content"), str):
+        text: str = kept[0]["content"]
+        room = budget - message_tokens({**kept[0], "content": ""})
+        keep = max(0, room * 4 - 16)  # estimate_tokens: four characters a token, plus four
+        kept = [{**kept[0], "content": text[len(text) - keep :] if keep else ""}]
     return kept
+
+
+def _tokens(messages: list[dict[str, Any]]) -> int:
+    return sum(message_tokens(m) for m in messages)

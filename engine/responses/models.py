@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .. import errors
+
 MAX_INPUT_ITEMS = 2048
 Includable = Literal[
     "code_interpreter_call.outputs",
@@ -192,8 +194,12 @@ Item = Annotated[
 # --- the response ---
 
 
+ErrorCode = Literal["server_error", "rate_limit_exceeded", "invalid_prompt", "vector_store_timeout"]
+"""The codes this engine uses, each one of the SDK's ``ResponseError.code`` values."""
+
+
 class ResponseError(BaseModel):
-    code: str
+    code: ErrorCode
     message: str
 
 
@@ -203,6 +209,7 @@ class IncompleteDetails(BaseModel):
 
 class InputTokensDetails(BaseModel):
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 class OutputTokensDetails(BaseModel):
@@ -242,6 +249,12 @@ class Response(BaseModel):
     store: bool = True
     temperature: float | None = None
     text: dict[str, Any] = Field(default_factory=lambda: {"format": {"type": "text"}})
+    reasoning: dict[str, Any] | None = None
+    service_tier: str | None = None
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
+    prompt_cache_retention: str | None = None
+    top_logprobs: int | None = None
     tool_choice: str | dict[str, Any] = "auto"
     tools: list[dict[str, Any]] = Field(default_factory=list)
     top_p: float | None = None
@@ -297,13 +310,89 @@ class ConversationDeleted(BaseModel):
 Metadata = Annotated[dict[str, Annotated[str, Field(max_length=512)]], Field(max_length=16)]
 
 
-class CreateResponse(BaseModel):
-    """The body of ``POST /v1/responses``; fields the engine does not use are ignored."""
+class TextFormat(BaseModel):
+    """``text.format``: plain text, JSON mode, or Structured Outputs against a JSON schema."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    type: Literal["text", "json_object", "json_schema"] = "text"
+    name: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    description: str | None = None
+    strict: bool | None = None
+
+    def response_format(self) -> dict[str, Any] | None:
+        """As Chat Completions takes it (``response_format``); None for plain text."""
+        if self.type == "json_object":
+            return {"type": "json_object"}
+        if self.type != "json_schema":
+            return None
+        if not self.name or self.schema_ is None:
+            raise errors.InvalidRequest(
+                "text.format: a json_schema format needs a name and a schema"
+            )
+        spec: dict[str, Any] = {"name": self.name, "schema": self.schema_}
+        if self.description is not None:
+            spec["description"] = self.description
+        if self.strict is not None:
+            spec["strict"] = self.strict
+        return {"type": "json_schema", "json_schema": spec}
+
+    def shown(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class TextConfig(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    format: TextFormat = Field(default_factory=TextFormat)
+    verbosity: Literal["low", "medium", "high"] | None = None
+
+
+class Reasoning(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"] | None = None
+    summary: Literal["auto", "concise", "detailed"] | None = None
+    generate_summary: Literal["auto", "concise", "detailed"] | None = None
+
+
+PASSED_ON = ("service_tier", "safety_identifier", "prompt_cache_key", "prompt_cache_retention")
+"""Request fields that reach the model's Chat Completions request as they are, when given."""
+IGNORED = (
+    "stream_options",
+    "top_logprobs",
+    "background_options",
+    "prompt_cache_options",
+    "context_management",
+    "image",
+    "access_programs",
+)
+"""Request fields accepted (an SDK may send them) and ignored: see docs/responses.md."""
+
+
+class UnknownParameter(errors.InvalidRequest):
+    code = "unknown_parameter"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Unknown parameter: '{name}'.")
+        self.param = name
+
+
+class ContextTooLong(errors.InvalidRequest):
+    code = "context_length_exceeded"
+    param = "input"
+
+
+class CreateResponse(BaseModel):
+    """The body of ``POST /v1/responses``. Every field of the SDK's ``ResponseCreateParams`` is
+    honoured, passed on to the model (``PASSED_ON``, ``text``, ``reasoning.effort``) or accepted
+    and ignored (``IGNORED``); any other field is refused by ``check_fields``."""
+
+    model_config = ConfigDict(extra="allow")
 
     model: str = Field(min_length=1, max_length=256)
-    input: str | list[dict[str, Any]] = Field(default="", max_length=MAX_INPUT_ITEMS)
+    input: str | Annotated[list[dict[str, Any]], Field(max_length=MAX_INPUT_ITEMS)] = ""
     instructions: str | None = Field(default=None, max_length=256_000)
     tools: list[dict[str, Any]] = Field(default_factory=list, max_length=128)
     tool_choice: str | dict[str, Any] = "auto"
@@ -321,12 +410,58 @@ class CreateResponse(BaseModel):
     top_p: float | None = Field(default=None, ge=0, le=1)
     truncation: Literal["auto", "disabled"] = "disabled"
     user: str | None = Field(default=None, max_length=256)
+    text: TextConfig = Field(default_factory=TextConfig)
+    reasoning: Reasoning | None = None
+    service_tier: Literal["auto", "default", "flex", "scale", "priority"] | None = None
+    safety_identifier: str | None = Field(default=None, max_length=256)
+    prompt_cache_key: str | None = Field(default=None, max_length=256)
+    prompt_cache_retention: Literal["in_memory", "24h"] | None = None
+    prompt: dict[str, Any] | None = None
+    moderation: dict[str, Any] | None = None
+    stream_options: dict[str, Any] | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    background_options: dict[str, Any] | None = None
+    prompt_cache_options: dict[str, Any] | None = None
+    context_management: list[dict[str, Any]] | None = None
+    image: dict[str, Any] | None = None
+    access_programs: dict[str, Any] | None = None
 
     @property
     def conversation_id(self) -> str | None:
         if isinstance(self.conversation, ConversationRef):
             return self.conversation.id
         return self.conversation
+
+    def check_fields(self) -> None:
+        """A field the API does not define is refused, naming it, instead of being dropped."""
+        for prefix, part in (("", self), ("text.", self.text), ("text.format.", self.text.format)):
+            for name in part.model_extra or {}:
+                raise UnknownParameter(prefix + name)
+        for name in (self.reasoning.model_extra or {}) if self.reasoning else {}:
+            raise UnknownParameter("reasoning." + name)
+        if self.prompt is not None:
+            raise errors.InvalidRequest(
+                "prompt: stored prompt templates are not supported here; send instructions and "
+                "input instead"
+            )
+        if self.moderation is not None:
+            raise errors.InvalidRequest(
+                "moderation: this engine runs no moderation model; leave it out"
+            )
+
+    def model_options(self) -> dict[str, Any]:
+        """What reaches the model's Chat Completions request besides the messages and tools."""
+        options: dict[str, Any] = {
+            name: getattr(self, name) for name in PASSED_ON if getattr(self, name) is not None
+        }
+        response_format = self.text.format.response_format()
+        if response_format is not None:
+            options["response_format"] = response_format
+        if self.text.verbosity is not None:
+            options["verbosity"] = self.text.verbosity
+        if self.reasoning is not None and self.reasoning.effort is not None:
+            options["reasoning_effort"] = self.reasoning.effort
+        return options
 
 
 class CreateConversation(BaseModel):

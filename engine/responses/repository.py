@@ -109,12 +109,13 @@ class Repository:
             )
 
     def items(self, parent: str, owner: str) -> list[Item]:
+        """The newest ``MAX_LISTED_ITEMS`` items, oldest first."""
         rows = self._store.all(
-            "SELECT data FROM response_items WHERE parent = ? AND owner = ? ORDER BY rowid "
+            "SELECT data FROM response_items WHERE parent = ? AND owner = ? ORDER BY rowid DESC "
             f"LIMIT {MAX_LISTED_ITEMS}",
             (parent, owner),
         )
-        return [_ITEM.validate_json(r["data"]) for r in rows]
+        return [_ITEM.validate_json(r["data"]) for r in reversed(rows)]
 
     def item(self, parent: str, owner: str, item_id: str) -> Item:
         row = self._store.one(

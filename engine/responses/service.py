@@ -30,8 +30,10 @@ from .items import input_file_ids, message_tokens, parse_input, store_inline_fil
 from .models import (
     ACTIVE,
     INCLUDABLE,
+    ContextTooLong,
     ConversationRef,
     CreateResponse,
+    ErrorCode,
     IncompleteDetails,
     Item,
     Response,
@@ -46,7 +48,14 @@ from .tools import FILE_SEARCH, Tools, parse_tools
 
 log = logging.getLogger(__name__)
 MAX_CHAIN = 1000
-CANCEL_WAIT = 15.0
+CANCEL_WAIT = 1.0
+"""How long a cancel waits for the loop to stop at a safe point before stopping it outright."""
+TERMINAL = {
+    ResponseStatus.COMPLETED: "response.completed",
+    ResponseStatus.INCOMPLETE: "response.incomplete",
+}
+"""A stream's last event; any other end (failed, cancelled, deleted) is ``response.failed``, the
+response in it saying which, as the SDK has no ``response.cancelled`` event."""
 
 
 class ResponsesService:
@@ -112,6 +121,10 @@ class ResponsesService:
     async def create(
         self, owner: str, body: CreateResponse, listener: asyncio.Queue[Event] | None = None
     ) -> Response:
+        if self.closing:
+            raise errors.BackendUnavailable("the engine is shutting down; try again later")
+        body.check_fields()
+        body.model_options()  # a json_schema format without a schema: 400 before anything runs
         unknown = sorted(set(body.include) - INCLUDABLE)
         if unknown:
             raise errors.InvalidRequest(
@@ -166,7 +179,7 @@ class ResponsesService:
         if body.truncation == "disabled":
             used = sum(message_tokens(m) for m in messages)
             if used > self.settings.llm_context_tokens:
-                raise errors.InvalidRequest(
+                raise ContextTooLong(
                     f"context_length_exceeded: the input is about {used} tokens, more than the "
                     f"{self.settings.llm_context_tokens} allowed; shorten it or set "
                     "truncation='auto'"
@@ -225,6 +238,16 @@ class ResponsesService:
             top_p=body.top_p,
             truncation=body.truncation,
             user=body.user,
+            text={
+                "format": body.text.format.shown(),
+                **({"verbosity": body.text.verbosity} if body.text.verbosity else {}),
+            },
+            reasoning=body.reasoning.model_dump(exclude_none=True) if body.reasoning else None,
+            service_tier=body.service_tier or "auto",
+            safety_identifier=body.safety_identifier,
+            prompt_cache_key=body.prompt_cache_key,
+            prompt_cache_retention=body.prompt_cache_retention,
+            top_logprobs=body.top_logprobs,
         )
 
     def _history(
@@ -286,6 +309,7 @@ class ResponsesService:
                 max_completion_tokens=response.max_output_tokens,
                 parallel_tool_calls=response.parallel_tool_calls,
                 max_tool_calls=response.max_tool_calls,
+                options=body.model_options(),
             )
             await self._outcome(run, request)
         except asyncio.CancelledError:
@@ -295,7 +319,7 @@ class ResponsesService:
                 response.status = ResponseStatus.CANCELLED
             raise
         except errors.ModelError as exc:
-            code = "rate_limit_exceeded" if "rate_limit" in str(exc) else "server_error"
+            code: ErrorCode = "rate_limit_exceeded" if "rate_limit" in str(exc) else "server_error"
             self._fail(run, code, str(exc))
         except errors.EngineError as exc:
             self._fail(run, "server_error", str(exc))
@@ -310,11 +334,8 @@ class ResponsesService:
             finally:
                 if body.conversation_id:
                     self.busy.discard(body.conversation_id)
-        terminal = {
-            ResponseStatus.COMPLETED: "response.completed",
-            ResponseStatus.INCOMPLETE: "response.incomplete",
-        }.get(response.status, "response.failed")
-        self._emit(run, terminal)
+                # Also when cancelled or deleted (the task is cancelled): every stream ends.
+                self._emit(run, TERMINAL.get(response.status, "response.failed"))
 
     async def _outcome(self, run: ResponseRun, request: LoopRequest) -> None:
         response = run.response
@@ -328,13 +349,18 @@ class ResponsesService:
                 response.status = ResponseStatus.INCOMPLETE
                 response.incomplete_details = IncompleteDetails(reason="max_output_tokens")
             case Outcome.MAX_PROMPT_TOKENS:
-                self._fail(run, "context_length_exceeded", "the context no longer fits")
+                self._fail(
+                    run,
+                    "invalid_prompt",
+                    "context_length_exceeded: the context (with its tool results) no longer fits "
+                    f"in {self.settings.llm_context_tokens} tokens (SANDBOX_LLM_CONTEXT_TOKENS)",
+                )
             case Outcome.TOO_MANY_ROUNDS:
                 self._fail(run, "server_error", result.detail)
             case Outcome.CANCELLED | Outcome.ABANDONED:
                 response.status = ResponseStatus.CANCELLED
 
-    def _fail(self, run: ResponseRun, code: str, message: str) -> None:
+    def _fail(self, run: ResponseRun, code: ErrorCode, message: str) -> None:
         run.response.status = ResponseStatus.FAILED
         run.response.error = ResponseError(code=code, message=message)
 
@@ -387,9 +413,11 @@ class ResponsesService:
                 await _interrupt(run.running)
         if task is not None:
             done, _ = await asyncio.wait({task}, timeout=CANCEL_WAIT)
-            if not done:  # code that ignores the interrupt: the loop is stopped outright
+            # Still in the loop (code that ignores the interrupt, a slow model): stopped
+            # outright; a response already saving its end (no longer live) is let finish.
+            if not done and response_id in self.live:
                 task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+            await asyncio.gather(task, return_exceptions=True)
         return self.get(owner, response_id)[0]
 
     def input_items(self, owner: str, response_id: str, **paging: Any) -> Page[Item]:

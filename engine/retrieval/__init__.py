@@ -49,6 +49,7 @@ class FileSearch:
             spec,
             timeout=settings.file_search_parse_timeout,
             max_chars=settings.file_search_max_chars,
+            parallel=settings.file_search_workers,
         )
         self.ingestion = Ingestion(
             self.index,
@@ -67,11 +68,15 @@ class FileSearch:
             max_file_bytes=settings.file_search_max_file_mb * MB,
         )
 
+        self._unhook = engine.files.on_delete(self.stores.forget_file)
+
     def start(self) -> FileSearch:
+        self.stores.forget_deleted_files()
         self.ingestion.start()
         return self
 
     async def close(self) -> None:
+        self._unhook()
         await self.ingestion.close()
         await self.parser.close()
         if self.embedder is not None:

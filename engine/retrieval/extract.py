@@ -1,19 +1,20 @@
 """Text extraction. Plain text and source files are decoded on the host (no parser runs on
 them); documents that need a parser (pdf, docx, pptx, html) are parsed inside a sandbox.
 
-The parser sandbox is a locked-down container like a session's (no network, capped memory and
-time), started on first use, reused while documents come, and thrown away after a crash, a
-timeout or a minute idle. The bytes go in through the backend's ``write_file``; the text comes
-back through its no-follow ``open_file``, capped.
+Each document is parsed in a locked-down container of its own, like a session's (no network,
+capped memory and time), removed after the parse: no tenant's parse shares a sandbox with
+another document. The bytes go in through the backend's ``write_file``; the text comes back
+through its no-follow ``open_file``, capped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
-import secrets
 import time
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import PurePosixPath
 
@@ -144,7 +145,15 @@ open(dst, "w").write("".join(out))
 
 
 class DocumentParser:
-    """Parses untrusted documents in a sandbox of ``backend``; one document at a time."""
+    """Parses untrusted documents, each in a sandbox of its own that is removed afterwards.
+
+    Nothing of one document (files, processes, memory) can reach the next parse, whoever owns
+    it. To keep the start of a container off the path, one spare sandbox is kept ready while
+    documents come: it has never run anything, so it belongs to no tenant until it is taken,
+    and it is removed after ``idle`` seconds without a parse. At most ``parallel`` documents are
+    parsed at once, and a tenant parses one at a time, so one tenant holds at most one of those
+    slots, each for at most ``timeout`` seconds.
+    """
 
     def __init__(
         self,
@@ -154,6 +163,8 @@ class DocumentParser:
         timeout: float = 60.0,
         max_chars: int = 5_000_000,
         idle: float = 60.0,
+        parallel: int = 2,
+        spare: bool = True,
     ) -> None:
         self._backend = backend
         self._spec = replace(
@@ -164,53 +175,69 @@ class DocumentParser:
         self.timeout = timeout
         self.max_chars = max_chars
         self._idle = idle
-        self._sandbox: Sandbox | None = None
-        self._lock = asyncio.Lock()
-        self._last_used = 0.0
+        self._keep_spare = spare
+        self._slots = asyncio.Semaphore(max(1, parallel))
+        self._tenants: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._live: set[Sandbox] = set()
+        self._spare: Sandbox | None = None
+        self._filling: asyncio.Task[None] | None = None
         self._reaper: asyncio.Task[None] | None = None
+        self._last_used = 0.0
+        self._closed = False
         self.sandboxes_started = 0
+        self.last_sandbox_id: str | None = None
+        """The sandbox of the latest parse (it is gone by now): for tests and the bench."""
 
-    async def parse(self, kind: str, data: bytes, filename: str) -> str:
-        async with self._lock:
-            sandbox = await self._get()
+    def live_sandboxes(self) -> list[Sandbox]:
+        """Sandboxes that exist right now: those parsing and the spare."""
+        return [*self._live, *([self._spare] if self._spare is not None else [])]
+
+    async def parse(self, kind: str, data: bytes, filename: str, owner: str = "") -> str:
+        async with self._tenant(owner), self._slots:
+            sandbox = await self._take()
+            self._live.add(sandbox)
             try:
                 return await self._parse(sandbox, kind, data, filename)
             finally:
+                self._live.discard(sandbox)
+                self.last_sandbox_id = sandbox.id
                 self._last_used = time.monotonic()
+                await self._remove(sandbox)
+
+    @contextlib.asynccontextmanager
+    async def _tenant(self, owner: str) -> AsyncIterator[None]:
+        lock, users = self._tenants.get(owner) or (asyncio.Lock(), 0)
+        self._tenants[owner] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._tenants[owner]
+            if users == 1:
+                del self._tenants[owner]
+            else:
+                self._tenants[owner] = (lock, users - 1)
 
     async def _parse(self, sandbox: Sandbox, kind: str, data: bytes, filename: str) -> str:
-        job = secrets.token_hex(6)
-        src, dst = f"parse-{job}.{kind}", f"parse-{job}.txt"
-        try:
-            await sandbox.write_file(src, io.BytesIO(data), len(data) + 1)
-            argv = ["python3", "-c", PARSER, kind, src, dst, str(self.max_chars)]
-            process = await sandbox.start_process(argv, env={})
-            deadline = time.monotonic() + self.timeout
+        src, dst = f"document.{kind}", "document.txt"
+        await sandbox.write_file(src, io.BytesIO(data), len(data) + 1)
+        argv = ["python3", "-c", PARSER, kind, src, dst, str(self.max_chars)]
+        process = await sandbox.start_process(argv, env={})
+        deadline = time.monotonic() + self.timeout
+        code = await sandbox.exit_code(process)
+        while code is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
             code = await sandbox.exit_code(process)
-            while code is None and time.monotonic() < deadline:
-                await asyncio.sleep(0.02)
-                code = await sandbox.exit_code(process)
-            if code is None:
-                await self._discard()
-                raise InvalidFile(f"{filename!r}: parsing took longer than {self.timeout:g} s")
-            if code == 0:
-                return await self._read(sandbox, dst, self.max_chars * 4)
-            if code in (2, 3, 4):
-                reason = await self._read(sandbox, dst + ".err", 4000)
-                raise InvalidFile(f"{filename!r}: {reason}")
-            oom = await sandbox.oom_kills()
-            await self._discard()  # a crashed parser may have left anything behind
-            cause = "ran out of memory" if oom or code == 137 else f"crashed (exit {code})"
-            raise InvalidFile(f"{filename!r}: the document parser {cause}")
-        finally:
-            if self._sandbox is sandbox:
-                for name in (src, dst, dst + ".err"):
-                    try:
-                        await sandbox.remove_file(name)
-                    except errors.EngineError:
-                        pass
-                    except OSError:
-                        pass
+        if code is None:
+            raise InvalidFile(f"{filename!r}: parsing took longer than {self.timeout:g} s")
+        if code == 0:
+            return await self._read(sandbox, dst, self.max_chars * 4)
+        if code in (2, 3, 4):
+            reason = await self._read(sandbox, dst + ".err", 4000)
+            raise InvalidFile(f"{filename!r}: {reason}")
+        oom = await sandbox.oom_kills()
+        cause = "ran out of memory" if oom or code == 137 else f"crashed (exit {code})"
+        raise InvalidFile(f"{filename!r}: the document parser {cause}")
 
     @staticmethod
     async def _read(sandbox: Sandbox, path: str, cap: int) -> str:
@@ -219,33 +246,70 @@ class DocumentParser:
             raw = await asyncio.to_thread(f.read, cap)
         return raw.decode("utf-8", errors="replace")
 
-    async def _get(self) -> Sandbox:
-        if self._sandbox is not None and not await self._sandbox.is_running():
-            await self._discard()
-        if self._sandbox is None:
-            self._sandbox = await self._backend.create(self._spec)
-            self.sandboxes_started += 1
-            if self._reaper is None or self._reaper.done():
-                self._reaper = asyncio.create_task(self._reap_idle(), name="parser-reaper")
-        return self._sandbox
+    async def _take(self) -> Sandbox:
+        """The spare if it is still up (another is started for the next parse), else a new one."""
+        if self._closed:
+            raise InvalidFile("the document parser is closed")
+        spare, self._spare = self._spare, None
+        if spare is not None and not await spare.is_running():
+            await self._remove(spare)
+            spare = None
+        sandbox = spare or await self._create()
+        if self._keep_spare and (self._filling is None or self._filling.done()):
+            self._filling = asyncio.create_task(self._fill(), name="parser-spare")
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.create_task(self._reap_idle(), name="parser-reaper")
+        return sandbox
+
+    async def _create(self) -> Sandbox:
+        sandbox = await self._backend.create(self._spec)
+        self.sandboxes_started += 1
+        return sandbox
+
+    async def _fill(self) -> None:
+        if self._spare is not None or self._closed:
+            return
+        try:
+            sandbox = await self._create()
+        except errors.EngineError as exc:
+            log.warning("could not start a spare parser sandbox: %s", exc)
+            return
+        if self._spare is None and not self._closed:
+            self._spare = sandbox
+        else:
+            await self._remove(sandbox)
 
     async def _reap_idle(self) -> None:
-        while self._sandbox is not None:
+        while self._spare is not None or self._live or not self._filling_done():
             await asyncio.sleep(min(self._idle, 5.0))
-            if self._lock.locked() or time.monotonic() - self._last_used < self._idle:
-                continue
-            async with self._lock:
-                await self._discard()
+            if not self._live and time.monotonic() - self._last_used >= self._idle:
+                await self._drop_spare()
 
-    async def _discard(self) -> None:
-        sandbox, self._sandbox = self._sandbox, None
-        if sandbox is not None:
-            try:
-                await sandbox.destroy()
-            except errors.EngineError as exc:
-                log.warning("could not remove the parser sandbox: %s", exc)
+    def _filling_done(self) -> bool:
+        return self._filling is None or self._filling.done()
+
+    async def _drop_spare(self) -> None:
+        if self._filling is not None:
+            await asyncio.gather(self._filling, return_exceptions=True)
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            await self._remove(spare)
+
+    @staticmethod
+    async def _remove(sandbox: Sandbox) -> None:
+        try:
+            await sandbox.destroy()
+        except errors.EngineError as exc:
+            log.warning("could not remove a parser sandbox: %s", exc)
+
+    async def release(self) -> None:
+        """Remove the spare now (it comes back with the next document)."""
+        await self._drop_spare()
 
     async def close(self) -> None:
+        self._closed = True
         if self._reaper is not None:
             self._reaper.cancel()
-        await self._discard()
+        await self._drop_spare()
+        for sandbox in list(self._live):
+            await self._remove(sandbox)

@@ -228,6 +228,26 @@ class ChunkIndex:
             )
         self.touch(store_id)
 
+    def delete_file_everywhere(self, file_id: str, owner: str) -> list[str]:
+        """Remove a file from every store of ``owner`` that holds it: its chunks, text and
+        row (so the stores' counts and usage drop too). Returns those stores' ids."""
+        with self.transaction() as db:
+            stores = [
+                r["vector_store_id"]
+                for r in db.execute(
+                    "SELECT vector_store_id FROM vs_files WHERE id = ? AND owner = ?",
+                    (file_id, owner),
+                ).fetchall()
+            ]
+            for store_id in stores:
+                _delete_chunks(db, store_id, file_id)
+                db.execute(
+                    "DELETE FROM vs_files WHERE vector_store_id = ? AND id = ?", (store_id, file_id)
+                )
+        for store_id in stores:
+            self.touch(store_id)
+        return stores
+
     def delete_store(self, store_id: str) -> None:
         with self.transaction() as db:
             for row in db.execute(

@@ -1,9 +1,12 @@
 """Background ingestion: extract, chunk, embed and index each queued file.
 
 Workers take up to ``batch`` files at a time, so that the embedder sees full batches even when
-files are small. A file fails alone: its ``last_error`` says why, and the others go on. Work is
-idempotent (a file's chunks are replaced in one transaction), so after a restart every file
-still ``in_progress`` is simply queued again: none stays in progress.
+files are small. Documents that need the parser go instead to a queue of their owner's, worked
+one at a time by a task of that tenant: a slow or hanging parse holds up only its own tenant,
+never the workers or another tenant's files. A file fails alone: its ``last_error`` says why,
+and the others go on. Work is idempotent (a file's chunks are replaced in one transaction), so
+after a restart every file still ``in_progress`` is simply queued again: none stays in
+progress.
 """
 
 from __future__ import annotations
@@ -11,13 +14,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from dataclasses import dataclass
 
 from .. import errors
 from ..files import FileStore
 from .chunking import chunk_text
 from .embedders import Embedder
-from .extract import TEXT_TYPES, DocumentParser, InvalidFile, decode_text, file_kind
+from .extract import (
+    PARSED_TYPES,
+    TEXT_TYPES,
+    DocumentParser,
+    InvalidFile,
+    UnsupportedFile,
+    decode_text,
+    file_kind,
+)
 from .index import ChunkIndex
 from .models import LastError, StaticChunking
 
@@ -53,6 +65,10 @@ class Ingestion:
         self._batch = batch
         self.max_chars = max_chars
         self._tasks: list[asyncio.Task[None]] = []
+        self._documents: dict[str, deque[tuple[str, str]]] = {}
+        self._tenant_tasks: dict[str, asyncio.Task[None]] = {}
+        # Taken before a document is read, so that waiting tenants hold none of its bytes.
+        self._document_slots = asyncio.Semaphore(workers)
 
     def start(self) -> int:
         """Start the workers and queue every file a previous process left in progress."""
@@ -73,24 +89,70 @@ class Ingestion:
         await self._queue.join()
 
     async def close(self) -> None:
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._tenant_tasks.values()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _work(self) -> None:
         while True:
             jobs = [await self._queue.get()]
             while len(jobs) < self._batch and not self._queue.empty():
                 jobs.append(self._queue.get_nowait())
+            inline = []
+            for job in jobs:
+                owner = self._document_owner(*job)
+                if owner is None:
+                    inline.append(job)
+                else:
+                    self._hand_off(owner, job)
             try:
-                await self._ingest(jobs)
-            except Exception:  # a bug must not end the worker; each file gets its reason
-                log.exception("ingestion failed")
-                for store_id, file_id in jobs:
-                    self._fail(store_id, file_id, "server_error", "ingestion failed unexpectedly")
+                await self._guarded(inline)
             finally:
-                for _ in jobs:
+                for _ in inline:
                     self._queue.task_done()
+
+    async def _guarded(self, jobs: list[tuple[str, str]]) -> None:
+        try:
+            await self._ingest(jobs)
+        except Exception:  # a bug must not end the worker; each file gets its reason
+            log.exception("ingestion failed")
+            for store_id, file_id in jobs:
+                self._fail(store_id, file_id, "server_error", "ingestion failed unexpectedly")
+
+    def _document_owner(self, store_id: str, file_id: str) -> str | None:
+        """The owner of a file that goes to the parser; None for the workers' own files."""
+        if self.parser is None:
+            return None
+        row = self.index.one(
+            "SELECT owner, filename FROM vs_files WHERE vector_store_id = ? AND id = ?",
+            (store_id, file_id),
+        )
+        try:
+            parsed = row is not None and file_kind(row["filename"]) in PARSED_TYPES
+        except UnsupportedFile:
+            parsed = False
+        return str(row["owner"]) if row is not None and parsed else None
+
+    def _hand_off(self, owner: str, job: tuple[str, str]) -> None:
+        self._documents.setdefault(owner, deque()).append(job)
+        if owner not in self._tenant_tasks:
+            self._tenant_tasks[owner] = asyncio.create_task(
+                self._tenant_documents(owner), name="ingest-documents"
+            )
+
+    async def _tenant_documents(self, owner: str) -> None:
+        try:
+            while queue := self._documents.get(owner):
+                job = queue.popleft()
+                try:
+                    async with self._document_slots:
+                        await self._guarded([job])
+                finally:
+                    self._queue.task_done()
+        finally:
+            self._documents.pop(owner, None)
+            self._tenant_tasks.pop(owner, None)
 
     async def _ingest(self, jobs: list[tuple[str, str]]) -> None:
         prepared: list[_Prepared] = []
@@ -130,7 +192,8 @@ class Ingestion:
 
     async def _prepare(self, store_id: str, file_id: str) -> _Prepared | None:
         row = self.index.one(
-            "SELECT filename, chunking, status FROM vs_files WHERE vector_store_id = ? AND id = ?",
+            "SELECT owner, filename, chunking, status FROM vs_files "
+            "WHERE vector_store_id = ? AND id = ?",
             (store_id, file_id),
         )
         if row is None or row["status"] != "in_progress":
@@ -145,7 +208,7 @@ class Ingestion:
         elif self.parser is None:
             raise InvalidFile(f"{row['filename']!r}: no sandbox is available to parse {kind} files")
         else:
-            text = await self.parser.parse(kind, data, row["filename"])
+            text = await self.parser.parse(kind, data, row["filename"], owner=row["owner"])
         if not text.strip():
             raise InvalidFile(f"{row['filename']!r} holds no text")
         size = StaticChunking.model_validate(json.loads(row["chunking"]))

@@ -17,7 +17,7 @@ def page_rows(
     index: ChunkIndex, table: str, filters: dict[str, Any], **window: Any
 ) -> tuple[list[dict[str, Any]], bool]:
     """A page of ``page_query``, its cursors looked up among the listed rows only."""
-    return page_query(index, table, filters, cursor_in_list=True, **window)
+    return page_query(index, table, filters, **window)
 
 
 def to_file(row: dict[str, Any]) -> VectorStoreFile:

@@ -283,6 +283,20 @@ class VectorStores:
         self._file_row(store_id, file_id)
         self.index.delete_file(store_id, file_id)
 
+    def forget_file(self, file_id: str, owner: str) -> list[str]:
+        """The file object was deleted: it leaves every vector store, as with OpenAI."""
+        return self.index.delete_file_everywhere(file_id, owner)
+
+    def forget_deleted_files(self) -> int:
+        """Drop files deleted while no vector store service listened. Returns how many."""
+        forgotten = 0
+        for row in self.index.all("SELECT DISTINCT id, owner FROM vs_files"):
+            try:
+                self.files.retrieve(row["id"], row["owner"])
+            except errors.FileNotFound:
+                forgotten += len(self.forget_file(row["id"], row["owner"]))
+        return forgotten
+
     def file_content(self, store_id: str, file_id: str, owner: str) -> ContentPage:
         self._row(store_id, owner)
         row = self._file_row(store_id, file_id)

@@ -59,8 +59,16 @@ class SessionRecords:
         after: str | None,
         before: str | None,
     ) -> tuple[list[Row], bool]:
+        # A session that stops being live while a client pages stays a valid cursor.
         return page_query(
-            self._store, "sessions", filters, limit=limit, order=order, after=after, before=before
+            self._store,
+            "sessions",
+            filters,
+            limit=limit,
+            order=order,
+            after=after,
+            before=before,
+            cursor_scope=("owner",),
         )
 
     def by_sandbox(self, sandbox_id: str) -> Row | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..model import Case
-from . import api, files, isolation, kernel, network, quotas, resources
+from . import api, files, isolation, kernel, network, quotas, resources, responses, tenancy, web
 
 CASES: list[Case] = [
     *resources.CASES,
@@ -12,6 +12,9 @@ CASES: list[Case] = [
     *files.CASES,
     *kernel.CASES,
     *api.CASES,
+    *responses.CASES,
+    *tenancy.CASES,
+    *web.CASES,
     *quotas.CASES,
 ]
 
