@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
 
-from ..files import FileObject, FileQuota, FileStore, Source
+from ..files import DeleteHook, FileObject, FileQuota, FileStore, Source
 from ..paging import Page
 from .portal import Portal
 
@@ -116,3 +116,7 @@ class SyncFiles:
 
     def delete(self, file_id: str, owner: str | None = None) -> None:
         self._portal.run_sync(self._files.delete, file_id, owner)
+
+    def on_delete(self, hook: DeleteHook) -> Callable[[], None]:
+        """Run ``hook`` (in the engine's loop thread) after every delete; returns its undo."""
+        return self._files.on_delete(hook)
