@@ -7,6 +7,7 @@ function taking the parsed arguments and returning the exit code; list it in ``C
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Callable, Sequence
 from typing import TypeAlias
@@ -61,7 +62,7 @@ def _serve(args: argparse.Namespace) -> int:
     import logging
 
     from .api import create_app
-    from .api.server import serve
+    from .api.connections import EdgeServer, raise_open_files_limit, server_config
     from .lease import Lease
     from .logs import configure_logging
 
@@ -83,14 +84,25 @@ def _serve(args: argparse.Namespace) -> int:
             "no API key configured: anyone on this machine can use the service; "
             "set SANDBOX_API_KEYS to serve other hosts"
         )
-    started = serve(
+    open_files = raise_open_files_limit()
+    config = server_config(
         create_app(settings, exclusive=True),
+        settings,
         host=host,
         port=settings.port,
         log_config=None,
         timeout_graceful_shutdown=int(settings.drain_timeout) + 10,
     )
-    return 0 if started else 3
+    log.info(
+        "connections: at most %d open, request heads within %g s (open-files limit %d)",
+        config.max_connections,
+        config.header_timeout,
+        open_files,
+    )
+    server = EdgeServer(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    return 0 if server.started else 3  # uvicorn's exit status for a failed start
 
 
 def _command_mcp(subparsers: Subparsers) -> None:
@@ -158,9 +170,17 @@ def _command_doctor(subparsers: Subparsers) -> None:
 def _doctor(args: argparse.Namespace) -> int:
     import time
 
+    from .retrieval import embedder_status
     from .sync import SyncEngine
 
     settings = Settings()
+    search = embedder_status(settings)
+    if search["semantic"]:
+        console.print(f"file_search embedder: {search['embedder']}")
+    else:
+        console.print(
+            f"[yellow]file_search is keyword-only (no semantic search)[/]: {search['reason']}"
+        )
     started = time.perf_counter()
     with SyncEngine(settings, guest=True) as engine:
         console.print(f"Docker reachable, image {engine.engine.image} present")

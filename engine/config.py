@@ -152,6 +152,16 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(default=64, ge=2)
     drain_timeout: float = Field(default=30.0, ge=0)
     """On shutdown, how long running executions may finish before the engine stops."""
+    allowed_hosts: str = ""
+    """Comma-separated Host names (``name`` or ``name:port``) the service answers besides
+    127.0.0.1, localhost, [::1] and ``host``, and web origins it takes POST/PUT/PATCH/DELETE
+    from besides its own; other Hosts get 421, other Origins 403 (docs/security.md)."""
+    header_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a connection may take to send a complete request head; then it is closed."""
+    max_connections: int = Field(default=4096, ge=1)
+    """Open HTTP connections at most (and at most half the open-files limit); over it the
+    new connection that has waited longest (1 s or more) for its first request head is
+    closed, or, if none, the newcomer (503)."""
 
     # --- restarts ---
     shutdown_sandboxes: Literal["keep", "close"] = "keep"
@@ -174,10 +184,13 @@ class Settings(BaseSettings):
 
     # --- MCP (docs/mcp.md) ---
     mcp_allowed_hosts: str = ""
-    """Comma-separated Host names (``name`` or ``name:port``) that /mcp answers besides
-    127.0.0.1, localhost and ``host``; others get 421 (the MCP SDK's DNS-rebinding guard)."""
+    """Deprecated alias, added to ``allowed_hosts`` (which /mcp uses like every route)."""
     mcp_idle_timeout: int = Field(default=1800, ge=1)
     """Seconds an MCP session, and a sandbox it or ``create_session`` made, lives unused."""
+    mcp_max_read_mb: int = Field(default=16, ge=1)
+    """Largest file an MCP resource read returns. A read is one JSON message carrying the file
+    as base64 (4/3 of its size), held whole by the engine and the client; bigger files are
+    refused with the HTTP download route to use instead."""
 
     def load_api_keys(self) -> list[str]:
         keys = [k.strip() for k in self.api_keys.split(",") if k.strip()]

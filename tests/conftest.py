@@ -92,15 +92,14 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
 
 
 class ServerThread:
-    """A real uvicorn serving ``app`` on a free loopback port, in a background thread."""
+    """A real uvicorn serving ``app`` on a free loopback port, in a background thread, with the
+    connection layer of ``sandbox-engine serve``."""
 
     def __init__(self, app: Any) -> None:
         import socket
         import threading
 
-        import uvicorn
-
-        from engine.api.server import Server
+        from engine.api.connections import EdgeServer, server_config
 
         self.app = app
         self._sock = socket.socket()
@@ -109,7 +108,9 @@ class ServerThread:
         self._sock.bind(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = Server(uvicorn.Config(app, log_level="warning"))
+        settings = getattr(getattr(app, "state", None), "settings", None)
+        # The connection layer of `serve` (head deadline, connection cap), with its settings.
+        self.server = EdgeServer(server_config(app, settings, log_level="warning"))
         self._thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True
         )

@@ -352,11 +352,14 @@ def test_the_key_ring_compares_every_key() -> None:
 
 # --- the real app, without its lifespan (which starts the engine) ---
 
+LOCAL = "http://127.0.0.1"
+"""The app answers loopback Host names (engine/api/hosts.py), not TestClient's "testserver"."""
+
 
 def _app(tmp_path: Path, **settings: Any) -> TestClient:
     app = create_app(Settings(data_dir=tmp_path, api_keys=",".join(KEYS), **settings))
     app.state.engine = None  # routes that reach the engine are not called here
-    return TestClient(app)
+    return TestClient(app, base_url=LOCAL)
 
 
 def test_the_openapi_documents_both_key_schemes(tmp_path: Path) -> None:
@@ -649,7 +652,7 @@ def test_memory_limit_refusals_name_the_value_sent(value: Any, said: str) -> Non
 def test_the_playground_starts_with_the_configured_model_else_a_default(tmp_path: Path) -> None:
     def config(**llm: Any) -> dict[str, Any]:
         app = create_app(settings=Settings(data_dir=tmp_path, **llm))
-        return TestClient(app).get("/v1/playground/config").json()
+        return TestClient(app, base_url=LOCAL).get("/v1/playground/config").json()
 
     nowhere = "http://127.0.0.1:9/v1"  # refused at once: no model list to read
     assert config(llm_base_url=nowhere, llm_model="my-deployment")["default_model"] == (
@@ -659,7 +662,7 @@ def test_the_playground_starts_with_the_configured_model_else_a_default(tmp_path
     unset = config()
     assert unset["model_configured"] is False and unset["default_model"] is None
     assert unset["key_required"] is False
-    listed = TestClient(create_app(settings=Settings(data_dir=tmp_path))).get(
+    listed = TestClient(create_app(settings=Settings(data_dir=tmp_path)), base_url=LOCAL).get(
         "/v1/playground/models"
     )
     assert listed.status_code == 200 and listed.json()["data"] == []

@@ -4,7 +4,8 @@ may send it, and what it refuses before reading."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import struct
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,15 @@ import pytest_asyncio
 import zmq
 import zmq.asyncio
 
-from engine.kernel.wire import SMALL, ChannelBroken, Connection, ReceiveBudget, WireLimits
+from engine.kernel import wire
+from engine.kernel.wire import (
+    SMALL,
+    ChannelBroken,
+    Connection,
+    PermitGate,
+    ReceiveBudget,
+    WireLimits,
+)
 
 MB = 1024 * 1024
 LIMITS = WireLimits(max_message_bytes=4 * MB, receive_budget_bytes=4 * MB)
@@ -140,3 +149,147 @@ async def test_large_messages_wait_for_the_shared_budget(
     second.release()
     for conn in conns:
         conn.close()
+
+
+async def _stalling_peer(path: Path, first: bytes) -> asyncio.Server:
+    """A kernel-side socket written by hand: it greets, sends ``first`` (raw ZMTP frames), and
+    then goes silent with the connection open, as code in a sandbox can do on its own socket."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        greeting = b"\xff" + b"\0" * 8 + b"\x7f" + b"\x03\x00" + b"NULL".ljust(20, b"\0")
+        ready = b"\x05READY" + b"\x0bSocket-Type" + struct.pack(">I", 6) + b"ROUTER"
+        writer.write(greeting.ljust(64, b"\0") + struct.pack(">BB", 4, len(ready)) + ready)
+        writer.write(first)
+        await writer.drain()
+        await asyncio.Event().wait()  # silent until the test ends
+
+    return await asyncio.start_unix_server(serve, str(path))
+
+
+def _frame(body: bytes, *, more: bool) -> bytes:
+    return struct.pack(">BQ", (1 if more else 0) | 2, len(body)) + body
+
+
+async def _wait_for(predicate: Callable[[], bool], seconds: float) -> float:
+    """Seconds until ``predicate`` held; fails the test if it did not within ``seconds``."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while not predicate():
+        if loop.time() - start > seconds:
+            pytest.fail(f"not within {seconds:g} s")
+        await asyncio.sleep(0.02)
+    return loop.time() - start
+
+
+async def _big_from_router(
+    ctx: zmq.asyncio.Context, tmp_path: Path, name: str, budget: ReceiveBudget
+) -> tuple[zmq.asyncio.Socket, Connection, bytes]:
+    router = ctx.socket(zmq.ROUTER)
+    router.bind(f"ipc://{tmp_path}/{name}")
+    conn = await Connection.open(f"ipc://{tmp_path}/{name}", "DEALER", name, LIMITS, budget=budget)
+    await conn.send([b"hi"])
+    ident, _ = await asyncio.wait_for(router.recv_multipart(), 5)
+    return router, conn, ident
+
+
+async def test_a_peer_that_stalls_between_frames_gives_its_permit_back(
+    ctx: zmq.asyncio.Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One 2 MB frame marked MORE, then silence: the permit comes back at the deadline even
+    though nothing waits on the read (the shell channel's read stays pending between
+    executions), and another kernel's big message then gets through."""
+    monkeypatch.setattr(wire, "STALL_SECONDS", 1.0)
+    budget = ReceiveBudget(1)
+    server = await _stalling_peer(tmp_path / "stall", _frame(b"s" * (2 * MB), more=True))
+    stalled = await Connection.open(
+        f"ipc://{tmp_path}/stall", "DEALER", "shell", LIMITS, budget=budget
+    )
+    assert await stalled.recv(0) is None  # the read is left pending, as between executions
+    await _wait_for(lambda: budget.available == 0, 5)  # the body arrived: the permit is taken
+    held = await _wait_for(lambda: budget.available == 1, 5)
+    assert held < 2.5, f"the permit was held {held:.1f} s past a 1 s deadline"
+    with pytest.raises(ChannelBroken, match="stalled in the middle of a large message"):
+        await stalled.recv(0)
+
+    router, other, ident = await _big_from_router(ctx, tmp_path, "other", budget)
+    await router.send_multipart([ident, b"o" * (2 * MB)])
+    message = await other.recv(5)
+    assert message is not None and len(message.frames[0]) == 2 * MB
+    message.release()
+    stalled.close()
+    other.close()
+    server.close()
+
+
+async def test_a_kernel_holds_at_most_one_permit_and_waits_a_bounded_time(
+    ctx: zmq.asyncio.Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two channels of one kernel stall on large messages: the first holds the kernel's only
+    permit, the second is refused once its bounded wait ends (as a message over the cap is),
+    and the rest of the budget stays free for other kernels."""
+    monkeypatch.setattr(wire, "STALL_SECONDS", 30.0)
+    monkeypatch.setattr(wire, "PERMIT_WAIT_SECONDS", 0.5)
+    budget = ReceiveBudget(2)
+    gate = PermitGate(budget)
+    conns = []
+    for name in ("shell", "iopub"):
+        await _stalling_peer(tmp_path / name, _frame(b"h" * (2 * MB), more=True))
+        conns.append(
+            await Connection.open(f"ipc://{tmp_path}/{name}", "DEALER", name, LIMITS, gate=gate)
+        )
+    shell, iopub = conns
+    assert await shell.recv(0) is None
+    await _wait_for(lambda: budget.available == 1, 5)
+    with pytest.raises(ChannelBroken, match="no room to receive") as info:
+        await iopub.recv(5)
+    assert info.value.oversize is not None  # handled as a message over the cap
+    assert budget.available == 1, "one kernel took a second permit"
+
+    router, other, ident = await _big_from_router(ctx, tmp_path, "other", budget)
+    await router.send_multipart([ident, b"o" * (2 * MB)])
+    message = await other.recv(5)
+    assert message is not None
+    message.release()
+    for conn in (shell, iopub, other):
+        conn.close()
+    await _wait_for(lambda: budget.available == 2, 5)
+
+
+async def test_a_large_message_nobody_takes_is_dropped_at_its_deadline(
+    ctx: zmq.asyncio.Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A whole large message that arrives on a read left pending holds its permit only until
+    the deadline; the channel stays usable."""
+    monkeypatch.setattr(wire, "STALL_SECONDS", 0.5)
+    budget = ReceiveBudget(1)
+    router, conn, ident = await _big_from_router(ctx, tmp_path, "shell", budget)
+    await router.send_multipart([ident, b"u" * (2 * MB)])
+    assert await conn.recv(0) is None
+    await _wait_for(lambda: budget.available == 0, 5)
+    await _wait_for(lambda: budget.available == 1, 5)
+    await router.send_multipart([ident, b"after"])
+    message = await conn.recv(5)
+    assert message is not None and message.frames == [b"after"]
+    conn.close()
+
+
+async def test_a_flood_of_malformed_messages_makes_one_log_line(
+    ctx: zmq.asyncio.Context, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A kernel that writes junk on its socket (or misaligns its own framing) gets each
+    message dropped, without a log line per message."""
+    from jupyter_client.session import Session
+
+    from engine.kernel.channels import MALFORMED, KernelChannels
+
+    router, conn, ident = await _dealer_pair(ctx, tmp_path)
+    channels = KernelChannels(Session(key=b"k"), LIMITS)
+    channels._conns["shell"] = conn
+    for n in range(200):
+        await router.send_multipart([ident, b"junk %d" % n])
+    with caplog.at_level("WARNING", logger="engine.kernel.channels"):
+        for _ in range(200):
+            assert await channels.recv("shell", 5) is MALFORMED
+    lines = [r for r in caplog.records if "malformed" in r.getMessage()]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    channels.close()

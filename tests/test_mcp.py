@@ -5,6 +5,7 @@ and over stdio (``python -m engine.cli mcp``)."""
 from __future__ import annotations
 
 import base64
+import json
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -20,6 +21,8 @@ from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, ImageContent, ResourceLink, TextContent
+
+from engine.mcp import server as mcp_server
 
 from .conftest import LiveServer
 
@@ -258,8 +261,22 @@ def test_uploads_inline_and_through_a_signed_url(live_server: LiveServer) -> Non
             )
             assert grant.structured_content is not None
             url = grant.structured_content["upload_url"]
+            # The URL says nothing about the key: no tenant id, no hash of the key.
+            token = url.rsplit("/", 1)[-1].split(".")[0]
+            claims = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+            assert set(claims) == {"s", "f", "e"}
+            assert _tenant(0) not in url and _tenant(0)[2:10] not in url
+            # The tool's description says how to send the file; do exactly that.
+            tools = {t.name: t for t in (await client.list_tools()).tools}
+            schema = tools["upload_file"].output_schema or {}
+            said = schema["properties"]["upload_url"]["description"]
+            assert "POST" in said and "multipart/form-data" in said and "`file`" in said
             payload = b"\1" * (3 * 1024 * 1024)
             async with httpx.AsyncClient() as http:
+                put = await http.put(
+                    url, content=payload, headers={"Authorization": f"Bearer {LiveServer.keys[0]}"}
+                )
+                assert put.status_code == 405
                 wrong = await http.post(
                     url,
                     files={"file": ("large.bin", payload)},
@@ -368,3 +385,91 @@ def test_stdio_server(tmp_path: Path) -> None:
             assert containers(data_dir) == [], "the stdio engine closes its sandboxes on exit"
     finally:
         remove_all(data_dir)
+
+
+def _rss_peak_reset() -> None:
+    """Start a new peak-RSS window for this process (Linux: clear_refs 5 resets VmHWM)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def _rss_mb(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no {field} in /proc/self/status")
+
+
+def test_resource_reads_over_the_cap_are_refused_before_reading(
+    live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight concurrent reads of a 900 MB file: each refused from its size, pointing to the
+    HTTP download; the engine (this process hosts it) does not grow by the file's size."""
+    cap = live_server.settings.mcp_max_read_mb
+    make = (
+        "with open('/mnt/data/huge.bin', 'wb') as f:\n    f.truncate(900 * 2**20)\n"
+        f"open('/mnt/data/over.bin', 'wb').write(b'x' * ({cap} * 2**20 + 1))\n"
+        f"open('/mnt/data/at_cap.bin', 'wb').write(b'y' * ({cap} * 2**20))"
+    )
+
+    async def go() -> None:
+        async with connect(live_server, MODERN) as client:
+            sid = await _new_session(client)
+            made = await client.call_tool("execute", {"code": make, "session_id": sid})
+            assert not made.is_error, text(made)
+            whole = await client.read_resource(f"sandbox://{sid}/files/at_cap.bin")
+            blob = whole.contents[0]
+            assert len(base64.b64decode(blob.blob)) == cap * 2**20  # type: ignore[union-attr]
+            del whole, blob
+
+            _rss_peak_reset()
+            before = _rss_mb("VmRSS")
+            refusals = await _gather(
+                *(client.read_resource(f"sandbox://{sid}/files/huge.bin") for _ in range(8))
+            )
+            growth = _rss_mb("VmHWM") - before
+            print(f"peak RSS growth under 8 concurrent reads of 900 MB: {growth:.1f} MB")
+            assert growth < 100, f"the engine grew by {growth:.0f} MB"
+            for refused in refusals:
+                assert isinstance(refused, MCPError), refused
+                message = str(refused)
+                assert "SANDBOX_MCP_MAX_READ_MB" in message and str(900 * 2**20) in message
+                assert f"{live_server.url}/v1/sessions/{sid}/files/content?path=huge.bin" in (
+                    message
+                )
+            with pytest.raises(MCPError, match="SANDBOX_MCP_MAX_READ_MB"):
+                await client.read_resource(f"sandbox://{sid}/files/over.bin")
+
+            # A file that grows between the size check and the read is cut at the cap.
+            monkeypatch.setattr(mcp_server, "_size_of", lambda f: 0)
+            with pytest.raises(MCPError, match="grew while it was read"):
+                await client.read_resource(f"sandbox://{sid}/files/over.bin")
+            monkeypatch.undo()
+
+            # The route the refusal names serves the file.
+            async with httpx.AsyncClient() as http:
+                url = f"{live_server.url}/v1/sessions/{sid}/files/content"
+                headers = {"Authorization": f"Bearer {LiveServer.keys[0]}"}
+                async with http.stream(
+                    "GET", url, params={"path": "huge.bin"}, headers=headers
+                ) as r:
+                    assert r.status_code == 200
+                    first = await anext(r.aiter_bytes())
+                    assert first and set(first) == {0}
+            await client.call_tool("close", {"session_id": sid})
+
+    run(go())
+
+
+async def _gather(*calls: Any) -> list[Any]:
+    results: list[Any] = []
+
+    async def one(call: Any) -> None:
+        try:
+            results.append(await call)
+        except Exception as exc:
+            results.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        for call in calls:
+            tg.start_soon(one, call)
+    return results

@@ -303,6 +303,12 @@ def test_bad_input_is_4xx(client: openai.OpenAI, live_server: LiveServer) -> Non
         other.vector_stores.retrieve(store.id)
 
 
+def test_the_server_says_which_embedder_it_uses(live_server: LiveServer) -> None:
+    used = {"embedder": "local:all-MiniLM-L6-v2", "semantic": True, "reason": None}
+    assert httpx.get(live_server.url + "/v1/playground/config").json()["file_search"] == used
+    assert httpx.get(live_server.url + "/readyz").json()["file_search"] == used
+
+
 def test_azure_paths(live_server: LiveServer) -> None:
     http = httpx.Client(base_url=live_server.url, headers={"api-key": KEY_A}, timeout=60)
     made = http.post("/openai/vector_stores?api-version=2025-04-01-preview", json={"name": "az"})

@@ -21,6 +21,7 @@ from . import assistants, azure, mcp, openai_containers, openai_files, ops, resp
 from . import errors as api_errors
 from .access_log import RequestLog
 from .auth import KeyRing
+from .hosts import HostGuard, HostPolicy
 from .limits import BodyLimits
 from .vector_stores import router as vector_stores_router
 
@@ -71,7 +72,7 @@ def create_app(
     )
 
     async def before_shutdown() -> None:
-        """The server stops (see ``server.py``): running responses and runs fail now, saying
+        """The server stops (see ``connections.py``): running responses and runs fail now, saying
         so, and their streams end, instead of holding the shutdown up."""
         for name in ("responses", "assistants"):
             service = getattr(app.state, name, None)
@@ -81,7 +82,8 @@ def create_app(
     app.state.before_shutdown = before_shutdown
     app.state.keys = KeyRing(settings.load_api_keys())
     app.state.settings = settings
-    app.state.mcp = mcp.McpEndpoint(settings, app.state.keys)
+    app.state.hosts = HostPolicy(settings)
+    app.state.mcp = mcp.McpEndpoint(settings, app.state.keys, app.state.hosts)
     api_errors.install(app)
     app.include_router(ops.router)
     app.include_router(sessions.router)
@@ -96,7 +98,8 @@ def create_app(
     app.include_router(playground)  # /playground, and / redirects there
     app.router.routes.append(app.state.mcp.route())
     # Starlette runs the middleware added last first: the log (and its request id) wraps the
-    # body limits, so that their 413s and 400s are logged and carry x-request-id too.
+    # Host/Origin guard and the body limits, so that their refusals are logged and carry
+    # x-request-id too; a foreign Host or Origin is refused before its body is read.
     app.add_middleware(AzureOpenAIPaths)
     app.add_middleware(
         BodyLimits,
@@ -104,6 +107,7 @@ def create_app(
         max_upload=settings.max_file_mb * MB + MB,
         max_depth=settings.max_json_depth,
     )
+    app.add_middleware(HostGuard, policy=app.state.hosts)
     app.add_middleware(RequestLog)
     return app
 

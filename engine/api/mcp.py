@@ -2,8 +2,9 @@
 route that ``upload_file`` hands out for files too large to send inline.
 
 The SDK's session manager runs inside the app's lifespan (Starlette does not run a mounted
-app's lifespan). Its DNS-rebinding guard answers 421 to Host names it was not told about, so the
-allowed hosts come from the settings. SSE responses, not ``json_response``: JSON mode would drop
+app's lifespan). The Host and Origin checks are the service's own (``hosts.HostPolicy``, the
+same list as every route, with Origin checked on every method as MCP asks), in place of the
+SDK's guard. SSE responses, not ``json_response``: JSON mode would drop
 the progress notifications of long runs.
 """
 
@@ -22,7 +23,6 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from .. import errors
 from ..config import Settings
 from ..core import Engine
 from ..mcp import TENANT_SCOPE_KEY, SandboxTools, UploadSigner, build_server
@@ -30,39 +30,16 @@ from ..sessions import SessionFile
 from .auth import KeyRing, Tenant
 from .deps import EngineDep, FileBodyDep, file_body_doc
 from .errors import error_body
-
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
-
-
-def transport_security(settings: Settings) -> TransportSecuritySettings:
-    names = [*LOCAL_HOSTS, settings.host]
-    names += [h.strip() for h in settings.mcp_allowed_hosts.split(",") if h.strip()]
-    hosts: list[str] = []
-    origins: list[str] = []
-    for name in dict.fromkeys(names):
-        if name in ("0.0.0.0", "::"):
-            continue  # a bind-all address is never a Host header: name the hosts instead
-        if ":" in name.strip("[]") and not name.startswith("["):
-            name = f"[{name}]"  # a bare IPv6 address
-        has_port = name.rsplit("]", 1)[-1].count(":") == 1
-        hosts += [name] if has_port else [name, f"{name}:*"]
-        for scheme in ("http", "https"):
-            origins += (
-                [f"{scheme}://{name}"]
-                if has_port
-                else [f"{scheme}://{name}", f"{scheme}://{name}:*"]
-            )
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
-    )
+from .hosts import HostPolicy
 
 
 class McpEndpoint:
     """The ASGI app at ``/mcp``: a key check, then the SDK's session manager."""
 
-    def __init__(self, settings: Settings, keys: KeyRing) -> None:
+    def __init__(self, settings: Settings, keys: KeyRing, hosts: HostPolicy) -> None:
         self.settings = settings
         self.keys = keys
+        self.hosts = hosts
         self.signer = UploadSigner()
         self.tools: SandboxTools | None = None
         self._manager: StreamableHTTPSessionManager | None = None
@@ -74,7 +51,7 @@ class McpEndpoint:
         # Its private low-level server is what the manager drives (as streamable_http_app does).
         manager = StreamableHTTPSessionManager(
             app=server._lowlevel_server,
-            security_settings=transport_security(self.settings),
+            security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
             session_idle_timeout=self.settings.mcp_idle_timeout,
         )
         async with manager.run():
@@ -90,6 +67,10 @@ class McpEndpoint:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (refused := self.hosts.refusal(scope, every_method=True)) is not None:
+            status, message, code = refused
+            await _json(send, status, error_body(message, "invalid_request_error", code))
+            return
         if self._manager is None or self.tools is None:
             await _json(send, 503, error_body("MCP is not running", "server_error"))
             return
@@ -167,9 +148,7 @@ async def upload(
     body: FileBodyDep,
 ) -> SessionFile:
     endpoint: McpEndpoint = request.app.state.mcp
-    grant = endpoint.signer.verify(token)
-    if grant.owner != tenant:
-        raise errors.NotFound("invalid upload URL")
+    grant = endpoint.signer.verify(token, tenant)
     _, data = body.file()
     session = engine.get_session(grant.session_id, tenant)
     return await session.upload(grant.filename, data)

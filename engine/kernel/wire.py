@@ -8,15 +8,21 @@ its body, so that a message over the cap is refused before anything is allocated
 only read when the engine asks for a message: a kernel cannot push more than the socket buffers
 into the engine. Large messages also take a permit from a receive budget shared by every kernel
 of the process, so the memory used for receiving stays bounded whatever the number of kernels.
+A kernel holds at most one permit (its channels share one gate), waits for it a bounded time,
+and gives it back within one deadline counted from taking it: a kernel that stops halfway
+through a message, or leaves a finished one unread, cannot keep what other kernels need.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import struct
 import weakref
 from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
 
 SMALL = 1024 * 1024
 """Messages up to this size need no permit: a busy kernel's ordinary traffic never waits."""
@@ -24,7 +30,11 @@ FRAME_OVERHEAD = 64
 """Bytes charged per frame on top of its body: what a frame costs as a Python object."""
 MAX_FRAMES = 4096
 STALL_SECONDS = 10.0
-"""How long a large message may hold a permit: over IPC 64 MB take well under a second."""
+"""How long a large message may hold a permit, from taking it to the engine taking the whole
+message (every frame, every header between them): over IPC 64 MB take well under a second."""
+PERMIT_WAIT_SECONDS = 2 * STALL_SECONDS
+"""How long a large message may wait for a permit. Every permit comes back within STALL_SECONDS
+(plus the decoding), so a wait this long means the engine is saturated: the message is refused."""
 SEND_SECONDS = 10.0
 _GREETING_SIZE = 64
 _MORE, _LONG, _COMMAND = 1, 2, 4
@@ -64,6 +74,38 @@ class ReceiveBudget:
     def release(self) -> None:
         self._sem.release()
 
+    @property
+    def available(self) -> int:
+        """Permits free right now (for tests and diagnostics)."""
+        return self._sem._value
+
+
+class PermitGate:
+    """One kernel's way to the shared budget: its channels (shell, iopub, control) share one
+    gate, so that the kernel holds at most one permit whatever the number of its channels."""
+
+    def __init__(self, budget: ReceiveBudget) -> None:
+        self.budget = budget
+        self._lock = asyncio.Lock()
+
+    async def acquire(self, timeout: float) -> bool:
+        """Take the kernel's permit within ``timeout`` seconds; False if it did not come."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._lock.acquire()
+                try:
+                    await self.budget.acquire()
+                except BaseException:
+                    self._lock.release()
+                    raise
+        except TimeoutError:
+            return False
+        return True
+
+    def release(self) -> None:
+        self.budget.release()
+        self._lock.release()
+
 
 _BUDGETS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ReceiveBudget] = (
     weakref.WeakKeyDictionary()
@@ -80,17 +122,35 @@ def shared_budget(limits: WireLimits) -> ReceiveBudget:
     return budget
 
 
+def loop_budget() -> ReceiveBudget | None:
+    """The running loop's budget, if a kernel has made it (for diagnostics and the bench)."""
+    return _BUDGETS.get(asyncio.get_running_loop())
+
+
 class Message:
     """A received message's frames; ``release`` gives its permit back once it is decoded."""
 
-    def __init__(self, frames: list[bytes], budget: ReceiveBudget | None) -> None:
+    def __init__(self, frames: list[bytes], gate: PermitGate | None) -> None:
         self.frames = frames
-        self._budget = budget
+        self._gate = gate
+        self.expiry: asyncio.TimerHandle | None = None
+        """Drops the message if the engine has not taken it by the end of its deadline."""
+
+    @property
+    def holds_permit(self) -> bool:
+        return self._gate is not None
+
+    def claim(self) -> Message:
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
+        return self
 
     def release(self) -> None:
-        budget, self._budget = self._budget, None
-        if budget is not None:
-            budget.release()
+        self.claim()
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            gate.release()
 
 
 class Connection:
@@ -102,13 +162,13 @@ class Connection:
         writer: asyncio.StreamWriter,
         name: str,
         limits: WireLimits,
-        budget: ReceiveBudget,
+        gate: PermitGate,
     ) -> None:
         self.name = name
         self._reader = reader
         self._writer = writer
         self._limits = limits
-        self._budget = budget
+        self._gate = gate
         self._pending: asyncio.Task[Message] | None = None
         self.broken: ChannelBroken | None = None
 
@@ -123,8 +183,13 @@ class Connection:
         identity: bytes = b"",
         timeout: float = 10.0,
         budget: ReceiveBudget | None = None,
+        gate: PermitGate | None = None,
     ) -> Connection:
-        """Connect to ``ipc://path`` or ``tcp://host:port`` and complete the handshake."""
+        """Connect to ``ipc://path`` or ``tcp://host:port`` and complete the handshake.
+
+        Connections to one kernel pass the same ``gate``; without one, the connection gets its
+        own gate to ``budget`` (the loop's shared budget by default).
+        """
         async with asyncio.timeout(timeout):
             if address.startswith("ipc://"):
                 reader, writer = await asyncio.open_unix_connection(address[6:])
@@ -133,7 +198,9 @@ class Connection:
                 reader, writer = await asyncio.open_connection(host, int(port))
             else:
                 raise ChannelBroken(f"unsupported kernel address {address!r}")
-            conn = cls(reader, writer, name, limits, budget or shared_budget(limits))
+            if gate is None:
+                gate = PermitGate(budget or shared_budget(limits))
+            conn = cls(reader, writer, name, limits, gate)
             try:
                 await conn._handshake(socket_type, identity)
             except BaseException:
@@ -201,7 +268,26 @@ class Connection:
             broken = exc if isinstance(exc, ChannelBroken) else _lost(self.name, exc)
             self._break(broken)
             raise broken from exc
-        return pending.result()
+        return pending.result().claim()
+
+    def _drop_unclaimed(self, pending: asyncio.Task[Message]) -> None:
+        """A large message finished but not taken within its deadline gives its permit back.
+
+        It arrived when nothing asked for it (a read left pending between executions), so it
+        answers no request; the channel stays usable, at a message boundary.
+        """
+        if self._pending is not pending:
+            return
+        self._pending = None
+        message = pending.result()
+        message.release()
+        log.warning(
+            "dropped a %d-frame message the kernel sent on its %s channel: it was not taken "
+            "within %g s of its permit",
+            len(message.frames),
+            self.name,
+            STALL_SECONDS,
+        )
 
     async def _header(self) -> tuple[int, int]:
         head = await self._reader.readexactly(2)
@@ -216,41 +302,59 @@ class Connection:
     async def _read_message(self) -> Message:
         frames: list[bytes] = []
         total = 0
-        permit: ReceiveBudget | None = None
+        permit: PermitGate | None = None
         cap = self._limits.max_message_bytes
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
         try:
-            while True:
-                flags, size = await self._header()
-                if flags & _COMMAND:  # a PING or the like: not part of any message
-                    if size > SMALL:
-                        raise ChannelBroken(f"the kernel sent a {size}-byte command")
-                    await self._reader.readexactly(size)
-                    continue
-                total += size + FRAME_OVERHEAD
-                if total > cap or len(frames) >= MAX_FRAMES:
-                    raise ChannelBroken(
-                        f"the kernel sent a message larger than {_mb(cap)} on its {self.name} "
-                        "channel",
-                        oversize=total,
-                    )
-                if total > SMALL and permit is None:
-                    await self._budget.acquire()
-                    permit = self._budget
-                if permit is None:
-                    frames.append(await self._reader.readexactly(size))
-                else:
-                    async with asyncio.timeout(STALL_SECONDS):
+            # No deadline until a permit is taken; from then on one deadline covers every read.
+            async with asyncio.timeout(None) as stall:
+                while True:
+                    flags, size = await self._header()
+                    if flags & _COMMAND:  # a PING or the like: not part of any message
+                        if size > SMALL:
+                            raise ChannelBroken(f"the kernel sent a {size}-byte command")
+                        await self._reader.readexactly(size)
+                        continue
+                    total += size + FRAME_OVERHEAD
+                    if total > cap or len(frames) >= MAX_FRAMES:
+                        raise ChannelBroken(
+                            f"the kernel sent a message larger than {_mb(cap)} on its "
+                            f"{self.name} channel",
+                            oversize=total,
+                        )
+                    if total > SMALL and permit is None:
+                        if not await self._gate.acquire(PERMIT_WAIT_SECONDS):
+                            raise ChannelBroken(
+                                f"the engine had no room to receive a message of over "
+                                f"{_mb(SMALL)} on the kernel's {self.name} channel within "
+                                f"{PERMIT_WAIT_SECONDS:g} s",
+                                oversize=total,
+                            )
+                        permit = self._gate
+                        deadline = loop.time() + STALL_SECONDS
+                        stall.reschedule(deadline)
+                    if permit is None:
+                        frames.append(await self._reader.readexactly(size))
+                    else:
                         frames.append(await _read_large(self._reader, size))
-                if not flags & _MORE:
-                    message, permit = Message(frames, permit), None
-                    return message
-        except TimeoutError:
-            raise ChannelBroken(
-                f"the kernel stalled in the middle of a large message on its {self.name} channel"
-            ) from None
-        finally:
+                    if not flags & _MORE:
+                        break
+        except BaseException as exc:
             if permit is not None:
                 permit.release()
+            if isinstance(exc, TimeoutError):
+                raise ChannelBroken(
+                    f"the kernel stalled in the middle of a large message on its {self.name} "
+                    f"channel (over {STALL_SECONDS:g} s)"
+                ) from None
+            raise
+        message = Message(frames, permit)
+        if deadline is not None:
+            task = asyncio.current_task()
+            assert task is not None
+            message.expiry = loop.call_at(deadline, self._drop_unclaimed, task)
+        return message
 
     def _check(self) -> None:
         if self.broken is not None:

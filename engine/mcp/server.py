@@ -8,10 +8,12 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import IO, Annotated, TypeVar
+from urllib.parse import quote
 
 import anyio
 from mcp.server import MCPServer
@@ -36,6 +38,7 @@ MAX_CODE_CHARS = 1_000_000
 INLINE_UPLOAD_BYTES = 2 * 1024 * 1024
 """Largest inline upload: its base64 must fit the transport's 4 MiB body cap."""
 PROGRESS_EVERY = 0.25
+MB = 1024 * 1024
 T = TypeVar("T")
 
 INSTRUCTIONS = """\
@@ -91,8 +94,8 @@ class UploadOut(BaseModel):
     uri: str | None = None
     upload_url: str | None = Field(
         default=None,
-        description="For large files: PUT the raw bytes here (with your API key) before "
-        "expires_at; the file then appears at `path`.",
+        description="For large files: POST the file here as multipart/form-data, in a part "
+        "named `file` (with your API key), before expires_at; it then appears at `path`.",
     )
     expires_at: int | None = None
 
@@ -282,11 +285,36 @@ class SandboxTools:
         return DoneOut(session_id=session.id, done="closed")
 
     async def read_file(self, session_id: str, path: str, ctx: Context) -> bytes:
+        """The file's bytes, up to ``mcp_max_read_mb``: its size is checked on the open file
+        before reading, and the read stops one byte past the cap, so a file that grows between
+        the two cannot get more into the engine."""
+        cap = self.settings.mcp_max_read_mb * MB
         try:
             session = self.binding.issued(self.tenant(ctx), session_id)
-            return await session.read_file(path)
+            f = await session.open_file(path)
         except errors.EngineError as exc:
             raise ResourceError(str(exc)) from None
+        with f:
+            size = _size_of(f)
+            if size > cap:
+                raise ResourceError(self._too_big(ctx, session_id, path, f"is {size} bytes"))
+            data = await asyncio.to_thread(f.read, cap + 1)
+        if len(data) > cap:
+            raise ResourceError(self._too_big(ctx, session_id, path, "grew while it was read"))
+        return data
+
+    def _too_big(self, ctx: Context, session_id: str, path: str, what: str) -> str:
+        route = f"/v1/sessions/{session_id}/files/content?path={quote(path, safe='/')}"
+        request = ctx.request_context.request if self.local_tenant is None else None
+        if request is not None:
+            where = f"GET {str(request.base_url).rstrip('/')}{route} (with your API key)"
+        else:
+            where = f"the HTTP API's GET {route}"
+        return (
+            f"/mnt/data/{path} {what}, over the {self.settings.mcp_max_read_mb} MB that an MCP "
+            f"resource read returns (SANDBOX_MCP_MAX_READ_MB): download it with {where}, or "
+            "have the code read or summarise it with `execute`"
+        )
 
 
 def build_server(tools: SandboxTools) -> MCPServer:
@@ -348,6 +376,10 @@ class _Progress:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+
+
+def _size_of(f: IO[bytes]) -> int:
+    return os.fstat(f.fileno()).st_size
 
 
 def _session_out(session: Session) -> SessionOut:

@@ -23,29 +23,37 @@ class UploadGrant:
 
 
 class UploadSigner:
-    """HMAC-SHA256 over the grant; the key is per process, so a restart voids every URL."""
+    """HMAC-SHA256 over the grant; the key is per process, so a restart voids every URL.
+
+    The owner is not in the token: it is bound into the MAC, and the route checks it against
+    the caller's key. The URL thus says nothing about the key (not even a hash of it).
+    """
 
     def __init__(self, ttl: int = 600, key: bytes | None = None) -> None:
         self.ttl = ttl
         self._key = key or secrets.token_bytes(32)
 
+    def _mac(self, payload: bytes, owner: str) -> bytes:
+        return hmac.new(self._key, payload + b"." + owner.encode(), hashlib.sha256).digest()
+
     def sign(self, session_id: str, owner: str, filename: str) -> tuple[str, int]:
         expires = int(time.time()) + self.ttl
         body = json.dumps(
-            {"s": session_id, "o": owner, "f": filename, "e": expires}, separators=(",", ":")
+            {"s": session_id, "f": filename, "e": expires}, separators=(",", ":")
         ).encode()
         payload = base64.urlsafe_b64encode(body).rstrip(b"=")
-        mac = hmac.new(self._key, payload, hashlib.sha256).digest()
+        mac = self._mac(payload, owner)
         return f"{payload.decode()}.{base64.urlsafe_b64encode(mac).rstrip(b'=').decode()}", expires
 
-    def verify(self, token: str) -> UploadGrant:
+    def verify(self, token: str, owner: str) -> UploadGrant:
+        """The grant, if ``token`` was signed for ``owner``; another tenant's key is refused."""
         payload, _, mac = token.partition(".")
-        expected = hmac.new(self._key, payload.encode(), hashlib.sha256).digest()
+        expected = self._mac(payload.encode(), owner)
         try:
             given = base64.urlsafe_b64decode(mac + "=" * (-len(mac) % 4))
             valid = hmac.compare_digest(expected, given)
             data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-            grant = UploadGrant(str(data["s"]), str(data["o"]), str(data["f"]), int(data["e"]))
+            grant = UploadGrant(str(data["s"]), owner, str(data["f"]), int(data["e"]))
         except (ValueError, KeyError, TypeError):
             valid = False
         if not valid:

@@ -3,10 +3,19 @@ a lexical (SQLite FTS5/BM25) and a semantic (embeddings) index, hybrid search.""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 from ..config import Settings
 from ..core import Engine
 from ..sessions import sandbox_spec
-from .embedders import Embedder, LocalMiniLM, OpenAIEmbeddings, default_embedder
+from .embedders import (
+    Embedder,
+    LocalMiniLM,
+    OpenAIEmbeddings,
+    default_embedder,
+    embedded_model_problem,
+)
 from .extract import DocumentParser
 from .index import ChunkIndex
 from .ingest import Ingestion
@@ -14,6 +23,7 @@ from .models import SearchPage, SearchRequest, VectorStore, VectorStoreFile
 from .service import StoreExpired, StoreNotFound, VectorStores
 
 MB = 1024 * 1024
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Embedder",
@@ -27,7 +37,26 @@ __all__ = [
     "VectorStore",
     "VectorStoreFile",
     "VectorStores",
+    "embedder_status",
 ]
+
+
+def embedder_status(settings: Settings, embedder: Embedder | None = None) -> dict[str, Any]:
+    """Which embedder file search uses (``embedder`` if one is given, else the one these settings
+    choose), and why search is keyword-only when none: for the logs, ``doctor`` and the API."""
+    if embedder is not None:
+        return {"embedder": embedder.name, "semantic": True, "reason": None}
+    if settings.file_search_embedder == "none":
+        reason = "SANDBOX_FILE_SEARCH_EMBEDDER is none"
+    elif settings.embeddings_base_url:
+        name = f"{settings.embeddings_base_url.rstrip('/')}#{settings.embeddings_model}"
+        return {"embedder": name, "semantic": True, "reason": None}
+    else:
+        problem = embedded_model_problem()
+        if problem is None:
+            return {"embedder": LocalMiniLM.name, "semantic": True, "reason": None}
+        reason = problem
+    return {"embedder": None, "semantic": False, "reason": reason}
 
 
 class FileSearch:
@@ -43,6 +72,11 @@ class FileSearch:
                 settings.embeddings_base_url, settings.embeddings_api_key, settings.embeddings_model
             )
         self.embedder = embedder
+        self.status = embedder_status(settings, embedder)
+        if embedder is None:
+            log.warning(
+                "file_search is keyword-only (no semantic search): %s", self.status["reason"]
+            )
         spec = sandbox_spec(settings, engine.image, engine.labels)
         self.parser = DocumentParser(
             engine.backend,

@@ -8,7 +8,7 @@ import re
 from functools import lru_cache
 from typing import Protocol
 
-from .minilm import model_dir
+from .minilm import model_dir, verify
 
 _WORDS = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
@@ -28,6 +28,7 @@ class WordPiece:
 
         path = model_dir()
         assert path is not None
+        verify(path, ("tokenizer.json",))
         self._tok = HFTokenizer.from_file(str(path / "tokenizer.json"))
         self._tok.no_truncation()
         self._tok.no_padding()

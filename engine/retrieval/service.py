@@ -383,9 +383,10 @@ class VectorStores:
         *,
         mode: Mode = "hybrid",
         fusion: Fusion = "weighted",
+        rerank: bool = True,
     ) -> SearchPage:
         for store_id in store_ids:
             self.usable(store_id, owner)
         return await search_page(
-            self.index, self.embedder, store_ids, request, mode=mode, fusion=fusion
+            self.index, self.embedder, store_ids, request, mode=mode, fusion=fusion, rerank=rerank
         )

@@ -97,7 +97,17 @@ async def config(request: Request) -> dict[str, Any]:
         "key_required": request.app.state.keys.enabled,
         "model_configured": bool(settings.llm_base_url),
         "default_model": model,
+        "file_search": _file_search(request, settings),
     }
+
+
+def _file_search(request: Request, settings: Settings) -> dict[str, Any]:
+    """The embedder file search uses, or why it is keyword-only."""
+    from ..retrieval import embedder_status
+
+    running = getattr(request.app.state, "file_search", None)
+    status: dict[str, Any] = running.status if running is not None else embedder_status(settings)
+    return status
 
 
 @config_router.get("/v1/playground/models")

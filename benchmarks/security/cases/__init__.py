@@ -3,7 +3,21 @@
 from __future__ import annotations
 
 from ..model import Case
-from . import api, files, isolation, kernel, network, quotas, resources, responses, tenancy, web
+from . import (
+    api,
+    files,
+    http_edge,
+    isolation,
+    kernel,
+    mcp_reads,
+    network,
+    quotas,
+    resources,
+    responses,
+    tenancy,
+    web,
+    wire,
+)
 
 CASES: list[Case] = [
     *resources.CASES,
@@ -12,9 +26,12 @@ CASES: list[Case] = [
     *files.CASES,
     *kernel.CASES,
     *api.CASES,
+    *http_edge.CASES,
+    *mcp_reads.CASES,
     *responses.CASES,
     *tenancy.CASES,
     *web.CASES,
+    *wire.CASES,
     *quotas.CASES,
 ]
 

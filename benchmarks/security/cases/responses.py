@@ -25,7 +25,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 
 from engine import Settings
-from engine.api.server import Server
 
 from ..harness import KEYS, ApiServer, Context
 from ..model import API, Case, Verdict, clip
@@ -82,7 +81,7 @@ async def _served() -> AsyncIterator[tuple[ApiServer, list[dict[str, Any]]]]:
     requests: list[dict[str, Any]] = []
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    model = Server(uvicorn.Config(_stand_in(requests), log_level="error"))
+    model = uvicorn.Server(uvicorn.Config(_stand_in(requests), log_level="error"))
     model_task = asyncio.create_task(model.serve(sockets=[sock]))
     with tempfile.TemporaryDirectory(prefix="sandbox-security-responses-") as folder:
         settings = Settings(
