@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -11,6 +12,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 def _default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "sandbox-engine"
+
+
+def _host_memory_mb() -> int:
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // (1024 * 1024)
 
 
 class Settings(BaseSettings):
@@ -89,6 +94,18 @@ class Settings(BaseSettings):
     """Files exported per execution; more are counted in ``dropped``."""
     max_listed_files: int = Field(default=10_000, ge=1)
     """Entries scanned in /mnt/data after an execution."""
+
+    # --- quotas per tenant (docs/files-and-sessions.md) ---
+    max_files_per_owner: int = Field(default=10_000, ge=1)
+    """File objects a tenant may hold: uploads and exported outputs together."""
+    max_file_storage_mb_per_owner: int = Field(default=2048, ge=1)
+    """Bytes of file objects a tenant may hold, in MB: uploads and outputs together."""
+    max_memory_mb_per_owner: int = Field(default_factory=lambda: _host_memory_mb(), ge=64)
+    """Memory that a tenant's live sessions may commit: the sum of their memory limits. By
+    default the host's memory: no tenant commits more than the host has."""
+    disk_reserve_mb: int = Field(default=512, ge=0)
+    """Free space kept on the data folder's disk for the store (threads, sessions, runs): a
+    file object that would eat into it is refused. At most a tenth of a smaller disk."""
 
     # --- the LLM loop (Assistants API) ---
     llm_base_url: str | None = None

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from types import TracebackType
 
 from .config import Settings
-from .files import FileStore
+from .files import FileQuota, FileStore
 from .lease import OWNER_LABEL, Lease
 from .pool import WarmPool
 from .sandbox.base import SandboxBackend
@@ -54,7 +54,14 @@ class Engine:
         self.lease: Lease | None = None
         self.image = self.settings.image or _default_image(self.settings)
         self.store = Store(data_dir / "engine.db")
-        self.files = FileStore(self.store, data_dir / "files", self.settings.max_file_mb * MB)
+        quota = FileQuota(
+            files=self.settings.max_files_per_owner,
+            bytes=self.settings.max_file_storage_mb_per_owner * MB,
+            reserve=self.settings.disk_reserve_mb * MB,
+        )
+        self.files = FileStore(
+            self.store, data_dir / "files", self.settings.max_file_mb * MB, quota
+        )
         self._sessions: SessionManager | None = None
         self.pool: WarmPool | None = None
 

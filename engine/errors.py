@@ -87,6 +87,19 @@ class LimitExceeded(EngineError):
     code = "limit_exceeded"
 
 
+class QuotaExceeded(LimitExceeded):
+    """A tenant's quota is used up: file objects (count or bytes), live sessions, or the memory
+    its live sessions commit. ``setting`` names the variable that raises it (HTTP 403)."""
+
+    code = "quota_exceeded"
+
+    def __init__(self, what: str, limit: int, unit: str, setting: str) -> None:
+        self.limit, self.setting = limit, setting
+        super().__init__(
+            f"quota exceeded: {what}; this tenant's limit is {limit}{unit} (setting {setting})"
+        )
+
+
 class SessionBusy(EngineError):
     """The session is running another execution and the caller would not wait longer."""
 

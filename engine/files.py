@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import hashlib
 import io
 import mimetypes
 import os
 import secrets
+import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -34,6 +37,7 @@ PURPOSES = frozenset(
     }
 )
 CHUNK = 1024 * 1024
+MB = 1024 * 1024
 # The seeds' table of supported types, where Python's mimetypes differs or knows nothing.
 _EXTRA_TYPES = {
     ".c": "text/x-c",
@@ -79,7 +83,19 @@ class FileObject(BaseModel):
     """For outputs: the session whose code wrote the file."""
     path: str | None = None
     """For outputs: where it was in the sandbox, e.g. ``/mnt/data/chart.png``."""
+    expires_with_session: bool = False
+    """For outputs: deleted when ``session_id`` ends, unless kept (cited, or ``keep``)."""
     owner: str = Field(default="", exclude=True)
+
+
+@dataclass(frozen=True)
+class FileQuota:
+    """What one tenant's file objects may take, and the free space kept on the disk."""
+
+    files: int
+    bytes: int
+    reserve: int
+    """Bytes kept free for the store; at most a tenth of the disk."""
 
 
 class FileStore:
@@ -89,10 +105,18 @@ class FileStore:
     committed; ``sweep`` removes what a crash left between the two.
     """
 
-    def __init__(self, store: Store, root: Path, max_bytes: int) -> None:
+    def __init__(
+        self, store: Store, root: Path, max_bytes: int, quota: FileQuota | None = None
+    ) -> None:
         self._store = store
         self.root = root
         self.max_bytes = max_bytes
+        self.quota = quota
+        self._lock = threading.Lock()
+        self._writing: dict[str, dict[str, int]] = {}
+        """Per owner: the uploads being written, and their bytes so far."""
+        self._added: dict[str, int] = {}
+        """Per owner: bytes committed by this process, so a check mid-write sees them."""
         self._blobs = root / "blobs"
         self._tmp = root / "tmp"
         self._blobs.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -131,7 +155,11 @@ class FileStore:
         session_id: str | None = None,
         path: str | None = None,
         mime_type: str | None = None,
+        keep: bool = False,
+        replaces: str | None = None,
     ) -> FileObject:
+        """A new file object. One with a ``session_id`` ends with that session unless
+        ``keep``; ``replaces`` names a file object it stands in for, not counted in the quota."""
         if filename is None:
             filename = os.path.basename(str(getattr(data, "name", "") or "")) or "file"
         filename = check_filename(filename)
@@ -141,15 +169,18 @@ class FileStore:
             )
         file_id = f"file-{secrets.token_hex(12)}"
         tmp = self._tmp / file_id
+        check = self._admit(owner, file_id, replaces)
         try:
-            size, digest = await self._write(data, tmp)
+            size, digest = await self._write(data, tmp, check)
             os.replace(tmp, self._blobs / file_id)
         except OSError as exc:
+            self._settle(owner, file_id, 0)
             tmp.unlink(missing_ok=True)
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise errors.StorageFull(f"the engine's data folder is full: {exc}") from exc
             raise
         except BaseException:
+            self._settle(owner, file_id, 0)
             tmp.unlink(missing_ok=True)
             raise
         obj = FileObject(
@@ -161,20 +192,98 @@ class FileStore:
             mime_type=mime_type or guess_mime_type(filename),
             session_id=session_id,
             path=path,
+            expires_with_session=session_id is not None and not keep,
             owner=owner,
         )
+        row = obj.model_dump(exclude={"object", "status", "expires_with_session"})
         try:
             self._store.insert(
                 "files",
-                {**obj.model_dump(exclude={"object", "status"}), "owner": owner, "sha256": digest},
+                {
+                    **row,
+                    "owner": owner,
+                    "sha256": digest,
+                    "expires_with_session": 1 if obj.expires_with_session else None,
+                },
             )
         except BaseException:
+            self._settle(owner, file_id, 0)
             (self._blobs / file_id).unlink(missing_ok=True)
             raise
+        self._settle(owner, file_id, size)
         metrics.FILES_CREATED.labels(purpose).inc()
         return obj
 
-    async def _write(self, data: Source, tmp: Path) -> tuple[int, str]:
+    # --- quotas ---
+
+    def usage(self, owner: str, *, excluding: str | None = None) -> tuple[int, int]:
+        """How many file objects ``owner`` holds, and their bytes."""
+        row = self._store.one(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM files "
+            "WHERE owner = ? AND id != ?",
+            (owner, excluding or ""),
+        )
+        return (row["n"], row["b"]) if row else (0, 0)
+
+    def _admit(self, owner: str, file_id: str, replaces: str | None) -> Callable[[int, int], None]:
+        """Refuse a new file object over the owner's count quota; else register it as being
+        written and return the check its writer runs on every chunk (bytes quota, reserve)."""
+        quota = self.quota
+        with self._lock:
+            count, stored = self.usage(owner, excluding=replaces)
+            writing = self._writing.setdefault(owner, {})
+            if quota is not None and count + len(writing) >= quota.files:
+                raise errors.QuotaExceeded(
+                    f"{count + len(writing)} file objects (uploads and outputs) already",
+                    quota.files,
+                    "",
+                    "SANDBOX_MAX_FILES_PER_OWNER",
+                )
+            writing[file_id] = 0
+            added_then = self._added.get(owner, 0)
+
+        def check(size: int, chunk: int) -> None:
+            if quota is None:
+                return
+            with self._lock:
+                being_written = self._writing.setdefault(owner, {})
+                being_written[file_id] = size
+                since = self._added.get(owner, 0) - added_then
+                total = stored + since + sum(being_written.values())
+            if total > quota.bytes:
+                raise errors.QuotaExceeded(
+                    f"this file would bring the tenant's file objects to {total} bytes",
+                    quota.bytes // MB,
+                    " MB",
+                    "SANDBOX_MAX_FILE_STORAGE_MB_PER_OWNER",
+                )
+            self._check_reserve(chunk)
+
+        return check
+
+    def _settle(self, owner: str, file_id: str, committed: int) -> None:
+        with self._lock:
+            writing = self._writing.get(owner, {})
+            writing.pop(file_id, None)
+            if not writing:
+                self._writing.pop(owner, None)
+            self._added[owner] = self._added.get(owner, 0) + committed
+
+    def _check_reserve(self, chunk: int) -> None:
+        if self.quota is None or not self.quota.reserve:
+            return
+        disk = os.statvfs(self._tmp)
+        free = disk.f_bavail * disk.f_frsize
+        reserve = min(self.quota.reserve, disk.f_blocks * disk.f_frsize // 10)
+        if free - chunk < reserve:
+            raise errors.StorageFull(
+                f"the engine's data folder is nearly full: {free} bytes free, and "
+                f"{reserve} bytes are kept for the store (setting SANDBOX_DISK_RESERVE_MB)"
+            )
+
+    async def _write(
+        self, data: Source, tmp: Path, check: Callable[[int, int], None]
+    ) -> tuple[int, str]:
         digest = hashlib.sha256()
         size = 0
         out = await asyncio.to_thread(open, tmp, "xb")
@@ -187,6 +296,7 @@ class FileStore:
                     raise errors.PayloadTooLarge(
                         f"the file is larger than the {self.max_bytes} byte limit"
                     )
+                check(size, len(chunk))
                 digest.update(chunk)
                 out.write(chunk)
 
@@ -265,6 +375,50 @@ class FileStore:
         for hook in list(self._delete_hooks):
             hook(file_id, obj.owner)
 
+    # --- outputs and their session's lifetime ---
+
+    def keep(self, file_id: str, owner: str | None = None) -> FileObject:
+        """Promote an output: it no longer ends with its session (deleted only by the user)."""
+        obj = self.retrieve(file_id, owner)
+        if obj.expires_with_session:
+            self._store.update("files", "id", file_id, expires_with_session=None)
+        return obj.model_copy(update={"expires_with_session": False})
+
+    def keep_all(self, file_ids: Iterable[str], owner: str | None = None) -> None:
+        """Promote every one of ``file_ids`` that is still there (what a message cites)."""
+        for file_id in dict.fromkeys(file_ids):
+            with contextlib.suppress(errors.NotFound):
+                self.keep(file_id, owner)
+
+    def ends_with(self, file_id: str, session_id: str) -> bool:
+        """Whether ``file_id`` is an output of ``session_id`` that nobody kept."""
+        row = self._store.one(
+            "SELECT id FROM files WHERE id = ? AND session_id = ? AND expires_with_session = 1",
+            (file_id, session_id),
+        )
+        return row is not None
+
+    def drop_output(self, file_id: str, session_id: str) -> bool:
+        """Delete ``file_id`` if it is an output of ``session_id`` that ends with it."""
+        if not self.ends_with(file_id, session_id):
+            return False
+        with contextlib.suppress(errors.NotFound):
+            self.delete(file_id)
+        return True
+
+    def drop_session_outputs(self, session_id: str) -> int:
+        """Delete the outputs of an ended session that nobody kept. Returns how many."""
+        rows = self._store.all(
+            "SELECT id FROM files WHERE session_id = ? AND expires_with_session = 1",
+            (session_id,),
+        )
+        for row in rows:
+            with contextlib.suppress(errors.NotFound):
+                self.delete(row["id"])
+        return len(rows)
+
 
 def _to_file(row: dict[str, Any]) -> FileObject:
-    return FileObject.model_validate({k: v for k, v in row.items() if k != "sha256"})
+    fields = {k: v for k, v in row.items() if k != "sha256"}
+    fields["expires_with_session"] = bool(row.get("expires_with_session"))
+    return FileObject.model_validate(fields)

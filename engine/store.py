@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS files (
     path TEXT
 );
 CREATE INDEX IF NOT EXISTS files_owner ON files (owner, created_at, id);
+CREATE INDEX IF NOT EXISTS files_session ON files (session_id);
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
@@ -55,13 +56,14 @@ CREATE TABLE IF NOT EXISTS session_files (
 """
 
 ADDED_COLUMNS = {
+    "files": {"expires_with_session": "INTEGER"},
     "sessions": {
         "engine_owner": "TEXT",
         "memory_limit_mb": "INTEGER",
         "kernel": "TEXT",
         "running_since": "REAL",
         "notice": "TEXT",
-    }
+    },
 }
 """Columns added after a table's first release: a database from then gets them at open."""
 DB_FILES = ("", "-wal", "-shm")

@@ -103,7 +103,7 @@ def test_shutdown_drains_running_executions(tmp_path: Path) -> None:
     assert result.get("result") == {"text/plain": "'finished'"}
 
 
-def test_session_limits_answer_429(tmp_path: Path) -> None:
+def test_session_quota_answers_403(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, api_keys="k", max_sessions_per_owner=1)
     server = LiveServer(settings)
     server.start()
@@ -113,6 +113,6 @@ def test_session_limits_answer_429(tmp_path: Path) -> None:
         )
         assert client.post("/v1/sessions", json={}).status_code == 200
         r = client.post("/v1/sessions", json={})
-        assert r.status_code == 429 and r.json()["error"]["code"] == "limit_exceeded"
+        assert r.status_code == 403 and r.json()["error"]["code"] == "quota_exceeded"
     finally:
         server.stop()

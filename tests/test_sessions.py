@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine import Engine, ExecutionStatus, Session, SessionClosed
-from engine.errors import LimitExceeded, SessionBusy, SessionNotFound
+from engine.errors import FileNotFound, LimitExceeded, SessionBusy, SessionNotFound
 from engine.sessions import SessionStatus
 
 from .conftest import make_settings
@@ -26,8 +26,13 @@ async def test_short_ttl_expires_and_files_stay(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, session_ttl=8, reaper_interval=0.2)
     async with Engine(settings) as engine:
         session = await engine.session("short")
-        r = await session.execute("open('/mnt/data/out.txt', 'w').write('kept')")
-        file_id = r.outputs[0].file_id
+        r = await session.execute(
+            "open('/mnt/data/out.txt', 'w').write('kept')\n"
+            "open('/mnt/data/tmp.txt', 'w').write('-')"
+        )
+        outputs = {o.filename: o.file_id for o in r.outputs}
+        file_id = outputs["out.txt"]
+        session.keep_output(file_id)  # the other output ends with the session
         assert session.status is SessionStatus.ACTIVE
         await sleep_until(session.info.expires_at)
         assert session.status is SessionStatus.EXPIRED
@@ -37,6 +42,8 @@ async def test_short_ttl_expires_and_files_stay(tmp_path: Path) -> None:
         with pytest.raises(SessionClosed):
             engine.get_session(session.id)
         assert await engine.files.content(file_id) == b"kept"
+        with pytest.raises(FileNotFound):
+            engine.files.retrieve(outputs["tmp.txt"])
         fresh = await engine.session("short")
         assert fresh.id != session.id
 

@@ -89,12 +89,17 @@ def test_graceful_restart_keeps_them_and_close_removes_them(data_dir: Path) -> N
     assert len(containers(data_dir)) == 1  # SANDBOX_SHUTDOWN_SANDBOXES=keep, the default
     server = start(data_dir, shutdown_sandboxes="close")
     assert_kept(server, sid, made)
+    r = server.execute(sid, "open('/mnt/data/scratch.txt', 'w').write('scratch')")
+    (scratch,) = [o["file_id"] for o in r["outputs"]]
+    server.call("POST", f"/v1/sessions/{sid}/files/{made}/keep")
     assert server.stop()
     assert (containers(data_dir), volumes(data_dir)) == ([], [])
     server = start(data_dir)
     try:
         assert server.call("GET", f"/v1/sessions/{sid}")["status"] == "closed"
         assert server.client.get(f"/v1/files/{made}/content").content == b"made before"
+        # The session ended with the stop: its outputs that were not kept ended with it.
+        assert server.client.get(f"/v1/files/{scratch}").status_code == 404
     finally:
         server.kill()
 

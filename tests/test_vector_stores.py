@@ -197,7 +197,6 @@ def test_documents_are_parsed_inside_a_sandbox(
         json={"code": docs_factory.PPTX_CODE},
         timeout=120,
     ).json()
-    http.delete(f"/v1/sessions/{session['id']}")
     pptx_id = next(o["file_id"] for o in ran["outputs"] if o["path"].endswith("plan.pptx"))
     pdf_id = upload(client, "manual.pdf", docs_factory.pdf(["The blue heron nests by the dam."]))
     docx_id = upload(client, "memo.docx", docs_factory.docx(["Payroll closes on the 25th."]))
@@ -205,6 +204,9 @@ def test_documents_are_parsed_inside_a_sandbox(
     batch = client.vector_stores.file_batches.create(
         store.id, file_ids=[pptx_id, pdf_id, docx_id], attributes={"kind": "document"}
     )
+    # A session's output added to a vector store is kept: it outlives its session.
+    http.delete(f"/v1/sessions/{session['id']}")
+    assert client.files.retrieve(pptx_id).expires_at is None
     assert batch.object == "vector_store.files_batch"
     wait_store(client, store.id)
     batch = client.vector_stores.file_batches.retrieve(batch.id, vector_store_id=store.id)

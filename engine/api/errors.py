@@ -22,6 +22,7 @@ STATUS: list[tuple[type[errors.EngineError], int, str]] = [
     (errors.NotFound, 404, "not_found_error"),
     (errors.SessionBusy, 409, "conflict_error"),
     (errors.SessionClosed, 409, "conflict_error"),
+    (errors.QuotaExceeded, 403, "insufficient_quota"),
     (errors.PayloadTooLarge, 413, "invalid_request_error"),
     (errors.LimitExceeded, 429, "rate_limit_error"),
     (errors.StorageFull, 507, "server_error"),

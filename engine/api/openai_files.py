@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Literal
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from .. import errors
+from ..core import Engine
 from ..files import FileObject
 from ..paging import Page
 from .auth import Tenant
@@ -30,7 +33,13 @@ class OpenAIFile(BaseModel):
     status_details: str | None = None
 
     @classmethod
-    def of(cls, obj: FileObject) -> OpenAIFile:
+    def of(cls, obj: FileObject, engine: Engine | None = None) -> OpenAIFile:
+        """``expires_at``: for an output that ends with its session, when that session would
+        end now (activity pushes it out); None for a file kept until it is deleted."""
+        expires_at = None
+        if obj.expires_with_session and obj.session_id is not None and engine is not None:
+            with contextlib.suppress(errors.NotFound):
+                expires_at = engine.sessions.info(obj.session_id).expires_at
         return cls(
             id=obj.id,
             bytes=obj.bytes,
@@ -38,6 +47,7 @@ class OpenAIFile(BaseModel):
             filename=obj.filename,
             purpose=obj.purpose,
             status=obj.status,
+            expires_at=expires_at,
         )
 
 
@@ -63,12 +73,12 @@ async def list_files(
     paging: FilePagingDep, engine: EngineDep, tenant: Tenant, purpose: str | None = None
 ) -> Page[OpenAIFile]:
     page = engine.files.list(tenant, purpose=purpose, **paging.window())
-    return Page[OpenAIFile].of([OpenAIFile.of(f) for f in page.data], page.has_more)
+    return Page[OpenAIFile].of([OpenAIFile.of(f, engine) for f in page.data], page.has_more)
 
 
 @router.get("/{file_id}", response_model=OpenAIFile)
 async def retrieve_file(file_id: str, engine: EngineDep, tenant: Tenant) -> OpenAIFile:
-    return OpenAIFile.of(engine.files.retrieve(file_id, tenant))
+    return OpenAIFile.of(engine.files.retrieve(file_id, tenant), engine)
 
 
 @router.get("/{file_id}/content")

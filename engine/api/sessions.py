@@ -11,7 +11,7 @@ from fastapi.sse import ServerSentEvent
 from pydantic import BaseModel, Field
 
 from .. import errors
-from ..files import guess_mime_type
+from ..files import FileObject, guess_mime_type
 from ..paging import Page
 from ..results import ErrorInfo, ExecutionResult, ExecutionStatus
 from ..sessions import Session, SessionFile, SessionInfo
@@ -183,3 +183,9 @@ async def remove_file(path: str, session: SessionDep) -> Response:
     """Delete /mnt/data/<path> (file objects made from it stay)."""
     await session.remove_file(path)
     return Response(status_code=204)
+
+
+@router.post("/{session_id}/files/{file_id}/keep", response_model=FileObject)
+async def keep_output(file_id: str, session: SessionDep) -> FileObject:
+    """Promote an output of this session: it is no longer deleted when the session ends."""
+    return session.keep_output(file_id)

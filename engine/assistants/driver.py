@@ -252,7 +252,10 @@ class RunDriver(LoopHost):
         self, index: int, call: ModelToolCall, result: ExecutionResult | None, text: str
     ) -> None:
         self.book.running_code.pop(self.run.id, None)
-        self.state.images.extend(self.code_steps.call_finished(call.id, result, text))
+        images = self.code_steps.call_finished(call.id, result, text)
+        # A run step shows them for as long as the thread lives, past its session's end.
+        self.engine.files.keep_all(images, self.owner)
+        self.state.images.extend(images)
 
     async def on_code_calls_finished(self) -> None:
         self.code_steps.close_round()

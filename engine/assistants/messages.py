@@ -95,6 +95,8 @@ class MessageWriter:
         text = message.content[-1].text
         assert text is not None
         text.annotations = await _annotations(text.value, session)
+        if session is not None:  # a message cites them for as long as the thread lives
+            session.keep_outputs(a.file_path.file_id for a in text.annotations if a.file_path)
         if self.citations is not None:
             text.annotations += self.citations(text.value)
             text.annotations.sort(key=lambda a: a.start_index)

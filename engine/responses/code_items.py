@@ -111,7 +111,8 @@ class CodeItems(OutputItems):
 
     def _image_uri(self, file_id: str) -> str:
         obj = self.engine.files.retrieve(file_id, self.owner)
-        if obj.bytes > MAX_IMAGE_URI_BYTES:
+        if obj.bytes > MAX_IMAGE_URI_BYTES:  # the item links to it: it must outlive the session
+            self.engine.files.keep(obj.id, self.owner)
             return f"/v1/files/{obj.id}/content"
         data = self.engine.files.blob_path(obj.id).read_bytes()
         return f"data:{obj.mime_type};base64,{base64.b64encode(data).decode()}"

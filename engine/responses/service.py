@@ -373,6 +373,8 @@ class ResponsesService:
         if session is not None:
             state.container_id = session.id
             state.files = await containers.snapshot(session)
+            if body.store or body.conversation_id:  # a later turn may restore them
+                session.keep_outputs(state.files.values())
         if body.store:
             self.repo.put(response, "response", owner, state)
         conversation_id = body.conversation_id

@@ -205,7 +205,7 @@ class VectorStores:
         batch_id: str | None,
     ) -> None:
         """A file row, in progress (or failed at once when its type is unsupported), queued."""
-        obj = self.files.retrieve(file_id, owner)
+        obj = self.files.keep(file_id, owner)  # a session's output must not leave the store
         status, error = "in_progress", None
         try:
             self._check_file(file_id, owner)

@@ -4,10 +4,11 @@ reading and removal. A part of Session, kept apart from its executions."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import IO
 
 from .. import errors
-from ..files import Source
+from ..files import FileObject, Source
 from ..kernel import Kernel
 from ..names import check_filename, check_relative_path
 from ..sandbox.base import Sandbox
@@ -28,6 +29,10 @@ class DataFolder:
 
     @property
     def owner(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def id(self) -> str:
         raise NotImplementedError
 
     @property
@@ -75,6 +80,17 @@ class DataFolder:
         self._outputs.remember(entry, obj.id)
         self.touch()
         return SessionFile.of(entry, obj.id)
+
+    def keep_output(self, file_id: str) -> FileObject:
+        """Promote an output of this session: it outlives the session (until deleted)."""
+        obj = self._ctx.files.retrieve(file_id, self.owner)
+        if obj.session_id != self.id:
+            raise errors.FileNotFound(f"no output {file_id!r} of session {self.id}")
+        return self._ctx.files.keep(file_id, self.owner)
+
+    def keep_outputs(self, file_ids: Iterable[str]) -> None:
+        """Promote those of ``file_ids`` that are this tenant's (what a message cites)."""
+        self._ctx.files.keep_all(file_ids, self.owner)
 
     async def list_files(self) -> list[SessionFile]:
         self._check_open()

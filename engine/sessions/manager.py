@@ -39,6 +39,8 @@ class SessionManager:
         self._live: dict[str, Session] = {}
         self._by_thread: dict[tuple[str, str], Session] = {}
         self._creating: dict[tuple[str, str], asyncio.Task[Session]] = {}
+        self._committing: dict[tuple[str, str], int] = {}
+        """The memory limit (MB) of each session being created."""
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -65,6 +67,8 @@ class SessionManager:
             self._live[session.id] = session
             self._by_thread[(session.owner, session.thread_id)] = session
         metrics.SESSIONS_LIVE.set(len(self._live))
+        for ended in self._records.ended_with_outputs():
+            self._ctx.files.drop_session_outputs(ended)
         return len(sessions)
 
     def _restore(self, row: Row) -> Session:
@@ -122,20 +126,43 @@ class SessionManager:
             return existing
         task = self._creating.get(key)
         if task is None:
-            self._check_limits(owner)
+            self._check_limits(owner, memory)
             task = asyncio.ensure_future(self._create(key, file_ids, idle, life, spec))
             self._creating[key] = task
-            task.add_done_callback(lambda _: self._creating.pop(key, None))
+            self._committing[key] = memory
+            task.add_done_callback(lambda _: self._done_creating(key))
         return await asyncio.shield(task)
 
-    def _check_limits(self, owner: str) -> None:
+    def _done_creating(self, key: tuple[str, str]) -> None:
+        self._creating.pop(key, None)
+        self._committing.pop(key, None)
+
+    def committed(self, owner: str) -> tuple[int, int]:
+        """The live (and starting) sessions of ``owner``, and the MB of memory they commit."""
+        live = [s.spec.memory_limit_mb for s in self._live.values() if s.owner == owner]
+        starting = [mb for (o, _), mb in self._committing.items() if o == owner]
+        return len(live) + len(starting), sum(live) + sum(starting)
+
+    def _check_limits(self, owner: str, memory_mb: int) -> None:
         live = len(self._live) + len(self._creating)
         if live >= self._settings.max_sessions:
             raise errors.LimitExceeded(f"the engine already runs {live} sessions, its limit")
-        mine = sum(1 for s in self._live.values() if s.owner == owner)
-        mine += sum(1 for o, _ in self._creating if o == owner)
-        if mine >= self._settings.max_sessions_per_owner:
-            raise errors.LimitExceeded(f"this owner already has {mine} live sessions, its limit")
+        count, committed = self.committed(owner)
+        if count >= self._settings.max_sessions_per_owner:
+            raise errors.QuotaExceeded(
+                f"this tenant already has {count} live sessions",
+                self._settings.max_sessions_per_owner,
+                "",
+                "SANDBOX_MAX_SESSIONS_PER_OWNER",
+            )
+        if committed + memory_mb > self._settings.max_memory_mb_per_owner:
+            raise errors.QuotaExceeded(
+                f"this tenant's live sessions commit {committed} MB of memory and this one asks "
+                f"for {memory_mb} MB more",
+                self._settings.max_memory_mb_per_owner,
+                " MB",
+                "SANDBOX_MAX_MEMORY_MB_PER_OWNER",
+            )
 
     async def _create(
         self,

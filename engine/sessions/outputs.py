@@ -147,24 +147,29 @@ class OutputExport:
         if truncated:
             result.dropped["listing"] = 1
         exported = 0
+        before = {path: known.file_id for path, known in self.known.items()}
         for entry in self.changed(entries):
             too_big = entry.size > self._files.max_bytes
             if exported >= self._settings.max_output_files or too_big:
                 result.dropped["files"] = result.dropped.get("files", 0) + 1
                 continue
             try:
-                output = await self._export_file(entry)
-            except errors.StorageFull as exc:
+                output = await self._export_file(entry, before.get(entry.path))
+            except (errors.StorageFull, errors.QuotaExceeded) as exc:
                 log.warning(
                     "session %s: output %s not exported: %s", self.session_id, entry.path, exc
                 )
                 result.dropped["files"] = result.dropped.get("files", 0) + 1
+                if isinstance(exc, errors.QuotaExceeded) and result.notice is None:
+                    result.notice = f"{entry.path} was not exported: {exc}"
                 continue
             if output is not None:
                 result.outputs.append(output)
                 exported += 1
 
-    async def _export_file(self, entry: FileEntry) -> OutputFile | None:
+    async def _export_file(self, entry: FileEntry, previous: str | None) -> OutputFile | None:
+        """Export ``entry``; the output it had before, ``previous``, is replaced: deleted if
+        it is this session's own and nobody kept it (an upload or a kept file stays)."""
         if entry.size > self._files.max_bytes:
             return None
         try:
@@ -173,12 +178,18 @@ class OutputExport:
             return None  # gone, or swapped for something that is not a regular file
         path = f"{DATA_MOUNT}/{entry.path}"
         name = posixpath.basename(entry.path)
+        if previous is not None and not self._files.ends_with(previous, self.session_id):
+            previous = None
         with f:
             try:
-                obj = await self._create(f, name, path=path)
+                obj = await self._create(f, name, path=path, replaces=previous)
+            except errors.QuotaExceeded:
+                raise
             except errors.LimitExceeded:
                 return None
         self.remember(entry, obj.id)
+        if previous is not None:
+            self._files.drop_output(previous, self.session_id)
         return OutputFile(
             type="file",
             file_id=obj.id,
@@ -199,9 +210,10 @@ class OutputExport:
         for entry in self.changed(entries):
             if entry.size > self._files.max_bytes:
                 continue
+            # Rescued from a sandbox whose engine is gone: kept, as nobody saw them yet.
             with await sandbox.open_file(entry.path) as f:
                 await self._create(
-                    f, posixpath.basename(entry.path), path=f"{DATA_MOUNT}/{entry.path}"
+                    f, posixpath.basename(entry.path), path=f"{DATA_MOUNT}/{entry.path}", keep=True
                 )
 
     async def _create(
@@ -211,6 +223,8 @@ class OutputExport:
         *,
         path: str | None = None,
         mime_type: str | None = None,
+        keep: bool = False,
+        replaces: str | None = None,
     ) -> FileObject:
         return await self._files.create(
             data,
@@ -220,4 +234,6 @@ class OutputExport:
             session_id=self.session_id,
             path=path,
             mime_type=mime_type,
+            keep=keep,
+            replaces=replaces,
         )

@@ -86,6 +86,15 @@ class SessionRecords:
             (SessionStatus.ACTIVE.value, SessionStatus.STARTING.value, *named),
         )
 
+    def ended_with_outputs(self) -> list[str]:
+        """Sessions that ended with outputs still bound to them (a crash between the two)."""
+        rows = self._store.all(
+            "SELECT DISTINCT f.session_id AS id FROM files f JOIN sessions s "
+            "ON f.session_id = s.id WHERE f.expires_with_session = 1 AND s.status IN (?, ?)",
+            (SessionStatus.CLOSED.value, SessionStatus.EXPIRED.value),
+        )
+        return [r["id"] for r in rows]
+
     def expire(self, session_id: str, notice: str | None = None) -> None:
         fields: dict[str, Any] = {"status": SessionStatus.EXPIRED.value, "running_since": None}
         if notice is not None:

@@ -377,3 +377,11 @@ class Session(DataFolder, Continuity):
         finally:
             self._sandbox = None
             self._save()
+            self._drop_outputs()
+
+    def _drop_outputs(self) -> None:
+        """Outputs live as long as their session, unless kept (docs/files-and-sessions.md)."""
+        try:
+            self._ctx.files.drop_session_outputs(self.id)
+        except errors.EngineError as exc:
+            log.warning("session %s: outputs not removed: %s", self.id, exc)

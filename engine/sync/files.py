@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
 
-from ..files import FileObject, FileStore, Source
+from ..files import DeleteHook, FileObject, FileQuota, FileStore, Source
 from ..paging import Page
 from .portal import Portal
 
@@ -25,6 +25,10 @@ class SyncFiles:
     def max_bytes(self) -> int:
         return self._files.max_bytes
 
+    @property
+    def quota(self) -> FileQuota | None:
+        return self._files.quota
+
     def sweep(self) -> int:
         """Remove temp files and blobs with no row. Returns how many were removed."""
         return self._portal.run_sync(self._files.sweep)
@@ -42,6 +46,8 @@ class SyncFiles:
         session_id: str | None = None,
         path: str | None = None,
         mime_type: str | None = None,
+        keep: bool = False,
+        replaces: str | None = None,
     ) -> FileObject:
         return self._portal.run(
             self._files.create,
@@ -52,7 +58,29 @@ class SyncFiles:
             session_id=session_id,
             path=path,
             mime_type=mime_type,
+            keep=keep,
+            replaces=replaces,
         )
+
+    def usage(self, owner: str, *, excluding: str | None = None) -> tuple[int, int]:
+        """How many file objects ``owner`` holds, and their bytes."""
+        return self._portal.run_sync(self._files.usage, owner, excluding=excluding)
+
+    def keep(self, file_id: str, owner: str | None = None) -> FileObject:
+        """Promote an output: it no longer ends with its session (deleted only by the user)."""
+        return self._portal.run_sync(self._files.keep, file_id, owner)
+
+    def keep_all(self, file_ids: Iterable[str], owner: str | None = None) -> None:
+        self._portal.run_sync(self._files.keep_all, list(file_ids), owner)
+
+    def ends_with(self, file_id: str, session_id: str) -> bool:
+        return self._portal.run_sync(self._files.ends_with, file_id, session_id)
+
+    def drop_output(self, file_id: str, session_id: str) -> bool:
+        return self._portal.run_sync(self._files.drop_output, file_id, session_id)
+
+    def drop_session_outputs(self, session_id: str) -> int:
+        return self._portal.run_sync(self._files.drop_session_outputs, session_id)
 
     def retrieve(self, file_id: str, owner: str | None = None) -> FileObject:
         return self._portal.run_sync(self._files.retrieve, file_id, owner)
@@ -88,3 +116,7 @@ class SyncFiles:
 
     def delete(self, file_id: str, owner: str | None = None) -> None:
         self._portal.run_sync(self._files.delete, file_id, owner)
+
+    def on_delete(self, hook: DeleteHook) -> Callable[[], None]:
+        """Run ``hook`` (in the engine's loop thread) after every delete; returns its undo."""
+        return self._files.on_delete(hook)

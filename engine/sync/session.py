@@ -6,7 +6,7 @@ import builtins
 from collections.abc import Generator, Iterable
 from typing import IO
 
-from ..files import Source
+from ..files import FileObject, Source
 from ..kernel import EventCallback
 from ..paging import Page
 from ..results import DoneEvent, ExecutionResult, OutputEvent
@@ -138,6 +138,13 @@ class SyncSession:
     def list_files(self) -> list[SessionFile]:
         return self._portal.run(self._session.list_files)
 
+    def keep_output(self, file_id: str) -> FileObject:
+        """Promote an output of this session: it outlives the session (until deleted)."""
+        return self._portal.run_sync(self._session.keep_output, file_id)
+
+    def keep_outputs(self, file_ids: Iterable[str]) -> None:
+        self._portal.run_sync(self._session.keep_outputs, list(file_ids))
+
     def open_file(self, path: str) -> IO[bytes]:
         """Open /mnt/data/<path> for reading; symlinks and special files are refused."""
         return self._portal.run(self._session.open_file, path)
@@ -202,6 +209,10 @@ class SyncSessions:
 
     def info(self, session_id: str, owner: str | None = None) -> SessionInfo:
         return self._portal.run_sync(self._manager.info, session_id, owner)
+
+    def committed(self, owner: str) -> tuple[int, int]:
+        """The live (and starting) sessions of ``owner``, and the MB of memory they commit."""
+        return self._portal.run_sync(self._manager.committed, owner)
 
     def list(
         self,

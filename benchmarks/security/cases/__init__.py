@@ -12,6 +12,7 @@ from . import (
     lifetimes,
     mcp_reads,
     network,
+    quotas,
     resources,
     responses,
     tenancy,
@@ -33,6 +34,7 @@ CASES: list[Case] = [
     *tenancy.CASES,
     *web.CASES,
     *wire.CASES,
+    *quotas.CASES,
 ]
 
 _names = [c.name for c in CASES]
