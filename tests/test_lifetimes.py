@@ -81,8 +81,12 @@ def test_a_kept_sandbox_stops_at_its_deadline_and_the_next_engine_says_expired(
 ) -> None:
     server = start(data_dir, **SHORT_TTL)
     sid = server.call("POST", "/v1/sessions", json={"thread_id": "short"})["id"]
-    r = server.execute(sid, "x = 1\nopen('out.txt', 'w').write('exported')")
-    (out,) = [o["file_id"] for o in r["outputs"]]
+    r = server.execute(
+        sid, "x = 1\nopen('out.txt', 'w').write('exported')\nopen('tmp.txt', 'w').write('t')"
+    )
+    outputs = {o["path"].rsplit("/", 1)[-1]: o["file_id"] for o in r["outputs"]}
+    out, scratch = outputs["out.txt"], outputs["tmp.txt"]
+    server.call("POST", f"/v1/sessions/{sid}/files/{out}/keep")  # outputs end with the session
     assert server.stop()  # SANDBOX_SHUTDOWN_SANDBOXES=keep, the default
     (box,) = running(data_dir)
     deadline = deadline_of(data_dir, box)
@@ -97,6 +101,7 @@ def test_a_kept_sandbox_stops_at_its_deadline_and_the_next_engine_says_expired(
         assert info["status"] == "expired"
         assert "stopped itself" in info["notice"]
         assert server.client.get(f"/v1/files/{out}/content").content == b"exported"
+        assert server.client.get(f"/v1/files/{scratch}/content").status_code == 404
         assert containers(data_dir) == []
         fresh = server.call("POST", "/v1/sessions", json={"thread_id": "short"})
         assert fresh["id"] != sid and fresh["status"] == "active"
