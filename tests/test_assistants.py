@@ -1303,7 +1303,7 @@ def test_a_restart_keeps_every_object(tmp_path: Path, model_server: ServerThread
         assert client.beta.threads.retrieve(busy_thread.id).metadata == {"b": "2"}
         # a run that was executing cannot continue: it failed, and says why
         busy = client.beta.threads.runs.retrieve(thread_id=busy_thread.id, run_id=busy.id)
-        assert busy.status == "failed" and "restarted" in busy.last_error.message
+        assert busy.status == "failed" and "shut down" in busy.last_error.message
         # a run waiting for tool outputs still takes them
         calls = client.beta.threads.runs.retrieve(
             thread_id=waiting_thread, run_id=waiting.id
