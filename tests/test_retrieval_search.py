@@ -26,7 +26,8 @@ from engine.retrieval.index import ChunkIndex
 from engine.retrieval.ingest import Ingestion
 from engine.retrieval.minilm import Matrix, ModelMismatch, model_dir, verify
 from engine.retrieval.models import ComparisonFilter, RankingOptions, SearchRequest
-from engine.retrieval.search import discriminating_query, sentences
+from engine.retrieval.chunking import sentences
+from engine.retrieval.search import discriminating_query
 from engine.retrieval.service import VectorStores
 from engine.store import Store
 from engine.web import config_router
