@@ -21,12 +21,12 @@ from engine.api import create_app  # noqa: F401 (imports engine.web in the order
 from engine.config import Settings
 from engine.files import FileStore
 from engine.retrieval import FileSearch, embedder_status, embedders, minilm, search
+from engine.retrieval.chunking import sentences
 from engine.retrieval.embedders import Embedder, LocalMiniLM
 from engine.retrieval.index import ChunkIndex
 from engine.retrieval.ingest import Ingestion
 from engine.retrieval.minilm import Matrix, ModelMismatch, model_dir, verify
 from engine.retrieval.models import ComparisonFilter, RankingOptions, SearchRequest
-from engine.retrieval.chunking import sentences
 from engine.retrieval.search import discriminating_query
 from engine.retrieval.service import VectorStores
 from engine.store import Store
