@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 
 from engine.files import FileStore
-from engine.retrieval import search as search_module
 from engine.retrieval.embedders import Embedder, LocalMiniLM
 from engine.retrieval.index import STOP_WORDS, ChunkIndex, Mode
 from engine.retrieval.ingest import Ingestion
@@ -113,7 +112,8 @@ TWIN_SEARCHES: list[tuple[str, Mode, bool]] = [
 
 async def _twins(root: Path, half: Half) -> dict[str, Any]:
     """hit@1 and hit@5 of each search on one half of the twins corpus, and the latency of each
-    (``hybrid+rerank`` also with its sentence cache emptied before every query)."""
+    (``hybrid+rerank`` also with no sentence vectors stored before every query, as for a store
+    ingested before they were: the reranker then embeds them, within its budget)."""
     out: dict[str, Any] = {}
     async with library(root, LocalMiniLM()) as stores:
         store_id, names = await _ingest(stores, half.docs)
@@ -135,14 +135,32 @@ async def _twins(root: Path, half: Half) -> dict[str, Any]:
                 hits5 += answer in ranked[:5]
             n = len(half.questions)
             out[label] = {"hit@1": hits1 / n, "hit@5": hits5 / n, "n": n, "latency": summary(times)}
+        out["sentence_vectors"] = _sentence_bytes(stores.index)
         cold: list[float] = []
         for question, _ in half.questions[:40]:
-            search_module._sentence_vectors.clear()
+            stores.index.execute("DELETE FROM vs_sentences")  # a store ingested before them
             t = time.perf_counter()
             await stores.search([store_id], "bench", SearchRequest(query=question))
             cold.append(time.perf_counter() - t)
-        out["hybrid+rerank"]["latency_cold_cache"] = summary(cold)
+        out["hybrid+rerank"]["latency_none_stored"] = summary(cold)
     return out
+
+
+def _sentence_bytes(index: ChunkIndex) -> dict[str, float]:
+    """What the stored sentence vectors take: rows, blob bytes, and both per chunk."""
+    row = index.one(
+        "SELECT COUNT(*) AS chunks, COALESCE(SUM(rows), 0) AS sentences, "
+        "COALESCE(SUM(LENGTH(vectors)), 0) AS bytes FROM vs_sentences"
+    )
+    assert row is not None
+    n = max(1, row["chunks"])
+    return {
+        "chunks": row["chunks"],
+        "sentences": row["sentences"],
+        "blob_bytes": row["bytes"],
+        "sentences_per_chunk": row["sentences"] / n,
+        "blob_bytes_per_chunk": row["bytes"] / n,
+    }
 
 
 @common.entry
@@ -178,6 +196,7 @@ def quality(args: argparse.Namespace) -> int:
             )
             for half, rows in twins.items()
             for label, r in rows.items()
+            if "hit@1" in r
         ],
     )
     report = Report("file_search_quality", "file_search retrieval quality (labelled corpora)")
@@ -193,8 +212,8 @@ def quality(args: argparse.Namespace) -> int:
     report.target("twins held-out hit@1, hybrid+rerank", held["hit@1"], 0.9, at_least=True)
     report.target("twins search p50, hybrid+rerank", held["latency"]["p50_ms"], 100, " ms")
     report.target(
-        "twins search p50, hybrid+rerank, sentence cache emptied before each query",
-        held["latency_cold_cache"]["p50_ms"],
+        "twins search p50, hybrid+rerank, no sentence vectors stored before each query",
+        held["latency_none_stored"]["p50_ms"],
         100,
         " ms",
     )
@@ -250,6 +269,7 @@ async def _scale(root: Path, n: int, queries: int) -> dict[str, Any]:
         rng = random.Random(3)
         texts = list(docs.values())
         asks = [" ".join(rng.sample(rng.choice(texts).split()[2:], 3)) for _ in range(queries)]
+        sentences = _sentence_bytes(stores.index)
         for ask in asks[:5]:  # loads the store's vector matrix once
             await stores.search([store_id], "bench", SearchRequest(query=ask))
         searches: list[tuple[str, Mode, bool]] = [(m, m, False) for m in MODES]
@@ -262,8 +282,16 @@ async def _scale(root: Path, n: int, queries: int) -> dict[str, Any]:
                     [store_id], "bench", SearchRequest(query=ask), mode=mode, rerank=rerank
                 )
                 latency[label].append(time.perf_counter() - t)
+        lazy: list[float] = []
+        for ask in asks[:20]:
+            stores.index.execute("DELETE FROM vs_sentences")  # a store ingested before them
+            t = time.perf_counter()
+            await stores.search([store_id], "bench", SearchRequest(query=ask))
+            lazy.append(time.perf_counter() - t)
+        latency["hybrid+rerank, none stored"] = lazy
         scan = _vector_scan(stores, store_id, embedder.name)
     return {
+        "sentence_vectors": sentences,
         "files": n,
         "chunks": chunks["n"] if chunks else 0,
         "ingest_s": ingest_s,
@@ -360,6 +388,11 @@ def scale(args: argparse.Namespace) -> int:
         [
             ("ingest time", f"{r['ingest_s']:.0f} s ({r['files_per_s']:.1f} files/s)"),
             ("index on disk per file", f"{r['index_bytes_per_file'] / 1024:.1f} KiB"),
+            (
+                "sentence vectors per chunk",
+                f"{r['sentence_vectors']['sentences_per_chunk']:.1f} "
+                f"({r['sentence_vectors']['blob_bytes_per_chunk'] / 1024:.1f} KiB)",
+            ),
             *[
                 (f"search {m} p50 / p99", f"{s['p50_ms']:.1f} / {s['p99_ms']:.1f} ms")
                 for m, s in r["search"].items()

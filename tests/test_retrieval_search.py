@@ -21,12 +21,13 @@ from engine.api import create_app  # noqa: F401 (imports engine.web in the order
 from engine.config import Settings
 from engine.files import FileStore
 from engine.retrieval import FileSearch, embedder_status, embedders, minilm, search
+from engine.retrieval.chunking import sentences
 from engine.retrieval.embedders import Embedder, LocalMiniLM
 from engine.retrieval.index import ChunkIndex
 from engine.retrieval.ingest import Ingestion
 from engine.retrieval.minilm import Matrix, ModelMismatch, model_dir, verify
 from engine.retrieval.models import ComparisonFilter, RankingOptions, SearchRequest
-from engine.retrieval.search import discriminating_query, sentences
+from engine.retrieval.search import discriminating_query
 from engine.retrieval.service import VectorStores
 from engine.store import Store
 from engine.web import config_router
@@ -242,7 +243,21 @@ class RecordingEmbedder(Embedder):
         return (out / norms).astype(np.float32)
 
 
-async def test_sentence_vectors_are_reused_within_a_store_only(tmp_path: Path) -> None:
+def _sentences_of(stores: VectorStores) -> set[str]:
+    """Every sentence of every chunk in the index."""
+    rows = stores.index.all("SELECT text FROM vs_chunks")
+    return {piece for r in rows for piece in sentences(r["text"])}
+
+
+def _stored(stores: VectorStores, store_id: str | None = None) -> int:
+    """How many chunks have sentence vectors stored (in one store, or in all)."""
+    where, params = ("WHERE vector_store_id = ?", (store_id,)) if store_id else ("", ())
+    row = stores.index.one(f"SELECT COUNT(*) AS n FROM vs_sentences {where}", params)
+    assert row is not None
+    return int(row["n"])
+
+
+async def test_sentence_vectors_are_stored_at_ingestion_per_store(tmp_path: Path) -> None:
     embedder = RecordingEmbedder()
     stores, store = await _library(tmp_path, embedder)
     text = "Otters live in rivers. They eat fish. Their fur is dense."
@@ -251,20 +266,122 @@ async def test_sentence_vectors_are_reused_within_a_store_only(tmp_path: Path) -
         for n in range(2):
             await _add(stores, vs.id, owner, f"{text} Note {n}.")
     await stores.ingestion.idle()
+    # One row per chunk and store, the same texts in two stores stored twice, never shared.
+    assert _stored(stores, mine.id) == _stored(stores, theirs.id) == 2
+    rows = stores.index.all("SELECT chunk_id, rows, vectors FROM vs_sentences")
+    assert all(r["rows"] == 4 and len(r["vectors"]) == 4 * 32 * 4 for r in rows)
+    chunk = stores.index.one("SELECT id, text FROM vs_chunks WHERE vector_store_id = ?", (mine.id,))
+    assert chunk is not None
+    kept = stores.index.sentence_vectors(mine.id, embedder.name, [chunk["id"]])[chunk["id"]]
+    assert np.allclose(kept, await embedder.embed(sentences(chunk["text"])))
+    # Another store's id, or another embedder's name, reads nothing.
+    assert stores.index.sentence_vectors(theirs.id, embedder.name, [chunk["id"]]) == {}
+    assert stores.index.sentence_vectors(mine.id, "other", [chunk["id"]]) == {}
 
-    async def sentences_embedded(store_id: str, owner: str) -> int:
+    # A search reads them: it embeds the query and no sentence.
+    known = _sentences_of(stores)
+    for vs, owner in ((mine, "a"), (theirs, "b")):
         embedder.batches.clear()
-        await stores.search([store_id], owner, SearchRequest(query="what do otters eat"))
-        return sum(len(b) for b in embedder.batches if len(b) > 1)
-
-    assert await sentences_embedded(mine.id, "a") == 8  # 2 chunks of 4 sentences
-    assert await sentences_embedded(mine.id, "a") == 0  # kept
-    assert await sentences_embedded(theirs.id, "b") == 8  # the same texts, another store
+        page = await stores.search([vs.id], owner, SearchRequest(query="what do otters eat"))
+        assert len(page.data) == 2
+        assert not any(t in known for b in embedder.batches for t in b)
     none = SearchRequest(query="what do otters eat", ranking_options=RankingOptions(ranker="none"))
     embedder.batches.clear()
     await stores.search([theirs.id], "b", none)
     assert embedder.batches == [["what do otters eat"]]  # cosine only: nothing reranked
     await _close(stores, store)
+
+
+async def test_the_reranker_scores_with_the_stored_vectors(tmp_path: Path) -> None:
+    embedder = RecordingEmbedder()
+    stores, store = await _library(tmp_path, embedder)
+    vs = stores.create("t", name="s")
+    first = await _add(stores, vs.id, "t", "Otters eat fish. Otters eat crabs.")
+    second = await _add(stores, vs.id, "t", "Otters eat fish. Otters eat clams.")
+    await stores.ingestion.idle()
+    query = "otters eat fish"
+    page = await stores.search([vs.id], "t", SearchRequest(query=query))
+    top = page.data[0].file_id
+    other = second if top == first else first
+    # Give the other chunk a stored sentence equal to the query: it must come first now.
+    row = stores.index.one("SELECT id FROM vs_chunks WHERE file_id = ?", (other,))
+    assert row is not None
+    vector = (await embedder.embed([query]))[0]
+    stores.index.execute(
+        "UPDATE vs_sentences SET rows = 1, vectors = ? WHERE chunk_id = ?",
+        (vector.astype(np.float32).tobytes(), row["id"]),
+    )
+    page = await stores.search([vs.id], "t", SearchRequest(query=query))
+    assert page.data[0].file_id == other
+    await _close(stores, store)
+
+
+async def test_sentence_vectors_leave_with_their_chunks(tmp_path: Path) -> None:
+    stores, store = await _library(tmp_path, RecordingEmbedder())
+    one, two = stores.create("t", name="one"), stores.create("t", name="two")
+    gone = await _add(stores, one.id, "t", "Walruses sing in the choir. They rest on ice.")
+    stores.add_file(two.id, gone, "t")
+    kept = await _add(stores, one.id, "t", "Larks sing over the barley. They nest low.")
+    dropped = await _add(stores, two.id, "t", "Moles dig under the lawn. They are blind.")
+    await stores.ingestion.idle()
+    assert (_stored(stores, one.id), _stored(stores, two.id)) == (2, 2)
+    # Removed from one store: only that store's rows go.
+    stores.delete_file(two.id, dropped, "t")
+    assert (_stored(stores, one.id), _stored(stores, two.id)) == (2, 1)
+    # The file object deleted: it leaves every store, its sentence vectors and FTS rows too.
+    unhook = stores.files.on_delete(stores.forget_file)
+    stores.files.delete(gone, "t")
+    unhook()
+    assert (_stored(stores, one.id), _stored(stores, two.id)) == (1, 0)
+    assert stores.index.lexical(one.id, "walruses", 5) == []
+    assert [h.file_id for h in stores.index.lexical(one.id, "larks", 5)] == [kept]
+    # Re-ingesting a file replaces its rows; deleting the store removes the rest.
+    stores.add_file(one.id, kept, "t")
+    await stores.ingestion.idle()
+    assert _stored(stores, one.id) == 1
+    stores.delete(one.id, "t")
+    assert _stored(stores) == 0
+    await _close(stores, store)
+
+
+async def test_a_store_ingested_before_sentence_vectors_gets_them_on_search(
+    tmp_path: Path,
+) -> None:
+    embedder = RecordingEmbedder()
+    stores, store = await _library(tmp_path, embedder)
+    vs = stores.create("t", name="old")
+    await _add(stores, vs.id, "t", "Otters eat fish. Otters eat crabs.")
+    await _add(stores, vs.id, "t", "Otters eat fish. Otters eat clams.")
+    await stores.ingestion.idle()
+    stores.index.execute("DELETE FROM vs_sentences")  # as an older engine left it
+    known = _sentences_of(stores)
+
+    async def sentences_embedded() -> int:
+        embedder.batches.clear()
+        await stores.search([vs.id], "t", SearchRequest(query="otters eat fish"))
+        return sum(t in known for b in embedder.batches for t in b)
+
+    assert await sentences_embedded() == 4
+    assert _stored(stores, vs.id) == 2  # kept for the next query
+    assert await sentences_embedded() == 0
+    await _close(stores, store)
+
+
+def test_vectors_made_at_search_time_attach_only_to_the_same_text(tmp_path: Path) -> None:
+    index = ChunkIndex(tmp_path / "engine.db")
+    index.execute(
+        "INSERT INTO vs_chunks (id, vector_store_id, file_id, seq, text) "
+        "VALUES (1, 'vs_a', 'file-1', 0, 'new text')"
+    )
+    matrix = np.ones((2, 4), dtype=np.float32)
+    # Computed from a text that is no longer the chunk's (deleted, its id reused), or for
+    # another store: nothing is stored.
+    index.keep_sentence_vectors("vs_a", "e", [(1, "old text", matrix)])
+    index.keep_sentence_vectors("vs_b", "e", [(1, "new text", matrix)])
+    assert index.sentence_vectors("vs_a", "e", [1]) == {}
+    index.keep_sentence_vectors("vs_a", "e", [(1, "new text", matrix)])
+    assert np.array_equal(index.sentence_vectors("vs_a", "e", [1])[1], matrix)
+    index.close()
 
 
 async def test_a_query_embeds_a_bounded_number_of_new_characters(
@@ -278,14 +395,16 @@ async def test_a_query_embeds_a_bounded_number_of_new_characters(
         await _add(stores, vs.id, "t", " ".join(f"Otter {n} ate fish {i:02d}." for i in range(20)))
     await stores.ingestion.idle()
     assert stores.index.one("SELECT COUNT(*) AS n FROM vs_chunks")["n"] == 5  # type: ignore[index]
+    stores.index.execute("DELETE FROM vs_sentences")  # a store ingested before they were stored
+    known = _sentences_of(stores)
 
     async def sentences_embedded() -> int:
         embedder.batches.clear()
         await stores.search([vs.id], "t", SearchRequest(query="what do otters eat"))
-        return sum(len(b) for b in embedder.batches if len(b) > 1)
+        return sum(t in known for b in embedder.batches for t in b)
 
     assert await sentences_embedded() == 40  # two new chunks (838 characters): a third passes 1,200
-    assert await sentences_embedded() == 40  # those two kept, two more new ones
+    assert await sentences_embedded() == 40  # those two stored, two more new ones
     assert await sentences_embedded() == 20  # the last one
     assert await sentences_embedded() == 0
     await _close(stores, store)
@@ -299,8 +418,10 @@ async def test_candidates_far_behind_the_first_are_not_reranked(tmp_path: Path) 
     await _add(stores, vs.id, "t", "Otters eat fish. Otters eat clams.")
     await _add(stores, vs.id, "t", "Granite is a rock. Basalt cools from lava.")
     await stores.ingestion.idle()
+    stores.index.execute("DELETE FROM vs_sentences")  # so that what is reranked gets embedded
+    embedder.batches.clear()
     page = await stores.search([vs.id], "t", SearchRequest(query="otters eat fish"))
-    embedded = [t for b in embedder.batches for t in b if len(b) > 1]
+    embedded = [t for b in embedder.batches for t in b if t in _sentences_of(stores)]
     assert len(page.data) >= 2 and len(embedded) == 4  # the two otter passages' sentences only
     assert not any("Granite" in t for t in embedded)
     await _close(stores, store)

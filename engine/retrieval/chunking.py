@@ -93,3 +93,18 @@ def _natural_end(text: str, spans: list[tuple[int, int]], start: int, end: int, 
         if text[spans[i - 1][0] : spans[i - 1][1]] in (".", "!", "?"):
             return i
     return end
+
+
+_SENTENCE = re.compile(r"(?<=[.!?;:])\s+|\n+")
+SENTENCE_WORDS = 48  # a longer sentence is cut into pieces of this many words
+
+
+def sentences(text: str) -> list[str]:
+    """A chunk's sentences (long ones in pieces), the units the reranker compares."""
+    out = []
+    for sentence in _SENTENCE.split(text):
+        words = sentence.split()
+        out += [
+            " ".join(words[i : i + SENTENCE_WORDS]) for i in range(0, len(words), SENTENCE_WORDS)
+        ]
+    return out or [text]

@@ -47,6 +47,10 @@ CREATE TABLE IF NOT EXISTS vs_chunks (
     seq INTEGER NOT NULL, text TEXT NOT NULL, embedder TEXT, vector BLOB
 );
 CREATE INDEX IF NOT EXISTS vs_chunks_file ON vs_chunks (vector_store_id, file_id);
+CREATE TABLE IF NOT EXISTS vs_sentences (
+    chunk_id INTEGER PRIMARY KEY, vector_store_id TEXT NOT NULL, embedder TEXT NOT NULL,
+    rows INTEGER NOT NULL, vectors BLOB NOT NULL
+);
 """
 # The store's id is a column of its own, so that a query matches within one store only.
 FTS_SCHEMA = """
@@ -211,9 +215,11 @@ class ChunkIndex:
         *,
         text: str,
         usage_bytes: int,
+        sentence_vectors: list[Matrix] | None = None,
     ) -> bool:
         """Put a file's chunks in place and mark it completed, in one transaction. False when
-        the file left the store (or was cancelled) meanwhile: nothing is written then."""
+        the file left the store (or was cancelled) meanwhile: nothing is written then.
+        ``sentence_vectors`` holds, per chunk, its sentences' vectors (for the reranker)."""
         with self.transaction() as db:
             row = db.execute(
                 "SELECT status FROM vs_files WHERE vector_store_id = ? AND id = ?",
@@ -233,6 +239,18 @@ class ChunkIndex:
                     "INSERT INTO vs_fts (rowid, text, vector_store_id) VALUES (?, ?, ?)",
                     (cur.lastrowid, chunk, store_id),
                 )
+                if sentence_vectors is not None and embedder is not None:
+                    db.execute(
+                        "INSERT INTO vs_sentences (chunk_id, vector_store_id, embedder, rows, "
+                        "vectors) VALUES (?, ?, ?, ?, ?)",
+                        (
+                            cur.lastrowid,
+                            store_id,
+                            embedder,
+                            len(sentence_vectors[seq]),
+                            _blob(sentence_vectors[seq]),
+                        ),
+                    )
             db.execute(
                 "UPDATE vs_files SET status = 'completed', usage_bytes = ?, text = ?, "
                 "last_error = NULL WHERE vector_store_id = ? AND id = ?",
@@ -289,6 +307,42 @@ class ChunkIndex:
 
     def touch(self, store_id: str) -> None:
         self._versions[store_id] = self._versions.get(store_id, 0) + 1
+
+    # --- sentence vectors (the reranker's) ---
+
+    def sentence_vectors(
+        self, store_id: str, embedder: str, chunk_ids: list[int]
+    ) -> dict[int, Matrix]:
+        """The stored sentence vectors of these chunks of this store, by the current embedder
+        (chunks without them are left out)."""
+        if not chunk_ids:
+            return {}
+        marks = ",".join("?" * len(chunk_ids))
+        rows = self.all(
+            f"SELECT chunk_id, rows, vectors FROM vs_sentences WHERE chunk_id IN ({marks}) "
+            "AND vector_store_id = ? AND embedder = ?",
+            [*chunk_ids, store_id, embedder],
+        )
+        return {
+            r["chunk_id"]: np.frombuffer(r["vectors"], dtype=np.float32).reshape(r["rows"], -1)
+            for r in rows
+        }
+
+    def keep_sentence_vectors(
+        self, store_id: str, embedder: str, chunks: list[tuple[int, str, Matrix]]
+    ) -> None:
+        """Store sentence vectors computed at search time for chunks ingested without them,
+        (chunk id, the text they were computed from, vectors) each: only where that chunk is
+        still in this store with that text, so a deleted chunk whose id was reused never gets
+        them."""
+        with self.transaction() as db:
+            for chunk_id, text, matrix in chunks:
+                db.execute(
+                    "INSERT OR REPLACE INTO vs_sentences (chunk_id, vector_store_id, embedder, "
+                    "rows, vectors) SELECT id, vector_store_id, ?, ?, ? FROM vs_chunks "
+                    "WHERE id = ? AND vector_store_id = ? AND text = ?",
+                    (embedder, len(matrix), _blob(matrix), chunk_id, store_id, text),
+                )
 
     # --- search ---
 
@@ -396,7 +450,16 @@ def fuse(rankings: list[list[Hit]], limit: int) -> list[Hit]:
     return [Hit(c, first[c].file_id, first[c].text, scores[c] / best) for c in ordered]
 
 
+def _blob(matrix: Matrix) -> bytes:
+    return np.ascontiguousarray(matrix, dtype=np.float32).tobytes()
+
+
 def _delete_chunks(db: sqlite3.Connection, store_id: str, file_id: str) -> None:
+    db.execute(
+        "DELETE FROM vs_sentences WHERE chunk_id IN "
+        "(SELECT id FROM vs_chunks WHERE vector_store_id = ? AND file_id = ?)",
+        (store_id, file_id),
+    )
     db.execute(
         "INSERT INTO vs_fts (vs_fts, rowid, text, vector_store_id) "
         "SELECT 'delete', id, text, vector_store_id FROM vs_chunks "

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from .. import errors
 from ..files import FileStore
-from .chunking import chunk_text
+from .chunking import chunk_text, sentences
 from .embedders import Embedder
 from .extract import (
     PARSED_TYPES,
@@ -31,6 +31,7 @@ from .extract import (
     file_kind,
 )
 from .index import ChunkIndex
+from .minilm import Matrix
 from .models import LastError, StaticChunking
 
 log = logging.getLogger("engine.retrieval")
@@ -167,18 +168,29 @@ class Ingestion:
                 prepared.append(item)
         vectors = None
         texts = [c for p in prepared for c in p.chunks]
+        # Each chunk's sentences too, embedded in the same call: the reranker reads them.
+        pieces = [sentences(c) for c in texts]
         if self.embedder is not None and texts:
             try:
-                vectors = await self.embedder.embed(texts)
+                vectors = await self.embedder.embed(texts + [s for ps in pieces for s in ps])
             except errors.EngineError as exc:
                 for p in prepared:
                     self._fail(p.store_id, p.file_id, "server_error", str(exc))
                 return
+        per_chunk: list[Matrix] = []
+        if vectors is not None:
+            start = len(texts)
+            for ps in pieces:
+                per_chunk.append(vectors[start : start + len(ps)])
+                start += len(ps)
         offset = 0
         for p in prepared:
-            part = None if vectors is None else vectors[offset : offset + len(p.chunks)]
-            offset += len(p.chunks)
+            end = offset + len(p.chunks)
+            part = None if vectors is None else vectors[offset:end]
+            sentence_part = per_chunk[offset:end] if vectors is not None else None
+            offset = end
             usage = len(p.text.encode()) + (0 if part is None else part.nbytes)
+            usage += sum(m.nbytes for m in sentence_part or [])
             await asyncio.to_thread(
                 self.index.replace_chunks,
                 p.store_id,
@@ -188,6 +200,7 @@ class Ingestion:
                 self.embedder.name if self.embedder else None,
                 text=p.text,
                 usage_bytes=usage,
+                sentence_vectors=sentence_part,
             )
 
     async def _prepare(self, store_id: str, file_id: str) -> _Prepared | None:

@@ -5,14 +5,15 @@ names and attributes."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import logging
 import re
-import threading
-from collections import OrderedDict
+import sqlite3
 from typing import Any, Literal
 
 import numpy as np
 
+from .. import errors
+from .chunking import sentences
 from .embedders import Embedder
 from .index import STOP_WORDS, ChunkIndex, Hit, Mode, fuse
 from .minilm import Matrix
@@ -33,6 +34,7 @@ RERANK_WEIGHT = 1.0
 RERANK_NEW_CHARS = 1_200
 RERANK_MARGIN = 0.15
 Fusion = Literal["weighted", "rrf"]
+log = logging.getLogger("engine.retrieval")
 _QUESTION = re.compile(
     r"^(please\s+)?(can you\s+|could you\s+)?(tell me\s+|show me\s+|find\s+|search for\s+)?",
     re.IGNORECASE,
@@ -169,7 +171,7 @@ async def search_stores(
     if rerank and mode == "hybrid" and embedder is not None and ranking.ranker != "none":
         for n, query in enumerate(queries):
             assert vectors is not None
-            per_query[n] = await _reranked(embedder, query, vectors[n], per_query[n])
+            per_query[n] = await _reranked(index, embedder, query, vectors[n], per_query[n])
     best: dict[int, tuple[str, Hit]] = {}
     for store, hit in (pair for pairs in per_query for pair in pairs):
         if hit.chunk_id not in best or best[hit.chunk_id][1].score < hit.score:
@@ -178,20 +180,7 @@ async def search_stores(
     return [(s, h) for s, h in ordered if h.score >= ranking.score_threshold]
 
 
-_SENTENCE = re.compile(r"(?<=[.!?;:])\s+|\n+")
 _WORDS = re.compile(r"\w+", re.UNICODE)
-SENTENCE_WORDS = 48  # a longer sentence is cut into pieces of this many words
-
-
-def sentences(text: str) -> list[str]:
-    """A chunk's sentences (long ones in pieces), the units the reranker compares."""
-    out = []
-    for sentence in _SENTENCE.split(text):
-        words = sentence.split()
-        out += [
-            " ".join(words[i : i + SENTENCE_WORDS]) for i in range(0, len(words), SENTENCE_WORDS)
-        ]
-    return out or [text]
 
 
 def discriminating_query(query: str, texts: list[str]) -> str:
@@ -209,66 +198,12 @@ def discriminating_query(query: str, texts: list[str]) -> str:
     return " ".join(kept) if dropped and content else query
 
 
-class _SentenceVectors:
-    """Recently reranked chunks' sentence vectors, so that a chunk is embedded once; at most
-    ``capacity`` vectors (least recently used out first). Keyed by store and chunk, and checked
-    against a digest of the text: a store never gets vectors computed for another one's text,
-    nor learns from the time taken that such a text exists."""
-
-    def __init__(self, capacity: int = 32_768) -> None:
-        self._items: OrderedDict[tuple[str, str, int], tuple[bytes, Matrix]] = OrderedDict()
-        self._rows = 0
-        self._lock = threading.Lock()
-        self.capacity = capacity
-
-    @staticmethod
-    def _key(embedder: Embedder, store: str, hit: Hit) -> tuple[tuple[str, str, int], bytes]:
-        digest = hashlib.blake2b(hit.text.encode(), digest_size=16).digest()
-        return (embedder.name, store, hit.chunk_id), digest
-
-    def cached(self, embedder: Embedder, store: str, hit: Hit) -> bool:
-        key, digest = self._key(embedder, store, hit)
-        with self._lock:
-            item = self._items.get(key)
-        return item is not None and item[0] == digest
-
-    async def get(self, embedder: Embedder, chunks: list[tuple[str, Hit]]) -> list[Matrix]:
-        keyed = [self._key(embedder, store, hit) for store, hit in chunks]
-        found: dict[int, Matrix] = {}
-        with self._lock:
-            for n, (key, digest) in enumerate(keyed):
-                item = self._items.get(key)
-                if item is not None and item[0] == digest:
-                    found[n] = item[1]
-                    self._items.move_to_end(key)
-        missing = [n for n in range(len(keyed)) if n not in found]
-        if missing:
-            pieces = [sentences(chunks[n][1].text) for n in missing]
-            flat = await embedder.embed([p for ps in pieces for p in ps])
-            start = 0
-            with self._lock:
-                for n, ps in zip(missing, pieces, strict=True):
-                    key, digest = keyed[n]
-                    found[n] = flat[start : start + len(ps)]
-                    start += len(ps)
-                    old = self._items.pop(key, None)
-                    self._rows += len(ps) - (0 if old is None else len(old[1]))
-                    self._items[key] = (digest, found[n])
-                while self._rows > self.capacity and len(self._items) > 1:
-                    self._rows -= len(self._items.popitem(last=False)[1][1])
-        return [found[n] for n in range(len(keyed))]
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._rows = 0
-
-
-_sentence_vectors = _SentenceVectors()
-
-
 async def _reranked(
-    embedder: Embedder, query: str, vector: Matrix, candidates: list[tuple[str, Hit]]
+    index: ChunkIndex,
+    embedder: Embedder,
+    query: str,
+    vector: Matrix,
+    candidates: list[tuple[str, Hit]],
 ) -> list[tuple[str, Hit]]:
     """The best ``RERANK_CANDIDATES`` that score within ``RERANK_MARGIN`` of the first,
     rescored by how close the query, less the words they share, comes to their closest
@@ -277,36 +212,85 @@ async def _reranked(
     where the right document was never more than 0.113 behind the first before reranking.
 
     A whole chunk's embedding is dominated by what its chunks have in common (a person's name
-    in two biographies of two people so named); one sentence carries one fact. Embedding the
-    sentences of chunks not seen before costs as much as ingesting them, so a query embeds at
-    most ``RERANK_NEW_CHARS`` characters of them (about 300 tokens of English): fewer candidates
-    are reranked when new chunks would exceed it (never fewer than two).
+    in two biographies of two people so named); one sentence carries one fact. The sentences'
+    vectors are made at ingestion and read from the index. A chunk ingested before they were
+    (or by another embedder) has its sentences embedded here and stored for the next query, at
+    most ``RERANK_NEW_CHARS`` characters of them per query (about 300 tokens of English): fewer
+    candidates are reranked when such chunks would exceed it (never fewer than two).
     """
     ordered = sorted(candidates, key=lambda p: -p[1].score)
+    window = [
+        (store, hit)
+        for store, hit in ordered[:RERANK_CANDIDATES]
+        if hit.score >= ordered[0][1].score - RERANK_MARGIN
+    ]
+    if len(window) < 2:
+        return ordered
+    stored = await asyncio.to_thread(_stored_sentences, index, embedder.name, window)
     size, cost = 0, 0
-    for store, hit in ordered[:RERANK_CANDIDATES]:
-        if hit.score < ordered[0][1].score - RERANK_MARGIN:
-            break
-        if not _sentence_vectors.cached(embedder, store, hit):
+    for store, hit in window:
+        if (store, hit.chunk_id) not in stored:
             cost += len(hit.text)
         if size >= 2 and cost > RERANK_NEW_CHARS:
             break
         size += 1
-    head, tail = ordered[:size], ordered[size:]
-    if len(head) < 2:
-        return ordered
+    head, tail = window[:size], ordered[size:]
     # Shared words are looked for among all the candidates, reranked or not: that costs no model.
     focused = discriminating_query(query, [h.text for _, h in ordered[:RERANK_CANDIDATES]])
-    if focused != query:
-        vector = (await embedder.embed([focused]))[0]
-    closest = [float(np.max(m @ vector)) for m in await _sentence_vectors.get(embedder, head)]
+    missing = [(store, hit) for store, hit in head if (store, hit.chunk_id) not in stored]
+    pieces = [sentences(hit.text) for _, hit in missing]
+    texts = ([focused] if focused != query else []) + [p for ps in pieces for p in ps]
+    if texts:
+        embedded = await embedder.embed(texts)
+        if focused != query:
+            vector, embedded = embedded[0], embedded[1:]
+        start = 0
+        for (store, hit), ps in zip(missing, pieces, strict=True):
+            stored[(store, hit.chunk_id)] = embedded[start : start + len(ps)]
+            start += len(ps)
+        if missing:
+            await asyncio.to_thread(_keep_sentences, index, embedder.name, missing, stored)
     rescored = []
-    for (store, hit), sim in zip(head, closest, strict=True):
+    for store, hit in head:
+        sim = float(np.max(stored[(store, hit.chunk_id)] @ vector))
         value = (hit.score + RERANK_WEIGHT * max(sim, 0.0)) / (1 + RERANK_WEIGHT)
         rescored.append((store, Hit(hit.chunk_id, hit.file_id, hit.text, min(1.0, value))))
     floor = min(h.score for _, h in rescored)
     rest = [(s, Hit(h.chunk_id, h.file_id, h.text, min(h.score, floor))) for s, h in tail]
     return sorted(rescored, key=lambda p: -p[1].score) + rest
+
+
+def _stored_sentences(
+    index: ChunkIndex, embedder: str, chunks: list[tuple[str, Hit]]
+) -> dict[tuple[str, int], Matrix]:
+    """The stored sentence vectors of these (store, chunk) pairs, read store by store."""
+    by_store: dict[str, list[int]] = {}
+    for store, hit in chunks:
+        by_store.setdefault(store, []).append(hit.chunk_id)
+    return {
+        (store, chunk_id): matrix
+        for store, ids in by_store.items()
+        for chunk_id, matrix in index.sentence_vectors(store, embedder, ids).items()
+    }
+
+
+def _keep_sentences(
+    index: ChunkIndex,
+    embedder: str,
+    chunks: list[tuple[str, Hit]],
+    vectors: dict[tuple[str, int], Matrix],
+) -> None:
+    """Store the sentence vectors a query had to make; a search never fails for want of disk."""
+    by_store: dict[str, list[tuple[int, str, Matrix]]] = {}
+    for store, hit in chunks:
+        by_store.setdefault(store, []).append(
+            (hit.chunk_id, hit.text, vectors[(store, hit.chunk_id)])
+        )
+    try:
+        for store, rows in by_store.items():
+            index.keep_sentence_vectors(store, embedder, rows)
+    except (errors.StorageFull, sqlite3.Error) as exc:
+        log.warning("sentence vectors not stored: %s", exc)
 
 
 def _weighted(lexical: list[Hit], semantic: list[Hit], cosines: dict[int, float]) -> list[Hit]:
