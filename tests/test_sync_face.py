@@ -31,8 +31,9 @@ from engine.sync import SyncFiles, SyncSessions
 
 # The manager's own lifecycle: SyncEngine.start and SyncEngine.close run it.
 MANAGER_LIFECYCLE = {"start", "recover", "close_all"}
-# What the manager's recovery and a graceful stop that keeps sandboxes do to a session.
-SESSION_LIFECYCLE = {"adopt", "start_over", "detach"}
+# What the manager's recovery, its reaper and a graceful stop that keeps sandboxes do to a
+# session.
+SESSION_LIFECYCLE = {"adopt", "start_over", "detach", "refresh_deadline"}
 
 
 def _public(cls: type) -> set[str]:

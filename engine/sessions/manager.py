@@ -275,7 +275,7 @@ class SessionManager:
                 ended += 1
         return ended
 
-    async def refresh_deadlines(self) -> None:
+    async def _refresh_deadlines(self) -> None:
         """Carry each live session's activity to its sandbox's own deadline."""
         sessions = list(self._live.values())
         results = await asyncio.gather(
@@ -292,7 +292,7 @@ class SessionManager:
             await asyncio.sleep(self._settings.reaper_interval)
             try:
                 await self.reap()
-                await self.refresh_deadlines()
+                await self._refresh_deadlines()
                 if self._ctx.pool is not None:
                     self._ctx.pool.tick()
             except Exception:  # the reaper must outlive any one failure

@@ -131,9 +131,12 @@ class SyncSession:
         """Place raw bytes at /mnt/data/<name>; they also become a file object."""
         return self._portal.run(self._session.upload, name, data)
 
-    def add_file(self, file_id: str, name: str | None = None) -> SessionFile:
-        """Place an existing file object at /mnt/data/<name> (its own filename by default)."""
-        return self._portal.run(self._session.add_file, file_id, name)
+    def add_file(
+        self, file_id: str, name: str | None = None, *, path: str | None = None
+    ) -> SessionFile:
+        """Place an existing file object at /mnt/data/<name> (its own filename by default), or
+        at ``path``, a path below /mnt/data whose folders are made as needed."""
+        return self._portal.run(self._session.add_file, file_id, name, path=path)
 
     def list_files(self) -> list[SessionFile]:
         return self._portal.run(self._session.list_files)
