@@ -131,7 +131,7 @@ class Session(DataFolder, Continuity):
     def idle_expired(self) -> bool:
         return time.time() >= self.last_active + self._info.idle_timeout
 
-    def sandbox_deadline(self) -> float:
+    def _sandbox_deadline(self) -> float:
         """When the sandbox stops itself if no engine moves the time again: the session's end
         as known now (a running execution counts as activity), plus the reaper's slack."""
         active = time.time() if self.busy else self.last_active
@@ -139,9 +139,9 @@ class Session(DataFolder, Continuity):
         return end + 2 * self._settings.reaper_interval + DEADLINE_SLACK
 
     async def refresh_deadline(self) -> None:
-        """Move the sandbox's own deadline to ``sandbox_deadline`` (a file write if it moved)."""
+        """Move the sandbox's own deadline to ``_sandbox_deadline`` (a file write if it moved)."""
         if self._sandbox is not None:
-            await self._sandbox.set_deadline(self.sandbox_deadline())
+            await self._sandbox.set_deadline(self._sandbox_deadline())
 
     def keepalive(self) -> SessionInfo:
         self._check_open()
@@ -184,7 +184,7 @@ class Session(DataFolder, Continuity):
         # A start is bounded by its own timeout, never cut short by the deadline; ``start``
         # sets the session's deadline once it is done.
         deadline = max(
-            self.sandbox_deadline(),
+            self._sandbox_deadline(),
             time.time() + self._settings.kernel_start_timeout + DEADLINE_SLACK,
         )
         sandbox = await self._ctx.backend.create(self.spec, deadline)
