@@ -41,6 +41,7 @@ class InvalidFile(errors.EngineError):
 
     code = "invalid_file"
 
+
 LIFETIME_MARGIN = 60.0
 """Seconds a parser sandbox outlives the latest moment its work could end."""
 

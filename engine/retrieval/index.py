@@ -7,6 +7,7 @@ engine's), so that a file's chunks, their FTS rows and its status commit in one 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sqlite3
@@ -47,11 +48,15 @@ CREATE TABLE IF NOT EXISTS vs_chunks (
     seq INTEGER NOT NULL, text TEXT NOT NULL, embedder TEXT, vector BLOB
 );
 CREATE INDEX IF NOT EXISTS vs_chunks_file ON vs_chunks (vector_store_id, file_id);
-CREATE TABLE IF NOT EXISTS vs_sentences (
-    chunk_id INTEGER PRIMARY KEY, vector_store_id TEXT NOT NULL, embedder TEXT NOT NULL,
-    rows INTEGER NOT NULL, vectors BLOB NOT NULL
-);
+CREATE TABLE IF NOT EXISTS vs_sentence_vectors (
+    vector_store_id TEXT NOT NULL, file_id TEXT NOT NULL, digest BLOB NOT NULL,
+    embedder TEXT NOT NULL, vector BLOB NOT NULL,
+    PRIMARY KEY (vector_store_id, file_id, digest)
+) WITHOUT ROWID;
+DROP TABLE IF EXISTS vs_sentences;
 """
+# The older table held float32 vectors per chunk (overlapping chunks repeat sentences); it is
+# dropped, and a store that had them gets them again lazily, on search.
 # The store's id is a column of its own, so that a query matches within one store only.
 FTS_SCHEMA = """
 CREATE VIRTUAL TABLE IF NOT EXISTS vs_fts USING fts5(
@@ -215,11 +220,12 @@ class ChunkIndex:
         *,
         text: str,
         usage_bytes: int,
-        sentence_vectors: list[Matrix] | None = None,
+        sentence_vectors: dict[bytes, Matrix] | None = None,
     ) -> bool:
         """Put a file's chunks in place and mark it completed, in one transaction. False when
         the file left the store (or was cancelled) meanwhile: nothing is written then.
-        ``sentence_vectors`` holds, per chunk, its sentences' vectors (for the reranker)."""
+        ``sentence_vectors`` maps the digest of each distinct sentence of the file's chunks to
+        its vector (for the reranker)."""
         with self.transaction() as db:
             row = db.execute(
                 "SELECT status FROM vs_files WHERE vector_store_id = ? AND id = ?",
@@ -239,18 +245,15 @@ class ChunkIndex:
                     "INSERT INTO vs_fts (rowid, text, vector_store_id) VALUES (?, ?, ?)",
                     (cur.lastrowid, chunk, store_id),
                 )
-                if sentence_vectors is not None and embedder is not None:
-                    db.execute(
-                        "INSERT INTO vs_sentences (chunk_id, vector_store_id, embedder, rows, "
-                        "vectors) VALUES (?, ?, ?, ?, ?)",
-                        (
-                            cur.lastrowid,
-                            store_id,
-                            embedder,
-                            len(sentence_vectors[seq]),
-                            _blob(sentence_vectors[seq]),
-                        ),
-                    )
+            if sentence_vectors is not None and embedder is not None:
+                db.executemany(
+                    "INSERT OR REPLACE INTO vs_sentence_vectors (vector_store_id, file_id, digest, "
+                    "embedder, vector) VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (store_id, file_id, digest, embedder, _blob(vector))
+                        for digest, vector in sentence_vectors.items()
+                    ],
+                )
             db.execute(
                 "UPDATE vs_files SET status = 'completed', usage_bytes = ?, text = ?, "
                 "last_error = NULL WHERE vector_store_id = ? AND id = ?",
@@ -293,6 +296,7 @@ class ChunkIndex:
                 "SELECT DISTINCT file_id FROM vs_chunks WHERE vector_store_id = ?", (store_id,)
             ).fetchall():
                 _delete_chunks(db, store_id, row["file_id"])
+            db.execute("DELETE FROM vs_sentence_vectors WHERE vector_store_id = ?", (store_id,))
             db.execute("DELETE FROM vs_files WHERE vector_store_id = ?", (store_id,))
             db.execute("DELETE FROM vs_batches WHERE vector_store_id = ?", (store_id,))
             db.execute("DELETE FROM vector_stores WHERE id = ?", (store_id,))
@@ -311,38 +315,38 @@ class ChunkIndex:
     # --- sentence vectors (the reranker's) ---
 
     def sentence_vectors(
-        self, store_id: str, embedder: str, chunk_ids: list[int]
-    ) -> dict[int, Matrix]:
-        """The stored sentence vectors of these chunks of this store, by the current embedder
-        (chunks without them are left out)."""
-        if not chunk_ids:
+        self, store_id: str, file_id: str, embedder: str, digests: Sequence[bytes]
+    ) -> dict[bytes, Matrix]:
+        """The stored vectors of these sentences (by digest) of this file in this store, by
+        this embedder, as float32 (those not stored are left out)."""
+        if not digests:
             return {}
-        marks = ",".join("?" * len(chunk_ids))
+        marks = ",".join("?" * len(digests))
         rows = self.all(
-            f"SELECT chunk_id, rows, vectors FROM vs_sentences WHERE chunk_id IN ({marks}) "
-            "AND vector_store_id = ? AND embedder = ?",
-            [*chunk_ids, store_id, embedder],
+            f"SELECT digest, vector FROM vs_sentence_vectors WHERE vector_store_id = ? "
+            f"AND file_id = ? AND embedder = ? AND digest IN ({marks})",
+            [store_id, file_id, embedder, *digests],
         )
         return {
-            r["chunk_id"]: np.frombuffer(r["vectors"], dtype=np.float32).reshape(r["rows"], -1)
+            r["digest"]: np.frombuffer(r["vector"], dtype=np.float16).astype(np.float32)
             for r in rows
         }
 
     def keep_sentence_vectors(
-        self, store_id: str, embedder: str, chunks: list[tuple[int, str, Matrix]]
+        self, store_id: str, embedder: str, chunks: list[tuple[int, str, dict[bytes, Matrix]]]
     ) -> None:
         """Store sentence vectors computed at search time for chunks ingested without them,
-        (chunk id, the text they were computed from, vectors) each: only where that chunk is
-        still in this store with that text, so a deleted chunk whose id was reused never gets
-        them."""
+        (chunk id, its text, vectors by sentence digest) each: only while that chunk is still
+        in this store with that text, so that a file deleted meanwhile leaves none behind."""
         with self.transaction() as db:
-            for chunk_id, text, matrix in chunks:
-                db.execute(
-                    "INSERT OR REPLACE INTO vs_sentences (chunk_id, vector_store_id, embedder, "
-                    "rows, vectors) SELECT id, vector_store_id, ?, ?, ? FROM vs_chunks "
-                    "WHERE id = ? AND vector_store_id = ? AND text = ?",
-                    (embedder, len(matrix), _blob(matrix), chunk_id, store_id, text),
-                )
+            for chunk_id, text, vectors in chunks:
+                for digest, vector in vectors.items():
+                    db.execute(
+                        "INSERT OR REPLACE INTO vs_sentence_vectors (vector_store_id, file_id, "
+                        "digest, embedder, vector) SELECT vector_store_id, file_id, ?, ?, ? "
+                        "FROM vs_chunks WHERE id = ? AND vector_store_id = ? AND text = ?",
+                        (digest, embedder, _blob(vector), chunk_id, store_id, text),
+                    )
 
     # --- search ---
 
@@ -450,14 +454,19 @@ def fuse(rankings: list[list[Hit]], limit: int) -> list[Hit]:
     return [Hit(c, first[c].file_id, first[c].text, scores[c] / best) for c in ordered]
 
 
-def _blob(matrix: Matrix) -> bytes:
-    return np.ascontiguousarray(matrix, dtype=np.float32).tobytes()
+def _blob(vector: Matrix) -> bytes:
+    """A sentence vector as float16: half the bytes, and cosines move by about 1e-3."""
+    return np.ascontiguousarray(vector, dtype=np.float16).tobytes()
+
+
+def sentence_digest(sentence: str) -> bytes:
+    """The key of a sentence's stored vector within its file."""
+    return hashlib.blake2b(sentence.encode(), digest_size=16).digest()
 
 
 def _delete_chunks(db: sqlite3.Connection, store_id: str, file_id: str) -> None:
     db.execute(
-        "DELETE FROM vs_sentences WHERE chunk_id IN "
-        "(SELECT id FROM vs_chunks WHERE vector_store_id = ? AND file_id = ?)",
+        "DELETE FROM vs_sentence_vectors WHERE vector_store_id = ? AND file_id = ?",
         (store_id, file_id),
     )
     db.execute(
