@@ -257,8 +257,12 @@ def _sentences_of(stores: VectorStores) -> set[str]:
 
 def _stored(stores: VectorStores, store_id: str | None = None) -> int:
     """How many sentence vectors are stored (in one store, or in all)."""
-    where, params = ("WHERE vector_store_id = ?", (store_id,)) if store_id else ("", ())
-    row = stores.index.one(f"SELECT COUNT(*) AS n FROM vs_sentence_vectors {where}", params)
+    where, params = ("WHERE s.vector_store_id = ?", (store_id,)) if store_id else ("", ())
+    row = stores.index.one(
+        "SELECT COUNT(*) AS n FROM vs_sentence_vectors v "
+        f"JOIN vs_sentence_sets s ON s.id = v.set_id {where}",
+        params,
+    )
     assert row is not None
     return int(row["n"])
 
@@ -321,8 +325,9 @@ async def test_the_reranker_scores_with_the_stored_vectors(tmp_path: Path) -> No
     last = "Otters eat crabs." if other == first else "Otters eat clams."
     vector = (await embedder.embed([query]))[0]
     changed = stores.index.execute(
-        "UPDATE vs_sentence_vectors SET vector = ? WHERE file_id = ? AND digest = ?",
-        (vector.astype(np.float16).tobytes(), other, sentence_digest(last)),
+        "UPDATE vs_sentence_vectors SET vector = ? WHERE digest = ? AND set_id = "
+        "(SELECT id FROM vs_sentence_sets WHERE file_id = ?)",
+        (vector.astype(np.float16).tobytes(), sentence_digest(last), other),
     )
     assert changed == 1
     page = await stores.search([vs.id], "t", SearchRequest(query=query))
@@ -392,6 +397,8 @@ async def test_sentence_vectors_leave_with_their_chunks(tmp_path: Path) -> None:
     assert _stored(stores, one.id) == 2
     stores.delete(one.id, "t")
     assert _stored(stores) == 0
+    assert stores.index.all("SELECT * FROM vs_sentence_vectors") == []
+    assert stores.index.all("SELECT * FROM vs_sentence_sets") == []
     await _close(stores, store)
 
 
@@ -436,6 +443,11 @@ def test_vectors_made_at_search_time_attach_only_to_the_same_text(tmp_path: Path
         index.sentence_vectors("vs_a", "file-1", "e", [digest])[digest], vectors[digest]
     )
     assert index.sentence_vectors("vs_b", "file-1", "e", [digest]) == {}
+    # Made by another embedder: the file's set is taken over, the first embedder's vectors go.
+    index.keep_sentence_vectors("vs_a", "f", [(1, "new text", vectors)])
+    assert index.sentence_vectors("vs_a", "file-1", "e", [digest]) == {}
+    assert list(index.sentence_vectors("vs_a", "file-1", "f", [digest])) == [digest]
+    assert len(index.all("SELECT * FROM vs_sentence_vectors")) == 1
     index.close()
 
 

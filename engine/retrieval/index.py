@@ -48,15 +48,20 @@ CREATE TABLE IF NOT EXISTS vs_chunks (
     seq INTEGER NOT NULL, text TEXT NOT NULL, embedder TEXT, vector BLOB
 );
 CREATE INDEX IF NOT EXISTS vs_chunks_file ON vs_chunks (vector_store_id, file_id);
+CREATE TABLE IF NOT EXISTS vs_sentence_sets (
+    id INTEGER PRIMARY KEY, vector_store_id TEXT NOT NULL, file_id TEXT NOT NULL,
+    embedder TEXT NOT NULL, UNIQUE (vector_store_id, file_id)
+);
 CREATE TABLE IF NOT EXISTS vs_sentence_vectors (
-    vector_store_id TEXT NOT NULL, file_id TEXT NOT NULL, digest BLOB NOT NULL,
-    embedder TEXT NOT NULL, vector BLOB NOT NULL,
-    PRIMARY KEY (vector_store_id, file_id, digest)
-) WITHOUT ROWID;
+    set_id INTEGER NOT NULL, digest BLOB NOT NULL, vector BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS vs_sentence_vectors_key ON vs_sentence_vectors (set_id, digest);
 DROP TABLE IF EXISTS vs_sentences;
 """
-# The older table held float32 vectors per chunk (overlapping chunks repeat sentences); it is
-# dropped, and a store that had them gets them again lazily, on search.
+# A file's distinct sentences, once each (overlapping chunks share them): a set per file and
+# store names the embedder, so that a vector row is only its set's number, the sentence's
+# digest and the float16 vector, five rows to a 4 KiB page. The older table (float32, per
+# chunk) is dropped; a store that had it gets its vectors again lazily, on search.
 # The store's id is a column of its own, so that a query matches within one store only.
 FTS_SCHEMA = """
 CREATE VIRTUAL TABLE IF NOT EXISTS vs_fts USING fts5(
@@ -245,14 +250,12 @@ class ChunkIndex:
                     "INSERT INTO vs_fts (rowid, text, vector_store_id) VALUES (?, ?, ?)",
                     (cur.lastrowid, chunk, store_id),
                 )
-            if sentence_vectors is not None and embedder is not None:
+            if sentence_vectors and embedder is not None:
+                set_id = _sentence_set(db, store_id, file_id, embedder)
                 db.executemany(
-                    "INSERT OR REPLACE INTO vs_sentence_vectors (vector_store_id, file_id, digest, "
-                    "embedder, vector) VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (store_id, file_id, digest, embedder, _blob(vector))
-                        for digest, vector in sentence_vectors.items()
-                    ],
+                    "INSERT OR REPLACE INTO vs_sentence_vectors (set_id, digest, vector) "
+                    "VALUES (?, ?, ?)",
+                    [(set_id, d, _blob(v)) for d, v in sentence_vectors.items()],
                 )
             db.execute(
                 "UPDATE vs_files SET status = 'completed', usage_bytes = ?, text = ?, "
@@ -296,7 +299,12 @@ class ChunkIndex:
                 "SELECT DISTINCT file_id FROM vs_chunks WHERE vector_store_id = ?", (store_id,)
             ).fetchall():
                 _delete_chunks(db, store_id, row["file_id"])
-            db.execute("DELETE FROM vs_sentence_vectors WHERE vector_store_id = ?", (store_id,))
+            db.execute(
+                "DELETE FROM vs_sentence_vectors WHERE set_id IN "
+                "(SELECT id FROM vs_sentence_sets WHERE vector_store_id = ?)",
+                (store_id,),
+            )
+            db.execute("DELETE FROM vs_sentence_sets WHERE vector_store_id = ?", (store_id,))
             db.execute("DELETE FROM vs_files WHERE vector_store_id = ?", (store_id,))
             db.execute("DELETE FROM vs_batches WHERE vector_store_id = ?", (store_id,))
             db.execute("DELETE FROM vector_stores WHERE id = ?", (store_id,))
@@ -323,8 +331,9 @@ class ChunkIndex:
             return {}
         marks = ",".join("?" * len(digests))
         rows = self.all(
-            f"SELECT digest, vector FROM vs_sentence_vectors WHERE vector_store_id = ? "
-            f"AND file_id = ? AND embedder = ? AND digest IN ({marks})",
+            "SELECT v.digest, v.vector FROM vs_sentence_sets s "
+            "JOIN vs_sentence_vectors v ON v.set_id = s.id WHERE s.vector_store_id = ? "
+            f"AND s.file_id = ? AND s.embedder = ? AND v.digest IN ({marks})",
             [store_id, file_id, embedder, *digests],
         )
         return {
@@ -340,13 +349,19 @@ class ChunkIndex:
         in this store with that text, so that a file deleted meanwhile leaves none behind."""
         with self.transaction() as db:
             for chunk_id, text, vectors in chunks:
-                for digest, vector in vectors.items():
-                    db.execute(
-                        "INSERT OR REPLACE INTO vs_sentence_vectors (vector_store_id, file_id, "
-                        "digest, embedder, vector) SELECT vector_store_id, file_id, ?, ?, ? "
-                        "FROM vs_chunks WHERE id = ? AND vector_store_id = ? AND text = ?",
-                        (digest, embedder, _blob(vector), chunk_id, store_id, text),
-                    )
+                row = db.execute(
+                    "SELECT file_id FROM vs_chunks WHERE id = ? AND vector_store_id = ? "
+                    "AND text = ?",
+                    (chunk_id, store_id, text),
+                ).fetchone()
+                if row is None or not vectors:
+                    continue
+                set_id = _sentence_set(db, store_id, row["file_id"], embedder)
+                db.executemany(
+                    "INSERT OR REPLACE INTO vs_sentence_vectors (set_id, digest, vector) "
+                    "VALUES (?, ?, ?)",
+                    [(set_id, d, _blob(v)) for d, v in vectors.items()],
+                )
 
     # --- search ---
 
@@ -460,13 +475,38 @@ def _blob(vector: Matrix) -> bytes:
 
 
 def sentence_digest(sentence: str) -> bytes:
-    """The key of a sentence's stored vector within its file."""
-    return hashlib.blake2b(sentence.encode(), digest_size=16).digest()
+    """The key of a sentence's stored vector within its file (64 bits: among a file's
+    sentences, a collision is as likely as 1 in 10^13 for 10,000 of them)."""
+    return hashlib.blake2b(sentence.encode(), digest_size=8).digest()
+
+
+def _sentence_set(db: sqlite3.Connection, store_id: str, file_id: str, embedder: str) -> int:
+    """The number of this file's sentence set in this store, for this embedder: a set made by
+    another embedder is emptied and taken over."""
+    row = db.execute(
+        "SELECT id, embedder FROM vs_sentence_sets WHERE vector_store_id = ? AND file_id = ?",
+        (store_id, file_id),
+    ).fetchone()
+    if row is None:
+        cur = db.execute(
+            "INSERT INTO vs_sentence_sets (vector_store_id, file_id, embedder) VALUES (?, ?, ?)",
+            (store_id, file_id, embedder),
+        )
+        return int(cur.lastrowid or 0)
+    if row["embedder"] != embedder:
+        db.execute("DELETE FROM vs_sentence_vectors WHERE set_id = ?", (row["id"],))
+        db.execute("UPDATE vs_sentence_sets SET embedder = ? WHERE id = ?", (embedder, row["id"]))
+    return int(row["id"])
 
 
 def _delete_chunks(db: sqlite3.Connection, store_id: str, file_id: str) -> None:
     db.execute(
-        "DELETE FROM vs_sentence_vectors WHERE vector_store_id = ? AND file_id = ?",
+        "DELETE FROM vs_sentence_vectors WHERE set_id IN (SELECT id FROM vs_sentence_sets "
+        "WHERE vector_store_id = ? AND file_id = ?)",
+        (store_id, file_id),
+    )
+    db.execute(
+        "DELETE FROM vs_sentence_sets WHERE vector_store_id = ? AND file_id = ?",
         (store_id, file_id),
     )
     db.execute(
