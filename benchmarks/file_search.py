@@ -147,15 +147,19 @@ async def _twins(root: Path, half: Half) -> dict[str, Any]:
 
 
 def _sentence_bytes(index: ChunkIndex) -> dict[str, float]:
-    """What the stored sentence vectors take: rows, vector bytes, the table's pages on disk
-    (keys and b-tree included), and each per chunk and per file."""
+    """What the stored sentence vectors take: rows, vector bytes, the pages of their tables
+    and indexes on disk, and each per chunk and per file."""
     row = index.one(
         "SELECT COUNT(*) AS sentences, COALESCE(SUM(LENGTH(vector)), 0) AS bytes, "
         "(SELECT COUNT(*) FROM vs_chunks) AS chunks, "
         "(SELECT COUNT(DISTINCT vector_store_id || ' ' || file_id) FROM vs_chunks) AS files "
         "FROM vs_sentence_vectors"
     )
-    pages = index.one("SELECT SUM(pgsize) AS n FROM dbstat WHERE name = 'vs_sentence_vectors'")
+    pages = index.one(
+        "SELECT SUM(pgsize) AS n FROM dbstat WHERE name IN "
+        "('vs_sentence_vectors', 'vs_sentence_vectors_key', 'vs_sentence_sets', "
+        "'sqlite_autoindex_vs_sentence_sets_1')"
+    )
     assert row is not None and pages is not None
     chunks, files, disk = max(1, row["chunks"]), max(1, row["files"]), pages["n"] or 0
     return {
