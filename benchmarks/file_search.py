@@ -138,7 +138,7 @@ async def _twins(root: Path, half: Half) -> dict[str, Any]:
         out["sentence_vectors"] = _sentence_bytes(stores.index)
         cold: list[float] = []
         for question, _ in half.questions[:40]:
-            stores.index.execute("DELETE FROM vs_sentences")  # a store ingested before them
+            stores.index.execute("DELETE FROM vs_sentence_vectors")  # a store ingested before them
             t = time.perf_counter()
             await stores.search([store_id], "bench", SearchRequest(query=question))
             cold.append(time.perf_counter() - t)
@@ -147,19 +147,31 @@ async def _twins(root: Path, half: Half) -> dict[str, Any]:
 
 
 def _sentence_bytes(index: ChunkIndex) -> dict[str, float]:
-    """What the stored sentence vectors take: rows, blob bytes, and both per chunk."""
+    """What the stored sentence vectors take: rows, vector bytes, the pages of their tables
+    and indexes on disk, and each per chunk and per file."""
     row = index.one(
-        "SELECT COUNT(*) AS chunks, COALESCE(SUM(rows), 0) AS sentences, "
-        "COALESCE(SUM(LENGTH(vectors)), 0) AS bytes FROM vs_sentences"
+        "SELECT COUNT(*) AS sentences, COALESCE(SUM(LENGTH(vector)), 0) AS bytes, "
+        "(SELECT COUNT(*) FROM vs_chunks) AS chunks, "
+        "(SELECT COUNT(DISTINCT vector_store_id || ' ' || file_id) FROM vs_chunks) AS files "
+        "FROM vs_sentence_vectors"
     )
-    assert row is not None
-    n = max(1, row["chunks"])
+    pages = index.one(
+        "SELECT SUM(pgsize) AS n FROM dbstat WHERE name IN "
+        "('vs_sentence_vectors', 'vs_sentence_vectors_key', 'vs_sentence_sets', "
+        "'sqlite_autoindex_vs_sentence_sets_1')"
+    )
+    assert row is not None and pages is not None
+    chunks, files, disk = max(1, row["chunks"]), max(1, row["files"]), pages["n"] or 0
     return {
         "chunks": row["chunks"],
+        "files": row["files"],
         "sentences": row["sentences"],
         "blob_bytes": row["bytes"],
-        "sentences_per_chunk": row["sentences"] / n,
-        "blob_bytes_per_chunk": row["bytes"] / n,
+        "table_bytes": disk,
+        "sentences_per_chunk": row["sentences"] / chunks,
+        "blob_bytes_per_chunk": row["bytes"] / chunks,
+        "table_bytes_per_chunk": disk / chunks,
+        "table_bytes_per_file": disk / files,
     }
 
 
@@ -284,7 +296,7 @@ async def _scale(root: Path, n: int, queries: int) -> dict[str, Any]:
                 latency[label].append(time.perf_counter() - t)
         lazy: list[float] = []
         for ask in asks[:20]:
-            stores.index.execute("DELETE FROM vs_sentences")  # a store ingested before them
+            stores.index.execute("DELETE FROM vs_sentence_vectors")  # a store ingested before them
             t = time.perf_counter()
             await stores.search([store_id], "bench", SearchRequest(query=ask))
             lazy.append(time.perf_counter() - t)
@@ -391,7 +403,11 @@ def scale(args: argparse.Namespace) -> int:
             (
                 "sentence vectors per chunk",
                 f"{r['sentence_vectors']['sentences_per_chunk']:.1f} "
-                f"({r['sentence_vectors']['blob_bytes_per_chunk'] / 1024:.1f} KiB)",
+                f"({r['sentence_vectors']['table_bytes_per_chunk'] / 1024:.1f} KiB on disk)",
+            ),
+            (
+                "sentence vectors per file",
+                f"{r['sentence_vectors']['table_bytes_per_file'] / 1024:.1f} KiB on disk",
             ),
             *[
                 (f"search {m} p50 / p99", f"{s['p50_ms']:.1f} / {s['p99_ms']:.1f} ms")

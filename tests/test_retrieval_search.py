@@ -23,10 +23,16 @@ from engine.files import FileStore
 from engine.retrieval import FileSearch, embedder_status, embedders, minilm, search
 from engine.retrieval.chunking import sentences
 from engine.retrieval.embedders import Embedder, LocalMiniLM
-from engine.retrieval.index import ChunkIndex
+from engine.retrieval.index import ChunkIndex, sentence_digest
 from engine.retrieval.ingest import Ingestion
 from engine.retrieval.minilm import Matrix, ModelMismatch, model_dir, verify
-from engine.retrieval.models import ComparisonFilter, RankingOptions, SearchRequest
+from engine.retrieval.models import (
+    ChunkingStrategy,
+    ComparisonFilter,
+    RankingOptions,
+    SearchRequest,
+    StaticChunking,
+)
 from engine.retrieval.search import discriminating_query
 from engine.retrieval.service import VectorStores
 from engine.store import Store
@@ -250,9 +256,13 @@ def _sentences_of(stores: VectorStores) -> set[str]:
 
 
 def _stored(stores: VectorStores, store_id: str | None = None) -> int:
-    """How many chunks have sentence vectors stored (in one store, or in all)."""
-    where, params = ("WHERE vector_store_id = ?", (store_id,)) if store_id else ("", ())
-    row = stores.index.one(f"SELECT COUNT(*) AS n FROM vs_sentences {where}", params)
+    """How many sentence vectors are stored (in one store, or in all)."""
+    where, params = ("WHERE s.vector_store_id = ?", (store_id,)) if store_id else ("", ())
+    row = stores.index.one(
+        "SELECT COUNT(*) AS n FROM vs_sentence_vectors v "
+        f"JOIN vs_sentence_sets s ON s.id = v.set_id {where}",
+        params,
+    )
     assert row is not None
     return int(row["n"])
 
@@ -266,17 +276,25 @@ async def test_sentence_vectors_are_stored_at_ingestion_per_store(tmp_path: Path
         for n in range(2):
             await _add(stores, vs.id, owner, f"{text} Note {n}.")
     await stores.ingestion.idle()
-    # One row per chunk and store, the same texts in two stores stored twice, never shared.
-    assert _stored(stores, mine.id) == _stored(stores, theirs.id) == 2
-    rows = stores.index.all("SELECT chunk_id, rows, vectors FROM vs_sentences")
-    assert all(r["rows"] == 4 and len(r["vectors"]) == 4 * 32 * 4 for r in rows)
-    chunk = stores.index.one("SELECT id, text FROM vs_chunks WHERE vector_store_id = ?", (mine.id,))
+    # One row per sentence, file and store (four sentences, two files), float16; the same
+    # texts in two stores stored twice, never shared.
+    assert _stored(stores, mine.id) == _stored(stores, theirs.id) == 8
+    rows = stores.index.all("SELECT vector FROM vs_sentence_vectors")
+    assert all(len(r["vector"]) == 32 * 2 for r in rows)
+    chunk = stores.index.one(
+        "SELECT file_id, text FROM vs_chunks WHERE vector_store_id = ?", (mine.id,)
+    )
     assert chunk is not None
-    kept = stores.index.sentence_vectors(mine.id, embedder.name, [chunk["id"]])[chunk["id"]]
-    assert np.allclose(kept, await embedder.embed(sentences(chunk["text"])))
+    pieces = sentences(chunk["text"])
+    digests = [sentence_digest(p) for p in pieces]
+    kept = stores.index.sentence_vectors(mine.id, chunk["file_id"], embedder.name, digests)
+    assert np.allclose(
+        np.stack([kept[d] for d in digests]), await embedder.embed(pieces), atol=1e-3
+    )
     # Another store's id, or another embedder's name, reads nothing.
-    assert stores.index.sentence_vectors(theirs.id, embedder.name, [chunk["id"]]) == {}
-    assert stores.index.sentence_vectors(mine.id, "other", [chunk["id"]]) == {}
+    other_store = stores.index.sentence_vectors(theirs.id, chunk["file_id"], embedder.name, digests)
+    assert other_store == {}
+    assert stores.index.sentence_vectors(mine.id, chunk["file_id"], "other", digests) == {}
 
     # A search reads them: it embeds the query and no sentence.
     known = _sentences_of(stores)
@@ -304,16 +322,54 @@ async def test_the_reranker_scores_with_the_stored_vectors(tmp_path: Path) -> No
     top = page.data[0].file_id
     other = second if top == first else first
     # Give the other chunk a stored sentence equal to the query: it must come first now.
-    row = stores.index.one("SELECT id FROM vs_chunks WHERE file_id = ?", (other,))
-    assert row is not None
+    last = "Otters eat crabs." if other == first else "Otters eat clams."
     vector = (await embedder.embed([query]))[0]
-    stores.index.execute(
-        "UPDATE vs_sentences SET rows = 1, vectors = ? WHERE chunk_id = ?",
-        (vector.astype(np.float32).tobytes(), row["id"]),
+    changed = stores.index.execute(
+        "UPDATE vs_sentence_vectors SET vector = ? WHERE digest = ? AND set_id = "
+        "(SELECT id FROM vs_sentence_sets WHERE file_id = ?)",
+        (vector.astype(np.float16).tobytes(), sentence_digest(last), other),
     )
+    assert changed == 1
     page = await stores.search([vs.id], "t", SearchRequest(query=query))
     assert page.data[0].file_id == other
     await _close(stores, store)
+
+
+async def test_a_sentence_shared_by_overlapping_chunks_is_stored_once(tmp_path: Path) -> None:
+    embedder = RecordingEmbedder()
+    stores, store = await _library(tmp_path, embedder)
+    vs = stores.create("t", name="overlap")
+    text = " ".join(f"Otter number {n} ate a fish near the river bank today." for n in range(60))
+    obj = await stores.files.create(text.encode(), "f.txt", owner="t")
+    small = ChunkingStrategy(
+        type="static", static=StaticChunking(max_chunk_size_tokens=200, chunk_overlap_tokens=100)
+    )
+    stores.add_file(vs.id, obj.id, "t", chunking_strategy=small)
+    await stores.ingestion.idle()
+    chunks = [r["text"] for r in stores.index.all("SELECT text FROM vs_chunks ORDER BY seq")]
+    per_chunk = [p for c in chunks for p in sentences(c)]
+    distinct = set(per_chunk)
+    assert len(chunks) > 2 and len(per_chunk) > len(distinct)  # the overlap repeats sentences
+    assert _stored(stores, vs.id) == len(distinct)
+    embedded = [t for b in embedder.batches for t in b if t in distinct]
+    assert sorted(embedded) == sorted(distinct)  # and each was embedded once
+    # A search finds every sentence of every candidate stored: it embeds none.
+    embedder.batches.clear()
+    await stores.search([vs.id], "t", SearchRequest(query="which otter ate a fish"))
+    assert not any(t in distinct for b in embedder.batches for t in b)
+    await _close(stores, store)
+
+
+def test_the_older_per_chunk_table_is_dropped_at_start(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "engine.db")
+    db.execute("CREATE TABLE vs_sentences (chunk_id INTEGER PRIMARY KEY, vectors BLOB)")
+    db.execute("INSERT INTO vs_sentences VALUES (1, x'00')")
+    db.commit()
+    db.close()
+    index = ChunkIndex(tmp_path / "engine.db")
+    assert index.one("SELECT name FROM sqlite_master WHERE name = 'vs_sentences'") is None
+    assert index.all("SELECT * FROM vs_sentence_vectors") == []
+    index.close()
 
 
 async def test_sentence_vectors_leave_with_their_chunks(tmp_path: Path) -> None:
@@ -324,23 +380,25 @@ async def test_sentence_vectors_leave_with_their_chunks(tmp_path: Path) -> None:
     kept = await _add(stores, one.id, "t", "Larks sing over the barley. They nest low.")
     dropped = await _add(stores, two.id, "t", "Moles dig under the lawn. They are blind.")
     await stores.ingestion.idle()
-    assert (_stored(stores, one.id), _stored(stores, two.id)) == (2, 2)
+    assert (_stored(stores, one.id), _stored(stores, two.id)) == (4, 4)  # two sentences a file
     # Removed from one store: only that store's rows go.
     stores.delete_file(two.id, dropped, "t")
-    assert (_stored(stores, one.id), _stored(stores, two.id)) == (2, 1)
+    assert (_stored(stores, one.id), _stored(stores, two.id)) == (4, 2)
     # The file object deleted: it leaves every store, its sentence vectors and FTS rows too.
     unhook = stores.files.on_delete(stores.forget_file)
     stores.files.delete(gone, "t")
     unhook()
-    assert (_stored(stores, one.id), _stored(stores, two.id)) == (1, 0)
+    assert (_stored(stores, one.id), _stored(stores, two.id)) == (2, 0)
     assert stores.index.lexical(one.id, "walruses", 5) == []
     assert [h.file_id for h in stores.index.lexical(one.id, "larks", 5)] == [kept]
     # Re-ingesting a file replaces its rows; deleting the store removes the rest.
     stores.add_file(one.id, kept, "t")
     await stores.ingestion.idle()
-    assert _stored(stores, one.id) == 1
+    assert _stored(stores, one.id) == 2
     stores.delete(one.id, "t")
     assert _stored(stores) == 0
+    assert stores.index.all("SELECT * FROM vs_sentence_vectors") == []
+    assert stores.index.all("SELECT * FROM vs_sentence_sets") == []
     await _close(stores, store)
 
 
@@ -353,7 +411,7 @@ async def test_a_store_ingested_before_sentence_vectors_gets_them_on_search(
     await _add(stores, vs.id, "t", "Otters eat fish. Otters eat crabs.")
     await _add(stores, vs.id, "t", "Otters eat fish. Otters eat clams.")
     await stores.ingestion.idle()
-    stores.index.execute("DELETE FROM vs_sentences")  # as an older engine left it
+    stores.index.execute("DELETE FROM vs_sentence_vectors")  # as an older engine left it
     known = _sentences_of(stores)
 
     async def sentences_embedded() -> int:
@@ -362,7 +420,7 @@ async def test_a_store_ingested_before_sentence_vectors_gets_them_on_search(
         return sum(t in known for b in embedder.batches for t in b)
 
     assert await sentences_embedded() == 4
-    assert _stored(stores, vs.id) == 2  # kept for the next query
+    assert _stored(stores, vs.id) == 4  # kept for the next query
     assert await sentences_embedded() == 0
     await _close(stores, store)
 
@@ -373,14 +431,23 @@ def test_vectors_made_at_search_time_attach_only_to_the_same_text(tmp_path: Path
         "INSERT INTO vs_chunks (id, vector_store_id, file_id, seq, text) "
         "VALUES (1, 'vs_a', 'file-1', 0, 'new text')"
     )
-    matrix = np.ones((2, 4), dtype=np.float32)
+    digest = sentence_digest("new text")
+    vectors = {digest: np.full(4, 0.5, dtype=np.float32)}
     # Computed from a text that is no longer the chunk's (deleted, its id reused), or for
     # another store: nothing is stored.
-    index.keep_sentence_vectors("vs_a", "e", [(1, "old text", matrix)])
-    index.keep_sentence_vectors("vs_b", "e", [(1, "new text", matrix)])
-    assert index.sentence_vectors("vs_a", "e", [1]) == {}
-    index.keep_sentence_vectors("vs_a", "e", [(1, "new text", matrix)])
-    assert np.array_equal(index.sentence_vectors("vs_a", "e", [1])[1], matrix)
+    index.keep_sentence_vectors("vs_a", "e", [(1, "old text", vectors)])
+    index.keep_sentence_vectors("vs_b", "e", [(1, "new text", vectors)])
+    assert index.all("SELECT * FROM vs_sentence_vectors") == []
+    index.keep_sentence_vectors("vs_a", "e", [(1, "new text", vectors)])
+    assert np.array_equal(
+        index.sentence_vectors("vs_a", "file-1", "e", [digest])[digest], vectors[digest]
+    )
+    assert index.sentence_vectors("vs_b", "file-1", "e", [digest]) == {}
+    # Made by another embedder: the file's set is taken over, the first embedder's vectors go.
+    index.keep_sentence_vectors("vs_a", "f", [(1, "new text", vectors)])
+    assert index.sentence_vectors("vs_a", "file-1", "e", [digest]) == {}
+    assert list(index.sentence_vectors("vs_a", "file-1", "f", [digest])) == [digest]
+    assert len(index.all("SELECT * FROM vs_sentence_vectors")) == 1
     index.close()
 
 
@@ -395,7 +462,7 @@ async def test_a_query_embeds_a_bounded_number_of_new_characters(
         await _add(stores, vs.id, "t", " ".join(f"Otter {n} ate fish {i:02d}." for i in range(20)))
     await stores.ingestion.idle()
     assert stores.index.one("SELECT COUNT(*) AS n FROM vs_chunks")["n"] == 5  # type: ignore[index]
-    stores.index.execute("DELETE FROM vs_sentences")  # a store ingested before they were stored
+    stores.index.execute("DELETE FROM vs_sentence_vectors")  # ingested before they were stored
     known = _sentences_of(stores)
 
     async def sentences_embedded() -> int:
@@ -403,7 +470,7 @@ async def test_a_query_embeds_a_bounded_number_of_new_characters(
         await stores.search([vs.id], "t", SearchRequest(query="what do otters eat"))
         return sum(t in known for b in embedder.batches for t in b)
 
-    assert await sentences_embedded() == 40  # two new chunks (838 characters): a third passes 1,200
+    assert await sentences_embedded() == 40  # two new chunks (840 characters): a third passes 1,200
     assert await sentences_embedded() == 40  # those two stored, two more new ones
     assert await sentences_embedded() == 20  # the last one
     assert await sentences_embedded() == 0
@@ -418,7 +485,7 @@ async def test_candidates_far_behind_the_first_are_not_reranked(tmp_path: Path) 
     await _add(stores, vs.id, "t", "Otters eat fish. Otters eat clams.")
     await _add(stores, vs.id, "t", "Granite is a rock. Basalt cools from lava.")
     await stores.ingestion.idle()
-    stores.index.execute("DELETE FROM vs_sentences")  # so that what is reranked gets embedded
+    stores.index.execute("DELETE FROM vs_sentence_vectors")  # so that what is reranked is embedded
     embedder.batches.clear()
     page = await stores.search([vs.id], "t", SearchRequest(query="otters eat fish"))
     embedded = [t for b in embedder.batches for t in b if t in _sentences_of(stores)]

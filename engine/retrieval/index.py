@@ -7,6 +7,7 @@ engine's), so that a file's chunks, their FTS rows and its status commit in one 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sqlite3
@@ -47,11 +48,20 @@ CREATE TABLE IF NOT EXISTS vs_chunks (
     seq INTEGER NOT NULL, text TEXT NOT NULL, embedder TEXT, vector BLOB
 );
 CREATE INDEX IF NOT EXISTS vs_chunks_file ON vs_chunks (vector_store_id, file_id);
-CREATE TABLE IF NOT EXISTS vs_sentences (
-    chunk_id INTEGER PRIMARY KEY, vector_store_id TEXT NOT NULL, embedder TEXT NOT NULL,
-    rows INTEGER NOT NULL, vectors BLOB NOT NULL
+CREATE TABLE IF NOT EXISTS vs_sentence_sets (
+    id INTEGER PRIMARY KEY, vector_store_id TEXT NOT NULL, file_id TEXT NOT NULL,
+    embedder TEXT NOT NULL, UNIQUE (vector_store_id, file_id)
 );
+CREATE TABLE IF NOT EXISTS vs_sentence_vectors (
+    set_id INTEGER NOT NULL, digest BLOB NOT NULL, vector BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS vs_sentence_vectors_key ON vs_sentence_vectors (set_id, digest);
+DROP TABLE IF EXISTS vs_sentences;
 """
+# A file's distinct sentences, once each (overlapping chunks share them): a set per file and
+# store names the embedder, so that a vector row is only its set's number, the sentence's
+# digest and the float16 vector, five rows to a 4 KiB page. The older table (float32, per
+# chunk) is dropped; a store that had it gets its vectors again lazily, on search.
 # The store's id is a column of its own, so that a query matches within one store only.
 FTS_SCHEMA = """
 CREATE VIRTUAL TABLE IF NOT EXISTS vs_fts USING fts5(
@@ -215,11 +225,12 @@ class ChunkIndex:
         *,
         text: str,
         usage_bytes: int,
-        sentence_vectors: list[Matrix] | None = None,
+        sentence_vectors: dict[bytes, Matrix] | None = None,
     ) -> bool:
         """Put a file's chunks in place and mark it completed, in one transaction. False when
         the file left the store (or was cancelled) meanwhile: nothing is written then.
-        ``sentence_vectors`` holds, per chunk, its sentences' vectors (for the reranker)."""
+        ``sentence_vectors`` maps the digest of each distinct sentence of the file's chunks to
+        its vector (for the reranker)."""
         with self.transaction() as db:
             row = db.execute(
                 "SELECT status FROM vs_files WHERE vector_store_id = ? AND id = ?",
@@ -239,18 +250,13 @@ class ChunkIndex:
                     "INSERT INTO vs_fts (rowid, text, vector_store_id) VALUES (?, ?, ?)",
                     (cur.lastrowid, chunk, store_id),
                 )
-                if sentence_vectors is not None and embedder is not None:
-                    db.execute(
-                        "INSERT INTO vs_sentences (chunk_id, vector_store_id, embedder, rows, "
-                        "vectors) VALUES (?, ?, ?, ?, ?)",
-                        (
-                            cur.lastrowid,
-                            store_id,
-                            embedder,
-                            len(sentence_vectors[seq]),
-                            _blob(sentence_vectors[seq]),
-                        ),
-                    )
+            if sentence_vectors and embedder is not None:
+                set_id = _sentence_set(db, store_id, file_id, embedder)
+                db.executemany(
+                    "INSERT OR REPLACE INTO vs_sentence_vectors (set_id, digest, vector) "
+                    "VALUES (?, ?, ?)",
+                    [(set_id, d, _blob(v)) for d, v in sentence_vectors.items()],
+                )
             db.execute(
                 "UPDATE vs_files SET status = 'completed', usage_bytes = ?, text = ?, "
                 "last_error = NULL WHERE vector_store_id = ? AND id = ?",
@@ -293,6 +299,12 @@ class ChunkIndex:
                 "SELECT DISTINCT file_id FROM vs_chunks WHERE vector_store_id = ?", (store_id,)
             ).fetchall():
                 _delete_chunks(db, store_id, row["file_id"])
+            db.execute(
+                "DELETE FROM vs_sentence_vectors WHERE set_id IN "
+                "(SELECT id FROM vs_sentence_sets WHERE vector_store_id = ?)",
+                (store_id,),
+            )
+            db.execute("DELETE FROM vs_sentence_sets WHERE vector_store_id = ?", (store_id,))
             db.execute("DELETE FROM vs_files WHERE vector_store_id = ?", (store_id,))
             db.execute("DELETE FROM vs_batches WHERE vector_store_id = ?", (store_id,))
             db.execute("DELETE FROM vector_stores WHERE id = ?", (store_id,))
@@ -311,37 +323,44 @@ class ChunkIndex:
     # --- sentence vectors (the reranker's) ---
 
     def sentence_vectors(
-        self, store_id: str, embedder: str, chunk_ids: list[int]
-    ) -> dict[int, Matrix]:
-        """The stored sentence vectors of these chunks of this store, by the current embedder
-        (chunks without them are left out)."""
-        if not chunk_ids:
+        self, store_id: str, file_id: str, embedder: str, digests: Sequence[bytes]
+    ) -> dict[bytes, Matrix]:
+        """The stored vectors of these sentences (by digest) of this file in this store, by
+        this embedder, as float32 (those not stored are left out)."""
+        if not digests:
             return {}
-        marks = ",".join("?" * len(chunk_ids))
+        marks = ",".join("?" * len(digests))
         rows = self.all(
-            f"SELECT chunk_id, rows, vectors FROM vs_sentences WHERE chunk_id IN ({marks}) "
-            "AND vector_store_id = ? AND embedder = ?",
-            [*chunk_ids, store_id, embedder],
+            "SELECT v.digest, v.vector FROM vs_sentence_sets s "
+            "JOIN vs_sentence_vectors v ON v.set_id = s.id WHERE s.vector_store_id = ? "
+            f"AND s.file_id = ? AND s.embedder = ? AND v.digest IN ({marks})",
+            [store_id, file_id, embedder, *digests],
         )
         return {
-            r["chunk_id"]: np.frombuffer(r["vectors"], dtype=np.float32).reshape(r["rows"], -1)
+            r["digest"]: np.frombuffer(r["vector"], dtype=np.float16).astype(np.float32)
             for r in rows
         }
 
     def keep_sentence_vectors(
-        self, store_id: str, embedder: str, chunks: list[tuple[int, str, Matrix]]
+        self, store_id: str, embedder: str, chunks: list[tuple[int, str, dict[bytes, Matrix]]]
     ) -> None:
         """Store sentence vectors computed at search time for chunks ingested without them,
-        (chunk id, the text they were computed from, vectors) each: only where that chunk is
-        still in this store with that text, so a deleted chunk whose id was reused never gets
-        them."""
+        (chunk id, its text, vectors by sentence digest) each: only while that chunk is still
+        in this store with that text, so that a file deleted meanwhile leaves none behind."""
         with self.transaction() as db:
-            for chunk_id, text, matrix in chunks:
-                db.execute(
-                    "INSERT OR REPLACE INTO vs_sentences (chunk_id, vector_store_id, embedder, "
-                    "rows, vectors) SELECT id, vector_store_id, ?, ?, ? FROM vs_chunks "
-                    "WHERE id = ? AND vector_store_id = ? AND text = ?",
-                    (embedder, len(matrix), _blob(matrix), chunk_id, store_id, text),
+            for chunk_id, text, vectors in chunks:
+                row = db.execute(
+                    "SELECT file_id FROM vs_chunks WHERE id = ? AND vector_store_id = ? "
+                    "AND text = ?",
+                    (chunk_id, store_id, text),
+                ).fetchone()
+                if row is None or not vectors:
+                    continue
+                set_id = _sentence_set(db, store_id, row["file_id"], embedder)
+                db.executemany(
+                    "INSERT OR REPLACE INTO vs_sentence_vectors (set_id, digest, vector) "
+                    "VALUES (?, ?, ?)",
+                    [(set_id, d, _blob(v)) for d, v in vectors.items()],
                 )
 
     # --- search ---
@@ -450,14 +469,44 @@ def fuse(rankings: list[list[Hit]], limit: int) -> list[Hit]:
     return [Hit(c, first[c].file_id, first[c].text, scores[c] / best) for c in ordered]
 
 
-def _blob(matrix: Matrix) -> bytes:
-    return np.ascontiguousarray(matrix, dtype=np.float32).tobytes()
+def _blob(vector: Matrix) -> bytes:
+    """A sentence vector as float16: half the bytes, and cosines move by about 1e-3."""
+    return np.ascontiguousarray(vector, dtype=np.float16).tobytes()
+
+
+def sentence_digest(sentence: str) -> bytes:
+    """The key of a sentence's stored vector within its file (64 bits: among a file's
+    sentences, a collision is as likely as 1 in 10^13 for 10,000 of them)."""
+    return hashlib.blake2b(sentence.encode(), digest_size=8).digest()
+
+
+def _sentence_set(db: sqlite3.Connection, store_id: str, file_id: str, embedder: str) -> int:
+    """The number of this file's sentence set in this store, for this embedder: a set made by
+    another embedder is emptied and taken over."""
+    row = db.execute(
+        "SELECT id, embedder FROM vs_sentence_sets WHERE vector_store_id = ? AND file_id = ?",
+        (store_id, file_id),
+    ).fetchone()
+    if row is None:
+        cur = db.execute(
+            "INSERT INTO vs_sentence_sets (vector_store_id, file_id, embedder) VALUES (?, ?, ?)",
+            (store_id, file_id, embedder),
+        )
+        return int(cur.lastrowid or 0)
+    if row["embedder"] != embedder:
+        db.execute("DELETE FROM vs_sentence_vectors WHERE set_id = ?", (row["id"],))
+        db.execute("UPDATE vs_sentence_sets SET embedder = ? WHERE id = ?", (embedder, row["id"]))
+    return int(row["id"])
 
 
 def _delete_chunks(db: sqlite3.Connection, store_id: str, file_id: str) -> None:
     db.execute(
-        "DELETE FROM vs_sentences WHERE chunk_id IN "
-        "(SELECT id FROM vs_chunks WHERE vector_store_id = ? AND file_id = ?)",
+        "DELETE FROM vs_sentence_vectors WHERE set_id IN (SELECT id FROM vs_sentence_sets "
+        "WHERE vector_store_id = ? AND file_id = ?)",
+        (store_id, file_id),
+    )
+    db.execute(
+        "DELETE FROM vs_sentence_sets WHERE vector_store_id = ? AND file_id = ?",
         (store_id, file_id),
     )
     db.execute(

@@ -30,8 +30,7 @@ from .extract import (
     decode_text,
     file_kind,
 )
-from .index import ChunkIndex
-from .minilm import Matrix
+from .index import ChunkIndex, sentence_digest
 from .models import LastError, StaticChunking
 
 log = logging.getLogger("engine.retrieval")
@@ -168,8 +167,9 @@ class Ingestion:
                 prepared.append(item)
         vectors = None
         texts = [c for p in prepared for c in p.chunks]
-        # Each chunk's sentences too, embedded in the same call: the reranker reads them.
-        pieces = [sentences(c) for c in texts]
+        # Each file's distinct sentences too (overlapping chunks share them), embedded in the
+        # same call: the reranker reads them.
+        pieces = [list(dict.fromkeys(s for c in p.chunks for s in sentences(c))) for p in prepared]
         if self.embedder is not None and texts:
             try:
                 vectors = await self.embedder.embed(texts + [s for ps in pieces for s in ps])
@@ -177,20 +177,20 @@ class Ingestion:
                 for p in prepared:
                     self._fail(p.store_id, p.file_id, "server_error", str(exc))
                 return
-        per_chunk: list[Matrix] = []
-        if vectors is not None:
-            start = len(texts)
-            for ps in pieces:
-                per_chunk.append(vectors[start : start + len(ps)])
-                start += len(ps)
-        offset = 0
-        for p in prepared:
+        offset, start = 0, len(texts)
+        for p, ps in zip(prepared, pieces, strict=True):
             end = offset + len(p.chunks)
             part = None if vectors is None else vectors[offset:end]
-            sentence_part = per_chunk[offset:end] if vectors is not None else None
+            per_file = None
+            if vectors is not None:
+                per_file = {
+                    sentence_digest(s): v
+                    for s, v in zip(ps, vectors[start : start + len(ps)], strict=True)
+                }
+                start += len(ps)
             offset = end
             usage = len(p.text.encode()) + (0 if part is None else part.nbytes)
-            usage += sum(m.nbytes for m in sentence_part or [])
+            usage += sum(v.size * 2 for v in (per_file or {}).values())  # stored as float16
             await asyncio.to_thread(
                 self.index.replace_chunks,
                 p.store_id,
@@ -200,7 +200,7 @@ class Ingestion:
                 self.embedder.name if self.embedder else None,
                 text=p.text,
                 usage_bytes=usage,
-                sentence_vectors=sentence_part,
+                sentence_vectors=per_file,
             )
 
     async def _prepare(self, store_id: str, file_id: str) -> _Prepared | None:

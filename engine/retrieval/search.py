@@ -15,7 +15,7 @@ import numpy as np
 from .. import errors
 from .chunking import sentences
 from .embedders import Embedder
-from .index import STOP_WORDS, ChunkIndex, Hit, Mode, fuse
+from .index import STOP_WORDS, ChunkIndex, Hit, Mode, fuse, sentence_digest
 from .minilm import Matrix
 from .models import (
     Filter,
@@ -226,33 +226,34 @@ async def _reranked(
     ]
     if len(window) < 2:
         return ordered
-    stored = await asyncio.to_thread(_stored_sentences, index, embedder.name, window)
+    split = [[(s, sentence_digest(s)) for s in sentences(hit.text)] for _, hit in window]
+    stored = await asyncio.to_thread(_stored_sentences, index, embedder.name, window, split)
     size, cost = 0, 0
-    for store, hit in window:
-        if (store, hit.chunk_id) not in stored:
-            cost += len(hit.text)
+    new: dict[_Key, str] = {}
+    for (store, hit), pieces in zip(window, split, strict=True):
+        keys = {(store, hit.file_id, d): s for s, d in pieces}
+        missing = {k: s for k, s in keys.items() if k not in stored and k not in new}
+        cost += sum(len(s) + 1 for s in missing.values())  # with the space that parted them
         if size >= 2 and cost > RERANK_NEW_CHARS:
             break
+        new.update(missing)
         size += 1
     head, tail = window[:size], ordered[size:]
     # Shared words are looked for among all the candidates, reranked or not: that costs no model.
     focused = discriminating_query(query, [h.text for _, h in ordered[:RERANK_CANDIDATES]])
-    missing = [(store, hit) for store, hit in head if (store, hit.chunk_id) not in stored]
-    pieces = [sentences(hit.text) for _, hit in missing]
-    texts = ([focused] if focused != query else []) + [p for ps in pieces for p in ps]
+    texts = ([focused] if focused != query else []) + list(new.values())
     if texts:
         embedded = await embedder.embed(texts)
         if focused != query:
             vector, embedded = embedded[0], embedded[1:]
-        start = 0
-        for (store, hit), ps in zip(missing, pieces, strict=True):
-            stored[(store, hit.chunk_id)] = embedded[start : start + len(ps)]
-            start += len(ps)
-        if missing:
-            await asyncio.to_thread(_keep_sentences, index, embedder.name, missing, stored)
+        stored.update(zip(new, embedded, strict=True))
+        if new:
+            made = [(s, h, p) for (s, h), p in zip(head, split, strict=False) if _has(s, h, p, new)]
+            await asyncio.to_thread(_keep_sentences, index, embedder.name, made, stored)
     rescored = []
-    for store, hit in head:
-        sim = float(np.max(stored[(store, hit.chunk_id)] @ vector))
+    for (store, hit), pieces in zip(head, split, strict=False):
+        matrix = np.stack([stored[(store, hit.file_id, d)] for _, d in pieces])
+        sim = float(np.max(matrix @ vector))
         value = (hit.score + RERANK_WEIGHT * max(sim, 0.0)) / (1 + RERANK_WEIGHT)
         rescored.append((store, Hit(hit.chunk_id, hit.file_id, hit.text, min(1.0, value))))
     floor = min(h.score for _, h in rescored)
@@ -260,32 +261,41 @@ async def _reranked(
     return sorted(rescored, key=lambda p: -p[1].score) + rest
 
 
+_Key = tuple[str, str, bytes]  # (store, file, sentence digest)
+_Pieces = list[tuple[str, bytes]]  # a chunk's sentences and their digests
+
+
+def _has(store: str, hit: Hit, pieces: _Pieces, keys: dict[_Key, str]) -> bool:
+    return any((store, hit.file_id, d) in keys for _, d in pieces)
+
+
 def _stored_sentences(
-    index: ChunkIndex, embedder: str, chunks: list[tuple[str, Hit]]
-) -> dict[tuple[str, int], Matrix]:
-    """The stored sentence vectors of these (store, chunk) pairs, read store by store."""
-    by_store: dict[str, list[int]] = {}
-    for store, hit in chunks:
-        by_store.setdefault(store, []).append(hit.chunk_id)
+    index: ChunkIndex, embedder: str, chunks: list[tuple[str, Hit]], split: list[_Pieces]
+) -> dict[_Key, Matrix]:
+    """The stored vectors of these chunks' sentences, read file by file of each store."""
+    by_file: dict[tuple[str, str], set[bytes]] = {}
+    for (store, hit), pieces in zip(chunks, split, strict=True):
+        by_file.setdefault((store, hit.file_id), set()).update(d for _, d in pieces)
     return {
-        (store, chunk_id): matrix
-        for store, ids in by_store.items()
-        for chunk_id, matrix in index.sentence_vectors(store, embedder, ids).items()
+        (store, file_id, digest): vector
+        for (store, file_id), digests in by_file.items()
+        for digest, vector in index.sentence_vectors(
+            store, file_id, embedder, sorted(digests)
+        ).items()
     }
 
 
 def _keep_sentences(
     index: ChunkIndex,
     embedder: str,
-    chunks: list[tuple[str, Hit]],
-    vectors: dict[tuple[str, int], Matrix],
+    chunks: list[tuple[str, Hit, _Pieces]],
+    vectors: dict[_Key, Matrix],
 ) -> None:
     """Store the sentence vectors a query had to make; a search never fails for want of disk."""
-    by_store: dict[str, list[tuple[int, str, Matrix]]] = {}
-    for store, hit in chunks:
-        by_store.setdefault(store, []).append(
-            (hit.chunk_id, hit.text, vectors[(store, hit.chunk_id)])
-        )
+    by_store: dict[str, list[tuple[int, str, dict[bytes, Matrix]]]] = {}
+    for store, hit, pieces in chunks:
+        own = {d: vectors[(store, hit.file_id, d)] for _, d in pieces}
+        by_store.setdefault(store, []).append((hit.chunk_id, hit.text, own))
     try:
         for store, rows in by_store.items():
             index.keep_sentence_vectors(store, embedder, rows)
