@@ -84,6 +84,19 @@ async def session(engine: Engine) -> AsyncIterator[Session]:
     await engine.sessions.close(session.id)
 
 
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    """A data folder for ``serve`` processes (tests/serve_process.py); its containers and volumes
+    are removed after the test."""
+    from .serve_process import remove_all
+
+    folder = tmp_path / "engine"
+    try:
+        yield folder
+    finally:
+        remove_all(folder)
+
+
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     """Settings for a test's own engine; no warm pool unless the test asks for one, and its
     sandboxes removed when it closes unless the test keeps them."""

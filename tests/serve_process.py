@@ -139,3 +139,14 @@ class ServeProcess:
         code = self.proc.wait(timeout=timeout)
         self.client.close()
         return code in (0, -signal.SIGTERM) and "Application shutdown complete" in self.output()
+
+
+def start(data_dir: Path, **settings: object) -> ServeProcess:
+    """``serve`` on ``data_dir``, answering; killed if it never gets there."""
+    server = ServeProcess(data_dir, **settings)
+    try:
+        server.wait_ready()
+    except BaseException:
+        server.kill()
+        raise
+    return server

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -19,7 +18,7 @@ from engine.sandbox.lifetime import CHECK_EVERY, read_deadline
 from engine.sessions import kernel_limits, sandbox_spec
 
 from .conftest import make_settings
-from .serve_process import ServeProcess, containers, home_filter, remove_all
+from .serve_process import containers, home_filter, start
 
 pytestmark = pytest.mark.docker
 
@@ -31,25 +30,6 @@ to 20 s here with 8 test runs sharing 2 cores)."""
 SHORT_IDLE = {"session_ttl": 600, "idle_timeout": 12, "reaper_interval": 0.5}
 RESTARTABLE_IDLE = {**SHORT_IDLE, "idle_timeout": 40}
 """Idle time enough for a server to restart before the session counts as expired."""
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "engine"
-    try:
-        yield folder
-    finally:
-        remove_all(folder)
-
-
-def start(data_dir: Path, **settings: object) -> ServeProcess:
-    server = ServeProcess(data_dir, **settings)
-    try:
-        server.wait_ready()
-    except BaseException:
-        server.kill()
-        raise
-    return server
 
 
 def running(data_dir: Path) -> list[str]:

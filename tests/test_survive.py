@@ -8,37 +8,18 @@ import os
 import socket
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import docker
 import pytest
 
-from .serve_process import ServeProcess, containers, engine_command, remove_all, volumes
+from .serve_process import ServeProcess, containers, engine_command, start, volumes
 
 pytestmark = pytest.mark.docker
 
 SETUP = "x = 'kept'\nopen('made.txt', 'w').write('made before')"
 CHECK = "print(x, open('made.txt').read(), open('in.txt').read())"
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / "engine"
-    try:
-        yield folder
-    finally:
-        remove_all(folder)
-
-
-def start(data_dir: Path, **settings: object) -> ServeProcess:
-    server = ServeProcess(data_dir, **settings)
-    try:
-        server.wait_ready()
-    except BaseException:
-        server.kill()
-        raise
-    return server
 
 
 def new_session(server: ServeProcess) -> tuple[str, str]:
