@@ -114,7 +114,8 @@ async def _until(predicate: object, seconds: float) -> float | None:
 async def _stall(
     ctx: Context, kernels: int, channels: tuple[str, ...], timeout: float = 40
 ) -> tuple[list[Session], list[asyncio.Task[ExecutionResult]]]:
-    sessions = [await ctx.session() for _ in range(kernels)]
+    # One tenant per kernel: the per-tenant session quota is not what these cases test.
+    sessions = [await ctx.session(owner=f"hostile-wire-{n}") for n in range(kernels)]
     for s in sessions:  # the kernels are up before the clock starts
         await s.execute("1", timeout=60)
     code = stall_code(channels)
