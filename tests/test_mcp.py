@@ -145,9 +145,12 @@ def test_handshake_client_gets_a_sandbox_per_mcp_session(live_server: LiveServer
         return sid
 
     sid = run(go())
-    # The client ended its MCP session (DELETE): its sandbox is closed.
-    info = live_server.engine.sessions.info(sid)
-    assert info.status.value == "closed"
+    # The client ended its MCP session (DELETE): its sandbox is closed, by the SDK's session task
+    # that ends after the DELETE has been answered.
+    deadline = time.monotonic() + 30
+    while live_server.engine.sessions.info(sid).status.value != "closed":
+        assert time.monotonic() < deadline, live_server.engine.sessions.info(sid).status
+        time.sleep(0.05)
 
 
 def test_no_key_or_wrong_key_is_401(live_server: LiveServer) -> None:
