@@ -238,6 +238,33 @@ async def test_ipc_launch_refuses_a_planted_symlink(
     folders.close()
 
 
+async def test_ipc_launch_waits_for_its_sockets_owner(
+    tmp_path: Path, bound: list[socket.socket]
+) -> None:
+    """Under gVisor a socket's host entry can show another owner for a moment: the launch waits
+    for the sandbox uid, and refuses (late) a socket that never gets it."""
+    import asyncio
+
+    conn = conn_dir(tmp_path)
+    folders = IpcKernelFolders(conn, "/conn", UID + 1)  # the sockets below are UID's
+    launch = folders.prepare(b"k", "hmac-sha256")
+    play_kernel(conn / "k1", bound, endpoint_names())
+    waiting = asyncio.ensure_future(folders.wait_bound(launch.id, never_exits, timeout=5))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    assert stat.S_IMODE((conn / "k1").stat().st_mode) == 0o777  # not locked while it waits
+    folders.uid = UID  # as when the owner settles
+    info = await waiting
+    assert info["transport"] == "ipc"
+    other = IpcKernelFolders(conn_dir(tmp_path / "other"), "/conn", UID + 1)
+    late = other.prepare(b"k", "hmac-sha256")
+    play_kernel(other.conn_dir / "k1", bound, endpoint_names())
+    with pytest.raises(errors.KernelStartError, match="did not bind its sockets within"):
+        await other.wait_bound(late.id, never_exits, timeout=0.2)
+    folders.close()
+    other.close()
+
+
 async def test_ipc_launch_gives_up_when_the_kernel_exits_or_is_late(tmp_path: Path) -> None:
     folders = IpcKernelFolders(conn_dir(tmp_path), "/conn", UID)
 

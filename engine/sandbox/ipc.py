@@ -33,15 +33,18 @@ def endpoint_names() -> list[str]:
     return [f"{SOCKET_PREFIX}-{port}" for port in range(1, 6)]
 
 
-def _all_present(paths: list[str]) -> bool:
-    """Whether each path is a socket; a symlink counts, so that it is refused at once. Under
-    gVisor a socket's host entry can show as another kind of file for a moment: wait for it."""
+def _all_present(paths: list[str], uid: int) -> bool:
+    """Whether each path is a socket of ``uid``; a symlink counts, so that it is refused at once.
+    Under gVisor a socket's host entry can show as another kind of file, or with another owner,
+    for a moment: wait for it (``check_endpoints`` still judges what is there once locked)."""
     for path in paths:
         try:
-            mode = os.lstat(path).st_mode
+            st = os.lstat(path)
         except FileNotFoundError:
             return False
-        if not (stat.S_ISSOCK(mode) or stat.S_ISLNK(mode)):
+        if stat.S_ISLNK(st.st_mode):
+            continue
+        if not stat.S_ISSOCK(st.st_mode) or st.st_uid != uid:
             return False
     return True
 
@@ -65,7 +68,10 @@ def check_endpoints(folder: str, names: Iterable[str], uid: int) -> None:
         except FileNotFoundError:
             raise errors.KernelStartError(f"refusing to connect: {name} is missing") from None
         if not stat.S_ISSOCK(st.st_mode) or st.st_uid != uid:
-            raise errors.KernelStartError(f"refusing to connect: {name} is not a kernel socket")
+            raise errors.KernelStartError(
+                f"refusing to connect: {name} is not a kernel socket "
+                f"(mode {stat.filemode(st.st_mode)}, uid {st.st_uid})"
+            )
     unexpected = set(os.listdir(folder)) - expected
     if unexpected:
         raise errors.KernelStartError(
@@ -184,7 +190,7 @@ class IpcKernelFolders:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         polls = 0
-        while not _all_present(paths):
+        while not _all_present(paths, self.uid):
             polls += 1
             if polls % EXIT_CHECK_EVERY == 0 and await exited():
                 raise errors.KernelStartError("the kernel process exited while starting")
