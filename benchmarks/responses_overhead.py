@@ -15,7 +15,7 @@ import argparse
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
@@ -24,13 +24,13 @@ from typing import Any
 import openai
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import StreamingResponse
 
 from engine import Settings
 from engine.assistants.provider import OpenAIChatProvider
 from engine.sessions import Session
 
 from . import common, fixtures
+from .chat_reply import chat_reply
 from .common import Report, summary
 
 WARMUP = 5
@@ -50,25 +50,7 @@ def scripted_model() -> FastAPI:
     @app.post("/v1/chat/completions", response_model=None)
     async def chat(request: Request) -> Any:
         body = await request.json()
-        message = reply(body["messages"])
-        finish = "tool_calls" if message.get("tool_calls") else "stop"
-        usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
-        head = {"id": "c", "created": 0, "model": "scripted"}
-        if not body.get("stream"):
-            choice = {"index": 0, "message": message, "finish_reason": finish}
-            return {**head, "object": "chat.completion", "choices": [choice], "usage": usage}
-
-        async def chunks() -> AsyncIterator[str]:
-            delta = {k: v for k, v in message.items() if v is not None}
-            for index, call in enumerate(delta.get("tool_calls", [])):
-                call["index"] = index
-            choice = {"index": 0, "delta": delta, "finish_reason": finish}
-            kind = {"object": "chat.completion.chunk"}
-            for chunk in ({"choices": [choice]}, {"choices": [], "usage": usage}):
-                yield f"data: {json.dumps({**head, **kind, **chunk})}\n\n"
-            yield "data: [DONE]\n\n"
-
-        return StreamingResponse(chunks(), media_type="text/event-stream")
+        return chat_reply(body, reply(body["messages"]), "scripted")
 
     return app
 

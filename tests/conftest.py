@@ -7,6 +7,9 @@ asks for ``engine``, ``session`` or a live server runs.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -97,6 +100,25 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
         remove_all(folder)
 
 
+@contextlib.contextmanager
+def small_tmpfs(mount: Path, size_mb: int) -> Iterator[Path]:
+    """A tmpfs of ``size_mb`` at ``mount``, as a data folder whose disk fills up (needs root)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mount.mkdir()
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0700", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
+    if r.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     """Settings for a test's own engine; no warm pool unless the test asks for one, and its
     sandboxes removed when it closes unless the test keeps them."""
@@ -180,12 +202,15 @@ def live_server(
 
 
 def serve_live(
-    tmp_path_factory: pytest.TempPathFactory, model_server: ServerThread
+    tmp_path_factory: pytest.TempPathFactory,
+    model_server: ServerThread,
+    keys: tuple[str, ...] = LiveServer.keys,
 ) -> Iterator[LiveServer]:
-    """A live server with a data folder of its own, keys key-a and key-b, the scripted model."""
+    """A live server with a data folder of its own, ``keys`` (key-a and key-b), the scripted
+    model."""
     settings = Settings(
         data_dir=tmp_path_factory.mktemp("server"),
-        api_keys=",".join(LiveServer.keys),
+        api_keys=",".join(keys),
         memory_limit_mb=512,
         llm_base_url=f"{model_server.url}/v1",
         llm_api_key="model-key",

@@ -36,9 +36,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import Settings
-
-from .conftest import LiveServer, ServerThread
+from .conftest import LiveServer, ServerThread, serve_live
 from .docs_factory import pdf
 
 pytestmark = pytest.mark.docker
@@ -173,18 +171,7 @@ def run(command: list[str], program: str | None, env: dict[str, str], cwd: Path)
 def docs_server(
     tmp_path_factory: pytest.TempPathFactory, model_server: ServerThread
 ) -> Iterator[LiveServer]:
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("docs-server"),
-        api_keys=",".join(KEYS),
-        memory_limit_mb=512,
-        llm_base_url=f"{model_server.url}/v1",
-        llm_api_key="model-key",
-        shutdown_sandboxes="close",
-    )
-    server = LiveServer(settings)
-    server.start()
-    yield server
-    server.stop()
+    yield from serve_live(tmp_path_factory, model_server, KEYS)
 
 
 @pytest.fixture(scope="module")

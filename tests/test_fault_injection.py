@@ -22,7 +22,7 @@ import pytest
 from engine import Engine, ExecutionStatus, Settings, errors
 from engine.core import HOME_LABEL
 
-from .conftest import make_settings
+from .conftest import make_settings, small_tmpfs
 
 pytestmark = pytest.mark.docker
 
@@ -299,21 +299,8 @@ async def test_docker_daemon_stopped_and_started(tmp_path: Path, dockerd: None) 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 20 MB tmpfs as the engine's data folder."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mount = tmp_path / "small"
-    mount.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=20m,mode=0700", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if r.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "small", 20) as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def fill(path: Path) -> None:

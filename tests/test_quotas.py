@@ -4,7 +4,6 @@ their memory; outputs that a session rewrites are replaced, and end with it unle
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 from engine import Engine, ExecutionStatus, Settings
 from engine.errors import FileNotFound, QuotaExceeded
 
-from .conftest import LiveServer, make_settings
+from .conftest import LiveServer, make_settings, small_tmpfs
 
 pytestmark = pytest.mark.docker
 
@@ -165,21 +164,8 @@ def test_quota_errors_over_http_and_promotion(tmp_path: Path) -> None:
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """An 80 MB tmpfs as the engine's data folder."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mount = tmp_path / "small"
-    mount.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=80m,mode=0700", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if r.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "small", 80) as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_tenant_over_quota_leaves_the_others_room(small_disk: Path) -> None:

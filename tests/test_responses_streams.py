@@ -109,18 +109,31 @@ def test_delete_ends_the_stream(client: openai.OpenAI) -> None:
         client.responses.retrieve(response_id)
 
 
-def test_a_stopping_server_ends_the_stream(tmp_path: Path, model_server: ServerThread) -> None:
-    server = LiveServer(server_settings(tmp_path / "data", model_server))
+def _stop_while_streaming(server: LiveServer, stream: Callable[[openai.OpenAI], Reader]) -> Reader:
+    """Start ``server``, open a stream on it, stop the server: the stream, read to its end."""
     server.start()
     try:
-        reader, response_id = _slow_stream(sdk(server))
+        reader = stream(sdk(server))
     finally:
         stopping = threading.Thread(target=server.stop)
         stopping.start()
     reader.join()
     stopping.join(120)
     assert not stopping.is_alive(), "the server did not stop"
-    last = reader.events[-1]
+    return reader
+
+
+def test_a_stopping_server_ends_the_stream(tmp_path: Path, model_server: ServerThread) -> None:
+    server = LiveServer(server_settings(tmp_path / "data", model_server))
+    response_ids: list[str] = []
+
+    def stream(client: openai.OpenAI) -> Reader:
+        reader, response_id = _slow_stream(client)
+        response_ids.append(response_id)
+        return reader
+
+    last = _stop_while_streaming(server, stream).events[-1]
+    (response_id,) = response_ids
     assert last.type == "response.failed" and last.response.status == "failed"
     assert last.response.error is not None and last.response.error.code == "server_error"
     assert "shut down" in last.response.error.message
@@ -159,15 +172,6 @@ def test_a_stopping_server_ends_an_assistants_run_stream(
     tmp_path: Path, model_server: ServerThread
 ) -> None:
     server = LiveServer(server_settings(tmp_path / "data", model_server))
-    server.start()
-    try:
-        reader, _, _ = _run_stream(sdk(server))
-    finally:
-        stopping = threading.Thread(target=server.stop)
-        stopping.start()
-    reader.join()
-    stopping.join(120)
-    assert not stopping.is_alive(), "the server did not stop"
-    last = reader.events[-1]
+    last = _stop_while_streaming(server, lambda client: _run_stream(client)[0]).events[-1]
     assert last.event == "thread.run.failed"
     assert last.data.last_error is not None and "shut down" in last.data.last_error.message

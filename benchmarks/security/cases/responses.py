@@ -22,10 +22,10 @@ from typing import Any
 import openai
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import StreamingResponse
 
 from engine import Settings
 
+from ...chat_reply import chat_reply
 from ..harness import KEYS, ApiServer, Context
 from ..model import API, Case, Verdict, clip
 
@@ -53,24 +53,7 @@ def _stand_in(requests: list[dict[str, Any]]) -> FastAPI:
                 "content": None,
                 "tool_calls": [{"id": "call_1", "type": "function", "function": function}],
             }
-        finish = "tool_calls" if message.get("tool_calls") else "stop"
-        usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
-        head = {"id": "c", "created": 0, "model": "stand-in"}
-        if not body.get("stream"):
-            choice = {"index": 0, "message": message, "finish_reason": finish}
-            return {**head, "object": "chat.completion", "choices": [choice], "usage": usage}
-
-        async def chunks() -> AsyncIterator[str]:
-            delta = {k: v for k, v in message.items() if v is not None}
-            for index, call in enumerate(delta.get("tool_calls", [])):
-                call["index"] = index
-            kind = {"object": "chat.completion.chunk"}
-            choice = {"index": 0, "delta": delta, "finish_reason": finish}
-            for chunk in ({"choices": [choice]}, {"choices": [], "usage": usage}):
-                yield f"data: {json.dumps({**head, **kind, **chunk})}\n\n"
-            yield "data: [DONE]\n\n"
-
-        return StreamingResponse(chunks(), media_type="text/event-stream")
+        return chat_reply(body, message, "stand-in")
 
     return app
 
