@@ -9,6 +9,9 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+MB = 1024 * 1024
+"""Bytes in a megabyte, as the ``*_mb`` settings count them."""
+
 
 def _default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "sandbox-engine"

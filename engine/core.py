@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterable
 from types import TracebackType
 
-from .config import Settings
+from .config import MB, Settings
 from .files import FileQuota, FileStore
 from .lease import OWNER_LABEL, Lease
 from .pool import WarmPool
@@ -19,7 +19,6 @@ from .store import Store
 
 HOME_LABEL = "org.sandbox-engine.home"
 log = logging.getLogger(__name__)
-MB = 1024 * 1024
 POOL_LEASE = 60.0
 """Seconds a warm sandbox outlives the last reaper tick (so, its engine)."""
 

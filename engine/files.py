@@ -20,6 +20,7 @@ from typing import IO, Any, Literal
 from pydantic import BaseModel, Field
 
 from . import errors, metrics
+from .config import MB
 from .names import check_filename
 from .paging import Page, page_query
 from .store import Store
@@ -37,7 +38,6 @@ PURPOSES = frozenset(
     }
 )
 CHUNK = 1024 * 1024
-MB = 1024 * 1024
 # The seeds' table of supported types, where Python's mimetypes differs or knows nothing.
 _EXTRA_TYPES = {
     ".c": "text/x-c",
@@ -329,6 +329,17 @@ class FileStore:
     def retrieve(self, file_id: str, owner: str | None = None) -> FileObject:
         missing = errors.FileNotFound(f"no file with id {file_id!r}")
         return _to_file(self._store.owned("files", file_id, owner, missing))
+
+    def owners(self, file_ids: Iterable[str]) -> dict[str, str]:
+        """The owner of each of ``file_ids`` that exists (one query per 500 ids)."""
+        ids = list(dict.fromkeys(file_ids))
+        found: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ", ".join("?" * len(part))
+            for row in self._store.all(f"SELECT id, owner FROM files WHERE id IN ({marks})", part):
+                found[row["id"]] = row["owner"]
+        return found
 
     def list(
         self,

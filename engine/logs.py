@@ -1,4 +1,5 @@
-"""Structured logs: one JSON object per line, request ids included."""
+"""Structured logs: one JSON object per line, request ids included; and throttled warnings
+for events that can come in floods."""
 
 from __future__ import annotations
 
@@ -38,3 +39,32 @@ def configure_logging(level: str = "info") -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+class EveryInterval:
+    """Logs the first event at once, then at most one line per interval with the count: for
+    events that something hostile can repeat without end (a kernel's junk, failed accepts)."""
+
+    def __init__(self, log: logging.Logger, message: str, interval: float = 10.0) -> None:
+        self.log = log
+        self.message = message
+        self.interval = interval
+        self.count = 0
+        self.total = 0
+        self._last = -interval
+
+    def note(self, detail: str = "") -> None:
+        self.count += 1
+        self.total += 1
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            suffix = f" ({detail})" if detail else ""
+            self.log.warning(
+                "%s: %d since the last such line (at most one per %.0f s)%s",
+                self.message,
+                self.count,
+                self.interval,
+                suffix,
+            )
+            self.count = 0
+            self._last = now

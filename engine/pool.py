@@ -63,6 +63,7 @@ class WarmPool:
         self._task: asyncio.Task[None] | None = None
         self._quiet = quiet_seconds
         self._lease = lease
+        self._renewed_at = time.monotonic()
         self._last_demand = time.monotonic()
         self._closed = False
         self.hits = 0
@@ -174,7 +175,10 @@ class WarmPool:
         """Re-check the target and renew the ready sandboxes' leases; the session reaper calls
         this periodically."""
         self._wake.set()
-        if self._ready:
+        # Every lease runs at least ``_lease`` from its start or from the last renewal.
+        now = time.monotonic()
+        if self._ready and now - self._renewed_at >= self._lease / 2:
+            self._renewed_at = now
             self._spawn(self._renew([w.sandbox for w in self._ready]))
 
     async def _renew(self, sandboxes: list[Sandbox]) -> None:

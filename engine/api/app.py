@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..assistants import AssistantsService, OpenAIChatProvider
-from ..config import Settings
+from ..config import MB, Settings
 from ..core import Engine
 from ..responses import ResponsesService
 from ..retrieval import FileSearch
@@ -26,7 +26,6 @@ from .limits import BodyLimits
 from .vector_stores import router as vector_stores_router
 
 log = logging.getLogger("engine.api")
-MB = 1024 * 1024
 
 
 def create_app(
@@ -82,8 +81,7 @@ def create_app(
     app.state.before_shutdown = before_shutdown
     app.state.keys = KeyRing(settings.load_api_keys())
     app.state.settings = settings
-    app.state.hosts = HostPolicy(settings)
-    app.state.mcp = mcp.McpEndpoint(settings, app.state.keys, app.state.hosts)
+    app.state.mcp = mcp.McpEndpoint(settings, app.state.keys)
     api_errors.install(app)
     app.include_router(ops.router)
     app.include_router(sessions.router)
@@ -107,7 +105,7 @@ def create_app(
         max_upload=settings.max_file_mb * MB + MB,
         max_depth=settings.max_json_depth,
     )
-    app.add_middleware(HostGuard, policy=app.state.hosts)
+    app.add_middleware(HostGuard, policy=HostPolicy(settings))
     app.add_middleware(RequestLog)
     return app
 

@@ -13,7 +13,6 @@ import asyncio
 import json
 import logging
 import resource
-import time
 from typing import Any
 
 import uvicorn
@@ -21,6 +20,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
 from ..config import Settings
+from ..logs import EveryInterval
 from .errors import error_body
 
 log = logging.getLogger("engine.serve")
@@ -29,35 +29,6 @@ ACCEPT_ERROR = "socket.accept() out of system resource"
 EVICT_AFTER = 1.0
 """Seconds a connection must have waited for its first request head before it can be closed
 to make room for a new one over the cap."""
-LOG_INTERVAL = 10.0
-"""Seconds between two log lines about the same kind of dropped or failed connection."""
-
-
-class EveryInterval:
-    """Logs the first event at once, then at most one line per interval with the count."""
-
-    def __init__(self, message: str, interval: float = LOG_INTERVAL) -> None:
-        self.message = message
-        self.interval = interval
-        self.count = 0
-        self.total = 0
-        self._last = -interval
-
-    def note(self, detail: str = "") -> None:
-        self.count += 1
-        self.total += 1
-        now = time.monotonic()
-        if now - self._last >= self.interval:
-            suffix = f" ({detail})" if detail else ""
-            log.warning(
-                "%s: %d since the last such line (at most one per %.0f s)%s",
-                self.message,
-                self.count,
-                self.interval,
-                suffix,
-            )
-            self.count = 0
-            self._last = now
 
 
 class EdgeConfig(uvicorn.Config):
@@ -70,16 +41,18 @@ class EdgeConfig(uvicorn.Config):
         self.header_timeout = header_timeout
         self.max_connections = max_connections
         self.refused = EveryInterval(
-            f"connections over the cap (SANDBOX_MAX_CONNECTIONS={max_connections}) refused"
+            log, f"connections over the cap (SANDBOX_MAX_CONNECTIONS={max_connections}) refused"
         )
         self.slow_heads = EveryInterval(
+            log,
             f"connections closed for not sending a request head within {header_timeout:g} s "
-            "(SANDBOX_HEADER_TIMEOUT)"
+            "(SANDBOX_HEADER_TIMEOUT)",
         )
-        self.accept_errors = EveryInterval("accept() failed (out of descriptors or memory)")
+        self.accept_errors = EveryInterval(log, "accept() failed (out of descriptors or memory)")
         self.evicted = EveryInterval(
+            log,
             "connections that never sent a request head closed to make room for new ones "
-            f"(SANDBOX_MAX_CONNECTIONS={max_connections})"
+            f"(SANDBOX_MAX_CONNECTIONS={max_connections})",
         )
         self.waiting: dict[BoundedH11Protocol, float] = {}
         """Connections waiting for their first request head, oldest first."""

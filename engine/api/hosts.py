@@ -134,6 +134,10 @@ class HostPolicy:
         )
 
 
+ORIGIN_ON_EVERY_METHOD = frozenset({"/mcp"})
+"""Paths whose Origin is checked on reads too: the MCP specification asks it of servers."""
+
+
 class HostGuard:
     """ASGI middleware: every HTTP request passes ``HostPolicy.refusal`` before the app."""
 
@@ -143,7 +147,10 @@ class HostGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
-            refused = self.policy.refusal(scope, every_method=scope["type"] == "websocket")
+            every_method = (
+                scope["type"] == "websocket" or scope.get("path") in ORIGIN_ON_EVERY_METHOD
+            )
+            refused = self.policy.refusal(scope, every_method=every_method)
             if refused is not None:
                 if scope["type"] == "websocket":
                     await send({"type": "websocket.close", "code": 1008})

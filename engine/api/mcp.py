@@ -2,7 +2,7 @@
 route that ``upload_file`` hands out for files too large to send inline.
 
 The SDK's session manager runs inside the app's lifespan (Starlette does not run a mounted
-app's lifespan). The Host and Origin checks are the service's own (``hosts.HostPolicy``, the
+app's lifespan). The Host and Origin checks are the service's own (``hosts.HostGuard``, the
 same list as every route, with Origin checked on every method as MCP asks), in place of the
 SDK's guard. SSE responses, not ``json_response``: JSON mode would drop
 the progress notifications of long runs.
@@ -30,16 +30,14 @@ from ..sessions import SessionFile
 from .auth import KeyRing, Tenant
 from .deps import EngineDep, FileBodyDep, file_body_doc
 from .errors import error_body
-from .hosts import HostPolicy
 
 
 class McpEndpoint:
     """The ASGI app at ``/mcp``: a key check, then the SDK's session manager."""
 
-    def __init__(self, settings: Settings, keys: KeyRing, hosts: HostPolicy) -> None:
+    def __init__(self, settings: Settings, keys: KeyRing) -> None:
         self.settings = settings
         self.keys = keys
-        self.hosts = hosts
         self.signer = UploadSigner()
         self.tools: SandboxTools | None = None
         self._manager: StreamableHTTPSessionManager | None = None
@@ -67,10 +65,6 @@ class McpEndpoint:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (refused := self.hosts.refusal(scope, every_method=True)) is not None:
-            status, message, code = refused
-            await _json(send, status, error_body(message, "invalid_request_error", code))
-            return
         if self._manager is None or self.tools is None:
             await _json(send, 503, error_body("MCP is not running", "server_error"))
             return

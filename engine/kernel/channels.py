@@ -8,12 +8,12 @@ them reaches the engine at all.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any, Literal
 
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.session import Session
 
+from ..logs import EveryInterval
 from .wire import ChannelBroken, Connection, PermitGate, WireLimits, shared_budget
 
 log = logging.getLogger(__name__)
@@ -21,8 +21,6 @@ Channel = Literal["shell", "iopub", "control"]
 _SOCKET_TYPES: dict[Channel, str] = {"shell": "DEALER", "iopub": "SUB", "control": "DEALER"}
 MALFORMED: dict[str, Any] = {"parent_header": {}, "msg_type": "malformed", "content": {}}
 """Stands for a message that failed its checks: it answers no request."""
-MALFORMED_LOG_EVERY = 10.0
-"""Seconds between log lines about one kernel's malformed messages: a flood makes one line."""
 DIGEST_HISTORY = 1024
 """Signatures remembered against replays. The kernel holds the key, so replay protection means
 little here; jupyter_client's default (65,536) would keep megabytes per flooded kernel."""
@@ -43,8 +41,7 @@ class KernelChannels:
         self.session = session
         self.limits = limits
         self._conns: dict[Channel, Connection] = {}
-        self._malformed = 0
-        self._malformed_logged = -MALFORMED_LOG_EVERY
+        self._malformed = EveryInterval(log, "dropped malformed message(s) from a kernel")
 
     async def open(self, info: KernelConnectionInfo, timeout: float = 10.0) -> None:
         gate = PermitGate(shared_budget(self.limits))  # one permit at most for the whole kernel
@@ -104,15 +101,7 @@ class KernelChannels:
             return msg
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             # Code in the kernel can write to its sockets; what fails the checks answers nothing.
-            self._malformed += 1
-            now = time.monotonic()
-            if now - self._malformed_logged >= MALFORMED_LOG_EVERY:
-                log.warning(
-                    "dropped %d malformed message(s) from a kernel: %s",
-                    self._malformed,
-                    str(exc)[:200],
-                )
-                self._malformed, self._malformed_logged = 0, now
+            self._malformed.note(str(exc)[:200])
             return MALFORMED
         finally:
             message.release()

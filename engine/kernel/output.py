@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from ..config import MB
 from ..results import (
     CappedText,
     DisplayEvent,
@@ -24,7 +25,6 @@ from ..results import (
 
 EventCallback = Callable[[OutputEvent], Awaitable[None] | None]
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
-MB = 1024 * 1024
 LIVE_ERRORS = 10
 """Error events sent live per execution; the result keeps the last error."""
 

@@ -136,10 +136,6 @@ class Message:
         self.expiry: asyncio.TimerHandle | None = None
         """Drops the message if the engine has not taken it by the end of its deadline."""
 
-    @property
-    def holds_permit(self) -> bool:
-        return self._gate is not None
-
     def claim(self) -> Message:
         if self.expiry is not None:
             self.expiry.cancel()

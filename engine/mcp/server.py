@@ -24,7 +24,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from pydantic import BaseModel, Field
 
 from .. import errors
-from ..config import Settings
+from ..config import MB, Settings
 from ..core import Engine
 from ..results import ExecutionResult, OutputEvent, StreamEvent
 from ..sessions import Session
@@ -38,7 +38,6 @@ MAX_CODE_CHARS = 1_000_000
 INLINE_UPLOAD_BYTES = 2 * 1024 * 1024
 """Largest inline upload: its base64 must fit the transport's 4 MiB body cap."""
 PROGRESS_EVERY = 0.25
-MB = 1024 * 1024
 T = TypeVar("T")
 
 INSTRUCTIONS = """\

@@ -321,16 +321,19 @@ class TextFormat(BaseModel):
     description: str | None = None
     strict: bool | None = None
 
+    def check(self) -> None:
+        if self.type == "json_schema" and (not self.name or self.schema_ is None):
+            raise errors.InvalidRequest(
+                "text.format: a json_schema format needs a name and a schema"
+            )
+
     def response_format(self) -> dict[str, Any] | None:
-        """As Chat Completions takes it (``response_format``); None for plain text."""
+        """As Chat Completions takes it (``response_format``); None for plain text. The format
+        passed ``check``."""
         if self.type == "json_object":
             return {"type": "json_object"}
         if self.type != "json_schema":
             return None
-        if not self.name or self.schema_ is None:
-            raise errors.InvalidRequest(
-                "text.format: a json_schema format needs a name and a schema"
-            )
         spec: dict[str, Any] = {"name": self.name, "schema": self.schema_}
         if self.description is not None:
             spec["description"] = self.description
@@ -359,16 +362,6 @@ class Reasoning(BaseModel):
 
 PASSED_ON = ("service_tier", "safety_identifier", "prompt_cache_key", "prompt_cache_retention")
 """Request fields that reach the model's Chat Completions request as they are, when given."""
-IGNORED = (
-    "stream_options",
-    "top_logprobs",
-    "background_options",
-    "prompt_cache_options",
-    "context_management",
-    "image",
-    "access_programs",
-)
-"""Request fields accepted (an SDK may send them) and ignored: see docs/responses.md."""
 
 
 class UnknownParameter(errors.InvalidRequest):
@@ -387,7 +380,8 @@ class ContextTooLong(errors.InvalidRequest):
 class CreateResponse(BaseModel):
     """The body of ``POST /v1/responses``. Every field of the SDK's ``ResponseCreateParams`` is
     honoured, passed on to the model (``PASSED_ON``, ``text``, ``reasoning.effort``) or accepted
-    and ignored (``IGNORED``); any other field is refused by ``check_fields``."""
+    and ignored (declared here and read by nothing: docs/responses.md lists them); any other
+    field is refused by ``check_fields``."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -448,6 +442,7 @@ class CreateResponse(BaseModel):
             raise errors.InvalidRequest(
                 "moderation: this engine runs no moderation model; leave it out"
             )
+        self.text.format.check()
 
     def model_options(self) -> dict[str, Any]:
         """What reaches the model's Chat Completions request besides the messages and tools."""

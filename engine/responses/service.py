@@ -124,7 +124,6 @@ class ResponsesService:
         if self.closing:
             raise errors.BackendUnavailable("the engine is shutting down; try again later")
         body.check_fields()
-        body.model_options()  # a json_schema format without a schema: 400 before anything runs
         unknown = sorted(set(body.include) - INCLUDABLE)
         if unknown:
             raise errors.InvalidRequest(

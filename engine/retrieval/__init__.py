@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..config import Settings
+from ..config import MB, Settings
 from ..core import Engine
 from ..sessions import sandbox_spec
 from .embedders import (
@@ -22,7 +22,6 @@ from .ingest import Ingestion
 from .models import SearchPage, SearchRequest, VectorStore, VectorStoreFile
 from .service import StoreExpired, StoreNotFound, VectorStores
 
-MB = 1024 * 1024
 log = logging.getLogger(__name__)
 
 __all__ = [

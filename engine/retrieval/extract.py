@@ -168,7 +168,6 @@ class DocumentParser:
         max_chars: int = 5_000_000,
         idle: float = 60.0,
         parallel: int = 2,
-        spare: bool = True,
     ) -> None:
         self._backend = backend
         self._spec = replace(
@@ -179,7 +178,6 @@ class DocumentParser:
         self.timeout = timeout
         self.max_chars = max_chars
         self._idle = idle
-        self._keep_spare = spare
         self._slots = asyncio.Semaphore(max(1, parallel))
         self._tenants: dict[str, tuple[asyncio.Lock, int]] = {}
         self._live: set[Sandbox] = set()
@@ -258,18 +256,18 @@ class DocumentParser:
         if spare is not None and not await spare.is_running():
             await self._remove(spare)
             spare = None
-        sandbox = spare or await self._create()
         # Engine or not, a parser sandbox stops itself soon after its parse could have ended.
-        await sandbox.set_deadline(time.time() + self.timeout + LIFETIME_MARGIN)
-        if self._keep_spare and (self._filling is None or self._filling.done()):
+        parse_ends = time.time() + self.timeout + LIFETIME_MARGIN
+        if spare is not None:
+            await spare.set_deadline(parse_ends)
+        sandbox = spare or await self._create(parse_ends)
+        if self._filling is None or self._filling.done():
             self._filling = asyncio.create_task(self._fill(), name="parser-spare")
         if self._reaper is None or self._reaper.done():
             self._reaper = asyncio.create_task(self._reap_idle(), name="parser-reaper")
         return sandbox
 
-    async def _create(self) -> Sandbox:
-        # A spare waits at most ``idle`` before it is reaped, then its parse renews this.
-        deadline = time.time() + 2 * self._idle + self.timeout + LIFETIME_MARGIN
+    async def _create(self, deadline: float) -> Sandbox:
         sandbox = await self._backend.create(self._spec, deadline=deadline)
         self.sandboxes_started += 1
         return sandbox
@@ -278,7 +276,10 @@ class DocumentParser:
         if self._spare is not None or self._closed:
             return
         try:
-            sandbox = await self._create()
+            # A spare waits at most ``idle`` before it is reaped, and its parse renews this.
+            sandbox = await self._create(
+                time.time() + 2 * self._idle + self.timeout + LIFETIME_MARGIN
+            )
         except errors.EngineError as exc:
             log.warning("could not start a spare parser sandbox: %s", exc)
             return

@@ -71,7 +71,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS vs_fts USING fts5(
 """
 RRF_K = 60
 Mode = Literal["lexical", "semantic", "hybrid"]
-_TERMS = re.compile(r"\w+", re.UNICODE)
+TERMS = re.compile(r"\w+", re.UNICODE)
 # Words that carry no topic: an OR query over them would match nearly every chunk.
 STOP_WORDS = frozenset(
     {
@@ -251,12 +251,7 @@ class ChunkIndex:
                     (cur.lastrowid, chunk, store_id),
                 )
             if sentence_vectors and embedder is not None:
-                set_id = _sentence_set(db, store_id, file_id, embedder)
-                db.executemany(
-                    "INSERT OR REPLACE INTO vs_sentence_vectors (set_id, digest, vector) "
-                    "VALUES (?, ?, ?)",
-                    [(set_id, d, _blob(v)) for d, v in sentence_vectors.items()],
-                )
+                _put_sentences(db, store_id, file_id, embedder, sentence_vectors)
             db.execute(
                 "UPDATE vs_files SET status = 'completed', usage_bytes = ?, text = ?, "
                 "last_error = NULL WHERE vector_store_id = ? AND id = ?",
@@ -299,12 +294,6 @@ class ChunkIndex:
                 "SELECT DISTINCT file_id FROM vs_chunks WHERE vector_store_id = ?", (store_id,)
             ).fetchall():
                 _delete_chunks(db, store_id, row["file_id"])
-            db.execute(
-                "DELETE FROM vs_sentence_vectors WHERE set_id IN "
-                "(SELECT id FROM vs_sentence_sets WHERE vector_store_id = ?)",
-                (store_id,),
-            )
-            db.execute("DELETE FROM vs_sentence_sets WHERE vector_store_id = ?", (store_id,))
             db.execute("DELETE FROM vs_files WHERE vector_store_id = ?", (store_id,))
             db.execute("DELETE FROM vs_batches WHERE vector_store_id = ?", (store_id,))
             db.execute("DELETE FROM vector_stores WHERE id = ?", (store_id,))
@@ -356,21 +345,16 @@ class ChunkIndex:
                 ).fetchone()
                 if row is None or not vectors:
                     continue
-                set_id = _sentence_set(db, store_id, row["file_id"], embedder)
-                db.executemany(
-                    "INSERT OR REPLACE INTO vs_sentence_vectors (set_id, digest, vector) "
-                    "VALUES (?, ?, ?)",
-                    [(set_id, d, _blob(v)) for d, v in vectors.items()],
-                )
+                _put_sentences(db, store_id, row["file_id"], embedder, vectors)
 
     # --- search ---
 
     def lexical(
         self, store_id: str, query: str, limit: int, allowed: set[str] | None = None
     ) -> list[Hit]:
-        terms = [t for t in _TERMS.findall(query.lower()) if t not in STOP_WORDS]
+        terms = [t for t in TERMS.findall(query.lower()) if t not in STOP_WORDS]
         if not terms:
-            terms = _TERMS.findall(query.lower())
+            terms = TERMS.findall(query.lower())
         if not terms:
             return []
         if allowed is not None and not allowed:
@@ -478,6 +462,21 @@ def sentence_digest(sentence: str) -> bytes:
     """The key of a sentence's stored vector within its file (64 bits: among a file's
     sentences, a collision is as likely as 1 in 10^13 for 10,000 of them)."""
     return hashlib.blake2b(sentence.encode(), digest_size=8).digest()
+
+
+def _put_sentences(
+    db: sqlite3.Connection,
+    store_id: str,
+    file_id: str,
+    embedder: str,
+    vectors: dict[bytes, Matrix],
+) -> None:
+    """Add sentence vectors (by digest) to this file's set in this store."""
+    set_id = _sentence_set(db, store_id, file_id, embedder)
+    db.executemany(
+        "INSERT OR REPLACE INTO vs_sentence_vectors (set_id, digest, vector) VALUES (?, ?, ?)",
+        [(set_id, d, _blob(v)) for d, v in vectors.items()],
+    )
 
 
 def _sentence_set(db: sqlite3.Connection, store_id: str, file_id: str, embedder: str) -> int:

@@ -1,6 +1,4 @@
-"""Rows of the retrieval tables as API objects, and cursor paging over them (``page_query``,
-with the cursor looked up among the listed rows only: a file id names different rows in
-different stores)."""
+"""Rows of the retrieval tables as API objects."""
 
 from __future__ import annotations
 
@@ -8,16 +6,8 @@ import json
 import time
 from typing import Any, Literal
 
-from ..paging import page_query
 from .index import ChunkIndex
 from .models import FileCounts, StoredChunking, VectorStore, VectorStoreFile, loads_or
-
-
-def page_rows(
-    index: ChunkIndex, table: str, filters: dict[str, Any], **window: Any
-) -> tuple[list[dict[str, Any]], bool]:
-    """A page of ``page_query``, its cursors looked up among the listed rows only."""
-    return page_query(index, table, filters, **window)
 
 
 def to_file(row: dict[str, Any]) -> VectorStoreFile:

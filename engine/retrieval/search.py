@@ -15,7 +15,7 @@ import numpy as np
 from .. import errors
 from .chunking import sentences
 from .embedders import Embedder
-from .index import STOP_WORDS, ChunkIndex, Hit, Mode, fuse, sentence_digest
+from .index import STOP_WORDS, TERMS, ChunkIndex, Hit, Mode, fuse, sentence_digest
 from .minilm import Matrix
 from .models import (
     Filter,
@@ -180,21 +180,18 @@ async def search_stores(
     return [(s, h) for s, h in ordered if h.score >= ranking.score_threshold]
 
 
-_WORDS = re.compile(r"\w+", re.UNICODE)
-
-
 def discriminating_query(query: str, texts: list[str]) -> str:
     """The query without the words that two or more candidates contain (a shared name, say):
     they cannot tell those candidates apart. The whole query when nothing else is left."""
-    found = [set(_WORDS.findall(t.lower())) for t in texts]
+    found = [set(TERMS.findall(t.lower())) for t in texts]
     kept, dropped = [], False
     for word in query.split():
-        terms = _WORDS.findall(word.lower())
+        terms = TERMS.findall(word.lower())
         if terms and all(sum(t in f for f in found) >= 2 for t in terms):
             dropped = True
             continue
         kept.append(word)
-    content = [w for w in _WORDS.findall(" ".join(kept).lower()) if w not in STOP_WORDS]
+    content = [w for w in TERMS.findall(" ".join(kept).lower()) if w not in STOP_WORDS]
     return " ".join(kept) if dropped and content else query
 
 

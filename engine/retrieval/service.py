@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from .. import errors
 from ..files import FileStore
-from ..paging import Page
+from ..paging import Page, page_query
 from .embedders import Embedder
 from .extract import file_kind
 from .index import ChunkIndex, Mode
@@ -32,7 +32,7 @@ from .models import (
     check_metadata,
     loads_or,
 )
-from .rows import file_counts, page_rows, to_file, to_store
+from .rows import file_counts, to_file, to_store
 from .search import Fusion, search_page
 
 DAY = 86400
@@ -115,7 +115,7 @@ class VectorStores:
         return to_store(self.index, self._row(store_id, owner))
 
     def list_stores(self, owner: str, **window: Any) -> Page[VectorStore]:
-        rows, more = page_rows(self.index, "vector_stores", {"owner": owner}, **window)
+        rows, more = page_query(self.index, "vector_stores", {"owner": owner}, **window)
         return Page[VectorStore].of([to_store(self.index, r) for r in rows], more)
 
     def update(
@@ -262,7 +262,7 @@ class VectorStores:
             filters["status"] = status
         if batch_id is not None:
             filters["batch_id"] = batch_id
-        rows, more = page_rows(self.index, "vs_files", filters, **window)
+        rows, more = page_query(self.index, "vs_files", filters, **window)
         return Page[VectorStoreFile].of([to_file(r) for r in rows], more)
 
     def update_file(
@@ -289,13 +289,13 @@ class VectorStores:
 
     def forget_deleted_files(self) -> int:
         """Drop files deleted while no vector store service listened. Returns how many."""
-        forgotten = 0
-        for row in self.index.all("SELECT DISTINCT id, owner FROM vs_files"):
-            try:
-                self.files.retrieve(row["id"], row["owner"])
-            except errors.FileNotFound:
-                forgotten += len(self.forget_file(row["id"], row["owner"]))
-        return forgotten
+        rows = self.index.all("SELECT DISTINCT id, owner FROM vs_files")
+        owners = self.files.owners(row["id"] for row in rows)
+        return sum(
+            len(self.forget_file(row["id"], row["owner"]))
+            for row in rows
+            if owners.get(row["id"]) != row["owner"]
+        )
 
     def file_content(self, store_id: str, file_id: str, owner: str) -> ContentPage:
         self._row(store_id, owner)

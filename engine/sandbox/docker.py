@@ -132,9 +132,9 @@ class DockerBackend(SandboxBackend):
                 make_removable(state_dir)
                 shutil.rmtree(state_dir, ignore_errors=True)
             raise
-        sandbox = DockerSandbox(self, sandbox_id, container_id, name, state_dir, labels)
-        sandbox.deadline = int(deadline)
-        return sandbox
+        return DockerSandbox(
+            self, sandbox_id, container_id, name, state_dir, labels, deadline=int(deadline)
+        )
 
     def _create_container(
         self, name: str, spec: SandboxSpec, labels: dict[str, str], conn_dir: Path

@@ -51,6 +51,7 @@ class DockerSandbox(Sandbox):
         volume_name: str,
         state_dir: Path,
         labels: dict[str, str] | None = None,
+        deadline: int | None = None,
     ) -> None:
         self.id = sandbox_id
         self.labels = dict(labels or {})
@@ -61,7 +62,7 @@ class DockerSandbox(Sandbox):
         self._ipc = IpcKernelFolders(state_dir / "conn", CONN_MOUNT, SANDBOX_UID)
         self._oom_file: Path | None = None
         self._data: HostDataDir | None = None
-        self.deadline: int | None = None
+        self.deadline = deadline
         """The deadline last written, in whole seconds; None until known."""
 
     async def prepare_kernel(self, key: bytes, signature_scheme: str) -> KernelLaunch:

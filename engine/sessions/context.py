@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..config import Settings
+from ..config import MB, Settings
 from ..files import FileStore
 from ..kernel import KernelLimits
 from ..pool import WarmPool
 from ..sandbox.base import SandboxBackend, SandboxSpec
 from ..store import Store
 from .records import SessionRecords
-
-MB = 1024 * 1024
 
 
 def sandbox_spec(settings: Settings, image: str, labels: dict[str, str]) -> SandboxSpec:

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import IO
 
 from .. import errors
+from ..config import MB
 from ..files import FileObject, Source
 from ..kernel import Kernel
 from ..names import check_filename, check_relative_path
@@ -15,8 +16,6 @@ from ..sandbox.base import Sandbox
 from .context import SessionContext
 from .models import SessionFile
 from .outputs import OutputExport
-
-MB = 1024 * 1024
 
 
 class DataFolder:

@@ -82,6 +82,9 @@ class SyncFiles:
     def drop_session_outputs(self, session_id: str) -> int:
         return self._portal.run_sync(self._files.drop_session_outputs, session_id)
 
+    def owners(self, file_ids: Iterable[str]) -> dict[str, str]:
+        return self._portal.run_sync(self._files.owners, list(file_ids))
+
     def retrieve(self, file_id: str, owner: str | None = None) -> FileObject:
         return self._portal.run_sync(self._files.retrieve, file_id, owner)
 
