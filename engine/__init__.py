@@ -1,7 +1,6 @@
 """Sandbox Engine: run model-written code in Jupyter kernels inside locked-down containers."""
 
 from .config import Settings
-from .core import Engine
 from .errors import (
     EngineError,
     InvalidRequest,
@@ -18,6 +17,7 @@ from .results import (
     ResultEvent,
     StreamEvent,
 )
+from .services import Engine
 from .sessions import Session
 from .sync import SyncEngine, SyncSession
 

@@ -15,7 +15,7 @@ from typing import Any
 import docker
 import httpx
 
-from engine.core import HOME_LABEL
+from engine.runtime import HOME_LABEL
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -20,7 +20,7 @@ import docker
 import pytest
 
 from engine import Engine, ExecutionStatus, Settings, errors
-from engine.core import HOME_LABEL
+from engine.runtime import HOME_LABEL
 
 from .conftest import make_settings, small_tmpfs
 

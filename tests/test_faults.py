@@ -10,7 +10,7 @@ import docker
 import pytest
 
 from engine import Engine, ExecutionStatus, InvalidRequest, Session, SessionClosed, SessionNotFound
-from engine.core import HOME_LABEL
+from engine.runtime import HOME_LABEL
 
 from .conftest import make_settings
 

@@ -14,7 +14,7 @@ import docker
 import pytest
 
 from engine import Engine, SessionClosed
-from engine.core import HOME_LABEL
+from engine.runtime import HOME_LABEL
 from engine.sessions import SessionStatus
 
 from .conftest import make_settings

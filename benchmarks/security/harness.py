@@ -22,8 +22,8 @@ from engine import Engine, ExecutionStatus, Session, Settings
 from engine.api import create_app
 from engine.api.auth import KeyRing
 from engine.api.connections import EdgeServer, raise_open_files_limit, server_config
-from engine.core import HOME_LABEL
 from engine.errors import EngineError
+from engine.runtime import HOME_LABEL
 
 KEYS = ("bench-key-a", "bench-key-b")
 CANARY_THREAD = "security-canary"

@@ -218,7 +218,7 @@ def _leftovers(server: ApiServer) -> list[str]:
     """After the engine closed: nothing of it may remain in Docker."""
     import docker
 
-    from engine.core import HOME_LABEL
+    from engine.runtime import HOME_LABEL
 
     try:
         label = {"label": f"{HOME_LABEL}={server.engine.labels[HOME_LABEL]}"}

@@ -12,9 +12,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..assistants import AssistantsService, OpenAIChatProvider
 from ..config import MB, Settings
-from ..core import Engine
 from ..responses import ResponsesService
 from ..retrieval import FileSearch
+from ..services import Engine
 from ..web import config_router as playground_config
 from ..web import router as playground
 from . import assistants, azure, mcp, openai_containers, openai_files, ops, responses, sessions

@@ -20,10 +20,10 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
 from .. import errors
-from ..core import Engine
 from ..files import guess_mime_type
 from ..results import ExecutionResult
 from ..sandbox.base import DATA_MOUNT
+from ..services import Engine
 from ..sessions import Session, SessionFile
 from .auth import Tenant
 from .azure_shapes import (

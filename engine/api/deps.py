@@ -18,9 +18,9 @@ from starlette.datastructures import UploadFile
 
 from .. import errors
 from ..config import Settings
-from ..core import Engine
 from ..names import check_filename
 from ..paging import MAX_LIMIT
+from ..services import Engine
 from ..sessions import Session, SessionInfo, SessionStatus
 from .auth import Tenant
 

@@ -24,8 +24,8 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from ..config import Settings
-from ..core import Engine
 from ..mcp import TENANT_SCOPE_KEY, SandboxTools, UploadSigner, build_server
+from ..services import Engine
 from ..sessions import SessionFile
 from .auth import KeyRing, Tenant
 from .deps import EngineDep, FileBodyDep, file_body_doc

@@ -19,9 +19,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from .. import errors
-from ..core import Engine
 from ..files import guess_mime_type
 from ..paging import MAX_LIMIT, Page, page_list
+from ..services import Engine
 from ..sessions import Session, SessionFile, SessionInfo, SessionStatus
 from ..sessions.models import container_file_id
 from .auth import Tenant

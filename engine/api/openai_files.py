@@ -10,9 +10,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from .. import errors
-from ..core import Engine
 from ..files import FileObject
 from ..paging import Page
+from ..services import Engine
 from .auth import Tenant
 from .deps import EngineDep, FileBodyDep, FilePagingDep, attachment, file_body_doc
 

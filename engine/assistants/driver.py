@@ -22,8 +22,8 @@ from typing import Any
 
 from .. import errors
 from ..config import Settings
-from ..core import Engine
 from ..results import ExecutionResult
+from ..runtime import Runtime
 from ..sessions import Session
 from . import context, file_search_run
 from .code_steps import CodeSteps
@@ -58,7 +58,7 @@ from .tools import FILE_SEARCH, function_specs
 log = logging.getLogger(__name__)
 
 
-async def drive(book: RunBook, engine: Engine, loop: AgentLoop, owner: str, run_id: str) -> None:
+async def drive(book: RunBook, engine: Runtime, loop: AgentLoop, owner: str, run_id: str) -> None:
     """Drive a stored run until it rests: answered, waiting for tool outputs, or ended."""
     run = book.repo.get(Run, "run", run_id, owner)
     await RunDriver(book, engine, loop, owner, run).drive()
@@ -68,7 +68,7 @@ class RunDriver(LoopHost):
     assistant: Assistant  # read when the drive starts
 
     def __init__(
-        self, book: RunBook, engine: Engine, loop: AgentLoop, owner: str, run: Run
+        self, book: RunBook, engine: Runtime, loop: AgentLoop, owner: str, run: Run
     ) -> None:
         self.book = book
         self.repo = book.repo

@@ -14,10 +14,10 @@ from typing import Any
 
 from .. import errors
 from ..config import Settings
-from ..core import Engine
 from ..errors import RunLocked
 from ..paging import Page, page_list
 from ..retrieval import VectorStores
+from ..runtime import Runtime
 from .driver import drive
 from .events import Event, RunEvents
 from .loop import AgentLoop
@@ -52,7 +52,7 @@ RUN_LIFETIME = 600
 
 
 class AssistantsService:
-    def __init__(self, engine: Engine, provider: ModelProvider, settings: Settings) -> None:
+    def __init__(self, engine: Runtime, provider: ModelProvider, settings: Settings) -> None:
         self.engine = engine
         self.provider = provider
         self.settings = settings

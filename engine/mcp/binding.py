@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 
 from .. import errors
-from ..core import Engine
+from ..runtime import Runtime
 from ..sessions import Session
 
 MINTED = "mcp:"
@@ -24,7 +24,7 @@ CONNECTION = "mcp-connection:"
 
 
 class SessionBinding:
-    def __init__(self, engine: Engine, idle_timeout: int) -> None:
+    def __init__(self, engine: Runtime, idle_timeout: int) -> None:
         self.engine = engine
         self.idle_timeout = idle_timeout
 

@@ -25,8 +25,8 @@ from pydantic import BaseModel, Field
 
 from .. import errors
 from ..config import MB, Settings
-from ..core import Engine
 from ..results import ExecutionResult, OutputEvent, StreamEvent
+from ..runtime import Runtime
 from ..sessions import Session
 from .binding import SessionBinding
 from .render import FILE_TEMPLATE, ExecuteOutput, file_uri, render
@@ -110,7 +110,7 @@ class SandboxTools:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Runtime,
         settings: Settings,
         *,
         local_tenant: str | None = None,

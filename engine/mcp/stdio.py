@@ -10,7 +10,7 @@ import anyio
 from mcp.server.stdio import stdio_server
 
 from ..config import Settings
-from ..core import Engine
+from ..services import Engine
 from .server import SandboxTools, build_server
 
 LOCAL_TENANT = ""

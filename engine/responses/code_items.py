@@ -11,8 +11,8 @@ from .. import errors
 from ..assistants import context
 from ..assistants.provider import ModelToolCall
 from ..assistants.tools import code_of
-from ..core import Engine
 from ..results import ExecutionResult
+from ..runtime import Runtime
 from ..sessions import Session
 from .containers import FRESH_NOTE, Placement
 from .models import CodeImage, CodeInterpreterCall, CodeLogs, CodeOutput
@@ -24,7 +24,7 @@ MAX_IMAGE_URI_BYTES = 8 * 1024 * 1024
 class CodeItems(OutputItems):
     """Mixed into ``ResponseRun``, whose attributes these methods use."""
 
-    engine: Engine
+    engine: Runtime
     owner: str
     tool_output_chars: int
     placement: Placement | None

@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 
 from .. import errors
-from ..core import Engine
+from ..runtime import Runtime
 from ..sandbox.base import DATA_MOUNT
 from ..sessions import Session
 from .tools import CodeTool
@@ -34,7 +34,7 @@ class Placement:
     fresh_after_expiry: bool = False
 
 
-def check_explicit(engine: Engine, owner: str, container_id: str) -> None:
+def check_explicit(engine: Runtime, owner: str, container_id: str) -> None:
     """Before anything runs: an explicit container must be the tenant's and live."""
     try:
         engine.get_session(container_id, owner)
@@ -45,7 +45,7 @@ def check_explicit(engine: Engine, owner: str, container_id: str) -> None:
 
 
 async def place(
-    engine: Engine,
+    engine: Runtime,
     owner: str,
     tool: CodeTool,
     previous: str | None,
@@ -79,7 +79,7 @@ async def place(
     return Placement(session, fresh_after_expiry=previous is not None)
 
 
-async def _add_missing(engine: Engine, session: Session, file_ids: list[str]) -> None:
+async def _add_missing(engine: Runtime, session: Session, file_ids: list[str]) -> None:
     """Place the files not there yet; one the code has since changed is not put back over."""
     if not file_ids:
         return

@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from .. import errors
-from ..core import Engine
 from ..paging import Page
+from ..runtime import Runtime
 from .items import parse_input, store_inline_files, to_messages
 from .models import Conversation, Item, ResponseState
 from .repository import Repository
 
 
 class Conversations:
-    def __init__(self, repo: Repository, engine: Engine) -> None:
+    def __init__(self, repo: Repository, engine: Runtime) -> None:
         self.repo = repo
         self.engine = engine
 

@@ -20,7 +20,7 @@ from ..assistants.context import CODE_TOOL
 from ..assistants.file_search import FileSearchHandler
 from ..assistants.loop import LoopHost, LoopState, TokenUsage
 from ..assistants.provider import ModelDelta, ModelReply
-from ..core import Engine
+from ..runtime import Runtime
 from ..sessions import Session
 from ..sessions.models import container_file_id
 from .code_items import CodeItems
@@ -54,7 +54,7 @@ class LiveCall:
 class ResponseRun(SearchItems, CodeItems, LoopHost):
     def __init__(
         self,
-        engine: Engine,
+        engine: Runtime,
         response: Response,
         tools: Tools,
         history: list[dict[str, Any]],

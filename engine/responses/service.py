@@ -19,9 +19,9 @@ from ..assistants.file_search import FileSearchHandler
 from ..assistants.loop import AgentLoop, LoopRequest, Outcome
 from ..assistants.provider import ModelProvider
 from ..config import Settings
-from ..core import Engine
 from ..paging import Page
 from ..retrieval import VectorStores
+from ..runtime import Runtime
 from ..sessions import Session
 from . import containers
 from .conversations import Conversations
@@ -59,7 +59,7 @@ response in it saying which, as the SDK has no ``response.cancelled`` event."""
 
 
 class ResponsesService:
-    def __init__(self, engine: Engine, provider: ModelProvider, settings: Settings) -> None:
+    def __init__(self, engine: Runtime, provider: ModelProvider, settings: Settings) -> None:
         self.engine = engine
         self.settings = settings
         self.repo = Repository(engine.store)

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from ..config import MB, Settings
-from ..core import Engine
+from ..runtime import Runtime
 from ..sessions import sandbox_spec
 from .embedders import (
     Embedder,
@@ -59,10 +59,10 @@ def embedder_status(settings: Settings, embedder: Embedder | None = None) -> dic
 
 
 class FileSearch:
-    """Everything file search needs, built over a started ``Engine``: ``start()``, ``close()``."""
+    """Everything file search needs, built over a started ``Runtime``: ``start()``, ``close()``."""
 
     def __init__(
-        self, engine: Engine, settings: Settings | None = None, embedder: Embedder | None = None
+        self, engine: Runtime, settings: Settings | None = None, embedder: Embedder | None = None
     ) -> None:
         settings = settings or engine.settings
         self.index = ChunkIndex(settings.data_dir / "engine.db")

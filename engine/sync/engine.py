@@ -9,10 +9,10 @@ from types import TracebackType
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ..config import Settings
-from ..core import Engine
 from ..lease import Lease
 from ..pool import WarmPool
 from ..sandbox.base import SandboxBackend
+from ..services import Engine
 from ..store import Store
 from .files import SyncFiles
 from .portal import Portal

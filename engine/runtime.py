@@ -1,4 +1,4 @@
-"""The Engine: the library's entry point, owning the backend, the store, files and sessions."""
+"""The runtime: the backend, the store, files, the warm pool and sessions, under one lease."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import Iterable
 from types import TracebackType
+from typing import Self
 
 from .config import MB, Settings
 from .files import FileQuota, FileStore
@@ -23,8 +24,8 @@ POOL_LEASE = 60.0
 """Seconds a warm sandbox outlives the last reaper tick (so, its engine)."""
 
 
-class Engine:
-    """Async face: ``async with Engine() as engine: session = await engine.session("t1")``."""
+class Runtime:
+    """What every service runs on: sandboxes, the store, file objects and sessions."""
 
     def __init__(
         self,
@@ -70,7 +71,7 @@ class Engine:
             raise RuntimeError("the engine is not started; use `async with Engine() as engine`")
         return self._sessions
 
-    async def start(self) -> Engine:
+    async def start(self) -> Self:
         log.info("engine starting on %s", self.settings.data_dir)
         await self.backend.check(self.image)
         lease = Lease.take(self.settings.data_dir, guest=self._guest, exclusive=self._exclusive)
@@ -131,7 +132,7 @@ class Engine:
             if self.lease is not None:
                 self.lease.release()
 
-    async def __aenter__(self) -> Engine:
+    async def __aenter__(self) -> Self:
         return await self.start()
 
     async def __aexit__(
