@@ -15,7 +15,7 @@ from openai.types.responses.response_create_params import ResponseCreateParamsBa
 from pydantic import ValidationError
 
 from engine import errors
-from engine.assistants.code_stream import CodeDecoder
+from engine.agent.code_stream import CodeDecoder
 from engine.files import FileStore
 from engine.responses import repository
 from engine.responses.events import ResponseEvents

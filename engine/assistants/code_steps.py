@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..agent import tool_text
+from ..agent.code_stream import CodeDecoder
+from ..agent.provider import ModelDelta
 from ..results import ExecutionResult
-from . import context
-from .code_stream import CodeDecoder
 from .events import code_outputs_delta, step_delta
 from .models import (
     CodeInterpreterCall,
@@ -19,7 +20,6 @@ from .models import (
     StepDetails,
     ToolCall,
 )
-from .provider import ModelDelta
 from .runs import RunBook
 
 
@@ -62,7 +62,7 @@ class CodeSteps:
             if not live.name:
                 live.pending += fragment
                 return
-            if live.name != context.CODE_TOOL:
+            if live.name != tool_text.CODE_TOOL:
                 return  # a function call: its step is made when the run requires action
             fragment, live.pending = live.pending + fragment, ""
             self.open_round()
@@ -106,7 +106,7 @@ class CodeSteps:
         outputs = self._interpreter(position).outputs
         images: list[str] = []
         if result is not None:
-            logs = context.logs_of(result, self.output_chars)
+            logs = tool_text.logs_of(result, self.output_chars)
             if logs:
                 outputs.append(CodeOutput(type="logs", logs=logs))
             for out in result.outputs:

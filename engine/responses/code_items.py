@@ -8,9 +8,9 @@ import base64
 import contextlib
 
 from .. import errors
-from ..assistants import context
-from ..assistants.provider import ModelToolCall
-from ..assistants.tools import code_of
+from ..agent import tool_text
+from ..agent.provider import ModelToolCall
+from ..agent.tool_text import code_of
 from ..results import ExecutionResult
 from ..runtime import Runtime
 from ..sessions import Session
@@ -90,7 +90,7 @@ class CodeItems(OutputItems):
         self.running = None
         item = self._code.pop(call.id)
         outputs: list[CodeOutput] = []
-        logs = text if result is None else context.logs_of(result, self.tool_output_chars)
+        logs = text if result is None else tool_text.logs_of(result, self.tool_output_chars)
         fresh = self.placement is not None and self.placement.fresh_after_expiry
         if fresh and not self._noted:
             logs, self._noted = f"[{FRESH_NOTE}]\n{logs}".rstrip(), True

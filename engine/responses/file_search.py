@@ -4,9 +4,9 @@ text cites."""
 
 from __future__ import annotations
 
-from ..assistants.file_search import FileSearchHandler, queries_of
-from ..assistants.loop import ToolHandler
-from ..assistants.provider import ModelToolCall
+from ..agent.file_search import FileSearchHandler, queries_of
+from ..agent.loop import ToolHandler
+from ..agent.provider import ModelToolCall
 from .models import FileCitation, FileSearchCall, FileSearchResult, MessageItem
 from .output_items import OutputItems
 

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from ..assistants import context
-from ..assistants.code_stream import CodeDecoder
-from ..assistants.context import CODE_TOOL
-from ..assistants.file_search import FileSearchHandler
-from ..assistants.loop import LoopHost, LoopState, TokenUsage
-from ..assistants.provider import ModelDelta, ModelReply
+from ..agent import tool_text
+from ..agent.code_stream import CodeDecoder
+from ..agent.file_search import FileSearchHandler
+from ..agent.loop import LoopHost, LoopState, TokenUsage
+from ..agent.provider import ModelDelta, ModelReply
+from ..agent.tool_text import CODE_TOOL, FILE_SEARCH
 from ..runtime import Runtime
 from ..sessions import Session
 from ..sessions.models import container_file_id
@@ -39,7 +39,7 @@ from .models import (
     Response,
     Usage,
 )
-from .tools import FILE_SEARCH, Tools
+from .tools import Tools
 
 
 @dataclass
@@ -114,14 +114,7 @@ class ResponseRun(SearchItems, CodeItems, LoopHost):
     async def prompt(self, session: Session | None) -> list[dict[str, Any]] | None:
         parts = [self.response.instructions] if self.response.instructions else []
         if session is not None:
-            parts.append(
-                f"You can run Python with the `{CODE_TOOL}` tool (a Jupyter kernel with numpy, "
-                "pandas, matplotlib and scipy). Save output files under /mnt/data and link them "
-                "as sandbox:/mnt/data/<name>."
-            )
-            names = [f.filename for f in await session.list_files()]
-            if names:
-                parts.append("Files available in /mnt/data: " + ", ".join(names) + ".")
+            parts += tool_text.code_tool_prompt([f.filename for f in await session.list_files()])
             if self.placement is not None and self.placement.fresh_after_expiry:
                 parts.append(FRESH_NOTE)
         system = [{"role": "system", "content": "\n\n".join(parts)}] if parts else []
@@ -249,7 +242,7 @@ class ResponseRun(SearchItems, CodeItems, LoopHost):
             return []
         known = {f.path: f.file_id for f in await session.list_files()}
         found = []
-        for match in context.SANDBOX_LINK.finditer(text):
+        for match in tool_text.SANDBOX_LINK.finditer(text):
             link = match.group(0).rstrip(".,;:!?")
             path = link.removeprefix("sandbox:")
             path = path if path in known else unquote(path)
