@@ -1,10 +1,11 @@
 """One response, driven by the agent loop: its turns become output items and stream events.
 
-``ResponseRun`` is the loop's host. Text and tool-call arguments become items as the model
-writes them (when streaming, the provider streams upstream and each piece is an event at once);
-a code call's item runs in_progress -> interpreting -> completed around its execution (see
-``code_items.py``, and ``file_search.py`` for a search's); the final message cites the
-container files it links to.
+``ResponseRun`` is the loop's host (``LoopHost``). Text and tool-call arguments become items as
+the model writes them (when streaming, the provider streams upstream and each piece is an event
+at once); a code call's item runs in_progress -> interpreting -> completed around its execution
+(``CodeItems``, in ``code_items.py``; a search's is ``SearchItems``, in ``file_search.py``); both
+add their items through the response's ``OutputItems``. The final message cites the container
+files it links to.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from urllib.parse import unquote
 from ..agent import tool_text
 from ..agent.code_stream import CodeDecoder
 from ..agent.file_search import FileSearchHandler
-from ..agent.loop import LoopHost, LoopState, TokenUsage
-from ..agent.provider import ModelDelta, ModelReply
+from ..agent.loop import LoopState, TokenUsage, ToolHandler
+from ..agent.provider import ModelDelta, ModelReply, ModelToolCall
 from ..agent.tool_text import CODE_TOOL, FILE_SEARCH
+from ..results import ExecutionResult
 from ..runtime import Runtime
 from ..sessions import Session
 from ..sessions.models import container_file_id
@@ -39,6 +41,7 @@ from .models import (
     Response,
     Usage,
 )
+from .output_items import OutputItems
 from .tools import Tools
 
 
@@ -51,7 +54,7 @@ class LiveCall:
     decoder: CodeDecoder = field(default_factory=CodeDecoder)
 
 
-class ResponseRun(SearchItems, CodeItems, LoopHost):
+class ResponseRun:
     def __init__(
         self,
         engine: Runtime,
@@ -80,21 +83,41 @@ class ResponseRun(SearchItems, CodeItems, LoopHost):
         self.files = files
         self.input_files = input_files
         self.context_tokens = context_tokens
-        self.tool_output_chars = tool_output_chars
-        self.include_outputs = include_outputs
+        self.items = OutputItems(response, events, include_outputs)
+        self.code = CodeItems(self.items, engine.files, owner, tool_output_chars)
+        self.search = SearchItems(self.items)
         self.state = LoopState()
         self.placement: Placement | None = None
-        self.running: Session | None = None
         self.cancel_requested = False
         self._text: MessageItem | None = None
         self._turn: dict[int, LiveCall] = {}
         self._streamed = False
-        self._code: dict[str, CodeInterpreterCall] = {}
-        self._noted = False
-        self.file_search: FileSearchHandler | None = None
+
+    @property
+    def file_search(self) -> FileSearchHandler | None:
         """Set by the service when the request has a file_search tool."""
-        self.include_results = False
-        self.searches: dict[str, FileSearchCall] = {}
+        return self.search.handler
+
+    @file_search.setter
+    def file_search(self, handler: FileSearchHandler | None) -> None:
+        self.search.handler = handler
+
+    @property
+    def include_outputs(self) -> bool:
+        return self.items.include_outputs
+
+    @property
+    def include_results(self) -> bool:
+        return self.items.include_results
+
+    @include_results.setter
+    def include_results(self, include: bool) -> None:
+        self.items.include_results = include
+
+    @property
+    def running(self) -> Session | None:
+        """The session running a code call now (a cancel interrupts it)."""
+        return self.code.running
 
     # --- what the loop asks ---
 
@@ -129,6 +152,9 @@ class ResponseRun(SearchItems, CodeItems, LoopHost):
     def cancelled(self) -> bool:
         return self.cancel_requested
 
+    def abandoned(self) -> bool:
+        return False
+
     # --- items as the model writes them ---
 
     async def on_model_delta(self, delta: ModelDelta) -> None:
@@ -141,7 +167,7 @@ class ResponseRun(SearchItems, CodeItems, LoopHost):
     def _text_delta(self, text: str) -> None:
         if self._text is None:
             self._text = MessageItem(role="assistant", content=[], status="in_progress")
-            index = self._add(self._text)
+            index = self.items.add(self._text)
             self._text.content.append(OutputText(text=""))
             self.events.emit(
                 "response.content_part.added",
@@ -156,7 +182,7 @@ class ResponseRun(SearchItems, CodeItems, LoopHost):
         self.events.emit(
             "response.output_text.delta",
             item_id=self._text.id,
-            output_index=self._index(self._text),
+            output_index=self.items.index(self._text),
             content_index=0,
             delta=text,
             logprobs=[],
@@ -169,24 +195,25 @@ class ResponseRun(SearchItems, CodeItems, LoopHost):
             live = self._turn[delta.tool_index] = LiveCall(item=None, call_id=delta.tool_id)
             functions = {f["function"]["name"] for f in self.tools.functions}
             if delta.tool_name == CODE_TOOL and self.tools.code is not None:
-                live.item = self.code_started()
+                assert self.placement is not None
+                live.item = self.code.started(self.placement.session.id)
             elif delta.tool_name == FILE_SEARCH and self.file_search is not None:
-                live.item = self.search_started()
+                live.item = self.search.started()
             elif delta.tool_name in functions:
                 live.item = FunctionCall(
                     call_id=delta.tool_id, name=delta.tool_name, status="in_progress"
                 )
-                self._add(live.item)
+                self.items.add(live.item)
         live.call_id = live.call_id or delta.tool_id
         item = live.item
         if isinstance(item, CodeInterpreterCall):
-            self.code_delta(item, live.decoder.feed(delta.arguments))
+            self.code.delta(item, live.decoder.feed(delta.arguments))
         elif isinstance(item, FunctionCall) and delta.arguments:
             item.arguments += delta.arguments
             self.events.emit(
                 "response.function_call_arguments.delta",
                 item_id=item.id,
-                output_index=self._index(item),
+                output_index=self.items.index(item),
                 delta=delta.arguments,
             )
 
@@ -219,19 +246,42 @@ class ResponseRun(SearchItems, CodeItems, LoopHost):
             if isinstance(live.item, FunctionCall):
                 live.item.arguments = found.arguments if found else live.item.arguments
                 live.item.status = "completed"
-                index = self._index(live.item)
+                index = self.items.index(live.item)
                 self.events.emit(
                     "response.function_call_arguments.done",
                     item_id=live.item.id,
                     output_index=index,
                     arguments=live.item.arguments,
                 )
-                self._done(live.item)
+                self.items.done(live.item)
             elif isinstance(live.item, CodeInterpreterCall):
-                self.code_done(live.item, live.call_id, found.arguments if found else None)
+                self.code.done(live.item, live.call_id, found.arguments if found else None)
             elif isinstance(live.item, FileSearchCall):
-                self.searching(live.item, live.call_id, found.arguments if found else "")
+                self.search.searching(live.item, live.call_id, found.arguments if found else "")
         self._turn = {}
+
+    async def on_code_calls(self, calls: list[ModelToolCall]) -> None:
+        return None
+
+    async def on_code_started(
+        self, index: int, call: ModelToolCall, code: str, session: Session
+    ) -> None:
+        self.code.interpreting(call.id, session)
+
+    async def on_code_finished(
+        self, index: int, call: ModelToolCall, result: ExecutionResult | None, text: str
+    ) -> None:
+        fresh = self.placement is not None and self.placement.fresh_after_expiry
+        self.code.finished(call.id, result, text, fresh)
+
+    async def on_code_calls_finished(self) -> None:
+        return None
+
+    async def on_tool_handled(self, call: ModelToolCall, handler: ToolHandler, text: str) -> None:
+        self.search.handled(call, handler)
+
+    async def on_round_finished(self) -> None:
+        return None
 
     # --- the end ---
 
@@ -261,12 +311,16 @@ class ResponseRun(SearchItems, CodeItems, LoopHost):
             )
         return found
 
+    def file_citations(self) -> list[FileCitation]:
+        """The passages the final text cites with 【n†filename】 marks."""
+        return self.search.citations(self._text.text() if self._text is not None else "")
+
     def finish_text(self, annotations: list[ContainerFileCitation | FileCitation]) -> None:
         item = self._text
         if item is None:
             return
         self._text = None
-        index = self._index(item)
+        index = self.items.index(item)
         part = item.content[0]
         assert isinstance(part, OutputText)
         part.annotations = annotations
@@ -283,7 +337,7 @@ class ResponseRun(SearchItems, CodeItems, LoopHost):
         self.events.emit("response.output_text.done", **common, text=part.text, logprobs=[])
         self.events.emit("response.content_part.done", **common, part=part.model_dump(mode="json"))
         item.status = "completed"
-        self._done(item)
+        self.items.done(item)
 
     def close_open_items(self) -> None:
         """A response that stops early leaves no item in progress."""
@@ -302,4 +356,4 @@ class ResponseRun(SearchItems, CodeItems, LoopHost):
                 and item.status in ("in_progress", "searching")
             ):
                 item.status = "incomplete"
-                self._done(item)
+                self.items.done(item)
