@@ -11,12 +11,11 @@ files it links to.
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
 from ..agent import tool_text
-from ..agent.code_stream import CodeDecoder
+from ..agent.code_stream import LiveCall
 from ..agent.file_search import FileSearchHandler
 from ..agent.loop import LoopState, TokenUsage, ToolHandler
 from ..agent.provider import ModelDelta, ModelReply, ModelToolCall
@@ -44,14 +43,7 @@ from .models import (
 from .output_items import OutputItems
 from .tools import Tools
 
-
-@dataclass
-class LiveCall:
-    """A tool call of the current model turn, as its item."""
-
-    item: CodeInterpreterCall | FunctionCall | FileSearchCall | None
-    call_id: str = ""
-    decoder: CodeDecoder = field(default_factory=CodeDecoder)
+LiveItem = CodeInterpreterCall | FunctionCall | FileSearchCall
 
 
 class ResponseRun:
@@ -90,7 +82,7 @@ class ResponseRun:
         self.placement: Placement | None = None
         self.cancel_requested = False
         self._text: MessageItem | None = None
-        self._turn: dict[int, LiveCall] = {}
+        self._turn: dict[int, LiveCall[LiveItem]] = {}
         self._streamed = False
 
     @property
@@ -192,20 +184,20 @@ class ResponseRun:
         assert delta.tool_index is not None
         live = self._turn.get(delta.tool_index)
         if live is None:
-            live = self._turn[delta.tool_index] = LiveCall(item=None, call_id=delta.tool_id)
+            live = self._turn[delta.tool_index] = LiveCall[LiveItem](call_id=delta.tool_id)
             functions = {f["function"]["name"] for f in self.tools.functions}
             if delta.tool_name == CODE_TOOL and self.tools.code is not None:
                 assert self.placement is not None
-                live.item = self.code.started(self.placement.session.id)
+                live.place = self.code.started(self.placement.session.id)
             elif delta.tool_name == FILE_SEARCH and self.file_search is not None:
-                live.item = self.search.started()
+                live.place = self.search.started()
             elif delta.tool_name in functions:
-                live.item = FunctionCall(
+                live.place = FunctionCall(
                     call_id=delta.tool_id, name=delta.tool_name, status="in_progress"
                 )
-                self.items.add(live.item)
+                self.items.add(live.place)
         live.call_id = live.call_id or delta.tool_id
-        item = live.item
+        item = live.place
         if isinstance(item, CodeInterpreterCall):
             self.code.delta(item, live.decoder.feed(delta.arguments))
         elif isinstance(item, FunctionCall) and delta.arguments:
@@ -243,21 +235,21 @@ class ResponseRun:
         by_id = {c.id: c for c in reply.tool_calls}
         for live in self._turn.values():
             found = by_id.get(live.call_id)
-            if isinstance(live.item, FunctionCall):
-                live.item.arguments = found.arguments if found else live.item.arguments
-                live.item.status = "completed"
-                index = self.items.index(live.item)
+            if isinstance(live.place, FunctionCall):
+                live.place.arguments = found.arguments if found else live.place.arguments
+                live.place.status = "completed"
+                index = self.items.index(live.place)
                 self.events.emit(
                     "response.function_call_arguments.done",
-                    item_id=live.item.id,
+                    item_id=live.place.id,
                     output_index=index,
-                    arguments=live.item.arguments,
+                    arguments=live.place.arguments,
                 )
-                self.items.done(live.item)
-            elif isinstance(live.item, CodeInterpreterCall):
-                self.code.done(live.item, live.call_id, found.arguments if found else None)
-            elif isinstance(live.item, FileSearchCall):
-                self.search.searching(live.item, live.call_id, found.arguments if found else "")
+                self.items.done(live.place)
+            elif isinstance(live.place, CodeInterpreterCall):
+                self.code.done(live.place, live.call_id, found.arguments if found else None)
+            elif isinstance(live.place, FileSearchCall):
+                self.search.searching(live.place, live.call_id, found.arguments if found else "")
         self._turn = {}
 
     async def on_code_calls(self, calls: list[ModelToolCall]) -> None:
