@@ -47,6 +47,9 @@ LiveItem = CodeInterpreterCall | FunctionCall | FileSearchCall
 
 
 class ResponseRun:
+    """The loop's host (``LoopHost``) for one response: its message text here, its code and
+    search calls' items in ``code`` and ``search``."""
+
     def __init__(
         self,
         engine: Runtime,
