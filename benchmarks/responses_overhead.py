@@ -26,7 +26,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 
 from engine import Settings
-from engine.assistants.provider import OpenAIChatProvider
+from engine.agent.provider import OpenAIChatProvider
 from engine.sessions import Session
 
 from . import common, fixtures

@@ -1,4 +1,20 @@
-"""The exception hierarchy every layer raises."""
+"""The exception hierarchy every layer raises, and ``LastError``: the error an API object
+reports it ended with (a run's, a vector store file's)."""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel
+
+Code = TypeVar("Code")
+
+
+class LastError(BaseModel, Generic[Code]):
+    """``last_error``: a code (of those ``Code`` allows) and a message."""
+
+    code: Code
+    message: str
 
 
 class EngineError(Exception):

@@ -14,9 +14,8 @@ from typing import Any, ClassVar
 import pytest
 
 from engine import errors
-from engine.assistants import context
-from engine.assistants.events import RunEvents, message_delta
-from engine.assistants.loop import (
+from engine.agent import tool_text
+from engine.agent.loop import (
     AgentLoop,
     LoopHost,
     LoopRequest,
@@ -25,6 +24,10 @@ from engine.assistants.loop import (
     TokenUsage,
     ToolHandler,
 )
+from engine.agent.provider import ModelProvider, ModelReply, ModelToolCall, OpenAIChatProvider
+from engine.agent.tool_text import code_of, model_tool_choice
+from engine.assistants import context
+from engine.assistants.events import RunEvents, message_delta
 from engine.assistants.models import (
     ACTIVE_RUN,
     TERMINAL_RUN,
@@ -40,10 +43,9 @@ from engine.assistants.models import (
     Tool,
     TruncationStrategy,
 )
-from engine.assistants.provider import ModelProvider, ModelReply, ModelToolCall, OpenAIChatProvider
 from engine.assistants.repository import Repository
 from engine.assistants.state import RunState, ThreadState
-from engine.assistants.tools import check_tool_choice, check_tools, code_of, model_tool_choice
+from engine.assistants.tools import check_tool_choice, check_tools
 from engine.config import Settings
 from engine.paging import page_list
 from engine.results import ErrorInfo, ExecutionResult, ExecutionStatus, OutputFile
@@ -72,8 +74,8 @@ def test_function_names_are_unique_and_not_the_code_tool() -> None:
     with pytest.raises(errors.InvalidRequest, match="used twice"):
         check_tools([function("get_weather"), function("get_weather")])
     with pytest.raises(errors.InvalidRequest, match="code interpreter"):
-        check_tools([CODE, function(context.CODE_TOOL)])
-    check_tools([function(context.CODE_TOOL)])  # no clash without the code interpreter
+        check_tools([CODE, function(tool_text.CODE_TOOL)])
+    check_tools([function(tool_text.CODE_TOOL)])  # no clash without the code interpreter
     with pytest.raises(errors.InvalidRequest, match="'function' definition"):
         check_tools([Tool(type="function")])
 
@@ -102,7 +104,7 @@ def test_tool_choice_forms(choice: Any, tools: list[Tool], ok: bool) -> None:
 
 
 def test_a_forced_tool_applies_to_the_first_turn_only() -> None:
-    forced_code = {"type": "function", "function": {"name": context.CODE_TOOL}}
+    forced_code = {"type": "function", "function": {"name": tool_text.CODE_TOOL}}
     assert model_tool_choice({"type": "code_interpreter"}, first_turn=True) == forced_code
     assert model_tool_choice({"type": "code_interpreter"}, first_turn=False) == "auto"
     named = {"type": "function", "function": {"name": "f"}}
@@ -237,8 +239,8 @@ def test_page_list_cursor_rules() -> None:
 
 
 def test_truncation_and_token_estimates() -> None:
-    assert context.estimate_tokens("") == 4
-    assert context.estimate_tokens("x" * 400) == 104
+    assert tool_text.estimate_tokens("") == 4
+    assert tool_text.estimate_tokens("x" * 400) == 104
     history = [{"role": "user", "content": "x" * 400} for _ in range(5)]
     history[-1] = {"role": "user", "content": "newest"}
     last_two = context.truncate(
@@ -270,7 +272,7 @@ def test_tool_result_text_caps_and_reports_errors() -> None:
         ],
         state_lost=True,
     )
-    report = json.loads(context.tool_result_text(result, limit=1000))
+    report = json.loads(tool_text.tool_result_text(result, limit=1000))
     assert report["status"] == "error"
     assert len(report["stdout"]) < 1100 and "2000 characters cut" in report["stdout"]
     assert report["error"] == {
@@ -281,13 +283,13 @@ def test_tool_result_text_caps_and_reports_errors() -> None:
     assert report["images"] == "1 image(s) shown to the user"
     assert report["files"] == ["sandbox:/mnt/data/o.csv"]
     assert "restarted" in report["note"]
-    quiet = json.loads(context.tool_result_text(ExecutionResult(status=ExecutionStatus.OK), 1000))
+    quiet = json.loads(tool_text.tool_result_text(ExecutionResult(status=ExecutionStatus.OK), 1000))
     assert quiet == {"status": "ok"}
 
 
 def test_sandbox_links() -> None:
     text = 'See [it](sandbox:/mnt/data/out.csv) or "sandbox:/mnt/data/a b.png" and sandbox:/x.'
-    found = [m.group(0) for m in context.SANDBOX_LINK.finditer(text)]
+    found = [m.group(0) for m in tool_text.SANDBOX_LINK.finditer(text)]
     assert found == ["sandbox:/mnt/data/out.csv", "sandbox:/mnt/data/a"]
 
 
@@ -387,7 +389,7 @@ class RecordingHost(LoopHost):
 
 
 def code_call(call_id: str, code: str) -> ModelToolCall:
-    return ModelToolCall(call_id, context.CODE_TOOL, json.dumps({"code": code}))
+    return ModelToolCall(call_id, tool_text.CODE_TOOL, json.dumps({"code": code}))
 
 
 def reply(*calls: ModelToolCall, content: str | None = None, **usage: Any) -> ModelReply:
@@ -434,10 +436,10 @@ async def test_the_loop_feeds_errors_back_until_the_model_answers(tmp_path: Path
         "turn 30",
     ]
     choices = [r["tool_choice"] for r in model.requests]
-    assert choices[0] == {"type": "function", "function": {"name": context.CODE_TOOL}}
+    assert choices[0] == {"type": "function", "function": {"name": tool_text.CODE_TOOL}}
     assert choices[1:] == ["auto", "auto"]
     assert [r["max_tokens"] for r in model.requests] == [100, 90, 80]
-    assert model.requests[0]["tools"] == [context.CODE_TOOL_SPEC]
+    assert model.requests[0]["tools"] == [tool_text.CODE_TOOL_SPEC]
 
 
 async def test_the_rounds_limit(tmp_path: Path) -> None:

@@ -15,10 +15,10 @@ from openai.types.responses.response_create_params import ResponseCreateParamsBa
 from pydantic import ValidationError
 
 from engine import errors
-from engine.assistants.code_stream import CodeDecoder
+from engine.agent.code_stream import CodeDecoder
 from engine.files import FileStore
 from engine.responses import repository
-from engine.responses.events import ResponseEvents
+from engine.responses.events import Event, ResponseEvents
 from engine.responses.items import message_tokens, parse_input, to_messages, truncate
 from engine.responses.models import (
     CodeInterpreterCall,
@@ -189,11 +189,11 @@ def test_file_search_tool_is_parsed() -> None:
 def test_events_are_numbered_from_zero() -> None:
     async def go() -> list[int]:
         events = ResponseEvents()
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        queue: asyncio.Queue[Event] = asyncio.Queue()
         events.listen(queue)
         for _ in range(5):
             events.emit("response.output_text.delta", delta="x")
-        return [queue.get_nowait()["sequence_number"] for _ in range(5)]
+        return [queue.get_nowait().data["sequence_number"] for _ in range(5)]
 
     assert asyncio.run(go()) == [0, 1, 2, 3, 4]
 

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..assistants import AssistantsService, OpenAIChatProvider
+from ..agent import OpenAIChatProvider
+from ..assistants import AssistantsService
 from ..config import MB, Settings
 from ..responses import ResponsesService
 from ..retrieval import FileSearch

@@ -77,8 +77,8 @@ async def _events(queue: asyncio.Queue[Event]) -> Events:
     """Each event named by its type; the stream ends with the response's last event."""
     while True:
         event = await queue.get()
-        yield ServerSentEvent(event=event["type"], data=event)
-        if event["type"] in TERMINAL_EVENTS:
+        yield ServerSentEvent(event=event.name, data=event.data)
+        if event.name in TERMINAL_EVENTS:
             break
 
 

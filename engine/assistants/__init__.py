@@ -1,17 +1,6 @@
-"""The agent loop (``loop``), model providers, and the Assistants v2 objects it drives."""
+"""The Assistants v2 objects (assistants, threads, messages, runs and their steps), their runs
+driven by the agent loop (``engine.agent``)."""
 
-from .loop import AgentLoop, LoopHost, LoopRequest, LoopResult, LoopState, Outcome
-from .provider import ModelProvider, OpenAIChatProvider
 from .service import AssistantsService
 
-__all__ = [
-    "AgentLoop",
-    "AssistantsService",
-    "LoopHost",
-    "LoopRequest",
-    "LoopResult",
-    "LoopState",
-    "ModelProvider",
-    "OpenAIChatProvider",
-    "Outcome",
-]
+__all__ = ["AssistantsService"]

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
+from ..agent import tool_text
+from ..agent.code_stream import LiveCall
+from ..agent.provider import ModelDelta
 from ..results import ExecutionResult
-from . import context
-from .code_stream import CodeDecoder
 from .events import code_outputs_delta, step_delta
 from .models import (
     CodeInterpreterCall,
@@ -19,20 +19,7 @@ from .models import (
     StepDetails,
     ToolCall,
 )
-from .provider import ModelDelta
 from .runs import RunBook
-
-
-@dataclass
-class LiveCall:
-    """A tool call of the model turn being streamed; ``index`` in the step once it is code."""
-
-    call_id: str = ""
-    name: str = ""
-    pending: str = ""
-    """Arguments that came before the call's name."""
-    index: int | None = None
-    decoder: CodeDecoder = field(default_factory=CodeDecoder)
 
 
 class CodeSteps:
@@ -47,37 +34,37 @@ class CodeSteps:
         self._step: RunStep | None = None
         self._code_index: dict[str, int] = {}
         """Each code call of the open step, by call id: its index among the step's tool calls."""
-        self._live: dict[int, LiveCall] = {}
+        self._live: dict[int, LiveCall[int]] = {}
 
     def delta(self, delta: ModelDelta) -> None:
         """A piece of a code call's arguments: the code it completes goes out as ``input``."""
         assert delta.tool_index is not None
         if not any(t.type == "code_interpreter" for t in self.run.tools):
             return
-        live = self._live.setdefault(delta.tool_index, LiveCall())
+        live = self._live.setdefault(delta.tool_index, LiveCall[int]())
         live.call_id = live.call_id or delta.tool_id
         live.name = live.name or delta.tool_name
         fragment = delta.arguments
-        if live.index is None:
+        if live.place is None:
             if not live.name:
                 live.pending += fragment
                 return
-            if live.name != context.CODE_TOOL:
+            if live.name != tool_text.CODE_TOOL:
                 return  # a function call: its step is made when the run requires action
             fragment, live.pending = live.pending + fragment, ""
             self.open_round()
-            live.index, tool_call = self._add_call(live.call_id, "")
+            live.place, tool_call = self._add_call(live.call_id, "")
             self.book.save_step(self.owner, self._open_step())
-            self._emit_call(live.index, tool_call.model_dump(mode="json", exclude_none=True))
+            self._emit_call(live.place, tool_call.model_dump(mode="json", exclude_none=True))
         code = live.decoder.feed(fragment)
         if code:
-            interpreter = self._interpreter(live.index)
+            interpreter = self._interpreter(live.place)
             interpreter.input += code
-            self._emit_call(live.index, _input_delta(code))
+            self._emit_call(live.place, _input_delta(code))
 
     def turn_ended(self) -> None:
         """The model's turn is whole: the code calls streamed in keep their places in the step."""
-        self._code_index = {c.call_id: c.index for c in self._live.values() if c.index is not None}
+        self._code_index = {c.call_id: c.place for c in self._live.values() if c.place is not None}
         self._live = {}
 
     def open_round(self) -> None:
@@ -106,7 +93,7 @@ class CodeSteps:
         outputs = self._interpreter(position).outputs
         images: list[str] = []
         if result is not None:
-            logs = context.logs_of(result, self.output_chars)
+            logs = tool_text.logs_of(result, self.output_chars)
             if logs:
                 outputs.append(CodeOutput(type="logs", logs=logs))
             for out in result.outputs:

@@ -21,6 +21,10 @@ import logging
 from typing import Any
 
 from .. import errors
+from ..agent.file_search import FileSearchHandler
+from ..agent.loop import AgentLoop, LoopRequest, Outcome, TokenUsage, ToolHandler
+from ..agent.provider import ModelDelta, ModelReply, ModelToolCall
+from ..agent.tool_text import FILE_SEARCH, estimate_tokens
 from ..config import Settings
 from ..results import ExecutionResult
 from ..runtime import Runtime
@@ -28,8 +32,6 @@ from ..sessions import Session
 from . import context, file_search_run
 from .code_steps import CodeSteps
 from .events import step_delta
-from .file_search import FileSearchHandler
-from .loop import AgentLoop, LoopHost, LoopRequest, Outcome, TokenUsage, ToolHandler
 from .messages import MessageWriter
 from .models import (
     TERMINAL_RUN,
@@ -50,10 +52,9 @@ from .models import (
     Usage,
     now,
 )
-from .provider import ModelDelta, ModelReply, ModelToolCall
 from .runs import RunBook
 from .state import RunState, ThreadState
-from .tools import FILE_SEARCH, function_specs
+from .tools import function_specs
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,9 @@ async def drive(book: RunBook, engine: Runtime, loop: AgentLoop, owner: str, run
     await RunDriver(book, engine, loop, owner, run).drive()
 
 
-class RunDriver(LoopHost):
+class RunDriver:
+    """The loop's host (``LoopHost``) for one run."""
+
     assistant: Assistant  # read when the drive starts
 
     def __init__(
@@ -78,6 +81,7 @@ class RunDriver(LoopHost):
         self.owner = owner
         self.run = run
         self.state = RunState()
+        self.streams_deltas = False
         self._streamed = False
         self._session: Session | None = None
         self.messages = MessageWriter(book, owner, run)
@@ -199,12 +203,12 @@ class RunDriver(LoopHost):
         messages = self.repo.all(Message, "message", self.owner, run.thread_id)
         history = context.thread_messages([m for m in messages if m.run_id != run.id])
         budget = run.max_prompt_tokens or self.settings.llm_context_tokens
-        fixed = context.estimate_tokens(system) + sum(
-            context.estimate_tokens(json.dumps(m)) for m in state.conversation
+        fixed = estimate_tokens(system) + sum(
+            estimate_tokens(json.dumps(m)) for m in state.conversation
         )
         kept = context.truncate(history, run.truncation_strategy, budget - fixed)
         if run.max_prompt_tokens is not None:
-            total = fixed + sum(context.estimate_tokens(str(m["content"])) for m in kept)
+            total = fixed + sum(estimate_tokens(str(m["content"])) for m in kept)
             if total > run.max_prompt_tokens:
                 return None
         system_message = [{"role": "system", "content": system}] if system else []

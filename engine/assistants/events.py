@@ -1,6 +1,6 @@
-"""Run events: what a streaming client of a run is told, as ``(event name, JSON data)`` pairs.
+"""Run events: what a streaming client of a run is told, each an ``Event`` (name, JSON data).
 
-Listeners are queues; the API turns each pair into one server-sent event. Objects are sent whole
+Listeners are queues; the API turns each event into one server-sent event. Objects are sent whole
 (``thread.run.completed``); ``*.delta`` events carry only what is new, because the SDK
 accumulates them (strings are concatenated, lists merged by ``index``).
 """
@@ -8,32 +8,33 @@ accumulates them (strings are concatenated, lists merged by ``index``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
 
+from ..agent.events import Event, Listeners
 from .models import CodeOutput, ContentPart, RunStep
 
-Event = tuple[str, dict[str, Any]]
+__all__ = ["Event", "RunEvents", "code_outputs_delta", "message_delta", "step_delta"]
 
 
 class RunEvents:
     """The listeners of each run, and the one way to tell them something."""
 
     def __init__(self) -> None:
-        self._listeners: dict[str, list[asyncio.Queue[Event]]] = {}
+        self._listeners: dict[str, Listeners] = {}
 
     def listen(self, run_id: str, queue: asyncio.Queue[Event]) -> Callable[[], None]:
-        self._listeners.setdefault(run_id, []).append(queue)
+        self._listeners.setdefault(run_id, Listeners()).listen(queue)
         return lambda: self.unlisten(run_id, queue)
 
     def unlisten(self, run_id: str, queue: asyncio.Queue[Event]) -> None:
-        queues = self._listeners.get(run_id, [])
-        with contextlib.suppress(ValueError):
-            queues.remove(queue)
-        if not queues:
+        listeners = self._listeners.get(run_id)
+        if listeners is None:
+            return
+        listeners.unlisten(queue)
+        if not listeners:
             self._listeners.pop(run_id, None)
 
     def listening(self, run_id: str) -> bool:
@@ -41,9 +42,10 @@ class RunEvents:
         return bool(self._listeners.get(run_id))
 
     def emit(self, run_id: str, event: str, obj: BaseModel | dict[str, Any]) -> None:
-        data = obj.model_dump(mode="json") if isinstance(obj, BaseModel) else obj
-        for queue in self._listeners.get(run_id, []):
-            queue.put_nowait((event, data))
+        listeners = self._listeners.get(run_id)
+        if listeners:
+            data = obj.model_dump(mode="json") if isinstance(obj, BaseModel) else obj
+            listeners.tell(Event(event, data))
 
 
 def step_delta(step: RunStep, index: int, call: dict[str, Any]) -> dict[str, Any]:

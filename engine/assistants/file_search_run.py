@@ -8,9 +8,10 @@ import time
 from collections.abc import Callable
 
 from .. import errors
+from ..agent.file_search import FileSearchHandler
+from ..agent.provider import ModelToolCall
 from ..retrieval import VectorStores
 from ..retrieval.models import ExpiresAfter
-from .file_search import FileSearchHandler
 from .models import (
     Annotation,
     Assistant,
@@ -28,7 +29,6 @@ from .models import (
     ToolCall,
     ToolResources,
 )
-from .provider import ModelToolCall
 from .repository import Repository
 from .runs import RunBook
 

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
+from ..agent.tool_text import SANDBOX_LINK
 from ..sessions import Session
-from . import context
 from .events import message_delta
 from .models import (
     Annotation,
@@ -138,7 +138,7 @@ async def _annotations(text: str, session: Session | None) -> list[Annotation]:
         return []
     known = {f.path: f.file_id for f in await session.list_files()}
     annotations = []
-    for match in context.SANDBOX_LINK.finditer(text):
+    for match in SANDBOX_LINK.finditer(text):
         link = match.group(0).rstrip(".,;:!?")  # "... at sandbox:/mnt/data/out.csv."
         path = link.removeprefix("sandbox:")
         file_id = known.get(path) or known.get(unquote(path))

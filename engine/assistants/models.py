@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import errors
+from ..errors import LastError
 from ..retrieval.models import ChunkingStrategy, RankingOptions
 
 
@@ -273,11 +274,6 @@ class Usage(Obj):
     total_tokens: int = 0
 
 
-class LastError(Obj):
-    code: ErrorCode
-    message: str
-
-
 class RunStep(Stored):
     object: Literal["thread.run.step"] = "thread.run.step"
     run_id: str
@@ -290,7 +286,7 @@ class RunStep(Stored):
     cancelled_at: int | None = None
     failed_at: int | None = None
     expired_at: int | None = None
-    last_error: LastError | None = None
+    last_error: LastError[ErrorCode] | None = None
     usage: Usage | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
 
@@ -333,7 +329,7 @@ class Run(Stored):
     instructions: str
     tools: list[Tool] = Field(default_factory=list)
     required_action: RequiredAction | None = None
-    last_error: LastError | None = None
+    last_error: LastError[ErrorCode] | None = None
     expires_at: int | None = None
     started_at: int | None = None
     cancelled_at: int | None = None

@@ -6,12 +6,12 @@ import asyncio
 import contextlib
 
 from .. import errors
+from ..errors import LastError
 from ..retrieval import VectorStores
 from ..sessions import Session
 from .events import RunEvents
 from .models import (
     ErrorCode,
-    LastError,
     Run,
     RunStatus,
     RunStep,
@@ -96,7 +96,7 @@ class RunBook:
         return run
 
     def fail(self, owner: str, run: Run, code: ErrorCode, message: str) -> None:
-        run.last_error = LastError(code=code, message=message)
+        run.last_error = LastError[ErrorCode](code=code, message=message)
         self.finish(owner, run, RunStatus.FAILED)
 
     def interrupt_soon(self, session: Session) -> None:

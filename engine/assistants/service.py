@@ -13,6 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import errors
+from ..agent.loop import AgentLoop
+from ..agent.provider import ModelProvider
 from ..config import Settings
 from ..errors import RunLocked
 from ..paging import Page, page_list
@@ -20,7 +22,6 @@ from ..retrieval import VectorStores
 from ..runtime import Runtime
 from .driver import drive
 from .events import Event, RunEvents
-from .loop import AgentLoop
 from .models import (
     ACTIVE_RUN,
     TERMINAL_RUN,
@@ -41,7 +42,6 @@ from .models import (
     new_id,
     now,
 )
-from .provider import ModelProvider
 from .repository import Repository
 from .runs import RunBook, interrupt
 from .state import RunState

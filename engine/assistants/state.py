@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .loop import LoopState
+from ..agent.loop import LoopState
 from .models import Obj
 
 

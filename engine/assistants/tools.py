@@ -1,17 +1,14 @@
-"""The tools a run may offer the model: what is accepted, and how a choice reaches the model."""
+"""The tools an Assistants run may offer the model: what is accepted, and the function specs."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from .. import errors
+from ..agent.tool_text import CODE_TOOL, FILE_SEARCH
 from ..files import FileStore
 from ..retrieval import VectorStores
-from .context import CODE_TOOL
 from .models import Tool, ToolResources
-
-FILE_SEARCH = "file_search"  # the name under which the model sees the file_search tool
 
 
 def check_tools(tools: list[Tool]) -> None:
@@ -57,31 +54,6 @@ def function_specs(tools: list[Tool]) -> list[dict[str, Any]]:
         for t in tools
         if t.type == "function" and t.function is not None
     ]
-
-
-def model_tool_choice(choice: Any, first_turn: bool) -> Any:
-    """Forcing a tool applies to the run's first model turn; after that the model may answer."""
-    if isinstance(choice, dict):
-        if not first_turn:
-            return "auto"
-        if choice.get("type") == "code_interpreter":
-            return {"type": "function", "function": {"name": CODE_TOOL}}
-        if choice.get("type") == "file_search":
-            return {"type": "function", "function": {"name": FILE_SEARCH}}
-        return choice
-    if choice == "required" and not first_turn:
-        return "auto"
-    return choice
-
-
-def code_of(arguments: str) -> str:
-    """The code of a code-interpreter call: its ``code`` argument, or the raw text if not JSON."""
-    try:
-        parsed = json.loads(arguments)
-    except ValueError:
-        return arguments
-    code = parsed.get("code") if isinstance(parsed, dict) else None
-    return code if isinstance(code, str) else arguments
 
 
 def check_resources(

@@ -7,10 +7,12 @@ as a server-sent event named by its ``type``, as OpenAI does.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
-Event = dict[str, Any]
+from ..agent.events import Event, Listeners
+
+__all__ = ["TERMINAL_EVENTS", "Event", "ResponseEvents"]
+
 TERMINAL_EVENTS = frozenset(
     {"response.completed", "response.failed", "response.incomplete", "response.cancelled"}
 )
@@ -21,18 +23,16 @@ class ResponseEvents:
 
     def __init__(self) -> None:
         self.sequence = 0
-        self._listeners: list[asyncio.Queue[Event]] = []
+        self._listeners = Listeners()
 
     def listen(self, queue: asyncio.Queue[Event]) -> None:
-        self._listeners.append(queue)
+        self._listeners.listen(queue)
 
     def unlisten(self, queue: asyncio.Queue[Event]) -> None:
-        with contextlib.suppress(ValueError):
-            self._listeners.remove(queue)
+        self._listeners.unlisten(queue)
 
     def emit(self, type_: str, **fields: Any) -> Event:
-        event = {"type": type_, "sequence_number": self.sequence, **fields}
+        event = Event(type_, {"type": type_, "sequence_number": self.sequence, **fields})
         self.sequence += 1
-        for queue in self._listeners:
-            queue.put_nowait(event)
+        self._listeners.tell(event)
         return event

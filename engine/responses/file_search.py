@@ -4,24 +4,26 @@ text cites."""
 
 from __future__ import annotations
 
-from ..assistants.file_search import FileSearchHandler, queries_of
-from ..assistants.loop import ToolHandler
-from ..assistants.provider import ModelToolCall
-from .models import FileCitation, FileSearchCall, FileSearchResult, MessageItem
+from ..agent.file_search import FileSearchHandler, queries_of
+from ..agent.loop import ToolHandler
+from ..agent.provider import ModelToolCall
+from .models import FileCitation, FileSearchCall, FileSearchResult
 from .output_items import OutputItems
 
 
-class SearchItems(OutputItems):
-    """Mixed into ``ResponseRun``, whose attributes these methods use."""
+class SearchItems:
+    """The file_search calls' items of one response, searched through ``handler``."""
 
-    file_search: FileSearchHandler | None
-    searches: dict[str, FileSearchCall]
-    _text: MessageItem | None
+    def __init__(self, items: OutputItems) -> None:
+        self.items = items
+        self.handler: FileSearchHandler | None = None
+        """Set when the request has a file_search tool."""
+        self._by_call: dict[str, FileSearchCall] = {}
 
-    def search_started(self) -> FileSearchCall:
+    def started(self) -> FileSearchCall:
         item = FileSearchCall()
-        index = self._add(item)
-        self.events.emit(
+        index = self.items.add(item)
+        self.items.events.emit(
             "response.file_search_call.in_progress", item_id=item.id, output_index=index
         )
         return item
@@ -29,14 +31,16 @@ class SearchItems(OutputItems):
     def searching(self, item: FileSearchCall, call_id: str, arguments: str) -> None:
         item.queries = queries_of(arguments)
         item.status = "searching"
-        self.events.emit(
-            "response.file_search_call.searching", item_id=item.id, output_index=self._index(item)
+        self.items.events.emit(
+            "response.file_search_call.searching",
+            item_id=item.id,
+            output_index=self.items.index(item),
         )
-        self.searches[call_id] = item
+        self._by_call[call_id] = item
 
-    async def on_tool_handled(self, call: ModelToolCall, handler: ToolHandler, text: str) -> None:
-        """The loop's hook: a search ran; its item completes with the results."""
-        item = self.searches.pop(call.id, None)
+    def handled(self, call: ModelToolCall, handler: ToolHandler) -> None:
+        """A search ran; its item completes with the results."""
+        item = self._by_call.pop(call.id, None)
         if item is None or not isinstance(handler, FileSearchHandler):
             return
         search = handler.calls[-1]
@@ -51,19 +55,18 @@ class SearchItems(OutputItems):
             for r in search.results
         ]
         item.status = "failed" if search.error else "completed"
-        self.events.emit(
+        self.items.events.emit(
             "response.file_search_call.completed",
             item_id=item.id,
-            output_index=self._index(item),
+            output_index=self.items.index(item),
         )
-        self._done(item)
+        self.items.done(item)
 
-    def file_citations(self) -> list[FileCitation]:
-        """The passages the final text cites with 【n†filename】 marks."""
-        text = self._text.text() if self._text is not None else ""
-        if self.file_search is None:
+    def citations(self, text: str) -> list[FileCitation]:
+        """The passages ``text`` cites with 【n†filename】 marks."""
+        if self.handler is None:
             return []
         return [
             FileCitation(file_id=c.file_id, filename=c.filename, index=c.start_index)
-            for c in self.file_search.citations(text)
+            for c in self.handler.citations(text)
         ]

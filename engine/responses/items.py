@@ -17,8 +17,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from .. import errors
-from ..assistants.context import CODE_TOOL, estimate_tokens
-from ..assistants.tools import FILE_SEARCH
+from ..agent.tool_text import CODE_TOOL, FILE_SEARCH, estimate_tokens
 from ..files import FileStore
 from .models import (
     CodeInterpreterCall,

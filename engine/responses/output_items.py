@@ -10,14 +10,21 @@ from .models import Item, Response
 
 
 class OutputItems:
-    """The base of ``ResponseRun`` and of the parts mixed into it, which set these attributes."""
+    """A response's output list and its stream: what every kind of item is added through."""
 
-    response: Response
-    events: ResponseEvents
-    include_outputs: bool
-    include_results: bool
+    def __init__(
+        self,
+        response: Response,
+        events: ResponseEvents,
+        include_outputs: bool,
+        include_results: bool = False,
+    ) -> None:
+        self.response = response
+        self.events = events
+        self.include_outputs = include_outputs
+        self.include_results = include_results
 
-    def _add(self, item: Item) -> int:
+    def add(self, item: Item) -> int:
         self.response.output.append(item)
         index = len(self.response.output) - 1
         self.events.emit(
@@ -27,13 +34,13 @@ class OutputItems:
         )
         return index
 
-    def _index(self, item: Item) -> int:
+    def index(self, item: Item) -> int:
         return next(i for i, o in enumerate(self.response.output) if o is item)
 
-    def _done(self, item: Item) -> None:
+    def done(self, item: Item) -> None:
         self.events.emit(
             "response.output_item.done",
-            output_index=self._index(item),
+            output_index=self.index(item),
             item=_shown(item, self.include_outputs, self.include_results),
         )
 

@@ -1,25 +1,26 @@
 """One response, driven by the agent loop: its turns become output items and stream events.
 
-``ResponseRun`` is the loop's host. Text and tool-call arguments become items as the model
-writes them (when streaming, the provider streams upstream and each piece is an event at once);
-a code call's item runs in_progress -> interpreting -> completed around its execution (see
-``code_items.py``, and ``file_search.py`` for a search's); the final message cites the
-container files it links to.
+``ResponseRun`` is the loop's host (``LoopHost``). Text and tool-call arguments become items as
+the model writes them (when streaming, the provider streams upstream and each piece is an event
+at once); a code call's item runs in_progress -> interpreting -> completed around its execution
+(``CodeItems``, in ``code_items.py``; a search's is ``SearchItems``, in ``file_search.py``); both
+add their items through the response's ``OutputItems``. The final message cites the container
+files it links to.
 """
 
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from ..assistants import context
-from ..assistants.code_stream import CodeDecoder
-from ..assistants.context import CODE_TOOL
-from ..assistants.file_search import FileSearchHandler
-from ..assistants.loop import LoopHost, LoopState, TokenUsage
-from ..assistants.provider import ModelDelta, ModelReply
+from ..agent import tool_text
+from ..agent.code_stream import LiveCall
+from ..agent.file_search import FileSearchHandler
+from ..agent.loop import LoopState, TokenUsage, ToolHandler
+from ..agent.provider import ModelDelta, ModelReply, ModelToolCall
+from ..agent.tool_text import CODE_TOOL, FILE_SEARCH
+from ..results import ExecutionResult
 from ..runtime import Runtime
 from ..sessions import Session
 from ..sessions.models import container_file_id
@@ -39,19 +40,16 @@ from .models import (
     Response,
     Usage,
 )
-from .tools import FILE_SEARCH, Tools
+from .output_items import OutputItems
+from .tools import Tools
+
+LiveItem = CodeInterpreterCall | FunctionCall | FileSearchCall
 
 
-@dataclass
-class LiveCall:
-    """A tool call of the current model turn, as its item."""
+class ResponseRun:
+    """The loop's host (``LoopHost``) for one response: its message text here, its code and
+    search calls' items in ``code`` and ``search``."""
 
-    item: CodeInterpreterCall | FunctionCall | FileSearchCall | None
-    call_id: str = ""
-    decoder: CodeDecoder = field(default_factory=CodeDecoder)
-
-
-class ResponseRun(SearchItems, CodeItems, LoopHost):
     def __init__(
         self,
         engine: Runtime,
@@ -80,21 +78,41 @@ class ResponseRun(SearchItems, CodeItems, LoopHost):
         self.files = files
         self.input_files = input_files
         self.context_tokens = context_tokens
-        self.tool_output_chars = tool_output_chars
-        self.include_outputs = include_outputs
+        self.items = OutputItems(response, events, include_outputs)
+        self.code = CodeItems(self.items, engine.files, owner, tool_output_chars)
+        self.search = SearchItems(self.items)
         self.state = LoopState()
         self.placement: Placement | None = None
-        self.running: Session | None = None
         self.cancel_requested = False
         self._text: MessageItem | None = None
-        self._turn: dict[int, LiveCall] = {}
+        self._turn: dict[int, LiveCall[LiveItem]] = {}
         self._streamed = False
-        self._code: dict[str, CodeInterpreterCall] = {}
-        self._noted = False
-        self.file_search: FileSearchHandler | None = None
+
+    @property
+    def file_search(self) -> FileSearchHandler | None:
         """Set by the service when the request has a file_search tool."""
-        self.include_results = False
-        self.searches: dict[str, FileSearchCall] = {}
+        return self.search.handler
+
+    @file_search.setter
+    def file_search(self, handler: FileSearchHandler | None) -> None:
+        self.search.handler = handler
+
+    @property
+    def include_outputs(self) -> bool:
+        return self.items.include_outputs
+
+    @property
+    def include_results(self) -> bool:
+        return self.items.include_results
+
+    @include_results.setter
+    def include_results(self, include: bool) -> None:
+        self.items.include_results = include
+
+    @property
+    def running(self) -> Session | None:
+        """The session running a code call now (a cancel interrupts it)."""
+        return self.code.running
 
     # --- what the loop asks ---
 
@@ -114,14 +132,7 @@ class ResponseRun(SearchItems, CodeItems, LoopHost):
     async def prompt(self, session: Session | None) -> list[dict[str, Any]] | None:
         parts = [self.response.instructions] if self.response.instructions else []
         if session is not None:
-            parts.append(
-                f"You can run Python with the `{CODE_TOOL}` tool (a Jupyter kernel with numpy, "
-                "pandas, matplotlib and scipy). Save output files under /mnt/data and link them "
-                "as sandbox:/mnt/data/<name>."
-            )
-            names = [f.filename for f in await session.list_files()]
-            if names:
-                parts.append("Files available in /mnt/data: " + ", ".join(names) + ".")
+            parts += tool_text.code_tool_prompt([f.filename for f in await session.list_files()])
             if self.placement is not None and self.placement.fresh_after_expiry:
                 parts.append(FRESH_NOTE)
         system = [{"role": "system", "content": "\n\n".join(parts)}] if parts else []
@@ -136,6 +147,9 @@ class ResponseRun(SearchItems, CodeItems, LoopHost):
     def cancelled(self) -> bool:
         return self.cancel_requested
 
+    def abandoned(self) -> bool:
+        return False
+
     # --- items as the model writes them ---
 
     async def on_model_delta(self, delta: ModelDelta) -> None:
@@ -148,7 +162,7 @@ class ResponseRun(SearchItems, CodeItems, LoopHost):
     def _text_delta(self, text: str) -> None:
         if self._text is None:
             self._text = MessageItem(role="assistant", content=[], status="in_progress")
-            index = self._add(self._text)
+            index = self.items.add(self._text)
             self._text.content.append(OutputText(text=""))
             self.events.emit(
                 "response.content_part.added",
@@ -163,7 +177,7 @@ class ResponseRun(SearchItems, CodeItems, LoopHost):
         self.events.emit(
             "response.output_text.delta",
             item_id=self._text.id,
-            output_index=self._index(self._text),
+            output_index=self.items.index(self._text),
             content_index=0,
             delta=text,
             logprobs=[],
@@ -173,27 +187,28 @@ class ResponseRun(SearchItems, CodeItems, LoopHost):
         assert delta.tool_index is not None
         live = self._turn.get(delta.tool_index)
         if live is None:
-            live = self._turn[delta.tool_index] = LiveCall(item=None, call_id=delta.tool_id)
+            live = self._turn[delta.tool_index] = LiveCall[LiveItem](call_id=delta.tool_id)
             functions = {f["function"]["name"] for f in self.tools.functions}
             if delta.tool_name == CODE_TOOL and self.tools.code is not None:
-                live.item = self.code_started()
+                assert self.placement is not None
+                live.place = self.code.started(self.placement.session.id)
             elif delta.tool_name == FILE_SEARCH and self.file_search is not None:
-                live.item = self.search_started()
+                live.place = self.search.started()
             elif delta.tool_name in functions:
-                live.item = FunctionCall(
+                live.place = FunctionCall(
                     call_id=delta.tool_id, name=delta.tool_name, status="in_progress"
                 )
-                self._add(live.item)
+                self.items.add(live.place)
         live.call_id = live.call_id or delta.tool_id
-        item = live.item
+        item = live.place
         if isinstance(item, CodeInterpreterCall):
-            self.code_delta(item, live.decoder.feed(delta.arguments))
+            self.code.delta(item, live.decoder.feed(delta.arguments))
         elif isinstance(item, FunctionCall) and delta.arguments:
             item.arguments += delta.arguments
             self.events.emit(
                 "response.function_call_arguments.delta",
                 item_id=item.id,
-                output_index=self._index(item),
+                output_index=self.items.index(item),
                 delta=delta.arguments,
             )
 
@@ -223,22 +238,45 @@ class ResponseRun(SearchItems, CodeItems, LoopHost):
         by_id = {c.id: c for c in reply.tool_calls}
         for live in self._turn.values():
             found = by_id.get(live.call_id)
-            if isinstance(live.item, FunctionCall):
-                live.item.arguments = found.arguments if found else live.item.arguments
-                live.item.status = "completed"
-                index = self._index(live.item)
+            if isinstance(live.place, FunctionCall):
+                live.place.arguments = found.arguments if found else live.place.arguments
+                live.place.status = "completed"
+                index = self.items.index(live.place)
                 self.events.emit(
                     "response.function_call_arguments.done",
-                    item_id=live.item.id,
+                    item_id=live.place.id,
                     output_index=index,
-                    arguments=live.item.arguments,
+                    arguments=live.place.arguments,
                 )
-                self._done(live.item)
-            elif isinstance(live.item, CodeInterpreterCall):
-                self.code_done(live.item, live.call_id, found.arguments if found else None)
-            elif isinstance(live.item, FileSearchCall):
-                self.searching(live.item, live.call_id, found.arguments if found else "")
+                self.items.done(live.place)
+            elif isinstance(live.place, CodeInterpreterCall):
+                self.code.done(live.place, live.call_id, found.arguments if found else None)
+            elif isinstance(live.place, FileSearchCall):
+                self.search.searching(live.place, live.call_id, found.arguments if found else "")
         self._turn = {}
+
+    async def on_code_calls(self, calls: list[ModelToolCall]) -> None:
+        return None
+
+    async def on_code_started(
+        self, index: int, call: ModelToolCall, code: str, session: Session
+    ) -> None:
+        self.code.interpreting(call.id, session)
+
+    async def on_code_finished(
+        self, index: int, call: ModelToolCall, result: ExecutionResult | None, text: str
+    ) -> None:
+        fresh = self.placement is not None and self.placement.fresh_after_expiry
+        self.code.finished(call.id, result, text, fresh)
+
+    async def on_code_calls_finished(self) -> None:
+        return None
+
+    async def on_tool_handled(self, call: ModelToolCall, handler: ToolHandler, text: str) -> None:
+        self.search.handled(call, handler)
+
+    async def on_round_finished(self) -> None:
+        return None
 
     # --- the end ---
 
@@ -249,7 +287,7 @@ class ResponseRun(SearchItems, CodeItems, LoopHost):
             return []
         known = {f.path: f.file_id for f in await session.list_files()}
         found = []
-        for match in context.SANDBOX_LINK.finditer(text):
+        for match in tool_text.SANDBOX_LINK.finditer(text):
             link = match.group(0).rstrip(".,;:!?")
             path = link.removeprefix("sandbox:")
             path = path if path in known else unquote(path)
@@ -268,12 +306,16 @@ class ResponseRun(SearchItems, CodeItems, LoopHost):
             )
         return found
 
+    def file_citations(self) -> list[FileCitation]:
+        """The passages the final text cites with 【n†filename】 marks."""
+        return self.search.citations(self._text.text() if self._text is not None else "")
+
     def finish_text(self, annotations: list[ContainerFileCitation | FileCitation]) -> None:
         item = self._text
         if item is None:
             return
         self._text = None
-        index = self._index(item)
+        index = self.items.index(item)
         part = item.content[0]
         assert isinstance(part, OutputText)
         part.annotations = annotations
@@ -290,7 +332,7 @@ class ResponseRun(SearchItems, CodeItems, LoopHost):
         self.events.emit("response.output_text.done", **common, text=part.text, logprobs=[])
         self.events.emit("response.content_part.done", **common, part=part.model_dump(mode="json"))
         item.status = "completed"
-        self._done(item)
+        self.items.done(item)
 
     def close_open_items(self) -> None:
         """A response that stops early leaves no item in progress."""
@@ -309,4 +351,4 @@ class ResponseRun(SearchItems, CodeItems, LoopHost):
                 and item.status in ("in_progress", "searching")
             ):
                 item.status = "incomplete"
-                self._done(item)
+                self.items.done(item)

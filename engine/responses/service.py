@@ -1,6 +1,6 @@
 """The Responses service: responses and conversations, as the router asks.
 
-A response is one run of the agent loop (``engine.assistants.loop``) through ``ResponseRun``.
+A response is one run of the agent loop (``engine.agent.loop``) through ``ResponseRun``.
 Its context is its input after the items of the response it continues (``previous_response_id``,
 walked back) or of its conversation; its code runs in the container its chain already uses.
 Everything is checked before anything runs, so bad input is a 4xx and never a failed response.
@@ -15,9 +15,10 @@ import logging
 from typing import Any
 
 from .. import errors
-from ..assistants.file_search import FileSearchHandler
-from ..assistants.loop import AgentLoop, LoopRequest, Outcome
-from ..assistants.provider import ModelProvider
+from ..agent.file_search import FileSearchHandler
+from ..agent.loop import AgentLoop, LoopRequest, Outcome
+from ..agent.provider import ModelProvider
+from ..agent.tool_text import FILE_SEARCH
 from ..config import Settings
 from ..paging import Page
 from ..retrieval import VectorStores
@@ -44,7 +45,7 @@ from .models import (
 )
 from .repository import Repository
 from .runner import ResponseRun
-from .tools import FILE_SEARCH, Tools, parse_tools
+from .tools import Tools, parse_tools
 
 log = logging.getLogger(__name__)
 MAX_CHAIN = 1000

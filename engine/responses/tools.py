@@ -14,11 +14,10 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import errors
-from ..assistants.context import CODE_TOOL
+from ..agent.tool_text import CODE_TOOL, FILE_SEARCH
 from ..retrieval.models import ComparisonFilter, CompoundFilter, RankingOptions
 
 MEMORY_LIMITS_MB = {"1g": 1024, "4g": 4096, "16g": 16384, "64g": 65536}
-FILE_SEARCH = "file_search"
 M = TypeVar("M", bound=BaseModel)
 
 

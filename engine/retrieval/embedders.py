@@ -8,12 +8,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from abc import ABC, abstractmethod
-from typing import Any
 
-import httpx
 import numpy as np
 
 from .. import errors
+from ..openai_client import OpenAICompatibleClient
 from .minilm import (
     PACKAGE,
     PACKAGE_VERSION,
@@ -77,36 +76,16 @@ class OpenAIEmbeddings(Embedder):
     def __init__(self, base_url: str, api_key: str | None, model: str, timeout: float = 60) -> None:
         self.name = f"{base_url.rstrip('/')}#{model}"
         self.model = model
-        headers = {"Authorization": f"Bearer {api_key}", "api-key": api_key} if api_key else {}
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/", headers=headers, timeout=timeout
-        )
+        self._client = OpenAICompatibleClient(base_url, api_key, timeout=timeout, max_retries=0)
 
     async def embed(self, texts: list[str]) -> Matrix:
         rows: list[list[float]] = []
         for start in range(0, len(texts), self.batch):
-            rows += await self._request(texts[start : start + self.batch])
+            rows += await self._client.embeddings(self.model, texts[start : start + self.batch])
         return _normalised(np.asarray(rows, dtype=np.float32).reshape(len(texts), -1))
 
-    async def _request(self, texts: list[str]) -> list[list[float]]:
-        try:
-            response = await self._client.post(
-                "embeddings", json={"model": self.model, "input": texts}
-            )
-        except httpx.HTTPError as exc:
-            raise errors.EngineError(f"the embeddings endpoint failed: {exc}") from exc
-        if response.status_code != 200:
-            raise errors.EngineError(
-                f"the embeddings endpoint answered {response.status_code}: {response.text[:300]}"
-            )
-        body: Any = response.json()
-        data = sorted(body.get("data", []), key=lambda d: d.get("index", 0))
-        if len(data) != len(texts):
-            raise errors.EngineError("the embeddings endpoint returned the wrong number of vectors")
-        return [list(map(float, d["embedding"])) for d in data]
-
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._client.close()
 
 
 def embedded_model_problem() -> str | None:

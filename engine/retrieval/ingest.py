@@ -18,6 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from .. import errors
+from ..errors import LastError
 from ..files import FileStore
 from .chunking import chunk_text, sentences
 from .embedders import Embedder
@@ -31,7 +32,7 @@ from .extract import (
     file_kind,
 )
 from .index import ChunkIndex, sentence_digest
-from .models import LastError, StaticChunking
+from .models import FileErrorCode, StaticChunking
 
 log = logging.getLogger("engine.retrieval")
 
@@ -231,7 +232,7 @@ class Ingestion:
         return _Prepared(store_id, file_id, text, chunks)
 
     def _fail(self, store_id: str, file_id: str, code: str, message: str) -> None:
-        error = LastError(code=code, message=message[:1000])  # type: ignore[arg-type]
+        error = LastError[FileErrorCode](code=code, message=message[:1000])  # type: ignore[arg-type]
         self.index.execute(
             "UPDATE vs_files SET status = 'failed', last_error = ? "
             "WHERE vector_store_id = ? AND id = ? AND status = 'in_progress'",

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .. import errors
+from ..errors import LastError
 
 AttributeValue = str | float | bool
 Attributes = dict[str, AttributeValue]
@@ -108,9 +109,7 @@ class VectorStore(BaseModel):
     description: str | None = None
 
 
-class LastError(BaseModel):
-    code: Literal["server_error", "unsupported_file", "invalid_file"]
-    message: str
+FileErrorCode = Literal["server_error", "unsupported_file", "invalid_file"]
 
 
 class StoredChunking(BaseModel):
@@ -125,7 +124,7 @@ class VectorStoreFile(BaseModel):
     usage_bytes: int = 0
     vector_store_id: str
     status: FileStatus = "in_progress"
-    last_error: LastError | None = None
+    last_error: LastError[FileErrorCode] | None = None
     attributes: Attributes | None = None
     chunking_strategy: StoredChunking | None = None
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from .. import errors
+from ..errors import LastError
 from ..files import FileStore
 from ..paging import Page, page_query
 from .embedders import Embedder
@@ -22,7 +23,7 @@ from .models import (
     ContentPage,
     ExpiresAfter,
     FileBatch,
-    LastError,
+    FileErrorCode,
     SearchPage,
     SearchRequest,
     TextContent,
@@ -213,7 +214,10 @@ class VectorStores:
             kind: Literal["unsupported_file", "invalid_file"] = (
                 "unsupported_file" if exc.code == "unsupported_file" else "invalid_file"
             )
-            status, error = "failed", LastError(code=kind, message=str(exc)).model_dump_json()
+            status, error = (
+                "failed",
+                LastError[FileErrorCode](code=kind, message=str(exc)).model_dump_json(),
+            )
         self.index.delete_file(store_id, file_id)  # adding a file again re-ingests it
         self.index.execute(
             "INSERT INTO vs_files (vector_store_id, id, owner, filename, created_at, status, "

@@ -13,13 +13,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import openai
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from ..api.auth import Tenant
 from ..config import Settings
 from ..errors import APIError
+from ..openai_client import OpenAICompatibleClient
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -139,22 +139,14 @@ async def _models(request: Request) -> list[str]:
     kept: tuple[float, list[str]] | None = getattr(request.app.state, "playground_models", None)
     if kept is not None and kept[0] > time.monotonic():
         return kept[1]
-    names = await _list_models(settings)
+    names = await _list_models(settings.llm_base_url, settings.llm_api_key)
     request.app.state.playground_models = (time.monotonic() + MODELS_KEPT_S, names)
     return names
 
 
-async def _list_models(settings: Settings) -> list[str]:
-    client = openai.AsyncOpenAI(
-        base_url=settings.llm_base_url,
-        api_key=settings.llm_api_key or "none",
-        timeout=3,
-        max_retries=0,
-    )
+async def _list_models(base_url: str, api_key: str | None) -> list[str]:
+    client = OpenAICompatibleClient(base_url, api_key, timeout=3, max_retries=0)
     try:
-        page = await client.models.list()
-        return [m.id for m in page.data[:100]]
-    except (openai.OpenAIError, ValueError, KeyError, TypeError, AttributeError):
-        return []
+        return await client.model_ids(100)
     finally:
         await client.close()

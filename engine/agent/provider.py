@@ -10,6 +10,7 @@ from typing import Any
 import openai
 
 from .. import errors
+from ..openai_client import OpenAICompatibleClient
 
 
 @dataclass
@@ -74,11 +75,9 @@ class OpenAIChatProvider(ModelProvider):
     """
 
     def __init__(self, base_url: str | None, api_key: str | None, timeout: float = 120.0) -> None:
-        self._client: openai.AsyncOpenAI | None = None
+        self._client: OpenAICompatibleClient | None = None
         if base_url:
-            self._client = openai.AsyncOpenAI(
-                base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=2
-            )
+            self._client = OpenAICompatibleClient(base_url, api_key, timeout=timeout, max_retries=2)
         else:
             missing = "SANDBOX_LLM_BASE_URL" + ("" if api_key else " and SANDBOX_LLM_API_KEY")
             self.unavailable = (
@@ -118,7 +117,7 @@ class OpenAIChatProvider(ModelProvider):
         try:
             if on_delta is not None:
                 return await self._stream(kwargs, on_delta)
-            response = await self._client.chat.completions.create(**kwargs)
+            response = await self._client.chat.create(**kwargs)
         except openai.RateLimitError as exc:
             raise errors.ModelError(f"rate_limit_exceeded: {exc}") from exc
         except openai.OpenAIError as exc:
@@ -143,7 +142,7 @@ class OpenAIChatProvider(ModelProvider):
     async def _stream(self, kwargs: dict[str, Any], on_delta: DeltaSink) -> ModelReply:
         """``stream=True`` upstream: each chunk reaches ``on_delta`` as it arrives."""
         assert self._client is not None
-        stream = await self._client.chat.completions.create(
+        stream = await self._client.chat.create(
             **kwargs, stream=True, stream_options={"include_usage": True}
         )
         reply = ModelReply(content=None)

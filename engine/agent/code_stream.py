@@ -1,4 +1,5 @@
-"""The code of a code-interpreter call, decoded from its JSON arguments as the model streams them.
+"""The code of a code-interpreter call, decoded from its JSON arguments as the model streams
+them, and the tool call being streamed that it belongs to.
 
 Both faces that stream code as it is written use it: Responses
 (``code_interpreter_call_code.delta``) and Assistants runs (``thread.run.step.delta`` with the
@@ -9,8 +10,11 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 _CODE_KEY = re.compile(r'"code"\s*:\s*"')
+T = TypeVar("T")
 
 
 class CodeDecoder:
@@ -56,6 +60,19 @@ class CodeDecoder:
             pos += size
         self._pos = pos
         return "".join(out)
+
+
+@dataclass
+class LiveCall(Generic[T]):
+    """A tool call of the model turn being streamed, and where the face shows it (``place``: a
+    response's output item, or the call's index among a run step's tool calls)."""
+
+    call_id: str = ""
+    name: str = ""
+    pending: str = ""
+    """Arguments that came before the call's name."""
+    place: T | None = None
+    decoder: CodeDecoder = field(default_factory=CodeDecoder)
 
 
 def _escape_size(buffer: str, pos: int) -> int | None:

@@ -15,7 +15,7 @@ from .. import errors
 from ..retrieval import VectorStores
 from ..retrieval.models import Filter, RankingOptions, SearchRequest, SearchResult
 from .loop import ToolHandler
-from .tools import FILE_SEARCH
+from .tool_text import FILE_SEARCH
 
 MAX_QUERIES = 5
 CITATION = re.compile(r"【(\d+)(?::\d+)?†([^】]{0,300})】")

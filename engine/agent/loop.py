@@ -4,9 +4,10 @@ It knows the model (a ``ModelProvider``), the sandbox (a ``Session``) and the en
 and nothing of the API objects around it (Assistants runs, steps, messages and threads, or a
 Responses response), so every API face that lets a model run code drives the same loop.
 
-The contract. The caller gives ``AgentLoop.run`` a ``LoopHost``, a ``LoopRequest`` (the model, its
-tools and options) and a ``LoopState`` (the conversation so far: the model's tool-call turns and
-their results; the caller persists it to resume a paused loop). Each turn the loop asks the host
+The contract. The caller gives ``AgentLoop.run`` a ``LoopHost`` (a Protocol: what the loop needs
+of its host, and nothing of the API's objects), a ``LoopRequest`` (the model, its tools and
+options) and a ``LoopState`` (the conversation so far: the model's tool-call turns and their
+results; the caller persists it to resume a paused loop). Each turn the loop asks the host
 for the sandbox ``session()`` (only when the code interpreter is on) and the ``prompt(session)``
 (the caller's system prompt and history, ending with ``state.conversation``), then asks the model.
 Code-interpreter calls run in the session one by one; their results, capped, errors with
@@ -31,7 +32,7 @@ import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -39,9 +40,8 @@ from .. import errors
 from ..config import Settings
 from ..results import ExecutionResult
 from ..sessions import Session
-from .context import CODE_TOOL, CODE_TOOL_SPEC, tool_result_text
 from .provider import ModelDelta, ModelProvider, ModelReply, ModelToolCall
-from .tools import code_of, model_tool_choice
+from .tool_text import CODE_TOOL, CODE_TOOL_SPEC, code_of, model_tool_choice, tool_result_text
 
 
 class LoopState(BaseModel):
@@ -115,51 +115,23 @@ class LoopResult:
     detail: str = ""
 
 
-class LoopHooks:
-    """What the loop tells its host as it goes; each hook does nothing unless overridden."""
+class LoopHost(Protocol):
+    """What the loop needs from the API object it works for (an Assistants run, a response).
+
+    The ``on_*`` hooks tell the host each step as it goes, to record and stream it; a host that
+    subclasses this Protocol gets hooks that do nothing, and a loop that never stops by itself.
+    """
 
     streams_deltas: bool = False
     """Whether the model is asked to stream, each piece going to ``on_model_delta``."""
 
-    async def on_model_delta(self, delta: ModelDelta) -> None:
-        """A piece of the model's turn as it writes it (when ``streams_deltas``)."""
-
-    async def on_model_turn(self, reply: ModelReply, usage: TokenUsage) -> None:
-        """A model turn ended; ``usage`` is the running total."""
-
-    async def on_code_calls(self, calls: list[ModelToolCall]) -> None:
-        """The code-interpreter calls of one model turn are about to run."""
-
-    async def on_code_started(
-        self, index: int, call: ModelToolCall, code: str, session: Session
-    ) -> None:
-        """Code ``index`` of the turn starts running in ``session``."""
-
-    async def on_code_finished(
-        self, index: int, call: ModelToolCall, result: ExecutionResult | None, text: str
-    ) -> None:
-        """It ended: ``result`` (None if the engine could not run it) and what the model reads."""
-
-    async def on_code_calls_finished(self) -> None:
-        """Every code call of the turn has run."""
-
-    async def on_tool_handled(self, call: ModelToolCall, handler: ToolHandler, text: str) -> None:
-        """An engine-run tool other than code (``handlers``) answered ``call`` with ``text``."""
-
-    async def on_round_finished(self) -> None:
-        """A round of tool calls is in the state's conversation: the moment to persist it."""
-
-
-class LoopHost(LoopHooks, ABC):
-    """What the loop asks of the API object it works for."""
-
-    @abstractmethod
     async def session(self) -> Session:
         """The sandbox the code runs in, asked before each model turn (files may be placed)."""
+        ...
 
-    @abstractmethod
     async def prompt(self, session: Session | None) -> list[dict[str, Any]] | None:
         """The next turn's messages, ending with the state's conversation; None if too long."""
+        ...
 
     def cancelled(self) -> bool:
         """Whether to stop at the next safe point (between steps, never inside running code)."""
@@ -168,6 +140,42 @@ class LoopHost(LoopHooks, ABC):
     def abandoned(self) -> bool:
         """Whether the host has closed the turn already, so nothing more may be recorded."""
         return False
+
+    async def on_model_delta(self, delta: ModelDelta) -> None:
+        """A piece of the model's turn as it writes it (when ``streams_deltas``)."""
+        return None
+
+    async def on_model_turn(self, reply: ModelReply, usage: TokenUsage) -> None:
+        """A model turn ended; ``usage`` is the running total."""
+        return None
+
+    async def on_code_calls(self, calls: list[ModelToolCall]) -> None:
+        """The code-interpreter calls of one model turn are about to run."""
+        return None
+
+    async def on_code_started(
+        self, index: int, call: ModelToolCall, code: str, session: Session
+    ) -> None:
+        """Code ``index`` of the turn starts running in ``session``."""
+        return None
+
+    async def on_code_finished(
+        self, index: int, call: ModelToolCall, result: ExecutionResult | None, text: str
+    ) -> None:
+        """It ended: ``result`` (None if the engine could not run it) and what the model reads."""
+        return None
+
+    async def on_code_calls_finished(self) -> None:
+        """Every code call of the turn has run."""
+        return None
+
+    async def on_tool_handled(self, call: ModelToolCall, handler: ToolHandler, text: str) -> None:
+        """An engine-run tool other than code (``handlers``) answered ``call`` with ``text``."""
+        return None
+
+    async def on_round_finished(self) -> None:
+        """A round of tool calls is in the state's conversation: the moment to persist it."""
+        return None
 
 
 class AgentLoop:
