@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from .. import errors
 from ..files import FileObject
-from ..paging import Page
+from ..paging import Deleted, Page
 from ..services import Engine
 from .auth import Tenant
 from .deps import EngineDep, FileBodyDep, FilePagingDep, attachment, file_body_doc
@@ -51,12 +51,6 @@ class OpenAIFile(BaseModel):
         )
 
 
-class FileDeleted(BaseModel):
-    id: str
-    object: Literal["file"] = "file"
-    deleted: bool = True
-
-
 _UPLOAD = file_body_doc({"*purpose": "assistants, assistants_output, batch, fine-tune, ..."})
 
 
@@ -90,7 +84,7 @@ async def file_content(file_id: str, engine: EngineDep, tenant: Tenant) -> Strea
     )
 
 
-@router.delete("/{file_id}", response_model=FileDeleted)
-async def delete_file(file_id: str, engine: EngineDep, tenant: Tenant) -> FileDeleted:
+@router.delete("/{file_id}", response_model=Deleted)
+async def delete_file(file_id: str, engine: EngineDep, tenant: Tenant) -> Deleted:
     engine.files.delete(file_id, tenant)
-    return FileDeleted(id=file_id)
+    return Deleted(id=file_id, object="file")
