@@ -276,11 +276,11 @@ def _container_file(
             source = "assistant" if wrote else "user"
     if file_id is None or file_id in taken:  # one file object placed at two paths
         file_id = container_file_id(session.id, entry.path)
+    size_and_path = entry.model_dump(include={"bytes", "path"})
     return ContainerFile(
         id=file_id,
-        bytes=entry.bytes,
         container_id=session.id,
         created_at=entry.modified_at,
-        path=entry.path,
         source=source,
+        **size_and_path,
     )
