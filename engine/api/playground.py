@@ -19,9 +19,9 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from ..config import Settings
 from ..errors import APIError
-from ..web import STATIC
 from .auth import Tenant, tenant_of
 
+STATIC = Path(__file__).parents[1] / "web" / "static"
 DEFAULT_MODEL = "gpt-4o-mini"
 MODELS_KEPT_S = 60.0
 
