@@ -70,13 +70,18 @@ def guess_mime_type(filename: str) -> str:
     return guessed or "application/octet-stream"
 
 
-class FileObject(BaseModel):
+class FileHead(BaseModel):
+    """What the engine's file object and OpenAI's (``/v1/files``) both begin with."""
+
     id: str
     object: Literal["file"] = "file"
     bytes: int
     created_at: int
     filename: str
     purpose: str
+
+
+class FileObject(FileHead):
     mime_type: str
     status: Literal["processed"] = "processed"
     session_id: str | None = None

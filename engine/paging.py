@@ -2,6 +2,7 @@
 
 One set of rules for every list: ``limit`` 1-100, ``order`` asc or desc, ``after`` and ``before``
 naming objects of the list. ``page_query`` pages a table, ``page_list`` an already-built list.
+``Deleted`` is the other envelope every face shares: the reply to a delete.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ class Page(BaseModel, Generic[T]):
             last_id=ids[-1] if ids else None,
             has_more=has_more,
         )
+
+
+class Deleted(BaseModel):
+    id: str
+    object: str
+    """``<kind>.deleted`` ("file" for a file, as OpenAI's)."""
+    deleted: bool = True
 
 
 def check_paging(limit: object, order: object) -> None:

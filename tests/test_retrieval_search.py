@@ -17,7 +17,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from engine.api import create_app  # noqa: F401 (imports engine.web in the order the app does)
+from engine.api.playground import config_router
 from engine.config import Settings
 from engine.files import FileStore
 from engine.retrieval import FileSearch, embedder_status, embedders, minilm, search
@@ -36,7 +36,6 @@ from engine.retrieval.models import (
 from engine.retrieval.search import discriminating_query
 from engine.retrieval.service import VectorStores
 from engine.store import Store
-from engine.web import config_router
 
 
 async def _library(tmp: Path, embedder: Embedder | None) -> tuple[VectorStores, Store]:

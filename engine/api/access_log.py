@@ -6,7 +6,6 @@ every response through a task group and a memory stream, which cost about 0.7 ms
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -14,7 +13,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import BodyTooLarge
-from .errors import error_body
+from .errors import error_body, send_json
 
 log = logging.getLogger("engine.api")
 
@@ -45,20 +44,8 @@ class RequestLog:
         except BodyTooLarge as exc:
             if responded:  # too late for a 413; the server closes the connection
                 raise
-            body = json.dumps(
-                error_body(str(exc), "invalid_request_error", "payload_too_large")
-            ).encode()
-            await send_with_id(
-                {
-                    "type": "http.response.start",
-                    "status": 413,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send_with_id({"type": "http.response.body", "body": body})
+            body = error_body(str(exc), "invalid_request_error", "payload_too_large")
+            await send_json(send_with_id, 413, body)
         finally:
             log.info(
                 "request",

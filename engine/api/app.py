@@ -16,9 +16,17 @@ from ..config import MB, Settings
 from ..responses import ResponsesService
 from ..retrieval import FileSearch
 from ..services import Engine
-from ..web import config_router as playground_config
-from ..web import router as playground
-from . import assistants, azure, mcp, openai_containers, openai_files, ops, responses, sessions
+from . import (
+    assistants,
+    azure,
+    mcp,
+    openai_containers,
+    openai_files,
+    ops,
+    playground,
+    responses,
+    sessions,
+)
 from . import errors as api_errors
 from .access_log import RequestLog
 from .auth import KeyRing
@@ -93,8 +101,8 @@ def create_app(
     app.include_router(responses.router)
     app.include_router(vector_stores_router)
     app.include_router(mcp.router)
-    app.include_router(playground_config)
-    app.include_router(playground)  # /playground, and / redirects there
+    app.include_router(playground.config_router)
+    app.include_router(playground.router)  # /playground, and / redirects there
     app.router.routes.append(app.state.mcp.route())
     # Starlette runs the middleware added last first: the log (and its request id) wraps the
     # Host/Origin guard and the body limits, so that their refusals are logged and carry

@@ -22,7 +22,7 @@ from ..assistants.models import (
     TruncationStrategy,
 )
 from ..assistants.service import AssistantsService, Event
-from ..paging import Page
+from ..paging import Deleted, Page
 from .auth import Tenant
 from .deps import PagingDep
 from .streaming import DONE, SSE_RESPONSE, Events, event_stream
@@ -112,10 +112,6 @@ class ToolOutputsBody(Body):
     stream: bool = False
 
 
-def _deleted(object_id: str, kind: str) -> dict[str, Any]:
-    return {"id": object_id, "object": f"{kind}.deleted", "deleted": True}
-
-
 # --- assistants ---
 
 
@@ -147,9 +143,9 @@ async def update_assistant(
 
 
 @router.delete("/assistants/{assistant_id}")
-async def delete_assistant(assistant_id: str, svc: Service, tenant: Tenant) -> dict[str, Any]:
+async def delete_assistant(assistant_id: str, svc: Service, tenant: Tenant) -> Deleted:
     svc.delete_assistant(tenant, assistant_id)
-    return _deleted(assistant_id, "assistant")
+    return Deleted(id=assistant_id, object="assistant.deleted")
 
 
 # --- threads ---
@@ -206,9 +202,9 @@ async def update_thread(thread_id: str, body: ThreadBody, svc: Service, tenant: 
 
 
 @router.delete("/threads/{thread_id}")
-async def delete_thread(thread_id: str, svc: Service, tenant: Tenant) -> dict[str, Any]:
+async def delete_thread(thread_id: str, svc: Service, tenant: Tenant) -> Deleted:
     await svc.delete_thread(tenant, thread_id)
-    return _deleted(thread_id, "thread")
+    return Deleted(id=thread_id, object="thread.deleted")
 
 
 # --- messages ---

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -50,14 +51,32 @@ def unauthorized(message: str, code: str) -> APIError:
     return APIError(401, message, "invalid_request_error", code)
 
 
-def presented_key(
-    request: Request, credentials: HTTPAuthorizationCredentials | None, api_key: str | None
-) -> str:
-    """The key the caller sent, or a 401 that says what was wrong with what it sent."""
-    if credentials is not None:
-        return credentials.credentials
-    if api_key:
-        return api_key
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The key sent as ``Authorization: Bearer <key>``, else as ``api-key: <key>``; None if
+    neither. The one reading of the headers for every route, /mcp and the playground."""
+    scheme, _, key = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and key.strip():
+        return key.strip()
+    return headers.get("api-key", "").strip() or None
+
+
+def tenant_of(keys: KeyRing, headers: Mapping[str, str]) -> str | None:
+    """The tenant of the key the headers carry ("" with no keys configured), or None."""
+    if not keys.enabled:
+        return ""
+    key = presented_key(headers)
+    return keys.tenant(key) if key is not None else None
+
+
+# async: FastAPI runs a plain `def` dependency in a worker thread, a hop on every request.
+# The two security parameters only document the schemes in the OpenAPI schema.
+async def tenant(request: Request, _bearer: BearerCredentials, _api_key: AzureKey) -> str:
+    """The caller's tenant id, or a 401 that says what was wrong with what it sent."""
+    found = tenant_of(request.app.state.keys, request.headers)
+    if found is not None:
+        return found
+    if presented_key(request.headers) is not None:
+        raise unauthorized("invalid API key", "invalid_api_key")
     if request.headers.get("authorization"):
         raise unauthorized(
             'the Authorization header must look like "Bearer <key>"', "invalid_api_key"
@@ -68,24 +87,10 @@ def presented_key(
     )
 
 
-# async: FastAPI runs a plain `def` dependency in a worker thread, a hop on every request.
-async def tenant(request: Request, credentials: BearerCredentials, api_key: AzureKey) -> str:
-    """The caller's tenant id, or 401."""
-    ring: KeyRing = request.app.state.keys
-    if not ring.enabled:
-        return ""
-    found = ring.tenant(presented_key(request, credentials, api_key))
-    if found is None:
-        raise unauthorized("invalid API key", "invalid_api_key")
-    return found
-
-
-async def metrics_access(
-    request: Request, credentials: BearerCredentials, api_key: AzureKey
-) -> None:
+async def metrics_access(request: Request, bearer: BearerCredentials, api_key: AzureKey) -> None:
     """/metrics is open to scrapers unless ``SANDBOX_METRICS_REQUIRE_KEY`` is set."""
     if request.app.state.settings.metrics_require_key:
-        await tenant(request, credentials, api_key)
+        await tenant(request, bearer, api_key)
 
 
 Tenant = Annotated[str, Depends(tenant)]

@@ -16,14 +16,13 @@ import posixpath
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import StreamingResponse
 
 from .. import errors
 from ..files import guess_mime_type
 from ..results import ExecutionResult
 from ..sandbox.base import DATA_MOUNT
-from ..services import Engine
 from ..sessions import Session, SessionFile
 from .auth import Tenant
 from .azure_shapes import (
@@ -58,19 +57,58 @@ Directory = Annotated[
 ]
 
 
+class Caller:
+    """Who calls, about which session: every route's ``?identifier=`` and ``api-version``."""
+
+    def __init__(
+        self,
+        identifier: Identifier,
+        engine: EngineDep,
+        tenant: Tenant,
+        api_version: ApiVersion = None,
+    ) -> None:
+        self.identifier = identifier
+        self.engine = engine
+        self.tenant = tenant
+        self.api_version = api_version
+
+    async def session(self) -> Session:
+        """The caller's session, started if there is none (executions and uploads)."""
+        return await self.engine.session(self.identifier, owner=self.tenant)
+
+    def live(self) -> Session | None:
+        return self.engine.sessions.by_thread(self.identifier, self.tenant)
+
+    def require_live(self) -> Session:
+        session = self.live()
+        if session is None:
+            raise errors.SessionNotFound(f"no running session with identifier {self.identifier!r}")
+        return session
+
+    async def execute(self, body: CodeExecution) -> ExecutionResult:
+        code = body.source()
+        return await (await self.session()).execute(code, body.timeoutInSeconds)
+
+    async def upload(self, body: FileBody) -> SessionFile:
+        name, data = body.file()  # before a session is started for a bad body
+        return await (await self.session()).upload(name, data)
+
+    async def download(self, relative: str) -> StreamingResponse:
+        f = await self.require_live().open_file(relative)
+        name = posixpath.basename(relative)
+        return stream_file(f, guess_mime_type(name), name)
+
+
+CallerDep = Annotated[Caller, Depends()]
+
+
 # --- executions ---
 
 
 @router.post("/code/execute")
-async def execute_preview(
-    body: PreviewExecution,
-    identifier: Identifier,
-    engine: EngineDep,
-    tenant: Tenant,
-    api_version: ApiVersion = None,
-) -> dict[str, Any]:
+async def execute_preview(body: PreviewExecution, caller: CallerDep) -> dict[str, Any]:
     """2024-02-02-preview: ``{"properties": {"code", ...}}``; runs to completion."""
-    result = await _execute(engine, tenant, identifier, body.properties)
+    result = await caller.execute(body.properties)
     return {
         "$id": "1",
         "properties": {
@@ -87,27 +125,16 @@ async def execute_preview(
 @router.post("/executions")
 async def execute(
     body: CodeExecution,
-    identifier: Identifier,
-    engine: EngineDep,
-    tenant: Tenant,
+    caller: CallerDep,
     response: Response,
-    api_version: ApiVersion = None,
     operation_id: Annotated[str | None, Header(alias="operation-id", max_length=128)] = None,
 ) -> dict[str, Any]:
     """Later versions: a flat body. Asynchronous requests also finish before the answer, which
     then carries the final state, so there is nothing to poll."""
-    result = await _execute(engine, tenant, identifier, body)
+    result = await caller.execute(body)
     execution_id = operation_id or str(uuid.uuid4())
     response.headers["operation-id"] = execution_id
-    return execution_resource(execution_id, identifier, body, result)
-
-
-async def _execute(
-    engine: Engine, tenant: str, identifier: str, body: CodeExecution
-) -> ExecutionResult:
-    code = body.source()
-    session = await engine.session(identifier, owner=tenant)
-    return await session.execute(code, body.timeoutInSeconds)
+    return execution_resource(execution_id, caller.identifier, body, result)
 
 
 # --- files ---
@@ -117,134 +144,69 @@ _UPLOAD = file_body_doc()
 
 
 @router.post("/files/upload", openapi_extra=_UPLOAD)
-async def upload_preview(
-    body: FileBodyDep,
-    identifier: Identifier,
-    engine: EngineDep,
-    tenant: Tenant,
-    api_version: ApiVersion = None,
-) -> dict[str, Any]:
+async def upload_preview(body: FileBodyDep, caller: CallerDep) -> dict[str, Any]:
     """2024-02-02-preview: multipart ``file``; its filename (or /mnt/data/<filename>) names it."""
-    uploaded = await _upload(body, engine, tenant, identifier)
-    return {"$id": "1", "value": [preview_file(uploaded, 2)]}
+    return {"$id": "1", "value": [preview_file(await caller.upload(body), 2)]}
 
 
 @router.post("/files", openapi_extra=_UPLOAD)
-async def upload(
-    body: FileBodyDep,
-    identifier: Identifier,
-    engine: EngineDep,
-    tenant: Tenant,
-    api_version: ApiVersion = None,
-    path: Directory = None,
-) -> dict[str, Any]:
+async def upload(body: FileBodyDep, caller: CallerDep, path: Directory = None) -> dict[str, Any]:
     if directory_of(path):
         raise errors.InvalidRequest(
             f"uploads go to {DATA_MOUNT} itself; path={path!r} names a subfolder"
         )
-    return flat_file(await _upload(body, engine, tenant, identifier))
-
-
-async def _upload(body: FileBody, engine: Engine, tenant: str, identifier: str) -> SessionFile:
-    name, data = body.file()  # before a session is started for a bad body
-    session = await engine.session(identifier, owner=tenant)
-    return await session.upload(name, data)
+    return flat_file(await caller.upload(body))
 
 
 @router.get("/files")
 async def list_files(
-    identifier: Identifier,
-    engine: EngineDep,
-    tenant: Tenant,
-    api_version: ApiVersion = None,
-    path: Directory = None,
-    recursive: bool = False,
+    caller: CallerDep, path: Directory = None, recursive: bool = False
 ) -> dict[str, Any]:
-    session = _live(engine, tenant, identifier)
+    session = caller.live()
     files = await session.list_files() if session is not None else []
-    if not flat_shapes(api_version):
+    if not flat_shapes(caller.api_version):
         return {"$id": "1", "value": [preview_file(f, 2 + 2 * n) for n, f in enumerate(files)]}
     return {"value": listing(files, directory_of(path), recursive), "nextLink": None}
 
 
 @router.get("/files/content/{filename:path}")
-async def file_content_preview(
-    filename: str,
-    identifier: Identifier,
-    engine: EngineDep,
-    tenant: Tenant,
-    api_version: ApiVersion = None,
-) -> StreamingResponse:
+async def file_content_preview(filename: str, caller: CallerDep) -> StreamingResponse:
     """2024-02-02-preview: the raw bytes of /mnt/data/<filename>."""
-    return await _download(engine, tenant, identifier, filename)
+    return await caller.download(filename)
 
 
 @router.get("/files/{name}/content")
-async def file_content(
-    name: str,
-    identifier: Identifier,
-    engine: EngineDep,
-    tenant: Tenant,
-    api_version: ApiVersion = None,
-    path: Directory = None,
-) -> StreamingResponse:
-    return await _download(engine, tenant, identifier, join_path(path, name))
+async def file_content(name: str, caller: CallerDep, path: Directory = None) -> StreamingResponse:
+    return await caller.download(join_path(path, name))
 
 
 @router.get("/files/{name}")
-async def file_metadata(
-    name: str,
-    identifier: Identifier,
-    engine: EngineDep,
-    tenant: Tenant,
-    api_version: ApiVersion = None,
-    path: Directory = None,
-) -> dict[str, Any]:
+async def file_metadata(name: str, caller: CallerDep, path: Directory = None) -> dict[str, Any]:
     wanted = join_path(path, name)
-    files = await _require_live(engine, tenant, identifier).list_files()
+    files = await caller.require_live().list_files()
     found = next((f for f in files if relative_path(f) == wanted), None)
     if found is None:
         raise errors.NotFound(f"no file {wanted!r} in {DATA_MOUNT}")
-    if not flat_shapes(api_version):
+    if not flat_shapes(caller.api_version):
         return {"$id": "1", "value": [preview_file(found, 2)]}
     return flat_file(found)
 
 
 @router.delete("/files/{name}", status_code=204)
-async def delete_file(
-    name: str,
-    identifier: Identifier,
-    engine: EngineDep,
-    tenant: Tenant,
-    api_version: ApiVersion = None,
-    path: Directory = None,
-) -> Response:
-    await _require_live(engine, tenant, identifier).remove_file(join_path(path, name))
+async def delete_file(name: str, caller: CallerDep, path: Directory = None) -> Response:
+    await caller.require_live().remove_file(join_path(path, name))
     return Response(status_code=204)
-
-
-async def _download(
-    engine: Engine, tenant: str, identifier: str, relative: str
-) -> StreamingResponse:
-    f = await _require_live(engine, tenant, identifier).open_file(relative)
-    name = posixpath.basename(relative)
-    return stream_file(f, guess_mime_type(name), name)
 
 
 # --- the session ---
 
 
 @router.get("/session")
-async def get_session(
-    identifier: Identifier,
-    engine: EngineDep,
-    tenant: Tenant,
-    api_version: ApiVersion = None,
-) -> dict[str, Any]:
-    session = _require_live(engine, tenant, identifier)
+async def get_session(caller: CallerDep) -> dict[str, Any]:
+    session = caller.require_live()
     info = session.info
     return {
-        "identifier": identifier,
+        "identifier": caller.identifier,
         "createdAt": iso_time(info.created_at),
         "lastAccessedAt": iso_time(info.last_active_at),
         "expireAt": iso_time(info.expires_at),
@@ -253,28 +215,9 @@ async def get_session(
 
 
 @router.delete("/session", status_code=204)
-async def delete_session(
-    identifier: Identifier,
-    engine: EngineDep,
-    tenant: Tenant,
-    api_version: ApiVersion = None,
-) -> Response:
+async def delete_session(caller: CallerDep) -> Response:
     """Idempotent: deleting a session that is not running succeeds too."""
-    session = _live(engine, tenant, identifier)
+    session = caller.live()
     if session is not None:
-        await engine.sessions.close(session.id, tenant)
+        await caller.engine.sessions.close(session.id, caller.tenant)
     return Response(status_code=204)
-
-
-# --- translation helpers ---
-
-
-def _live(engine: Engine, tenant: str, identifier: str) -> Session | None:
-    return engine.sessions.by_thread(identifier, tenant)
-
-
-def _require_live(engine: Engine, tenant: str, identifier: str) -> Session:
-    session = _live(engine, tenant, identifier)
-    if session is None:
-        raise errors.SessionNotFound(f"no running session with identifier {identifier!r}")
-    return session

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 from .. import errors
 from ..errors import APIError
@@ -37,6 +39,25 @@ def error_body(
     message: str, type_: str, code: str | None = None, param: str | None = None
 ) -> dict[str, object]:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+async def send_json(
+    send: Send, status: int, body: object, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """A JSON reply written straight to ASGI, for the middleware and /mcp (outside FastAPI)."""
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
 
 
 def install(app: FastAPI) -> None:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..config import Settings
-from .limits import _reject
+from .errors import error_body, send_json
 
 log = logging.getLogger("engine.api")
 
@@ -155,7 +155,8 @@ class HostGuard:
                 if scope["type"] == "websocket":
                     await send({"type": "websocket.close", "code": 1008})
                     return
-                await _reject(send, *refused)
+                status, message, code = refused
+                await send_json(send, status, error_body(message, "invalid_request_error", code))
                 return
         await self.app(scope, receive, send)
 

@@ -7,7 +7,7 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import BodyTooLarge
-from .errors import error_body
+from .errors import error_body, send_json
 
 
 class BodyLimits:
@@ -142,15 +142,4 @@ def _counting(receive: Receive, limit: int) -> Receive:
 
 
 async def _reject(send: Send, status: int, message: str, code: str) -> None:
-    payload = json.dumps(error_body(message, "invalid_request_error", code)).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
+    await send_json(send, status, error_body(message, "invalid_request_error", code))

@@ -11,7 +11,6 @@ the progress notifications of long runs.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -20,6 +19,7 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
+from starlette.datastructures import Headers
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
@@ -27,9 +27,9 @@ from ..config import Settings
 from ..mcp import TENANT_SCOPE_KEY, SandboxTools, UploadSigner, build_server
 from ..services import Engine
 from ..sessions import SessionFile
-from .auth import KeyRing, Tenant
+from .auth import KeyRing, Tenant, tenant_of
 from .deps import EngineDep, FileBodyDep, file_body_doc
-from .errors import error_body
+from .errors import error_body, send_json
 
 
 class McpEndpoint:
@@ -66,11 +66,11 @@ class McpEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._manager is None or self.tools is None:
-            await _json(send, 503, error_body("MCP is not running", "server_error"))
+            await send_json(send, 503, error_body("MCP is not running", "server_error"))
             return
-        tenant = self._tenant(scope)
+        tenant = tenant_of(self.keys, Headers(scope=scope))
         if tenant is None:
-            await _json(
+            await send_json(
                 send,
                 401,
                 error_body(
@@ -96,34 +96,6 @@ class McpEndpoint:
         connection = dict(scope["headers"]).get(b"mcp-session-id")
         if scope["method"] == "DELETE" and connection and status < 400:
             await self.tools.binding.end_connection(tenant, connection.decode("latin-1"))
-
-    def _tenant(self, scope: Scope) -> str | None:
-        if not self.keys.enabled:
-            return ""
-        headers = dict(scope["headers"])
-        auth = headers.get(b"authorization", b"").decode("latin-1")
-        scheme, _, key = auth.partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            key = headers.get(b"api-key", b"").decode("latin-1")
-        return self.keys.tenant(key.strip()) if key.strip() else None
-
-
-async def _json(
-    send: Send, status: int, body: object, headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    payload = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                *(headers or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
 
 
 router = APIRouter(tags=["mcp"])

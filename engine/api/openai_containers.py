@@ -1,16 +1,14 @@
 """OpenAI-compatible Containers: ``/v1/containers`` and their files.
 
 A container is a session of the caller's tenant: the container id is the session id. Each create
-starts a fresh session whose thread id is ``container_<24 hex>/<name>``, so names need not be
-unique and the name survives restarts with the session's row. Sessions made any other way show
-their thread id as the name. A container's files are what is in its /mnt/data; each one's id is
-the file object known for that path, or ``cfile_<hash of the path>`` when there is none.
+starts a fresh session with a container's thread id (``engine/faces.py``); sessions made any
+other way show their thread id as the name. A container's files are what is in its /mnt/data;
+each one's id is the file object known for that path, or ``cfile_<hash of the path>`` when there
+is none.
 """
 
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -19,8 +17,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from .. import errors
+from ..faces import MAX_CONTAINER_NAME, container_name, container_thread_id
 from ..files import guess_mime_type
-from ..paging import MAX_LIMIT, Page, page_list
+from ..paging import MAX_LIMIT, Deleted, Page, page_list
 from ..services import Engine
 from ..sessions import Session, SessionFile, SessionInfo, SessionStatus
 from ..sessions.models import container_file_id
@@ -39,10 +38,6 @@ from .deps import (
 
 router = APIRouter(prefix="/v1/containers", tags=["openai containers"])
 
-THREAD_PREFIX = "container_"
-_THREAD = re.compile(r"container_[0-9a-f]{24}/(.+)", re.DOTALL)
-MAX_NAME = 256 - len(THREAD_PREFIX) - 25
-
 
 class ExpiresAfter(BaseModel):
     anchor: Literal["last_active_at"] = "last_active_at"
@@ -55,7 +50,7 @@ class NetworkPolicy(BaseModel):
 
 
 class CreateContainer(BaseModel):
-    name: str = Field(min_length=1, max_length=MAX_NAME)
+    name: str = Field(min_length=1, max_length=MAX_CONTAINER_NAME)
     file_ids: list[str] = Field(default_factory=list, max_length=100)
     expires_after: ExpiresAfter | None = None
     memory_limit: str | int | None = None
@@ -78,12 +73,6 @@ class Container(BaseModel):
     network_policy: NetworkPolicy = Field(default_factory=NetworkPolicy)
 
 
-class ContainerDeleted(BaseModel):
-    id: str
-    object: Literal["container.deleted"] = "container.deleted"
-    deleted: bool = True
-
-
 class AddContainerFile(BaseModel):
     file_id: str
 
@@ -98,12 +87,6 @@ class ContainerFile(BaseModel):
     source: Literal["user", "assistant"]
 
 
-class ContainerFileDeleted(BaseModel):
-    id: str
-    object: Literal["container.file.deleted"] = "container.file.deleted"
-    deleted: bool = True
-
-
 # --- containers ---
 
 
@@ -111,7 +94,7 @@ class ContainerFileDeleted(BaseModel):
 async def create_container(body: CreateContainer, engine: EngineDep, tenant: Tenant) -> Container:
     _check_supported(body)
     session = await engine.session(
-        f"{THREAD_PREFIX}{uuid.uuid4().hex[:24]}/{body.name}",
+        container_thread_id(body.name),
         owner=tenant,
         file_ids=body.file_ids,
         idle_timeout=_idle_timeout(body, engine.settings.max_session_lifetime),
@@ -143,7 +126,9 @@ async def list_containers(
     paging: PagingDep, engine: EngineDep, tenant: Tenant, name: str | None = None
 ) -> Page[Container]:
     def wanted(info: SessionInfo) -> bool:
-        return info.status is not SessionStatus.CLOSED and (name is None or _name(info) == name)
+        return info.status is not SessionStatus.CLOSED and (
+            name is None or container_name(info.thread_id) == name
+        )
 
     infos, has_more = _filtered_sessions(engine, tenant, wanted, paging)
     live = {s.id: s for s in engine.sessions.live()}
@@ -156,24 +141,17 @@ async def retrieve_container(info: ContainerInfoDep, engine: EngineDep) -> Conta
     return _container(info, live.get(info.id))
 
 
-@router.delete("/{container_id}", response_model=ContainerDeleted)
-async def delete_container(
-    info: ContainerInfoDep, engine: EngineDep, tenant: Tenant
-) -> ContainerDeleted:
+@router.delete("/{container_id}", response_model=Deleted)
+async def delete_container(info: ContainerInfoDep, engine: EngineDep, tenant: Tenant) -> Deleted:
     await engine.sessions.close(info.id, tenant)
-    return ContainerDeleted(id=info.id)
-
-
-def _name(info: SessionInfo) -> str:
-    match = _THREAD.fullmatch(info.thread_id)
-    return match.group(1) if match else info.thread_id
+    return Deleted(id=info.id, object="container.deleted")
 
 
 def _container(info: SessionInfo, session: Session | None) -> Container:
     memory = session.spec.memory_limit_mb if session is not None else None
     return Container(
         id=info.id,
-        name=_name(info),
+        name=container_name(info.thread_id),
         created_at=info.created_at,
         status="expired" if info.status is SessionStatus.EXPIRED else "running",
         last_active_at=info.last_active_at,
@@ -258,13 +236,11 @@ async def container_file_content(
     return stream_file(f, guess_mime_type(name), name)
 
 
-@router.delete("/{container_id}/files/{file_id}", response_model=ContainerFileDeleted)
-async def delete_container_file(
-    file_id: str, session: ContainerDep, engine: EngineDep
-) -> ContainerFileDeleted:
+@router.delete("/{container_id}/files/{file_id}", response_model=Deleted)
+async def delete_container_file(file_id: str, session: ContainerDep, engine: EngineDep) -> Deleted:
     found = await _find(engine, session, file_id)
     await session.remove_file(found.path)
-    return ContainerFileDeleted(id=file_id)
+    return Deleted(id=file_id, object="container.file.deleted")
 
 
 async def _find(engine: Engine, session: Session, file_id: str) -> ContainerFile:
@@ -300,11 +276,11 @@ def _container_file(
             source = "assistant" if wrote else "user"
     if file_id is None or file_id in taken:  # one file object placed at two paths
         file_id = container_file_id(session.id, entry.path)
+    size_and_path = entry.model_dump(include={"bytes", "path"})
     return ContainerFile(
         id=file_id,
-        bytes=entry.bytes,
         container_id=session.id,
         created_at=entry.modified_at,
-        path=entry.path,
         source=source,
+        **size_and_path,
     )

@@ -7,11 +7,10 @@ from typing import Literal
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
 
 from .. import errors
-from ..files import FileObject
-from ..paging import Page
+from ..files import FileHead, FileObject
+from ..paging import Deleted, Page
 from ..services import Engine
 from .auth import Tenant
 from .deps import EngineDep, FileBodyDep, FilePagingDep, attachment, file_body_doc
@@ -19,15 +18,9 @@ from .deps import EngineDep, FileBodyDep, FilePagingDep, attachment, file_body_d
 router = APIRouter(prefix="/v1/files", tags=["openai files"])
 
 
-class OpenAIFile(BaseModel):
+class OpenAIFile(FileHead):
     """The file object exactly as OpenAI returns it."""
 
-    id: str
-    object: Literal["file"] = "file"
-    bytes: int
-    created_at: int
-    filename: str
-    purpose: str
     status: Literal["uploaded", "processed", "error"] = "processed"
     expires_at: int | None = None
     status_details: str | None = None
@@ -40,21 +33,8 @@ class OpenAIFile(BaseModel):
         if obj.expires_with_session and obj.session_id is not None and engine is not None:
             with contextlib.suppress(errors.NotFound):
                 expires_at = engine.sessions.info(obj.session_id).expires_at
-        return cls(
-            id=obj.id,
-            bytes=obj.bytes,
-            created_at=obj.created_at,
-            filename=obj.filename,
-            purpose=obj.purpose,
-            status=obj.status,
-            expires_at=expires_at,
-        )
-
-
-class FileDeleted(BaseModel):
-    id: str
-    object: Literal["file"] = "file"
-    deleted: bool = True
+        head = obj.model_dump(include=set(FileHead.model_fields) | {"status"})
+        return cls(**head, expires_at=expires_at)
 
 
 _UPLOAD = file_body_doc({"*purpose": "assistants, assistants_output, batch, fine-tune, ..."})
@@ -90,7 +70,7 @@ async def file_content(file_id: str, engine: EngineDep, tenant: Tenant) -> Strea
     )
 
 
-@router.delete("/{file_id}", response_model=FileDeleted)
-async def delete_file(file_id: str, engine: EngineDep, tenant: Tenant) -> FileDeleted:
+@router.delete("/{file_id}", response_model=Deleted)
+async def delete_file(file_id: str, engine: EngineDep, tenant: Tenant) -> Deleted:
     engine.files.delete(file_id, tenant)
-    return FileDeleted(id=file_id)
+    return Deleted(id=file_id, object="file")

@@ -9,18 +9,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.sse import ServerSentEvent
 
-from ..paging import Page
+from ..paging import Deleted, Page
 from ..responses import ResponsesService
 from ..responses.events import TERMINAL_EVENTS, Event
 from ..responses.models import (
     Conversation,
-    ConversationDeleted,
     CreateConversation,
     CreateItems,
     CreateResponse,
     Includable,
     Item,
-    ResponseDeleted,
     UpdateConversation,
 )
 from .auth import Tenant
@@ -91,10 +89,10 @@ async def get_response(
     return found.shown(include | created_with)
 
 
-@router.delete("/responses/{response_id}", response_model=ResponseDeleted)
-async def delete_response(response_id: str, svc: Service, tenant: Tenant) -> ResponseDeleted:
+@router.delete("/responses/{response_id}", response_model=Deleted)
+async def delete_response(response_id: str, svc: Service, tenant: Tenant) -> Deleted:
     await svc.delete(tenant, response_id)
-    return ResponseDeleted(id=response_id)
+    return Deleted(id=response_id, object="response.deleted")
 
 
 @router.post("/responses/{response_id}/cancel")
@@ -134,12 +132,10 @@ async def update_conversation(
     return svc.conversations.update(tenant, conversation_id, body.metadata)
 
 
-@router.delete("/conversations/{conversation_id}", response_model=ConversationDeleted)
-async def delete_conversation(
-    conversation_id: str, svc: Service, tenant: Tenant
-) -> ConversationDeleted:
+@router.delete("/conversations/{conversation_id}", response_model=Deleted)
+async def delete_conversation(conversation_id: str, svc: Service, tenant: Tenant) -> Deleted:
     svc.conversations.delete(tenant, conversation_id)
-    return ConversationDeleted(id=conversation_id)
+    return Deleted(id=conversation_id, object="conversation.deleted")
 
 
 @router.get("/conversations/{conversation_id}/items")

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from .. import errors
 from ..files import FileObject, guess_mime_type
-from ..paging import Page
+from ..paging import Deleted, Page
 from ..results import ErrorInfo, ExecutionResult, ExecutionStatus
 from ..sessions import Session, SessionFile, SessionInfo
 from .auth import Tenant
@@ -88,9 +88,9 @@ async def get_session(session_id: str, engine: EngineDep, tenant: Tenant) -> Ses
 
 
 @router.delete("/{session_id}")
-async def delete_session(session_id: str, engine: EngineDep, tenant: Tenant) -> dict[str, Any]:
+async def delete_session(session_id: str, engine: EngineDep, tenant: Tenant) -> Deleted:
     await engine.sessions.close(session_id, tenant)
-    return {"id": session_id, "object": "session.deleted", "deleted": True}
+    return Deleted(id=session_id, object="session.deleted")
 
 
 @router.post("/{session_id}/execute", response_model=ExecutionResult, responses=SSE_RESPONSE)

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field, field_validator
 
-from ..paging import Page
+from ..paging import Deleted, Page
 from ..retrieval import FileSearch, VectorStores
 from ..retrieval.models import (
     Attributes,
@@ -85,12 +85,6 @@ class BatchCreate(_Attrs):
     file_ids: list[str] | None = Field(default=None, min_length=1, max_length=2000)
     files: list[BatchFile] | None = Field(default=None, min_length=1, max_length=2000)
     chunking_strategy: ChunkingStrategy | None = None
-
-
-class Deleted(BaseModel):
-    id: str
-    object: str
-    deleted: bool = True
 
 
 # --- stores ---

@@ -11,16 +11,10 @@ made them, so that an id the MCP face never issued is refused like an unknown on
 
 from __future__ import annotations
 
-import uuid
-
 from .. import errors
+from ..faces import made_by_mcp, mcp_connection_thread_id, mcp_minted_thread_id
 from ..runtime import Runtime
 from ..sessions import Session
-
-MINTED = "mcp:"
-"""Thread-id prefix of sandboxes minted by ``create_session``."""
-CONNECTION = "mcp-connection:"
-"""Thread-id prefix of the sandbox bound to one handshake-era MCP session (or stdio process)."""
 
 
 class SessionBinding:
@@ -30,7 +24,7 @@ class SessionBinding:
 
     async def mint(self, tenant: str) -> Session:
         return await self.engine.session(
-            f"{MINTED}{uuid.uuid4().hex}", owner=tenant, idle_timeout=self.idle_timeout
+            mcp_minted_thread_id(), owner=tenant, idle_timeout=self.idle_timeout
         )
 
     def issued(self, tenant: str, session_id: str) -> Session:
@@ -43,7 +37,7 @@ class SessionBinding:
             raise errors.SessionNotFound(
                 f"no sandbox with id {session_id!r}: call create_session for one"
             ) from None
-        if not session.thread_id.startswith((MINTED, CONNECTION)):
+        if not made_by_mcp(session.thread_id):
             raise errors.SessionNotFound(
                 f"no sandbox with id {session_id!r}: call create_session for one"
             )
@@ -52,11 +46,11 @@ class SessionBinding:
     async def for_connection(self, tenant: str, connection_id: str) -> Session:
         """The sandbox of one MCP session (created on its first use)."""
         return await self.engine.session(
-            f"{CONNECTION}{connection_id}", owner=tenant, idle_timeout=self.idle_timeout
+            mcp_connection_thread_id(connection_id), owner=tenant, idle_timeout=self.idle_timeout
         )
 
     async def end_connection(self, tenant: str, connection_id: str) -> None:
         """The MCP session ended: its sandbox goes too (minted ones stay until closed)."""
-        session = self.engine.sessions.by_thread(f"{CONNECTION}{connection_id}", tenant)
+        session = self.engine.sessions.by_thread(mcp_connection_thread_id(connection_id), tenant)
         if session is not None:
             await self.engine.sessions.close(session.id, tenant)

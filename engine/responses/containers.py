@@ -10,10 +10,10 @@ with the files restored, and says that the variables were lost, where OpenAI fai
 from __future__ import annotations
 
 import contextlib
-import uuid
 from dataclasses import dataclass
 
 from .. import errors
+from ..faces import container_thread_id
 from ..runtime import Runtime
 from ..sandbox.base import DATA_MOUNT
 from ..sessions import Session
@@ -67,7 +67,7 @@ async def place(
             return Placement(kept)
     idle = min(AUTO_IDLE, engine.settings.max_session_lifetime)
     session = await engine.session(
-        f"container_{uuid.uuid4().hex[:24]}/auto",  # named "auto" in /v1/containers
+        container_thread_id("auto"),
         owner=owner,
         idle_timeout=idle,
         memory_limit_mb=tool.memory_limit_mb,

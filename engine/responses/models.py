@@ -274,12 +274,6 @@ class Response(BaseModel):
         return data
 
 
-class ResponseDeleted(BaseModel):
-    id: str
-    object: Literal["response.deleted"] = "response.deleted"
-    deleted: bool = True
-
-
 class ResponseState(BaseModel):
     """What a response keeps that the API never shows: its container and the files in it."""
 
@@ -297,12 +291,6 @@ class Conversation(BaseModel):
     object: Literal["conversation"] = "conversation"
     created_at: int = Field(default_factory=now)
     metadata: dict[str, str] = Field(default_factory=dict)
-
-
-class ConversationDeleted(BaseModel):
-    id: str
-    object: Literal["conversation.deleted"] = "conversation.deleted"
-    deleted: bool = True
 
 
 # --- the request ---

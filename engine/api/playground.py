@@ -1,10 +1,10 @@
 """The playground: a no-code page at ``/playground`` to try the sandbox and the assistants.
 
-Its assets are plain files in ``static/`` (ES modules and CSS, no build step), shipped in the
-package. The page shows output written by untrusted code and models, so everything under
-``/playground`` is served with a strict Content-Security-Policy: no inline script, no script
-from anywhere but this origin, no plugins, no framing. HTML outputs go into ``sandbox=""``
-iframes (no scripts, an opaque origin), and text goes in through ``textContent``."""
+Its assets are the static files of ``engine/web/``. The page shows output written by untrusted
+code and models, so everything under ``/playground`` is served with a strict
+Content-Security-Policy: no inline script, no script from anywhere but this origin, no plugins,
+no framing. HTML outputs go into ``sandbox=""`` iframes (no scripts, an opaque origin), and text
+goes in through ``textContent``."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from ..api.auth import Tenant
 from ..config import Settings
 from ..errors import APIError
 from ..openai_client import OpenAICompatibleClient
+from .auth import Tenant, tenant_of
 
-STATIC = Path(__file__).parent / "static"
+STATIC = Path(__file__).parents[1] / "web" / "static"
 DEFAULT_MODEL = "gpt-4o-mini"
 MODELS_KEPT_S = 60.0
 
@@ -121,11 +121,7 @@ async def models(request: Request, tenant: Tenant) -> dict[str, Any]:
 async def check_key(request: Request) -> dict[str, Any]:
     """Whether the key sent is good, as a 200 either way: the page checks a key before keeping
     it, and a refused check would be a red line in the browser's console."""
-    ring = request.app.state.keys
-    if not ring.enabled:
-        return {"object": "playground.key", "valid": True}
-    sent = request.headers.get("authorization", "")
-    valid = sent.startswith("Bearer ") and ring.tenant(sent[len("Bearer ") :]) is not None
+    valid = tenant_of(request.app.state.keys, request.headers) is not None
     return {"object": "playground.key", "valid": valid}
 
 
