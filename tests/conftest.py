@@ -21,7 +21,7 @@ import pytest_asyncio
 
 from engine import Engine, Session, Settings
 
-from .strict_skips import pytest_runtest_makereport as pytest_runtest_makereport
+from .support.strict_skips import pytest_runtest_makereport as pytest_runtest_makereport
 
 DOCKER_FIXTURES = frozenset({"settings", "engine", "session", "live_server"})
 """Fixtures that start engines on Docker (``settings`` is the one ``engine`` runs on)."""
@@ -91,7 +91,7 @@ async def session(engine: Engine) -> AsyncIterator[Session]:
 def data_dir(tmp_path: Path) -> Iterator[Path]:
     """A data folder for ``serve`` processes (tests/serve_process.py); its containers and volumes
     are removed after the test."""
-    from .serve_process import remove_all
+    from .support.serve_process import remove_all
 
     folder = tmp_path / "engine"
     try:
@@ -186,7 +186,7 @@ class LiveServer(ServerThread):
 @pytest.fixture(scope="session")
 def model_server() -> Iterator[ServerThread]:
     """The scripted OpenAI-compatible model (tests/model_server.py) on a real socket."""
-    from .model_server import app
+    from .support.model_server import app
 
     server = ServerThread(app)
     server.start()
