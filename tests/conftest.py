@@ -1,8 +1,10 @@
 """Fixtures: a real engine on the real Docker daemon with the real sandbox image.
 
-Two tiers. Tests marked ``docker`` use the Docker engine; ``pytest -m "not docker"`` runs the rest
-with no Docker engine at all. Every fixture here is lazy: nothing reaches Docker until a test that
-asks for ``engine``, ``session`` or a live server runs.
+Two tiers, one folder each. Every test under tests/docker/ is marked ``docker`` by its folder and
+uses the Docker engine; tests/unit/ holds the rest, which ``pytest -m "not docker"`` runs with no
+Docker engine at all. Helpers that both tiers import live in tests/support/. Every fixture here is
+lazy: nothing reaches Docker until a test that asks for ``engine``, ``session`` or a live server
+runs.
 """
 
 from __future__ import annotations
@@ -26,15 +28,25 @@ from .support.strict_skips import pytest_runtest_makereport as pytest_runtest_ma
 DOCKER_FIXTURES = frozenset({"settings", "engine", "session", "live_server"})
 """Fixtures that start engines on Docker (``settings`` is the one ``engine`` runs on)."""
 
+DOCKER_TIER = Path(__file__).parent / "docker"
+UNIT_TIER = Path(__file__).parent / "unit"
+
 MISSING_MARKER = (
-    "{test} uses Docker ({what}) but is not marked `docker`: add "
-    "`pytestmark = pytest.mark.docker` to its module (or `@pytest.mark.docker` to the test), so "
-    'that `pytest -m "not docker"` stays a tier that runs without Docker'
+    "{test} uses Docker ({what}) but is not marked `docker`: move it to tests/docker/, whose "
+    'tests the folder marks, so that `pytest -m "not docker"` stays a tier that runs without Docker'
 )
 
 
+# First, so that `-m docker` and `-m "not docker"` see the folder's marker.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that restart the Docker daemon run last: every container dies with it."""
+    """Every test under tests/docker/ is marked ``docker``; one marked so under tests/unit/ is a
+    usage error. Tests that restart the Docker daemon run last: every container dies with it."""
+    for item in items:
+        if item.path.is_relative_to(DOCKER_TIER):
+            item.add_marker(pytest.mark.docker)
+        elif item.path.is_relative_to(UNIT_TIER) and item.get_closest_marker("docker"):
+            raise pytest.UsageError(f"{item.nodeid} is marked `docker`: move it to tests/docker/")
     items.sort(key=lambda item: item.get_closest_marker("restarts_docker") is not None)
 
 

@@ -17,8 +17,6 @@ import pytest
 
 from ..conftest import LiveServer
 
-pytestmark = pytest.mark.docker
-
 KEY_A, KEY_B = LiveServer.keys
 PREVIEW = {"api-version": "2024-02-02-preview"}
 LATEST = {"api-version": "2025-02-02-preview"}

@@ -19,8 +19,6 @@ from engine import Settings
 
 from ..conftest import LiveServer
 
-pytestmark = pytest.mark.docker
-
 KEY = "fuzz-key"
 EXAMPLES = int(os.environ.get("SANDBOX_FUZZ_EXAMPLES", "10"))
 

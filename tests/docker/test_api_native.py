@@ -9,8 +9,6 @@ import pytest
 
 from ..conftest import LiveServer
 
-pytestmark = pytest.mark.docker
-
 
 @pytest.fixture
 def client(live_server: LiveServer) -> httpx.Client:

@@ -15,8 +15,6 @@ from engine import Settings
 
 from ..conftest import LiveServer
 
-pytestmark = pytest.mark.docker
-
 BINARY = bytes(range(256)) * 64
 
 

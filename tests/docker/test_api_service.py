@@ -11,13 +11,10 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from engine import Settings
 
 from ..conftest import LiveServer, make_settings
-
-pytestmark = pytest.mark.docker
 
 
 def test_client_disconnect_interrupts_the_execution(live_server: LiveServer) -> None:

@@ -31,7 +31,6 @@ from ..conftest import LiveServer, ServerThread
 from ..support.model_server import app as model_app
 
 pytestmark = [
-    pytest.mark.docker,
     pytest.mark.filterwarnings(
         r"ignore:deprecated$|The Assistants API is deprecated:DeprecationWarning"
     ),

@@ -13,8 +13,6 @@ import pytest
 
 from ..conftest import LiveServer
 
-pytestmark = pytest.mark.docker
-
 KEY_A, KEY_B = LiveServer.keys
 
 

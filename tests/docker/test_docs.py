@@ -39,8 +39,6 @@ import pytest
 from ..conftest import LiveServer, ServerThread, serve_live
 from ..support.documents import pdf
 
-pytestmark = pytest.mark.docker
-
 ROOT = Path(__file__).parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))

@@ -6,8 +6,6 @@ import asyncio
 import base64
 import time
 
-import pytest
-
 from engine import (
     DoneEvent,
     Engine,
@@ -18,8 +16,6 @@ from engine import (
     SyncEngine,
 )
 from engine.results import OutputEvent
-
-pytestmark = pytest.mark.docker
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

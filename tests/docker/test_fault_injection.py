@@ -24,8 +24,6 @@ from engine.runtime import HOME_LABEL
 
 from ..conftest import make_settings, small_tmpfs
 
-pytestmark = pytest.mark.docker
-
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER_PID = Path("/var/run/docker.pid")
 DOCKERD_LOG = Path("/var/log/dockerd.log")

@@ -14,8 +14,6 @@ from engine.runtime import HOME_LABEL
 
 from ..conftest import make_settings
 
-pytestmark = pytest.mark.docker
-
 
 async def test_timeout_interrupts_and_keeps_state(session: Session) -> None:
     await session.execute("kept = 'yes'")

@@ -13,8 +13,6 @@ from engine.errors import FileNotFound, LimitExceeded, NotFound
 
 from ..conftest import make_settings
 
-pytestmark = pytest.mark.docker
-
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 HOSTILE_NAMES = [

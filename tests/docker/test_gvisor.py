@@ -24,7 +24,6 @@ def _runsc_registered() -> bool:
 
 # A string condition is evaluated when a test is about to run, so collecting asks no Docker.
 pytestmark = [
-    pytest.mark.docker,
     pytest.mark.skipif(
         "not _runsc_registered()",
         reason="the runsc (gVisor) runtime is not registered with dockerd: install runsc and add "

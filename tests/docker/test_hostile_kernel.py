@@ -14,8 +14,6 @@ from engine import Engine, ExecutionStatus, Session
 
 from ..conftest import make_settings
 
-pytestmark = pytest.mark.docker
-
 BREAKAGES = {
     "stdout closed": "import sys; sys.stdout.close()",
     "stdout None": "import sys; sys.stdout = None",

@@ -8,17 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import playwright.sync_api as playwright_api
 import pytest
 
 from engine import Settings
 from engine.api.connections import EVICT_AFTER
 
 from ..conftest import LiveServer, ServerThread
-
-pytestmark = pytest.mark.docker
-import playwright.sync_api as playwright_api  # noqa: E402 - a dev dependency
-
-from .test_playground import CHROMIUM, FLAGS  # noqa: E402
+from .test_playground import CHROMIUM, FLAGS
 
 KEY = LiveServer.keys[0]
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -15,8 +15,6 @@ import engine.image
 from engine.config import Settings
 from engine.image import INPUTS_HASH_LABEL, default_image_tag, image_source_dir, inputs_hash
 
-pytestmark = pytest.mark.docker
-
 READ_ONLY = {
     "read_only": True,
     "network_mode": "none",

@@ -16,8 +16,6 @@ from engine import Engine, ExecutionStatus
 
 from ..conftest import LiveServer
 
-pytestmark = pytest.mark.docker
-
 SLOW = "print('before', flush=True)\nimport time\ntime.sleep(120)\nprint('never')"
 
 

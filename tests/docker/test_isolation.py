@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
 from engine import ExecutionStatus, Session
-
-pytestmark = pytest.mark.docker
 
 
 async def run(session: Session, code: str) -> str:

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import docker
-import pytest
 
 from engine import Engine
 from engine.pool import WarmPool
@@ -19,8 +18,6 @@ from engine.sessions import kernel_limits, sandbox_spec
 
 from ..conftest import make_settings
 from ..support.serve_process import containers, home_filter, start
-
-pytestmark = pytest.mark.docker
 
 SLACK = 2 * 0.5 + 10
 """How long a sandbox outlives its session's deadline, with the reaper ticking every 0.5 s."""

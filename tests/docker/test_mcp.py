@@ -26,8 +26,6 @@ from engine.mcp import server as mcp_server
 
 from ..conftest import LiveServer
 
-pytestmark = pytest.mark.docker
-
 MODERN = "2026-07-28"
 LEGACY = "legacy"
 

@@ -8,12 +8,9 @@ from typing import Any
 
 import agents
 import agents.mcp as agents_mcp
-import pytest
 from openai import AsyncOpenAI
 
 from ..conftest import LiveServer, ServerThread
-
-pytestmark = pytest.mark.docker
 
 
 def test_agent_uses_our_mcp_execute_tool(

@@ -11,14 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import playwright.sync_api as playwright_api
 import pytest
+from playwright.sync_api import expect
 
 from ..conftest import LiveServer, ServerThread, serve_live
 from .test_assistants import server_settings
-
-pytestmark = pytest.mark.docker
-import playwright.sync_api as playwright_api  # noqa: E402 - a dev dependency
-from playwright.sync_api import expect  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [

@@ -5,13 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-
 from engine import Engine
 
 from ..conftest import make_settings
-
-pytestmark = pytest.mark.docker
 
 
 async def test_sessions_come_from_the_pool_and_it_refills(tmp_path: Path) -> None:

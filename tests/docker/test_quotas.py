@@ -17,8 +17,6 @@ from engine.errors import FileNotFound, QuotaExceeded
 
 from ..conftest import LiveServer, make_settings, small_tmpfs
 
-pytestmark = pytest.mark.docker
-
 MB = 1024 * 1024
 KEYS = ("key-a", "key-b")
 WRITE_X_AND_Y = "open('/mnt/data/x.txt', 'w').write('x')\nopen('/mnt/data/y.txt', 'w').close()"

@@ -27,8 +27,6 @@ from engine.sessions import SessionStatus
 from ..conftest import LiveServer, ServerThread
 from .test_assistants import server_settings
 
-pytestmark = pytest.mark.docker
-
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 KEY_A, KEY_B = LiveServer.keys
 CODE: list[Any] = [{"type": "code_interpreter", "container": {"type": "auto"}}]

@@ -11,12 +11,9 @@ import asyncio
 from typing import Any
 
 import agents
-import pytest
 from openai import AsyncOpenAI
 
 from ..conftest import LiveServer
-
-pytestmark = pytest.mark.docker
 
 
 @agents.function_tool

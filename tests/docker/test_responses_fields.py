@@ -23,8 +23,6 @@ from pydantic import BaseModel
 from ..conftest import LiveServer, ServerThread
 from .test_responses import sdk
 
-pytestmark = pytest.mark.docker
-
 WEATHER_SCHEMA = {
     "type": "object",
     "properties": {

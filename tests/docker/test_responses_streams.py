@@ -23,8 +23,6 @@ from ..conftest import LiveServer, ServerThread
 from .test_assistants import coder, server_settings
 from .test_responses import CODE, sdk
 
-pytestmark = pytest.mark.docker
-
 ENDS_WITHIN = 30.0  # generous on a loaded machine: without the fix the stream never ends
 
 

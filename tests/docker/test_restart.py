@@ -20,8 +20,6 @@ from engine.sessions import SessionStatus
 from ..conftest import make_settings
 from ..support.engine_process import MIDWAY, PAYLOAD
 
-pytestmark = pytest.mark.docker
-
 
 async def test_kill_9_mid_execution_then_restart(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from rich.console import Console
 
 from benchmarks.security.cases import CASES
 from benchmarks.security.model import CATEGORIES
 from benchmarks.security.runner import run_suite, select
-
-pytestmark = pytest.mark.docker
 
 
 def test_the_bench_has_enough_cases_in_every_category() -> None:

@@ -14,8 +14,6 @@ from engine.sessions import SessionStatus
 
 from ..conftest import make_settings
 
-pytestmark = pytest.mark.docker
-
 
 async def sleep_until(deadline: float) -> None:
     """Deadlines are whole seconds; wait until one has surely passed, however slow the start was."""

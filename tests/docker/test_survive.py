@@ -16,8 +16,6 @@ import pytest
 
 from ..support.serve_process import ServeProcess, containers, engine_command, start, volumes
 
-pytestmark = pytest.mark.docker
-
 SETUP = "x = 'kept'\nopen('made.txt', 'w').write('made before')"
 CHECK = "print(x, open('made.txt').read(), open('in.txt').read())"
 

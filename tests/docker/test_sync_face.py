@@ -11,8 +11,6 @@ from engine.sessions import SessionFile, SessionStatus
 
 from ..conftest import make_settings
 
-pytestmark = pytest.mark.docker
-
 
 def test_the_sync_face_returns_real_results(tmp_path: Path) -> None:
     with SyncEngine(make_settings(tmp_path, memory_limit_mb=512)) as engine:

@@ -25,8 +25,6 @@ from engine.sessions import sandbox_spec
 from ..conftest import LiveServer
 from ..support import documents
 
-pytestmark = pytest.mark.docker
-
 KEY_A, KEY_B = LiveServer.keys
 CORPUS = {
     "refunds.md": "# Refund policy\n\nCustomers may return any item within 30 days of delivery "
