@@ -101,8 +101,8 @@ async def session(engine: Engine) -> AsyncIterator[Session]:
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Iterator[Path]:
-    """A data folder for ``serve`` processes (tests/serve_process.py); its containers and volumes
-    are removed after the test."""
+    """A data folder for ``serve`` processes (tests/support/serve_process.py); its containers and
+    volumes are removed after the test."""
     from .support.serve_process import remove_all
 
     folder = tmp_path / "engine"
@@ -197,7 +197,7 @@ class LiveServer(ServerThread):
 
 @pytest.fixture(scope="session")
 def model_server() -> Iterator[ServerThread]:
-    """The scripted OpenAI-compatible model (tests/model_server.py) on a real socket."""
+    """The scripted OpenAI-compatible model (tests/support/model_server.py) on a real socket."""
     from .support.model_server import app
 
     server = ServerThread(app)

@@ -1,5 +1,5 @@
 """Every example in README.md and docs/*.md runs as written, against one live server with the
-scripted model (tests/model_server.py) behind it, and so do the scripts in examples/.
+scripted model (tests/support/model_server.py) behind it, and so do the scripts in examples/.
 
 The conventions the docs follow, and that this test holds them to:
 

@@ -1,5 +1,5 @@
 """The OpenAI Agents SDK's MCPServerStreamableHttp inside an Agent, against the live server's
-/mcp, with the scripted model (tests/model_server.py) calling our ``execute`` tool."""
+/mcp, with the scripted model (tests/support/model_server.py) calling our ``execute`` tool."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The Responses API and Conversations with the official openai SDK against a live server.
 
 Everything is real (uvicorn, Docker, the sandbox image, the SQLite store) except the model: the
-scripted Chat Completions server in ``tests/model_server.py`` stands in for it, choosing its
+scripted Chat Completions server in ``tests/support/model_server.py`` stands in for it, choosing its
 script by keywords in the newest user message, streaming when asked to.
 """
 

@@ -2,8 +2,9 @@
 ignored as docs/responses.md says; an unknown field is refused, naming it.
 
 Structured output end to end: ``text.format`` reaches the scripted model as Chat Completions
-``response_format``; the model answers JSON only when it received one (tests/model_server.py,
-"as JSON"), so a format dropped on the way shows up as free text the client cannot parse.
+``response_format``; the model answers JSON only when it received one
+(tests/support/model_server.py, "as JSON"), so a format dropped on the way shows up as free text
+the client cannot parse.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ def _script(messages: list[dict[str, Any]]) -> dict[str, Any]:
     last_user = next(m for m in reversed(messages) if m["role"] == "user")
     ask = str(last_user["content"]).lower()
     after_user = messages[messages.index(last_user) + 1 :]
-    if "over mcp" in ask:  # tests/test_mcp_agents.py: our MCP server's `execute` tool
+    if "over mcp" in ask:  # tests/docker/test_mcp_agents.py: our MCP server's `execute` tool
         outputs = [str(m["content"]) for m in after_user if m["role"] == "tool"]
         if not outputs:
             return _reply(None, [("create_session", {})])

@@ -1,4 +1,5 @@
-"""The CI rule that a skipped test fails (tests/strict_skips.py), on a pytest run of its own."""
+"""The CI rule that a skipped test fails (tests/support/strict_skips.py), on a pytest run of its
+own."""
 
 from __future__ import annotations
 
