@@ -9,12 +9,8 @@ runs.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import docker.api.client
 import docker.errors
@@ -23,6 +19,7 @@ import pytest_asyncio
 
 from engine import Engine, Session, Settings
 
+from .support.servers import LiveServer, ServerThread, serve_live
 from .support.strict_skips import pytest_runtest_makereport as pytest_runtest_makereport
 
 DOCKER_FIXTURES = frozenset({"settings", "engine", "session", "live_server"})
@@ -112,89 +109,6 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
         remove_all(folder)
 
 
-@contextlib.contextmanager
-def small_tmpfs(mount: Path, size_mb: int) -> Iterator[Path]:
-    """A tmpfs of ``size_mb`` at ``mount``, as a data folder whose disk fills up (needs root)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root")
-    mount.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0700", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-    )
-    if r.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def make_settings(tmp_path: Path, **overrides: object) -> Settings:
-    """Settings for a test's own engine; no warm pool unless the test asks for one, and its
-    sandboxes removed when it closes unless the test keeps them."""
-    overrides = {"pool_size": 0, "pool_min": 0, "shutdown_sandboxes": "close", **overrides}
-    return Settings(data_dir=tmp_path / "engine", **overrides)  # type: ignore[arg-type]
-
-
-class ServerThread:
-    """A real uvicorn serving ``app`` on a free loopback port, in a background thread, with the
-    connection layer of ``sandbox-engine serve``."""
-
-    def __init__(self, app: Any) -> None:
-        import socket
-        import threading
-
-        from engine.api.connections import EdgeServer, server_config
-
-        self.app = app
-        self._sock = socket.socket()
-        # Accepted connections inherit it: without it each request waits ~40 ms on a delayed ACK.
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self.port = self._sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        settings = getattr(getattr(app, "state", None), "settings", None)
-        # The connection layer of `serve` (head deadline, connection cap), with its settings.
-        self.server = EdgeServer(server_config(app, settings, log_level="warning"))
-        self._thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True
-        )
-
-    def start(self) -> None:
-        import time
-
-        self._thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the server did not start")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self._thread.join(timeout=60)
-        self._sock.close()
-
-
-class LiveServer(ServerThread):
-    """``sandbox-engine serve`` in a background thread: a real uvicorn on a real socket."""
-
-    keys = ("key-a", "key-b")
-
-    def __init__(self, settings: Settings) -> None:
-        from engine.api import create_app
-
-        self.settings = settings
-        super().__init__(create_app(settings))
-
-    @property
-    def engine(self) -> Engine:
-        engine: Engine = self.app.state.engine
-        return engine
-
-
 @pytest.fixture(scope="session")
 def model_server() -> Iterator[ServerThread]:
     """The scripted OpenAI-compatible model (tests/support/model_server.py) on a real socket."""
@@ -211,24 +125,3 @@ def live_server(
     tmp_path_factory: pytest.TempPathFactory, model_server: ServerThread
 ) -> Iterator[LiveServer]:
     yield from serve_live(tmp_path_factory, model_server)
-
-
-def serve_live(
-    tmp_path_factory: pytest.TempPathFactory,
-    model_server: ServerThread,
-    keys: tuple[str, ...] = LiveServer.keys,
-) -> Iterator[LiveServer]:
-    """A live server with a data folder of its own, ``keys`` (key-a and key-b), the scripted
-    model."""
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("server"),
-        api_keys=",".join(keys),
-        memory_limit_mb=512,
-        llm_base_url=f"{model_server.url}/v1",
-        llm_api_key="model-key",
-        shutdown_sandboxes="close",
-    )
-    server = LiveServer(settings)
-    server.start()
-    yield server
-    server.stop()

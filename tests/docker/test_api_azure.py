@@ -15,7 +15,7 @@ import httpx
 import langchain_azure_dynamic_sessions as lads
 import pytest
 
-from ..conftest import LiveServer
+from ..support.servers import LiveServer
 
 KEY_A, KEY_B = LiveServer.keys
 PREVIEW = {"api-version": "2024-02-02-preview"}

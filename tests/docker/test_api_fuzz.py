@@ -17,7 +17,7 @@ from schemathesis.checks import not_a_server_error
 
 from engine import Settings
 
-from ..conftest import LiveServer
+from ..support.servers import LiveServer
 
 KEY = "fuzz-key"
 EXAMPLES = int(os.environ.get("SANDBOX_FUZZ_EXAMPLES", "10"))

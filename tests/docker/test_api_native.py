@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from ..conftest import LiveServer
+from ..support.servers import LiveServer
 
 
 @pytest.fixture

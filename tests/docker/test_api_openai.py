@@ -13,7 +13,7 @@ import pytest
 
 from engine import Settings
 
-from ..conftest import LiveServer
+from ..support.servers import LiveServer
 
 BINARY = bytes(range(256)) * 64
 

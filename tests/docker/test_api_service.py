@@ -14,7 +14,8 @@ import httpx
 
 from engine import Settings
 
-from ..conftest import LiveServer, make_settings
+from ..support.engines import make_settings
+from ..support.servers import LiveServer
 
 
 def test_client_disconnect_interrupts_the_execution(live_server: LiveServer) -> None:

@@ -24,11 +24,11 @@ from openai.types.beta import AssistantStreamEvent
 from openai.types.beta.threads import Message, Run, Text, TextDelta
 from openai.types.beta.threads.runs import ToolCall, ToolCallDelta
 
-from engine import Settings
 from engine.assistants import service as service_module
 
-from ..conftest import LiveServer, ServerThread
+from ..support.clients import coder, sdk
 from ..support.model_server import app as model_app
+from ..support.servers import LiveServer, ServerThread, server_settings
 
 pytestmark = [
     pytest.mark.filterwarnings(
@@ -69,10 +69,6 @@ WEATHER_TOOLS: list[Any] = [
 ]
 
 
-def sdk(server: LiveServer, key: str = KEY_A) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, timeout=120)
-
-
 @pytest.fixture
 def client(live_server: LiveServer) -> Iterator[openai.OpenAI]:
     yield sdk(live_server)
@@ -81,22 +77,6 @@ def client(live_server: LiveServer) -> Iterator[openai.OpenAI]:
 @pytest.fixture
 def other(live_server: LiveServer) -> Iterator[openai.OpenAI]:
     yield sdk(live_server, KEY_B)
-
-
-def server_settings(data_dir: Path, model_server: ServerThread, **overrides: Any) -> Settings:
-    """Settings for a test's own live server, speaking to the scripted model."""
-    values: dict[str, Any] = {
-        "data_dir": data_dir,
-        "api_keys": ",".join(LiveServer.keys),
-        "memory_limit_mb": 512,
-        "llm_base_url": f"{model_server.url}/v1",
-        "llm_api_key": "model-key",
-        "pool_size": 0,
-        "pool_min": 0,
-        "shutdown_sandboxes": "close",
-        **overrides,
-    }
-    return Settings(**values)
 
 
 @pytest.fixture(scope="module")
@@ -145,16 +125,6 @@ def visualizer(client: openai.OpenAI) -> str:
         instructions="You are a helpful AI assistant who makes interesting visualizations.",
         tools=[{"type": "code_interpreter"}],
         model="gpt-4-1106-preview",
-    )
-    return assistant.id
-
-
-def coder(client: openai.OpenAI, **fields: Any) -> str:
-    assistant = client.beta.assistants.create(
-        model="gpt-4o",
-        instructions="You write and run Python to answer.",
-        tools=[{"type": "code_interpreter"}],
-        **fields,
     )
     return assistant.id
 

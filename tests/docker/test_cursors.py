@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from ..conftest import LiveServer
+from ..support.servers import LiveServer
 
 KEY_A, KEY_B = LiveServer.keys
 

@@ -36,8 +36,8 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import LiveServer, ServerThread, serve_live
 from ..support.documents import pdf
+from ..support.servers import LiveServer, ServerThread, serve_live
 
 ROOT = Path(__file__).parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -22,7 +22,7 @@ import pytest
 from engine import Engine, ExecutionStatus, Settings, errors
 from engine.runtime import HOME_LABEL
 
-from ..conftest import make_settings, small_tmpfs
+from ..support.engines import make_settings, small_tmpfs
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER_PID = Path("/var/run/docker.pid")

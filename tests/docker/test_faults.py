@@ -12,7 +12,7 @@ import pytest
 from engine import Engine, ExecutionStatus, InvalidRequest, Session, SessionClosed, SessionNotFound
 from engine.runtime import HOME_LABEL
 
-from ..conftest import make_settings
+from ..support.engines import make_settings
 
 
 async def test_timeout_interrupts_and_keeps_state(session: Session) -> None:

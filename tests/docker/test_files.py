@@ -11,7 +11,7 @@ import pytest
 from engine import Engine, ExecutionStatus, InvalidRequest, Session
 from engine.errors import FileNotFound, LimitExceeded, NotFound
 
-from ..conftest import make_settings
+from ..support.engines import make_settings
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -12,7 +12,7 @@ import pytest
 
 from engine import Engine, ExecutionStatus
 
-from ..conftest import make_settings
+from ..support.engines import make_settings
 
 
 def _runsc_registered() -> bool:

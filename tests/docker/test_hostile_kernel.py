@@ -12,7 +12,7 @@ import pytest
 
 from engine import Engine, ExecutionStatus, Session
 
-from ..conftest import make_settings
+from ..support.engines import make_settings
 
 BREAKAGES = {
     "stdout closed": "import sys; sys.stdout.close()",

@@ -14,8 +14,8 @@ import pytest
 from engine import Settings
 from engine.api.connections import EVICT_AFTER
 
-from ..conftest import LiveServer, ServerThread
-from .test_playground import CHROMIUM, FLAGS
+from ..support.browser import CHROMIUM, FLAGS
+from ..support.servers import LiveServer, ServerThread
 
 KEY = LiveServer.keys[0]
 AUTH = {"Authorization": f"Bearer {KEY}"}

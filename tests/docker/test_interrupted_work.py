@@ -14,7 +14,7 @@ import pytest
 
 from engine import Engine, ExecutionStatus
 
-from ..conftest import LiveServer
+from ..support.servers import LiveServer
 
 SLOW = "print('before', flush=True)\nimport time\ntime.sleep(120)\nprint('never')"
 

@@ -16,7 +16,7 @@ from engine.sandbox.docker_sandbox import DockerSandbox
 from engine.sandbox.lifetime import CHECK_EVERY, read_deadline
 from engine.sessions import kernel_limits, sandbox_spec
 
-from ..conftest import make_settings
+from ..support.engines import make_settings
 from ..support.serve_process import containers, home_filter, start
 
 SLACK = 2 * 0.5 + 10

@@ -24,7 +24,7 @@ from mcp_types import CallToolResult, ImageContent, ResourceLink, TextContent
 
 from engine.mcp import server as mcp_server
 
-from ..conftest import LiveServer
+from ..support.servers import LiveServer
 
 MODERN = "2026-07-28"
 LEGACY = "legacy"

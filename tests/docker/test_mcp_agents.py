@@ -10,7 +10,7 @@ import agents
 import agents.mcp as agents_mcp
 from openai import AsyncOpenAI
 
-from ..conftest import LiveServer, ServerThread
+from ..support.servers import LiveServer, ServerThread
 
 
 def test_agent_uses_our_mcp_execute_tool(

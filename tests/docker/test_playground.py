@@ -15,20 +15,9 @@ import playwright.sync_api as playwright_api
 import pytest
 from playwright.sync_api import expect
 
-from ..conftest import LiveServer, ServerThread, serve_live
-from .test_assistants import server_settings
+from ..support.browser import CHROMIUM, FLAGS
+from ..support.servers import LiveServer, ServerThread, serve_live, server_settings
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 IMAGES = Path(__file__).parents[2] / "docs" / "images"
 KEY = LiveServer.keys[0]
 PWNED = "window.__pwned=1;alert(1)"  # no quotes: it goes inside Python and HTML strings

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from engine import Engine
 
-from ..conftest import make_settings
+from ..support.engines import make_settings
 
 
 async def test_sessions_come_from_the_pool_and_it_refills(tmp_path: Path) -> None:

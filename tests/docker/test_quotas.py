@@ -15,7 +15,8 @@ import pytest
 from engine import Engine, ExecutionStatus, Settings
 from engine.errors import FileNotFound, QuotaExceeded
 
-from ..conftest import LiveServer, make_settings, small_tmpfs
+from ..support.engines import make_settings, small_tmpfs
+from ..support.servers import LiveServer
 
 MB = 1024 * 1024
 KEYS = ("key-a", "key-b")

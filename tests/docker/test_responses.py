@@ -24,12 +24,11 @@ from engine.responses import containers
 from engine.responses.tools import CodeTool
 from engine.sessions import SessionStatus
 
-from ..conftest import LiveServer, ServerThread
-from .test_assistants import server_settings
+from ..support.clients import CODE, sdk
+from ..support.servers import LiveServer, ServerThread, server_settings
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 KEY_A, KEY_B = LiveServer.keys
-CODE: list[Any] = [{"type": "code_interpreter", "container": {"type": "auto"}}]
 WEATHER: list[Any] = [
     {
         "type": "function",
@@ -47,10 +46,6 @@ WEATHER: list[Any] = [
         "parameters": {"type": "object", "properties": {"timezone": {"type": "string"}}},
     },
 ]
-
-
-def sdk(server: LiveServer, key: str = KEY_A) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, timeout=120)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from typing import Any
 import agents
 from openai import AsyncOpenAI
 
-from ..conftest import LiveServer
+from ..support.servers import LiveServer
 
 
 @agents.function_tool

@@ -21,8 +21,8 @@ from openai.types.responses import ResponseFormatTextJSONSchemaConfig
 from openai.types.shared import ResponseFormatJSONObject, ResponseFormatText
 from pydantic import BaseModel
 
-from ..conftest import LiveServer, ServerThread
-from .test_responses import sdk
+from ..support.clients import sdk
+from ..support.servers import LiveServer, ServerThread
 
 WEATHER_SCHEMA = {
     "type": "object",

@@ -19,9 +19,8 @@ from typing import Any
 import openai
 import pytest
 
-from ..conftest import LiveServer, ServerThread
-from .test_assistants import coder, server_settings
-from .test_responses import CODE, sdk
+from ..support.clients import CODE, coder, sdk
+from ..support.servers import LiveServer, ServerThread, server_settings
 
 ENDS_WITHIN = 30.0  # generous on a loaded machine: without the fix the stream never ends
 

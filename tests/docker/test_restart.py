@@ -17,8 +17,8 @@ from engine import Engine, SessionClosed
 from engine.runtime import HOME_LABEL
 from engine.sessions import SessionStatus
 
-from ..conftest import make_settings
 from ..support.engine_process import MIDWAY, PAYLOAD
+from ..support.engines import make_settings
 
 
 async def test_kill_9_mid_execution_then_restart(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from engine import Engine, ExecutionStatus, Session, SessionClosed
 from engine.errors import FileNotFound, LimitExceeded, SessionBusy, SessionNotFound
 from engine.sessions import SessionStatus
 
-from ..conftest import make_settings
+from ..support.engines import make_settings
 
 
 async def sleep_until(deadline: float) -> None:

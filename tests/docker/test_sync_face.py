@@ -9,7 +9,7 @@ import pytest
 from engine import DoneEvent, Engine, SessionClosed, SyncEngine, SyncSession, errors
 from engine.sessions import SessionFile, SessionStatus
 
-from ..conftest import make_settings
+from ..support.engines import make_settings
 
 
 def test_the_sync_face_returns_real_results(tmp_path: Path) -> None:

@@ -22,8 +22,8 @@ from engine.retrieval import FileSearch, SearchRequest, extract
 from engine.sandbox.docker_sandbox import SANDBOX_LABEL
 from engine.sessions import sandbox_spec
 
-from ..conftest import LiveServer
 from ..support import documents
+from ..support.servers import LiveServer
 
 KEY_A, KEY_B = LiveServer.keys
 CORPUS = {

@@ -20,7 +20,7 @@ from engine import Settings
 from engine.api.connections import EVICT_AFTER, EdgeServer
 from engine.api.hosts import HostPolicy
 
-from ..conftest import ServerThread
+from ..support.servers import ServerThread
 
 ROOT = Path(__file__).resolve().parents[2]
 HALF_HEAD = b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Stall: "

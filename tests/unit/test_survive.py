@@ -29,7 +29,7 @@ from engine.sandbox.base import SandboxSpec
 from engine.sandbox.ipc import IpcKernelFolders, endpoint_names
 from engine.store import Store
 
-from .test_transport import TcpSandbox, bind, conn_dir, never_exits, play_kernel
+from ..support.fakes import TcpSandbox, bind, conn_dir, never_exits, play_kernel
 
 UID = os.getuid()
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jupyter_client.connect import KernelConnectionInfo
 
 from engine import errors
 from engine.kernel import KernelLimits, strip_ansi
@@ -26,8 +25,7 @@ from engine.results import (
     ResultEvent,
     StreamEvent,
 )
-from engine.sandbox.base import KernelLaunch, ProcessHandle, Sandbox
-from engine.sandbox.hostfs import FileEntry
+from engine.sandbox.base import KernelLaunch
 from engine.sandbox.ipc import (
     IpcKernelFolders,
     check_endpoints,
@@ -35,6 +33,8 @@ from engine.sandbox.ipc import (
     short_path,
     write_readonly,
 )
+
+from ..support.fakes import TcpSandbox, bind, conn_dir, never_exits, play_kernel
 
 UID = os.getuid()
 
@@ -46,13 +46,6 @@ def bound() -> Iterator[list[socket.socket]]:
     yield socks
     for s in socks:
         s.close()
-
-
-def bind(socks: list[socket.socket], path: str) -> None:
-    s = socket.socket(socket.AF_UNIX)
-    s.bind(path)
-    s.listen()
-    socks.append(s)
 
 
 def kernel_folder(tmp_path: Path, socks: list[socket.socket], skip: str = "") -> Path:
@@ -167,26 +160,6 @@ def test_short_path_reaches_a_deep_folder(tmp_path: Path, bound: list[socket.soc
 # --- IpcKernelFolders: a launch from prepare to release, the kernel played by the test ---
 
 
-def conn_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "deep" / ("x" * 90) / "conn"
-    path.mkdir(parents=True, mode=0o555)
-    return path
-
-
-async def never_exits() -> bool:
-    return False
-
-
-def play_kernel(folder: Path, socks: list[socket.socket], names: list[str]) -> None:
-    """Bind as the kernel does, by a short path: inside the sandbox that is /conn/k<N>."""
-    fd = os.open(folder, os.O_PATH | os.O_DIRECTORY)
-    try:
-        for name in names:
-            bind(socks, f"{short_path(fd)}/{name}")
-    finally:
-        os.close(fd)
-
-
 async def test_ipc_launch_is_locked_verified_and_released(
     tmp_path: Path, bound: list[socket.socket]
 ) -> None:
@@ -291,85 +264,6 @@ def test_ipc_launch_skips_folders_an_earlier_process_left(tmp_path: Path) -> Non
 
 
 # --- the provisioner drives jupyter_client through the sandbox's hooks only ---
-
-
-class TcpSandbox(Sandbox):
-    """A sandbox whose kernel would be reached over TCP, like a pod behind a port-forward."""
-
-    def __init__(self, fail: bool = False) -> None:
-        self.id = "fake"
-        self.labels = {}
-        self.fail = fail
-        self.calls: list[str] = []
-        self.argv: list[str] = []
-        self.env: dict[str, str] | None = None
-        self.key = b""
-
-    async def prepare_kernel(self, key: bytes, signature_scheme: str) -> KernelLaunch:
-        self.calls.append("prepare")
-        self.key = key
-        return KernelLaunch(id=f"launch{self.calls.count('prepare')}", connection_file="/c.json")
-
-    async def kernel_ready(
-        self, launch: KernelLaunch, process: ProcessHandle, timeout: float
-    ) -> KernelConnectionInfo:
-        self.calls.append(f"ready {launch.id}")
-        return self._endpoints()
-
-    async def adopt_kernel(self, launch: KernelLaunch) -> KernelConnectionInfo:
-        self.calls.append(f"adopt {launch.id}")
-        return self._endpoints()
-
-    def _endpoints(self) -> KernelConnectionInfo:
-        if self.fail:
-            raise errors.KernelStartError("refusing to connect")
-        return {
-            "transport": "tcp",
-            "ip": "127.0.0.1",
-            "shell_port": 40001,
-            "iopub_port": 40002,
-            "stdin_port": 40003,
-            "control_port": 40004,
-            "hb_port": 40005,
-        }
-
-    async def release_kernel(self, launch: KernelLaunch) -> None:
-        self.calls.append(f"release {launch.id}")
-
-    async def start_process(self, argv: list[str], env: dict[str, str]) -> ProcessHandle:
-        self.calls.append("start")
-        self.argv, self.env = argv, env
-        return ProcessHandle("p")
-
-    async def exit_code(self, process: ProcessHandle) -> int | None:
-        return 0
-
-    async def kill_all(self) -> None:
-        self.calls.append("kill")
-
-    async def oom_kills(self) -> int:
-        return 0
-
-    async def is_running(self) -> bool:
-        return True
-
-    async def destroy(self) -> None:
-        pass
-
-    async def set_deadline(self, when: float) -> None:
-        pass
-
-    async def list_files(self, limit: int) -> tuple[list[FileEntry], bool]:
-        return [], False
-
-    async def open_file(self, path: str) -> Any:
-        raise FileNotFoundError(path)
-
-    async def write_file(self, path: str, src: Any, max_bytes: int) -> FileEntry:
-        raise NotImplementedError
-
-    async def remove_file(self, path: str) -> None:
-        pass
 
 
 async def test_provisioner_connects_where_the_sandbox_says(monkeypatch: pytest.MonkeyPatch) -> None:
