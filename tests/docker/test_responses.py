@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,16 +45,6 @@ WEATHER: list[Any] = [
         "parameters": {"type": "object", "properties": {"timezone": {"type": "string"}}},
     },
 ]
-
-
-@pytest.fixture
-def client(live_server: LiveServer) -> Iterator[openai.OpenAI]:
-    yield sdk(live_server)
-
-
-@pytest.fixture
-def other(live_server: LiveServer) -> Iterator[openai.OpenAI]:
-    yield sdk(live_server, KEY_B)
 
 
 def test_sine_wave_plot_cited_and_downloadable(client: openai.OpenAI) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import agents
@@ -21,7 +20,6 @@ from openai.types.responses import ResponseFormatTextJSONSchemaConfig
 from openai.types.shared import ResponseFormatJSONObject, ResponseFormatText
 from pydantic import BaseModel
 
-from ..support.clients import sdk
 from ..support.servers import LiveServer, ServerThread
 
 WEATHER_SCHEMA = {
@@ -40,11 +38,6 @@ class Weather(BaseModel):
     city: str
     temperature: int
     sunny: bool
-
-
-@pytest.fixture
-def client(live_server: LiveServer) -> Iterator[openai.OpenAI]:
-    yield sdk(live_server)
 
 
 def last_request(model_server: ServerThread) -> dict[str, Any]:

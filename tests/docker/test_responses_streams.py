@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +74,6 @@ def _slow_stream(client: openai.OpenAI) -> tuple[Reader, str]:
     reader = Reader(stream, _interpreting)
     reader.wait_started()
     return reader, reader.events[0].response.id
-
-
-@pytest.fixture
-def client(live_server: LiveServer) -> Iterator[openai.OpenAI]:
-    yield sdk(live_server)
 
 
 def test_cancel_ends_the_stream(client: openai.OpenAI) -> None:

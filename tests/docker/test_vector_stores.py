@@ -8,7 +8,6 @@ import asyncio
 import io
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import docker
@@ -23,6 +22,7 @@ from engine.sandbox.docker_sandbox import SANDBOX_LABEL
 from engine.sessions import sandbox_spec
 
 from ..support import documents
+from ..support.clients import sdk
 from ..support.servers import LiveServer
 
 KEY_A, KEY_B = LiveServer.keys
@@ -37,15 +37,6 @@ CORPUS = {
     "page.html": "<html><head><style>p{color:red}</style><script>alert(1)</script></head>"
     "<body><h1>Office hours</h1><p>The help desk opens at nine in the morning.</p></body></html>",
 }
-
-
-def sdk(server: LiveServer, key: str = KEY_A) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0, timeout=120)
-
-
-@pytest.fixture
-def client(live_server: LiveServer) -> Iterator[openai.OpenAI]:
-    yield sdk(live_server)
 
 
 def upload(client: openai.OpenAI, name: str, data: bytes | str) -> str:
