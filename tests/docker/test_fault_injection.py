@@ -7,11 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,9 +20,9 @@ import pytest
 from engine import Engine, ExecutionStatus, Settings, errors
 from engine.runtime import HOME_LABEL
 
+from ..support.engine_process import kill_mid_execution
 from ..support.engines import make_settings, small_tmpfs
 
-ROOT = Path(__file__).resolve().parents[2]
 DOCKER_PID = Path("/var/run/docker.pid")
 DOCKERD_LOG = Path("/var/log/dockerd.log")
 
@@ -53,19 +51,7 @@ def sha(data: bytes) -> str:
 
 async def test_kill_9_during_executions_and_an_upload(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
-    proc = subprocess.Popen(  # noqa: ASYNC220 - the engine process must run beside this loop
-        [sys.executable, "-m", "tests.support.fault_engine", str(settings.data_dir)],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    try:
-        assert proc.stdout is not None
-        ids = json.loads(proc.stdout.readline())
-        assert proc.stdout.readline().strip() == "RUNNING"
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+    ids = kill_mid_execution("faults", settings.data_dir)
 
     async with Engine(settings) as engine:
         # The dead process's sessions were re-adopted, each in its own sandbox still.

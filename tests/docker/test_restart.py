@@ -3,11 +3,6 @@ and the session continues in its sandbox (the execution in flight reported as in
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import docker
@@ -17,23 +12,13 @@ from engine import Engine, SessionClosed
 from engine.runtime import HOME_LABEL
 from engine.sessions import SessionStatus
 
-from ..support.engine_process import MIDWAY, PAYLOAD
+from ..support.engine_process import MIDWAY, PAYLOAD, kill_mid_execution
 from ..support.engines import make_settings
 
 
 async def test_kill_9_mid_execution_then_restart(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
-    proc = subprocess.Popen(  # noqa: ASYNC220 - the engine process must run beside this loop
-        [sys.executable, "-m", "tests.support.engine_process", str(settings.data_dir)],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=Path(__file__).parents[2],
-    )
-    assert proc.stdout is not None
-    ids = json.loads(proc.stdout.readline())
-    assert proc.stdout.readline().strip() == "EVENT"  # the cell is running now
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
+    ids = kill_mid_execution("restart", settings.data_dir)
 
     client = docker.from_env()
     async with Engine(make_settings(settings.data_dir.parent)) as engine:
