@@ -17,7 +17,7 @@ from engine import errors
 from engine.openai_client import OpenAICompatibleClient
 from engine.retrieval.embedders import OpenAIEmbeddings
 
-from .conftest import ServerThread
+from ..support.servers import ServerThread
 
 embeddings_app = FastAPI()
 embeddings_app.state.requests = []
