@@ -1,13 +1,174 @@
-"""The library's entry point: ``async with Engine() as engine``.
+"""The typed container of the services: ``async with Engine() as engine``.
 
-Transitional: ``Engine`` is the runtime for now; it becomes the typed container of every service
-(sessions, files, vector stores, Assistants, Responses), built in one step outside HTTP.
+One step builds everything, outside HTTP, the same way for the library, ``sandbox-engine
+serve`` and stdio MCP: the runtime (sandboxes, the store, files, sessions), file search over
+vector stores, the model provider, and the Assistants and Responses services, each given what it
+needs in its constructor. ``start()`` starts the runtime, then the services; ``close()`` closes
+them in reverse.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Self
+
+from .assistants import AssistantsService, OpenAIChatProvider
+from .config import Settings
+from .faces import AssistantsFace, Responses, Threads, VectorStoresFace
+from .files import FileStore
+from .lease import Lease
+from .pool import WarmPool
+from .responses import ResponsesService
+from .retrieval import FileSearch
 from .runtime import Runtime
+from .sandbox.base import SandboxBackend
+from .sessions import Session, SessionManager
+from .store import Store
 
 
-class Engine(Runtime):
-    """Async face: ``async with Engine() as engine: session = await engine.session("t1")``."""
+class Engine:
+    """Async face: ``async with Engine() as engine: session = await engine.session("t1")``,
+    ``await engine.responses.create(...)``, ``engine.vector_stores``, ``engine.assistants``,
+    ``engine.threads``."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        backend: SandboxBackend | None = None,
+        guest: bool = False,
+        exclusive: bool = False,
+    ) -> None:
+        """``guest``: a throwaway engine (``run``, ``doctor``) that never becomes the data
+        folder's primary, touches no other engine's sandboxes and closes its own. Without it,
+        the engine is the primary if no other process is, else a guest; ``exclusive`` makes
+        that an error (DataFolderInUse) instead, as ``serve`` wants."""
+        self.runtime = Runtime(settings, backend=backend, guest=guest, exclusive=exclusive)
+        settings = self.runtime.settings
+        self.file_search = FileSearch(self.runtime, settings, quiet=guest)
+        self.provider = OpenAIChatProvider(settings.llm_base_url, settings.llm_api_key)
+        stores = self.file_search.stores
+        assistants = AssistantsService(self.runtime, self.provider, settings, stores)
+        self.responses = Responses(ResponsesService(self.runtime, self.provider, settings, stores))
+        self.vector_stores = VectorStoresFace(stores)
+        self.assistants = AssistantsFace(assistants)
+        self.threads = Threads(assistants)
+
+    # --- the runtime, as library users reach it ---
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    @property
+    def backend(self) -> SandboxBackend:
+        return self.runtime.backend
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return self.runtime.labels
+
+    @property
+    def lease(self) -> Lease | None:
+        return self.runtime.lease
+
+    @property
+    def primary(self) -> bool:
+        """Whether this engine owns the data folder (its sessions can outlive it)."""
+        return self.runtime.primary
+
+    @property
+    def image(self) -> str:
+        return self.runtime.image
+
+    @property
+    def store(self) -> Store:
+        return self.runtime.store
+
+    @property
+    def files(self) -> FileStore:
+        return self.runtime.files
+
+    @property
+    def pool(self) -> WarmPool | None:
+        return self.runtime.pool
+
+    @property
+    def sessions(self) -> SessionManager:
+        return self.runtime.sessions
+
+    # --- lifecycle ---
+
+    async def start(self) -> Self:
+        """The runtime, then the services. Only the data folder's primary recovers what an
+        earlier process left: runs and responses it was driving fail, saying so, and files it
+        was ingesting are ingested again (a guest leaves a running server's work alone)."""
+        try:
+            await self.runtime.start()  # closes itself if it fails
+        except BaseException:
+            await self._close_services()
+            raise
+        try:
+            primary = self.runtime.primary
+            self.file_search.start(primary)
+            if primary:
+                self.threads.service.recover()
+                self.responses.service.recover()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def close(self) -> None:
+        """The services (running runs and responses fail, saying the engine stopped), then
+        the runtime."""
+        try:
+            await self._close_services()
+        finally:
+            await self.runtime.close()
+
+    async def _close_services(self) -> None:
+        await self.threads.service.close()
+        await self.responses.service.close()
+        await self.file_search.close()
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- sessions ---
+
+    async def session(
+        self,
+        thread_id: str | None = None,
+        *,
+        file_ids: Iterable[str] = (),
+        owner: str = "",
+        idle_timeout: int | None = None,
+        ttl: int | None = None,
+        memory_limit_mb: int | None = None,
+    ) -> Session:
+        """The live session of ``thread_id``, created if there is none.
+
+        ``file_ids`` are placed under /mnt/data; ``idle_timeout`` and ``ttl`` (seconds) and
+        ``memory_limit_mb`` override the engine's defaults for a new session.
+        """
+        return await self.runtime.session(
+            thread_id,
+            file_ids=file_ids,
+            owner=owner,
+            idle_timeout=idle_timeout,
+            ttl=ttl,
+            memory_limit_mb=memory_limit_mb,
+        )
+
+    def get_session(self, session_id: str, owner: str | None = None) -> Session:
+        return self.runtime.get_session(session_id, owner)

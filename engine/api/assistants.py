@@ -6,96 +6,35 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.sse import ServerSentEvent
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ..assistants import file_search_run
-from ..assistants.models import (
-    Assistant,
-    Message,
-    Run,
-    RunStep,
-    Thread,
-    Tool,
-    ToolResources,
-    TruncationStrategy,
+from ..assistants.models import Assistant, Message, Run, RunStep, Thread
+from ..assistants.requests import (
+    AssistantBody,
+    Body,
+    MessageBody,
+    MetadataBody,
+    RunBody,
+    ThreadBody,
 )
 from ..assistants.service import AssistantsService, Event
+from ..faces import RUN_STOP_EVENTS
 from ..paging import Page
 from .auth import Tenant
-from .deps import PagingDep
+from .deps import EngineDep, PagingDep
 from .streaming import DONE, SSE_RESPONSE, Events, event_stream
 
 router = APIRouter(prefix="/v1", tags=["assistants"])
-STOP_EVENTS = {
-    "thread.run.requires_action",
-    "thread.run.completed",
-    "thread.run.failed",
-    "thread.run.cancelled",
-    "thread.run.expired",
-    "thread.run.incomplete",
-}
 
 
-async def service(request: Request) -> AssistantsService:
-    value: AssistantsService = request.app.state.assistants
-    return value
+async def service(engine: EngineDep) -> AssistantsService:
+    return engine.threads.service
 
 
 Service = Annotated[AssistantsService, Depends(service)]
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class AssistantBody(Body):
-    model: str | None = None
-    name: str | None = Field(default=None, max_length=256)
-    description: str | None = Field(default=None, max_length=512)
-    instructions: str | None = Field(default=None, max_length=256_000)
-    tools: list[Tool] | None = Field(default=None, max_length=128)
-    tool_resources: ToolResources | None = None
-    metadata: dict[str, str] | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, ge=0, le=1)
-    response_format: Any = None
-
-
-class MessageBody(Body):
-    role: Literal["user", "assistant"] = "user"
-    content: str | list[dict[str, Any]]
-    attachments: list[dict[str, Any]] | None = None
-    metadata: dict[str, str] | None = None
-
-
-class ThreadBody(Body):
-    messages: list[MessageBody] | None = Field(default=None, max_length=100)
-    tool_resources: ToolResources | None = None
-    metadata: dict[str, str] | None = None
-
-
-class MetadataBody(Body):
-    metadata: dict[str, str] | None = None
-
-
-class RunBody(Body):
-    assistant_id: str
-    model: str | None = None
-    instructions: str | None = None
-    additional_instructions: str | None = None
-    additional_messages: list[MessageBody] | None = None
-    tools: list[Tool] | None = None
-    tool_choice: Any = None
-    truncation_strategy: TruncationStrategy | None = None
-    max_prompt_tokens: int | None = Field(default=None, ge=256)
-    max_completion_tokens: int | None = Field(default=None, ge=16)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, ge=0, le=1)
-    parallel_tool_calls: bool | None = None
-    metadata: dict[str, str] | None = None
-    stream: bool = False
 
 
 class ThreadRunBody(RunBody):
@@ -181,7 +120,7 @@ async def create_thread_and_run(body: ThreadRunBody, svc: Service, tenant: Tenan
         svc,
         body.stream,
         lambda q: svc.create_run(
-            tenant, thread.id, body.assistant_id, listener=q, **_run_kwargs(body)
+            tenant, thread.id, body.assistant_id, listener=q, **body.run_fields()
         ),
     )
 
@@ -243,19 +182,6 @@ async def update_message(
 # --- runs ---
 
 
-def _run_kwargs(body: RunBody) -> dict[str, Any]:
-    fields = body.model_dump(exclude_none=True, exclude={"assistant_id", "stream", "thread"})
-    if body.tools is not None:
-        fields["tools"] = body.tools
-    if body.truncation_strategy is not None:
-        fields["truncation_strategy"] = body.truncation_strategy
-    if body.additional_messages is not None:
-        fields["additional_messages"] = [
-            m.model_dump(exclude_none=True) for m in body.additional_messages
-        ]
-    return fields
-
-
 async def _respond(
     svc: AssistantsService,
     stream: bool,
@@ -274,7 +200,7 @@ async def _events(queue: asyncio.Queue[Event], stop: Callable[[], None]) -> Even
         while True:
             event, data = await queue.get()
             yield ServerSentEvent(event=event, data=data)
-            if event in STOP_EVENTS:
+            if event in RUN_STOP_EVENTS:
                 break
         yield DONE
     finally:  # also when the client goes away mid-stream
@@ -287,7 +213,7 @@ async def create_run(thread_id: str, body: RunBody, svc: Service, tenant: Tenant
         svc,
         body.stream,
         lambda q: svc.create_run(
-            tenant, thread_id, body.assistant_id, listener=q, **_run_kwargs(body)
+            tenant, thread_id, body.assistant_id, listener=q, **body.run_fields()
         ),
     )
 

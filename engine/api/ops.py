@@ -27,9 +27,7 @@ async def readyz(request: Request, engine: EngineDep) -> dict[str, Any] | JSONRe
     except errors.EngineError as exc:
         return JSONResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)
     out = {"status": "ready", "image": engine.image, "sessions": len(engine.sessions)}
-    file_search = getattr(request.app.state, "file_search", None)
-    if file_search is not None:  # the embedder in use, or why search is keyword-only
-        out["file_search"] = file_search.status
+    out["file_search"] = engine.file_search.status  # the embedder, or why keyword-only
     return out
 
 

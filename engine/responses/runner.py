@@ -68,7 +68,10 @@ class ResponseRun(SearchItems, CodeItems, LoopHost):
         context_tokens: int,
         tool_output_chars: int,
         include_outputs: bool,
+        file_search: FileSearchHandler | None = None,
+        include_results: bool = False,
     ) -> None:
+        """``file_search``: the handler of the request's file_search tool, if it has one."""
         self.engine = engine
         self.response = response
         self.tools = tools
@@ -91,9 +94,8 @@ class ResponseRun(SearchItems, CodeItems, LoopHost):
         self._streamed = False
         self._code: dict[str, CodeInterpreterCall] = {}
         self._noted = False
-        self.file_search: FileSearchHandler | None = None
-        """Set by the service when the request has a file_search tool."""
-        self.include_results = False
+        self.file_search = file_search
+        self.include_results = include_results
         self.searches: dict[str, FileSearchCall] = {}
 
     # --- what the loop asks ---

@@ -8,12 +8,16 @@ from types import TracebackType
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from ..assistants import OpenAIChatProvider
 from ..config import Settings
 from ..lease import Lease
 from ..pool import WarmPool
+from ..retrieval import FileSearch
+from ..runtime import Runtime
 from ..sandbox.base import SandboxBackend
 from ..services import Engine
 from ..store import Store
+from .faces import SyncAssistants, SyncResponses, SyncThreads, SyncVectorStores
 from .files import SyncFiles
 from .portal import Portal
 from .session import SyncSession, SyncSessions
@@ -34,6 +38,10 @@ class SyncEngine:
         self._portal = Portal()
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
         self._files = SyncFiles(self._engine.files, self._portal)
+        self._responses = SyncResponses(self._engine.responses, self._portal)
+        self._vector_stores = SyncVectorStores(self._engine.vector_stores, self._portal)
+        self._assistants = SyncAssistants(self._engine.assistants, self._portal)
+        self._threads = SyncThreads(self._engine.threads, self._portal)
 
     def __repr__(self) -> str:
         state = "started" if self._portal.portal is not None else "not started"
@@ -43,6 +51,37 @@ class SyncEngine:
     def engine(self) -> Engine:
         """The async engine underneath."""
         return self._engine
+
+    @property
+    def runtime(self) -> Runtime:
+        """The runtime underneath: an async object, for low-level use on the engine's loop."""
+        return self._engine.runtime
+
+    @property
+    def file_search(self) -> FileSearch:
+        """File search (vector stores, ingestion): an async object, for the engine's loop."""
+        return self._engine.file_search
+
+    @property
+    def provider(self) -> OpenAIChatProvider:
+        """The model provider of Responses and Assistants runs."""
+        return self._engine.provider
+
+    @property
+    def responses(self) -> SyncResponses:
+        return self._responses
+
+    @property
+    def vector_stores(self) -> SyncVectorStores:
+        return self._vector_stores
+
+    @property
+    def assistants(self) -> SyncAssistants:
+        return self._assistants
+
+    @property
+    def threads(self) -> SyncThreads:
+        return self._threads
 
     @property
     def settings(self) -> Settings:
