@@ -10,7 +10,7 @@ own, ``""``, unless given): a tenant sees only what it owns, as behind the serve
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -24,11 +24,9 @@ from .responses.models import CreateResponse, Response, ResponseDeleted
 from .retrieval import VectorStores
 from .retrieval.models import SearchPage, SearchRequest, VectorStore, VectorStoreFile
 from .retrieval.requests import FileCreate, StoreCreate
+from .services import LIBRARY_OWNER, Order
 
 M = TypeVar("M", bound=BaseModel)
-Order = Literal["asc", "desc"]
-LIBRARY_OWNER = ""
-"""The library's own tenant: the tenant of a server without API keys."""
 RUN_STOP_EVENTS = frozenset(
     {
         "thread.run.requires_action",

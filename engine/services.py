@@ -1,30 +1,74 @@
 """The typed container of the services: ``async with Engine() as engine``.
 
-One step builds everything, outside HTTP, the same way for the library, ``sandbox-engine
-serve`` and stdio MCP: the runtime (sandboxes, the store, files, sessions), file search over
-vector stores, the model provider, and the Assistants and Responses services, each given what it
-needs in its constructor. ``start()`` starts the runtime, then the services; ``close()`` closes
-them in reverse.
+The library, ``sandbox-engine serve`` and stdio MCP build it the same way, outside HTTP:
+``Engine(settings)``. It holds the runtime (sandboxes, the store, files, sessions) and the
+services (file search over vector stores, the model provider, the Assistants and Responses
+services), built together in one step, each given what it needs in its constructor.
+``start()`` starts the runtime, then the services; ``close()`` closes them in reverse.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Literal, Self
 
-from .assistants import AssistantsService, OpenAIChatProvider
 from .config import Settings
-from .faces import AssistantsFace, Responses, Threads, VectorStoresFace
 from .files import FileStore
 from .lease import Lease
 from .pool import WarmPool
-from .responses import ResponsesService
-from .retrieval import FileSearch
 from .runtime import Runtime
 from .sandbox.base import SandboxBackend
 from .sessions import Session, SessionManager
 from .store import Store
+
+if TYPE_CHECKING:
+    from .assistants import OpenAIChatProvider
+    from .faces import AssistantsFace, Responses, Threads, VectorStoresFace
+    from .retrieval import FileSearch
+
+LIBRARY_OWNER = ""
+"""The library's own tenant: the tenant of a server without API keys."""
+Order = Literal["asc", "desc"]
+"""A list's order by creation time, as the API's ``order``."""
+
+
+class Services:
+    """File search, the model provider, and the Assistants and Responses services over one
+    runtime, each given what it needs in its constructor, behind the library's faces."""
+
+    def __init__(self, runtime: Runtime, *, quiet: bool = False) -> None:
+        # Imported here: `import engine` and an engine that never uses them skip their cost
+        # (the openai SDK, numpy, the embedded model's checksum).
+        from .assistants import AssistantsService, OpenAIChatProvider
+        from .faces import AssistantsFace, Responses, Threads, VectorStoresFace
+        from .responses import ResponsesService
+        from .retrieval import FileSearch
+
+        settings = runtime.settings
+        self.file_search = FileSearch(runtime, settings, quiet=quiet)
+        self.provider = OpenAIChatProvider(settings.llm_base_url, settings.llm_api_key)
+        stores = self.file_search.stores
+        assistants = AssistantsService(runtime, self.provider, settings, stores)
+        self.responses = Responses(ResponsesService(runtime, self.provider, settings, stores))
+        self.vector_stores = VectorStoresFace(stores)
+        self.assistants = AssistantsFace(assistants)
+        self.threads = Threads(assistants)
+
+    def start(self, primary: bool) -> None:
+        """Only the data folder's primary recovers what an earlier process left: runs and
+        responses it was driving fail, saying so, and files it was ingesting are ingested
+        again (a guest leaves a running server's work alone)."""
+        self.file_search.start(primary)
+        if primary:
+            self.threads.service.recover()
+            self.responses.service.recover()
+
+    async def close(self) -> None:
+        """Running runs and responses fail, saying the engine stopped; then file search."""
+        await self.threads.service.close()
+        await self.responses.service.close()
+        await self.file_search.close()
 
 
 class Engine:
@@ -45,15 +89,46 @@ class Engine:
         the engine is the primary if no other process is, else a guest; ``exclusive`` makes
         that an error (DataFolderInUse) instead, as ``serve`` wants."""
         self.runtime = Runtime(settings, backend=backend, guest=guest, exclusive=exclusive)
-        settings = self.runtime.settings
-        self.file_search = FileSearch(self.runtime, settings, quiet=guest)
-        self.provider = OpenAIChatProvider(settings.llm_base_url, settings.llm_api_key)
-        stores = self.file_search.stores
-        assistants = AssistantsService(self.runtime, self.provider, settings, stores)
-        self.responses = Responses(ResponsesService(self.runtime, self.provider, settings, stores))
-        self.vector_stores = VectorStoresFace(stores)
-        self.assistants = AssistantsFace(assistants)
-        self.threads = Threads(assistants)
+        self._guest = guest
+        self._services: Services | None = None
+        self._started = False
+
+    # --- the services ---
+
+    def services(self) -> Services:
+        """The services, built (and, once the engine runs, started) on first use, so that an
+        engine that never uses them (``run``, ``doctor``, sessions only) pays nothing for them.
+        The server asks for them at start, to recover what an earlier process left."""
+        if self._services is None:
+            self._services = Services(self.runtime, quiet=self._guest)
+            if self._started:
+                self._services.start(self.runtime.primary)
+        return self._services
+
+    @property
+    def file_search(self) -> FileSearch:
+        return self.services().file_search
+
+    @property
+    def provider(self) -> OpenAIChatProvider:
+        """The model provider of responses and runs (``SANDBOX_LLM_BASE_URL``)."""
+        return self.services().provider
+
+    @property
+    def responses(self) -> Responses:
+        return self.services().responses
+
+    @property
+    def vector_stores(self) -> VectorStoresFace:
+        return self.services().vector_stores
+
+    @property
+    def assistants(self) -> AssistantsFace:
+        return self.services().assistants
+
+    @property
+    def threads(self) -> Threads:
+        return self.services().threads
 
     # --- the runtime, as library users reach it ---
 
@@ -101,37 +176,30 @@ class Engine:
     # --- lifecycle ---
 
     async def start(self) -> Self:
-        """The runtime, then the services. Only the data folder's primary recovers what an
-        earlier process left: runs and responses it was driving fail, saying so, and files it
-        was ingesting are ingested again (a guest leaves a running server's work alone)."""
+        """The runtime, then the services if they are built already."""
         try:
             await self.runtime.start()  # closes itself if it fails
         except BaseException:
-            await self._close_services()
+            if self._services is not None:
+                await self._services.close()
             raise
-        try:
-            primary = self.runtime.primary
-            self.file_search.start(primary)
-            if primary:
-                self.threads.service.recover()
-                self.responses.service.recover()
-        except BaseException:
-            await self.close()
-            raise
+        self._started = True
+        if self._services is not None:
+            try:
+                self._services.start(self.runtime.primary)
+            except BaseException:
+                await self.close()
+                raise
         return self
 
     async def close(self) -> None:
-        """The services (running runs and responses fail, saying the engine stopped), then
-        the runtime."""
+        """The services, then the runtime."""
         try:
-            await self._close_services()
+            if self._services is not None:
+                await self._services.close()
         finally:
+            self._started = False
             await self.runtime.close()
-
-    async def _close_services(self) -> None:
-        await self.threads.service.close()
-        await self.responses.service.close()
-        await self.file_search.close()
 
     async def __aenter__(self) -> Self:
         return await self.start()

@@ -40,6 +40,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         the_engine = engine or Engine(settings, exclusive=exclusive)
         await the_engine.start()
+        the_engine.services()  # built now: the server recovers what an earlier process left
         app.state.engine = the_engine
         try:
             async with app.state.mcp.serve(the_engine):  # the /mcp session manager

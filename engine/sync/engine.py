@@ -5,22 +5,25 @@ from __future__ import annotations
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from ..assistants import OpenAIChatProvider
 from ..config import Settings
 from ..lease import Lease
 from ..pool import WarmPool
-from ..retrieval import FileSearch
 from ..runtime import Runtime
 from ..sandbox.base import SandboxBackend
-from ..services import Engine
+from ..services import Engine, Services
 from ..store import Store
 from .faces import SyncAssistants, SyncResponses, SyncThreads, SyncVectorStores
 from .files import SyncFiles
 from .portal import Portal
 from .session import SyncSession, SyncSessions
+
+if TYPE_CHECKING:
+    from ..assistants import OpenAIChatProvider
+    from ..retrieval import FileSearch
 
 
 class SyncEngine:
@@ -38,10 +41,6 @@ class SyncEngine:
         self._portal = Portal()
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
         self._files = SyncFiles(self._engine.files, self._portal)
-        self._responses = SyncResponses(self._engine.responses, self._portal)
-        self._vector_stores = SyncVectorStores(self._engine.vector_stores, self._portal)
-        self._assistants = SyncAssistants(self._engine.assistants, self._portal)
-        self._threads = SyncThreads(self._engine.threads, self._portal)
 
     def __repr__(self) -> str:
         state = "started" if self._portal.portal is not None else "not started"
@@ -57,31 +56,35 @@ class SyncEngine:
         """The runtime underneath: an async object, for low-level use on the engine's loop."""
         return self._engine.runtime
 
+    def services(self) -> Services:
+        """The services (async objects, for use on the engine's loop), built on first use."""
+        return self._portal.run_sync(self._engine.services)
+
     @property
     def file_search(self) -> FileSearch:
         """File search (vector stores, ingestion): an async object, for the engine's loop."""
-        return self._engine.file_search
+        return self.services().file_search
 
     @property
     def provider(self) -> OpenAIChatProvider:
-        """The model provider of Responses and Assistants runs."""
-        return self._engine.provider
+        """The model provider of responses and runs (``SANDBOX_LLM_BASE_URL``)."""
+        return self.services().provider
 
     @property
     def responses(self) -> SyncResponses:
-        return self._responses
+        return SyncResponses(self.services().responses, self._portal)
 
     @property
     def vector_stores(self) -> SyncVectorStores:
-        return self._vector_stores
+        return SyncVectorStores(self.services().vector_stores, self._portal)
 
     @property
     def assistants(self) -> SyncAssistants:
-        return self._assistants
+        return SyncAssistants(self.services().assistants, self._portal)
 
     @property
     def threads(self) -> SyncThreads:
-        return self._threads
+        return SyncThreads(self.services().threads, self._portal)
 
     @property
     def settings(self) -> Settings:

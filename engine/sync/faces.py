@@ -3,27 +3,28 @@ the same parameters and returns the same objects, waiting on the engine's loop."
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..assistants.models import Assistant, Message, Run, Thread
-from ..assistants.service import AssistantsService
-from ..faces import (
-    LIBRARY_OWNER,
-    AssistantsFace,
-    Messages,
-    Order,
-    Responses,
-    Runs,
-    Threads,
-    VectorStoreFiles,
-    VectorStoresFace,
-)
-from ..paging import Page
-from ..responses import ResponsesService
-from ..responses.models import Response, ResponseDeleted
-from ..retrieval import VectorStores
-from ..retrieval.models import SearchPage, VectorStore, VectorStoreFile
+from ..services import LIBRARY_OWNER, Order
 from .portal import Portal
+
+if TYPE_CHECKING:
+    from ..assistants.models import Assistant, Message, Run, Thread
+    from ..assistants.service import AssistantsService
+    from ..faces import (
+        AssistantsFace,
+        Messages,
+        Responses,
+        Runs,
+        Threads,
+        VectorStoreFiles,
+        VectorStoresFace,
+    )
+    from ..paging import Page
+    from ..responses import ResponsesService
+    from ..responses.models import Response, ResponseDeleted
+    from ..retrieval import VectorStores
+    from ..retrieval.models import SearchPage, VectorStore, VectorStoreFile
 
 
 class SyncResponses:
