@@ -59,13 +59,8 @@ def _deleted(object_id: str, kind: str) -> dict[str, Any]:
 
 
 @router.post("/assistants", response_model=Assistant)
-async def create_assistant(body: AssistantBody, svc: Service, tenant: Tenant) -> Assistant:
-    fields = body.model_dump(exclude_none=True)
-    if "model" not in fields:
-        from .. import errors
-
-        raise errors.InvalidRequest("model is required")
-    return svc.create_assistant(tenant, **fields)
+async def create_assistant(body: AssistantBody, engine: EngineDep, tenant: Tenant) -> Assistant:
+    return await engine.assistants.create(owner=tenant, **dict(body))
 
 
 @router.get("/assistants", response_model=Page[Assistant])
@@ -95,14 +90,10 @@ async def delete_assistant(assistant_id: str, svc: Service, tenant: Tenant) -> d
 
 
 @router.post("/threads", response_model=Thread)
-async def create_thread(svc: Service, tenant: Tenant, body: ThreadBody | None = None) -> Thread:
-    body = body or ThreadBody()
-    return svc.create_thread(
-        tenant,
-        [m.model_dump(exclude_none=True) for m in body.messages or []],
-        body.metadata,
-        body.tool_resources,
-    )
+async def create_thread(
+    engine: EngineDep, tenant: Tenant, body: ThreadBody | None = None
+) -> Thread:
+    return await engine.threads.create(owner=tenant, **dict(body or ThreadBody()))
 
 
 # Declared before /threads/{thread_id}, which would otherwise take "runs" for a thread id.
@@ -155,9 +146,9 @@ async def delete_thread(thread_id: str, svc: Service, tenant: Tenant) -> dict[st
 
 @router.post("/threads/{thread_id}/messages", response_model=Message)
 async def create_message(
-    thread_id: str, body: MessageBody, svc: Service, tenant: Tenant
+    thread_id: str, body: MessageBody, engine: EngineDep, tenant: Tenant
 ) -> Message:
-    return svc.create_message(tenant, thread_id, **body.model_dump(exclude_none=True))
+    return await engine.threads.messages.create(thread_id, owner=tenant, **dict(body))
 
 
 @router.get("/threads/{thread_id}/messages", response_model=Page[Message])

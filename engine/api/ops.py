@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -21,7 +21,7 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", response_model=None)
-async def readyz(request: Request, engine: EngineDep) -> dict[str, Any] | JSONResponse:
+async def readyz(engine: EngineDep) -> dict[str, Any] | JSONResponse:
     try:
         await engine.backend.check(engine.image)
     except errors.EngineError as exc:

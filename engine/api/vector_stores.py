@@ -63,16 +63,8 @@ class Deleted(BaseModel):
 
 
 @router.post("", response_model=VectorStore)
-async def create_store(body: StoreCreate, stores: StoresDep, tenant: Tenant) -> VectorStore:
-    return stores.create(
-        tenant,
-        name=body.name,
-        description=body.description,
-        metadata=body.metadata,
-        expires_after=body.expires_after,
-        file_ids=body.file_ids,
-        chunking_strategy=body.chunking_strategy,
-    )
+async def create_store(body: StoreCreate, engine: EngineDep, tenant: Tenant) -> VectorStore:
+    return await engine.vector_stores.create(owner=tenant, **dict(body))
 
 
 @router.get("", response_model=Page[VectorStore])
@@ -107,9 +99,9 @@ async def delete_store(vector_store_id: str, stores: StoresDep, tenant: Tenant) 
 
 @router.post("/{vector_store_id}/search", response_model=SearchPage)
 async def search(
-    vector_store_id: str, body: SearchRequest, stores: StoresDep, tenant: Tenant
+    vector_store_id: str, body: SearchRequest, engine: EngineDep, tenant: Tenant
 ) -> SearchPage:
-    return await stores.search([vector_store_id], tenant, body)
+    return await engine.vector_stores.search(vector_store_id, owner=tenant, **dict(body))
 
 
 # --- files ---
@@ -117,15 +109,9 @@ async def search(
 
 @router.post("/{vector_store_id}/files", response_model=VectorStoreFile)
 async def add_file(
-    vector_store_id: str, body: FileCreate, stores: StoresDep, tenant: Tenant
+    vector_store_id: str, body: FileCreate, engine: EngineDep, tenant: Tenant
 ) -> VectorStoreFile:
-    return stores.add_file(
-        vector_store_id,
-        body.file_id,
-        tenant,
-        attributes=body.attributes,
-        chunking_strategy=body.chunking_strategy,
-    )
+    return await engine.vector_stores.files.create(vector_store_id, owner=tenant, **dict(body))
 
 
 @router.get("/{vector_store_id}/files", response_model=Page[VectorStoreFile])
