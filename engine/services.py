@@ -3,7 +3,8 @@
 The library, ``sandbox-engine serve`` and stdio MCP build it the same way, outside HTTP:
 ``Engine(settings)``. It holds the runtime (sandboxes, the store, files, sessions) and the
 services (file search over vector stores, the model provider, the Assistants and Responses
-services), built together in one step, each given what it needs in its constructor.
+services), built together in one step, each given what it needs in its constructor: on first
+use (the server uses them at start), so that an engine that never does pays nothing for them.
 ``start()`` starts the runtime, then the services; ``close()`` closes them in reverse.
 """
 
@@ -61,12 +62,12 @@ class Services:
         again (a guest leaves a running server's work alone)."""
         self.file_search.start(primary)
         if primary:
-            self.threads.service.recover()
+            self.assistants.service.recover()
             self.responses.service.recover()
 
     async def close(self) -> None:
         """Running runs and responses fail, saying the engine stopped; then file search."""
-        await self.threads.service.close()
+        await self.assistants.service.close()
         await self.responses.service.close()
         await self.file_search.close()
 

@@ -63,7 +63,7 @@ def create_app(
         running: Engine | None = getattr(app.state, "engine", None)
         if running is not None:
             await running.responses.service.close()
-            await running.threads.service.close()
+            await running.assistants.service.close()
 
     app.state.before_shutdown = before_shutdown
     app.state.keys = KeyRing(settings.load_api_keys())

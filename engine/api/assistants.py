@@ -31,7 +31,7 @@ router = APIRouter(prefix="/v1", tags=["assistants"])
 
 
 async def service(engine: EngineDep) -> AssistantsService:
-    return engine.threads.service
+    return engine.assistants.service
 
 
 Service = Annotated[AssistantsService, Depends(service)]
