@@ -10,7 +10,7 @@ own, ``""``, unless given): a tenant sees only what it owns, as behind the serve
 from __future__ import annotations
 
 import asyncio
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from pydantic import BaseModel, ValidationError
 
@@ -24,7 +24,7 @@ from .responses.models import CreateResponse, Response, ResponseDeleted
 from .retrieval import VectorStores
 from .retrieval.models import SearchPage, SearchRequest, VectorStore, VectorStoreFile
 from .retrieval.requests import FileCreate, StoreCreate
-from .services import LIBRARY_OWNER, Order
+from .services import LIBRARY_OWNER, Window
 
 M = TypeVar("M", bound=BaseModel)
 RUN_STOP_EVENTS = frozenset(
@@ -115,18 +115,9 @@ class VectorStoreFiles:
         return self.service.retrieve_file(vector_store_id, file_id, owner)
 
     async def list(
-        self,
-        vector_store_id: str,
-        *,
-        owner: str = LIBRARY_OWNER,
-        limit: int = 20,
-        order: Order = "desc",
-        after: str | None = None,
-        before: str | None = None,
+        self, vector_store_id: str, *, owner: str = LIBRARY_OWNER, **window: Unpack[Window]
     ) -> Page[VectorStoreFile]:
-        return self.service.list_files(
-            vector_store_id, owner, limit=limit, order=order, after=after, before=before
-        )
+        return self.service.list_files(vector_store_id, owner, **window)
 
 
 class VectorStoresFace:
@@ -152,15 +143,9 @@ class VectorStoresFace:
         return self.service.retrieve(vector_store_id, owner)
 
     async def list(
-        self,
-        *,
-        owner: str = LIBRARY_OWNER,
-        limit: int = 20,
-        order: Order = "desc",
-        after: str | None = None,
-        before: str | None = None,
+        self, *, owner: str = LIBRARY_OWNER, **window: Unpack[Window]
     ) -> Page[VectorStore]:
-        return self.service.list_stores(owner, limit=limit, order=order, after=after, before=before)
+        return self.service.list_stores(owner, **window)
 
     async def search(
         self, vector_store_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
@@ -186,17 +171,9 @@ class AssistantsFace:
         return self.service.get_assistant(owner, assistant_id)
 
     async def list(
-        self,
-        *,
-        owner: str = LIBRARY_OWNER,
-        limit: int = 20,
-        order: Order = "desc",
-        after: str | None = None,
-        before: str | None = None,
+        self, *, owner: str = LIBRARY_OWNER, **window: Unpack[Window]
     ) -> Page[Assistant]:
-        return self.service.list_assistants(
-            owner, limit=limit, order=order, after=after, before=before
-        )
+        return self.service.list_assistants(owner, **window)
 
 
 class Messages:
@@ -215,14 +192,9 @@ class Messages:
         *,
         owner: str = LIBRARY_OWNER,
         run_id: str | None = None,
-        limit: int = 20,
-        order: Order = "desc",
-        after: str | None = None,
-        before: str | None = None,
+        **window: Unpack[Window],
     ) -> Page[Message]:
-        return self.service.list_messages(
-            owner, thread_id, run_id, limit=limit, order=order, after=after, before=before
-        )
+        return self.service.list_messages(owner, thread_id, run_id, **window)
 
 
 class Runs:
@@ -265,18 +237,9 @@ class Runs:
         return self.service.get_run(owner, thread_id, run_id)
 
     async def list(
-        self,
-        thread_id: str,
-        *,
-        owner: str = LIBRARY_OWNER,
-        limit: int = 20,
-        order: Order = "desc",
-        after: str | None = None,
-        before: str | None = None,
+        self, thread_id: str, *, owner: str = LIBRARY_OWNER, **window: Unpack[Window]
     ) -> Page[Run]:
-        return self.service.list_runs(
-            owner, thread_id, limit=limit, order=order, after=after, before=before
-        )
+        return self.service.list_runs(owner, thread_id, **window)
 
 
 class Threads:

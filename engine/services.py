@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Literal, Self, TypedDict
 
 from .config import Settings
 from .files import FileStore
@@ -31,7 +31,16 @@ if TYPE_CHECKING:
 LIBRARY_OWNER = ""
 """The library's own tenant: the tenant of a server without API keys."""
 Order = Literal["asc", "desc"]
-"""A list's order by creation time, as the API's ``order``."""
+
+
+class Window(TypedDict, total=False):
+    """A page of a list, as the API's query: ``limit`` 1-100 (20), ``order`` by creation time
+    (``desc``), ``after`` and ``before`` object ids."""
+
+    limit: int
+    order: Order
+    after: str | None
+    before: str | None
 
 
 class Services:

@@ -3,9 +3,9 @@ the same parameters and returns the same objects, waiting on the engine's loop."
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
-from ..services import LIBRARY_OWNER, Order
+from ..services import LIBRARY_OWNER, Window
 from .portal import Portal
 
 if TYPE_CHECKING:
@@ -81,24 +81,9 @@ class SyncVectorStoreFiles:
         )
 
     def list(
-        self,
-        vector_store_id: str,
-        *,
-        owner: str = LIBRARY_OWNER,
-        limit: int = 20,
-        order: Order = "desc",
-        after: str | None = None,
-        before: str | None = None,
+        self, vector_store_id: str, *, owner: str = LIBRARY_OWNER, **window: Unpack[Window]
     ) -> Page[VectorStoreFile]:
-        return self._portal.run(
-            self._face.list,
-            vector_store_id,
-            owner=owner,
-            limit=limit,
-            order=order,
-            after=after,
-            before=before,
-        )
+        return self._portal.run(self._face.list, vector_store_id, owner=owner, **window)
 
 
 class SyncVectorStores:
@@ -123,18 +108,8 @@ class SyncVectorStores:
     def retrieve(self, vector_store_id: str, *, owner: str = LIBRARY_OWNER) -> VectorStore:
         return self._portal.run(self._face.retrieve, vector_store_id, owner=owner)
 
-    def list(
-        self,
-        *,
-        owner: str = LIBRARY_OWNER,
-        limit: int = 20,
-        order: Order = "desc",
-        after: str | None = None,
-        before: str | None = None,
-    ) -> Page[VectorStore]:
-        return self._portal.run(
-            self._face.list, owner=owner, limit=limit, order=order, after=after, before=before
-        )
+    def list(self, *, owner: str = LIBRARY_OWNER, **window: Unpack[Window]) -> Page[VectorStore]:
+        return self._portal.run(self._face.list, owner=owner, **window)
 
     def search(
         self, vector_store_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
@@ -159,18 +134,8 @@ class SyncAssistants:
     def retrieve(self, assistant_id: str, *, owner: str = LIBRARY_OWNER) -> Assistant:
         return self._portal.run(self._face.retrieve, assistant_id, owner=owner)
 
-    def list(
-        self,
-        *,
-        owner: str = LIBRARY_OWNER,
-        limit: int = 20,
-        order: Order = "desc",
-        after: str | None = None,
-        before: str | None = None,
-    ) -> Page[Assistant]:
-        return self._portal.run(
-            self._face.list, owner=owner, limit=limit, order=order, after=after, before=before
-        )
+    def list(self, *, owner: str = LIBRARY_OWNER, **window: Unpack[Window]) -> Page[Assistant]:
+        return self._portal.run(self._face.list, owner=owner, **window)
 
 
 class SyncMessages:
@@ -193,21 +158,9 @@ class SyncMessages:
         *,
         owner: str = LIBRARY_OWNER,
         run_id: str | None = None,
-        limit: int = 20,
-        order: Order = "desc",
-        after: str | None = None,
-        before: str | None = None,
+        **window: Unpack[Window],
     ) -> Page[Message]:
-        return self._portal.run(
-            self._face.list,
-            thread_id,
-            owner=owner,
-            run_id=run_id,
-            limit=limit,
-            order=order,
-            after=after,
-            before=before,
-        )
+        return self._portal.run(self._face.list, thread_id, owner=owner, run_id=run_id, **window)
 
 
 class SyncRuns:
@@ -231,24 +184,9 @@ class SyncRuns:
         return self._portal.run(self._face.retrieve, run_id, thread_id=thread_id, owner=owner)
 
     def list(
-        self,
-        thread_id: str,
-        *,
-        owner: str = LIBRARY_OWNER,
-        limit: int = 20,
-        order: Order = "desc",
-        after: str | None = None,
-        before: str | None = None,
+        self, thread_id: str, *, owner: str = LIBRARY_OWNER, **window: Unpack[Window]
     ) -> Page[Run]:
-        return self._portal.run(
-            self._face.list,
-            thread_id,
-            owner=owner,
-            limit=limit,
-            order=order,
-            after=after,
-            before=before,
-        )
+        return self._portal.run(self._face.list, thread_id, owner=owner, **window)
 
 
 class SyncThreads:
