@@ -182,7 +182,7 @@ async def run_suite(
         await canary.start()
         watch = HostWatch(workdir, engine, marker)
         ctx = Context(engine, server.url, workdir, marker, watch, canary)
-        ctx.scratch["file_search"] = server.app.state.file_search
+        ctx.scratch["file_search"] = server.app.state.engine.file_search
         ctx.scratch["edge_server"] = server.server  # the HTTP edge's cases read its config
         for n, case in enumerate(cases, start=1):
             result = await run_case(case, ctx)

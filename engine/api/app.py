@@ -10,11 +10,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..agent import OpenAIChatProvider
-from ..assistants import AssistantsService
 from ..config import MB, Settings
-from ..responses import ResponsesService
-from ..retrieval import FileSearch
 from ..services import Engine
 from . import (
     assistants,
@@ -52,23 +48,13 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         the_engine = engine or Engine(settings, exclusive=exclusive)
         await the_engine.start()
+        the_engine.services()  # built now: the server recovers what an earlier process left
         app.state.engine = the_engine
-        app.state.file_search = FileSearch(the_engine, settings).start()
-        provider = OpenAIChatProvider(settings.llm_base_url, settings.llm_api_key)
-        app.state.assistants = AssistantsService(the_engine, provider, settings)
-        app.state.assistants.use_vector_stores(app.state.file_search.stores)
-        app.state.assistants.recover()
-        app.state.responses = ResponsesService(the_engine, provider, settings)
-        app.state.responses.use_vector_stores(app.state.file_search.stores)
-        app.state.responses.recover()
         try:
             async with app.state.mcp.serve(the_engine):  # the /mcp session manager
                 yield
         finally:
             await _drain(the_engine, settings.drain_timeout)
-            await app.state.assistants.close()
-            await app.state.responses.close()
-            await app.state.file_search.close()
             await the_engine.close()
 
     app = FastAPI(
@@ -82,10 +68,10 @@ def create_app(
     async def before_shutdown() -> None:
         """The server stops (see ``connections.py``): running responses and runs fail now, saying
         so, and their streams end, instead of holding the shutdown up."""
-        for name in ("responses", "assistants"):
-            service = getattr(app.state, name, None)
-            if service is not None:
-                await service.close()
+        running: Engine | None = getattr(app.state, "engine", None)
+        if running is not None:
+            await running.responses.service.close()
+            await running.assistants.service.close()
 
     app.state.before_shutdown = before_shutdown
     app.state.keys = KeyRing(settings.load_api_keys())

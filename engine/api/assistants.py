@@ -6,96 +6,35 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.sse import ServerSentEvent
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from ..assistants import file_search_run
-from ..assistants.models import (
-    Assistant,
-    Message,
-    Run,
-    RunStep,
-    Thread,
-    Tool,
-    ToolResources,
-    TruncationStrategy,
+from ..assistants.models import Assistant, Message, Run, RunStep, Thread
+from ..assistants.requests import (
+    AssistantBody,
+    Body,
+    MessageBody,
+    MetadataBody,
+    RunBody,
+    ThreadBody,
 )
 from ..assistants.service import AssistantsService, Event
+from ..faces import RUN_STOP_EVENTS
 from ..paging import Deleted, Page
 from .auth import Tenant
-from .deps import PagingDep
+from .deps import EngineDep, PagingDep
 from .streaming import DONE, SSE_RESPONSE, Events, event_stream
 
 router = APIRouter(prefix="/v1", tags=["assistants"])
-STOP_EVENTS = {
-    "thread.run.requires_action",
-    "thread.run.completed",
-    "thread.run.failed",
-    "thread.run.cancelled",
-    "thread.run.expired",
-    "thread.run.incomplete",
-}
 
 
-async def service(request: Request) -> AssistantsService:
-    value: AssistantsService = request.app.state.assistants
-    return value
+async def service(engine: EngineDep) -> AssistantsService:
+    return engine.assistants.service
 
 
 Service = Annotated[AssistantsService, Depends(service)]
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class AssistantBody(Body):
-    model: str | None = None
-    name: str | None = Field(default=None, max_length=256)
-    description: str | None = Field(default=None, max_length=512)
-    instructions: str | None = Field(default=None, max_length=256_000)
-    tools: list[Tool] | None = Field(default=None, max_length=128)
-    tool_resources: ToolResources | None = None
-    metadata: dict[str, str] | None = None
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, ge=0, le=1)
-    response_format: Any = None
-
-
-class MessageBody(Body):
-    role: Literal["user", "assistant"] = "user"
-    content: str | list[dict[str, Any]]
-    attachments: list[dict[str, Any]] | None = None
-    metadata: dict[str, str] | None = None
-
-
-class ThreadBody(Body):
-    messages: list[MessageBody] | None = Field(default=None, max_length=100)
-    tool_resources: ToolResources | None = None
-    metadata: dict[str, str] | None = None
-
-
-class MetadataBody(Body):
-    metadata: dict[str, str] | None = None
-
-
-class RunBody(Body):
-    assistant_id: str
-    model: str | None = None
-    instructions: str | None = None
-    additional_instructions: str | None = None
-    additional_messages: list[MessageBody] | None = None
-    tools: list[Tool] | None = None
-    tool_choice: Any = None
-    truncation_strategy: TruncationStrategy | None = None
-    max_prompt_tokens: int | None = Field(default=None, ge=256)
-    max_completion_tokens: int | None = Field(default=None, ge=16)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    top_p: float | None = Field(default=None, ge=0, le=1)
-    parallel_tool_calls: bool | None = None
-    metadata: dict[str, str] | None = None
-    stream: bool = False
 
 
 class ThreadRunBody(RunBody):
@@ -116,13 +55,8 @@ class ToolOutputsBody(Body):
 
 
 @router.post("/assistants", response_model=Assistant)
-async def create_assistant(body: AssistantBody, svc: Service, tenant: Tenant) -> Assistant:
-    fields = body.model_dump(exclude_none=True)
-    if "model" not in fields:
-        from .. import errors
-
-        raise errors.InvalidRequest("model is required")
-    return svc.create_assistant(tenant, **fields)
+async def create_assistant(body: AssistantBody, engine: EngineDep, tenant: Tenant) -> Assistant:
+    return await engine.assistants.create(owner=tenant, **dict(body))
 
 
 @router.get("/assistants", response_model=Page[Assistant])
@@ -152,14 +86,10 @@ async def delete_assistant(assistant_id: str, svc: Service, tenant: Tenant) -> D
 
 
 @router.post("/threads", response_model=Thread)
-async def create_thread(svc: Service, tenant: Tenant, body: ThreadBody | None = None) -> Thread:
-    body = body or ThreadBody()
-    return svc.create_thread(
-        tenant,
-        [m.model_dump(exclude_none=True) for m in body.messages or []],
-        body.metadata,
-        body.tool_resources,
-    )
+async def create_thread(
+    engine: EngineDep, tenant: Tenant, body: ThreadBody | None = None
+) -> Thread:
+    return await engine.threads.create(owner=tenant, **dict(body or ThreadBody()))
 
 
 # Declared before /threads/{thread_id}, which would otherwise take "runs" for a thread id.
@@ -177,7 +107,7 @@ async def create_thread_and_run(body: ThreadRunBody, svc: Service, tenant: Tenan
         svc,
         body.stream,
         lambda q: svc.create_run(
-            tenant, thread.id, body.assistant_id, listener=q, **_run_kwargs(body)
+            tenant, thread.id, body.assistant_id, listener=q, **body.run_fields()
         ),
     )
 
@@ -212,9 +142,9 @@ async def delete_thread(thread_id: str, svc: Service, tenant: Tenant) -> Deleted
 
 @router.post("/threads/{thread_id}/messages", response_model=Message)
 async def create_message(
-    thread_id: str, body: MessageBody, svc: Service, tenant: Tenant
+    thread_id: str, body: MessageBody, engine: EngineDep, tenant: Tenant
 ) -> Message:
-    return svc.create_message(tenant, thread_id, **body.model_dump(exclude_none=True))
+    return await engine.threads.messages.create(thread_id, owner=tenant, **dict(body))
 
 
 @router.get("/threads/{thread_id}/messages", response_model=Page[Message])
@@ -239,19 +169,6 @@ async def update_message(
 # --- runs ---
 
 
-def _run_kwargs(body: RunBody) -> dict[str, Any]:
-    fields = body.model_dump(exclude_none=True, exclude={"assistant_id", "stream", "thread"})
-    if body.tools is not None:
-        fields["tools"] = body.tools
-    if body.truncation_strategy is not None:
-        fields["truncation_strategy"] = body.truncation_strategy
-    if body.additional_messages is not None:
-        fields["additional_messages"] = [
-            m.model_dump(exclude_none=True) for m in body.additional_messages
-        ]
-    return fields
-
-
 async def _respond(
     svc: AssistantsService,
     stream: bool,
@@ -270,7 +187,7 @@ async def _events(queue: asyncio.Queue[Event], stop: Callable[[], None]) -> Even
         while True:
             event, data = await queue.get()
             yield ServerSentEvent(event=event, data=data)
-            if event in STOP_EVENTS:
+            if event in RUN_STOP_EVENTS:
                 break
         yield DONE
     finally:  # also when the client goes away mid-stream
@@ -283,7 +200,7 @@ async def create_run(thread_id: str, body: RunBody, svc: Service, tenant: Tenant
         svc,
         body.stream,
         lambda q: svc.create_run(
-            tenant, thread_id, body.assistant_id, listener=q, **_run_kwargs(body)
+            tenant, thread_id, body.assistant_id, listener=q, **body.run_fields()
         ),
     )
 

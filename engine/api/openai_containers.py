@@ -17,12 +17,12 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from .. import errors
-from ..faces import MAX_CONTAINER_NAME, container_name, container_thread_id
 from ..files import guess_mime_type
 from ..paging import MAX_LIMIT, Deleted, Page, page_list
 from ..services import Engine
 from ..sessions import Session, SessionFile, SessionInfo, SessionStatus
 from ..sessions.models import container_file_id
+from ..thread_ids import MAX_CONTAINER_NAME, container_name, container_thread_id
 from .auth import Tenant
 from .deps import (
     ContainerDep,

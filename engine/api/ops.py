@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -21,15 +21,13 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", response_model=None)
-async def readyz(request: Request, engine: EngineDep) -> dict[str, Any] | JSONResponse:
+async def readyz(engine: EngineDep) -> dict[str, Any] | JSONResponse:
     try:
         await engine.backend.check(engine.image)
     except errors.EngineError as exc:
         return JSONResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)
     out = {"status": "ready", "image": engine.image, "sessions": len(engine.sessions)}
-    file_search = getattr(request.app.state, "file_search", None)
-    if file_search is not None:  # the embedder in use, or why search is keyword-only
-        out["file_search"] = file_search.status
+    out["file_search"] = engine.file_search.status  # the embedder, or why keyword-only
     return out
 
 

@@ -105,8 +105,10 @@ def _file_search(request: Request, settings: Settings) -> dict[str, Any]:
     """The embedder file search uses, or why it is keyword-only."""
     from ..retrieval import embedder_status
 
-    running = getattr(request.app.state, "file_search", None)
-    status: dict[str, Any] = running.status if running is not None else embedder_status(settings)
+    running = getattr(request.app.state, "engine", None)
+    status: dict[str, Any] = (
+        running.file_search.status if running is not None else embedder_status(settings)
+    )
     return status
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.sse import ServerSentEvent
 
 from ..paging import Deleted, Page
@@ -22,16 +22,15 @@ from ..responses.models import (
     UpdateConversation,
 )
 from .auth import Tenant
-from .deps import PagingDep
+from .deps import EngineDep, PagingDep
 from .streaming import SSE_RESPONSE, Events, event_stream
 
 router = APIRouter(prefix="/v1", tags=["responses"])
 OUTPUTS = "code_interpreter_call.outputs"
 
 
-async def service(request: Request) -> ResponsesService:
-    value: ResponsesService = request.app.state.responses
-    return value
+async def service(engine: EngineDep) -> ResponsesService:
+    return engine.responses.service
 
 
 Service = Annotated[ResponsesService, Depends(service)]

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field, field_validator
+from fastapi import APIRouter, Depends, Query
+from pydantic import Field
 
 from ..paging import Deleted, Page
-from ..retrieval import FileSearch, VectorStores
+from ..retrieval import VectorStores
 from ..retrieval.models import (
-    Attributes,
     ChunkingStrategy,
     ContentPage,
     ExpiresAfter,
@@ -19,61 +18,28 @@ from ..retrieval.models import (
     SearchRequest,
     VectorStore,
     VectorStoreFile,
-    check_attributes,
-    check_metadata,
 )
+from ..retrieval.requests import FileCreate, StoreCreate, WithAttributes, WithMetadata
 from .auth import Tenant
-from .deps import PagingDep
+from .deps import EngineDep, PagingDep
 
 router = APIRouter(prefix="/v1/vector_stores", tags=["openai vector stores"])
 FileStatusFilter = Literal["in_progress", "completed", "failed", "cancelled"]
 
 
-async def _stores(request: Request) -> VectorStores:
-    file_search: FileSearch = request.app.state.file_search
-    return file_search.stores
+async def _stores(engine: EngineDep) -> VectorStores:
+    return engine.vector_stores.service
 
 
 StoresDep = Annotated[VectorStores, Depends(_stores)]
 
 
-class _Meta(BaseModel):
-    metadata: dict[str, str] | None = None
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        return check_metadata(value)
-
-
-class StoreCreate(_Meta):
-    name: str | None = Field(default=None, max_length=256)
-    description: str | None = Field(default=None, max_length=512)
-    file_ids: list[str] = Field(default_factory=list, max_length=2000)
-    expires_after: ExpiresAfter | None = None
-    chunking_strategy: ChunkingStrategy | None = None
-
-
-class StoreUpdate(_Meta):
+class StoreUpdate(WithMetadata):
     name: str | None = Field(default=None, max_length=256)
     expires_after: ExpiresAfter | None = None
 
 
-class _Attrs(BaseModel):
-    attributes: Attributes | None = None
-
-    @field_validator("attributes")
-    @classmethod
-    def _attributes(cls, value: Attributes | None) -> Attributes | None:
-        return check_attributes(value)
-
-
-class FileCreate(_Attrs):
-    file_id: str
-    chunking_strategy: ChunkingStrategy | None = None
-
-
-class FileUpdate(_Attrs):
+class FileUpdate(WithAttributes):
     pass
 
 
@@ -81,7 +47,7 @@ class BatchFile(FileCreate):
     pass
 
 
-class BatchCreate(_Attrs):
+class BatchCreate(WithAttributes):
     file_ids: list[str] | None = Field(default=None, min_length=1, max_length=2000)
     files: list[BatchFile] | None = Field(default=None, min_length=1, max_length=2000)
     chunking_strategy: ChunkingStrategy | None = None
@@ -91,16 +57,8 @@ class BatchCreate(_Attrs):
 
 
 @router.post("", response_model=VectorStore)
-async def create_store(body: StoreCreate, stores: StoresDep, tenant: Tenant) -> VectorStore:
-    return stores.create(
-        tenant,
-        name=body.name,
-        description=body.description,
-        metadata=body.metadata,
-        expires_after=body.expires_after,
-        file_ids=body.file_ids,
-        chunking_strategy=body.chunking_strategy,
-    )
+async def create_store(body: StoreCreate, engine: EngineDep, tenant: Tenant) -> VectorStore:
+    return await engine.vector_stores.create(owner=tenant, **dict(body))
 
 
 @router.get("", response_model=Page[VectorStore])
@@ -135,9 +93,9 @@ async def delete_store(vector_store_id: str, stores: StoresDep, tenant: Tenant) 
 
 @router.post("/{vector_store_id}/search", response_model=SearchPage)
 async def search(
-    vector_store_id: str, body: SearchRequest, stores: StoresDep, tenant: Tenant
+    vector_store_id: str, body: SearchRequest, engine: EngineDep, tenant: Tenant
 ) -> SearchPage:
-    return await stores.search([vector_store_id], tenant, body)
+    return await engine.vector_stores.search(vector_store_id, owner=tenant, **dict(body))
 
 
 # --- files ---
@@ -145,15 +103,9 @@ async def search(
 
 @router.post("/{vector_store_id}/files", response_model=VectorStoreFile)
 async def add_file(
-    vector_store_id: str, body: FileCreate, stores: StoresDep, tenant: Tenant
+    vector_store_id: str, body: FileCreate, engine: EngineDep, tenant: Tenant
 ) -> VectorStoreFile:
-    return stores.add_file(
-        vector_store_id,
-        body.file_id,
-        tenant,
-        attributes=body.attributes,
-        chunking_strategy=body.chunking_strategy,
-    )
+    return await engine.vector_stores.files.create(vector_store_id, owner=tenant, **dict(body))
 
 
 @router.get("/{vector_store_id}/files", response_model=Page[VectorStoreFile])

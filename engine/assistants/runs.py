@@ -31,15 +31,17 @@ class RunBook:
     ``running_code`` the session each run's code is running in, so that it can be interrupted.
     """
 
-    def __init__(self, repo: Repository, events: RunEvents) -> None:
+    def __init__(
+        self, repo: Repository, events: RunEvents, vector_stores: VectorStores | None = None
+    ) -> None:
         self.repo = repo
         self.events = events
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.cancelling: set[str] = set()
         self.expired: set[str] = set()
         self.running_code: dict[str, Session] = {}
-        self.vector_stores: VectorStores | None = None
-        """What file_search searches (set by ``AssistantsService.use_vector_stores``)."""
+        self.vector_stores = vector_stores
+        """What file_search searches; without them, file_search is refused."""
         self._background: set[asyncio.Future[None]] = set()
         self.closing = False
         """The engine stops: a run whose task is cancelled now fails, saying so."""

@@ -52,13 +52,20 @@ RUN_LIFETIME = 600
 
 
 class AssistantsService:
-    def __init__(self, engine: Runtime, provider: ModelProvider, settings: Settings) -> None:
+    def __init__(
+        self,
+        engine: Runtime,
+        provider: ModelProvider,
+        settings: Settings,
+        vector_stores: VectorStores | None = None,
+    ) -> None:
+        """``vector_stores``: what file_search searches; without them, it is refused."""
         self.engine = engine
         self.provider = provider
         self.settings = settings
         self.repo = Repository(engine.store)
         self.events = RunEvents()
-        self.runs = RunBook(self.repo, self.events)
+        self.runs = RunBook(self.repo, self.events, vector_stores)
         self.loop = AgentLoop(provider, settings)
 
     # --- lifecycle ---
@@ -108,10 +115,6 @@ class AssistantsService:
     def delete_assistant(self, owner: str, assistant_id: str) -> None:
         self.get_assistant(owner, assistant_id)
         self.repo.delete("assistant", assistant_id, owner)
-
-    def use_vector_stores(self, stores: VectorStores) -> None:
-        """Turn file_search on: runs search these vector stores."""
-        self.runs.vector_stores = stores
 
     def _check_files(self, owner: str, resources: ToolResources | None) -> None:
         check_resources(owner, resources, self.engine.files, self.runs.vector_stores)

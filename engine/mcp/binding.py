@@ -12,9 +12,9 @@ made them, so that an id the MCP face never issued is refused like an unknown on
 from __future__ import annotations
 
 from .. import errors
-from ..faces import made_by_mcp, mcp_connection_thread_id, mcp_minted_thread_id
 from ..runtime import Runtime
 from ..sessions import Session
+from ..thread_ids import made_by_mcp, mcp_connection_thread_id, mcp_minted_thread_id
 
 
 class SessionBinding:

@@ -13,10 +13,10 @@ import contextlib
 from dataclasses import dataclass
 
 from .. import errors
-from ..faces import container_thread_id
 from ..runtime import Runtime
 from ..sandbox.base import DATA_MOUNT
 from ..sessions import Session
+from ..thread_ids import container_thread_id
 from .tools import CodeTool
 
 AUTO_IDLE = 20 * 60

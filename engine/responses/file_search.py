@@ -14,10 +14,10 @@ from .output_items import OutputItems
 class SearchItems:
     """The file_search calls' items of one response, searched through ``handler``."""
 
-    def __init__(self, items: OutputItems) -> None:
+    def __init__(self, items: OutputItems, handler: FileSearchHandler | None) -> None:
+        """``handler``: the request's file_search tool, if it has one."""
         self.items = items
-        self.handler: FileSearchHandler | None = None
-        """Set when the request has a file_search tool."""
+        self.handler = handler
         self._by_call: dict[str, FileSearchCall] = {}
 
     def started(self) -> FileSearchCall:

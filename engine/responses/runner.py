@@ -66,7 +66,10 @@ class ResponseRun:
         context_tokens: int,
         tool_output_chars: int,
         include_outputs: bool,
+        file_search: FileSearchHandler | None = None,
+        include_results: bool = False,
     ) -> None:
+        """``file_search``: the handler of the request's file_search tool, if it has one."""
         self.engine = engine
         self.response = response
         self.tools = tools
@@ -78,9 +81,9 @@ class ResponseRun:
         self.files = files
         self.input_files = input_files
         self.context_tokens = context_tokens
-        self.items = OutputItems(response, events, include_outputs)
+        self.items = OutputItems(response, events, include_outputs, include_results)
         self.code = CodeItems(self.items, engine.files, owner, tool_output_chars)
-        self.search = SearchItems(self.items)
+        self.search = SearchItems(self.items, file_search)
         self.state = LoopState()
         self.placement: Placement | None = None
         self.cancel_requested = False
@@ -90,12 +93,7 @@ class ResponseRun:
 
     @property
     def file_search(self) -> FileSearchHandler | None:
-        """Set by the service when the request has a file_search tool."""
         return self.search.handler
-
-    @file_search.setter
-    def file_search(self, handler: FileSearchHandler | None) -> None:
-        self.search.handler = handler
 
     @property
     def include_outputs(self) -> bool:
@@ -104,10 +102,6 @@ class ResponseRun:
     @property
     def include_results(self) -> bool:
         return self.items.include_results
-
-    @include_results.setter
-    def include_results(self, include: bool) -> None:
-        self.items.include_results = include
 
     @property
     def running(self) -> Session | None:

@@ -60,7 +60,14 @@ response in it saying which, as the SDK has no ``response.cancelled`` event."""
 
 
 class ResponsesService:
-    def __init__(self, engine: Runtime, provider: ModelProvider, settings: Settings) -> None:
+    def __init__(
+        self,
+        engine: Runtime,
+        provider: ModelProvider,
+        settings: Settings,
+        vector_stores: VectorStores | None = None,
+    ) -> None:
+        """``vector_stores``: what the file_search tool searches; without them, it is refused."""
         self.engine = engine
         self.settings = settings
         self.repo = Repository(engine.store)
@@ -71,7 +78,7 @@ class ResponsesService:
         self.busy: set[str] = set()
         """Conversations with a response running: one at a time, as OpenAI allows."""
         self.closing = False
-        self.vector_stores: VectorStores | None = None
+        self.vector_stores = vector_stores
 
     # --- lifecycle ---
 
@@ -95,10 +102,6 @@ class ResponsesService:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-    def use_vector_stores(self, stores: VectorStores) -> None:
-        """Turn the file_search tool on: it searches these vector stores."""
-        self.vector_stores = stores
 
     def _file_search(self, owner: str, tools: Tools) -> FileSearchHandler | None:
         spec = tools.file_search
@@ -202,9 +205,9 @@ class ResponsesService:
             context_tokens=self.settings.llm_context_tokens,
             tool_output_chars=self.settings.llm_tool_output_chars,
             include_outputs="code_interpreter_call.outputs" in body.include,
+            file_search=file_search,
+            include_results="file_search_call.results" in body.include,
         )
-        run.file_search = file_search
-        run.include_results = "file_search_call.results" in body.include
         if listener is not None:
             run.events.listen(listener)
         if body.store:

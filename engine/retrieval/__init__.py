@@ -62,8 +62,14 @@ class FileSearch:
     """Everything file search needs, built over a started ``Runtime``: ``start()``, ``close()``."""
 
     def __init__(
-        self, engine: Runtime, settings: Settings | None = None, embedder: Embedder | None = None
+        self,
+        engine: Runtime,
+        settings: Settings | None = None,
+        embedder: Embedder | None = None,
+        *,
+        quiet: bool = False,
     ) -> None:
+        """``quiet``: a throwaway engine's, which does not log how search runs."""
         settings = settings or engine.settings
         self.index = ChunkIndex(settings.data_dir / "engine.db")
         if embedder is None and settings.file_search_embedder != "none":
@@ -72,7 +78,7 @@ class FileSearch:
             )
         self.embedder = embedder
         self.status = embedder_status(settings, embedder)
-        if embedder is None:
+        if embedder is None and not quiet:
             log.warning(
                 "file_search is keyword-only (no semantic search): %s", self.status["reason"]
             )
@@ -103,9 +109,12 @@ class FileSearch:
 
         self._unhook = engine.files.on_delete(self.stores.forget_file)
 
-    def start(self) -> FileSearch:
-        self.stores.forget_deleted_files()
-        self.ingestion.start()
+    def start(self, primary: bool = True) -> FileSearch:
+        """Start ingestion. Only the data folder's ``primary`` engine forgets deleted files and
+        resumes what an earlier process left half-ingested."""
+        if primary:
+            self.stores.forget_deleted_files()
+        self.ingestion.start(resume=primary)
         return self
 
     async def close(self) -> None:

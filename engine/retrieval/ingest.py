@@ -71,16 +71,19 @@ class Ingestion:
         # Taken before a document is read, so that waiting tenants hold none of its bytes.
         self._document_slots = asyncio.Semaphore(workers)
 
-    def start(self) -> int:
-        """Start the workers and queue every file a previous process left in progress."""
+    def start(self, resume: bool = True) -> int:
+        """Start the workers; with ``resume``, queue every file a previous process left in
+        progress (a guest engine leaves them to the data folder's primary)."""
+        self._tasks = [
+            asyncio.create_task(self._work(), name=f"ingest-{n}") for n in range(self._workers)
+        ]
+        if not resume:
+            return 0
         left = self.index.all(
             "SELECT vector_store_id, id FROM vs_files WHERE status = 'in_progress'"
         )
         for row in left:
             self._queue.put_nowait((row["vector_store_id"], row["id"]))
-        self._tasks = [
-            asyncio.create_task(self._work(), name=f"ingest-{n}") for n in range(self._workers)
-        ]
         return len(left)
 
     def submit(self, store_id: str, file_id: str) -> None:

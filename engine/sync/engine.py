@@ -5,18 +5,25 @@ from __future__ import annotations
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ..config import Settings
 from ..lease import Lease
 from ..pool import WarmPool
+from ..runtime import Runtime
 from ..sandbox.base import SandboxBackend
-from ..services import Engine
+from ..services import Engine, Services
 from ..store import Store
+from .faces import SyncAssistants, SyncResponses, SyncThreads, SyncVectorStores
 from .files import SyncFiles
 from .portal import Portal
 from .session import SyncSession, SyncSessions
+
+if TYPE_CHECKING:
+    from ..agent import OpenAIChatProvider
+    from ..retrieval import FileSearch
 
 
 class SyncEngine:
@@ -43,6 +50,41 @@ class SyncEngine:
     def engine(self) -> Engine:
         """The async engine underneath."""
         return self._engine
+
+    @property
+    def runtime(self) -> Runtime:
+        """The runtime underneath: an async object, for low-level use on the engine's loop."""
+        return self._engine.runtime
+
+    def services(self) -> Services:
+        """The services (async objects, for use on the engine's loop), built on first use."""
+        return self._portal.run_sync(self._engine.services)
+
+    @property
+    def file_search(self) -> FileSearch:
+        """File search (vector stores, ingestion): an async object, for the engine's loop."""
+        return self.services().file_search
+
+    @property
+    def provider(self) -> OpenAIChatProvider:
+        """The model provider of responses and runs (``SANDBOX_LLM_BASE_URL``)."""
+        return self.services().provider
+
+    @property
+    def responses(self) -> SyncResponses:
+        return SyncResponses(self.services().responses, self._portal)
+
+    @property
+    def vector_stores(self) -> SyncVectorStores:
+        return SyncVectorStores(self.services().vector_stores, self._portal)
+
+    @property
+    def assistants(self) -> SyncAssistants:
+        return SyncAssistants(self.services().assistants, self._portal)
+
+    @property
+    def threads(self) -> SyncThreads:
+        return SyncThreads(self.services().threads, self._portal)
 
     @property
     def settings(self) -> Settings:

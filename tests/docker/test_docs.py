@@ -13,7 +13,8 @@ The conventions the docs follow, and that this test holds them to:
   block of such a chain is a plain block. Otherwise every block is a script of its own.
 - The service is at ``http://127.0.0.1:8000`` (or ``localhost:8000``) with the key
   ``sk-local-example`` (``your-api-key`` also works); the test puts its live server's address in
-  place of that address. Library examples get ``SANDBOX_DATA_DIR`` of their own. Files that the
+  place of that address. Library examples get ``SANDBOX_DATA_DIR`` of their own, and
+  ``SANDBOX_LLM_BASE_URL`` pointing at the scripted model. Files that the
   examples open (``sales.csv``, ``data.csv``, ``handbook.pdf``, ``report.xlsx``) are in the
   working folder. ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY`` point at the server too, for the
   Agents SDK's own model client.
@@ -174,7 +175,7 @@ def docs_server(
 
 @pytest.fixture(scope="module")
 def outcomes(
-    docs_server: LiveServer, tmp_path_factory: pytest.TempPathFactory
+    docs_server: LiveServer, model_server: ServerThread, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Outcome | tuple[Outcome, int]]:
     """Every chain and example script, run once, a few at a time."""
     base = tmp_path_factory.mktemp("docs-run")
@@ -186,6 +187,8 @@ def outcomes(
         # An agent's own model calls (the Agents SDK's default client) go to this server too.
         "OPENAI_BASE_URL": f"{docs_server.url}/v1",
         "OPENAI_API_KEY": KEYS[0],
+        # The library's own engines (engine.responses, engine.threads) call the scripted model.
+        "SANDBOX_LLM_BASE_URL": f"{model_server.url}/v1",
         "SANDBOX_MEMORY_LIMIT_MB": "512",
         "SANDBOX_SHUTDOWN_SANDBOXES": "close",
         "PYTHONPATH": str(ROOT),

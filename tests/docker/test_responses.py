@@ -119,7 +119,7 @@ def test_expired_auto_container_continues_with_files(client: openai.OpenAI) -> N
 
 async def test_an_expired_container_comes_back_with_its_folders(engine: Engine) -> None:
     tool = CodeTool()
-    first = (await containers.place(engine, "folders", tool, None, {}, [])).session
+    first = (await containers.place(engine.runtime, "folders", tool, None, {}, [])).session
     code = (
         "import os\n"
         "for d in ('a', 'b/c'):\n"
@@ -132,7 +132,7 @@ async def test_an_expired_container_comes_back_with_its_folders(engine: Engine) 
     assert sorted(files) == ["a/notes.txt", "b/c/notes.txt", "notes.txt"]
     first.keep_outputs(files.values())  # as a stored response keeps what it may restore
     await engine.sessions.close(first.id, status=SessionStatus.EXPIRED)
-    placed = await containers.place(engine, "folders", tool, first.id, files, [])
+    placed = await containers.place(engine.runtime, "folders", tool, first.id, files, [])
     again = placed.session
     assert placed.fresh_after_expiry and again.id != first.id
     for path, text in (("a/notes.txt", "a"), ("b/c/notes.txt", "b/c"), ("notes.txt", "top")):

@@ -211,7 +211,7 @@ def test_documents_are_parsed_inside_a_sandbox(
     files = client.vector_stores.file_batches.list_files(batch.id, vector_store_id=store.id)
     assert {f.id for f in files} == {pptx_id, pdf_id, docx_id}
     assert all(f.attributes == {"kind": "document"} for f in files)
-    assert live_server.app.state.file_search.parser.sandboxes_started >= 1
+    assert live_server.engine.file_search.parser.sandboxes_started >= 1
 
 
 def test_hostile_documents_fail_alone_inside_the_sandbox(client: openai.OpenAI) -> None:
@@ -263,7 +263,7 @@ def test_bad_input_is_4xx(client: openai.OpenAI, live_server: LiveServer) -> Non
     exe = upload(client, "tool.exe", b"MZ\x90\x00")
     with pytest.raises(openai.BadRequestError, match="file_search reads"):
         client.vector_stores.files.create(vector_store_id=store.id, file_id=exe)
-    stores = live_server.app.state.file_search.stores
+    stores = live_server.engine.file_search.stores
     big = upload(client, "big.txt", "x" * 5000)
     limit, stores.max_file_bytes = stores.max_file_bytes, 4096
     try:
@@ -358,7 +358,7 @@ def test_each_document_is_parsed_in_a_sandbox_of_its_own(
 ) -> None:
     """A parser taken over by its document plants files and a process; the next parse, the
     same tenant's or another's, sees none of it (on a shared sandbox it would)."""
-    parser = live_server.app.state.file_search.parser
+    parser = live_server.engine.file_search.parser
     monkeypatch.setattr(extract, "PARSER", tenancy.EXPLOIT)
     a, b = sdk(live_server, KEY_A), sdk(live_server, KEY_B)
     _, _, first = _parsed(a, "a.html", "<p>alpha payroll secret</p>")
@@ -383,7 +383,7 @@ def test_each_document_is_parsed_in_a_sandbox_of_its_own(
 def test_a_hanging_parse_holds_up_only_its_tenant(
     live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    parser = live_server.app.state.file_search.parser
+    parser = live_server.engine.file_search.parser
     monkeypatch.setattr(extract, "PARSER", tenancy.EXPLOIT)
     monkeypatch.setattr(parser, "timeout", 20.0)
     a, b = sdk(live_server, KEY_A), sdk(live_server, KEY_B)
@@ -448,7 +448,7 @@ def test_another_tenant_cannot_delete_or_attach_a_file(live_server: LiveServer) 
 
 
 async def test_library_files_delete_leaves_the_stores(engine: Engine) -> None:
-    file_search = FileSearch(engine, embedder=None).start()
+    file_search = FileSearch(engine.runtime, embedder=None).start()
     try:
         stores = file_search.stores
         obj = await engine.files.create(b"Moles dig tunnels under the lawn.", "m.md", owner="t")

@@ -8,7 +8,8 @@ from fastapi.testclient import TestClient
 
 from engine.api.auth import KeyRing, presented_key, tenant_of
 from engine.api.playground import config_router
-from engine.faces import (
+from engine.paging import Deleted
+from engine.thread_ids import (
     MAX_CONTAINER_NAME,
     container_name,
     container_thread_id,
@@ -16,7 +17,6 @@ from engine.faces import (
     mcp_connection_thread_id,
     mcp_minted_thread_id,
 )
-from engine.paging import Deleted
 
 KEY = "sk-chores-one"
 
