@@ -14,7 +14,7 @@ import pytest
 from engine import Engine, Session, Settings, SyncEngine, SyncSession, errors
 from engine.files import FileStore
 from engine.results import ExecutionResult, ExecutionStatus
-from engine.sandbox.hostfs import FileEntry
+from engine.sandbox.base import FileEntry
 from engine.sessions import (
     UPLOAD_PREFIX,
     KnownFile,

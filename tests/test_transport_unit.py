@@ -26,8 +26,7 @@ from engine.results import (
     ResultEvent,
     StreamEvent,
 )
-from engine.sandbox.base import KernelLaunch, ProcessHandle, Sandbox
-from engine.sandbox.hostfs import FileEntry
+from engine.sandbox.base import FileEntry, KernelLaunch, ProcessHandle, Sandbox
 from engine.sandbox.ipc import (
     IpcKernelFolders,
     check_endpoints,

@@ -4,7 +4,7 @@
 export of what its code wrote, ``session`` the live session and ``manager`` their owner.
 """
 
-from ..sandbox.hostfs import UPLOAD_PREFIX
+from ..sandbox.base import UPLOAD_PREFIX
 from .context import SessionContext, kernel_limits, sandbox_spec
 from .manager import SessionManager
 from .models import SessionFile, SessionInfo, SessionStatus
