@@ -9,7 +9,7 @@ from pathlib import Path
 
 import engine
 from engine.results import ExecutionResult, ExecutionStatus
-from engine.sessions import Session, SessionInfo, SessionStatus
+from engine.sessions import Session, SessionInfo
 from engine.sessions.notices import Notices
 from engine.sessions.session import SessionControl
 
@@ -17,14 +17,9 @@ SANDBOX = Path(engine.__file__).parent / "sandbox"
 
 
 def _info() -> SessionInfo:
-    return SessionInfo(
-        id="sess_1",
-        thread_id="t",
-        status=SessionStatus.ACTIVE,
-        created_at=1,
-        last_active_at=1,
-        expires_at=2,
-        idle_timeout=1,
+    times = dict.fromkeys(("created_at", "last_active_at", "expires_at", "idle_timeout"), 1)
+    return SessionInfo.model_validate(
+        {"id": "sess_1", "thread_id": "t", "status": "active", **times}
     )
 
 
