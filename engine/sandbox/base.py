@@ -15,10 +15,21 @@ from typing import BinaryIO
 
 from jupyter_client.connect import KernelConnectionInfo
 
-from .hostfs import FileEntry
-
 DATA_MOUNT = "/mnt/data"
 SANDBOX_UID = 10001
+UPLOAD_PREFIX = ".sandbox-engine-upload-"
+"""The name of a file the engine is still writing into /mnt/data (a temp file, then renamed):
+never a user's file, never exported or listed."""
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """A regular file below /mnt/data; ``path`` is relative to it."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    inode: int
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,11 @@ from the host without following links."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO, Protocol, TypeVar
 
+import docker
 from docker.errors import APIError, NotFound
 from jupyter_client.connect import KernelConnectionInfo
 
@@ -14,17 +16,16 @@ from .. import errors
 from .base import (
     DATA_MOUNT,
     SANDBOX_UID,
+    FileEntry,
     KernelLaunch,
     ProcessHandle,
     Sandbox,
 )
-from .hostfs import FileEntry, HostDataDir
+from .hostfs import HostDataDir
 from .ipc import IpcKernelFolders
 from .lifetime import read_deadline, write_deadline
 
-if TYPE_CHECKING:
-    from .docker import DockerBackend
-
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 MANAGED_LABEL = "org.sandbox-engine.managed"
@@ -42,10 +43,24 @@ INLINE_LIST_LIMIT = 64
 """Entries of /mnt/data listed on the event loop before the listing moves to a worker thread."""
 
 
+class DockerCalls(Protocol):
+    """What a sandbox asks of the backend that made it (DockerBackend, in docker.py)."""
+
+    @property
+    def client(self) -> docker.DockerClient: ...
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking Docker SDK call on the backend's threads."""
+
+    def remove_sandbox(self, sandbox_id: str, name: str) -> None: ...
+
+    def remove_later(self, sandbox_id: str, name: str) -> None: ...
+
+
 class DockerSandbox(Sandbox):
     def __init__(
         self,
-        backend: DockerBackend,
+        backend: DockerCalls,
         sandbox_id: str,
         container_id: str,
         volume_name: str,

@@ -13,31 +13,18 @@ import secrets
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from .. import errors
 from ..names import check_relative_path
+from .base import UPLOAD_PREFIX, FileEntry
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 CHUNK = 1024 * 1024
 MAX_DEPTH = 32
-UPLOAD_PREFIX = ".sandbox-engine-upload-"
-"""The name of a file the engine is still writing into /mnt/data (a temp file, then renamed):
-never a user's file, never exported or listed."""
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    """A regular file below the data folder; ``path`` is relative to it."""
-
-    path: str
-    size: int
-    mtime_ns: int
-    inode: int
 
 
 class HostDataDir:

@@ -1,54 +1,54 @@
 """The files in one session's /mnt/data: inputs placed within the session's quotas, listing,
-reading and removal. A part of Session, kept apart from its executions."""
+reading and removal."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import IO
 
 from .. import errors
 from ..config import MB
 from ..files import FileObject, Source
-from ..kernel import Kernel
 from ..names import check_filename, check_relative_path
 from ..sandbox.base import Sandbox
 from .context import SessionContext
 from .models import SessionFile
 from .outputs import OutputExport
+from .placement import Placement
 
 
 class DataFolder:
-    """Session's /mnt/data methods; Session provides the state they share."""
+    """One session's /mnt/data, and the count and size of the files placed in it."""
 
-    _ctx: SessionContext
-    _outputs: OutputExport
-    _input_count: int
-    _input_bytes: int
+    def __init__(
+        self,
+        session_id: str,
+        owner: str,
+        ctx: SessionContext,
+        placement: Placement,
+        outputs: OutputExport,
+        check_open: Callable[[], object],
+        touch: Callable[[], None],
+    ) -> None:
+        self._session_id = session_id
+        self._owner = owner
+        self._ctx = ctx
+        self._placement = placement
+        self._outputs = outputs
+        self._check_open = check_open
+        self._touch = touch
+        self._input_count = 0
+        self._input_bytes = 0
 
-    @property
-    def owner(self) -> str:
-        raise NotImplementedError
-
-    @property
-    def id(self) -> str:
-        raise NotImplementedError
-
-    @property
-    def sandbox(self) -> Sandbox:
-        raise NotImplementedError
-
-    def _check_open(self) -> Kernel:
-        raise NotImplementedError
-
-    def touch(self) -> None:
-        raise NotImplementedError
+    def _sandbox(self) -> Sandbox:
+        return self._placement.live_sandbox()
 
     async def upload(self, name: str, data: Source) -> SessionFile:
         """Place raw bytes at /mnt/data/<name>; they also become a file object."""
         name = check_filename(name)
         self._check_open()
-        obj = await self._ctx.files.create(data, name, "assistants", owner=self.owner)
+        obj = await self._ctx.files.create(data, name, "assistants", owner=self._owner)
         return await self.add_file(obj.id, name)
 
     async def add_file(
@@ -57,7 +57,7 @@ class DataFolder:
         """Place an existing file object at /mnt/data/<name> (its own filename by default), or
         at ``path``, a path below /mnt/data whose folders are made as needed."""
         self._check_open()
-        obj = self._ctx.files.retrieve(file_id, self.owner)
+        obj = self._ctx.files.retrieve(file_id, self._owner)
         if path is not None:
             name = "/".join(check_relative_path(path))
         else:
@@ -73,35 +73,35 @@ class DataFolder:
             )
         src = await asyncio.to_thread(open, self._ctx.files.blob_path(obj.id), "rb")
         with src:
-            entry = await self.sandbox.write_file(name, src, self._ctx.files.max_bytes)
+            entry = await self._sandbox().write_file(name, src, self._ctx.files.max_bytes)
         self._input_count += 1
         self._input_bytes += obj.bytes
         self._outputs.remember(entry, obj.id)
-        self.touch()
+        self._touch()
         return SessionFile.of(entry, obj.id)
 
     def keep_output(self, file_id: str) -> FileObject:
         """Promote an output of this session: it outlives the session (until deleted)."""
-        obj = self._ctx.files.retrieve(file_id, self.owner)
-        if obj.session_id != self.id:
-            raise errors.FileNotFound(f"no output {file_id!r} of session {self.id}")
-        return self._ctx.files.keep(file_id, self.owner)
+        obj = self._ctx.files.retrieve(file_id, self._owner)
+        if obj.session_id != self._session_id:
+            raise errors.FileNotFound(f"no output {file_id!r} of session {self._session_id}")
+        return self._ctx.files.keep(file_id, self._owner)
 
     def keep_outputs(self, file_ids: Iterable[str]) -> None:
         """Promote those of ``file_ids`` that are this tenant's (what a message cites)."""
-        self._ctx.files.keep_all(file_ids, self.owner)
+        self._ctx.files.keep_all(file_ids, self._owner)
 
     async def list_files(self) -> list[SessionFile]:
         self._check_open()
-        entries, _ = await self.sandbox.list_files(self._ctx.settings.max_listed_files)
+        entries, _ = await self._sandbox().list_files(self._ctx.settings.max_listed_files)
         return self._outputs.listing(entries)
 
     async def open_file(self, path: str) -> IO[bytes]:
         """Open /mnt/data/<path> for reading; symlinks and special files are refused."""
         check_relative_path(path)
         self._check_open()
-        self.touch()
-        return await self.sandbox.open_file(path)
+        self._touch()
+        return await self._sandbox().open_file(path)
 
     async def read_file(self, path: str) -> bytes:
         with await self.open_file(path) as f:
@@ -110,4 +110,4 @@ class DataFolder:
     async def remove_file(self, path: str) -> None:
         check_relative_path(path)
         self._check_open()
-        await self.sandbox.remove_file(path)
+        await self._sandbox().remove_file(path)

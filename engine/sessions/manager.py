@@ -22,7 +22,7 @@ from ..store import Row
 from .context import SessionContext
 from .models import SessionInfo, SessionStatus
 from .recovery import Recovery
-from .session import Session
+from .session import Session, SessionControl
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +279,7 @@ class SessionManager:
         """Carry each live session's activity to its sandbox's own deadline."""
         sessions = list(self._live.values())
         results = await asyncio.gather(
-            *(s.refresh_deadline() for s in sessions), return_exceptions=True
+            *(SessionControl(s).refresh_deadline() for s in sessions), return_exceptions=True
         )
         for session, result in zip(sessions, results, strict=True):
             if isinstance(result, Exception):
@@ -313,7 +313,9 @@ class SessionManager:
         self._live.clear()
         self._by_thread.clear()
         if keep:
-            await asyncio.gather(*(s.detach() for s in sessions), return_exceptions=True)
+            await asyncio.gather(
+                *(SessionControl(s).detach() for s in sessions), return_exceptions=True
+            )
         else:
             await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
 

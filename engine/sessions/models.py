@@ -9,8 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ..sandbox.base import DATA_MOUNT
-from ..sandbox.hostfs import FileEntry
+from ..sandbox.base import DATA_MOUNT, FileEntry
 
 
 class SessionStatus(StrEnum):

@@ -16,8 +16,7 @@ from .. import errors
 from ..config import Settings
 from ..files import FileObject, FileStore, Source
 from ..results import ExecutionResult, OutputFile
-from ..sandbox.base import DATA_MOUNT, Sandbox
-from ..sandbox.hostfs import UPLOAD_PREFIX, FileEntry
+from ..sandbox.base import DATA_MOUNT, UPLOAD_PREFIX, FileEntry, Sandbox
 from .models import SessionFile
 from .records import SessionRecords
 

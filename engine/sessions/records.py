@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import errors
 from ..paging import page_query
-from ..sandbox.hostfs import FileEntry
+from ..sandbox.base import FileEntry
 from ..store import Row, Store
 from .models import SessionInfo, SessionStatus
 

@@ -20,7 +20,7 @@ from ..store import Row
 from .context import SessionContext
 from .models import SessionStatus
 from .outputs import OutputExport
-from .session import Session
+from .session import Session, SessionControl
 
 log = logging.getLogger(__name__)
 PARALLEL_ADOPTIONS = 16
@@ -87,7 +87,7 @@ class Recovery:
             if sandbox is not None:
                 await self._remove(sandbox)
             try:
-                await session.start_over(why)
+                await SessionControl(session).start_over(why)
             except errors.EngineError as exc:
                 log.warning("session %s: could not start over: %s", row["id"], exc)
                 self._records.expire(row["id"])
@@ -102,8 +102,9 @@ class Recovery:
             if not await sandbox.is_running():
                 return "its sandbox had stopped when the engine restarted"
             record = KernelRecord.from_json(row["kernel"])
-            await session.adopt(sandbox, record, row["running_since"])
-            await session.refresh_deadline()  # this engine keeps it now, and moves its time
+            control = SessionControl(session)
+            await control.adopt(sandbox, record, row["running_since"])
+            await control.refresh_deadline()  # this engine keeps it now, and moves its time
         except (errors.EngineError, ValueError, KeyError, OSError) as exc:
             return f"its sandbox could not be verified when the engine restarted ({exc})"
         return None

@@ -7,20 +7,22 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, Callable, Iterable
-from typing import Any
+from typing import IO, Any
 
 from .. import errors, metrics
 from ..errors import SandboxLost
+from ..files import FileObject, Source
 from ..kernel import EventCallback, Kernel, validate_timeout
 from ..names import check_text
 from ..provisioner import KernelRecord
 from ..results import DoneEvent, ErrorInfo, ExecutionResult, ExecutionStatus, OutputEvent
 from ..sandbox.base import Sandbox, SandboxSpec
-from .context import SessionContext, kernel_limits
-from .continuity import Continuity
+from .context import SessionContext
 from .data import DataFolder
-from .models import SessionInfo, SessionStatus
+from .models import SessionFile, SessionInfo, SessionStatus
+from .notices import Notices
 from .outputs import OutputExport
+from .placement import Placement
 
 log = logging.getLogger(__name__)
 DEADLINE_SLACK = 10.0
@@ -30,8 +32,14 @@ stops itself."""
 OnClose = Callable[["Session", SessionStatus], None]
 
 
-class Session(DataFolder, Continuity):
-    """A live kernel in its own sandbox. Executions run one at a time, in arrival order."""
+class Session:
+    """A live kernel in its own sandbox. Executions run one at a time, in arrival order.
+
+    Its parts: ``Placement`` (the sandbox and kernel it runs in), ``DataFolder`` (/mnt/data),
+    ``OutputExport`` (what its code wrote, as file objects) and ``Notices`` (what the next
+    result says happened in between). What the engine alone does to a session (re-adoption,
+    starting over, keeping it across a stop) is ``SessionControl``'s.
+    """
 
     def __init__(
         self,
@@ -47,18 +55,17 @@ class Session(DataFolder, Continuity):
         self.last_active = time.time()
         self._ctx = ctx
         self._settings = ctx.settings
-        self._sandbox: Sandbox | None = None
-        self._kernel: Kernel | None = None
         self._lock = asyncio.Lock()
-        self._outputs = OutputExport(
-            info.id, info.owner, lambda: self.sandbox, ctx.files, ctx.records, ctx.settings
-        )
         self._on_close = on_close
-        self._input_count = 0
-        self._input_bytes = 0
         self._saved: dict[str, Any] | None = None
-        self._lost_state = False
-        """The next result says state_lost: the session moved to a fresh sandbox at recovery."""
+        self._placement = Placement(info.id, ctx, spec)
+        self._outputs = OutputExport(
+            info.id, info.owner, self._placement.live_sandbox, ctx.files, ctx.records, ctx.settings
+        )
+        self._notices = Notices(info)
+        self._data = DataFolder(
+            info.id, info.owner, ctx, self._placement, self._outputs, self._check_open, self.touch
+        )
 
     def __repr__(self) -> str:
         return f"<Session {self.id} thread={self.thread_id!r} {self.status}>"
@@ -96,9 +103,7 @@ class Session(DataFolder, Continuity):
 
     @property
     def sandbox(self) -> Sandbox:
-        if self._sandbox is None:
-            raise errors.SessionClosed(f"session {self.id} has no sandbox")
-        return self._sandbox
+        return self._placement.live_sandbox()
 
     def _save(self) -> None:
         info = self.info
@@ -107,8 +112,8 @@ class Session(DataFolder, Continuity):
             "last_active_at": info.last_active_at,
             "expires_at": self.deadline,
             "idle_timeout": info.idle_timeout,
-            "sandbox_id": self._sandbox.id if self._sandbox else None,
-            "kernel": record.to_json() if (record := self._kernel_record()) else None,
+            "sandbox_id": sandbox.id if (sandbox := self._placement.sandbox) else None,
+            "kernel": record.to_json() if (record := self._placement.record) else None,
             "notice": info.notice,
             "running_since": None,
         }
@@ -118,9 +123,6 @@ class Session(DataFolder, Continuity):
             return
         self._ctx.records.update(self.id, row)
         self._saved = row
-
-    def _kernel_record(self) -> KernelRecord | None:
-        return self._kernel.record if self._kernel is not None else None
 
     def touch(self) -> None:
         """Any activity resets the idle timeout."""
@@ -138,10 +140,10 @@ class Session(DataFolder, Continuity):
         end = min(self.deadline, active + self._info.idle_timeout)
         return end + 2 * self._settings.reaper_interval + DEADLINE_SLACK
 
-    async def refresh_deadline(self) -> None:
+    async def _refresh_deadline(self) -> None:
         """Move the sandbox's own deadline to ``_sandbox_deadline`` (a file write if it moved)."""
-        if self._sandbox is not None:
-            await self._sandbox.set_deadline(self._sandbox_deadline())
+        if (sandbox := self._placement.sandbox) is not None:
+            await sandbox.set_deadline(self._sandbox_deadline())
 
     def keepalive(self) -> SessionInfo:
         self._check_open()
@@ -162,11 +164,10 @@ class Session(DataFolder, Continuity):
 
     async def start(self, file_ids: Iterable[str] = ()) -> None:
         try:
-            sandbox, kernel = await self._new_sandbox()
-            self._sandbox, self._kernel = sandbox, kernel
+            await self._placement.start(self._start_deadline)
             self._info.status = SessionStatus.ACTIVE
             self.touch()
-            await self.refresh_deadline()  # a pooled sandbox still has the pool's
+            await self._refresh_deadline()  # a pooled sandbox still has the pool's
             self._save()
             for file_id in file_ids:
                 await self.add_file(file_id)
@@ -174,33 +175,19 @@ class Session(DataFolder, Continuity):
             # A sandbox that cannot be made (or is gone before it is used): try again later.
             raise errors.SandboxUnavailable(f"could not make a sandbox: {exc}") from exc
 
-    async def _new_sandbox(self) -> tuple[Sandbox, Kernel]:
-        """A warm sandbox from the pool if it is still alive, else a cold start."""
-        pool = self._ctx.pool
-        if pool is not None and pool.spec == self.spec:
-            warm = await pool.acquire_live()
-            if warm is not None:
-                return warm.sandbox, warm.kernel
-        # A start is bounded by its own timeout, never cut short by the deadline; ``start``
-        # sets the session's deadline once it is done.
-        deadline = max(
+    def _start_deadline(self) -> float:
+        """A cold start is bounded by its own timeout, never cut short by the deadline;
+        ``start`` sets the session's deadline once it is done."""
+        return max(
             self._sandbox_deadline(),
             time.time() + self._settings.kernel_start_timeout + DEADLINE_SLACK,
         )
-        sandbox = await self._ctx.backend.create(self.spec, deadline)
-        try:
-            kernel = Kernel(sandbox, kernel_limits(self._settings, self.spec.memory_limit_mb))
-            await kernel.start()
-        except BaseException:
-            with contextlib.suppress(errors.EngineError):
-                await sandbox.destroy()
-            raise
-        return sandbox, kernel
 
     def _check_open(self) -> Kernel:
-        if self._info.status not in (SessionStatus.ACTIVE,) or self._kernel is None:
+        kernel = self._placement.kernel
+        if self._info.status not in (SessionStatus.ACTIVE,) or kernel is None:
             raise errors.SessionClosed(f"session {self.id} is {self._info.status.value}")
-        return self._kernel
+        return kernel
 
     # --- executions ---
 
@@ -252,11 +239,11 @@ class Session(DataFolder, Continuity):
                 self._raise_if_closed_under(kernel, exc)
                 raise
             else:
-                if self._kernel is kernel:
+                if self._placement.kernel is kernel:
                     await self._outputs.export(result)
                 else:  # closed while it ran: what it produced until then, and why it stopped
                     result = self._cut_short(result)
-            self._deliver_notice(result)
+            self._notices.deliver(result)
             metrics.record_execution(result)
             return result
         finally:
@@ -298,7 +285,7 @@ class Session(DataFolder, Continuity):
         """Closing a session tears its kernel's channels down under a running execution; that
         surfaces as whatever the channel raised (often a CancelledError). Say what happened."""
         task = asyncio.current_task()
-        if self._kernel is kernel or (task is not None and task.cancelling()):
+        if self._placement.kernel is kernel or (task is not None and task.cancelling()):
             return
         raise errors.SessionClosed(
             f"session {self.id} was closed while this execution ran"
@@ -342,23 +329,62 @@ class Session(DataFolder, Continuity):
                 self._raise_if_closed_under(kernel, exc)
                 await self._replace_sandbox(exc)
 
-    # --- the end ---
+    async def _replace_sandbox(self, cause: SandboxLost | None = None) -> ExecutionResult:
+        """The container vanished under us: start over in a new one."""
+        self._outputs.forget()
+        oom = await self._placement.abandon(cause)
+        why = (
+            f"ran out of memory (its limit is {self.spec.memory_limit_mb} MB)"
+            if oom
+            else "stopped unexpectedly"
+        )
+        await self.start()
+        return ExecutionResult(
+            status=ExecutionStatus.CRASHED,
+            error=ErrorInfo(
+                name="SandboxLost",
+                value=f"the sandbox container {why}; a new one was started and "
+                "everything in it (variables, files in /mnt/data) was lost. Files already "
+                "exported as file objects are kept.",
+            ),
+            state_lost=True,
+        )
 
-    async def detach(self) -> None:
-        """Let go of the session without ending it: its sandbox and kernel keep running for the
-        next engine process on this data folder to re-adopt (a graceful stop that keeps)."""
-        if self._info.status in (SessionStatus.CLOSED, SessionStatus.EXPIRED):
-            return
-        if self._info.status is SessionStatus.ACTIVE and not self.busy:
-            self._save()  # a running execution's mark stays: the next process reports it
-        try:
-            await self.refresh_deadline()  # the last word on when it stops with no engine
-        except (errors.EngineError, OSError) as exc:
-            log.warning("session %s: could not write its sandbox's deadline: %s", self.id, exc)
-        kernel, self._kernel, self._sandbox = self._kernel, None, None
-        self._info.status = SessionStatus.CLOSED  # in this process only; the row stays active
-        if kernel is not None:
-            await kernel.shutdown()  # closes the channels; the kernel process keeps running
+    # --- /mnt/data ---
+
+    async def upload(self, name: str, data: Source) -> SessionFile:
+        """Place raw bytes at /mnt/data/<name>; they also become a file object."""
+        return await self._data.upload(name, data)
+
+    async def add_file(
+        self, file_id: str, name: str | None = None, *, path: str | None = None
+    ) -> SessionFile:
+        """Place an existing file object at /mnt/data/<name> (its own filename by default), or
+        at ``path``, a path below /mnt/data whose folders are made as needed."""
+        return await self._data.add_file(file_id, name, path=path)
+
+    def keep_output(self, file_id: str) -> FileObject:
+        """Promote an output of this session: it outlives the session (until deleted)."""
+        return self._data.keep_output(file_id)
+
+    def keep_outputs(self, file_ids: Iterable[str]) -> None:
+        """Promote those of ``file_ids`` that are this tenant's (what a message cites)."""
+        self._data.keep_outputs(file_ids)
+
+    async def list_files(self) -> list[SessionFile]:
+        return await self._data.list_files()
+
+    async def open_file(self, path: str) -> IO[bytes]:
+        """Open /mnt/data/<path> for reading; symlinks and special files are refused."""
+        return await self._data.open_file(path)
+
+    async def read_file(self, path: str) -> bytes:
+        return await self._data.read_file(path)
+
+    async def remove_file(self, path: str) -> None:
+        await self._data.remove_file(path)
+
+    # --- the end ---
 
     async def close(self, status: SessionStatus = SessionStatus.CLOSED) -> None:
         """End the session and remove its sandbox. Its thread gets a new session next time."""
@@ -367,15 +393,9 @@ class Session(DataFolder, Continuity):
         self._info.status = status
         if self._on_close is not None:
             self._on_close(self, status)  # the manager lets go before the first await
-        kernel, sandbox = self._kernel, self._sandbox
-        self._kernel = None
         try:
-            if kernel is not None:
-                await kernel.shutdown()
-            if sandbox is not None:
-                await sandbox.destroy()
+            await self._placement.remove()
         finally:
-            self._sandbox = None
             self._save()
             self._drop_outputs()
 
@@ -385,3 +405,68 @@ class Session(DataFolder, Continuity):
             self._ctx.files.drop_session_outputs(self.id)
         except errors.EngineError as exc:
             log.warning("session %s: outputs not removed: %s", self.id, exc)
+
+
+class SessionControl:
+    """What the engine alone does to a session, never its callers: the manager's recovery
+    re-adopts it in the sandbox an earlier engine process left running or starts it over, the
+    reaper moves its sandbox's deadline, and a graceful stop that keeps sandboxes detaches it.
+    A handle made on demand; the state is the session's."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    async def adopt(
+        self, sandbox: Sandbox, record: KernelRecord, running_since: float | None
+    ) -> None:
+        """Continue in the sandbox an earlier engine process left running (re-verified by the
+        backend); an execution it was running is interrupted and reported, never re-run."""
+        s = self._session
+        busy = running_since is not None
+        kept = await s._placement.adopt(sandbox, record, s._settings.adopt_timeout, busy=busy)
+        if running_since is not None:
+            when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(running_since))
+            s._notices.add(
+                f"the engine restarted while an execution (started {when}) was running: it was "
+                "interrupted and is not run again; its output after the restart is lost"
+            )
+        if not kept:
+            s._notices.add(
+                "the kernel did not answer after the engine restarted and was restarted: its "
+                "variables were lost. Files in /mnt/data were kept.",
+                state_lost=True,
+            )
+        s._outputs.restore()
+        s._info.status = SessionStatus.ACTIVE
+        s._save()
+
+    async def start_over(self, why: str) -> None:
+        """Continue in a fresh sandbox after recovery found the old one unusable."""
+        s = self._session
+        s._outputs.forget()
+        s._notices.add(
+            f"{why}; the session continues in a new sandbox: its variables and files in "
+            "/mnt/data were lost (files changed since the last execution were saved as file "
+            "objects of this session)",
+            state_lost=True,
+        )
+        await s.start()
+
+    async def refresh_deadline(self) -> None:
+        """Carry the session's activity to its sandbox's own deadline."""
+        await self._session._refresh_deadline()
+
+    async def detach(self) -> None:
+        """Let go of the session without ending it: its sandbox and kernel keep running for the
+        next engine process on this data folder to re-adopt (a graceful stop that keeps)."""
+        s = self._session
+        if s._info.status in (SessionStatus.CLOSED, SessionStatus.EXPIRED):
+            return
+        if s._info.status is SessionStatus.ACTIVE and not s.busy:
+            s._save()  # a running execution's mark stays: the next process reports it
+        try:
+            await s._refresh_deadline()  # the last word on when it stops with no engine
+        except (errors.EngineError, OSError) as exc:
+            log.warning("session %s: could not write its sandbox's deadline: %s", s.id, exc)
+        s._info.status = SessionStatus.CLOSED  # in this process only; the row stays active
+        await s._placement.detach()

@@ -11,8 +11,7 @@ from typing import Any
 from jupyter_client.connect import KernelConnectionInfo
 
 from engine import errors
-from engine.sandbox.base import KernelLaunch, ProcessHandle, Sandbox
-from engine.sandbox.hostfs import FileEntry
+from engine.sandbox.base import FileEntry, KernelLaunch, ProcessHandle, Sandbox
 from engine.sandbox.ipc import short_path
 
 
