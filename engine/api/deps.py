@@ -220,6 +220,13 @@ def file_body_doc(
 # --- values ---
 
 
+class ExpiresAfter(BaseModel):
+    """A sandbox's lifetime after its last activity (sessions, containers)."""
+
+    anchor: Literal["last_active_at"] = "last_active_at"
+    minutes: int = Field(ge=1)
+
+
 def parse_memory(value: str | int | None, maximum: int) -> int | None:
     """A memory limit in MB from "1g", "512m", "4G", "1gb" or a number of MB; the message of a
     refusal names ``memory_limit`` and the value sent."""

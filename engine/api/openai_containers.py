@@ -28,6 +28,7 @@ from .deps import (
     ContainerDep,
     ContainerInfoDep,
     EngineDep,
+    ExpiresAfter,
     FileBodyDep,
     Paging,
     PagingDep,
@@ -37,11 +38,6 @@ from .deps import (
 )
 
 router = APIRouter(prefix="/v1/containers", tags=["openai containers"])
-
-
-class ExpiresAfter(BaseModel):
-    anchor: Literal["last_active_at"] = "last_active_at"
-    minutes: int = Field(ge=1)
 
 
 class NetworkPolicy(BaseModel):

@@ -8,7 +8,7 @@ import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from fastapi.sse import ServerSentEvent
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from .. import errors
 from ..files import FileObject, guess_mime_type
@@ -18,6 +18,7 @@ from ..sessions import Session, SessionFile, SessionInfo
 from .auth import Tenant
 from .deps import (
     EngineDep,
+    ExpiresAfter,
     FileBodyDep,
     PagingDep,
     SessionDep,
@@ -33,9 +34,7 @@ CLIENT_CLOSED_REQUEST = 499
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
 
-class ExpiresAfter(BaseModel):
-    anchor: Literal["last_active_at"] = "last_active_at"
-    minutes: int = Field(ge=1, le=24 * 60)
+MAX_IDLE_MINUTES = 24 * 60
 
 
 class CreateSession(BaseModel):
@@ -43,6 +42,13 @@ class CreateSession(BaseModel):
     file_ids: list[str] = Field(default_factory=list, max_length=100)
     memory_limit: str | int | None = None
     expires_after: ExpiresAfter | None = None
+
+    @field_validator("expires_after")
+    @classmethod
+    def _at_most_a_day(cls, value: ExpiresAfter | None) -> ExpiresAfter | None:
+        if value is not None and value.minutes > MAX_IDLE_MINUTES:
+            raise ValueError(f"expires_after.minutes must be at most {MAX_IDLE_MINUTES}")
+        return value
 
 
 class Execute(BaseModel):

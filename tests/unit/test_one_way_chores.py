@@ -3,6 +3,7 @@ id, the reply to a delete. No Docker."""
 
 from __future__ import annotations
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -81,3 +82,18 @@ def test_a_delete_is_answered_in_one_shape() -> None:
         "object": "file",
         "deleted": True,
     }
+
+
+def test_one_expires_after_serves_sessions_and_containers() -> None:
+    from pydantic import ValidationError
+
+    from engine.api.deps import ExpiresAfter
+    from engine.api.openai_containers import CreateContainer
+    from engine.api.sessions import CreateSession
+
+    day = CreateSession.model_validate({"expires_after": {"minutes": 1440}})
+    assert isinstance(day.expires_after, ExpiresAfter)
+    with pytest.raises(ValidationError, match="at most 1440"):
+        CreateSession.model_validate({"expires_after": {"minutes": 1441}})
+    week = CreateContainer.model_validate({"name": "c", "expires_after": {"minutes": 10080}})
+    assert isinstance(week.expires_after, ExpiresAfter)  # its cap is the engine's, at the route
