@@ -1,8 +1,9 @@
 """The chunk index in the engine's SQLite database: text in FTS5 (BM25), vectors as float32
 blobs searched as one numpy matrix per store, fused by reciprocal rank fusion.
 
-The retrieval layer keeps its own connection to the database file (WAL lets it write beside the
-engine's), so that a file's chunks, their FTS rows and its status commit in one transaction.
+The retrieval layer keeps its own connection to the database file, opened by the store's one
+policy (WAL lets it write beside the engine's), so that a file's chunks, their FTS rows and its
+status commit in one transaction.
 """
 
 from __future__ import annotations
@@ -10,10 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sqlite3
-import threading
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..store import disk_full_is_storage_full
+from ..store import Connection, Row
+from ..store.records import page
+from ..store.sqlite import Params, Transaction
 from .minilm import Matrix
 
 SCHEMA = """
@@ -161,28 +162,20 @@ class _Vectors:
 
 class ChunkIndex:
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=10000")
-        self._lock = threading.RLock()
-        self._db.executescript(SCHEMA)
+        self._db = Connection(path)
+        self._db.script(SCHEMA)
         self._fts_with_store()
         self._versions: dict[str, int] = {}
         self._vectors: dict[tuple[str, str], _Vectors] = {}
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
 
     def _fts_with_store(self) -> None:
         """Create the FTS table, or rebuild one of an older schema (text only) from the chunks."""
-        exists = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'vs_fts'").fetchone()
-        if exists:
-            columns = [d[0] for d in self._db.execute("SELECT * FROM vs_fts LIMIT 0").description]
-            if "vector_store_id" in columns:
-                return
+        exists = self._db.one("SELECT 1 FROM sqlite_master WHERE name = 'vs_fts'")
+        if exists and "vector_store_id" in self._db.columns("vs_fts"):
+            return
         with self.transaction() as db:
             db.execute("DROP TABLE IF EXISTS vs_fts")
             db.execute(FTS_SCHEMA)
@@ -190,28 +183,41 @@ class ChunkIndex:
 
     # --- plain rows ---
 
-    def all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
-        with self._lock:
-            return [dict(r) for r in self._db.execute(sql, params).fetchall()]
+    def all(self, sql: str, params: Params = ()) -> list[Row]:
+        return self._db.all(sql, params)
 
-    def one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
-        rows = self.all(sql, params)
-        return rows[0] if rows else None
+    def one(self, sql: str, params: Params = ()) -> Row | None:
+        return self._db.one(sql, params)
 
-    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
-        with self._lock, disk_full_is_storage_full():
-            return self._db.execute(sql, params).rowcount
+    def execute(self, sql: str, params: Params = ()) -> int:
+        return self._db.execute(sql, params)
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock, disk_full_is_storage_full():
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def transaction(self) -> Iterator[Transaction]:
+        with self._db.transaction() as db:
+            yield db
+
+    def page(
+        self,
+        table: str,
+        filters: dict[str, Any],
+        *,
+        limit: int,
+        order: str,
+        after: str | None = None,
+        before: str | None = None,
+        cursor_scope: Collection[str] | None = None,
+    ) -> tuple[list[Row], bool]:
+        return page(
+            self._db,
+            table,
+            filters,
+            limit=limit,
+            order=order,
+            after=after,
+            before=before,
+            cursor_scope=cursor_scope,
+        )
 
     # --- chunks ---
 
@@ -232,23 +238,23 @@ class ChunkIndex:
         ``sentence_vectors`` maps the digest of each distinct sentence of the file's chunks to
         its vector (for the reranker)."""
         with self.transaction() as db:
-            row = db.execute(
+            row = db.one(
                 "SELECT status FROM vs_files WHERE vector_store_id = ? AND id = ?",
                 (store_id, file_id),
-            ).fetchone()
+            )
             if row is None or row["status"] != "in_progress":
                 return False
             _delete_chunks(db, store_id, file_id)
             for seq, chunk in enumerate(chunks):
                 blob = None if vectors is None else vectors[seq].astype(np.float32).tobytes()
-                cur = db.execute(
+                chunk_id = db.insert(
                     "INSERT INTO vs_chunks (vector_store_id, file_id, seq, text, embedder, vector)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
                     (store_id, file_id, seq, chunk, embedder if blob else None, blob),
                 )
                 db.execute(
                     "INSERT INTO vs_fts (rowid, text, vector_store_id) VALUES (?, ?, ?)",
-                    (cur.lastrowid, chunk, store_id),
+                    (chunk_id, chunk, store_id),
                 )
             if sentence_vectors and embedder is not None:
                 _put_sentences(db, store_id, file_id, embedder, sentence_vectors)
@@ -274,10 +280,10 @@ class ChunkIndex:
         with self.transaction() as db:
             stores = [
                 r["vector_store_id"]
-                for r in db.execute(
+                for r in db.all(
                     "SELECT vector_store_id FROM vs_files WHERE id = ? AND owner = ?",
                     (file_id, owner),
-                ).fetchall()
+                )
             ]
             for store_id in stores:
                 _delete_chunks(db, store_id, file_id)
@@ -290,9 +296,9 @@ class ChunkIndex:
 
     def delete_store(self, store_id: str) -> None:
         with self.transaction() as db:
-            for row in db.execute(
+            for row in db.all(
                 "SELECT DISTINCT file_id FROM vs_chunks WHERE vector_store_id = ?", (store_id,)
-            ).fetchall():
+            ):
                 _delete_chunks(db, store_id, row["file_id"])
             db.execute("DELETE FROM vs_files WHERE vector_store_id = ?", (store_id,))
             db.execute("DELETE FROM vs_batches WHERE vector_store_id = ?", (store_id,))
@@ -338,11 +344,11 @@ class ChunkIndex:
         in this store with that text, so that a file deleted meanwhile leaves none behind."""
         with self.transaction() as db:
             for chunk_id, text, vectors in chunks:
-                row = db.execute(
+                row = db.one(
                     "SELECT file_id FROM vs_chunks WHERE id = ? AND vector_store_id = ? "
                     "AND text = ?",
                     (chunk_id, store_id, text),
-                ).fetchone()
+                )
                 if row is None or not vectors:
                     continue
                 _put_sentences(db, store_id, row["file_id"], embedder, vectors)
@@ -465,7 +471,7 @@ def sentence_digest(sentence: str) -> bytes:
 
 
 def _put_sentences(
-    db: sqlite3.Connection,
+    db: Transaction,
     store_id: str,
     file_id: str,
     embedder: str,
@@ -473,32 +479,31 @@ def _put_sentences(
 ) -> None:
     """Add sentence vectors (by digest) to this file's set in this store."""
     set_id = _sentence_set(db, store_id, file_id, embedder)
-    db.executemany(
+    db.many(
         "INSERT OR REPLACE INTO vs_sentence_vectors (set_id, digest, vector) VALUES (?, ?, ?)",
         [(set_id, d, _blob(v)) for d, v in vectors.items()],
     )
 
 
-def _sentence_set(db: sqlite3.Connection, store_id: str, file_id: str, embedder: str) -> int:
+def _sentence_set(db: Transaction, store_id: str, file_id: str, embedder: str) -> int:
     """The number of this file's sentence set in this store, for this embedder: a set made by
     another embedder is emptied and taken over."""
-    row = db.execute(
+    row = db.one(
         "SELECT id, embedder FROM vs_sentence_sets WHERE vector_store_id = ? AND file_id = ?",
         (store_id, file_id),
-    ).fetchone()
+    )
     if row is None:
-        cur = db.execute(
+        return db.insert(
             "INSERT INTO vs_sentence_sets (vector_store_id, file_id, embedder) VALUES (?, ?, ?)",
             (store_id, file_id, embedder),
         )
-        return int(cur.lastrowid or 0)
     if row["embedder"] != embedder:
         db.execute("DELETE FROM vs_sentence_vectors WHERE set_id = ?", (row["id"],))
         db.execute("UPDATE vs_sentence_sets SET embedder = ? WHERE id = ?", (embedder, row["id"]))
     return int(row["id"])
 
 
-def _delete_chunks(db: sqlite3.Connection, store_id: str, file_id: str) -> None:
+def _delete_chunks(db: Transaction, store_id: str, file_id: str) -> None:
     db.execute(
         "DELETE FROM vs_sentence_vectors WHERE set_id IN (SELECT id FROM vs_sentence_sets "
         "WHERE vector_store_id = ? AND file_id = ?)",

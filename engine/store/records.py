@@ -1,0 +1,208 @@
+"""The engine's records (files, sessions, the files a session exported), in SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+from .. import errors
+from .sqlite import Connection, Params, Row
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS files (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    mime_type TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    session_id TEXT,
+    path TEXT
+);
+CREATE INDEX IF NOT EXISTS files_owner ON files (owner, created_at, id);
+CREATE INDEX IF NOT EXISTS files_session ON files (session_id);
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    thread_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_active_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    idle_timeout INTEGER NOT NULL,
+    sandbox_id TEXT,
+    engine_owner TEXT,
+    memory_limit_mb INTEGER,
+    kernel TEXT,
+    running_since REAL,
+    notice TEXT
+);
+CREATE INDEX IF NOT EXISTS sessions_owner ON sessions (owner, created_at, id);
+CREATE INDEX IF NOT EXISTS sessions_sandbox ON sessions (sandbox_id);
+CREATE TABLE IF NOT EXISTS session_files (
+    session_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    file_id TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    PRIMARY KEY (session_id, path)
+);
+"""
+
+ADDED_COLUMNS = {
+    "files": {"expires_with_session": "INTEGER"},
+    "sessions": {
+        "engine_owner": "TEXT",
+        "memory_limit_mb": "INTEGER",
+        "kernel": "TEXT",
+        "running_since": "REAL",
+        "notice": "TEXT",
+    },
+}
+"""Columns added after a table's first release: a database from then gets them at open."""
+
+
+class Store:
+    """The engine's SQLite database: the records' tables, and the connection every other
+    collection of this database (documents, retrieval's chunks) is opened beside."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = Connection(path)
+        self.db.script(SCHEMA)
+        self.db.add_columns(ADDED_COLUMNS)
+        self.db.restrict()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def execute_script(self, sql: str) -> None:
+        self.db.script(sql)
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        return self.db.execute(sql, params)
+
+    def one(self, sql: str, params: Params = ()) -> Row | None:
+        return self.db.one(sql, params)
+
+    def all(self, sql: str, params: Params = ()) -> list[Row]:
+        return self.db.all(sql, params)
+
+    def insert(self, table: str, row: Row, *, replace: bool = False) -> None:
+        insert(self.db, table, row, replace=replace)
+
+    def owned(
+        self, table: str, object_id: object, owner: str | None, missing: errors.NotFound
+    ) -> Row:
+        return owned(self.db, table, object_id, owner, missing)
+
+    def update(self, table: str, key: str, value: Any, **fields: Any) -> int:
+        return update(self.db, table, key, value, **fields)
+
+    def page(
+        self,
+        table: str,
+        filters: dict[str, Any],
+        *,
+        limit: int,
+        order: str,
+        after: str | None = None,
+        before: str | None = None,
+        cursor_scope: Collection[str] | None = None,
+    ) -> tuple[list[Row], bool]:
+        return page(
+            self.db,
+            table,
+            filters,
+            limit=limit,
+            order=order,
+            after=after,
+            before=before,
+            cursor_scope=cursor_scope,
+        )
+
+
+def insert(db: Connection, table: str, row: Row, *, replace: bool = False) -> None:
+    columns = ", ".join(row)
+    marks = ", ".join(f":{k}" for k in row)
+    verb = "INSERT OR REPLACE" if replace else "INSERT"
+    db.execute(f"{verb} INTO {table} ({columns}) VALUES ({marks})", row)
+
+
+def update(db: Connection, table: str, key: str, value: Any, **fields: Any) -> int:
+    sets = ", ".join(f"{k} = :{k}" for k in fields)
+    return db.execute(f"UPDATE {table} SET {sets} WHERE {key} = :_key", {**fields, "_key": value})
+
+
+def owned(
+    db: Connection, table: str, object_id: object, owner: str | None, missing: errors.NotFound
+) -> Row:
+    """The row ``object_id`` of ``table`` if ``owner`` owns it (any owner when None).
+
+    The tenant-isolation rule, kept here once: another tenant's row is reported exactly like
+    a row that does not exist, so ids cannot be probed across tenants.
+    """
+    if not isinstance(object_id, str):
+        raise errors.InvalidRequest(f"an id must be a string, not {type(object_id).__name__}")
+    row = db.one(f"SELECT * FROM {table} WHERE id = ?", (object_id,))
+    if row is None or (owner is not None and row["owner"] != owner):
+        raise missing
+    return row
+
+
+def unknown_cursor(name: str, cursor: object) -> errors.InvalidRequest:
+    return errors.InvalidRequest(f"{name} cursor {cursor!r} does not name an object of this list")
+
+
+def page(
+    db: Connection,
+    table: str,
+    filters: dict[str, Any],
+    *,
+    limit: int,
+    order: str,
+    after: str | None = None,
+    before: str | None = None,
+    cursor_scope: Collection[str] | None = None,
+) -> tuple[list[Row], bool]:
+    """Rows in creation order (SQLite's rowid), one page of them, and whether more follow.
+
+    A cursor must name one of the listed rows: it is looked up under the list's filters (or
+    the ``cursor_scope`` keys of them), so another tenant's id is as unknown as a made-up one.
+    """
+    where = [f"{k} = :{k}" for k in filters]
+    params: dict[str, Any] = dict(filters)
+    scope = (
+        filters if cursor_scope is None else {k: filters[k] for k in cursor_scope if k in filters}
+    )
+    lookup = " AND ".join([*(f"{k} = :{k}" for k in scope), "id = :cursor"])
+    forward = ">" if order == "asc" else "<"
+    backward = "<" if order == "asc" else ">"
+    for name, cursor, op in (("after", after, forward), ("before", before, backward)):
+        if cursor is None:
+            continue
+        row = db.one(f"SELECT rowid FROM {table} WHERE {lookup}", {**scope, "cursor": cursor})
+        if row is None:
+            raise unknown_cursor(name, cursor)
+        where.append(f"rowid {op} :{name}")
+        params[name] = row["rowid"]
+    direction = "ASC" if order == "asc" else "DESC"
+    # `before` walks backwards from the cursor; the page is then put back in order.
+    walk = (
+        direction
+        if before is None or after is not None
+        else ("DESC" if direction == "ASC" else "ASC")
+    )
+    sql = f"SELECT * FROM {table}"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY rowid {walk} LIMIT {limit + 1}"
+    rows = db.all(sql, params)
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if walk != direction:
+        rows.reverse()
+    return rows, has_more
