@@ -155,7 +155,7 @@ def test_a_database_of_the_old_schema_opens_with_all_its_data(tmp_path: Path) ->
         assert [
             h.chunk_id for h in index.semantic("vs_1", "e", np.ones(4, dtype=np.float32), 5)
         ] == [1]
-        stores, _ = index.page("vector_stores", {"owner": "alice"}, limit=5, order="desc")
+        stores, _ = index.rows.page("vector_stores", {"owner": "alice"}, limit=5, order="desc")
         assert [s["name"] for s in stores] == ["notes"]
         assert index.one("SELECT 1 AS n FROM sqlite_master WHERE name = 'vs_sentences'") is None
     finally:

@@ -72,11 +72,9 @@ class Ingestion:
 
     def start(self) -> int:
         """Start the workers and queue every file a previous process left in progress."""
-        left = self.index.all(
-            "SELECT vector_store_id, id FROM vs_files WHERE status = 'in_progress'"
-        )
-        for row in left:
-            self._queue.put_nowait((row["vector_store_id"], row["id"]))
+        left = self.index.rows.in_progress()
+        for store_and_file in left:
+            self._queue.put_nowait(store_and_file)
         self._tasks = [
             asyncio.create_task(self._work(), name=f"ingest-{n}") for n in range(self._workers)
         ]
@@ -124,10 +122,7 @@ class Ingestion:
         """The owner of a file that goes to the parser; None for the workers' own files."""
         if self.parser is None:
             return None
-        row = self.index.one(
-            "SELECT owner, filename FROM vs_files WHERE vector_store_id = ? AND id = ?",
-            (store_id, file_id),
-        )
+        row = self.index.rows.file(store_id, file_id)
         try:
             parsed = row is not None and file_kind(row["filename"]) in PARSED_TYPES
         except UnsupportedFile:
@@ -204,11 +199,7 @@ class Ingestion:
             )
 
     async def _prepare(self, store_id: str, file_id: str) -> _Prepared | None:
-        row = self.index.one(
-            "SELECT owner, filename, chunking, status FROM vs_files "
-            "WHERE vector_store_id = ? AND id = ?",
-            (store_id, file_id),
-        )
+        row = self.index.rows.file(store_id, file_id)
         if row is None or row["status"] != "in_progress":
             return None  # removed or cancelled meanwhile
         kind = file_kind(row["filename"])
@@ -232,8 +223,4 @@ class Ingestion:
 
     def _fail(self, store_id: str, file_id: str, code: str, message: str) -> None:
         error = LastError(code=code, message=message[:1000])  # type: ignore[arg-type]
-        self.index.execute(
-            "UPDATE vs_files SET status = 'failed', last_error = ? "
-            "WHERE vector_store_id = ? AND id = ? AND status = 'in_progress'",
-            (error.model_dump_json(), store_id, file_id),
-        )
+        self.index.rows.fail(store_id, file_id, error.model_dump_json())

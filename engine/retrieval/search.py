@@ -66,12 +66,8 @@ async def search_page(
     allowed: dict[str, set[str] | None] = {s: None for s in store_ids}
     if request.filters is not None:  # only then are every file's attributes read
         for store_id in store_ids:
-            rows = index.all(
-                "SELECT id, attributes FROM vs_files WHERE vector_store_id = ? "
-                "AND status = 'completed'",
-                (store_id,),
-            )
-            attrs = {r["id"]: loads_or(r["attributes"]) for r in rows}
+            rows = index.rows.completed_attributes(store_id)
+            attrs = {file_id: loads_or(a) for file_id, a in rows.items()}
             allowed[store_id] = allowed_files(attrs, request.filters)
     hits = await search_stores(
         index,
@@ -105,10 +101,7 @@ def _names(index: ChunkIndex, keys: set[tuple[str, str]]) -> dict[tuple[str, str
     """The filename and attributes of each (store, file) of a page of results."""
     out = {}
     for store_id, file_id in keys:
-        row = index.one(
-            "SELECT filename, attributes FROM vs_files WHERE vector_store_id = ? AND id = ?",
-            (store_id, file_id),
-        )
+        row = index.rows.file(store_id, file_id)
         if row is not None:
             out[(store_id, file_id)] = (row["filename"], loads_or(row["attributes"]))
     return out
