@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import sqlite3
 from typing import Any, Literal
 
 import numpy as np
 
 from .. import errors
+from ..store import DatabaseError
 from .chunking import sentences
 from .embedders import Embedder
 from .index import STOP_WORDS, TERMS, ChunkIndex, Hit, Mode, fuse, sentence_digest
@@ -289,7 +289,7 @@ def _keep_sentences(
     try:
         for store, rows in by_store.items():
             index.keep_sentence_vectors(store, embedder, rows)
-    except (errors.StorageFull, sqlite3.Error) as exc:
+    except (errors.StorageFull, DatabaseError) as exc:
         log.warning("sentence vectors not stored: %s", exc)
 
 

@@ -3,6 +3,13 @@ in one SQLite database under the data folder, every connection opened by one pol
 (``sqlite.Connection``). No server needed. SQL lives in this package only."""
 
 from .records import Store
-from .sqlite import DB_FILES, Connection, Row, disk_full_is_storage_full
+from .sqlite import DB_FILES, Connection, DatabaseError, Row, disk_full_is_storage_full
 
-__all__ = ["DB_FILES", "Connection", "Row", "Store", "disk_full_is_storage_full"]
+__all__ = [
+    "DB_FILES",
+    "Connection",
+    "DatabaseError",
+    "Row",
+    "Store",
+    "disk_full_is_storage_full",
+]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,8 @@ class Store:
         self.db.script(SCHEMA)
         self.db.add_columns(ADDED_COLUMNS)
         self.db.restrict()
+        self.file_rows = FileRows(self.db)
+        self.session_rows = SessionRows(self.db)
 
     def close(self) -> None:
         self.db.close()
@@ -123,6 +125,114 @@ class Store:
             before=before,
             cursor_scope=cursor_scope,
         )
+
+
+class FileRows:
+    """The ``files`` table: one row per file object (its bytes are in the blob store)."""
+
+    def __init__(self, db: Connection) -> None:
+        self._db = db
+
+    def add(self, row: Row) -> None:
+        insert(self._db, "files", row)
+
+    def owned(self, file_id: object, owner: str | None, missing: errors.NotFound) -> Row:
+        return owned(self._db, "files", file_id, owner, missing)
+
+    def ids(self) -> set[str]:
+        return {r["id"] for r in self._db.all("SELECT id FROM files")}
+
+    def owners(self, file_ids: Sequence[str]) -> dict[str, str]:
+        """The owner of each of ``file_ids`` that exists (one query per 500 ids)."""
+        found: dict[str, str] = {}
+        for start in range(0, len(file_ids), 500):
+            part = file_ids[start : start + 500]
+            marks = ", ".join("?" * len(part))
+            for row in self._db.all(f"SELECT id, owner FROM files WHERE id IN ({marks})", part):
+                found[row["id"]] = row["owner"]
+        return found
+
+    def usage(self, owner: str, excluding: str | None = None) -> tuple[int, int]:
+        """How many file objects ``owner`` holds, and their bytes (but ``excluding``'s)."""
+        row = self._db.one(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM files "
+            "WHERE owner = ? AND id != ?",
+            (owner, excluding or ""),
+        )
+        return (row["n"], row["b"]) if row else (0, 0)
+
+    def delete(self, file_id: str) -> None:
+        self._db.execute("DELETE FROM files WHERE id = ?", (file_id,))
+
+    def keep(self, file_id: str) -> None:
+        """An output no longer ends with its session."""
+        update(self._db, "files", "id", file_id, expires_with_session=None)
+
+    def ends_with(self, file_id: str, session_id: str) -> bool:
+        """Whether ``file_id`` is an output of ``session_id`` that nobody kept."""
+        row = self._db.one(
+            "SELECT id FROM files WHERE id = ? AND session_id = ? AND expires_with_session = 1",
+            (file_id, session_id),
+        )
+        return row is not None
+
+    def session_outputs(self, session_id: str) -> list[str]:
+        """The outputs of ``session_id`` that nobody kept."""
+        rows = self._db.all(
+            "SELECT id FROM files WHERE session_id = ? AND expires_with_session = 1",
+            (session_id,),
+        )
+        return [r["id"] for r in rows]
+
+
+class SessionRows:
+    """The ``sessions`` table, and ``session_files``: one row per file a session exported or
+    was given."""
+
+    def __init__(self, db: Connection) -> None:
+        self._db = db
+
+    def add(self, row: Row) -> None:
+        insert(self._db, "sessions", row)
+
+    def update(self, session_id: str, **fields: Any) -> None:
+        update(self._db, "sessions", "id", session_id, **fields)
+
+    def owned(self, session_id: object, owner: str | None, missing: errors.NotFound) -> Row:
+        return owned(self._db, "sessions", session_id, owner, missing)
+
+    def by_sandbox(self, sandbox_id: str) -> Row | None:
+        return self._db.one("SELECT * FROM sessions WHERE sandbox_id = ?", (sandbox_id,))
+
+    def unfinished(self, statuses: Sequence[str], engine_owners: Sequence[str | None]) -> list[Row]:
+        """Sessions in one of ``statuses`` that these engine owners ran (``None`` in the list
+        stands for rows from before owners were recorded)."""
+        named = [o for o in engine_owners if o is not None]
+        states = ", ".join("?" for _ in statuses)
+        marks = ", ".join("?" for _ in named) or "NULL"
+        legacy = " OR engine_owner IS NULL" if None in engine_owners else ""
+        return self._db.all(
+            f"SELECT * FROM sessions WHERE status IN ({states}) "
+            f"AND (engine_owner IN ({marks}){legacy})",
+            (*statuses, *named),
+        )
+
+    def with_outputs(self, statuses: Sequence[str]) -> list[str]:
+        """Sessions in one of ``statuses`` with outputs still bound to them."""
+        states = ", ".join("?" for _ in statuses)
+        rows = self._db.all(
+            "SELECT DISTINCT f.session_id AS id FROM files f JOIN sessions s "
+            f"ON f.session_id = s.id WHERE f.expires_with_session = 1 AND s.status IN ({states})",
+            tuple(statuses),
+        )
+        return [r["id"] for r in rows]
+
+    def remember_file(self, row: Row) -> None:
+        """A file of a session's folder, and the file object it is (replacing the path's)."""
+        insert(self._db, "session_files", row, replace=True)
+
+    def files(self, session_id: str) -> list[Row]:
+        return self._db.all("SELECT * FROM session_files WHERE session_id = ?", (session_id,))
 
 
 def insert(db: Connection, table: str, row: Row, *, replace: bool = False) -> None:

@@ -22,6 +22,8 @@ DB_FILES = ("", "-wal", "-shm")
 BUSY_TIMEOUT_MS = 10_000
 
 Row = dict[str, Any]
+DatabaseError = sqlite3.Error
+"""What a statement that failed raises (besides ``errors.StorageFull`` for a full disk)."""
 Params = Sequence[Any] | dict[str, Any]
 
 
