@@ -7,12 +7,13 @@ naming objects of the list. ``page_query`` pages a table, ``page_list`` an alrea
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
 
 from . import errors
 from .store import Row
+from .store.base import Pageable
 from .store.records import unknown_cursor
 
 T = TypeVar("T")
@@ -44,22 +45,6 @@ def check_paging(limit: object, order: object) -> None:
         )
     if order not in ("asc", "desc"):
         raise errors.InvalidRequest(f"order must be 'asc' or 'desc', not {order!r}")
-
-
-class Pageable(Protocol):
-    """What ``page_query`` reads: a collection of the store that pages its own tables."""
-
-    def page(
-        self,
-        table: str,
-        filters: dict[str, Any],
-        *,
-        limit: int,
-        order: str,
-        after: str | None = None,
-        before: str | None = None,
-        cursor_scope: Collection[str] | None = None,
-    ) -> tuple[list[Row], bool]: ...
 
 
 def page_query(

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from .. import errors
 from ..paging import Page, check_paging
 from ..store import Store
+from ..store.base import DocumentTable
 from ..store.documents import Documents
 from .models import Stored
 
@@ -20,7 +21,7 @@ class Repository:
     """A JSON document per object; its private document holds what the API never shows."""
 
     def __init__(self, store: Store) -> None:
-        self._docs = Documents(store, "assistant_objects")
+        self._docs: DocumentTable = Documents(store, "assistant_objects")
 
     def put(self, obj: Stored, kind: str, owner: str, parent: str = "") -> None:
         """Insert, or replace the document of, ``obj``: one statement, so never half done."""

@@ -12,6 +12,7 @@ from pydantic import BaseModel, TypeAdapter
 from .. import errors
 from ..paging import Page, page_list
 from ..store import Store
+from ..store.base import DocumentTable, ItemTable
 from ..store.documents import Documents, ItemLists
 from .models import Item
 
@@ -22,8 +23,8 @@ MAX_LISTED_ITEMS = 10_000
 
 class Repository:
     def __init__(self, store: Store) -> None:
-        self._docs = Documents(store, "response_objects")
-        self._items = ItemLists(store)
+        self._docs: DocumentTable = Documents(store, "response_objects")
+        self._items: ItemTable = ItemLists(store)
 
     def put(self, obj: Any, kind: str, owner: str, private: BaseModel | None = None) -> None:
         self._docs.put(obj, kind, owner, str(getattr(obj, "status", "")), private)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..store import Connection, Row
+from ..store.base import ChunkTable
 from ..store.chunks import ChunkRows
 from ..store.sqlite import Params
 from .minilm import Matrix
@@ -116,7 +117,8 @@ class ChunkIndex:
     changed."""
 
     def __init__(self, path: Path) -> None:
-        self.rows = ChunkRows(Connection(path))
+        self._sqlite = ChunkRows(Connection(path))
+        self.rows: ChunkTable = self._sqlite
         self._versions: dict[str, int] = {}
         self._vectors: dict[tuple[str, str], _Vectors] = {}
 
@@ -126,13 +128,13 @@ class ChunkIndex:
     # --- raw statements, for tests and tools ---
 
     def all(self, sql: str, params: Params = ()) -> list[Row]:
-        return self.rows.all(sql, params)
+        return self._sqlite.all(sql, params)
 
     def one(self, sql: str, params: Params = ()) -> Row | None:
-        return self.rows.one(sql, params)
+        return self._sqlite.one(sql, params)
 
     def execute(self, sql: str, params: Params = ()) -> int:
-        return self.rows.execute(sql, params)
+        return self._sqlite.execute(sql, params)
 
     # --- chunks ---
 

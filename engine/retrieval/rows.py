@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any, Literal
 
-from ..store.chunks import FileCounter
+from ..store.base import FileCounter
 from .index import ChunkIndex
 from .models import FileCounts, StoredChunking, VectorStore, VectorStoreFile, loads_or
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Collection, Sequence
-from typing import Any, Literal
+from typing import Any
 
+from .base import FileCounter
 from .records import insert, page, update
 from .sqlite import Connection, Params, Row, Transaction
 
@@ -66,7 +67,6 @@ FILE_COLUMNS = (
     "vector_store_id, id, owner, filename, created_at, status, last_error, attributes, "
     "chunking, usage_bytes, batch_id"
 )
-FileCounter = Literal["vector_store_id", "batch_id"]
 
 
 class ChunkRows:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import errors
+from .base import FileTable, SessionTable
 from .sqlite import Connection, Params, Row
 
 SCHEMA = """
@@ -75,8 +76,8 @@ class Store:
         self.db.script(SCHEMA)
         self.db.add_columns(ADDED_COLUMNS)
         self.db.restrict()
-        self.file_rows = FileRows(self.db)
-        self.session_rows = SessionRows(self.db)
+        self.file_rows: FileTable = FileRows(self.db)
+        self.session_rows: SessionTable = SessionRows(self.db)
 
     def close(self) -> None:
         self.db.close()
