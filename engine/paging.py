@@ -58,11 +58,7 @@ def page_query(
     before: str | None = None,
     cursor_scope: Collection[str] | None = None,
 ) -> tuple[list[Row], bool]:
-    """Rows in creation order, one page of them, and whether more follow.
-
-    A cursor must name one of the listed rows: it is looked up under the list's filters (or
-    the ``cursor_scope`` keys of them), so another tenant's id is as unknown as a made-up one.
-    """
+    """One page of a table's rows, by the rules above (the store's ``records.page``)."""
     check_paging(limit, order)
     return store.page(
         table,

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from .base import FileCounter
-from .records import insert, page, update
-from .sqlite import Connection, Params, Row, Transaction
+from .records import Tables, insert, update
+from .sqlite import Connection, Row, Transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS vector_stores (
@@ -69,73 +69,37 @@ FILE_COLUMNS = (
 )
 
 
-class ChunkRows:
+class ChunkRows(Tables):
     """Every statement about retrieval's tables (the SQLite implementation)."""
 
     def __init__(self, db: Connection) -> None:
-        self._db = db
+        super().__init__(db)
         db.script(SCHEMA)
         self._fts_with_store()
 
-    def close(self) -> None:
-        self._db.close()
-
     def _fts_with_store(self) -> None:
         """Create the FTS table, or rebuild one of an older schema (text only) from the chunks."""
-        exists = self._db.one("SELECT 1 FROM sqlite_master WHERE name = 'vs_fts'")
-        if exists and "vector_store_id" in self._db.columns("vs_fts"):
+        exists = self.db.one("SELECT 1 FROM sqlite_master WHERE name = 'vs_fts'")
+        if exists and "vector_store_id" in self.db.columns("vs_fts"):
             return
-        with self._db.transaction() as db:
+        with self.db.transaction() as db:
             db.execute("DROP TABLE IF EXISTS vs_fts")
             db.execute(FTS_SCHEMA)
             db.execute("INSERT INTO vs_fts (vs_fts) VALUES ('rebuild')")
 
-    # --- raw statements, for tests and tools ---
-
-    def all(self, sql: str, params: Params = ()) -> list[Row]:
-        return self._db.all(sql, params)
-
-    def one(self, sql: str, params: Params = ()) -> Row | None:
-        return self._db.one(sql, params)
-
-    def execute(self, sql: str, params: Params = ()) -> int:
-        return self._db.execute(sql, params)
-
-    def page(
-        self,
-        table: str,
-        filters: dict[str, Any],
-        *,
-        limit: int,
-        order: str,
-        after: str | None = None,
-        before: str | None = None,
-        cursor_scope: Collection[str] | None = None,
-    ) -> tuple[list[Row], bool]:
-        return page(
-            self._db,
-            table,
-            filters,
-            limit=limit,
-            order=order,
-            after=after,
-            before=before,
-            cursor_scope=cursor_scope,
-        )
-
     # --- vector stores ---
 
     def add_store(self, row: Row) -> None:
-        insert(self._db, "vector_stores", row)
+        insert(self.db, "vector_stores", row)
 
     def store(self, store_id: str) -> Row | None:
-        return self._db.one("SELECT * FROM vector_stores WHERE id = ?", (store_id,))
+        return self.db.one("SELECT * FROM vector_stores WHERE id = ?", (store_id,))
 
     def update_store(self, store_id: str, **fields: Any) -> None:
-        update(self._db, "vector_stores", "id", store_id, **fields)
+        update(self.db, "vector_stores", "id", store_id, **fields)
 
     def usage_bytes(self, store_id: str) -> int:
-        row = self._db.one(
+        row = self.db.one(
             "SELECT COALESCE(SUM(usage_bytes), 0) AS n FROM vs_files WHERE vector_store_id = ?",
             (store_id,),
         )
@@ -143,14 +107,14 @@ class ChunkRows:
 
     def file_counts(self, column: FileCounter, value: str) -> dict[str, int]:
         """How many files of a store (or a batch) are in each status."""
-        rows = self._db.all(
+        rows = self.db.all(
             f"SELECT status, COUNT(*) AS n FROM vs_files WHERE {column} = ? GROUP BY status",
             (value,),
         )
         return {r["status"]: r["n"] for r in rows}
 
     def delete_store(self, store_id: str) -> None:
-        with self._db.transaction() as db:
+        with self.db.transaction() as db:
             for row in db.all(
                 "SELECT DISTINCT file_id FROM vs_chunks WHERE vector_store_id = ?", (store_id,)
             ):
@@ -162,24 +126,24 @@ class ChunkRows:
     # --- a store's files ---
 
     def add_file(self, row: Row) -> None:
-        insert(self._db, "vs_files", row)
+        insert(self.db, "vs_files", row)
 
     def file(self, store_id: str, file_id: str) -> Row | None:
         """A file's row, without its text (``file_text``)."""
-        return self._db.one(
+        return self.db.one(
             f"SELECT rowid, {FILE_COLUMNS} FROM vs_files WHERE vector_store_id = ? AND id = ?",
             (store_id, file_id),
         )
 
     def set_attributes(self, store_id: str, file_id: str, attributes: str | None) -> None:
-        self._db.execute(
+        self.db.execute(
             "UPDATE vs_files SET attributes = ? WHERE vector_store_id = ? AND id = ?",
             (attributes, store_id, file_id),
         )
 
     def completed_attributes(self, store_id: str) -> dict[str, str | None]:
         """The attributes (JSON) of each completed file of a store, by file id."""
-        rows = self._db.all(
+        rows = self.db.all(
             "SELECT id, attributes FROM vs_files WHERE vector_store_id = ? "
             "AND status = 'completed'",
             (store_id,),
@@ -188,30 +152,30 @@ class ChunkRows:
 
     def file_owners(self) -> list[tuple[str, str]]:
         """(file id, owner) of every file in any store, once each."""
-        rows = self._db.all("SELECT DISTINCT id, owner FROM vs_files")
+        rows = self.db.all("SELECT DISTINCT id, owner FROM vs_files")
         return [(r["id"], r["owner"]) for r in rows]
 
     def in_progress(self) -> list[tuple[str, str]]:
         """(store id, file id) of the files still to ingest."""
-        rows = self._db.all("SELECT vector_store_id, id FROM vs_files WHERE status = 'in_progress'")
+        rows = self.db.all("SELECT vector_store_id, id FROM vs_files WHERE status = 'in_progress'")
         return [(r["vector_store_id"], r["id"]) for r in rows]
 
     def fail(self, store_id: str, file_id: str, error: str) -> None:
         """A file in progress failed, with ``error`` (JSON) as its last error."""
-        self._db.execute(
+        self.db.execute(
             "UPDATE vs_files SET status = 'failed', last_error = ? "
             "WHERE vector_store_id = ? AND id = ? AND status = 'in_progress'",
             (error, store_id, file_id),
         )
 
     def file_text(self, store_id: str, file_id: str) -> str | None:
-        row = self._db.one(
+        row = self.db.one(
             "SELECT text FROM vs_files WHERE vector_store_id = ? AND id = ?", (store_id, file_id)
         )
         return None if row is None or row["text"] is None else zlib.decompress(row["text"]).decode()
 
     def delete_file(self, store_id: str, file_id: str) -> None:
-        with self._db.transaction() as db:
+        with self.db.transaction() as db:
             _delete_chunks(db, store_id, file_id)
             db.execute(
                 "DELETE FROM vs_files WHERE vector_store_id = ? AND id = ?", (store_id, file_id)
@@ -220,7 +184,7 @@ class ChunkRows:
     def delete_file_everywhere(self, file_id: str, owner: str) -> list[str]:
         """Remove a file from every store of ``owner`` that holds it: its chunks, text and
         row. Returns those stores' ids."""
-        with self._db.transaction() as db:
+        with self.db.transaction() as db:
             stores = [
                 r["vector_store_id"]
                 for r in db.all(
@@ -238,25 +202,25 @@ class ChunkRows:
     # --- batches ---
 
     def add_batch(self, batch_id: str, store_id: str, owner: str, created_at: int) -> None:
-        self._db.execute(
+        self.db.execute(
             "INSERT INTO vs_batches (id, vector_store_id, owner, created_at, status) "
             "VALUES (?, ?, ?, ?, 'in_progress')",
             (batch_id, store_id, owner, created_at),
         )
 
     def batch(self, store_id: str, batch_id: str) -> Row | None:
-        return self._db.one(
+        return self.db.one(
             "SELECT * FROM vs_batches WHERE id = ? AND vector_store_id = ?", (batch_id, store_id)
         )
 
     def cancel_batch(self, batch_id: str) -> None:
         """The batch and its files still in progress are cancelled."""
-        self._db.execute(
+        self.db.execute(
             "UPDATE vs_files SET status = 'cancelled' "
             "WHERE batch_id = ? AND status = 'in_progress'",
             (batch_id,),
         )
-        self._db.execute("UPDATE vs_batches SET status = 'cancelled' WHERE id = ?", (batch_id,))
+        self.db.execute("UPDATE vs_batches SET status = 'cancelled' WHERE id = ?", (batch_id,))
 
     # --- chunks ---
 
@@ -274,7 +238,7 @@ class ChunkRows:
         """Put a file's chunks (text, vector blob) in place and mark it completed, in one
         transaction. False when the file left the store (or was cancelled) meanwhile: nothing
         is written then. ``sentences`` maps sentence digests to vector blobs."""
-        with self._db.transaction() as db:
+        with self.db.transaction() as db:
             row = db.one(
                 "SELECT status FROM vs_files WHERE vector_store_id = ? AND id = ?",
                 (store_id, file_id),
@@ -305,12 +269,12 @@ class ChunkRows:
         if not chunk_ids:
             return {}
         marks = ",".join("?" * len(chunk_ids))
-        rows = self._db.all(f"SELECT id, text FROM vs_chunks WHERE id IN ({marks})", chunk_ids)
+        rows = self.db.all(f"SELECT id, text FROM vs_chunks WHERE id IN ({marks})", chunk_ids)
         return {r["id"]: r["text"] for r in rows}
 
     def vectors(self, store_id: str, embedder: str) -> list[Row]:
         """(id, file_id, vector) of a store's chunks embedded by ``embedder``, oldest first."""
-        return self._db.all(
+        return self.db.all(
             "SELECT id, file_id, vector FROM vs_chunks WHERE vector_store_id = ? AND embedder = ? "
             "ORDER BY id",
             (store_id, embedder),
@@ -332,7 +296,7 @@ class ChunkRows:
         if allowed is not None:  # in the query, so that LIMIT counts only the files let through
             sql += " AND c.file_id IN (SELECT value FROM json_each(?))"
             params.append(json.dumps(sorted(allowed)))
-        rows = self._db.all(sql + " ORDER BY rank LIMIT ?", [*params, limit])
+        rows = self.db.all(sql + " ORDER BY rank LIMIT ?", [*params, limit])
         return [(r["id"], r["file_id"], r["text"], -float(r["rank"])) for r in rows]
 
     # --- sentence vectors (the reranker's) ---
@@ -345,7 +309,7 @@ class ChunkRows:
         if not digests:
             return {}
         marks = ",".join("?" * len(digests))
-        rows = self._db.all(
+        rows = self.db.all(
             "SELECT v.digest, v.vector FROM vs_sentence_sets s "
             "JOIN vs_sentence_vectors v ON v.set_id = s.id WHERE s.vector_store_id = ? "
             f"AND s.file_id = ? AND s.embedder = ? AND v.digest IN ({marks})",
@@ -359,7 +323,7 @@ class ChunkRows:
         """Add sentence vector blobs, (chunk id, its text, blobs by sentence digest) each: only
         while that chunk is still in this store with that text, so that a file deleted
         meanwhile leaves none behind."""
-        with self._db.transaction() as db:
+        with self.db.transaction() as db:
             for chunk_id, text, blobs in chunks:
                 row = db.one(
                     "SELECT file_id FROM vs_chunks WHERE id = ? AND vector_store_id = ? "

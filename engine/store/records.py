@@ -66,24 +66,15 @@ ADDED_COLUMNS = {
 """Columns added after a table's first release: a database from then gets them at open."""
 
 
-class Store:
-    """The engine's SQLite database: the records' tables, and the connection every other
-    collection of this database (documents, retrieval's chunks) is opened beside."""
+class Tables:
+    """Tables on one connection: paged in creation order (``paging.page_query``), and open to
+    raw statements, for tests and tools."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.db = Connection(path)
-        self.db.script(SCHEMA)
-        self.db.add_columns(ADDED_COLUMNS)
-        self.db.restrict()
-        self.file_rows: FileTable = FileRows(self.db)
-        self.session_rows: SessionTable = SessionRows(self.db)
+    def __init__(self, db: Connection) -> None:
+        self.db = db
 
     def close(self) -> None:
         self.db.close()
-
-    def execute_script(self, sql: str) -> None:
-        self.db.script(sql)
 
     def execute(self, sql: str, params: Params = ()) -> int:
         return self.db.execute(sql, params)
@@ -93,17 +84,6 @@ class Store:
 
     def all(self, sql: str, params: Params = ()) -> list[Row]:
         return self.db.all(sql, params)
-
-    def insert(self, table: str, row: Row, *, replace: bool = False) -> None:
-        insert(self.db, table, row, replace=replace)
-
-    def owned(
-        self, table: str, object_id: object, owner: str | None, missing: errors.NotFound
-    ) -> Row:
-        return owned(self.db, table, object_id, owner, missing)
-
-    def update(self, table: str, key: str, value: Any, **fields: Any) -> int:
-        return update(self.db, table, key, value, **fields)
 
     def page(
         self,
@@ -126,6 +106,34 @@ class Store:
             before=before,
             cursor_scope=cursor_scope,
         )
+
+
+class Store(Tables):
+    """The engine's SQLite database: the records' tables, and the connection every other
+    collection of this database (documents) is opened on."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(Connection(path))
+        self.path = path
+        self.db.script(SCHEMA)
+        self.db.add_columns(ADDED_COLUMNS)
+        self.db.restrict()
+        self.file_rows: FileTable = FileRows(self.db)
+        self.session_rows: SessionTable = SessionRows(self.db)
+
+    def execute_script(self, sql: str) -> None:
+        self.db.script(sql)
+
+    def insert(self, table: str, row: Row, *, replace: bool = False) -> None:
+        insert(self.db, table, row, replace=replace)
+
+    def owned(
+        self, table: str, object_id: object, owner: str | None, missing: errors.NotFound
+    ) -> Row:
+        return owned(self.db, table, object_id, owner, missing)
+
+    def update(self, table: str, key: str, value: Any, **fields: Any) -> int:
+        return update(self.db, table, key, value, **fields)
 
 
 class FileRows:
