@@ -140,7 +140,7 @@ class FileStore:
         for leftover in self._tmp.iterdir():
             leftover.unlink(missing_ok=True)
             removed += 1
-        known = {r["id"] for r in self._store.all("SELECT id FROM files")}
+        known = self._store.file_rows.ids()
         for blob in self._blobs.iterdir():
             if blob.name not in known:
                 blob.unlink(missing_ok=True)
@@ -202,8 +202,7 @@ class FileStore:
         )
         row = obj.model_dump(exclude={"object", "status", "expires_with_session"})
         try:
-            self._store.insert(
-                "files",
+            self._store.file_rows.add(
                 {
                     **row,
                     "owner": owner,
@@ -223,12 +222,7 @@ class FileStore:
 
     def usage(self, owner: str, *, excluding: str | None = None) -> tuple[int, int]:
         """How many file objects ``owner`` holds, and their bytes."""
-        row = self._store.one(
-            "SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM files "
-            "WHERE owner = ? AND id != ?",
-            (owner, excluding or ""),
-        )
-        return (row["n"], row["b"]) if row else (0, 0)
+        return self._store.file_rows.usage(owner, excluding)
 
     def _admit(self, owner: str, file_id: str, replaces: str | None) -> Callable[[int, int], None]:
         """Refuse a new file object over the owner's count quota; else register it as being
@@ -333,18 +327,11 @@ class FileStore:
 
     def retrieve(self, file_id: str, owner: str | None = None) -> FileObject:
         missing = errors.FileNotFound(f"no file with id {file_id!r}")
-        return _to_file(self._store.owned("files", file_id, owner, missing))
+        return _to_file(self._store.file_rows.owned(file_id, owner, missing))
 
     def owners(self, file_ids: Iterable[str]) -> dict[str, str]:
         """The owner of each of ``file_ids`` that exists (one query per 500 ids)."""
-        ids = list(dict.fromkeys(file_ids))
-        found: dict[str, str] = {}
-        for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
-            marks = ", ".join("?" * len(part))
-            for row in self._store.all(f"SELECT id, owner FROM files WHERE id IN ({marks})", part):
-                found[row["id"]] = row["owner"]
-        return found
+        return self._store.file_rows.owners(list(dict.fromkeys(file_ids)))
 
     def list(
         self,
@@ -386,7 +373,7 @@ class FileStore:
 
     def delete(self, file_id: str, owner: str | None = None) -> None:
         obj = self.retrieve(file_id, owner)
-        self._store.execute("DELETE FROM files WHERE id = ?", (file_id,))
+        self._store.file_rows.delete(file_id)
         (self._blobs / file_id).unlink(missing_ok=True)
         for hook in list(self._delete_hooks):
             hook(file_id, obj.owner)
@@ -397,7 +384,7 @@ class FileStore:
         """Promote an output: it no longer ends with its session (deleted only by the user)."""
         obj = self.retrieve(file_id, owner)
         if obj.expires_with_session:
-            self._store.update("files", "id", file_id, expires_with_session=None)
+            self._store.file_rows.keep(file_id)
         return obj.model_copy(update={"expires_with_session": False})
 
     def keep_all(self, file_ids: Iterable[str], owner: str | None = None) -> None:
@@ -408,11 +395,7 @@ class FileStore:
 
     def ends_with(self, file_id: str, session_id: str) -> bool:
         """Whether ``file_id`` is an output of ``session_id`` that nobody kept."""
-        row = self._store.one(
-            "SELECT id FROM files WHERE id = ? AND session_id = ? AND expires_with_session = 1",
-            (file_id, session_id),
-        )
-        return row is not None
+        return self._store.file_rows.ends_with(file_id, session_id)
 
     def drop_output(self, file_id: str, session_id: str) -> bool:
         """Delete ``file_id`` if it is an output of ``session_id`` that ends with it."""
@@ -424,14 +407,11 @@ class FileStore:
 
     def drop_session_outputs(self, session_id: str) -> int:
         """Delete the outputs of an ended session that nobody kept. Returns how many."""
-        rows = self._store.all(
-            "SELECT id FROM files WHERE session_id = ? AND expires_with_session = 1",
-            (session_id,),
-        )
-        for row in rows:
+        outputs = self._store.file_rows.session_outputs(session_id)
+        for file_id in outputs:
             with contextlib.suppress(errors.NotFound):
-                self.delete(row["id"])
-        return len(rows)
+                self.delete(file_id)
+        return len(outputs)
 
 
 def _to_file(row: dict[str, Any]) -> FileObject:

@@ -1,9 +1,7 @@
-"""Responses, conversations and their items in the engine's SQLite store.
-
-Two tables: ``response_objects`` (a JSON document per response or conversation, plus a private
-document the API never shows) and ``response_items`` (the items of a response's input or of a
-conversation, in the order they were added). Ownership is checked once, by ``Store.owned``.
-"""
+"""Responses, conversations and their items: JSON documents of the store's
+``response_objects`` collection (tagged by status, for recovery), and the items of a
+response's input or of a conversation, in the order they were added (``response_items``).
+Ownership is checked once, by the store."""
 
 from __future__ import annotations
 
@@ -14,124 +12,62 @@ from pydantic import BaseModel, TypeAdapter
 from .. import errors
 from ..paging import Page, page_list
 from ..store import Store
+from ..store.base import DocumentTable, ItemTable
+from ..store.documents import Documents, ItemLists
 from .models import Item
 
 M = TypeVar("M", bound=BaseModel)
 _ITEM: TypeAdapter[Item] = TypeAdapter(Item)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS response_objects (
-    id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    owner TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT '',
-    created_at INTEGER NOT NULL,
-    data TEXT NOT NULL,
-    private TEXT NOT NULL DEFAULT '{}'
-);
-CREATE INDEX IF NOT EXISTS response_objects_status ON response_objects (kind, status);
-CREATE TABLE IF NOT EXISTS response_items (
-    parent TEXT NOT NULL,
-    id TEXT NOT NULL,
-    owner TEXT NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (parent, id)
-);
-"""
 MAX_LISTED_ITEMS = 10_000
 
 
 class Repository:
     def __init__(self, store: Store) -> None:
-        self._store = store
-        store.execute_script(SCHEMA)
+        self._docs: DocumentTable = Documents(store, "response_objects")
+        self._items: ItemTable = ItemLists(store)
 
     def put(self, obj: Any, kind: str, owner: str, private: BaseModel | None = None) -> None:
-        row = {
-            "id": obj.id,
-            "kind": kind,
-            "owner": owner,
-            "status": str(getattr(obj, "status", "")),
-            "created_at": obj.created_at,
-            "data": obj.model_dump_json(),
-        }
-        sets = "data = excluded.data, status = excluded.status"
-        if private is not None:
-            row["private"] = private.model_dump_json()
-            sets += ", private = excluded.private"
-        columns = ", ".join(row)
-        marks = ", ".join(f":{k}" for k in row)
-        self._store.execute(
-            f"INSERT INTO response_objects ({columns}) VALUES ({marks}) "
-            f"ON CONFLICT(id) DO UPDATE SET {sets}",
-            row,
-        )
+        self._docs.put(obj, kind, owner, str(getattr(obj, "status", "")), private)
 
     def get(self, model: type[M], kind: str, object_id: object, owner: str, what: str) -> M:
         missing = errors.NotFound(f"{what} with id '{object_id}' not found.")
-        row = self._store.owned("response_objects", object_id, owner, missing)
-        if row["kind"] != kind:
-            raise missing
-        return model.model_validate_json(row["data"])
+        return self._docs.get(model, kind, object_id, owner, missing)
 
     def private(self, object_id: str, model: type[M]) -> M:
-        row = self._store.one("SELECT private FROM response_objects WHERE id = ?", (object_id,))
-        return model() if row is None else model.model_validate_json(row["private"])
+        return self._docs.private(object_id, model)
 
     def set_private(self, object_id: str, value: BaseModel) -> None:
-        self._store.update("response_objects", "id", object_id, private=value.model_dump_json())
+        self._docs.set_private(object_id, value)
 
     def delete(self, object_id: str, owner: str) -> None:
-        self._store.execute(
-            "DELETE FROM response_objects WHERE id = ? AND owner = ?", (object_id, owner)
-        )
-        self._store.execute(
-            "DELETE FROM response_items WHERE parent = ? AND owner = ?", (object_id, owner)
-        )
+        self._docs.delete(object_id, owner)
+        self._items.delete(object_id, owner)
 
     def active(self, kind: str, statuses: list[str]) -> list[tuple[str, str]]:
         """(id, owner) of the objects of ``kind`` in one of ``statuses``; for recovery."""
-        marks = ", ".join("?" for _ in statuses)
-        rows = self._store.all(
-            f"SELECT id, owner FROM response_objects WHERE kind = ? AND status IN ({marks})",
-            (kind, *statuses),
-        )
-        return [(r["id"], r["owner"]) for r in rows]
+        return self._docs.tagged(kind, statuses)
 
     # --- items ---
 
     def add_items(self, parent: str, owner: str, items: list[Item]) -> None:
-        for item in items:
-            self._store.execute(
-                "INSERT OR REPLACE INTO response_items (parent, id, owner, data) "
-                "VALUES (?, ?, ?, ?)",
-                (parent, item.id, owner, item.model_dump_json()),
-            )
+        self._items.add(parent, owner, [(item.id, item.model_dump_json()) for item in items])
 
     def items(self, parent: str, owner: str) -> list[Item]:
         """The newest ``MAX_LISTED_ITEMS`` items, oldest first."""
-        rows = self._store.all(
-            "SELECT data FROM response_items WHERE parent = ? AND owner = ? ORDER BY rowid DESC "
-            f"LIMIT {MAX_LISTED_ITEMS}",
-            (parent, owner),
-        )
-        return [_ITEM.validate_json(r["data"]) for r in reversed(rows)]
+        return [
+            _ITEM.validate_json(data)
+            for data in self._items.newest(parent, owner, MAX_LISTED_ITEMS)
+        ]
 
     def item(self, parent: str, owner: str, item_id: str) -> Item:
-        row = self._store.one(
-            "SELECT data FROM response_items WHERE parent = ? AND owner = ? AND id = ?",
-            (parent, owner, item_id),
-        )
-        if row is None:
+        data = self._items.one(parent, owner, item_id)
+        if data is None:
             raise errors.NotFound(f"Item with id '{item_id}' not found.")
-        return _ITEM.validate_json(row["data"])
+        return _ITEM.validate_json(data)
 
     def delete_item(self, parent: str, owner: str, item_id: str) -> None:
         self.item(parent, owner, item_id)
-        self._store.execute(
-            "DELETE FROM response_items WHERE parent = ? AND owner = ? AND id = ?",
-            (parent, owner, item_id),
-        )
+        self._items.delete(parent, owner, item_id)
 
     def page_items(self, parent: str, owner: str, **paging: Any) -> Page[Item]:
         return page_list(self.items(parent, owner), **paging)

@@ -79,11 +79,9 @@ class Ingestion:
         ]
         if not resume:
             return 0
-        left = self.index.all(
-            "SELECT vector_store_id, id FROM vs_files WHERE status = 'in_progress'"
-        )
-        for row in left:
-            self._queue.put_nowait((row["vector_store_id"], row["id"]))
+        left = self.index.rows.in_progress()
+        for store_and_file in left:
+            self._queue.put_nowait(store_and_file)
         return len(left)
 
     def submit(self, store_id: str, file_id: str) -> None:
@@ -128,10 +126,7 @@ class Ingestion:
         """The owner of a file that goes to the parser; None for the workers' own files."""
         if self.parser is None:
             return None
-        row = self.index.one(
-            "SELECT owner, filename FROM vs_files WHERE vector_store_id = ? AND id = ?",
-            (store_id, file_id),
-        )
+        row = self.index.rows.file(store_id, file_id)
         try:
             parsed = row is not None and file_kind(row["filename"]) in PARSED_TYPES
         except UnsupportedFile:
@@ -208,11 +203,7 @@ class Ingestion:
             )
 
     async def _prepare(self, store_id: str, file_id: str) -> _Prepared | None:
-        row = self.index.one(
-            "SELECT owner, filename, chunking, status FROM vs_files "
-            "WHERE vector_store_id = ? AND id = ?",
-            (store_id, file_id),
-        )
+        row = self.index.rows.file(store_id, file_id)
         if row is None or row["status"] != "in_progress":
             return None  # removed or cancelled meanwhile
         kind = file_kind(row["filename"])
@@ -236,8 +227,4 @@ class Ingestion:
 
     def _fail(self, store_id: str, file_id: str, code: str, message: str) -> None:
         error = LastError[FileErrorCode](code=code, message=message[:1000])  # type: ignore[arg-type]
-        self.index.execute(
-            "UPDATE vs_files SET status = 'failed', last_error = ? "
-            "WHERE vector_store_id = ? AND id = ? AND status = 'in_progress'",
-            (error.model_dump_json(), store_id, file_id),
-        )
+        self.index.rows.fail(store_id, file_id, error.model_dump_json())

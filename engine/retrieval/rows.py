@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any, Literal
 
+from ..store.base import FileCounter
 from .index import ChunkIndex
 from .models import FileCounts, StoredChunking, VectorStore, VectorStoreFile, loads_or
 
@@ -25,10 +26,6 @@ def to_file(row: dict[str, Any]) -> VectorStoreFile:
 
 def to_store(index: ChunkIndex, row: dict[str, Any]) -> VectorStore:
     counts = file_counts(index, "vector_store_id", row["id"])
-    usage = index.one(
-        "SELECT COALESCE(SUM(usage_bytes), 0) AS n FROM vs_files WHERE vector_store_id = ?",
-        (row["id"],),
-    )
     expired = row["expires_at"] is not None and row["expires_at"] <= time.time()
     status: Literal["expired", "in_progress", "completed"] = (
         "expired" if expired else "in_progress" if counts.in_progress else "completed"
@@ -38,7 +35,7 @@ def to_store(index: ChunkIndex, row: dict[str, Any]) -> VectorStore:
         created_at=row["created_at"],
         name=row["name"],
         description=row["description"],
-        usage_bytes=usage["n"] if usage else 0,
+        usage_bytes=index.rows.usage_bytes(row["id"]),
         file_counts=counts,
         status=status,
         expires_after=loads_or(row["expires_after"]),
@@ -48,11 +45,8 @@ def to_store(index: ChunkIndex, row: dict[str, Any]) -> VectorStore:
     )
 
 
-def file_counts(index: ChunkIndex, column: str, value: str) -> FileCounts:
-    rows = index.all(
-        f"SELECT status, COUNT(*) AS n FROM vs_files WHERE {column} = ? GROUP BY status",
-        (value,),
-    )
-    counts = FileCounts(**{r["status"]: r["n"] for r in rows})
-    counts.total = sum(r["n"] for r in rows)
+def file_counts(index: ChunkIndex, column: FileCounter, value: str) -> FileCounts:
+    by_status = index.rows.file_counts(column, value)
+    counts = FileCounts(**by_status)
+    counts.total = sum(by_status.values())
     return counts

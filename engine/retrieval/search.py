@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import sqlite3
 from typing import Any, Literal
 
 import numpy as np
 
 from .. import errors
+from ..store import DatabaseError
 from .chunking import sentences
 from .embedders import Embedder
 from .index import STOP_WORDS, TERMS, ChunkIndex, Hit, Mode, fuse, sentence_digest
@@ -66,12 +66,8 @@ async def search_page(
     allowed: dict[str, set[str] | None] = {s: None for s in store_ids}
     if request.filters is not None:  # only then are every file's attributes read
         for store_id in store_ids:
-            rows = index.all(
-                "SELECT id, attributes FROM vs_files WHERE vector_store_id = ? "
-                "AND status = 'completed'",
-                (store_id,),
-            )
-            attrs = {r["id"]: loads_or(r["attributes"]) for r in rows}
+            rows = index.rows.completed_attributes(store_id)
+            attrs = {file_id: loads_or(a) for file_id, a in rows.items()}
             allowed[store_id] = allowed_files(attrs, request.filters)
     hits = await search_stores(
         index,
@@ -105,10 +101,7 @@ def _names(index: ChunkIndex, keys: set[tuple[str, str]]) -> dict[tuple[str, str
     """The filename and attributes of each (store, file) of a page of results."""
     out = {}
     for store_id, file_id in keys:
-        row = index.one(
-            "SELECT filename, attributes FROM vs_files WHERE vector_store_id = ? AND id = ?",
-            (store_id, file_id),
-        )
+        row = index.rows.file(store_id, file_id)
         if row is not None:
             out[(store_id, file_id)] = (row["filename"], loads_or(row["attributes"]))
     return out
@@ -296,7 +289,7 @@ def _keep_sentences(
     try:
         for store, rows in by_store.items():
             index.keep_sentence_vectors(store, embedder, rows)
-    except (errors.StorageFull, sqlite3.Error) as exc:
+    except (errors.StorageFull, DatabaseError) as exc:
         log.warning("sentence vectors not stored: %s", exc)
 
 

@@ -85,20 +85,18 @@ class VectorStores:
             self.files.retrieve(file_id, owner)  # unknown ids refuse; bad types fail alone
         now = int(time.time())
         store_id = f"vs_{secrets.token_hex(12)}"
-        self.index.execute(
-            "INSERT INTO vector_stores (id, owner, name, description, created_at, last_active_at, "
-            "metadata, expires_after, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                store_id,
-                owner,
-                name or "",
-                description,
-                now,
-                now,
-                json.dumps(metadata or {}),
-                expires_after.model_dump_json() if expires_after else None,
-                now + expires_after.days * DAY if expires_after else None,
-            ),
+        self.index.rows.add_store(
+            {
+                "id": store_id,
+                "owner": owner,
+                "name": name or "",
+                "description": description,
+                "created_at": now,
+                "last_active_at": now,
+                "metadata": json.dumps(metadata or {}),
+                "expires_after": expires_after.model_dump_json() if expires_after else None,
+                "expires_at": now + expires_after.days * DAY if expires_after else None,
+            }
         )
         for file_id in dict.fromkeys(file_ids):
             self._add(store_id, file_id, owner, None, chunking_strategy, None)
@@ -107,7 +105,7 @@ class VectorStores:
     def _row(self, store_id: object, owner: str | None) -> dict[str, Any]:
         if not isinstance(store_id, str):
             raise errors.InvalidRequest("a vector store id must be a string")
-        row = self.index.one("SELECT * FROM vector_stores WHERE id = ?", (store_id,))
+        row = self.index.rows.store(store_id)
         if row is None or (owner is not None and row["owner"] != owner):
             raise StoreNotFound(f"no vector store with id {store_id!r}")
         return row
@@ -116,7 +114,7 @@ class VectorStores:
         return to_store(self.index, self._row(store_id, owner))
 
     def list_stores(self, owner: str, **window: Any) -> Page[VectorStore]:
-        rows, more = page_query(self.index, "vector_stores", {"owner": owner}, **window)
+        rows, more = page_query(self.index.rows, "vector_stores", {"owner": owner}, **window)
         return Page[VectorStore].of([to_store(self.index, r) for r in rows], more)
 
     def update(
@@ -142,10 +140,7 @@ class VectorStores:
         elif clear_expiry:
             fields["expires_after"] = fields["expires_at"] = None
         if fields:
-            sets = ", ".join(f"{k} = :{k}" for k in fields)
-            self.index.execute(
-                f"UPDATE vector_stores SET {sets} WHERE id = :id", {**fields, "id": store_id}
-            )
+            self.index.rows.update_store(store_id, **fields)
         return self.retrieve(store_id, owner)
 
     def delete(self, store_id: str, owner: str) -> None:
@@ -161,10 +156,7 @@ class VectorStores:
         if now - row["last_active_at"] >= ACTIVITY_RESOLUTION:  # not a write per search
             after = loads_or(row["expires_after"])
             expires_at = now + after["days"] * DAY if after else None
-            self.index.execute(
-                "UPDATE vector_stores SET last_active_at = ?, expires_at = ? WHERE id = ?",
-                (now, expires_at, store_id),
-            )
+            self.index.rows.update_store(store_id, last_active_at=now, expires_at=expires_at)
         return row
 
     # --- files ---
@@ -219,30 +211,25 @@ class VectorStores:
                 LastError[FileErrorCode](code=kind, message=str(exc)).model_dump_json(),
             )
         self.index.delete_file(store_id, file_id)  # adding a file again re-ingests it
-        self.index.execute(
-            "INSERT INTO vs_files (vector_store_id, id, owner, filename, created_at, status, "
-            "last_error, attributes, chunking, batch_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                store_id,
-                file_id,
-                owner,
-                obj.filename,
-                int(time.time()),
-                status,
-                error,
-                json.dumps(attributes) if attributes is not None else None,
-                (chunking or ChunkingStrategy()).resolved().model_dump_json(),
-                batch_id,
-            ),
+        self.index.rows.add_file(
+            {
+                "vector_store_id": store_id,
+                "id": file_id,
+                "owner": owner,
+                "filename": obj.filename,
+                "created_at": int(time.time()),
+                "status": status,
+                "last_error": error,
+                "attributes": json.dumps(attributes) if attributes is not None else None,
+                "chunking": (chunking or ChunkingStrategy()).resolved().model_dump_json(),
+                "batch_id": batch_id,
+            }
         )
         if status == "in_progress":
             self.ingestion.submit(store_id, file_id)
 
     def _file_row(self, store_id: str, file_id: object) -> dict[str, Any]:
-        row = self.index.one(
-            "SELECT rowid, * FROM vs_files WHERE vector_store_id = ? AND id = ?",
-            (store_id, file_id if isinstance(file_id, str) else ""),
-        )
+        row = self.index.rows.file(store_id, file_id if isinstance(file_id, str) else "")
         if row is None:
             raise errors.FileNotFound(f"no file {file_id!r} in vector store {store_id}")
         return row
@@ -266,7 +253,7 @@ class VectorStores:
             filters["status"] = status
         if batch_id is not None:
             filters["batch_id"] = batch_id
-        rows, more = page_query(self.index, "vs_files", filters, **window)
+        rows, more = page_query(self.index.rows, "vs_files", filters, **window)
         return Page[VectorStoreFile].of([to_file(r) for r in rows], more)
 
     def update_file(
@@ -275,9 +262,8 @@ class VectorStores:
         self._row(store_id, owner)
         self._file_row(store_id, file_id)
         check_attributes(attributes)
-        self.index.execute(
-            "UPDATE vs_files SET attributes = ? WHERE vector_store_id = ? AND id = ?",
-            (json.dumps(attributes) if attributes is not None else None, store_id, file_id),
+        self.index.rows.set_attributes(
+            store_id, file_id, json.dumps(attributes) if attributes is not None else None
         )
         self.index.touch(store_id)
         return self.retrieve_file(store_id, file_id, owner)
@@ -293,12 +279,12 @@ class VectorStores:
 
     def forget_deleted_files(self) -> int:
         """Drop files deleted while no vector store service listened. Returns how many."""
-        rows = self.index.all("SELECT DISTINCT id, owner FROM vs_files")
-        owners = self.files.owners(row["id"] for row in rows)
+        rows = self.index.rows.file_owners()
+        owners = self.files.owners(file_id for file_id, _ in rows)
         return sum(
-            len(self.forget_file(row["id"], row["owner"]))
-            for row in rows
-            if owners.get(row["id"]) != row["owner"]
+            len(self.forget_file(file_id, owner))
+            for file_id, owner in rows
+            if owners.get(file_id) != owner
         )
 
     def file_content(self, store_id: str, file_id: str, owner: str) -> ContentPage:
@@ -330,20 +316,14 @@ class VectorStores:
                 file_id, owner
             )  # unknown ids refuse the batch; bad types fail alone
         batch_id = f"vsfb_{secrets.token_hex(12)}"
-        self.index.execute(
-            "INSERT INTO vs_batches (id, vector_store_id, owner, created_at, status) "
-            "VALUES (?, ?, ?, ?, 'in_progress')",
-            (batch_id, store_id, owner, int(time.time())),
-        )
+        self.index.rows.add_batch(batch_id, store_id, owner, int(time.time()))
         for file_id, attributes, chunking in {f[0]: f for f in files}.values():
             self._add(store_id, file_id, owner, attributes, chunking, batch_id)
         return self.retrieve_batch(store_id, batch_id, owner)
 
     def retrieve_batch(self, store_id: str, batch_id: str, owner: str) -> FileBatch:
         self._row(store_id, owner)
-        row = self.index.one(
-            "SELECT * FROM vs_batches WHERE id = ? AND vector_store_id = ?", (batch_id, store_id)
-        )
+        row = self.index.rows.batch(store_id, batch_id)
         if row is None:
             raise errors.NotFound(f"no file batch {batch_id!r} in vector store {store_id}")
         counts = file_counts(self.index, "batch_id", batch_id)
@@ -361,14 +341,7 @@ class VectorStores:
     def cancel_batch(self, store_id: str, batch_id: str, owner: str) -> FileBatch:
         batch = self.retrieve_batch(store_id, batch_id, owner)
         if batch.status == "in_progress":
-            self.index.execute(
-                "UPDATE vs_files SET status = 'cancelled' "
-                "WHERE batch_id = ? AND status = 'in_progress'",
-                (batch_id,),
-            )
-            self.index.execute(
-                "UPDATE vs_batches SET status = 'cancelled' WHERE id = ?", (batch_id,)
-            )
+            self.index.rows.cancel_batch(batch_id)
         return self.retrieve_batch(store_id, batch_id, owner)
 
     def list_batch_files(

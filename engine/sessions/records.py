@@ -13,10 +13,11 @@ from .models import SessionInfo, SessionStatus
 
 
 class SessionRecords:
-    """Every SQL statement about sessions, kept in one place."""
+    """Sessions as rows of the store (``Store.session_rows``), and back."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        self._rows = store.session_rows
 
     # --- sessions ---
 
@@ -31,8 +32,7 @@ class SessionRecords:
         """A new session's row; ``expires_at`` stores the hard deadline, ``engine_owner`` the
         lease (lease.PRIMARY or a guest's) of the engine process that runs it."""
         row = info.model_dump(mode="json", exclude={"object", "notice"})
-        self._store.insert(
-            "sessions",
+        self._rows.add(
             {
                 **row,
                 "owner": info.owner,
@@ -43,12 +43,12 @@ class SessionRecords:
         )
 
     def update(self, session_id: str, fields: dict[str, Any]) -> None:
-        self._store.update("sessions", "id", session_id, **fields)
+        self._rows.update(session_id, **fields)
 
     def owned(self, session_id: str, owner: str | None) -> SessionInfo:
         """The stored session; another owner's is reported like one that never existed."""
         missing = errors.SessionNotFound(f"no session with id {session_id!r}")
-        return SessionInfo.from_row(self._store.owned("sessions", session_id, owner, missing))
+        return SessionInfo.from_row(self._rows.owned(session_id, owner, missing))
 
     def page(
         self,
@@ -72,53 +72,41 @@ class SessionRecords:
         )
 
     def by_sandbox(self, sandbox_id: str) -> Row | None:
-        return self._store.one("SELECT * FROM sessions WHERE sandbox_id = ?", (sandbox_id,))
+        return self._rows.by_sandbox(sandbox_id)
 
     def unfinished(self, engine_owners: Sequence[str | None]) -> list[Row]:
         """Sessions still active or starting that these engine owners ran (``None`` in the list
         stands for rows from before owners were recorded)."""
-        named = [o for o in engine_owners if o is not None]
-        marks = ", ".join("?" for _ in named) or "NULL"
-        legacy = " OR engine_owner IS NULL" if None in engine_owners else ""
-        return self._store.all(
-            "SELECT * FROM sessions WHERE status IN (?, ?) "
-            f"AND (engine_owner IN ({marks}){legacy})",
-            (SessionStatus.ACTIVE.value, SessionStatus.STARTING.value, *named),
+        return self._rows.unfinished(
+            (SessionStatus.ACTIVE.value, SessionStatus.STARTING.value), engine_owners
         )
 
     def ended_with_outputs(self) -> list[str]:
         """Sessions that ended with outputs still bound to them (a crash between the two)."""
-        rows = self._store.all(
-            "SELECT DISTINCT f.session_id AS id FROM files f JOIN sessions s "
-            "ON f.session_id = s.id WHERE f.expires_with_session = 1 AND s.status IN (?, ?)",
-            (SessionStatus.CLOSED.value, SessionStatus.EXPIRED.value),
-        )
-        return [r["id"] for r in rows]
+        return self._rows.with_outputs((SessionStatus.CLOSED.value, SessionStatus.EXPIRED.value))
 
     def expire(self, session_id: str, notice: str | None = None) -> None:
         fields: dict[str, Any] = {"status": SessionStatus.EXPIRED.value, "running_since": None}
         if notice is not None:
             fields["notice"] = notice
-        self._store.update("sessions", "id", session_id, **fields)
+        self._rows.update(session_id, **fields)
 
     def set_running(self, session_id: str, since: float | None) -> None:
         """Whether an execution is running: a later process reports it as interrupted."""
-        self._store.update("sessions", "id", session_id, running_since=since)
+        self._rows.update(session_id, running_since=since)
 
     # --- session_files ---
 
     def remember_file(self, session_id: str, entry: FileEntry, file_id: str) -> None:
-        self._store.insert(
-            "session_files",
+        self._rows.remember_file(
             {
                 "session_id": session_id,
                 "path": entry.path,
                 "file_id": file_id,
                 "size": entry.size,
                 "mtime_ns": entry.mtime_ns,
-            },
-            replace=True,
+            }
         )
 
     def files(self, session_id: str) -> list[Row]:
-        return self._store.all("SELECT * FROM session_files WHERE session_id = ?", (session_id,))
+        return self._rows.files(session_id)
