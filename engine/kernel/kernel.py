@@ -20,6 +20,7 @@ from .wire import ChannelBroken, WireLimits
 
 log = logging.getLogger(__name__)
 # How long the engine waits for output before it asks whether the kernel is still alive.
+INTERRUPT_REPEAT = 1.0
 LIVENESS_INTERVAL = 0.5
 RESPONSE_GRACE = 30.0
 """How long a live kernel may take to say anything about a request before it counts as broken."""
@@ -42,6 +43,11 @@ class Kernel:
         self._closing = False
         # A restart still running after a timeout already returned its result.
         self._restarting: asyncio.Task[None] | None = None
+        self._starting = False
+        """An execution is under way whose code has not started running yet."""
+        self._interrupt_on_start = False
+        self._interrupt_due: float | None = None
+        """When to interrupt the running code (again): an interrupt asked before it started."""
 
     async def start(self) -> None:
         try:
@@ -148,7 +154,14 @@ class Kernel:
 
     async def interrupt(self) -> None:
         """Ask the kernel to raise KeyboardInterrupt (over the control channel: ipykernel
-        signals itself); a restarting kernel runs nothing."""
+        signals itself); a restarting kernel runs nothing. An execution whose code has not
+        started yet is interrupted as it starts: an idle kernel ignores the signal."""
+        if self._starting:
+            self._interrupt_on_start = True
+            return
+        await self._send_interrupt()
+
+    async def _send_interrupt(self) -> None:
         if self._restarting is None and self._channels is not None:
             try:
                 await self._channels.send("control", "interrupt_request")
@@ -167,6 +180,16 @@ class Kernel:
 
     async def execute(
         self, code: str, timeout: float, on_event: EventCallback | None = None
+    ) -> ExecutionResult:
+        self._starting, self._interrupt_on_start = True, False
+        try:
+            return await self._execute_started(code, timeout, on_event)
+        finally:
+            self._starting = self._interrupt_on_start = False
+            self._interrupt_due = None
+
+    async def _execute_started(
+        self, code: str, timeout: float, on_event: EventCallback | None
     ) -> ExecutionResult:
         await self._restarted()
         if self._channels is None:
@@ -212,6 +235,11 @@ class Kernel:
             if remaining <= 0:
                 return await self._on_timeout(channels, msg_id, collector, started, timeout)
             idle = await self._next(channels, msg_id, collector, min(remaining, LIVENESS_INTERVAL))
+            if self._interrupt_due is not None and loop.time() >= self._interrupt_due and not idle:
+                # Repeated until the code stops: one that lands before the cell's own code
+                # runs is lost.
+                await self._send_interrupt()
+                self._interrupt_due = loop.time() + INTERRUPT_REPEAT
             if idle is None:
                 if not await self._km.is_alive():
                     return await self._on_crash(collector, started)
@@ -230,9 +258,8 @@ class Kernel:
         status = ExecutionStatus.ERROR if collector.error else ExecutionStatus.OK
         return collector.finish(status, started)
 
-    @staticmethod
     async def _next(
-        channels: KernelChannels, msg_id: str, collector: Collector, timeout: float
+        self, channels: KernelChannels, msg_id: str, collector: Collector, timeout: float
     ) -> bool | None:
         """Handle one iopub message: True once the kernel went idle, None if none came."""
         msg = await channels.recv("iopub", timeout, parent=msg_id)
@@ -243,6 +270,10 @@ class Kernel:
         collector.heard = True
         if msg["msg_type"] == "status":
             return _is_idle(msg, msg_id)
+        if self._starting:  # execute_input, published just before the code runs, or later
+            self._starting = False
+            if self._interrupt_on_start:
+                self._interrupt_due = 0.0
         await collector.handle(msg)
         return False
 
@@ -254,7 +285,7 @@ class Kernel:
         started: float,
         timeout: float,
     ) -> ExecutionResult:
-        await self.interrupt()
+        await self._send_interrupt()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.limits.interrupt_grace
         while (remaining := deadline - loop.time()) > 0:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from engine import ExecutionStatus, Session
 
 SWALLOWS_INTERRUPTS = (
@@ -20,3 +22,19 @@ async def test_an_interrupt_never_ends_another_execution(session: Session) -> No
         assert r.state_lost, "the loop swallows KeyboardInterrupt: only a restart stops it"
         after = await session.execute("6 * 7", timeout=30)
         assert after.status is ExecutionStatus.OK and after.text == "42"
+
+
+async def test_an_interrupt_before_the_code_starts_stops_it_as_it_starts(
+    session: Session,
+) -> None:
+    """A cancel that lands between the call and the kernel running the code (an idle kernel
+    ignores SIGINT) used to be lost, and the code ran to its end."""
+    for _ in range(3):
+        running = asyncio.create_task(session.execute("import time; time.sleep(60)", timeout=120))
+        await asyncio.sleep(0)  # the execution is under way; its code has not started
+        await session.interrupt()
+        result = await asyncio.wait_for(running, 30)
+        assert result.status is ExecutionStatus.ERROR
+        assert result.error is not None and result.error.name == "KeyboardInterrupt"
+        assert not result.state_lost
+    assert (await session.execute("6 * 7", timeout=30)).text == "42"
