@@ -10,9 +10,8 @@ use (the server uses them at start), so that an engine that never does pays noth
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal, Self, TypedDict
+from typing import TYPE_CHECKING, Literal, Self, TypedDict, Unpack
 
 from .config import Settings
 from .files import FileStore
@@ -20,7 +19,7 @@ from .lease import Lease
 from .pool import WarmPool
 from .runtime import Runtime
 from .sandbox.base import SandboxBackend
-from .sessions import Session, SessionManager
+from .sessions import Session, SessionManager, SessionOptions
 from .store import Store
 
 if TYPE_CHECKING:
@@ -228,26 +227,11 @@ class Engine:
     async def session(
         self,
         thread_id: str | None = None,
-        *,
-        file_ids: Iterable[str] = (),
-        owner: str = "",
-        idle_timeout: int | None = None,
-        ttl: int | None = None,
-        memory_limit_mb: int | None = None,
+        **options: Unpack[SessionOptions],
     ) -> Session:
-        """The live session of ``thread_id``, created if there is none.
-
-        ``file_ids`` are placed under /mnt/data; ``idle_timeout`` and ``ttl`` (seconds) and
-        ``memory_limit_mb`` override the engine's defaults for a new session.
-        """
-        return await self.runtime.session(
-            thread_id,
-            file_ids=file_ids,
-            owner=owner,
-            idle_timeout=idle_timeout,
-            ttl=ttl,
-            memory_limit_mb=memory_limit_mb,
-        )
+        """The live session of ``thread_id``, created if there is none, with ``options``
+        (``SessionOptions``) if it is new."""
+        return await self.runtime.session(thread_id, **options)
 
     def get_session(self, session_id: str, owner: str | None = None) -> Session:
         return self.runtime.get_session(session_id, owner)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Unpack
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
@@ -15,6 +14,7 @@ from ..pool import WarmPool
 from ..runtime import Runtime
 from ..sandbox.base import SandboxBackend
 from ..services import Engine, Services
+from ..sessions import SessionOptions
 from ..store import Store
 from .faces import SyncAssistants, SyncResponses, SyncThreads, SyncVectorStores
 from .files import SyncFiles
@@ -162,28 +162,13 @@ class SyncEngine:
     def session(
         self,
         thread_id: str | None = None,
-        *,
-        file_ids: Iterable[str] = (),
-        owner: str = "",
-        idle_timeout: int | None = None,
-        ttl: int | None = None,
-        memory_limit_mb: int | None = None,
+        **options: Unpack[SessionOptions],
     ) -> SyncSession:
-        """The live session of ``thread_id``, created if there is none.
-
-        ``file_ids`` are placed under /mnt/data; ``idle_timeout`` and ``ttl`` (seconds) and
-        ``memory_limit_mb`` override the engine's defaults for a new session.
-        """
-        session = self._portal.run(
-            self._engine.session,
-            thread_id,
-            file_ids=file_ids,
-            owner=owner,
-            idle_timeout=idle_timeout,
-            ttl=ttl,
-            memory_limit_mb=memory_limit_mb,
+        """The live session of ``thread_id``, created if there is none, with ``options``
+        (``SessionOptions``) if it is new."""
+        return SyncSession(
+            self._portal.run(self._engine.session, thread_id, **options), self._portal
         )
-        return SyncSession(session, self._portal)
 
     def get_session(self, session_id: str, owner: str | None = None) -> SyncSession:
         return SyncSession(
