@@ -6,7 +6,7 @@ import hashlib
 import logging
 import os
 from types import TracebackType
-from typing import Self, Unpack
+from typing import Self, TypedDict, Unpack
 
 from .config import MB, Settings
 from .files import FileQuota, FileStore
@@ -30,6 +30,18 @@ POOL_LEASE = 60.0
 """Seconds a warm sandbox outlives the last reaper tick (so, its engine)."""
 
 
+class RuntimeOptions(TypedDict, total=False):
+    """How an engine runs, beside its settings: ``backend``, the sandbox backend (Docker by
+    default); ``guest``, a throwaway engine (``run``, ``doctor``) that never becomes the data
+    folder's primary, touches no other engine's sandboxes and closes its own (without it, the
+    engine is the primary if no other process is, else a guest); ``exclusive``, which makes
+    that an error (DataFolderInUse) instead, as ``serve`` wants."""
+
+    backend: SandboxBackend | None
+    guest: bool
+    exclusive: bool
+
+
 class Runtime:
     """What every service runs on: sandboxes, the store, file objects and sessions."""
 
@@ -41,10 +53,7 @@ class Runtime:
         guest: bool = False,
         exclusive: bool = False,
     ) -> None:
-        """``guest``: a throwaway engine (``run``, ``doctor``) that never becomes the data
-        folder's primary, touches no other engine's sandboxes and closes its own. Without it,
-        the engine is the primary if no other process is, else a guest; ``exclusive`` makes
-        that an error (DataFolderInUse) instead, as ``serve`` wants."""
+        """See ``RuntimeOptions``."""
         self.settings = settings or Settings()
         data_dir = self.settings.data_dir
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -17,7 +17,7 @@ from .config import Settings
 from .files import FileStore
 from .lease import Lease
 from .pool import WarmPool
-from .runtime import Runtime
+from .runtime import Runtime, RuntimeOptions
 from .sandbox.base import SandboxBackend
 from .sessions import Session, SessionManager, SessionOptions
 from .store import Store
@@ -89,17 +89,11 @@ class Engine:
     def __init__(
         self,
         settings: Settings | None = None,
-        *,
-        backend: SandboxBackend | None = None,
-        guest: bool = False,
-        exclusive: bool = False,
+        **options: Unpack[RuntimeOptions],
     ) -> None:
-        """``guest``: a throwaway engine (``run``, ``doctor``) that never becomes the data
-        folder's primary, touches no other engine's sandboxes and closes its own. Without it,
-        the engine is the primary if no other process is, else a guest; ``exclusive`` makes
-        that an error (DataFolderInUse) instead, as ``serve`` wants."""
-        self.runtime = Runtime(settings, backend=backend, guest=guest, exclusive=exclusive)
-        self._guest = guest
+        """``options``: see ``RuntimeOptions``."""
+        self.runtime = Runtime(settings, **options)
+        self._guest = options.get("guest", False)
         self._services: Services | None = None
         self._started = False
 

@@ -11,7 +11,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from ..config import Settings
 from ..lease import Lease
 from ..pool import WarmPool
-from ..runtime import Runtime
+from ..runtime import Runtime, RuntimeOptions
 from ..sandbox.base import SandboxBackend
 from ..services import Engine, Services
 from ..sessions import SessionOptions
@@ -32,12 +32,10 @@ class SyncEngine:
     def __init__(
         self,
         settings: Settings | None = None,
-        *,
-        backend: SandboxBackend | None = None,
-        guest: bool = False,
-        exclusive: bool = False,
+        **options: Unpack[RuntimeOptions],
     ) -> None:
-        self._engine = Engine(settings, backend=backend, guest=guest, exclusive=exclusive)
+        """``options``: see ``RuntimeOptions``."""
+        self._engine = Engine(settings, **options)
         self._portal = Portal()
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
         self._files = SyncFiles(self._engine.files, self._portal)
