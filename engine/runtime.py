@@ -5,9 +5,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterable
 from types import TracebackType
-from typing import Self
+from typing import Self, TypedDict, Unpack
 
 from .config import MB, Settings
 from .files import FileQuota, FileStore
@@ -15,13 +14,32 @@ from .lease import OWNER_LABEL, Lease
 from .pool import WarmPool
 from .sandbox.base import SandboxBackend
 from .sandbox.docker import DockerBackend
-from .sessions import Session, SessionContext, SessionManager, kernel_limits, sandbox_spec
+from .sessions import (
+    Session,
+    SessionContext,
+    SessionManager,
+    SessionOptions,
+    kernel_limits,
+    sandbox_spec,
+)
 from .store import Store
 
 HOME_LABEL = "org.sandbox-engine.home"
 log = logging.getLogger(__name__)
 POOL_LEASE = 60.0
 """Seconds a warm sandbox outlives the last reaper tick (so, its engine)."""
+
+
+class RuntimeOptions(TypedDict, total=False):
+    """How an engine runs, beside its settings: ``backend``, the sandbox backend (Docker by
+    default); ``guest``, a throwaway engine (``run``, ``doctor``) that never becomes the data
+    folder's primary, touches no other engine's sandboxes and closes its own (without it, the
+    engine is the primary if no other process is, else a guest); ``exclusive``, which makes
+    that an error (DataFolderInUse) instead, as ``serve`` wants."""
+
+    backend: SandboxBackend | None
+    guest: bool
+    exclusive: bool
 
 
 class Runtime:
@@ -35,10 +53,7 @@ class Runtime:
         guest: bool = False,
         exclusive: bool = False,
     ) -> None:
-        """``guest``: a throwaway engine (``run``, ``doctor``) that never becomes the data
-        folder's primary, touches no other engine's sandboxes and closes its own. Without it,
-        the engine is the primary if no other process is, else a guest; ``exclusive`` makes
-        that an error (DataFolderInUse) instead, as ``serve`` wants."""
+        """See ``RuntimeOptions``."""
         self.settings = settings or Settings()
         data_dir = self.settings.data_dir
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -146,26 +161,11 @@ class Runtime:
     async def session(
         self,
         thread_id: str | None = None,
-        *,
-        file_ids: Iterable[str] = (),
-        owner: str = "",
-        idle_timeout: int | None = None,
-        ttl: int | None = None,
-        memory_limit_mb: int | None = None,
+        **options: Unpack[SessionOptions],
     ) -> Session:
-        """The live session of ``thread_id``, created if there is none.
-
-        ``file_ids`` are placed under /mnt/data; ``idle_timeout`` and ``ttl`` (seconds) and
-        ``memory_limit_mb`` override the engine's defaults for a new session.
-        """
-        return await self.sessions.get_or_create(
-            thread_id,
-            owner=owner,
-            file_ids=file_ids,
-            idle_timeout=idle_timeout,
-            ttl=ttl,
-            memory_limit_mb=memory_limit_mb,
-        )
+        """The live session of ``thread_id``, created if there is none, with ``options``
+        (``SessionOptions``) if it is new."""
+        return await self.sessions.get_or_create(thread_id, **options)
 
     def get_session(self, session_id: str, owner: str | None = None) -> Session:
         return self.sessions.get(session_id, owner)

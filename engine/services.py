@@ -10,17 +10,16 @@ use (the server uses them at start), so that an engine that never does pays noth
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal, Self, TypedDict
+from typing import TYPE_CHECKING, Literal, Self, TypedDict, Unpack
 
 from .config import Settings
 from .files import FileStore
 from .lease import Lease
 from .pool import WarmPool
-from .runtime import Runtime
+from .runtime import Runtime, RuntimeOptions
 from .sandbox.base import SandboxBackend
-from .sessions import Session, SessionManager
+from .sessions import Session, SessionManager, SessionOptions
 from .store import Store
 
 if TYPE_CHECKING:
@@ -90,17 +89,11 @@ class Engine:
     def __init__(
         self,
         settings: Settings | None = None,
-        *,
-        backend: SandboxBackend | None = None,
-        guest: bool = False,
-        exclusive: bool = False,
+        **options: Unpack[RuntimeOptions],
     ) -> None:
-        """``guest``: a throwaway engine (``run``, ``doctor``) that never becomes the data
-        folder's primary, touches no other engine's sandboxes and closes its own. Without it,
-        the engine is the primary if no other process is, else a guest; ``exclusive`` makes
-        that an error (DataFolderInUse) instead, as ``serve`` wants."""
-        self.runtime = Runtime(settings, backend=backend, guest=guest, exclusive=exclusive)
-        self._guest = guest
+        """``options``: see ``RuntimeOptions``."""
+        self.runtime = Runtime(settings, **options)
+        self._guest = options.get("guest", False)
         self._services: Services | None = None
         self._started = False
 
@@ -228,26 +221,11 @@ class Engine:
     async def session(
         self,
         thread_id: str | None = None,
-        *,
-        file_ids: Iterable[str] = (),
-        owner: str = "",
-        idle_timeout: int | None = None,
-        ttl: int | None = None,
-        memory_limit_mb: int | None = None,
+        **options: Unpack[SessionOptions],
     ) -> Session:
-        """The live session of ``thread_id``, created if there is none.
-
-        ``file_ids`` are placed under /mnt/data; ``idle_timeout`` and ``ttl`` (seconds) and
-        ``memory_limit_mb`` override the engine's defaults for a new session.
-        """
-        return await self.runtime.session(
-            thread_id,
-            file_ids=file_ids,
-            owner=owner,
-            idle_timeout=idle_timeout,
-            ttl=ttl,
-            memory_limit_mb=memory_limit_mb,
-        )
+        """The live session of ``thread_id``, created if there is none, with ``options``
+        (``SessionOptions``) if it is new."""
+        return await self.runtime.session(thread_id, **options)
 
     def get_session(self, session_id: str, owner: str | None = None) -> Session:
         return self.runtime.get_session(session_id, owner)

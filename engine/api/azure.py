@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import posixpath
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response
@@ -57,20 +58,14 @@ Directory = Annotated[
 ]
 
 
+@dataclass(eq=False)
 class Caller:
     """Who calls, about which session: every route's ``?identifier=`` and ``api-version``."""
 
-    def __init__(
-        self,
-        identifier: Identifier,
-        engine: EngineDep,
-        tenant: Tenant,
-        api_version: ApiVersion = None,
-    ) -> None:
-        self.identifier = identifier
-        self.engine = engine
-        self.tenant = tenant
-        self.api_version = api_version
+    identifier: Identifier
+    engine: EngineDep
+    tenant: Tenant
+    api_version: ApiVersion = None
 
     async def session(self) -> Session:
         """The caller's session, started if there is none (executions and uploads)."""

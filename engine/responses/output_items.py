@@ -3,26 +3,21 @@ outputs and search results are shown only when the request includes them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .events import ResponseEvents
 from .models import Item, Response
 
 
+@dataclass(eq=False)
 class OutputItems:
     """A response's output list and its stream: what every kind of item is added through."""
 
-    def __init__(
-        self,
-        response: Response,
-        events: ResponseEvents,
-        include_outputs: bool,
-        include_results: bool = False,
-    ) -> None:
-        self.response = response
-        self.events = events
-        self.include_outputs = include_outputs
-        self.include_results = include_results
+    response: Response
+    events: ResponseEvents
+    include_outputs: bool
+    include_results: bool = False
 
     def add(self, item: Item) -> int:
         self.response.output.append(item)

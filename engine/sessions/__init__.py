@@ -9,7 +9,7 @@ the engine's own hold on it, ``manager`` their owner and ``recovery`` what a res
 from ..sandbox.base import UPLOAD_PREFIX
 from .context import SessionContext, kernel_limits, sandbox_spec
 from .manager import SessionManager
-from .models import SessionFile, SessionInfo, SessionStatus
+from .models import SessionFile, SessionInfo, SessionOptions, SessionStatus
 from .outputs import IMAGE_TYPES, KnownFile, OutputExport
 from .records import SessionRecords
 from .session import Session
@@ -24,6 +24,7 @@ __all__ = [
     "SessionFile",
     "SessionInfo",
     "SessionManager",
+    "SessionOptions",
     "SessionRecords",
     "SessionStatus",
     "kernel_limits",

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+from collections.abc import Iterable
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel, Field
 
 from ..sandbox.base import DATA_MOUNT, FileEntry
+
+
+class SessionOptions(TypedDict, total=False):
+    """A new session's options: its ``owner`` (tenant, "" by default); ``file_ids``, placed
+    under /mnt/data; ``idle_timeout`` and ``ttl`` (seconds) and ``memory_limit_mb``, which
+    override the engine's defaults."""
+
+    owner: str
+    file_ids: Iterable[str]
+    idle_timeout: int | None
+    ttl: int | None
+    memory_limit_mb: int | None
 
 
 class SessionStatus(StrEnum):

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Unpack
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ..config import Settings
 from ..lease import Lease
 from ..pool import WarmPool
-from ..runtime import Runtime
+from ..runtime import Runtime, RuntimeOptions
 from ..sandbox.base import SandboxBackend
 from ..services import Engine, Services
+from ..sessions import SessionOptions
 from ..store import Store
 from .faces import SyncAssistants, SyncResponses, SyncThreads, SyncVectorStores
 from .files import SyncFiles
@@ -32,12 +32,10 @@ class SyncEngine:
     def __init__(
         self,
         settings: Settings | None = None,
-        *,
-        backend: SandboxBackend | None = None,
-        guest: bool = False,
-        exclusive: bool = False,
+        **options: Unpack[RuntimeOptions],
     ) -> None:
-        self._engine = Engine(settings, backend=backend, guest=guest, exclusive=exclusive)
+        """``options``: see ``RuntimeOptions``."""
+        self._engine = Engine(settings, **options)
         self._portal = Portal()
         self._portal_cm: AbstractContextManager[BlockingPortal] | None = None
         self._files = SyncFiles(self._engine.files, self._portal)
@@ -162,28 +160,13 @@ class SyncEngine:
     def session(
         self,
         thread_id: str | None = None,
-        *,
-        file_ids: Iterable[str] = (),
-        owner: str = "",
-        idle_timeout: int | None = None,
-        ttl: int | None = None,
-        memory_limit_mb: int | None = None,
+        **options: Unpack[SessionOptions],
     ) -> SyncSession:
-        """The live session of ``thread_id``, created if there is none.
-
-        ``file_ids`` are placed under /mnt/data; ``idle_timeout`` and ``ttl`` (seconds) and
-        ``memory_limit_mb`` override the engine's defaults for a new session.
-        """
-        session = self._portal.run(
-            self._engine.session,
-            thread_id,
-            file_ids=file_ids,
-            owner=owner,
-            idle_timeout=idle_timeout,
-            ttl=ttl,
-            memory_limit_mb=memory_limit_mb,
+        """The live session of ``thread_id``, created if there is none, with ``options``
+        (``SessionOptions``) if it is new."""
+        return SyncSession(
+            self._portal.run(self._engine.session, thread_id, **options), self._portal
         )
-        return SyncSession(session, self._portal)
 
     def get_session(self, session_id: str, owner: str | None = None) -> SyncSession:
         return SyncSession(
