@@ -230,6 +230,18 @@ class Conversations:
 # --- vector stores ---
 
 
+Ingested = TypeVar("Ingested", VectorStoreFile, FileBatch)
+
+
+async def settled(first: Ingested, fetch: Callable[[], Awaitable[Ingested]]) -> Ingested:
+    """``first``, or what ``fetch`` says later, once it is no longer in progress."""
+    current = first
+    while current.status == "in_progress":
+        await asyncio.sleep(POLL_INTERVAL)
+        current = await fetch()
+    return current
+
+
 class VectorStoreFiles:
     """``engine.vector_stores.files`` (``client.vector_stores.files``)."""
 
@@ -254,10 +266,9 @@ class VectorStoreFiles:
     ) -> VectorStoreFile:
         """``create``, then wait until the file is ingested (or failed, or cancelled)."""
         added = await self.create(vector_store_id, owner=owner, **params)
-        while added.status == "in_progress":
-            await asyncio.sleep(POLL_INTERVAL)
-            added = await self.retrieve(added.id, vector_store_id=vector_store_id, owner=owner)
-        return added
+        return await settled(
+            added, lambda: self.retrieve(added.id, vector_store_id=vector_store_id, owner=owner)
+        )
 
     async def retrieve(
         self, file_id: str, *, vector_store_id: str, owner: str = LIBRARY_OWNER
@@ -321,10 +332,9 @@ class FileBatches:
     ) -> FileBatch:
         """``create``, then wait until every file in the batch is done with."""
         batch = await self.create(vector_store_id, owner=owner, **params)
-        while batch.status == "in_progress":
-            await asyncio.sleep(POLL_INTERVAL)
-            batch = await self.retrieve(batch.id, vector_store_id=vector_store_id, owner=owner)
-        return batch
+        return await settled(
+            batch, lambda: self.retrieve(batch.id, vector_store_id=vector_store_id, owner=owner)
+        )
 
     async def retrieve(
         self, batch_id: str, *, vector_store_id: str, owner: str = LIBRARY_OWNER
