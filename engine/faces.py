@@ -106,6 +106,12 @@ def shown_items(page: Page[Item], include: Iterable[str]) -> Page[Item]:
     return page
 
 
+def shown(response: Response, include: Iterable[str]) -> Response:
+    """The response as the route shows it (code outputs and file_search results only when
+    ``include`` asks for them), keeping ``store``, which the route leaves out."""
+    return Response.model_validate(response.shown({*include}) | {"store": response.store})
+
+
 class InputItems:
     """``engine.responses.input_items`` (``client.responses.input_items``)."""
 
@@ -137,18 +143,18 @@ class Responses:
         body = request(CreateResponse, params)
         _no_stream(body.stream, "call create and read the finished response")
         response = await self.service.create(owner, body)
-        return Response.model_validate(response.shown(set(body.include)))
+        return shown(response, body.include)
 
     async def retrieve(
         self, response_id: str, *, owner: str = LIBRARY_OWNER, include: Iterable[str] = ()
     ) -> Response:
         """What ``include`` asks for, and what the response was created asking for."""
         found, created_with = self.service.get(owner, response_id)
-        return Response.model_validate(found.shown({*include} | created_with))
+        return shown(found, {*include} | created_with)
 
     async def cancel(self, response_id: str, *, owner: str = LIBRARY_OWNER) -> Response:
         cancelled = await self.service.cancel(owner, response_id)
-        return Response.model_validate(cancelled.shown(set()))
+        return shown(cancelled, ())
 
     async def delete(self, response_id: str, *, owner: str = LIBRARY_OWNER) -> Deleted:
         await self.service.delete(owner, response_id)

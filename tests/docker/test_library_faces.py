@@ -83,6 +83,9 @@ async def test_responses_face(engine: Engine) -> None:
     assert _code_calls(asked)[-1]["outputs"] == [{"type": "logs", "logs": "45"}]
     assert _code_calls(await engine.responses.retrieve(asked.id))[-1]["outputs"]  # kept
 
+    unstored = await engine.responses.create(model="gpt-4o", input="hello", store=False)
+    assert unstored.store is False and _text(unstored) == "no tools for me"
+
     items = await engine.responses.input_items.list(response.id)
     assert [i.model_dump()["content"][0]["text"] for i in items.data] == ["fix it"]
     assert items.first_id == items.data[0].id and not items.has_more
