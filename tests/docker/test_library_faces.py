@@ -218,6 +218,13 @@ async def test_assistants_face(engine: Engine) -> None:
     updated = await engine.assistants.update(assistant.id, name="mender", metadata={"v": "2"})
     assert (updated.name, updated.metadata, updated.model) == ("mender", {"v": "2"}, "gpt-4o")
     assert [a.id for a in (await engine.assistants.list()).data] == [assistant.id]
+    other = await engine.assistants.create(model="gpt-4o", name="second")
+    first_page = await engine.assistants.list(limit=1, order="asc")
+    assert [a.id for a in first_page.data] == [assistant.id] and first_page.has_more
+    next_page = await engine.assistants.list(order="asc", after=first_page.last_id)
+    assert [a.id for a in next_page.data] == [other.id] and not next_page.has_more
+    with pytest.raises(errors.InvalidRequest, match="limit"):
+        await engine.assistants.list(limit=0)
     assert not (await engine.assistants.list(owner="someone-else")).data
     with pytest.raises(errors.NotFound):
         await engine.assistants.retrieve(assistant.id, owner="someone-else")
