@@ -21,6 +21,7 @@ from ..responses.models import (
     Item,
     UpdateConversation,
 )
+from ..responses.models import Response as ResponseModel
 from .auth import Tenant
 from .deps import EngineDep, PagingDep
 from .streaming import SSE_RESPONSE, Events, event_stream
@@ -44,6 +45,11 @@ def include_of(
 
 
 Include = Annotated[set[str], Depends(include_of)]
+
+
+def _json(shown: ResponseModel) -> dict[str, Any]:
+    """A response as the API writes it: without ``store``, which OpenAI's leaves out."""
+    return shown.model_dump(mode="json", exclude={"store"})
 
 
 def _items(page: Page[Item]) -> dict[str, Any]:
@@ -77,11 +83,11 @@ async def _events(queue: asyncio.Queue[Event]) -> Events:
 
 @router.get("/responses/{response_id}")
 async def get_response(
-    response_id: str, response: Response, svc: Service, tenant: Tenant, include: Include
+    response_id: str, response: Response, engine: EngineDep, tenant: Tenant, include: Include
 ) -> dict[str, Any]:
-    found, created_with = svc.get(tenant, response_id)
+    found = await engine.responses.retrieve(response_id, owner=tenant, include=include)
     response.headers["openai-poll-after-ms"] = "200"
-    return found.shown(include | created_with)
+    return _json(found)
 
 
 @router.delete("/responses/{response_id}", response_model=Deleted)
@@ -90,9 +96,8 @@ async def delete_response(response_id: str, engine: EngineDep, tenant: Tenant) -
 
 
 @router.post("/responses/{response_id}/cancel")
-async def cancel_response(response_id: str, svc: Service, tenant: Tenant) -> dict[str, Any]:
-    cancelled = await svc.cancel(tenant, response_id)
-    return cancelled.shown(set())
+async def cancel_response(response_id: str, engine: EngineDep, tenant: Tenant) -> dict[str, Any]:
+    return _json(await engine.responses.cancel(response_id, owner=tenant))
 
 
 @router.get("/responses/{response_id}/input_items")

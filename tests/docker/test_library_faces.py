@@ -82,6 +82,10 @@ async def test_responses_face(engine: Engine) -> None:
     )
     assert _code_calls(asked)[-1]["outputs"] == [{"type": "logs", "logs": "45"}]
     assert _code_calls(await engine.responses.retrieve(asked.id))[-1]["outputs"]  # kept
+    # the route writes the face's object: the same JSON as the stored response shown
+    stored, created_with = engine.responses.service.get("", asked.id)
+    face = await engine.responses.retrieve(asked.id)
+    assert face.model_dump(mode="json", exclude={"store"}) == stored.shown(created_with)
 
     unstored = await engine.responses.create(model="gpt-4o", input="hello", store=False)
     assert unstored.store is False and _text(unstored) == "no tools for me"
