@@ -24,7 +24,7 @@ from .store import Store
 
 if TYPE_CHECKING:
     from .agent import OpenAIChatProvider
-    from .faces import AssistantsFace, Responses, Threads, VectorStoresFace
+    from .faces import AssistantsFace, Conversations, Responses, Threads, VectorStoresFace
     from .retrieval import FileSearch
 
 LIBRARY_OWNER = ""
@@ -51,7 +51,7 @@ class Services:
         # (the openai SDK, numpy, the embedded model's checksum).
         from .agent import OpenAIChatProvider
         from .assistants import AssistantsService
-        from .faces import AssistantsFace, Responses, Threads, VectorStoresFace
+        from .faces import AssistantsFace, Conversations, Responses, Threads, VectorStoresFace
         from .responses import ResponsesService
         from .retrieval import FileSearch
 
@@ -60,7 +60,9 @@ class Services:
         self.provider = OpenAIChatProvider(settings.llm_base_url, settings.llm_api_key)
         stores = self.file_search.stores
         assistants = AssistantsService(runtime, self.provider, settings, stores)
-        self.responses = Responses(ResponsesService(runtime, self.provider, settings, stores))
+        responses = ResponsesService(runtime, self.provider, settings, stores)
+        self.responses = Responses(responses)
+        self.conversations = Conversations(responses)
         self.vector_stores = VectorStoresFace(stores)
         self.assistants = AssistantsFace(assistants)
         self.threads = Threads(assistants)
@@ -83,8 +85,8 @@ class Services:
 
 class Engine:
     """Async face: ``async with Engine() as engine: session = await engine.session("t1")``,
-    ``await engine.responses.create(...)``, ``engine.vector_stores``, ``engine.assistants``,
-    ``engine.threads``."""
+    ``await engine.responses.create(...)``, ``engine.conversations``, ``engine.vector_stores``,
+    ``engine.assistants``, ``engine.threads``."""
 
     def __init__(
         self,
@@ -121,6 +123,10 @@ class Engine:
     @property
     def responses(self) -> Responses:
         return self.services().responses
+
+    @property
+    def conversations(self) -> Conversations:
+        return self.services().conversations
 
     @property
     def vector_stores(self) -> VectorStoresFace:

@@ -21,12 +21,12 @@ from ..responses.models import (
     Item,
     UpdateConversation,
 )
+from ..responses.models import Response as ResponseModel
 from .auth import Tenant
 from .deps import EngineDep, PagingDep
 from .streaming import SSE_RESPONSE, Events, event_stream
 
 router = APIRouter(prefix="/v1", tags=["responses"])
-OUTPUTS = "code_interpreter_call.outputs"
 
 
 async def service(engine: EngineDep) -> ResponsesService:
@@ -47,13 +47,15 @@ def include_of(
 Include = Annotated[set[str], Depends(include_of)]
 
 
-def _items(page: Page[Item], include: set[str]) -> dict[str, Any]:
+def _json(shown: ResponseModel) -> dict[str, Any]:
+    """A response as the API writes it: without ``store``, which OpenAI's leaves out."""
+    return shown.model_dump(mode="json", exclude={"store"})
+
+
+def _items(page: Page[Item]) -> dict[str, Any]:
+    """A page of items as the API writes it: no id is ``""``, not null."""
     data = page.model_dump(mode="json")
     data["first_id"], data["last_id"] = data["first_id"] or "", data["last_id"] or ""
-    if OUTPUTS not in include:
-        for item in data["data"]:
-            if item["type"] == "code_interpreter_call":
-                item["outputs"] = None
     return data
 
 
@@ -81,31 +83,32 @@ async def _events(queue: asyncio.Queue[Event]) -> Events:
 
 @router.get("/responses/{response_id}")
 async def get_response(
-    response_id: str, response: Response, svc: Service, tenant: Tenant, include: Include
+    response_id: str, response: Response, engine: EngineDep, tenant: Tenant, include: Include
 ) -> dict[str, Any]:
-    found, created_with = svc.get(tenant, response_id)
+    found = await engine.responses.retrieve(response_id, owner=tenant, include=include)
     response.headers["openai-poll-after-ms"] = "200"
-    return found.shown(include | created_with)
+    return _json(found)
 
 
 @router.delete("/responses/{response_id}", response_model=Deleted)
-async def delete_response(response_id: str, svc: Service, tenant: Tenant) -> Deleted:
-    await svc.delete(tenant, response_id)
-    return Deleted(id=response_id, object="response.deleted")
+async def delete_response(response_id: str, engine: EngineDep, tenant: Tenant) -> Deleted:
+    return await engine.responses.delete(response_id, owner=tenant)
 
 
 @router.post("/responses/{response_id}/cancel")
-async def cancel_response(response_id: str, svc: Service, tenant: Tenant) -> dict[str, Any]:
-    cancelled = await svc.cancel(tenant, response_id)
-    return cancelled.shown(set())
+async def cancel_response(response_id: str, engine: EngineDep, tenant: Tenant) -> dict[str, Any]:
+    return _json(await engine.responses.cancel(response_id, owner=tenant))
 
 
 @router.get("/responses/{response_id}/input_items")
 async def list_input_items(
-    response_id: str, paging: PagingDep, svc: Service, tenant: Tenant, include: Include
+    response_id: str, paging: PagingDep, engine: EngineDep, tenant: Tenant, include: Include
 ) -> dict[str, Any]:
-    page = svc.input_items(tenant, response_id, **paging.window())
-    return _items(page, include)
+    return _items(
+        await engine.responses.input_items.list(
+            response_id, owner=tenant, include=include, **paging.window()
+        )
+    )
 
 
 # --- conversations ---
@@ -113,55 +116,64 @@ async def list_input_items(
 
 @router.post("/conversations", response_model=Conversation)
 async def create_conversation(
-    svc: Service, tenant: Tenant, body: CreateConversation | None = None
+    engine: EngineDep, tenant: Tenant, body: CreateConversation | None = None
 ) -> Conversation:
-    body = body or CreateConversation()
-    return await svc.conversations.create(tenant, body.items, body.metadata)
+    return await engine.conversations.create(owner=tenant, **dict(body or CreateConversation()))
 
 
 @router.get("/conversations/{conversation_id}", response_model=Conversation)
-async def get_conversation(conversation_id: str, svc: Service, tenant: Tenant) -> Conversation:
-    return svc.conversations.get(tenant, conversation_id)
+async def get_conversation(conversation_id: str, engine: EngineDep, tenant: Tenant) -> Conversation:
+    return await engine.conversations.retrieve(conversation_id, owner=tenant)
 
 
 @router.post("/conversations/{conversation_id}", response_model=Conversation)
 async def update_conversation(
-    conversation_id: str, body: UpdateConversation, svc: Service, tenant: Tenant
+    conversation_id: str, body: UpdateConversation, engine: EngineDep, tenant: Tenant
 ) -> Conversation:
-    return svc.conversations.update(tenant, conversation_id, body.metadata)
+    return await engine.conversations.update(conversation_id, owner=tenant, **dict(body))
 
 
 @router.delete("/conversations/{conversation_id}", response_model=Deleted)
-async def delete_conversation(conversation_id: str, svc: Service, tenant: Tenant) -> Deleted:
-    svc.conversations.delete(tenant, conversation_id)
-    return Deleted(id=conversation_id, object="conversation.deleted")
+async def delete_conversation(conversation_id: str, engine: EngineDep, tenant: Tenant) -> Deleted:
+    return await engine.conversations.delete(conversation_id, owner=tenant)
 
 
 @router.get("/conversations/{conversation_id}/items")
 async def list_conversation_items(
-    conversation_id: str, paging: PagingDep, svc: Service, tenant: Tenant, include: Include
+    conversation_id: str, paging: PagingDep, engine: EngineDep, tenant: Tenant, include: Include
 ) -> dict[str, Any]:
-    return _items(svc.conversations.items(tenant, conversation_id, **paging.window()), include)
+    return _items(
+        await engine.conversations.items.list(
+            conversation_id, owner=tenant, include=include, **paging.window()
+        )
+    )
 
 
 @router.post("/conversations/{conversation_id}/items")
 async def create_conversation_items(
-    conversation_id: str, body: CreateItems, svc: Service, tenant: Tenant, include: Include
+    conversation_id: str, body: CreateItems, engine: EngineDep, tenant: Tenant, include: Include
 ) -> dict[str, Any]:
-    added = await svc.conversations.add_items(tenant, conversation_id, body.items)
-    return _items(Page[Item].of(added, False), include)
+    return _items(
+        await engine.conversations.items.create(
+            conversation_id, owner=tenant, include=include, **dict(body)
+        )
+    )
 
 
 @router.get("/conversations/{conversation_id}/items/{item_id}")
 async def get_conversation_item(
-    conversation_id: str, item_id: str, svc: Service, tenant: Tenant, include: Include
+    conversation_id: str, item_id: str, engine: EngineDep, tenant: Tenant, include: Include
 ) -> dict[str, Any]:
-    item = svc.conversations.item(tenant, conversation_id, item_id)
-    return _items(Page[Item].of([item], False), include)["data"][0]  # type: ignore[no-any-return]
+    item = await engine.conversations.items.retrieve(
+        item_id, conversation_id=conversation_id, owner=tenant, include=include
+    )
+    return item.model_dump(mode="json")
 
 
 @router.delete("/conversations/{conversation_id}/items/{item_id}", response_model=Conversation)
 async def delete_conversation_item(
-    conversation_id: str, item_id: str, svc: Service, tenant: Tenant
+    conversation_id: str, item_id: str, engine: EngineDep, tenant: Tenant
 ) -> Conversation:
-    return svc.conversations.delete_item(tenant, conversation_id, item_id)
+    return await engine.conversations.items.delete(
+        item_id, conversation_id=conversation_id, owner=tenant
+    )

@@ -4,53 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
-from pydantic import Field
+from fastapi import APIRouter, Query
 
 from ..paging import Deleted, Page
-from ..retrieval import VectorStores
 from ..retrieval.models import (
-    ChunkingStrategy,
     ContentPage,
-    ExpiresAfter,
     FileBatch,
     SearchPage,
     SearchRequest,
     VectorStore,
     VectorStoreFile,
 )
-from ..retrieval.requests import FileCreate, StoreCreate, WithAttributes, WithMetadata
+from ..retrieval.requests import BatchCreate, FileCreate, FileUpdate, StoreCreate, StoreUpdate
 from .auth import Tenant
 from .deps import EngineDep, PagingDep
 
 router = APIRouter(prefix="/v1/vector_stores", tags=["openai vector stores"])
 FileStatusFilter = Literal["in_progress", "completed", "failed", "cancelled"]
-
-
-async def _stores(engine: EngineDep) -> VectorStores:
-    return engine.vector_stores.service
-
-
-StoresDep = Annotated[VectorStores, Depends(_stores)]
-
-
-class StoreUpdate(WithMetadata):
-    name: str | None = Field(default=None, max_length=256)
-    expires_after: ExpiresAfter | None = None
-
-
-class FileUpdate(WithAttributes):
-    pass
-
-
-class BatchFile(FileCreate):
-    pass
-
-
-class BatchCreate(WithAttributes):
-    file_ids: list[str] | None = Field(default=None, min_length=1, max_length=2000)
-    files: list[BatchFile] | None = Field(default=None, min_length=1, max_length=2000)
-    chunking_strategy: ChunkingStrategy | None = None
 
 
 # --- stores ---
@@ -62,33 +32,26 @@ async def create_store(body: StoreCreate, engine: EngineDep, tenant: Tenant) -> 
 
 
 @router.get("", response_model=Page[VectorStore])
-async def list_stores(paging: PagingDep, stores: StoresDep, tenant: Tenant) -> Page[VectorStore]:
-    return stores.list_stores(tenant, **paging.window())
+async def list_stores(paging: PagingDep, engine: EngineDep, tenant: Tenant) -> Page[VectorStore]:
+    return await engine.vector_stores.list(owner=tenant, **paging.window())
 
 
 @router.get("/{vector_store_id}", response_model=VectorStore)
-async def retrieve_store(vector_store_id: str, stores: StoresDep, tenant: Tenant) -> VectorStore:
-    return stores.retrieve(vector_store_id, tenant)
+async def retrieve_store(vector_store_id: str, engine: EngineDep, tenant: Tenant) -> VectorStore:
+    return await engine.vector_stores.retrieve(vector_store_id, owner=tenant)
 
 
 @router.post("/{vector_store_id}", response_model=VectorStore)
 async def update_store(
-    vector_store_id: str, body: StoreUpdate, stores: StoresDep, tenant: Tenant
+    vector_store_id: str, body: StoreUpdate, engine: EngineDep, tenant: Tenant
 ) -> VectorStore:
-    return stores.update(
-        vector_store_id,
-        tenant,
-        name=body.name,
-        metadata=body.metadata,
-        expires_after=body.expires_after,
-        clear_expiry="expires_after" in body.model_fields_set and body.expires_after is None,
-    )
+    fields = body.model_dump(exclude_unset=True)
+    return await engine.vector_stores.update(vector_store_id, owner=tenant, **fields)
 
 
 @router.delete("/{vector_store_id}", response_model=Deleted)
-async def delete_store(vector_store_id: str, stores: StoresDep, tenant: Tenant) -> Deleted:
-    stores.delete(vector_store_id, tenant)
-    return Deleted(id=vector_store_id, object="vector_store.deleted")
+async def delete_store(vector_store_id: str, engine: EngineDep, tenant: Tenant) -> Deleted:
+    return await engine.vector_stores.delete(vector_store_id, owner=tenant)
 
 
 @router.post("/{vector_store_id}/search", response_model=SearchPage)
@@ -112,40 +75,49 @@ async def add_file(
 async def list_files(
     vector_store_id: str,
     paging: PagingDep,
-    stores: StoresDep,
+    engine: EngineDep,
     tenant: Tenant,
     filter: Annotated[FileStatusFilter | None, Query()] = None,
 ) -> Page[VectorStoreFile]:
-    return stores.list_files(vector_store_id, tenant, status=filter, **paging.window())
+    return await engine.vector_stores.files.list(
+        vector_store_id, owner=tenant, filter=filter, **paging.window()
+    )
 
 
 @router.get("/{vector_store_id}/files/{file_id}", response_model=VectorStoreFile)
 async def retrieve_file(
-    vector_store_id: str, file_id: str, stores: StoresDep, tenant: Tenant
+    vector_store_id: str, file_id: str, engine: EngineDep, tenant: Tenant
 ) -> VectorStoreFile:
-    return stores.retrieve_file(vector_store_id, file_id, tenant)
+    return await engine.vector_stores.files.retrieve(
+        file_id, vector_store_id=vector_store_id, owner=tenant
+    )
 
 
 @router.post("/{vector_store_id}/files/{file_id}", response_model=VectorStoreFile)
 async def update_file(
-    vector_store_id: str, file_id: str, body: FileUpdate, stores: StoresDep, tenant: Tenant
+    vector_store_id: str, file_id: str, body: FileUpdate, engine: EngineDep, tenant: Tenant
 ) -> VectorStoreFile:
-    return stores.update_file(vector_store_id, file_id, tenant, body.attributes)
+    return await engine.vector_stores.files.update(
+        file_id, vector_store_id=vector_store_id, owner=tenant, **dict(body)
+    )
 
 
 @router.delete("/{vector_store_id}/files/{file_id}", response_model=Deleted)
 async def delete_file(
-    vector_store_id: str, file_id: str, stores: StoresDep, tenant: Tenant
+    vector_store_id: str, file_id: str, engine: EngineDep, tenant: Tenant
 ) -> Deleted:
-    stores.delete_file(vector_store_id, file_id, tenant)
-    return Deleted(id=file_id, object="vector_store.file.deleted")
+    return await engine.vector_stores.files.delete(
+        file_id, vector_store_id=vector_store_id, owner=tenant
+    )
 
 
 @router.get("/{vector_store_id}/files/{file_id}/content", response_model=ContentPage)
 async def file_content(
-    vector_store_id: str, file_id: str, stores: StoresDep, tenant: Tenant
+    vector_store_id: str, file_id: str, engine: EngineDep, tenant: Tenant
 ) -> ContentPage:
-    return stores.file_content(vector_store_id, file_id, tenant)
+    return await engine.vector_stores.files.content(
+        file_id, vector_store_id=vector_store_id, owner=tenant
+    )
 
 
 # --- file batches ---
@@ -153,31 +125,28 @@ async def file_content(
 
 @router.post("/{vector_store_id}/file_batches", response_model=FileBatch)
 async def create_batch(
-    vector_store_id: str, body: BatchCreate, stores: StoresDep, tenant: Tenant
+    vector_store_id: str, body: BatchCreate, engine: EngineDep, tenant: Tenant
 ) -> FileBatch:
-    from .. import errors
-
-    if (body.file_ids is None) == (body.files is None):
-        raise errors.InvalidRequest("send either file_ids or files (one of them, not both)")
-    if body.files is not None:
-        files = [(f.file_id, f.attributes, f.chunking_strategy) for f in body.files]
-    else:
-        files = [(f, body.attributes, body.chunking_strategy) for f in body.file_ids or []]
-    return stores.create_batch(vector_store_id, tenant, files)
+    fields = body.model_dump(exclude_unset=True)
+    return await engine.vector_stores.file_batches.create(vector_store_id, owner=tenant, **fields)
 
 
 @router.get("/{vector_store_id}/file_batches/{batch_id}", response_model=FileBatch)
 async def retrieve_batch(
-    vector_store_id: str, batch_id: str, stores: StoresDep, tenant: Tenant
+    vector_store_id: str, batch_id: str, engine: EngineDep, tenant: Tenant
 ) -> FileBatch:
-    return stores.retrieve_batch(vector_store_id, batch_id, tenant)
+    return await engine.vector_stores.file_batches.retrieve(
+        batch_id, vector_store_id=vector_store_id, owner=tenant
+    )
 
 
 @router.post("/{vector_store_id}/file_batches/{batch_id}/cancel", response_model=FileBatch)
 async def cancel_batch(
-    vector_store_id: str, batch_id: str, stores: StoresDep, tenant: Tenant
+    vector_store_id: str, batch_id: str, engine: EngineDep, tenant: Tenant
 ) -> FileBatch:
-    return stores.cancel_batch(vector_store_id, batch_id, tenant)
+    return await engine.vector_stores.file_batches.cancel(
+        batch_id, vector_store_id=vector_store_id, owner=tenant
+    )
 
 
 @router.get(
@@ -187,10 +156,10 @@ async def list_batch_files(
     vector_store_id: str,
     batch_id: str,
     paging: PagingDep,
-    stores: StoresDep,
+    engine: EngineDep,
     tenant: Tenant,
     filter: Annotated[FileStatusFilter | None, Query()] = None,
 ) -> Page[VectorStoreFile]:
-    return stores.list_batch_files(
-        vector_store_id, batch_id, tenant, status=filter, **paging.window()
+    return await engine.vector_stores.file_batches.list_files(
+        batch_id, vector_store_id=vector_store_id, owner=tenant, filter=filter, **paging.window()
     )

@@ -72,3 +72,17 @@ class RunBody(Body):
                 m.model_dump(exclude_none=True) for m in self.additional_messages
             ]
         return fields
+
+
+class ThreadRunBody(RunBody):
+    thread: ThreadBody | None = None
+
+
+class ToolOutput(Body):
+    tool_call_id: str
+    output: str = ""
+
+
+class ToolOutputsBody(Body):
+    tool_outputs: list[ToolOutput] = Field(max_length=128)
+    stream: bool = False

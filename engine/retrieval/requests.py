@@ -42,3 +42,22 @@ class WithAttributes(BaseModel):
 class FileCreate(WithAttributes):
     file_id: str
     chunking_strategy: ChunkingStrategy | None = None
+
+
+class StoreUpdate(WithMetadata):
+    name: str | None = Field(default=None, max_length=256)
+    expires_after: ExpiresAfter | None = None
+
+
+class FileUpdate(WithAttributes):
+    pass
+
+
+class BatchFile(FileCreate):
+    pass
+
+
+class BatchCreate(WithAttributes):
+    file_ids: list[str] | None = Field(default=None, min_length=1, max_length=2000)
+    files: list[BatchFile] | None = Field(default=None, min_length=1, max_length=2000)
+    chunking_strategy: ChunkingStrategy | None = None

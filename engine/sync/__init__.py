@@ -9,9 +9,14 @@ background thread (an anyio blocking portal); each call here waits for its resul
 from .engine import SyncEngine
 from .faces import (
     SyncAssistants,
+    SyncConversationItems,
+    SyncConversations,
+    SyncFileBatches,
+    SyncInputItems,
     SyncMessages,
     SyncResponses,
     SyncRuns,
+    SyncSteps,
     SyncThreads,
     SyncVectorStoreFiles,
     SyncVectorStores,
@@ -21,13 +26,18 @@ from .session import SyncSession, SyncSessions
 
 __all__ = [
     "SyncAssistants",
+    "SyncConversationItems",
+    "SyncConversations",
     "SyncEngine",
+    "SyncFileBatches",
     "SyncFiles",
+    "SyncInputItems",
     "SyncMessages",
     "SyncResponses",
     "SyncRuns",
     "SyncSession",
     "SyncSessions",
+    "SyncSteps",
     "SyncThreads",
     "SyncVectorStoreFiles",
     "SyncVectorStores",

@@ -16,7 +16,13 @@ from ..sandbox.base import SandboxBackend
 from ..services import Engine, Services
 from ..sessions import SessionOptions
 from ..store import Store
-from .faces import SyncAssistants, SyncResponses, SyncThreads, SyncVectorStores
+from .faces import (
+    SyncAssistants,
+    SyncConversations,
+    SyncResponses,
+    SyncThreads,
+    SyncVectorStores,
+)
 from .files import SyncFiles
 from .portal import Portal
 from .session import SyncSession, SyncSessions
@@ -71,6 +77,10 @@ class SyncEngine:
     @property
     def responses(self) -> SyncResponses:
         return SyncResponses(self.services().responses, self._portal)
+
+    @property
+    def conversations(self) -> SyncConversations:
+        return SyncConversations(self.services().conversations, self._portal)
 
     @property
     def vector_stores(self) -> SyncVectorStores:

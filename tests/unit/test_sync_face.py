@@ -31,11 +31,16 @@ from engine.sessions.outputs import decode_images, user_files
 from engine.store import Store
 from engine.sync import (
     SyncAssistants,
+    SyncConversationItems,
+    SyncConversations,
+    SyncFileBatches,
     SyncFiles,
+    SyncInputItems,
     SyncMessages,
     SyncResponses,
     SyncRuns,
     SyncSessions,
+    SyncSteps,
     SyncThreads,
     SyncVectorStoreFiles,
     SyncVectorStores,
@@ -305,13 +310,21 @@ def test_every_face_has_a_blocking_twin(tmp_path: Path) -> None:
     engine = Engine(Settings(data_dir=tmp_path / "engine", pool_size=0, pool_min=0))
     pairs = [
         (SyncResponses, engine.responses),
+        (SyncInputItems, engine.responses.input_items),
+        (SyncConversations, engine.conversations),
+        (SyncConversationItems, engine.conversations.items),
         (SyncVectorStores, engine.vector_stores),
         (SyncVectorStoreFiles, engine.vector_stores.files),
+        (SyncFileBatches, engine.vector_stores.file_batches),
         (SyncAssistants, engine.assistants),
         (SyncThreads, engine.threads),
         (SyncMessages, engine.threads.messages),
         (SyncRuns, engine.threads.runs),
+        (SyncSteps, engine.threads.runs.steps),
     ]
+    faces = {type(face) for _, face in pairs}
+    for _, face in pairs:  # every sub-face of a face is in the list
+        assert {type(v) for k, v in vars(face).items() if k != "service"} <= faces
     for ours, theirs in pairs:
         names = _public(type(theirs)) | {n for n in vars(theirs) if not n.startswith("_")}
         _assert_mirrors(ours, type(theirs), names)
@@ -322,7 +335,8 @@ def test_every_face_has_a_blocking_twin(tmp_path: Path) -> None:
 
 def test_the_faces_before_start_say_the_engine_is_not_started(tmp_path: Path) -> None:
     engine = SyncEngine(Settings(data_dir=tmp_path / "engine", pool_size=0, pool_min=0))
-    for face in ("responses", "vector_stores", "assistants", "threads", "file_search"):
+    faces = ("responses", "conversations", "vector_stores", "assistants", "threads", "file_search")
+    for face in faces:
         with pytest.raises(RuntimeError, match="not started"):
             getattr(engine, face)
 
