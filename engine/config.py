@@ -21,6 +21,10 @@ def _host_memory_mb() -> int:
     return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // (1024 * 1024)
 
 
+LIBRARY_OWNER = ""
+"""The library's own tenant: the tenant of a server without API keys."""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SANDBOX_", extra="ignore")
 

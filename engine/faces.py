@@ -32,7 +32,8 @@ from .assistants.requests import (
     ToolOutputsBody,
 )
 from .assistants.service import AssistantsService, Event
-from .paging import Deleted, Page
+from .config import LIBRARY_OWNER
+from .paging import Deleted, Page, Window
 from .responses import ResponsesService
 from .responses.models import (
     Conversation,
@@ -59,7 +60,6 @@ from .retrieval.requests import (
     StoreCreate,
     StoreUpdate,
 )
-from .services import LIBRARY_OWNER, Window
 
 M = TypeVar("M", bound=BaseModel)
 RUN_STOP_EVENTS = frozenset(

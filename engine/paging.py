@@ -8,7 +8,7 @@ naming objects of the list. ``page_query`` pages a table, ``page_list`` an alrea
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypedDict, TypeVar
 
 from pydantic import BaseModel
 
@@ -19,6 +19,17 @@ from .store.records import unknown_cursor
 
 T = TypeVar("T")
 MAX_LIMIT = 100
+Order = Literal["asc", "desc"]
+
+
+class Window(TypedDict, total=False):
+    """A page of a list, as the API's query: ``limit`` 1-100 (20), ``order`` by creation time
+    (``desc``), ``after`` and ``before`` object ids."""
+
+    limit: int
+    order: Order
+    after: str | None
+    before: str | None
 
 
 class Page(BaseModel, Generic[T]):

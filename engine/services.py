@@ -11,7 +11,7 @@ use (the server uses them at start), so that an engine that never does pays noth
 from __future__ import annotations
 
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal, Self, TypedDict, Unpack
+from typing import TYPE_CHECKING, Self, Unpack
 
 from .config import Settings
 from .files import FileStore
@@ -26,20 +26,6 @@ if TYPE_CHECKING:
     from .agent import OpenAIChatProvider
     from .faces import AssistantsFace, Conversations, Responses, Threads, VectorStoresFace
     from .retrieval import FileSearch
-
-LIBRARY_OWNER = ""
-"""The library's own tenant: the tenant of a server without API keys."""
-Order = Literal["asc", "desc"]
-
-
-class Window(TypedDict, total=False):
-    """A page of a list, as the API's query: ``limit`` 1-100 (20), ``order`` by creation time
-    (``desc``), ``after`` and ``before`` object ids."""
-
-    limit: int
-    order: Order
-    after: str | None
-    before: str | None
 
 
 class Services:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Unpack
 
-from ..services import LIBRARY_OWNER, Window
+from ..config import LIBRARY_OWNER
+from ..paging import Window
 from .portal import Portal
 
 if TYPE_CHECKING:
