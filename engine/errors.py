@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 Code = TypeVar("Code")
 
@@ -15,6 +15,12 @@ class LastError(BaseModel, Generic[Code]):
 
     code: Code
     message: str
+
+
+def first_problem(exc: ValidationError) -> tuple[str, str]:
+    """A validation failure's first problem: where (a dotted path, "" for the whole) and what."""
+    problem = exc.errors()[0]
+    return ".".join(str(p) for p in problem["loc"]), problem["msg"]
 
 
 class EngineError(Exception):

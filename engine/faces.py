@@ -82,9 +82,8 @@ def request(model: type[M], params: dict[str, Any]) -> M:
     try:
         return model.model_validate(params)
     except ValidationError as exc:
-        problem = exc.errors()[0]
-        where = ".".join(str(p) for p in problem["loc"])
-        raise errors.InvalidRequest(f"{where + ': ' if where else ''}{problem['msg']}") from None
+        where, what = errors.first_problem(exc)
+        raise errors.InvalidRequest(f"{where + ': ' if where else ''}{what}") from None
 
 
 def _no_stream(stream: bool, instead: str) -> None:

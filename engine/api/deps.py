@@ -150,11 +150,10 @@ class FileBody:
         try:
             return model.model_validate_json(self.raw)
         except ValidationError as exc:
-            problem = exc.errors()[0]
-            where = ".".join(str(p) for p in problem["loc"])
+            where, what = errors.first_problem(exc)
             raise errors.InvalidRequest(
                 f'expected JSON {{"file_id"}} or a multipart upload: '
-                f"{where + ': ' if where else ''}{problem['msg']}"
+                f"{where + ': ' if where else ''}{what}"
             ) from None
 
 

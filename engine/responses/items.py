@@ -65,10 +65,9 @@ def parse_input(raw: str | list[dict[str, Any]]) -> list[Item]:
         try:
             items.append(_ITEM.validate_python(entry))
         except ValidationError as exc:
-            problem = exc.errors()[0]
-            at = ".".join(str(p) for p in problem["loc"])
+            at, what = errors.first_problem(exc)
             raise errors.InvalidRequest(
-                f"input[{index}]{'.' + at if at else ''}: {problem['msg']} (item type {kind!r})"
+                f"input[{index}]{'.' + at if at else ''}: {what} (item type {kind!r})"
             ) from None
     return items
 

@@ -119,9 +119,8 @@ def _checked(model: type[M], spec: dict[str, Any], where: str) -> M:
     try:
         return model.model_validate(spec)
     except ValidationError as exc:
-        problem = exc.errors()[0]
-        at = ".".join(str(p) for p in problem["loc"])
-        raise errors.InvalidRequest(f"{where}.{at}: {problem['msg']}") from None
+        at, what = errors.first_problem(exc)
+        raise errors.InvalidRequest(f"{where}.{at}: {what}") from None
 
 
 def _code_tool(tool: CodeInterpreterTool) -> CodeTool:
