@@ -45,9 +45,9 @@ class Kernel:
         self._restarting: asyncio.Task[None] | None = None
         self._starting = False
         """An execution is under way whose code has not started running yet."""
-        self._interrupt_on_start = False
         self._interrupt_due: float | None = None
-        """When to interrupt the running code (again): an interrupt asked before it started."""
+        """When to interrupt the running code (again), for an interrupt asked before it started;
+        infinity until it starts."""
 
     async def start(self) -> None:
         try:
@@ -157,7 +157,7 @@ class Kernel:
         signals itself); a restarting kernel runs nothing. An execution whose code has not
         started yet is interrupted as it starts: an idle kernel ignores the signal."""
         if self._starting:
-            self._interrupt_on_start = True
+            self._interrupt_due = math.inf
             return
         await self._send_interrupt()
 
@@ -181,11 +181,11 @@ class Kernel:
     async def execute(
         self, code: str, timeout: float, on_event: EventCallback | None = None
     ) -> ExecutionResult:
-        self._starting, self._interrupt_on_start = True, False
+        self._starting = True
         try:
             return await self._execute_started(code, timeout, on_event)
         finally:
-            self._starting = self._interrupt_on_start = False
+            self._starting = False
             self._interrupt_due = None
 
     async def _execute_started(
@@ -255,6 +255,12 @@ class Kernel:
                 name="ExecutionAborted",
                 value="the kernel aborted this execution without running it",
             )
+        if self._interrupt_due is not None and collector.error is None:
+            # The signal can land before the cell's own code, which then ends without a word.
+            collector.error = ErrorInfo(
+                name="KeyboardInterrupt",
+                value="interrupted as it started: its code may not have run",
+            )
         status = ExecutionStatus.ERROR if collector.error else ExecutionStatus.OK
         return collector.finish(status, started)
 
@@ -272,7 +278,7 @@ class Kernel:
             return _is_idle(msg, msg_id)
         if self._starting:  # execute_input, published just before the code runs, or later
             self._starting = False
-            if self._interrupt_on_start:
+            if self._interrupt_due is not None:
                 self._interrupt_due = 0.0
         await collector.handle(msg)
         return False
