@@ -391,12 +391,13 @@ class Session:
         if self._info.status in (SessionStatus.CLOSED, SessionStatus.EXPIRED):
             return
         self._info.status = status
+        self._save()  # before the manager lets go: a reader must never see a stale 'active' row
         if self._on_close is not None:
             self._on_close(self, status)  # the manager lets go before the first await
         try:
             await self._placement.remove()
         finally:
-            self._save()
+            self._save()  # its sandbox is gone
             self._drop_outputs()
 
     def _drop_outputs(self) -> None:
