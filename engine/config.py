@@ -86,9 +86,18 @@ class Settings(BaseSettings):
     session_ttl: int = Field(default=3600, ge=1)
     """Seconds a session lives (its hard deadline, which ``extend`` pushes out)."""
     idle_timeout: int = Field(default=1800, ge=1)
-    """Seconds without activity after which a session ends."""
+    """Seconds without activity after which a session ends (is paused, with auto-pause on)."""
     max_session_lifetime: int = Field(default=24 * 3600, ge=1)
     reaper_interval: float = Field(default=5.0, gt=0)
+    auto_pause_after: int = Field(default=600, ge=0)
+    """Seconds without activity after which a session is paused (its variables and files saved,
+    its sandbox removed); 0 turns auto-pause off, and idle sessions end at their idle timeout."""
+    paused_ttl: int = Field(default=24 * 3600, ge=1)
+    """Seconds a paused session is kept (its hard deadline still applies)."""
+    max_snapshot_mb: int = Field(default=512, ge=1)
+    """Largest saved namespace; over it, a pause keeps the files only and says so."""
+    pause_timeout: float = Field(default=120.0, gt=0)
+    """Seconds the kernel may take to save, or to load back, its namespace."""
     max_sessions: int = Field(default=200, ge=1)
     max_sessions_per_owner: int = Field(default=50, ge=1)
 

@@ -73,6 +73,12 @@ class SandboxUnavailable(SandboxError):
     code = "sandbox_unavailable"
 
 
+class SnapshotCorrupt(EngineError):
+    """A paused session's saved namespace is missing or does not match its checksum."""
+
+    code = "snapshot_corrupt"
+
+
 class DataFolderInUse(EngineError):
     """Another engine process holds the data folder's lease (``engine.lock``)."""
 

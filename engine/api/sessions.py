@@ -99,6 +99,18 @@ async def delete_session(session_id: str, engine: EngineDep, tenant: Tenant) -> 
     return Deleted(id=session_id, object="session.deleted")
 
 
+@router.post("/{session_id}/pause", response_model=SessionInfo)
+async def pause_session(session: SessionDep) -> SessionInfo:
+    """Save its variables and files and remove its sandbox; any use resumes it."""
+    return await session.pause()
+
+
+@router.post("/{session_id}/resume", response_model=SessionInfo)
+async def resume_session(session: SessionDep) -> SessionInfo:
+    """Start it again, with its variables and files back."""
+    return await session.resume()
+
+
 @router.post("/{session_id}/execute", response_model=ExecutionResult, responses=SSE_RESPONSE)
 async def execute(body: Execute, session: SessionDep, request: Request) -> Any:
     """JSON when it is done, or with ``Accept: text/event-stream`` server-sent events while it

@@ -179,17 +179,24 @@ class Kernel:
         await self._km.cleanup_resources()
 
     async def execute(
-        self, code: str, timeout: float, on_event: EventCallback | None = None
+        self,
+        code: str,
+        timeout: float,
+        on_event: EventCallback | None = None,
+        *,
+        internal: bool = False,
     ) -> ExecutionResult:
+        """Run ``code``. An ``internal`` execution (the engine's own) leaves no trace in the
+        kernel's history, execution count or ``_``."""
         self._starting = True
         try:
-            return await self._execute_started(code, timeout, on_event)
+            return await self._execute_started(code, timeout, on_event, internal)
         finally:
             self._starting = False
             self._interrupt_due = None
 
     async def _execute_started(
-        self, code: str, timeout: float, on_event: EventCallback | None
+        self, code: str, timeout: float, on_event: EventCallback | None, internal: bool
     ) -> ExecutionResult:
         await self._restarted()
         if self._channels is None:
@@ -198,7 +205,7 @@ class Kernel:
         started = time.perf_counter()
         collector = Collector(self.limits, on_event)
         try:
-            return await self._execute(channels, code, timeout, collector, started)
+            return await self._execute(channels, code, timeout, collector, started, internal)
         except ChannelBroken as exc:
             if self._closing:
                 collector.error = ErrorInfo(
@@ -216,12 +223,13 @@ class Kernel:
         timeout: float,
         collector: Collector,
         started: float,
+        internal: bool = False,
     ) -> ExecutionResult:
         await _drain_shell(channels)
         content = {
             "code": code,
-            "silent": False,
-            "store_history": True,
+            "silent": internal,
+            "store_history": not internal,
             "user_expressions": {},
             "allow_stdin": False,
             "stop_on_error": True,

@@ -18,12 +18,12 @@ from typing import BinaryIO
 
 from .. import errors
 from ..names import check_relative_path
+from ..streams import copy_at_most
 from .base import UPLOAD_PREFIX, FileEntry
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-CHUNK = 1024 * 1024
 MAX_DEPTH = 32
 
 
@@ -130,14 +130,7 @@ class HostDataDir:
             fd = os.open(tmp, _WRITE_FLAGS, 0o644, dir_fd=parent)
             try:
                 with os.fdopen(fd, "wb", closefd=False) as out:
-                    written = 0
-                    while chunk := src.read(CHUNK):
-                        written += len(chunk)
-                        if written > max_bytes:
-                            raise errors.PayloadTooLarge(
-                                f"{path!r} is larger than the {max_bytes} byte limit"
-                            )
-                        out.write(chunk)
+                    copy_at_most(src, out, max_bytes, lambda: _too_big(path, max_bytes))
                 if os.geteuid() == 0:
                     os.fchown(fd, self.uid, self.uid)
                 st = os.fstat(fd)
@@ -185,3 +178,7 @@ def _open(name: str, flags: int, dir_fd: int, shown: str) -> int:
 def _unlink_quietly(name: str, dir_fd: int) -> None:
     with suppress(OSError):
         os.unlink(name, dir_fd=dir_fd)
+
+
+def _too_big(path: str, max_bytes: int) -> errors.PayloadTooLarge:
+    return errors.PayloadTooLarge(f"{path!r} is larger than the {max_bytes} byte limit")

@@ -12,6 +12,7 @@ from ..pool import WarmPool
 from ..sandbox.base import SandboxBackend, SandboxSpec
 from ..store import Store
 from .records import SessionRecords
+from .snapshots import SnapshotStore
 
 
 def sandbox_spec(settings: Settings, image: str, labels: dict[str, str]) -> SandboxSpec:
@@ -56,6 +57,8 @@ class SessionContext:
     files: FileStore
     pool: WarmPool | None = None
     records: SessionRecords = field(init=False)
+    snapshots: SnapshotStore = field(init=False)
 
     def __post_init__(self) -> None:
         self.records = SessionRecords(self.store)
+        self.snapshots = SnapshotStore(self.settings.data_dir / "snapshots")

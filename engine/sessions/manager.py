@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import time
 import uuid
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,12 +24,17 @@ from .context import SessionContext
 from .models import SessionInfo, SessionStatus
 from .recovery import Recovery
 from .session import Session, SessionControl
+from .snapshots import SnapshotMeta
 
 log = logging.getLogger(__name__)
+PARALLEL_PAUSES = 4
 
 
 class SessionManager:
-    """Owns every live session: one per (owner, thread id), with lifetimes and limits."""
+    """Owns every live session: one per (owner, thread id), with lifetimes and limits.
+
+    A live session holds a sandbox; a paused one lives in the store, and in memory only while
+    someone holds its object, so that start-up and memory do not grow with their number."""
 
     def __init__(self, ctx: SessionContext, labels: dict[str, str], lease: Lease) -> None:
         self._ctx = ctx
@@ -37,6 +43,9 @@ class SessionManager:
         self._labels = labels
         self._lease = lease
         self._live: dict[str, Session] = {}
+        self._paused: weakref.WeakValueDictionary[str, Session] = weakref.WeakValueDictionary()
+        self._pausing = asyncio.Semaphore(PARALLEL_PAUSES)
+        self._roster = _Roster(self)
         self._by_thread: dict[tuple[str, str], Session] = {}
         self._creating: dict[tuple[str, str], asyncio.Task[Session]] = {}
         self._committing: dict[tuple[str, str], int] = {}
@@ -69,6 +78,8 @@ class SessionManager:
         metrics.SESSIONS_LIVE.set(len(self._live))
         for ended in self._records.ended_with_outputs():
             self._ctx.files.drop_session_outputs(ended)
+        paused = self._records.ids_in_status(SessionStatus.PAUSED)
+        self._ctx.snapshots.sweep(set(paused))  # what a crash in mid-pause left
         return len(sessions)
 
     def _restore(self, row: Row) -> Session:
@@ -76,9 +87,21 @@ class SessionManager:
         info = SessionInfo.from_row({**row, "status": SessionStatus.STARTING.value})
         memory = row["memory_limit_mb"] or self._ctx.spec.memory_limit_mb
         spec = dataclasses.replace(self._ctx.spec, memory_limit_mb=memory)
-        session = Session(info, row["expires_at"], self._ctx, spec, on_close=self._let_go)
+        session = Session(info, row["expires_at"], self._ctx, spec, roster=self._roster)
         session.last_active = float(row["last_active_at"])
         return session
+
+    def _take_up_paused(self, row: Row) -> Session:
+        """The object of a paused session (one object per session while anyone holds it)."""
+        if (session := self._paused.get(row["id"])) is not None:
+            return session
+        session = self._restore(row)
+        SessionControl(session).as_paused(row["paused_at"], SnapshotMeta.from_json(row["snapshot"]))
+        self._paused[session.id] = session
+        return session
+
+    def _held(self, session_id: str) -> Session | None:
+        return self._live.get(session_id) or self._paused.get(session_id)
 
     async def get_or_create(
         self,
@@ -120,7 +143,7 @@ class SessionManager:
         )
         spec = dataclasses.replace(self._ctx.spec, memory_limit_mb=memory)
         key = (owner, thread_id)
-        if (existing := self._by_thread.get(key)) is not None:
+        if (existing := self.by_thread(thread_id, owner)) is not None:
             for f in file_ids:
                 await existing.add_file(f)
             return existing
@@ -187,7 +210,7 @@ class SessionManager:
         self._records.insert(
             info, now + life, engine_owner=self._lease.owner, memory_limit_mb=spec.memory_limit_mb
         )
-        session = Session(info, now + life, self._ctx, spec, on_close=self._let_go)
+        session = Session(info, now + life, self._ctx, spec, roster=self._roster)
         try:
             await session.start(file_ids)
         except BaseException:
@@ -200,21 +223,61 @@ class SessionManager:
         return session
 
     def get(self, session_id: str, owner: str | None = None) -> Session:
-        """A live session. Closed or expired ones raise SessionClosed; unknown ones NotFound."""
+        """A live or paused session (any use of a paused one resumes it). Closed or expired
+        ones raise SessionClosed; unknown ones NotFound."""
         if not isinstance(session_id, str):
             raise errors.InvalidRequest("session id must be a string")
-        session = self._live.get(session_id)
+        session = self._held(session_id)
         if session is not None and (owner is None or session.owner == owner):
             return session
         info = self.info(session_id, owner)
+        if info.status is SessionStatus.PAUSED:
+            return self._take_up_paused(self._records.row(session_id))
         raise errors.SessionClosed(f"session {session_id} is {info.status.value}")
 
     def by_thread(self, thread_id: str, owner: str = "") -> Session | None:
-        """The live session of a thread, if there is one."""
-        return self._by_thread.get((owner, thread_id))
+        """The live or paused session of a thread, if there is one."""
+        if (session := self._by_thread.get((owner, thread_id))) is not None:
+            return session
+        row = self._records.paused_of_thread(owner, thread_id)
+        return self._take_up_paused(row) if row is not None else None
+
+    # --- what a session tells the manager (through its _Roster) ---
+
+    def _ended(self, session: Session, status: SessionStatus) -> None:
+        """A session is closing (through the manager or by itself): its thread gets a new one."""
+        self._paused.pop(session.id, None)
+        if self._live.get(session.id) is not session:
+            return  # it never started, was paused, or close_all already let go of everything
+        self._let_go(session)
+        metrics.SESSIONS_ENDED.labels(status.value).inc()
+
+    def _now_paused(self, session: Session) -> None:
+        if self._live.get(session.id) is session:
+            self._let_go(session)
+        self._paused[session.id] = session
+
+    def _resuming(self, session: Session) -> None:
+        if self._closed:
+            raise errors.EngineError("the engine is closed")
+        key = (session.owner, session.thread_id)
+        if (other := self._by_thread.get(key)) is not None and other is not session:
+            raise errors.SessionClosed(
+                f"thread {session.thread_id!r} has gone on in session {other.id}"
+            )
+        self._check_limits(session.owner, session.spec.memory_limit_mb)
+        self._paused.pop(session.id, None)
+        self._live[session.id] = session
+        self._by_thread[key] = session
+        metrics.SESSIONS_LIVE.set(len(self._live))
+
+    def _let_go(self, session: Session) -> None:
+        del self._live[session.id]
+        self._by_thread.pop((session.owner, session.thread_id), None)
+        metrics.SESSIONS_LIVE.set(len(self._live))
 
     def info(self, session_id: str, owner: str | None = None) -> SessionInfo:
-        session = self._live.get(session_id)
+        session = self._held(session_id)
         if session is not None and (owner is None or session.owner == owner):
             return session.info
         return self._records.owned(session_id, owner)
@@ -236,7 +299,7 @@ class SessionManager:
             filters, limit=limit, order=order, after=after, before=before
         )
         infos = [
-            self._live[r["id"]].info if r["id"] in self._live else SessionInfo.from_row(r)
+            session.info if (session := self._held(r["id"])) else SessionInfo.from_row(r)
             for r in rows
         ]
         return Page[SessionInfo].of(infos, has_more)
@@ -250,30 +313,49 @@ class SessionManager:
         owner: str | None = None,
         status: SessionStatus = SessionStatus.CLOSED,
     ) -> None:
-        session = self._live.get(session_id)
-        if session is None or (owner is not None and session.owner != owner):
-            self.info(session_id, owner)  # NotFound if it never existed
+        try:
+            session = self.get(session_id, owner)
+        except errors.SessionClosed:
             return
         await session.close(status)
 
-    def _let_go(self, session: Session, status: SessionStatus) -> None:
-        """A session is closing (through the manager or by itself): its thread gets a new one."""
-        if self._live.get(session.id) is not session:
-            return  # it never started, or close_all already let go of everything
-        del self._live[session.id]
-        self._by_thread.pop((session.owner, session.thread_id), None)
-        metrics.SESSIONS_LIVE.set(len(self._live))
-        metrics.SESSIONS_ENDED.labels(status.value).inc()
-
     async def reap(self) -> int:
-        """End every session whose time is up. Returns how many ended."""
+        """End every session whose time is up, and pause the idle ones (with auto-pause on).
+        Returns how many ended."""
         now = time.time()
         ended = 0
+        idle: list[Session] = []
         for session in list(self._live.values()):
-            if now >= session.deadline or (session.idle_expired and not session.busy):
-                await self.close(session.id, status=SessionStatus.EXPIRED)
+            if now >= session.deadline:
+                await session.close(SessionStatus.EXPIRED)
                 ended += 1
+            elif not session.busy and self._idle_for_pause(session, now):
+                idle.append(session)
+            elif session.idle_expired and not session.busy:
+                await session.close(SessionStatus.EXPIRED)
+                ended += 1
+        await asyncio.gather(*(self._auto_pause(s) for s in idle))
+        for row in self._records.paused_due(int(now)):
+            if row["id"] in self._live:
+                continue  # resumed meanwhile
+            await self._take_up_paused(row).close(SessionStatus.EXPIRED)
+            ended += 1
         return ended
+
+    def _idle_for_pause(self, session: Session, now: float) -> bool:
+        after = self._settings.auto_pause_after
+        if after <= 0:
+            return False
+        return now >= session.last_active + min(after, session.info.idle_timeout)
+
+    async def _auto_pause(self, session: Session) -> None:
+        async with self._pausing:
+            try:
+                await session.pause()
+            except errors.SessionClosed:
+                pass
+            except Exception:  # a pause that fails leaves the session as it was
+                log.exception("session %s: auto-pause failed", session.id)
 
     async def _refresh_deadlines(self) -> None:
         """Carry each live session's activity to its sandbox's own deadline."""
@@ -318,6 +400,22 @@ class SessionManager:
             )
         else:
             await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+
+
+class _Roster:
+    """The manager as its sessions see it (``session.Roster``)."""
+
+    def __init__(self, manager: SessionManager) -> None:
+        self._manager = manager
+
+    def ended(self, session: Session, status: SessionStatus) -> None:
+        self._manager._ended(session, status)
+
+    def paused(self, session: Session) -> None:
+        self._manager._now_paused(session)
+
+    def resuming(self, session: Session) -> None:
+        self._manager._resuming(session)
 
 
 def _check_seconds(name: str, value: object, default: int, maximum: int) -> int:

@@ -28,6 +28,8 @@ class SessionOptions(TypedDict, total=False):
 class SessionStatus(StrEnum):
     STARTING = "starting"
     ACTIVE = "active"
+    PAUSED = "paused"
+    """Its variables and files are saved and its sandbox is gone; any use resumes it."""
     CLOSED = "closed"
     EXPIRED = "expired"
 
@@ -51,8 +53,11 @@ class SessionInfo(BaseModel):
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> SessionInfo:
         """The stored row keeps the hard deadline in ``expires_at``; the info shows the earlier
-        of that and the idle deadline."""
-        expires = min(row["expires_at"], row["last_active_at"] + row["idle_timeout"])
+        of that and the idle deadline, or, for a paused session, when it stops being kept."""
+        if row["status"] == SessionStatus.PAUSED.value and row.get("paused_until") is not None:
+            expires = row["paused_until"]
+        else:
+            expires = min(row["expires_at"], row["last_active_at"] + row["idle_timeout"])
         return cls.model_validate({**row, "expires_at": expires})
 
 

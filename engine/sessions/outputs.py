@@ -6,6 +6,7 @@ unchanged since they were exported or placed there, and under which file object.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import posixpath
@@ -165,6 +166,41 @@ class OutputExport:
             if output is not None:
                 result.outputs.append(output)
                 exported += 1
+
+    async def save_all(self) -> list[str]:
+        """Before a pause: export every file changed since last seen, so that file objects hold
+        all of /mnt/data. Returns the paths that could not be (too big, or over a quota)."""
+        entries, _ = await self._sandbox().list_files(self._settings.max_listed_files)
+        before = {path: known.file_id for path, known in self.known.items()}
+        missed = []
+        for entry in self.changed(entries):
+            try:
+                output = await self._export_file(entry, before.get(entry.path))
+            except (errors.StorageFull, errors.QuotaExceeded):
+                output = None
+            if output is None:
+                missed.append(entry.path)
+        return missed
+
+    async def put_back(self) -> list[str]:
+        """On resume: write every known file into the new /mnt/data from its file object.
+        Returns the paths whose file object is gone."""
+        missed = []
+        known, self.known = self.known, {}
+        sandbox = self._sandbox()
+        for path, file in known.items():
+            if file.file_id is None:
+                missed.append(path)
+                continue
+            try:
+                blob = self._files.blob_path(file.file_id)
+                with await asyncio.to_thread(open, blob, "rb") as src:
+                    entry = await sandbox.write_file(path, src, self._files.max_bytes)
+            except (errors.NotFound, OSError):
+                missed.append(path)
+                continue
+            self.remember(entry, file.file_id)
+        return missed
 
     async def _export_file(self, entry: FileEntry, previous: str | None) -> OutputFile | None:
         """Export ``entry``; the output it had before, ``previous``, is replaced: deleted if

@@ -81,6 +81,19 @@ class SessionRecords:
             (SessionStatus.ACTIVE.value, SessionStatus.STARTING.value), engine_owners
         )
 
+    def row(self, session_id: str) -> Row:
+        return self._rows.owned(session_id, None, errors.SessionNotFound(session_id))
+
+    def paused_of_thread(self, owner: str, thread_id: str) -> Row | None:
+        return self._rows.in_status(SessionStatus.PAUSED.value, owner, thread_id)
+
+    def paused_due(self, now: int) -> list[Row]:
+        """Paused sessions whose keeping time or hard deadline has come."""
+        return self._rows.due(SessionStatus.PAUSED.value, "paused_until", now)
+
+    def ids_in_status(self, status: SessionStatus) -> list[str]:
+        return self._rows.ids_in_status(status.value)
+
     def ended_with_outputs(self) -> list[str]:
         """Sessions that ended with outputs still bound to them (a crash between the two)."""
         return self._rows.with_outputs((SessionStatus.CLOSED.value, SessionStatus.EXPIRED.value))

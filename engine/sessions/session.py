@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Iterable
-from typing import IO, Any
+from collections.abc import AsyncGenerator, Iterable
+from typing import IO, Any, Protocol
 
 from .. import errors, metrics
 from ..errors import SandboxLost
@@ -22,14 +22,28 @@ from .data import DataFolder
 from .models import SessionFile, SessionInfo, SessionStatus
 from .notices import Notices
 from .outputs import OutputExport
+from .pausing import Pausing
 from .placement import Placement
+from .snapshots import SnapshotMeta
 
 log = logging.getLogger(__name__)
 DEADLINE_SLACK = 10.0
 """Seconds, on top of two reaper ticks, by which a sandbox outlives its session's deadline:
 while an engine runs, its reaper ends the session (and saves its files) before the sandbox
 stops itself."""
-OnClose = Callable[["Session", SessionStatus], None]
+
+
+class Roster(Protocol):
+    """Who keeps the list of sessions (the manager), told of each move before its first await."""
+
+    def ended(self, session: Session, status: SessionStatus) -> None:
+        """The session is closing: its thread gets a new one."""
+
+    def paused(self, session: Session) -> None:
+        """The session no longer holds a sandbox."""
+
+    def resuming(self, session: Session) -> None:
+        """The session is about to hold a sandbox again; raise if limits forbid it."""
 
 
 class Session:
@@ -47,7 +61,7 @@ class Session:
         deadline: int,
         ctx: SessionContext,
         spec: SandboxSpec,
-        on_close: OnClose | None = None,
+        roster: Roster | None = None,
     ) -> None:
         self._info = info
         self.spec = spec
@@ -56,8 +70,10 @@ class Session:
         self._ctx = ctx
         self._settings = ctx.settings
         self._lock = asyncio.Lock()
-        self._on_close = on_close
+        self._roster = roster
         self._saved: dict[str, Any] | None = None
+        self._paused_at: int | None = None
+        self._snapshot: SnapshotMeta | None = None
         self._placement = Placement(info.id, ctx, spec)
         self._outputs = OutputExport(
             info.id, info.owner, self._placement.live_sandbox, ctx.files, ctx.records, ctx.settings
@@ -66,6 +82,7 @@ class Session:
         self._data = DataFolder(
             info.id, info.owner, ctx, self._placement, self._outputs, self._check_open, self.touch
         )
+        self._pausing = Pausing(info.id, ctx, self._placement, self._outputs, self._notices)
 
     def __repr__(self) -> str:
         return f"<Session {self.id} thread={self.thread_id!r} {self.status}>"
@@ -96,9 +113,18 @@ class Session:
             pass
 
     @property
+    def paused_until(self) -> int | None:
+        """While paused: when it stops being kept."""
+        if self._paused_at is None:
+            return None
+        return min(self.deadline, self._paused_at + self._settings.paused_ttl)
+
+    @property
     def info(self) -> SessionInfo:
         info = self._info
-        expires = min(self.deadline, info.last_active_at + info.idle_timeout)
+        expires = self.paused_until if self._info.status is SessionStatus.PAUSED else None
+        if expires is None:
+            expires = min(self.deadline, info.last_active_at + info.idle_timeout)
         return info.model_copy(update={"expires_at": expires})
 
     @property
@@ -116,6 +142,9 @@ class Session:
             "kernel": record.to_json() if (record := self._placement.record) else None,
             "notice": info.notice,
             "running_since": None,
+            "paused_at": self._paused_at,
+            "paused_until": self.paused_until,
+            "snapshot": self._snapshot.to_json() if self._snapshot else None,
         }
         # Only this session writes its row: most executions change nothing in it (activity is
         # kept in whole seconds), so they skip the write.
@@ -146,7 +175,7 @@ class Session:
             await sandbox.set_deadline(self._sandbox_deadline())
 
     def keepalive(self) -> SessionInfo:
-        self._check_open()
+        self._check_usable()
         self.touch()
         self._save()
         return self.info
@@ -155,7 +184,7 @@ class Session:
         """Push the hard deadline out by ``seconds`` (and count as activity)."""
         if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
             raise errors.InvalidRequest("extend takes a positive whole number of seconds")
-        self._check_open()
+        self._check_usable()
         limit = self._info.created_at + self._settings.max_session_lifetime
         self.deadline = min(max(self.deadline, int(time.time())) + seconds, limit)
         self.touch()
@@ -189,6 +218,77 @@ class Session:
             raise errors.SessionClosed(f"session {self.id} is {self._info.status.value}")
         return kernel
 
+    def _check_usable(self) -> None:
+        """Active, or paused (any use resumes it)."""
+        if self._info.status not in (SessionStatus.ACTIVE, SessionStatus.PAUSED):
+            raise errors.SessionClosed(f"session {self.id} is {self._info.status.value}")
+
+    # --- pause and resume ---
+
+    async def pause(self) -> SessionInfo:
+        """Save its variables and files, then remove its sandbox: it costs disk, not memory,
+        until any use resumes it. Names that cannot be saved are listed in its notice."""
+        self._check_usable()
+        async with self._lock:
+            if self._info.status is SessionStatus.ACTIVE:
+                await self._pause_locked(self._check_open())
+        return self.info
+
+    async def _pause_locked(self, kernel: Kernel) -> None:
+        saved = await self._pausing.save(kernel)
+        for what in saved.lost:
+            self._notices.add(f"paused without {what}")
+        self._snapshot = saved.snapshot
+        self._paused_at = int(time.time())
+        self._info.status = SessionStatus.PAUSED
+        if self._roster is not None:
+            self._roster.paused(self)
+        try:
+            await self._placement.remove()
+        finally:
+            self._save()
+        log.info("session %s paused (%s)", self.id, saved.snapshot or "files only")
+
+    async def resume(self) -> SessionInfo:
+        """Start it again from the warm pool, with its variables and files back."""
+        self._check_usable()
+        async with self._lock:
+            await self._resident()
+        return self.info
+
+    async def _resident(self) -> Kernel:
+        """Its kernel, resuming it first if it is paused; the caller holds the lock."""
+        if self._info.status is SessionStatus.PAUSED:
+            if self._roster is not None:
+                self._roster.resuming(self)
+            try:
+                await self._placement.start(self._start_deadline)
+                await self._pausing.restore(self._check_kernel(), self._snapshot)
+            except BaseException:
+                with contextlib.suppress(errors.EngineError):
+                    await self._placement.remove()
+                if self._roster is not None:
+                    self._roster.paused(self)
+                raise
+            self._snapshot = self._paused_at = None
+            self._info.status = SessionStatus.ACTIVE
+            self.touch()
+            await self._refresh_deadline()
+            self._save()
+        return self._check_open()
+
+    def _check_kernel(self) -> Kernel:
+        if self._placement.kernel is None:
+            raise errors.SessionClosed(f"session {self.id} has no kernel")
+        return self._placement.kernel
+
+    async def _awake(self) -> None:
+        """Resume it if it is paused (what every use of its sandbox does first)."""
+        self._check_usable()
+        if self._info.status is SessionStatus.PAUSED:
+            async with self._lock:
+                await self._resident()
+
     # --- executions ---
 
     async def execute(
@@ -209,7 +309,7 @@ class Session:
         seconds = validate_timeout(
             timeout, self._settings.default_timeout, self._settings.max_timeout
         )
-        self._check_open()
+        self._check_usable()
         try:
             async with asyncio.timeout(queue_timeout):
                 await self._lock.acquire()
@@ -218,7 +318,7 @@ class Session:
                 f"session {self.id} is still running an earlier execution"
             ) from None
         try:
-            kernel = self._check_open()
+            kernel = await self._resident()
             self.touch()
             self._mark_running()
             try:
@@ -315,13 +415,15 @@ class Session:
                 await asyncio.wait({task}, timeout=self._settings.interrupt_grace + 5)
 
     async def interrupt(self) -> None:
-        await self._check_open().interrupt()
+        self._check_usable()
+        if self._info.status is SessionStatus.ACTIVE:  # a paused session runs nothing
+            await self._check_open().interrupt()
 
     async def restart(self) -> None:
         """A fresh kernel: variables go, files in /mnt/data stay."""
-        self._check_open()
+        self._check_usable()
         async with self._lock:
-            kernel = self._check_open()
+            kernel = await self._resident()
             self.touch()
             try:
                 await kernel.restart()
@@ -354,6 +456,7 @@ class Session:
 
     async def upload(self, name: str, data: Source) -> SessionFile:
         """Place raw bytes at /mnt/data/<name>; they also become a file object."""
+        await self._awake()
         return await self._data.upload(name, data)
 
     async def add_file(
@@ -361,6 +464,7 @@ class Session:
     ) -> SessionFile:
         """Place an existing file object at /mnt/data/<name> (its own filename by default), or
         at ``path``, a path below /mnt/data whose folders are made as needed."""
+        await self._awake()
         return await self._data.add_file(file_id, name, path=path)
 
     def keep_output(self, file_id: str) -> FileObject:
@@ -372,16 +476,20 @@ class Session:
         self._data.keep_outputs(file_ids)
 
     async def list_files(self) -> list[SessionFile]:
+        await self._awake()
         return await self._data.list_files()
 
     async def open_file(self, path: str) -> IO[bytes]:
         """Open /mnt/data/<path> for reading; symlinks and special files are refused."""
+        await self._awake()
         return await self._data.open_file(path)
 
     async def read_file(self, path: str) -> bytes:
+        await self._awake()
         return await self._data.read_file(path)
 
     async def remove_file(self, path: str) -> None:
+        await self._awake()
         await self._data.remove_file(path)
 
     # --- the end ---
@@ -391,13 +499,15 @@ class Session:
         if self._info.status in (SessionStatus.CLOSED, SessionStatus.EXPIRED):
             return
         self._info.status = status
+        self._snapshot = self._paused_at = None
         self._save()  # before the manager lets go: a reader must never see a stale 'active' row
-        if self._on_close is not None:
-            self._on_close(self, status)  # the manager lets go before the first await
+        if self._roster is not None:
+            self._roster.ended(self, status)  # the manager lets go before the first await
         try:
             await self._placement.remove()
         finally:
             self._save()  # its sandbox is gone
+            self._ctx.snapshots.delete(self.id)
             self._drop_outputs()
 
     def _drop_outputs(self) -> None:
@@ -440,6 +550,14 @@ class SessionControl:
         s._outputs.restore()
         s._info.status = SessionStatus.ACTIVE
         s._save()
+
+    def as_paused(self, paused_at: int, snapshot: SnapshotMeta | None) -> None:
+        """Take up a paused session from its row (paused by an earlier process, or let go of
+        while nobody held it)."""
+        s = self._session
+        s._paused_at, s._snapshot = paused_at, snapshot
+        s._info.status = SessionStatus.PAUSED
+        s._outputs.restore()
 
     async def start_over(self, why: str) -> None:
         """Continue in a fresh sandbox after recovery found the old one unusable."""

@@ -39,10 +39,15 @@ CREATE TABLE IF NOT EXISTS sessions (
     memory_limit_mb INTEGER,
     kernel TEXT,
     running_since REAL,
-    notice TEXT
+    notice TEXT,
+    paused_at INTEGER,
+    paused_until INTEGER,
+    snapshot TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_owner ON sessions (owner, created_at, id);
 CREATE INDEX IF NOT EXISTS sessions_sandbox ON sessions (sandbox_id);
+CREATE INDEX IF NOT EXISTS sessions_status ON sessions (status);
+CREATE INDEX IF NOT EXISTS sessions_thread ON sessions (owner, thread_id);
 CREATE TABLE IF NOT EXISTS session_files (
     session_id TEXT NOT NULL,
     path TEXT NOT NULL,
@@ -61,6 +66,9 @@ ADDED_COLUMNS = {
         "kernel": "TEXT",
         "running_since": "REAL",
         "notice": "TEXT",
+        "paused_at": "INTEGER",
+        "paused_until": "INTEGER",
+        "snapshot": "TEXT",
     },
 }
 """Columns added after a table's first release: a database from then gets them at open."""
@@ -225,6 +233,24 @@ class SessionRows:
             f"AND (engine_owner IN ({marks}){legacy})",
             (*statuses, *named),
         )
+
+    def in_status(self, status: str, owner: str, thread_id: str) -> Row | None:
+        """A thread's session in ``status`` (the latest, should there be several)."""
+        return self._db.one(
+            "SELECT * FROM sessions WHERE owner = ? AND thread_id = ? AND status = ? "
+            "ORDER BY created_at DESC LIMIT 1",
+            (owner, thread_id, status),
+        )
+
+    def due(self, status: str, until_column: str, now: int) -> list[Row]:
+        """Sessions in ``status`` whose ``until_column`` (a time) has come."""
+        return self._db.all(
+            f"SELECT * FROM sessions WHERE status = ? AND {until_column} <= ?", (status, now)
+        )
+
+    def ids_in_status(self, status: str) -> list[str]:
+        rows = self._db.all("SELECT id FROM sessions WHERE status = ?", (status,))
+        return [r["id"] for r in rows]
 
     def with_outputs(self, statuses: Sequence[str]) -> list[str]:
         """Sessions in one of ``statuses`` with outputs still bound to them."""

@@ -91,6 +91,19 @@ class SyncSession:
         """Push the hard deadline out by ``seconds`` (and count as activity)."""
         return self._portal.run_sync(self._session.extend, seconds)
 
+    @property
+    def paused_until(self) -> int | None:
+        """While paused: when it stops being kept."""
+        return self._session.paused_until
+
+    def pause(self) -> SessionInfo:
+        """Save its variables and files, then remove its sandbox (any use resumes it)."""
+        return self._portal.run(self._session.pause)
+
+    def resume(self) -> SessionInfo:
+        """Start it again from the warm pool, with its variables and files back."""
+        return self._portal.run(self._session.resume)
+
     def start(self, file_ids: Iterable[str] = ()) -> None:
         self._portal.run(self._session.start, file_ids)
 

@@ -35,6 +35,7 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             max_sessions=3,
             max_sessions_per_owner=3,
             idle_timeout=5,
+            auto_pause_after=0,
             reaper_interval=1,
             memory_limit_mb=256,
             max_memory_limit_mb=512,

@@ -205,19 +205,26 @@ def test_container_list_paginates(client: openai.OpenAI) -> None:
             client.containers.delete(container_id)
 
 
-def test_expired_container(live_server: LiveServer, client: openai.OpenAI) -> None:
-    created = client.containers.create(name="short-lived")
-    # Make it idle for a long time; the reaper (every 5 s) ends it as expired.
-    live_server.engine.get_session(created.id).last_active = 0
-    deadline = time.monotonic() + 30
-    while client.containers.retrieve(created.id).status != "expired":
-        assert time.monotonic() < deadline, "the reaper did not expire the container"
+def test_an_idle_container_is_paused_and_resumes_with_its_variables(
+    live_server: LiveServer, client: openai.OpenAI
+) -> None:
+    # Where OpenAI's container expires after its idle minutes, ours is paused and resumes.
+    created = client.containers.create(name="idle")
+    native = httpx.Client(
+        base_url=f"{live_server.url}/v1/sessions/{created.id}",
+        headers={"Authorization": f"Bearer {client.api_key}"},
+        timeout=120,
+    )
+    assert native.post("/execute", json={"code": "kept = 41"}).json()["status"] == "ok"
+    live_server.engine.get_session(created.id).last_active = 0  # the reaper (every 5 s) pauses it
+    deadline = time.monotonic() + 60
+    while native.get("").json()["status"] != "paused":
+        assert time.monotonic() < deadline, "the reaper did not pause the container"
         time.sleep(0.5)
-    listed = {c.id: c.status for c in client.containers.list(limit=100)}
-    assert listed[created.id] == "expired"
-    with pytest.raises(openai.BadRequestError) as expired:
-        client.containers.files.list(created.id)
-    assert "expired" in expired.value.message
+    assert client.containers.retrieve(created.id).status == "running"
+    assert client.containers.files.list(created.id).data == []  # this resumes it
+    assert native.get("").json()["status"] == "active"
+    assert native.post("/execute", json={"code": "print(kept + 1)"}).json()["stdout"] == "42\n"
     client.containers.delete(created.id)
 
 

@@ -24,7 +24,7 @@ SLACK = 2 * 0.5 + 10
 SHORT_TTL = {"session_ttl": 60, "idle_timeout": 600, "reaper_interval": 0.5}
 """A TTL long enough for a session to start and run once on a loaded machine (starts took up
 to 20 s here with 8 test runs sharing 2 cores)."""
-SHORT_IDLE = {"session_ttl": 600, "idle_timeout": 12, "reaper_interval": 0.5}
+SHORT_IDLE = {"session_ttl": 600, "idle_timeout": 12, "reaper_interval": 0.5, "auto_pause_after": 0}
 RESTARTABLE_IDLE = {**SHORT_IDLE, "idle_timeout": 40}
 """Idle time enough for a server to restart before the session counts as expired."""
 

@@ -23,7 +23,7 @@ async def sleep_until(deadline: float) -> None:
 async def test_an_expired_session_ends_and_its_kept_files_stay(tmp_path: Path) -> None:
     # Expiry by idle time, which counts from the last execution: a TTL would count from a start
     # that takes seconds on a loaded machine. test_lifetimes.py expires sessions by TTL.
-    settings = make_settings(tmp_path, reaper_interval=0.2)
+    settings = make_settings(tmp_path, reaper_interval=0.2, auto_pause_after=0)
     async with Engine(settings) as engine:
         session = await engine.session("short", idle_timeout=3)
         r = await session.execute(
@@ -49,7 +49,7 @@ async def test_an_expired_session_ends_and_its_kept_files_stay(tmp_path: Path) -
 
 
 async def test_idle_timeout_reset_by_activity_and_keepalive(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, idle_timeout=3, reaper_interval=0.2)
+    settings = make_settings(tmp_path, idle_timeout=3, reaper_interval=0.2, auto_pause_after=0)
     async with Engine(settings) as engine:
         session = await engine.session()
         for _ in range(3):
