@@ -212,3 +212,31 @@ def test_keepalive_takes_no_body_an_empty_object_or_seconds(client: httpx.Client
     bad = client.post(url, json={"seconds": 0})
     assert bad.status_code in (400, 422) and "seconds" in bad.text
     client.delete(f"/v1/sessions/{sid}")
+
+
+def test_pause_and_resume_over_http(client: httpx.Client, live_server: LiveServer) -> None:
+    sid = client.post("/v1/sessions", json={"thread_id": "native-pause"}).json()["id"]
+    code = "total = 40\nopen('p.txt', 'w').write('paused')"
+    assert client.post(f"/v1/sessions/{sid}/execute", json={"code": code}).json()["status"] == "ok"
+    other = httpx.Client(
+        base_url=live_server.url,
+        timeout=60,
+        headers={"Authorization": f"Bearer {LiveServer.keys[1]}"},
+    )
+    assert other.post(f"/v1/sessions/{sid}/pause").status_code == 404
+    paused = client.post(f"/v1/sessions/{sid}/pause")
+    assert paused.status_code == 200 and paused.json()["status"] == "paused"
+    assert client.get(f"/v1/sessions/{sid}").json()["status"] == "paused"
+    listed = {s["id"]: s["status"] for s in client.get("/v1/sessions").json()["data"]}
+    assert listed[sid] == "paused"
+    # A download resumes it; so does an execute, with the variables back.
+    content = client.get(f"/v1/sessions/{sid}/files/content", params={"path": "p.txt"})
+    assert content.content == b"paused"
+    assert client.get(f"/v1/sessions/{sid}").json()["status"] == "active"
+    client.post(f"/v1/sessions/{sid}/pause")
+    r = client.post(f"/v1/sessions/{sid}/execute", json={"code": "print(total + 2)"}).json()
+    assert r["stdout"] == "42\n"
+    assert client.post(f"/v1/sessions/{sid}/resume").json()["status"] == "active"
+    client.delete(f"/v1/sessions/{sid}")
+    closed = client.post(f"/v1/sessions/{sid}/resume")
+    assert closed.status_code == 409 and closed.json()["error"]["code"] == "session_closed"
