@@ -79,7 +79,7 @@ class Pausing:
         try:
             saved.snapshot = await self._save_namespace(kernel, saved)
         except (errors.EngineError, OSError) as exc:
-            saved.lost.append(f"its variables could not be saved ({exc})")
+            saved.lost.append(f"its variables, which could not be saved ({exc})")
         return saved
 
     async def _save_namespace(self, kernel: Kernel, saved: Saved) -> SnapshotMeta | None:
