@@ -246,10 +246,11 @@ class SessionManager:
 
     def _ended(self, session: Session, status: SessionStatus) -> None:
         """A session is closing (through the manager or by itself): its thread gets a new one."""
-        self._paused.pop(session.id, None)
-        if self._live.get(session.id) is not session:
-            return  # it never started, was paused, or close_all already let go of everything
-        self._let_go(session)
+        was_paused = self._paused.pop(session.id, None) is not None
+        if self._live.get(session.id) is session:
+            self._let_go(session)
+        elif not was_paused:
+            return  # it never started, or close_all already let go of everything
         metrics.SESSIONS_ENDED.labels(status.value).inc()
 
     def _now_paused(self, session: Session) -> None:
@@ -356,6 +357,8 @@ class SessionManager:
                 pass
             except Exception:  # a pause that fails leaves the session as it was
                 log.exception("session %s: auto-pause failed", session.id)
+                if session.idle_expired:  # as it would have without auto-pause
+                    await session.close(SessionStatus.EXPIRED)
 
     async def _refresh_deadlines(self) -> None:
         """Carry each live session's activity to its sandbox's own deadline."""
