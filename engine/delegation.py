@@ -26,4 +26,5 @@ class through(typed_property[T]):
     ``settings = through[Settings]("runtime.settings")``."""
 
     def __init__(self, path: str, doc: str | None = None) -> None:
-        super().__init__(operator.attrgetter(path), doc=doc)
+        super().__init__(operator.attrgetter(path))
+        self.__doc__ = doc  # else the class's own, or attrgetter's, would show as the value's

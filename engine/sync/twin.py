@@ -51,6 +51,7 @@ class nested(typed_property[T]):
 
     def __init__(self, twin: Callable[[Any, Portal], T]) -> None:
         super().__init__(self._read)
+        self.__doc__ = None  # not the class's own
         self._twin = twin
         self._name = ""
 
