@@ -61,6 +61,8 @@ from .retrieval.requests import (
     StoreUpdate,
 )
 
+# A method that takes ``**params`` takes ``self`` positionally only: else ``params`` could hold
+# a ``self``, and a wrapper could not be typed with the method's own parameters.
 M = TypeVar("M", bound=BaseModel)
 RUN_STOP_EVENTS = frozenset(
     {
@@ -135,7 +137,7 @@ class Responses:
         self.service = service
         self.input_items = InputItems(service)
 
-    async def create(self, *, owner: str = LIBRARY_OWNER, **params: Any) -> Response:
+    async def create(self, /, *, owner: str = LIBRARY_OWNER, **params: Any) -> Response:
         """A response, run to its end (``background=True``: returned at once, to poll with
         ``retrieve``). As the API returns it: code outputs and file_search results only when
         ``include`` asks for them."""
@@ -168,6 +170,7 @@ class ConversationItems:
 
     async def create(
         self,
+        /,
         conversation_id: str,
         *,
         owner: str = LIBRARY_OWNER,
@@ -214,7 +217,7 @@ class Conversations:
         self.service = service
         self.items = ConversationItems(service)
 
-    async def create(self, *, owner: str = LIBRARY_OWNER, **params: Any) -> Conversation:
+    async def create(self, /, *, owner: str = LIBRARY_OWNER, **params: Any) -> Conversation:
         body = request(CreateConversation, params)
         return await self.service.conversations.create(owner, body.items, body.metadata)
 
@@ -222,7 +225,7 @@ class Conversations:
         return self.service.conversations.get(owner, conversation_id)
 
     async def update(
-        self, conversation_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
+        self, /, conversation_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
     ) -> Conversation:
         body = request(UpdateConversation, params)
         return self.service.conversations.update(owner, conversation_id, body.metadata)
@@ -254,7 +257,7 @@ class VectorStoreFiles:
         self.service = service
 
     async def create(
-        self, vector_store_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
+        self, /, vector_store_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
     ) -> VectorStoreFile:
         """Add a file object (``file_id``) to the store; it is ingested in the background."""
         body = request(FileCreate, params)
@@ -267,7 +270,7 @@ class VectorStoreFiles:
         )
 
     async def create_and_poll(
-        self, vector_store_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
+        self, /, vector_store_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
     ) -> VectorStoreFile:
         """``create``, then wait until the file is ingested (or failed, or cancelled)."""
         added = await self.create(vector_store_id, owner=owner, **params)
@@ -281,7 +284,7 @@ class VectorStoreFiles:
         return self.service.retrieve_file(vector_store_id, file_id, owner)
 
     async def update(
-        self, file_id: str, *, vector_store_id: str, owner: str = LIBRARY_OWNER, **params: Any
+        self, /, file_id: str, *, vector_store_id: str, owner: str = LIBRARY_OWNER, **params: Any
     ) -> VectorStoreFile:
         """New ``attributes`` for the file's search results."""
         body = request(FileUpdate, params)
@@ -319,7 +322,7 @@ class FileBatches:
         self.service = service
 
     async def create(
-        self, vector_store_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
+        self, /, vector_store_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
     ) -> FileBatch:
         """``file_ids`` (with one ``attributes`` and ``chunking_strategy`` for all), or
         ``files`` (each its own): one of them."""
@@ -333,7 +336,7 @@ class FileBatches:
         return self.service.create_batch(vector_store_id, owner, files)
 
     async def create_and_poll(
-        self, vector_store_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
+        self, /, vector_store_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
     ) -> FileBatch:
         """``create``, then wait until every file in the batch is done with."""
         batch = await self.create(vector_store_id, owner=owner, **params)
@@ -374,7 +377,7 @@ class VectorStoresFace:
         self.files = VectorStoreFiles(service)
         self.file_batches = FileBatches(service)
 
-    async def create(self, *, owner: str = LIBRARY_OWNER, **params: Any) -> VectorStore:
+    async def create(self, /, *, owner: str = LIBRARY_OWNER, **params: Any) -> VectorStore:
         body = request(StoreCreate, params)
         return self.service.create(
             owner,
@@ -390,7 +393,7 @@ class VectorStoresFace:
         return self.service.retrieve(vector_store_id, owner)
 
     async def update(
-        self, vector_store_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
+        self, /, vector_store_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
     ) -> VectorStore:
         """``name``, ``metadata``, ``expires_after`` (``None`` removes the expiry)."""
         body = request(StoreUpdate, params)
@@ -413,7 +416,7 @@ class VectorStoresFace:
         return Deleted(id=vector_store_id, object="vector_store.deleted")
 
     async def search(
-        self, vector_store_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
+        self, /, vector_store_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
     ) -> SearchPage:
         """``query`` (a string or strings), and ``max_num_results``, ``filters``,
         ``ranking_options``, ``rewrite_query`` as the API takes them."""
@@ -429,7 +432,7 @@ class AssistantsFace:
     def __init__(self, service: AssistantsService) -> None:
         self.service = service
 
-    async def create(self, *, owner: str = LIBRARY_OWNER, **params: Any) -> Assistant:
+    async def create(self, /, *, owner: str = LIBRARY_OWNER, **params: Any) -> Assistant:
         fields = request(AssistantBody, params).model_dump(exclude_none=True)
         if "model" not in fields:
             raise errors.InvalidRequest("model is required")
@@ -439,7 +442,7 @@ class AssistantsFace:
         return self.service.get_assistant(owner, assistant_id)
 
     async def update(
-        self, assistant_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
+        self, /, assistant_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
     ) -> Assistant:
         """The fields given replace the assistant's (``None`` clears one)."""
         fields = request(AssistantBody, params).model_dump(exclude_unset=True)
@@ -461,7 +464,9 @@ class Messages:
     def __init__(self, service: AssistantsService) -> None:
         self.service = service
 
-    async def create(self, thread_id: str, *, owner: str = LIBRARY_OWNER, **params: Any) -> Message:
+    async def create(
+        self, /, thread_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
+    ) -> Message:
         fields = request(MessageBody, params).model_dump(exclude_none=True)
         return self.service.create_message(owner, thread_id, **fields)
 
@@ -471,7 +476,7 @@ class Messages:
         return self.service.get_message(owner, thread_id, message_id)
 
     async def update(
-        self, message_id: str, *, thread_id: str, owner: str = LIBRARY_OWNER, **params: Any
+        self, /, message_id: str, *, thread_id: str, owner: str = LIBRARY_OWNER, **params: Any
     ) -> Message:
         """New ``metadata``."""
         body = request(MetadataBody, params)
@@ -577,12 +582,12 @@ class Runs:
         self.service = service
         self.steps = Steps(service)
 
-    async def create(self, thread_id: str, *, owner: str = LIBRARY_OWNER, **params: Any) -> Run:
+    async def create(self, /, thread_id: str, *, owner: str = LIBRARY_OWNER, **params: Any) -> Run:
         """A run of ``assistant_id`` on the thread, started in the background (queued)."""
         return await self._start(thread_id, owner, params)(None)
 
     async def create_and_poll(
-        self, thread_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
+        self, /, thread_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
     ) -> Run:
         """``create``, then wait until the run is over or waits for tool outputs."""
         return await polled(self.service, owner, self._start(thread_id, owner, params))
@@ -596,7 +601,7 @@ class Runs:
         return self.service.get_run(owner, thread_id, run_id)
 
     async def update(
-        self, run_id: str, *, thread_id: str, owner: str = LIBRARY_OWNER, **params: Any
+        self, /, run_id: str, *, thread_id: str, owner: str = LIBRARY_OWNER, **params: Any
     ) -> Run:
         """New ``metadata``."""
         body = request(MetadataBody, params)
@@ -611,14 +616,14 @@ class Runs:
         return await self.service.cancel_run(owner, thread_id, run_id)
 
     async def submit_tool_outputs(
-        self, run_id: str, *, thread_id: str, owner: str = LIBRARY_OWNER, **params: Any
+        self, /, run_id: str, *, thread_id: str, owner: str = LIBRARY_OWNER, **params: Any
     ) -> Run:
         """``tool_outputs`` (``tool_call_id``, ``output``) for a run that requires action;
         the run goes on in the background."""
         return await self._resume(run_id, thread_id, owner, params)(None)
 
     async def submit_tool_outputs_and_poll(
-        self, run_id: str, *, thread_id: str, owner: str = LIBRARY_OWNER, **params: Any
+        self, /, run_id: str, *, thread_id: str, owner: str = LIBRARY_OWNER, **params: Any
     ) -> Run:
         """``submit_tool_outputs``, then wait until the run is over or waits again."""
         return await polled(self.service, owner, self._resume(run_id, thread_id, owner, params))
@@ -637,17 +642,17 @@ class Threads:
         self.messages = Messages(service)
         self.runs = Runs(service)
 
-    async def create(self, *, owner: str = LIBRARY_OWNER, **params: Any) -> Thread:
+    async def create(self, /, *, owner: str = LIBRARY_OWNER, **params: Any) -> Thread:
         body = request(ThreadBody, params)
         messages = [m.model_dump(exclude_none=True) for m in body.messages or []]
         return self.service.create_thread(owner, messages, body.metadata, body.tool_resources)
 
-    async def create_and_run(self, *, owner: str = LIBRARY_OWNER, **params: Any) -> Run:
+    async def create_and_run(self, /, *, owner: str = LIBRARY_OWNER, **params: Any) -> Run:
         """A new thread (``thread``: its messages, metadata, tool resources) and a run of
         ``assistant_id`` on it, started in the background."""
         return await self._start(owner, params)(None)
 
-    async def create_and_run_poll(self, *, owner: str = LIBRARY_OWNER, **params: Any) -> Run:
+    async def create_and_run_poll(self, /, *, owner: str = LIBRARY_OWNER, **params: Any) -> Run:
         """``create_and_run``, then wait until the run is over or waits for tool outputs."""
         return await polled(self.service, owner, self._start(owner, params))
 
@@ -659,7 +664,9 @@ class Threads:
     async def retrieve(self, thread_id: str, *, owner: str = LIBRARY_OWNER) -> Thread:
         return self.service.get_thread(owner, thread_id)
 
-    async def update(self, thread_id: str, *, owner: str = LIBRARY_OWNER, **params: Any) -> Thread:
+    async def update(
+        self, /, thread_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
+    ) -> Thread:
         """``metadata``, ``tool_resources``."""
         fields = request(ThreadBody, params).model_dump(exclude_unset=True, exclude={"messages"})
         return self.service.update_thread(owner, thread_id, **fields)

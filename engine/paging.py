@@ -32,6 +32,15 @@ class Window(TypedDict, total=False):
     before: str | None
 
 
+class Checked(TypedDict):
+    """A ``Window`` with every key, checked: what a store pages by."""
+
+    limit: int
+    order: str
+    after: str | None
+    before: str | None
+
+
 class Page(BaseModel, Generic[T]):
     object: Literal["list"] = "list"
     data: list[T]
@@ -66,6 +75,14 @@ def check_paging(limit: object, order: object) -> None:
         raise errors.InvalidRequest(f"order must be 'asc' or 'desc', not {order!r}")
 
 
+def checked(
+    limit: int = 20, order: str = "desc", after: str | None = None, before: str | None = None
+) -> Checked:
+    """A list's paging keywords with their defaults, checked (``check_paging``)."""
+    check_paging(limit, order)
+    return {"limit": limit, "order": order, "after": after, "before": before}
+
+
 def page_query(
     store: Pageable,
     table: str,
@@ -78,16 +95,8 @@ def page_query(
     cursor_scope: Collection[str] | None = None,
 ) -> tuple[list[Row], bool]:
     """One page of a table's rows, by the rules above (the store's ``records.page``)."""
-    check_paging(limit, order)
-    return store.page(
-        table,
-        filters,
-        limit=limit,
-        order=order,
-        after=after,
-        before=before,
-        cursor_scope=cursor_scope,
-    )
+    window = checked(limit, order, after, before)
+    return store.page(table, filters, cursor_scope=cursor_scope, **window)
 
 
 def page_list(

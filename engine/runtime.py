@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Self, TypedDict, Unpack
 
@@ -42,7 +43,45 @@ class RuntimeOptions(TypedDict, total=False):
     exclusive: bool
 
 
-class Runtime:
+class SessionHost(ABC):
+    """What the runtime and the engine that holds it both are: ``async with`` them, and ask
+    them for sessions."""
+
+    @property
+    @abstractmethod
+    def sessions(self) -> SessionManager: ...
+
+    @abstractmethod
+    async def start(self) -> Self: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def session(
+        self,
+        thread_id: str | None = None,
+        **options: Unpack[SessionOptions],
+    ) -> Session:
+        """The live session of ``thread_id``, created if there is none, with ``options``
+        (``SessionOptions``) if it is new."""
+        return await self.sessions.get_or_create(thread_id, **options)
+
+    def get_session(self, session_id: str, owner: str | None = None) -> Session:
+        return self.sessions.get(session_id, owner)
+
+
+class Runtime(SessionHost):
     """What every service runs on: sandboxes, the store, file objects and sessions."""
 
     def __init__(
@@ -146,29 +185,6 @@ class Runtime:
         finally:
             if self.lease is not None:
                 self.lease.release()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def session(
-        self,
-        thread_id: str | None = None,
-        **options: Unpack[SessionOptions],
-    ) -> Session:
-        """The live session of ``thread_id``, created if there is none, with ``options``
-        (``SessionOptions``) if it is new."""
-        return await self.sessions.get_or_create(thread_id, **options)
-
-    def get_session(self, session_id: str, owner: str | None = None) -> Session:
-        return self.sessions.get(session_id, owner)
 
 
 def _default_image(settings: Settings) -> str:

@@ -10,16 +10,16 @@ use (the server uses them at start), so that an engine that never does pays noth
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import TYPE_CHECKING, Self, Unpack
 
 from .config import Settings
+from .delegation import through
 from .files import FileStore
 from .lease import Lease
 from .pool import WarmPool
-from .runtime import Runtime, RuntimeOptions
+from .runtime import Runtime, RuntimeOptions, SessionHost
 from .sandbox.base import SandboxBackend
-from .sessions import Session, SessionManager, SessionOptions
+from .sessions import SessionManager
 from .store import Store
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ class Services:
         await self.file_search.close()
 
 
-class Engine:
+class Engine(SessionHost):
     """Async face: ``async with Engine() as engine: session = await engine.session("t1")``,
     ``await engine.responses.create(...)``, ``engine.conversations``, ``engine.vector_stores``,
     ``engine.assistants``, ``engine.threads``."""
@@ -98,76 +98,33 @@ class Engine:
         return self._services
 
     @property
-    def file_search(self) -> FileSearch:
-        return self.services().file_search
+    def _built(self) -> Services:
+        return self.services()
 
-    @property
-    def provider(self) -> OpenAIChatProvider:
-        """The model provider of responses and runs (``SANDBOX_LLM_BASE_URL``)."""
-        return self.services().provider
-
-    @property
-    def responses(self) -> Responses:
-        return self.services().responses
-
-    @property
-    def conversations(self) -> Conversations:
-        return self.services().conversations
-
-    @property
-    def vector_stores(self) -> VectorStoresFace:
-        return self.services().vector_stores
-
-    @property
-    def assistants(self) -> AssistantsFace:
-        return self.services().assistants
-
-    @property
-    def threads(self) -> Threads:
-        return self.services().threads
+    file_search: through[FileSearch] = through("_built.file_search")
+    provider: through[OpenAIChatProvider] = through(
+        "_built.provider", "The model provider of responses and runs (``SANDBOX_LLM_BASE_URL``)."
+    )
+    responses: through[Responses] = through("_built.responses")
+    conversations: through[Conversations] = through("_built.conversations")
+    vector_stores: through[VectorStoresFace] = through("_built.vector_stores")
+    assistants: through[AssistantsFace] = through("_built.assistants")
+    threads: through[Threads] = through("_built.threads")
 
     # --- the runtime, as library users reach it ---
 
-    @property
-    def settings(self) -> Settings:
-        return self.runtime.settings
-
-    @property
-    def backend(self) -> SandboxBackend:
-        return self.runtime.backend
-
-    @property
-    def labels(self) -> dict[str, str]:
-        return self.runtime.labels
-
-    @property
-    def lease(self) -> Lease | None:
-        return self.runtime.lease
-
-    @property
-    def primary(self) -> bool:
-        """Whether this engine owns the data folder (its sessions can outlive it)."""
-        return self.runtime.primary
-
-    @property
-    def image(self) -> str:
-        return self.runtime.image
-
-    @property
-    def store(self) -> Store:
-        return self.runtime.store
-
-    @property
-    def files(self) -> FileStore:
-        return self.runtime.files
-
-    @property
-    def pool(self) -> WarmPool | None:
-        return self.runtime.pool
-
-    @property
-    def sessions(self) -> SessionManager:
-        return self.runtime.sessions
+    settings: through[Settings] = through("runtime.settings")
+    backend: through[SandboxBackend] = through("runtime.backend")
+    labels: through[dict[str, str]] = through("runtime.labels")
+    lease: through[Lease | None] = through("runtime.lease")
+    primary: through[bool] = through(
+        "runtime.primary", "Whether this engine owns the data folder (its sessions can outlive it)."
+    )
+    image: through[str] = through("runtime.image")
+    store: through[Store] = through("runtime.store")
+    files: through[FileStore] = through("runtime.files")
+    pool: through[WarmPool | None] = through("runtime.pool")
+    sessions: through[SessionManager] = through("runtime.sessions")
 
     # --- lifecycle ---
 
@@ -196,28 +153,3 @@ class Engine:
         finally:
             self._started = False
             await self.runtime.close()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    # --- sessions ---
-
-    async def session(
-        self,
-        thread_id: str | None = None,
-        **options: Unpack[SessionOptions],
-    ) -> Session:
-        """The live session of ``thread_id``, created if there is none, with ``options``
-        (``SessionOptions``) if it is new."""
-        return await self.runtime.session(thread_id, **options)
-
-    def get_session(self, session_id: str, owner: str | None = None) -> Session:
-        return self.runtime.get_session(session_id, owner)

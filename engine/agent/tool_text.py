@@ -54,16 +54,16 @@ def tool_result_text(result: ExecutionResult, limit: int) -> str:
     """An execution, told to the model: capped, so one huge output cannot flood the context."""
     report: dict[str, Any] = {"status": result.status.value}
     if result.stdout:
-        report["stdout"] = _cap(result.stdout, limit)
+        report["stdout"] = cut_middle(result.stdout, limit)
     if result.stderr:
-        report["stderr"] = _cap(result.stderr, limit // 2)
+        report["stderr"] = cut_middle(result.stderr, limit // 2)
     if result.result is not None and "text/plain" in result.result:
-        report["result"] = _cap(str(result.result["text/plain"]), limit // 2)
+        report["result"] = cut_middle(str(result.result["text/plain"]), limit // 2)
     if result.error is not None:
         report["error"] = {
             "name": result.error.name,
-            "value": _cap(result.error.value, 1000),
-            "traceback": _cap("\n".join(result.error.traceback), limit // 2),
+            "value": cut_middle(result.error.value, 1000),
+            "traceback": cut_middle("\n".join(result.error.traceback), limit // 2),
         }
     images = [o.file_id for o in result.outputs if o.type == "image"]
     if images:
@@ -76,11 +76,12 @@ def tool_result_text(result: ExecutionResult, limit: int) -> str:
     return json.dumps(report)
 
 
-def _cap(text: str, limit: int) -> str:
+def cut_middle(text: str, limit: int, verb: str = "cut") -> str:
+    """``text`` if it fits in ``limit`` characters, else its two ends, saying how many went."""
     if len(text) <= limit:
         return text
     half = limit // 2
-    return f"{text[:half]}\n[... {len(text) - limit} characters cut ...]\n{text[-half:]}"
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters {verb} ...]\n{text[-half:]}"
 
 
 def logs_of(result: ExecutionResult, limit: int) -> str:
@@ -91,7 +92,7 @@ def logs_of(result: ExecutionResult, limit: int) -> str:
         parts.append(
             "\n".join(result.error.traceback) or f"{result.error.name}: {result.error.value}"
         )
-    return _cap("\n".join(p for p in parts if p).strip(), limit)
+    return cut_middle("\n".join(p for p in parts if p).strip(), limit)
 
 
 def model_tool_choice(choice: Any, first_turn: bool) -> Any:

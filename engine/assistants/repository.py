@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import TypeVar, Unpack
 
 from pydantic import BaseModel
 
 from .. import errors
-from ..paging import Page, check_paging
+from ..paging import Page, Window, checked
 from ..store import Store
 from ..store.base import DocumentTable
 from ..store.documents import Documents
@@ -44,16 +44,9 @@ class Repository:
         kind: str,
         owner: str,
         parent: str | None = None,
-        *,
-        limit: int = 20,
-        order: str = "desc",
-        after: str | None = None,
-        before: str | None = None,
+        **window: Unpack[Window],
     ) -> Page[M]:
-        check_paging(limit, order)
-        items, has_more = self._docs.page(
-            model, kind, owner, parent, limit=limit, order=order, after=after, before=before
-        )
+        items, has_more = self._docs.page(model, kind, owner, parent, **checked(**window))
         return Page[M].of(items, has_more)
 
     def all(self, model: type[M], kind: str, owner: str, parent: str) -> list[M]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import errors
 from ..agent.loop import AgentLoop
@@ -49,6 +49,7 @@ from .tools import check_resources, check_tool_choice, check_tools
 
 __all__ = ["RUN_LIFETIME", "AssistantsService", "Event"]
 RUN_LIFETIME = 600
+Tagged = TypeVar("Tagged", Message, Run)
 
 
 class AssistantsService:
@@ -203,9 +204,7 @@ class AssistantsService:
         self, owner: str, thread_id: str, message_id: str, metadata: dict[str, str] | None
     ) -> Message:
         message = self.get_message(owner, thread_id, message_id)
-        message.metadata = metadata or {}
-        self.repo.put(message, "message", owner, thread_id)
-        return message
+        return self._set_metadata(message, "message", owner, thread_id, metadata)
 
     def list_messages(
         self, owner: str, thread_id: str, run_id: str | None = None, **paging: Any
@@ -312,9 +311,14 @@ class AssistantsService:
         self, owner: str, thread_id: str, run_id: str, metadata: dict[str, str] | None
     ) -> Run:
         run = self.get_run(owner, thread_id, run_id)
-        run.metadata = metadata or {}
-        self.repo.put(run, "run", owner, thread_id)
-        return run
+        return self._set_metadata(run, "run", owner, thread_id, metadata)
+
+    def _set_metadata(
+        self, obj: Tagged, kind: str, owner: str, thread_id: str, metadata: dict[str, str] | None
+    ) -> Tagged:
+        obj.metadata = metadata or {}
+        self.repo.put(obj, kind, owner, thread_id)
+        return obj
 
     def _expire_if_due(self, owner: str, run: Run) -> Run:
         if run.status in ACTIVE_RUN and run.expires_at is not None and now() >= run.expires_at:

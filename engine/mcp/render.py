@@ -10,6 +10,7 @@ from urllib.parse import quote
 from mcp_types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
 from pydantic import BaseModel, Field
 
+from ..agent.tool_text import cut_middle
 from ..kernel import strip_ansi
 from ..results import ExecutionResult
 from ..sandbox.base import DATA_MOUNT
@@ -69,8 +70,8 @@ def render(session_id: str, result: ExecutionResult, text_limit: int) -> CallToo
     out = ExecuteOutput(
         session_id=session_id,
         status=result.status.value,
-        stdout=_cap(result.stdout, text_limit),
-        stderr=_cap(result.stderr, text_limit),
+        stdout=cut_middle(result.stdout, text_limit, "dropped"),
+        stderr=cut_middle(result.stderr, text_limit, "dropped"),
         result=result.text,
         error=None
         if result.error is None
@@ -134,13 +135,6 @@ def _image_mime(bundle: dict[str, Any]) -> str | None:
     return next((m for m in IMAGE_TYPES if m in bundle and m != "image/svg+xml"), None)
 
 
-def _cap(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    half = limit // 2
-    return f"{text[:half]}\n[... {len(text) - 2 * half} characters dropped ...]\n{text[-half:]}"
-
-
 def _text(out: ExecuteOutput, limit: int) -> str:
     """The model's view: the streams, the value, the error, what was produced."""
     parts = []
@@ -161,4 +155,4 @@ def _text(out: ExecuteOutput, limit: int) -> str:
         parts.append(f"[{len(out.images)} image(s) attached]")
     for f in out.files:
         parts.append(f"[file] {f.path} ({f.bytes} bytes): {f.uri}")
-    return _cap("\n".join(parts) or "(no output)", limit)
+    return cut_middle("\n".join(parts) or "(no output)", limit, "dropped")

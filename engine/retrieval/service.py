@@ -7,6 +7,7 @@ import json
 import secrets
 import time
 from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass
 from typing import Any, Literal
 
 from .. import errors
@@ -49,21 +50,16 @@ class StoreExpired(errors.InvalidRequest):
     code = "vector_store_expired"
 
 
+@dataclass(eq=False)
 class VectorStores:
-    def __init__(
-        self,
-        index: ChunkIndex,
-        files: FileStore,
-        ingestion: Ingestion,
-        embedder: Embedder | None,
-        *,
-        max_file_bytes: int,
-    ) -> None:
-        self.index = index
-        self.files = files
-        self.ingestion = ingestion
-        self.embedder = embedder
-        self.max_file_bytes = max_file_bytes
+    """Vector stores, their files and batches, and search over them."""
+
+    index: ChunkIndex
+    files: FileStore
+    ingestion: Ingestion
+    embedder: Embedder | None
+    _: KW_ONLY
+    max_file_bytes: int
 
     # --- stores ---
 

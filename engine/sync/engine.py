@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Unpack
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ..config import Settings
+from ..delegation import through
 from ..lease import Lease
 from ..pool import WarmPool
 from ..runtime import Runtime, RuntimeOptions
@@ -16,13 +17,6 @@ from ..sandbox.base import SandboxBackend
 from ..services import Engine, Services
 from ..sessions import SessionOptions
 from ..store import Store
-from .faces import (
-    SyncAssistants,
-    SyncConversations,
-    SyncResponses,
-    SyncThreads,
-    SyncVectorStores,
-)
 from .files import SyncFiles
 from .portal import Portal
 from .session import SyncSession, SyncSessions
@@ -30,6 +24,14 @@ from .session import SyncSession, SyncSessions
 if TYPE_CHECKING:
     from ..agent import OpenAIChatProvider
     from ..retrieval import FileSearch
+    from .faces import (
+        SyncAssistants,
+        SyncConversations,
+        SyncResponses,
+        SyncServices,
+        SyncThreads,
+        SyncVectorStores,
+    )
 
 
 class SyncEngine:
@@ -50,87 +52,49 @@ class SyncEngine:
         state = "started" if self._portal.portal is not None else "not started"
         return f"<SyncEngine {self._engine.settings.data_dir} {state}>"
 
-    @property
-    def engine(self) -> Engine:
-        """The async engine underneath."""
-        return self._engine
-
-    @property
-    def runtime(self) -> Runtime:
-        """The runtime underneath: an async object, for low-level use on the engine's loop."""
-        return self._engine.runtime
+    engine: through[Engine] = through("_engine", "The async engine underneath.")
+    runtime: through[Runtime] = through(
+        "_engine.runtime",
+        "The runtime underneath: an async object, for low-level use on the engine's loop.",
+    )
 
     def services(self) -> Services:
         """The services (async objects, for use on the engine's loop), built on first use."""
         return self._portal.run_sync(self._engine.services)
 
     @property
-    def file_search(self) -> FileSearch:
-        """File search (vector stores, ingestion): an async object, for the engine's loop."""
-        return self.services().file_search
+    def _twins(self) -> SyncServices:
+        from .faces import SyncServices  # with the faces, on first use
 
-    @property
-    def provider(self) -> OpenAIChatProvider:
-        """The model provider of responses and runs (``SANDBOX_LLM_BASE_URL``)."""
-        return self.services().provider
+        return SyncServices(self.services(), self._portal)
 
-    @property
-    def responses(self) -> SyncResponses:
-        return SyncResponses(self.services().responses, self._portal)
-
-    @property
-    def conversations(self) -> SyncConversations:
-        return SyncConversations(self.services().conversations, self._portal)
-
-    @property
-    def vector_stores(self) -> SyncVectorStores:
-        return SyncVectorStores(self.services().vector_stores, self._portal)
-
-    @property
-    def assistants(self) -> SyncAssistants:
-        return SyncAssistants(self.services().assistants, self._portal)
-
-    @property
-    def threads(self) -> SyncThreads:
-        return SyncThreads(self.services().threads, self._portal)
-
-    @property
-    def settings(self) -> Settings:
-        return self._engine.settings
-
-    @property
-    def backend(self) -> SandboxBackend:
-        """The sandbox backend: an async object, for low-level use on the engine's loop."""
-        return self._engine.backend
-
-    @property
-    def labels(self) -> dict[str, str]:
-        return self._engine.labels
-
-    @property
-    def lease(self) -> Lease | None:
-        return self._engine.lease
-
-    @property
-    def primary(self) -> bool:
-        return self._engine.primary
-
-    @property
-    def image(self) -> str:
-        return self._engine.image
-
-    @property
-    def store(self) -> Store:
-        return self._engine.store
-
-    @property
-    def pool(self) -> WarmPool | None:
-        """The warm pool, if there is one: an async object, for use on the engine's loop."""
-        return self._engine.pool
-
-    @property
-    def files(self) -> SyncFiles:
-        return self._files
+    file_search: through[FileSearch] = through(
+        "_twins.file_search",
+        "File search (vector stores, ingestion): an async object, for the engine's loop.",
+    )
+    provider: through[OpenAIChatProvider] = through(
+        "_twins.provider", "The model provider of responses and runs (``SANDBOX_LLM_BASE_URL``)."
+    )
+    responses: through[SyncResponses] = through("_twins.responses")
+    conversations: through[SyncConversations] = through("_twins.conversations")
+    vector_stores: through[SyncVectorStores] = through("_twins.vector_stores")
+    assistants: through[SyncAssistants] = through("_twins.assistants")
+    threads: through[SyncThreads] = through("_twins.threads")
+    settings: through[Settings] = through("_engine.settings")
+    backend: through[SandboxBackend] = through(
+        "_engine.backend",
+        "The sandbox backend: an async object, for low-level use on the engine's loop.",
+    )
+    labels: through[dict[str, str]] = through("_engine.labels")
+    lease: through[Lease | None] = through("_engine.lease")
+    primary: through[bool] = through("_engine.primary")
+    image: through[str] = through("_engine.image")
+    store: through[Store] = through("_engine.store")
+    pool: through[WarmPool | None] = through(
+        "_engine.pool",
+        "The warm pool, if there is one: an async object, for use on the engine's loop.",
+    )
+    files: through[SyncFiles] = through("_files")
 
     @property
     def sessions(self) -> SyncSessions:

@@ -1,565 +1,182 @@
-"""The blocking twins of the library's service faces (``engine/faces.py``): each method takes
-the same parameters and returns the same objects, waiting on the engine's loop."""
+"""The blocking twins of the library's service faces (``engine/faces.py``): each method is
+made from the async one, takes the same parameters and returns the same objects, waiting on
+the engine's loop. Imported on first use, with the faces (``engine.sync`` loads it lazily)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Unpack
-
-from ..config import LIBRARY_OWNER
-from ..paging import Window
+from ..assistants.service import AssistantsService
+from ..delegation import through
+from ..faces import (
+    AssistantsFace,
+    ConversationItems,
+    Conversations,
+    FileBatches,
+    InputItems,
+    Messages,
+    Responses,
+    Runs,
+    Steps,
+    Threads,
+    VectorStoreFiles,
+    VectorStoresFace,
+)
+from ..responses import ResponsesService
+from ..retrieval import VectorStores
+from ..services import Services
 from .portal import Portal
+from .twin import Twin, blocking, nested
 
-if TYPE_CHECKING:
-    from ..assistants.models import Assistant, Message, Run, RunStep, Thread
-    from ..assistants.service import AssistantsService
-    from ..faces import (
-        AssistantsFace,
-        ConversationItems,
-        Conversations,
-        FileBatches,
-        InputItems,
-        Messages,
-        Responses,
-        Runs,
-        Steps,
-        Threads,
-        VectorStoreFiles,
-        VectorStoresFace,
-    )
-    from ..paging import Deleted, Page
-    from ..responses import ResponsesService
-    from ..responses.models import Conversation, Item, Response
-    from ..retrieval import VectorStores
-    from ..retrieval.models import (
-        ContentPage,
-        FileBatch,
-        SearchPage,
-        VectorStore,
-        VectorStoreFile,
-    )
+SERVICE = "The async service, for use on the engine's loop."
 
 
-class SyncInputItems:
+class SyncInputItems(Twin[InputItems]):
     """``engine.responses.input_items`` of a SyncEngine."""
 
-    def __init__(self, face: InputItems, portal: Portal) -> None:
-        self._face = face
-        self._portal = portal
-
-    @property
-    def service(self) -> ResponsesService:
-        """The async service, for use on the engine's loop."""
-        return self._face.service
-
-    def list(
-        self,
-        response_id: str,
-        *,
-        owner: str = LIBRARY_OWNER,
-        include: Iterable[str] = (),
-        **window: Unpack[Window],
-    ) -> Page[Item]:
-        return self._portal.run(
-            self._face.list, response_id, owner=owner, include=include, **window
-        )
+    service: through[ResponsesService] = through("_face.service", SERVICE)
+    list = blocking(InputItems.list)
 
 
-class SyncResponses:
+class SyncResponses(Twin[Responses]):
     """``engine.responses`` of a SyncEngine."""
 
-    def __init__(self, face: Responses, portal: Portal) -> None:
-        self._face = face
-        self._portal = portal
-        self._input_items = SyncInputItems(face.input_items, portal)
-
-    @property
-    def service(self) -> ResponsesService:
-        """The async service, for use on the engine's loop."""
-        return self._face.service
-
-    @property
-    def input_items(self) -> SyncInputItems:
-        return self._input_items
-
-    def create(self, *, owner: str = LIBRARY_OWNER, **params: Any) -> Response:
-        return self._portal.run(self._face.create, owner=owner, **params)
-
-    def retrieve(
-        self, response_id: str, *, owner: str = LIBRARY_OWNER, include: Iterable[str] = ()
-    ) -> Response:
-        return self._portal.run(self._face.retrieve, response_id, owner=owner, include=include)
-
-    def cancel(self, response_id: str, *, owner: str = LIBRARY_OWNER) -> Response:
-        return self._portal.run(self._face.cancel, response_id, owner=owner)
-
-    def delete(self, response_id: str, *, owner: str = LIBRARY_OWNER) -> Deleted:
-        return self._portal.run(self._face.delete, response_id, owner=owner)
+    service: through[ResponsesService] = through("_face.service", SERVICE)
+    input_items = nested(SyncInputItems)
+    create = blocking(Responses.create)
+    retrieve = blocking(Responses.retrieve)
+    cancel = blocking(Responses.cancel)
+    delete = blocking(Responses.delete)
 
 
-class SyncConversationItems:
+class SyncConversationItems(Twin[ConversationItems]):
     """``engine.conversations.items`` of a SyncEngine."""
 
-    def __init__(self, face: ConversationItems, portal: Portal) -> None:
-        self._face = face
-        self._portal = portal
-
-    @property
-    def service(self) -> ResponsesService:
-        """The async service, for use on the engine's loop."""
-        return self._face.service
-
-    def create(
-        self,
-        conversation_id: str,
-        *,
-        owner: str = LIBRARY_OWNER,
-        include: Iterable[str] = (),
-        **params: Any,
-    ) -> Page[Item]:
-        return self._portal.run(
-            self._face.create, conversation_id, owner=owner, include=include, **params
-        )
-
-    def list(
-        self,
-        conversation_id: str,
-        *,
-        owner: str = LIBRARY_OWNER,
-        include: Iterable[str] = (),
-        **window: Unpack[Window],
-    ) -> Page[Item]:
-        return self._portal.run(
-            self._face.list, conversation_id, owner=owner, include=include, **window
-        )
-
-    def retrieve(
-        self,
-        item_id: str,
-        *,
-        conversation_id: str,
-        owner: str = LIBRARY_OWNER,
-        include: Iterable[str] = (),
-    ) -> Item:
-        return self._portal.run(
-            self._face.retrieve,
-            item_id,
-            conversation_id=conversation_id,
-            owner=owner,
-            include=include,
-        )
-
-    def delete(
-        self, item_id: str, *, conversation_id: str, owner: str = LIBRARY_OWNER
-    ) -> Conversation:
-        return self._portal.run(
-            self._face.delete, item_id, conversation_id=conversation_id, owner=owner
-        )
+    service: through[ResponsesService] = through("_face.service", SERVICE)
+    create = blocking(ConversationItems.create)
+    list = blocking(ConversationItems.list)
+    retrieve = blocking(ConversationItems.retrieve)
+    delete = blocking(ConversationItems.delete)
 
 
-class SyncConversations:
+class SyncConversations(Twin[Conversations]):
     """``engine.conversations`` of a SyncEngine."""
 
-    def __init__(self, face: Conversations, portal: Portal) -> None:
-        self._face = face
-        self._portal = portal
-        self._items = SyncConversationItems(face.items, portal)
-
-    @property
-    def service(self) -> ResponsesService:
-        """The async service, for use on the engine's loop."""
-        return self._face.service
-
-    @property
-    def items(self) -> SyncConversationItems:
-        return self._items
-
-    def create(self, *, owner: str = LIBRARY_OWNER, **params: Any) -> Conversation:
-        return self._portal.run(self._face.create, owner=owner, **params)
-
-    def retrieve(self, conversation_id: str, *, owner: str = LIBRARY_OWNER) -> Conversation:
-        return self._portal.run(self._face.retrieve, conversation_id, owner=owner)
-
-    def update(
-        self, conversation_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
-    ) -> Conversation:
-        return self._portal.run(self._face.update, conversation_id, owner=owner, **params)
-
-    def delete(self, conversation_id: str, *, owner: str = LIBRARY_OWNER) -> Deleted:
-        return self._portal.run(self._face.delete, conversation_id, owner=owner)
+    service: through[ResponsesService] = through("_face.service", SERVICE)
+    items = nested(SyncConversationItems)
+    create = blocking(Conversations.create)
+    retrieve = blocking(Conversations.retrieve)
+    update = blocking(Conversations.update)
+    delete = blocking(Conversations.delete)
 
 
-class SyncVectorStoreFiles:
+class SyncVectorStoreFiles(Twin[VectorStoreFiles]):
     """``engine.vector_stores.files`` of a SyncEngine."""
 
-    def __init__(self, face: VectorStoreFiles, portal: Portal) -> None:
-        self._face = face
-        self._portal = portal
-
-    @property
-    def service(self) -> VectorStores:
-        """The async service, for use on the engine's loop."""
-        return self._face.service
-
-    def create(
-        self, vector_store_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
-    ) -> VectorStoreFile:
-        return self._portal.run(self._face.create, vector_store_id, owner=owner, **params)
-
-    def create_and_poll(
-        self, vector_store_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
-    ) -> VectorStoreFile:
-        return self._portal.run(self._face.create_and_poll, vector_store_id, owner=owner, **params)
-
-    def retrieve(
-        self, file_id: str, *, vector_store_id: str, owner: str = LIBRARY_OWNER
-    ) -> VectorStoreFile:
-        return self._portal.run(
-            self._face.retrieve, file_id, vector_store_id=vector_store_id, owner=owner
-        )
-
-    def update(
-        self, file_id: str, *, vector_store_id: str, owner: str = LIBRARY_OWNER, **params: Any
-    ) -> VectorStoreFile:
-        return self._portal.run(
-            self._face.update, file_id, vector_store_id=vector_store_id, owner=owner, **params
-        )
-
-    def list(
-        self,
-        vector_store_id: str,
-        *,
-        owner: str = LIBRARY_OWNER,
-        filter: str | None = None,
-        **window: Unpack[Window],
-    ) -> Page[VectorStoreFile]:
-        return self._portal.run(
-            self._face.list, vector_store_id, owner=owner, filter=filter, **window
-        )
-
-    def delete(self, file_id: str, *, vector_store_id: str, owner: str = LIBRARY_OWNER) -> Deleted:
-        return self._portal.run(
-            self._face.delete, file_id, vector_store_id=vector_store_id, owner=owner
-        )
-
-    def content(
-        self, file_id: str, *, vector_store_id: str, owner: str = LIBRARY_OWNER
-    ) -> ContentPage:
-        return self._portal.run(
-            self._face.content, file_id, vector_store_id=vector_store_id, owner=owner
-        )
+    service: through[VectorStores] = through("_face.service", SERVICE)
+    create = blocking(VectorStoreFiles.create)
+    create_and_poll = blocking(VectorStoreFiles.create_and_poll)
+    retrieve = blocking(VectorStoreFiles.retrieve)
+    update = blocking(VectorStoreFiles.update)
+    list = blocking(VectorStoreFiles.list)
+    delete = blocking(VectorStoreFiles.delete)
+    content = blocking(VectorStoreFiles.content)
 
 
-class SyncFileBatches:
+class SyncFileBatches(Twin[FileBatches]):
     """``engine.vector_stores.file_batches`` of a SyncEngine."""
 
-    def __init__(self, face: FileBatches, portal: Portal) -> None:
-        self._face = face
-        self._portal = portal
-
-    @property
-    def service(self) -> VectorStores:
-        """The async service, for use on the engine's loop."""
-        return self._face.service
-
-    def create(
-        self, vector_store_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
-    ) -> FileBatch:
-        return self._portal.run(self._face.create, vector_store_id, owner=owner, **params)
-
-    def create_and_poll(
-        self, vector_store_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
-    ) -> FileBatch:
-        return self._portal.run(self._face.create_and_poll, vector_store_id, owner=owner, **params)
-
-    def retrieve(
-        self, batch_id: str, *, vector_store_id: str, owner: str = LIBRARY_OWNER
-    ) -> FileBatch:
-        return self._portal.run(
-            self._face.retrieve, batch_id, vector_store_id=vector_store_id, owner=owner
-        )
-
-    def cancel(
-        self, batch_id: str, *, vector_store_id: str, owner: str = LIBRARY_OWNER
-    ) -> FileBatch:
-        return self._portal.run(
-            self._face.cancel, batch_id, vector_store_id=vector_store_id, owner=owner
-        )
-
-    def list_files(
-        self,
-        batch_id: str,
-        *,
-        vector_store_id: str,
-        owner: str = LIBRARY_OWNER,
-        filter: str | None = None,
-        **window: Unpack[Window],
-    ) -> Page[VectorStoreFile]:
-        return self._portal.run(
-            self._face.list_files,
-            batch_id,
-            vector_store_id=vector_store_id,
-            owner=owner,
-            filter=filter,
-            **window,
-        )
+    service: through[VectorStores] = through("_face.service", SERVICE)
+    create = blocking(FileBatches.create)
+    create_and_poll = blocking(FileBatches.create_and_poll)
+    retrieve = blocking(FileBatches.retrieve)
+    cancel = blocking(FileBatches.cancel)
+    list_files = blocking(FileBatches.list_files)
 
 
-class SyncVectorStores:
+class SyncVectorStores(Twin[VectorStoresFace]):
     """``engine.vector_stores`` of a SyncEngine."""
 
-    def __init__(self, face: VectorStoresFace, portal: Portal) -> None:
-        self._face = face
-        self._portal = portal
-        self._files = SyncVectorStoreFiles(face.files, portal)
-        self._file_batches = SyncFileBatches(face.file_batches, portal)
-
-    @property
-    def service(self) -> VectorStores:
-        """The async service, for use on the engine's loop."""
-        return self._face.service
-
-    @property
-    def files(self) -> SyncVectorStoreFiles:
-        return self._files
-
-    @property
-    def file_batches(self) -> SyncFileBatches:
-        return self._file_batches
-
-    def create(self, *, owner: str = LIBRARY_OWNER, **params: Any) -> VectorStore:
-        return self._portal.run(self._face.create, owner=owner, **params)
-
-    def retrieve(self, vector_store_id: str, *, owner: str = LIBRARY_OWNER) -> VectorStore:
-        return self._portal.run(self._face.retrieve, vector_store_id, owner=owner)
-
-    def update(
-        self, vector_store_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
-    ) -> VectorStore:
-        return self._portal.run(self._face.update, vector_store_id, owner=owner, **params)
-
-    def list(self, *, owner: str = LIBRARY_OWNER, **window: Unpack[Window]) -> Page[VectorStore]:
-        return self._portal.run(self._face.list, owner=owner, **window)
-
-    def delete(self, vector_store_id: str, *, owner: str = LIBRARY_OWNER) -> Deleted:
-        return self._portal.run(self._face.delete, vector_store_id, owner=owner)
-
-    def search(
-        self, vector_store_id: str, *, owner: str = LIBRARY_OWNER, **params: Any
-    ) -> SearchPage:
-        return self._portal.run(self._face.search, vector_store_id, owner=owner, **params)
+    service: through[VectorStores] = through("_face.service", SERVICE)
+    files = nested(SyncVectorStoreFiles)
+    file_batches = nested(SyncFileBatches)
+    create = blocking(VectorStoresFace.create)
+    retrieve = blocking(VectorStoresFace.retrieve)
+    update = blocking(VectorStoresFace.update)
+    list = blocking(VectorStoresFace.list)
+    delete = blocking(VectorStoresFace.delete)
+    search = blocking(VectorStoresFace.search)
 
 
-class SyncAssistants:
+class SyncAssistants(Twin[AssistantsFace]):
     """``engine.assistants`` of a SyncEngine."""
 
-    def __init__(self, face: AssistantsFace, portal: Portal) -> None:
-        self._face = face
-        self._portal = portal
-
-    @property
-    def service(self) -> AssistantsService:
-        """The async service, for use on the engine's loop."""
-        return self._face.service
-
-    def create(self, *, owner: str = LIBRARY_OWNER, **params: Any) -> Assistant:
-        return self._portal.run(self._face.create, owner=owner, **params)
-
-    def retrieve(self, assistant_id: str, *, owner: str = LIBRARY_OWNER) -> Assistant:
-        return self._portal.run(self._face.retrieve, assistant_id, owner=owner)
-
-    def update(self, assistant_id: str, *, owner: str = LIBRARY_OWNER, **params: Any) -> Assistant:
-        return self._portal.run(self._face.update, assistant_id, owner=owner, **params)
-
-    def list(self, *, owner: str = LIBRARY_OWNER, **window: Unpack[Window]) -> Page[Assistant]:
-        return self._portal.run(self._face.list, owner=owner, **window)
-
-    def delete(self, assistant_id: str, *, owner: str = LIBRARY_OWNER) -> Deleted:
-        return self._portal.run(self._face.delete, assistant_id, owner=owner)
+    service: through[AssistantsService] = through("_face.service", SERVICE)
+    create = blocking(AssistantsFace.create)
+    retrieve = blocking(AssistantsFace.retrieve)
+    update = blocking(AssistantsFace.update)
+    list = blocking(AssistantsFace.list)
+    delete = blocking(AssistantsFace.delete)
 
 
-class SyncMessages:
+class SyncMessages(Twin[Messages]):
     """``engine.threads.messages`` of a SyncEngine."""
 
-    def __init__(self, face: Messages, portal: Portal) -> None:
-        self._face = face
-        self._portal = portal
-
-    @property
-    def service(self) -> AssistantsService:
-        """The async service, for use on the engine's loop."""
-        return self._face.service
-
-    def create(self, thread_id: str, *, owner: str = LIBRARY_OWNER, **params: Any) -> Message:
-        return self._portal.run(self._face.create, thread_id, owner=owner, **params)
-
-    def retrieve(self, message_id: str, *, thread_id: str, owner: str = LIBRARY_OWNER) -> Message:
-        return self._portal.run(self._face.retrieve, message_id, thread_id=thread_id, owner=owner)
-
-    def update(
-        self, message_id: str, *, thread_id: str, owner: str = LIBRARY_OWNER, **params: Any
-    ) -> Message:
-        return self._portal.run(
-            self._face.update, message_id, thread_id=thread_id, owner=owner, **params
-        )
-
-    def list(
-        self,
-        thread_id: str,
-        *,
-        owner: str = LIBRARY_OWNER,
-        run_id: str | None = None,
-        **window: Unpack[Window],
-    ) -> Page[Message]:
-        return self._portal.run(self._face.list, thread_id, owner=owner, run_id=run_id, **window)
+    service: through[AssistantsService] = through("_face.service", SERVICE)
+    create = blocking(Messages.create)
+    retrieve = blocking(Messages.retrieve)
+    update = blocking(Messages.update)
+    list = blocking(Messages.list)
 
 
-class SyncSteps:
+class SyncSteps(Twin[Steps]):
     """``engine.threads.runs.steps`` of a SyncEngine."""
 
-    def __init__(self, face: Steps, portal: Portal) -> None:
-        self._face = face
-        self._portal = portal
-
-    @property
-    def service(self) -> AssistantsService:
-        """The async service, for use on the engine's loop."""
-        return self._face.service
-
-    def list(
-        self,
-        run_id: str,
-        *,
-        thread_id: str,
-        owner: str = LIBRARY_OWNER,
-        include: Iterable[str] = (),
-        **window: Unpack[Window],
-    ) -> Page[RunStep]:
-        return self._portal.run(
-            self._face.list, run_id, thread_id=thread_id, owner=owner, include=include, **window
-        )
-
-    def retrieve(
-        self,
-        step_id: str,
-        *,
-        thread_id: str,
-        run_id: str,
-        owner: str = LIBRARY_OWNER,
-        include: Iterable[str] = (),
-    ) -> RunStep:
-        return self._portal.run(
-            self._face.retrieve,
-            step_id,
-            thread_id=thread_id,
-            run_id=run_id,
-            owner=owner,
-            include=include,
-        )
+    service: through[AssistantsService] = through("_face.service", SERVICE)
+    list = blocking(Steps.list)
+    retrieve = blocking(Steps.retrieve)
 
 
-class SyncRuns:
+class SyncRuns(Twin[Runs]):
     """``engine.threads.runs`` of a SyncEngine."""
 
-    def __init__(self, face: Runs, portal: Portal) -> None:
-        self._face = face
-        self._portal = portal
-        self._steps = SyncSteps(face.steps, portal)
-
-    @property
-    def service(self) -> AssistantsService:
-        """The async service, for use on the engine's loop."""
-        return self._face.service
-
-    @property
-    def steps(self) -> SyncSteps:
-        return self._steps
-
-    def create(self, thread_id: str, *, owner: str = LIBRARY_OWNER, **params: Any) -> Run:
-        return self._portal.run(self._face.create, thread_id, owner=owner, **params)
-
-    def create_and_poll(self, thread_id: str, *, owner: str = LIBRARY_OWNER, **params: Any) -> Run:
-        return self._portal.run(self._face.create_and_poll, thread_id, owner=owner, **params)
-
-    def retrieve(self, run_id: str, *, thread_id: str, owner: str = LIBRARY_OWNER) -> Run:
-        return self._portal.run(self._face.retrieve, run_id, thread_id=thread_id, owner=owner)
-
-    def update(
-        self, run_id: str, *, thread_id: str, owner: str = LIBRARY_OWNER, **params: Any
-    ) -> Run:
-        return self._portal.run(
-            self._face.update, run_id, thread_id=thread_id, owner=owner, **params
-        )
-
-    def list(
-        self, thread_id: str, *, owner: str = LIBRARY_OWNER, **window: Unpack[Window]
-    ) -> Page[Run]:
-        return self._portal.run(self._face.list, thread_id, owner=owner, **window)
-
-    def cancel(self, run_id: str, *, thread_id: str, owner: str = LIBRARY_OWNER) -> Run:
-        return self._portal.run(self._face.cancel, run_id, thread_id=thread_id, owner=owner)
-
-    def submit_tool_outputs(
-        self, run_id: str, *, thread_id: str, owner: str = LIBRARY_OWNER, **params: Any
-    ) -> Run:
-        return self._portal.run(
-            self._face.submit_tool_outputs, run_id, thread_id=thread_id, owner=owner, **params
-        )
-
-    def submit_tool_outputs_and_poll(
-        self, run_id: str, *, thread_id: str, owner: str = LIBRARY_OWNER, **params: Any
-    ) -> Run:
-        return self._portal.run(
-            self._face.submit_tool_outputs_and_poll,
-            run_id,
-            thread_id=thread_id,
-            owner=owner,
-            **params,
-        )
+    service: through[AssistantsService] = through("_face.service", SERVICE)
+    steps = nested(SyncSteps)
+    create = blocking(Runs.create)
+    create_and_poll = blocking(Runs.create_and_poll)
+    retrieve = blocking(Runs.retrieve)
+    update = blocking(Runs.update)
+    list = blocking(Runs.list)
+    cancel = blocking(Runs.cancel)
+    submit_tool_outputs = blocking(Runs.submit_tool_outputs)
+    submit_tool_outputs_and_poll = blocking(Runs.submit_tool_outputs_and_poll)
 
 
-class SyncThreads:
+class SyncThreads(Twin[Threads]):
     """``engine.threads`` of a SyncEngine."""
 
-    def __init__(self, face: Threads, portal: Portal) -> None:
-        self._face = face
-        self._portal = portal
-        self._messages = SyncMessages(face.messages, portal)
-        self._runs = SyncRuns(face.runs, portal)
+    service: through[AssistantsService] = through("_face.service", SERVICE)
+    messages = nested(SyncMessages)
+    runs = nested(SyncRuns)
+    create = blocking(Threads.create)
+    create_and_run = blocking(Threads.create_and_run)
+    create_and_run_poll = blocking(Threads.create_and_run_poll)
+    retrieve = blocking(Threads.retrieve)
+    update = blocking(Threads.update)
+    list = blocking(Threads.list)
+    delete = blocking(Threads.delete)
 
-    @property
-    def service(self) -> AssistantsService:
-        """The async service, for use on the engine's loop."""
-        return self._face.service
 
-    @property
-    def messages(self) -> SyncMessages:
-        return self._messages
+class SyncServices:
+    """The twins of one engine's faces, beside its file search and model provider (async
+    objects, for the engine's loop)."""
 
-    @property
-    def runs(self) -> SyncRuns:
-        return self._runs
-
-    def create(self, *, owner: str = LIBRARY_OWNER, **params: Any) -> Thread:
-        return self._portal.run(self._face.create, owner=owner, **params)
-
-    def create_and_run(self, *, owner: str = LIBRARY_OWNER, **params: Any) -> Run:
-        return self._portal.run(self._face.create_and_run, owner=owner, **params)
-
-    def create_and_run_poll(self, *, owner: str = LIBRARY_OWNER, **params: Any) -> Run:
-        return self._portal.run(self._face.create_and_run_poll, owner=owner, **params)
-
-    def retrieve(self, thread_id: str, *, owner: str = LIBRARY_OWNER) -> Thread:
-        return self._portal.run(self._face.retrieve, thread_id, owner=owner)
-
-    def update(self, thread_id: str, *, owner: str = LIBRARY_OWNER, **params: Any) -> Thread:
-        return self._portal.run(self._face.update, thread_id, owner=owner, **params)
-
-    def list(self, *, owner: str = LIBRARY_OWNER, **window: Unpack[Window]) -> Page[Thread]:
-        return self._portal.run(self._face.list, owner=owner, **window)
-
-    def delete(self, thread_id: str, *, owner: str = LIBRARY_OWNER) -> Deleted:
-        return self._portal.run(self._face.delete, thread_id, owner=owner)
+    def __init__(self, services: Services, portal: Portal) -> None:
+        self.file_search = services.file_search
+        self.provider = services.provider
+        self.responses = SyncResponses(services.responses, portal)
+        self.conversations = SyncConversations(services.conversations, portal)
+        self.vector_stores = SyncVectorStores(services.vector_stores, portal)
+        self.assistants = SyncAssistants(services.assistants, portal)
+        self.threads = SyncThreads(services.threads, portal)
 
 
 __all__ = [

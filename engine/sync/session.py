@@ -8,11 +8,11 @@ from typing import IO
 
 from ..files import FileObject, Source
 from ..kernel import EventCallback
-from ..paging import Page
 from ..results import DoneEvent, ExecutionResult, OutputEvent
 from ..sandbox.base import Sandbox, SandboxSpec
 from ..sessions import Session, SessionFile, SessionInfo, SessionManager, SessionStatus
 from .portal import Portal
+from .twin import Twin, blocking, on_loop
 
 
 class SyncSession:
@@ -176,19 +176,15 @@ class SyncSession:
         self._portal.run(self._session.close, status)
 
 
-class SyncSessions:
+class SyncSessions(Twin[SessionManager]):
     """Every live session of the engine (see ``SessionManager``); every method blocks.
 
     The manager's own lifecycle (``start``, ``recover``, ``close_all``) is run by
     ``SyncEngine.start`` and ``SyncEngine.close``.
     """
 
-    def __init__(self, manager: SessionManager, portal: Portal) -> None:
-        self._manager = manager
-        self._portal = portal
-
     def __len__(self) -> int:
-        return len(self._manager)
+        return len(self._face)
 
     def _wrap(self, session: Session) -> SyncSession:
         return SyncSession(session, self._portal)
@@ -204,7 +200,7 @@ class SyncSessions:
         memory_limit_mb: int | None = None,
     ) -> SyncSession:
         session = self._portal.run(
-            self._manager.get_or_create,
+            self._face.get_or_create,
             thread_id,
             owner=owner,
             file_ids=file_ids,
@@ -214,53 +210,20 @@ class SyncSessions:
         )
         return self._wrap(session)
 
+    info = on_loop(SessionManager.info)
+    committed = on_loop(SessionManager.committed)
+    list = on_loop(SessionManager.list)
+    close = blocking(SessionManager.close)
+    reap = blocking(SessionManager.reap)
+
     def get(self, session_id: str, owner: str | None = None) -> SyncSession:
         """A live session. Closed or expired ones raise SessionClosed; unknown ones NotFound."""
-        return self._wrap(self._portal.run_sync(self._manager.get, session_id, owner))
+        return self._wrap(self._portal.run_sync(self._face.get, session_id, owner))
 
     def by_thread(self, thread_id: str, owner: str = "") -> SyncSession | None:
         """The live session of a thread, if there is one."""
-        session = self._portal.run_sync(self._manager.by_thread, thread_id, owner)
+        session = self._portal.run_sync(self._face.by_thread, thread_id, owner)
         return None if session is None else self._wrap(session)
 
-    def info(self, session_id: str, owner: str | None = None) -> SessionInfo:
-        return self._portal.run_sync(self._manager.info, session_id, owner)
-
-    def committed(self, owner: str) -> tuple[int, int]:
-        """The live (and starting) sessions of ``owner``, and the MB of memory they commit."""
-        return self._portal.run_sync(self._manager.committed, owner)
-
-    def list(
-        self,
-        owner: str | None = None,
-        *,
-        limit: int = 20,
-        order: str = "desc",
-        after: str | None = None,
-        before: str | None = None,
-        live_only: bool = False,
-    ) -> Page[SessionInfo]:
-        return self._portal.run_sync(
-            self._manager.list,
-            owner,
-            limit=limit,
-            order=order,
-            after=after,
-            before=before,
-            live_only=live_only,
-        )
-
     def live(self) -> builtins.list[SyncSession]:
-        return [self._wrap(s) for s in self._portal.run_sync(self._manager.live)]
-
-    def close(
-        self,
-        session_id: str,
-        owner: str | None = None,
-        status: SessionStatus = SessionStatus.CLOSED,
-    ) -> None:
-        self._portal.run(self._manager.close, session_id, owner, status)
-
-    def reap(self) -> int:
-        """End every session whose time is up. Returns how many ended."""
-        return self._portal.run(self._manager.reap)
+        return [self._wrap(s) for s in self._portal.run_sync(self._face.live)]
