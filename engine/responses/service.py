@@ -288,8 +288,8 @@ class ResponsesService:
         return [item for turn in reversed(chain) for item in turn], state
 
     def _emit(self, run: ResponseRun, type_: str) -> None:
-        include = {"code_interpreter_call.outputs"} if run.include_outputs else set()
-        if run.include_results:
+        include = {"code_interpreter_call.outputs"} if run.items.include_outputs else set()
+        if run.items.include_results:
             include.add("file_search_call.results")
         run.events.emit(type_, response=run.response.shown(include))
 
@@ -306,7 +306,7 @@ class ResponsesService:
                 model=response.model,
                 code_interpreter=tools.code is not None,
                 functions=tools.functions,
-                handlers={FILE_SEARCH: run.file_search} if run.file_search else {},
+                handlers={FILE_SEARCH: run.search.handler} if run.search.handler else {},
                 tool_choice=tools.choice,
                 temperature=response.temperature,
                 top_p=response.top_p,
