@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import InitVar, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .. import errors
@@ -58,16 +58,16 @@ class AssistantsService:
     engine: Runtime
     provider: ModelProvider
     settings: Settings
-    vector_stores: InitVar[VectorStores | None] = None
+    vector_stores: VectorStores | None = None
     """What file_search searches; without them, it is refused."""
     repo: Repository = field(init=False)
     events: RunEvents = field(init=False, default_factory=RunEvents)
     runs: RunBook = field(init=False)
     loop: AgentLoop = field(init=False)
 
-    def __post_init__(self, vector_stores: VectorStores | None) -> None:
+    def __post_init__(self) -> None:
         self.repo = Repository(self.engine.store)
-        self.runs = RunBook(self.repo, self.events, vector_stores)
+        self.runs = RunBook(self.repo, self.events, self.vector_stores)
         self.loop = AgentLoop(self.provider, self.settings)
 
     # --- lifecycle ---
