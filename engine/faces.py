@@ -53,13 +53,7 @@ from .retrieval.models import (
     VectorStore,
     VectorStoreFile,
 )
-from .retrieval.requests import (
-    BatchCreate,
-    FileCreate,
-    FileUpdate,
-    StoreCreate,
-    StoreUpdate,
-)
+from .retrieval.requests import BatchCreate, FileCreate, FileUpdate, StoreCreate, StoreUpdate
 
 # A method that takes ``**params`` takes ``self`` positionally only: else ``params`` could hold
 # a ``self``, and a wrapper could not be typed with the method's own parameters.

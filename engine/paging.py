@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from . import errors
 from .store import Row
 from .store.base import Pageable
-from .store.records import unknown_cursor
+from .store.records import PageWindow, unknown_cursor
 
 T = TypeVar("T")
 MAX_LIMIT = 100
@@ -28,15 +28,6 @@ class Window(TypedDict, total=False):
 
     limit: int
     order: Order
-    after: str | None
-    before: str | None
-
-
-class Checked(TypedDict):
-    """A ``Window`` with every key, checked: what a store pages by."""
-
-    limit: int
-    order: str
     after: str | None
     before: str | None
 
@@ -77,7 +68,7 @@ def check_paging(limit: object, order: object) -> None:
 
 def checked(
     limit: int = 20, order: str = "desc", after: str | None = None, before: str | None = None
-) -> Checked:
+) -> PageWindow:
     """A list's paging keywords with their defaults, checked (``check_paging``)."""
     check_paging(limit, order)
     return {"limit": limit, "order": order, "after": after, "before": before}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 import openai
 
@@ -44,27 +44,29 @@ class ModelDelta:
 DeltaSink = Callable[[ModelDelta], Awaitable[None]]
 
 
+class ModelTurn(TypedDict):
+    """What a run asks of the model in one turn: ``complete``'s keyword arguments."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]]
+    tool_choice: Any
+    temperature: float | None
+    top_p: float | None
+    max_tokens: int | None
+    parallel_tool_calls: bool
+    options: NotRequired[dict[str, Any] | None]
+    """More request parameters (``response_format``...), sent as they are."""
+    on_delta: NotRequired[DeltaSink | None]
+
+
 class ModelProvider(ABC):
     unavailable: str | None = None
     """Why the model cannot be asked at all (nothing configured), or None."""
 
     @abstractmethod
-    async def complete(
-        self,
-        *,
-        model: str,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]],
-        tool_choice: Any,
-        temperature: float | None,
-        top_p: float | None,
-        max_tokens: int | None,
-        parallel_tool_calls: bool,
-        options: dict[str, Any] | None = None,
-        on_delta: DeltaSink | None = None,
-    ) -> ModelReply:
-        """One chat-completions turn; with ``on_delta``, streamed to it as the model writes.
-        ``options``: more request parameters (``response_format``...), sent as they are."""
+    async def complete(self, **turn: Unpack[ModelTurn]) -> ModelReply:
+        """One chat-completions turn; with ``on_delta``, streamed to it as the model writes."""
 
 
 class OpenAIChatProvider(ModelProvider):
@@ -86,29 +88,21 @@ class OpenAIChatProvider(ModelProvider):
                 f"one), and {missing} {'is' if api_key else 'are'} not set"
             )
 
-    async def complete(
-        self,
-        *,
-        model: str,
-        messages: list[dict[str, Any]],
-        tools: list[dict[str, Any]],
-        tool_choice: Any,
-        temperature: float | None,
-        top_p: float | None,
-        max_tokens: int | None,
-        parallel_tool_calls: bool,
-        options: dict[str, Any] | None = None,
-        on_delta: DeltaSink | None = None,
-    ) -> ModelReply:
-        kwargs: dict[str, Any] = {**(options or {}), "model": model, "messages": messages}
-        if tools:
-            kwargs["tools"] = tools
-            kwargs["tool_choice"] = tool_choice
-            kwargs["parallel_tool_calls"] = parallel_tool_calls
+    async def complete(self, **turn: Unpack[ModelTurn]) -> ModelReply:
+        on_delta = turn.get("on_delta")
+        kwargs: dict[str, Any] = {
+            **(turn.get("options") or {}),
+            "model": turn["model"],
+            "messages": turn["messages"],
+        }
+        if turn["tools"]:
+            kwargs["tools"] = turn["tools"]
+            kwargs["tool_choice"] = turn["tool_choice"]
+            kwargs["parallel_tool_calls"] = turn["parallel_tool_calls"]
         for name, value in (
-            ("temperature", temperature),
-            ("top_p", top_p),
-            ("max_tokens", max_tokens),
+            ("temperature", turn["temperature"]),
+            ("top_p", turn["top_p"]),
+            ("max_tokens", turn["max_tokens"]),
         ):
             if value is not None:
                 kwargs[name] = value

@@ -10,6 +10,7 @@ what the model had written, as an incomplete message.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
@@ -36,15 +37,15 @@ from .runs import RunBook
 from .state import RunState
 
 
+@dataclass(eq=False)
 class MessageWriter:
-    def __init__(self, book: RunBook, owner: str, run: Run) -> None:
-        self.book = book
-        self.owner = owner
-        self.run = run
-        self._message: Message | None = None
-        self._step: RunStep | None = None
-        self.citations: Callable[[str], list[Annotation]] | None = None
-        """Annotations besides file links (file_search's file_citation), from the text."""
+    book: RunBook
+    owner: str
+    run: Run
+    _message: Message | None = field(init=False, default=None)
+    _step: RunStep | None = field(init=False, default=None)
+    citations: Callable[[str], list[Annotation]] | None = field(init=False, default=None)
+    """Annotations besides file links (file_search's file_citation), from the text."""
 
     def text(self, text: str, state: RunState) -> None:
         """A piece of the model's text: to the open message, or to a new one."""

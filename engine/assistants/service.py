@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .. import errors
@@ -52,22 +53,22 @@ RUN_LIFETIME = 600
 Tagged = TypeVar("Tagged", Message, Run)
 
 
+@dataclass(eq=False)
 class AssistantsService:
-    def __init__(
-        self,
-        engine: Runtime,
-        provider: ModelProvider,
-        settings: Settings,
-        vector_stores: VectorStores | None = None,
-    ) -> None:
-        """``vector_stores``: what file_search searches; without them, it is refused."""
-        self.engine = engine
-        self.provider = provider
-        self.settings = settings
-        self.repo = Repository(engine.store)
-        self.events = RunEvents()
-        self.runs = RunBook(self.repo, self.events, vector_stores)
-        self.loop = AgentLoop(provider, settings)
+    engine: Runtime
+    provider: ModelProvider
+    settings: Settings
+    vector_stores: VectorStores | None = None
+    """What file_search searches; without them, it is refused."""
+    repo: Repository = field(init=False)
+    events: RunEvents = field(init=False, default_factory=RunEvents)
+    runs: RunBook = field(init=False)
+    loop: AgentLoop = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.repo = Repository(self.engine.store)
+        self.runs = RunBook(self.repo, self.events, self.vector_stores)
+        self.loop = AgentLoop(self.provider, self.settings)
 
     # --- lifecycle ---
 

@@ -12,6 +12,7 @@ import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import IO, Annotated, TypeVar
 from urllib.parse import quote
 
@@ -104,24 +105,21 @@ class DoneOut(BaseModel):
     done: str
 
 
+@dataclass(eq=False)
 class SandboxTools:
     """The tools, bound to an engine. ``local_tenant`` set: stdio, every caller is that tenant
     and the process is one connection. Unset: HTTP, the tenant comes from the ASGI scope."""
 
-    def __init__(
-        self,
-        engine: Runtime,
-        settings: Settings,
-        *,
-        local_tenant: str | None = None,
-        signer: UploadSigner | None = None,
-    ) -> None:
-        self.engine = engine
-        self.settings = settings
-        self.binding = SessionBinding(engine, settings.mcp_idle_timeout)
-        self.local_tenant = local_tenant
-        self.signer = signer
-        self._process_connection = uuid.uuid4().hex
+    engine: Runtime
+    settings: Settings
+    _: KW_ONLY
+    local_tenant: str | None = None
+    signer: UploadSigner | None = None
+    binding: SessionBinding = field(init=False)
+    _process_connection: str = field(init=False, default_factory=lambda: uuid.uuid4().hex)
+
+    def __post_init__(self) -> None:
+        self.binding = SessionBinding(self.engine, self.settings.mcp_idle_timeout)
 
     # --- who is calling, and which sandbox ---
 

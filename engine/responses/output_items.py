@@ -17,7 +17,7 @@ class OutputItems:
     response: Response
     events: ResponseEvents
     include_outputs: bool
-    include_results: bool = False
+    include_results: bool
 
     def add(self, item: Item) -> int:
         self.response.output.append(item)

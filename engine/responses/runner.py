@@ -11,6 +11,7 @@ files it links to.
 from __future__ import annotations
 
 import posixpath
+from dataclasses import KW_ONLY, InitVar, dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
@@ -46,62 +47,51 @@ from .tools import Tools
 LiveItem = CodeInterpreterCall | FunctionCall | FileSearchCall
 
 
+@dataclass(eq=False)
 class ResponseRun:
     """The loop's host (``LoopHost``) for one response: its message text here, its code and
     search calls' items in ``code`` and ``search``."""
 
-    def __init__(
+    engine: Runtime
+    response: Response
+    tools: Tools
+    history: list[dict[str, Any]]
+    events: ResponseEvents
+    _: KW_ONLY
+    owner: str
+    stream: InitVar[bool]
+    previous_container: str | None
+    files: dict[str, str]
+    input_files: list[str]
+    context_tokens: int
+    tool_output_chars: InitVar[int]
+    include_outputs: InitVar[bool]
+    file_search: InitVar[FileSearchHandler | None]
+    """The handler of the request's file_search tool, if it has one."""
+    include_results: InitVar[bool]
+    streams_deltas: bool = field(init=False)
+    items: OutputItems = field(init=False)
+    code: CodeItems = field(init=False)
+    search: SearchItems = field(init=False)
+    state: LoopState = field(init=False, default_factory=LoopState)
+    placement: Placement | None = field(init=False, default=None)
+    cancel_requested: bool = field(init=False, default=False)
+    _text: MessageItem | None = field(init=False, default=None)
+    _turn: dict[int, LiveCall[LiveItem]] = field(init=False, default_factory=dict)
+    _streamed: bool = field(init=False, default=False)
+
+    def __post_init__(
         self,
-        engine: Runtime,
-        response: Response,
-        tools: Tools,
-        history: list[dict[str, Any]],
-        events: ResponseEvents,
-        *,
-        owner: str,
         stream: bool,
-        previous_container: str | None,
-        files: dict[str, str],
-        input_files: list[str],
-        context_tokens: int,
         tool_output_chars: int,
         include_outputs: bool,
-        file_search: FileSearchHandler | None = None,
-        include_results: bool = False,
+        file_search: FileSearchHandler | None,
+        include_results: bool,
     ) -> None:
-        """``file_search``: the handler of the request's file_search tool, if it has one."""
-        self.engine = engine
-        self.response = response
-        self.tools = tools
-        self.history = history
-        self.events = events
-        self.owner = owner
         self.streams_deltas = stream
-        self.previous_container = previous_container
-        self.files = files
-        self.input_files = input_files
-        self.context_tokens = context_tokens
-        self.items = OutputItems(response, events, include_outputs, include_results)
-        self.code = CodeItems(self.items, engine.files, owner, tool_output_chars)
+        self.items = OutputItems(self.response, self.events, include_outputs, include_results)
+        self.code = CodeItems(self.items, self.engine.files, self.owner, tool_output_chars)
         self.search = SearchItems(self.items, file_search)
-        self.state = LoopState()
-        self.placement: Placement | None = None
-        self.cancel_requested = False
-        self._text: MessageItem | None = None
-        self._turn: dict[int, LiveCall[LiveItem]] = {}
-        self._streamed = False
-
-    @property
-    def file_search(self) -> FileSearchHandler | None:
-        return self.search.handler
-
-    @property
-    def include_outputs(self) -> bool:
-        return self.items.include_outputs
-
-    @property
-    def include_results(self) -> bool:
-        return self.items.include_results
 
     @property
     def running(self) -> Session | None:
@@ -186,7 +176,7 @@ class ResponseRun:
             if delta.tool_name == CODE_TOOL and self.tools.code is not None:
                 assert self.placement is not None
                 live.place = self.code.started(self.placement.session.id)
-            elif delta.tool_name == FILE_SEARCH and self.file_search is not None:
+            elif delta.tool_name == FILE_SEARCH and self.search.handler is not None:
                 live.place = self.search.started()
             elif delta.tool_name in functions:
                 live.place = FunctionCall(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 from .. import errors
@@ -59,26 +60,26 @@ TERMINAL = {
 response in it saying which, as the SDK has no ``response.cancelled`` event."""
 
 
+@dataclass(eq=False)
 class ResponsesService:
-    def __init__(
-        self,
-        engine: Runtime,
-        provider: ModelProvider,
-        settings: Settings,
-        vector_stores: VectorStores | None = None,
-    ) -> None:
-        """``vector_stores``: what the file_search tool searches; without them, it is refused."""
-        self.engine = engine
-        self.settings = settings
-        self.repo = Repository(engine.store)
-        self.loop = AgentLoop(provider, settings)
-        self.conversations = Conversations(self.repo, engine)
-        self.live: dict[str, ResponseRun] = {}
-        self.tasks: dict[str, asyncio.Task[None]] = {}
-        self.busy: set[str] = set()
-        """Conversations with a response running: one at a time, as OpenAI allows."""
-        self.closing = False
-        self.vector_stores = vector_stores
+    engine: Runtime
+    provider: InitVar[ModelProvider]
+    settings: Settings
+    vector_stores: VectorStores | None = None
+    """What the file_search tool searches; without them, it is refused."""
+    repo: Repository = field(init=False)
+    loop: AgentLoop = field(init=False)
+    conversations: Conversations = field(init=False)
+    live: dict[str, ResponseRun] = field(init=False, default_factory=dict)
+    tasks: dict[str, asyncio.Task[None]] = field(init=False, default_factory=dict)
+    busy: set[str] = field(init=False, default_factory=set)
+    """Conversations with a response running: one at a time, as OpenAI allows."""
+    closing: bool = field(init=False, default=False)
+
+    def __post_init__(self, provider: ModelProvider) -> None:
+        self.repo = Repository(self.engine.store)
+        self.loop = AgentLoop(provider, self.settings)
+        self.conversations = Conversations(self.repo, self.engine)
 
     # --- lifecycle ---
 
@@ -287,8 +288,8 @@ class ResponsesService:
         return [item for turn in reversed(chain) for item in turn], state
 
     def _emit(self, run: ResponseRun, type_: str) -> None:
-        include = {"code_interpreter_call.outputs"} if run.include_outputs else set()
-        if run.include_results:
+        include = {"code_interpreter_call.outputs"} if run.items.include_outputs else set()
+        if run.items.include_results:
             include.add("file_search_call.results")
         run.events.emit(type_, response=run.response.shown(include))
 
@@ -305,7 +306,7 @@ class ResponsesService:
                 model=response.model,
                 code_interpreter=tools.code is not None,
                 functions=tools.functions,
-                handlers={FILE_SEARCH: run.file_search} if run.file_search else {},
+                handlers={FILE_SEARCH: run.search.handler} if run.search.handler else {},
                 tool_choice=tools.choice,
                 temperature=response.temperature,
                 top_p=response.top_p,

@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 
 from .. import errors
 from ..errors import LastError
@@ -45,37 +45,31 @@ class _Prepared:
     chunks: list[str]
 
 
+@dataclass(eq=False)
 class Ingestion:
-    def __init__(
-        self,
-        index: ChunkIndex,
-        files: FileStore,
-        parser: DocumentParser | None,
-        embedder: Embedder | None,
-        *,
-        workers: int = 2,
-        batch: int = 16,
-        max_chars: int = 5_000_000,
-    ) -> None:
-        self.index = index
-        self.files = files
-        self.parser = parser
-        self.embedder = embedder
-        self._queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
-        self._workers = workers
-        self._batch = batch
-        self.max_chars = max_chars
-        self._tasks: list[asyncio.Task[None]] = []
-        self._documents: dict[str, deque[tuple[str, str]]] = {}
-        self._tenant_tasks: dict[str, asyncio.Task[None]] = {}
-        # Taken before a document is read, so that waiting tenants hold none of its bytes.
-        self._document_slots = asyncio.Semaphore(workers)
+    index: ChunkIndex
+    files: FileStore
+    parser: DocumentParser | None
+    embedder: Embedder | None
+    _: KW_ONLY
+    workers: int = 2
+    batch: int = 16
+    max_chars: int = 5_000_000
+    _queue: asyncio.Queue[tuple[str, str]] = field(init=False, default_factory=asyncio.Queue)
+    _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
+    _documents: dict[str, deque[tuple[str, str]]] = field(init=False, default_factory=dict)
+    _tenant_tasks: dict[str, asyncio.Task[None]] = field(init=False, default_factory=dict)
+    _document_slots: asyncio.Semaphore = field(init=False)
+    """Taken before a document is read, so that waiting tenants hold none of its bytes."""
+
+    def __post_init__(self) -> None:
+        self._document_slots = asyncio.Semaphore(self.workers)
 
     def start(self, resume: bool = True) -> int:
         """Start the workers; with ``resume``, queue every file a previous process left in
         progress (a guest engine leaves them to the data folder's primary)."""
         self._tasks = [
-            asyncio.create_task(self._work(), name=f"ingest-{n}") for n in range(self._workers)
+            asyncio.create_task(self._work(), name=f"ingest-{n}") for n in range(self.workers)
         ]
         if not resume:
             return 0
@@ -99,7 +93,7 @@ class Ingestion:
     async def _work(self) -> None:
         while True:
             jobs = [await self._queue.get()]
-            while len(jobs) < self._batch and not self._queue.empty():
+            while len(jobs) < self.batch and not self._queue.empty():
                 jobs.append(self._queue.get_nowait())
             inline = []
             for job in jobs:

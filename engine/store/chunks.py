@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import zlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
-from .base import FileCounter
 from .records import Tables, insert, update
 from .sqlite import Connection, Row, Transaction
+
+FileCounter = Literal["vector_store_id", "batch_id"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS vector_stores (

@@ -10,12 +10,12 @@ items) live in an ``ItemLists`` table beside it.
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, Unpack
 
 from pydantic import BaseModel
 
 from .. import errors
-from .records import Store, owned, page, update
+from .records import PageWindow, Store, owned, page, update
 
 M = TypeVar("M", bound=BaseModel)
 Tag = Literal["parent", "status"]
@@ -150,20 +150,14 @@ class Documents:
         kind: str,
         owner: str,
         tag: str | None = None,
-        *,
-        limit: int,
-        order: str,
-        after: str | None = None,
-        before: str | None = None,
+        **window: Unpack[PageWindow],
     ) -> tuple[list[M], bool]:
         """One page of the documents of a kind (and tag), in creation order (the paging
         arguments checked by the caller: ``paging.check_paging``)."""
         filters: dict[str, Any] = {"kind": kind, "owner": owner}
         if tag is not None:
             filters[self.tag] = tag
-        rows, has_more = page(
-            self._db, self._table, filters, limit=limit, order=order, after=after, before=before
-        )
+        rows, has_more = page(self._db, self._table, filters, **window)
         return [model.model_validate_json(r["data"]) for r in rows], has_more
 
     def all(self, model: type[M], kind: str, owner: str, tag: str) -> list[M]:

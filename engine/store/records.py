@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from .. import errors
-from .base import FileTable, SessionTable
 from .sqlite import Connection, Params, Row
 
 SCHEMA = """
@@ -74,6 +73,16 @@ ADDED_COLUMNS = {
 """Columns added after a table's first release: a database from then gets them at open."""
 
 
+class PageWindow(TypedDict):
+    """Which page of a table: ``limit`` rows in ``order`` (asc or desc) of creation, after or
+    before a row's id; checked by the caller (``paging.checked``)."""
+
+    limit: int
+    order: str
+    after: NotRequired[str | None]
+    before: NotRequired[str | None]
+
+
 class Tables:
     """Tables on one connection: paged in creation order (``paging.page_query``), and open to
     raw statements, for tests and tools."""
@@ -98,22 +107,10 @@ class Tables:
         table: str,
         filters: dict[str, Any],
         *,
-        limit: int,
-        order: str,
-        after: str | None = None,
-        before: str | None = None,
         cursor_scope: Collection[str] | None = None,
+        **window: Unpack[PageWindow],
     ) -> tuple[list[Row], bool]:
-        return page(
-            self.db,
-            table,
-            filters,
-            limit=limit,
-            order=order,
-            after=after,
-            before=before,
-            cursor_scope=cursor_scope,
-        )
+        return page(self.db, table, filters, cursor_scope=cursor_scope, **window)
 
 
 class Store(Tables):
@@ -126,8 +123,8 @@ class Store(Tables):
         self.db.script(SCHEMA)
         self.db.add_columns(ADDED_COLUMNS)
         self.db.restrict()
-        self.file_rows: FileTable = FileRows(self.db)
-        self.session_rows: SessionTable = SessionRows(self.db)
+        self.file_rows = FileRows(self.db)
+        self.session_rows = SessionRows(self.db)
 
     def execute_script(self, sql: str) -> None:
         self.db.script(sql)
@@ -307,17 +304,16 @@ def page(
     table: str,
     filters: dict[str, Any],
     *,
-    limit: int,
-    order: str,
-    after: str | None = None,
-    before: str | None = None,
     cursor_scope: Collection[str] | None = None,
+    **window: Unpack[PageWindow],
 ) -> tuple[list[Row], bool]:
     """Rows in creation order (SQLite's rowid), one page of them, and whether more follow.
 
     A cursor must name one of the listed rows: it is looked up under the list's filters (or
     the ``cursor_scope`` keys of them), so another tenant's id is as unknown as a made-up one.
     """
+    limit, order = window["limit"], window["order"]
+    after, before = window.get("after"), window.get("before")
     where = [f"{k} = :{k}" for k in filters]
     params: dict[str, Any] = dict(filters)
     scope = (
