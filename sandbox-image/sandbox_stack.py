@@ -6,13 +6,15 @@ written for an interpreter that pre-imports them uses ``np``, ``pd`` and ``plt``
 import, so before each cell runs, every one of those names that the cell reads anywhere (at top
 level or in the body of a function, class or lambda it defines) and that the user namespace
 lacks is imported into it, as the real module. A function defined in one cell and called in a
-later one therefore finds its modules. Names that appear only in strings handed to ``exec`` or
-``eval`` are not seen.
+later one therefore finds its modules. So does code given as a string to ``exec``, ``eval`` or a
+magic (``%prun np.sort(a)``), where any mention of those names counts. Code built at run time, or
+read from a file by ``%run``, is not seen.
 """
 
 import ast
 import contextlib
 import importlib
+import re
 
 STACK = {
     "np": "numpy",
@@ -21,6 +23,9 @@ STACK = {
     "plt": "matplotlib.pyplot",
 }
 """The names a kernel has always offered without an import, and the module each one is."""
+MENTION = re.compile(r"(?<![\w.])(" + "|".join(STACK) + r")\b")
+RUNS_ITS_ARGUMENTS = {"exec", "eval", "run_line_magic", "run_cell_magic"}
+"""Calls whose string arguments are code (a cell's magics become ``get_ipython()`` calls)."""
 
 
 class StackImporter(ast.NodeVisitor):
@@ -31,11 +36,14 @@ class StackImporter(ast.NodeVisitor):
         self.shell = shell
 
     def visit(self, node):
-        wanted = {
-            n.id
-            for n in ast.walk(node)
-            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in STACK
-        }
+        wanted = set()
+        for n in ast.walk(node):
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in STACK:
+                wanted.add(n.id)
+            elif isinstance(n, ast.Call) and _called_name(n.func) in RUNS_ITS_ARGUMENTS:
+                for arg in n.args:
+                    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                        wanted.update(MENTION.findall(arg.value))
         namespace = self.shell.user_ns
         for name in sorted(wanted - namespace.keys()):
             # IPython unregisters a transformer that raises: a failed import must leave the
@@ -43,6 +51,12 @@ class StackImporter(ast.NodeVisitor):
             with contextlib.suppress(Exception):
                 namespace[name] = importlib.import_module(STACK[name])
         return node
+
+
+def _called_name(func):
+    if isinstance(func, ast.Name):
+        return func.id
+    return func.attr if isinstance(func, ast.Attribute) else None
 
 
 def load_ipython_extension(ip):

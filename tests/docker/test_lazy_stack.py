@@ -96,3 +96,13 @@ async def test_a_cell_that_never_names_the_stack_does_not_import_it(session: Ses
     r = await session.execute("words = 'np pd plt'.split()\nprint(len(words))")
     assert r.stdout == "3\n"
     assert await _loaded(session) == dict.fromkeys(STACK_MODULES, False)
+
+
+async def test_code_given_as_a_string_to_exec_or_a_magic_finds_the_stack(session: Session) -> None:
+    r = await session.execute('exec("print(int(np.arange(4).sum()))")')
+    assert r.status is ExecutionStatus.OK, r
+    assert r.stdout == "6\n"
+    r = await session.execute("%prun -q total = int(pd.Series([1, 2]).sum())")
+    assert r.status is ExecutionStatus.OK, r
+    r = await session.execute("total")
+    assert r.text == "3"
