@@ -36,6 +36,9 @@ class StackImporter(ast.NodeVisitor):
         self.shell = shell
 
     def visit(self, node):
+        namespace = self.shell.user_ns
+        if STACK.keys() <= namespace.keys():
+            return node
         wanted = set()
         for n in ast.walk(node):
             if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id in STACK:
@@ -44,7 +47,6 @@ class StackImporter(ast.NodeVisitor):
                 for arg in n.args:
                     if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                         wanted.update(MENTION.findall(arg.value))
-        namespace = self.shell.user_ns
         for name in sorted(wanted - namespace.keys()):
             # IPython unregisters a transformer that raises: a failed import must leave the
             # cell to meet its own NameError instead.

@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import json
 
+import pytest
+
 from engine import ExecutionResult, ExecutionStatus, Session
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -62,22 +64,19 @@ async def test_a_function_defined_in_one_cell_finds_np_when_called_in_another(
     assert r.stdout == "5 3\n"
 
 
-async def test_plt_without_import_gives_an_inline_png(session: Session) -> None:
-    r = await session.execute("plt.plot([1, 3, 2])\nplt.title('lazy')")
+@pytest.mark.parametrize(
+    "cell",
+    ["plt.plot([1, 3, 2])\nplt.title('lazy')", "df = pd.DataFrame({'y': [3, 1, 2]})\ndf.plot()"],
+    ids=["plt", "df.plot"],
+)
+async def test_a_figure_made_without_import_is_an_inline_png(session: Session, cell: str) -> None:
+    r = await session.execute(cell)
     assert r.status is ExecutionStatus.OK, r
     pngs = _pngs(r)
     assert len(pngs) == 1
     assert pngs[0].startswith(PNG_MAGIC)
     r = await session.execute("print(matplotlib.get_backend())")
     assert r.stdout.strip() == "module://matplotlib_inline.backend_inline"
-
-
-async def test_dataframe_plot_gives_an_inline_png(session: Session) -> None:
-    r = await session.execute("df = pd.DataFrame({'y': [3, 1, 2]})\ndf.plot()")
-    assert r.status is ExecutionStatus.OK, r
-    pngs = _pngs(r)
-    assert len(pngs) == 1
-    assert pngs[0].startswith(PNG_MAGIC)
 
 
 async def test_explicit_imports_still_work_and_win(session: Session) -> None:
