@@ -105,3 +105,44 @@ async def test_code_given_as_a_string_to_exec_or_a_magic_finds_the_stack(session
     assert r.status is ExecutionStatus.OK, r
     r = await session.execute("total")
     assert r.text == "3"
+
+
+INTERRUPT_INSIDE_PANDAS = """
+import importlib.abc, os, signal, sys
+
+class InterruptInside(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "pandas._libs.hashtable":
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, InterruptInside())
+"""
+
+
+@pytest.mark.parametrize(
+    ("cell", "then", "printed"),
+    [
+        (
+            "ran = True\npd.Series([1])",
+            "print('ran' in dir(), int(pd.Series([1, 2]).sum()))",
+            "False 3\n",
+        ),
+        ("import pandas", "import pandas\nprint(int(pandas.Series([1, 2]).sum()))", "3\n"),
+    ],
+    ids=["pd", "import pandas"],
+)
+async def test_an_interrupt_during_the_import_waits_for_it_to_finish(
+    session: Session, cell: str, then: str, printed: str
+) -> None:
+    """An interrupt inside a C extension's import would leave pandas unimportable in this
+    kernel; it is held back until the import is done, and then interrupts the cell before its
+    own code runs."""
+    r = await session.execute(INTERRUPT_INSIDE_PANDAS)
+    assert r.status is ExecutionStatus.OK, r
+    r = await session.execute(cell)
+    assert r.error is not None and r.error.name == "KeyboardInterrupt", r
+    r = await session.execute(then)
+    assert r.status is ExecutionStatus.OK, r
+    assert r.stdout == printed
