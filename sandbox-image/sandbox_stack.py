@@ -55,7 +55,10 @@ class StackImporter(ast.NodeVisitor):
             elif isinstance(n, ast.Import):
                 modules.update(alias.name for alias in n.names)
             elif isinstance(n, ast.ImportFrom) and n.module and not n.level:
+                # ``from matplotlib import pyplot`` imports a module; ``from numpy import
+                # array`` finds none, which costs a failed lookup and nothing else.
                 modules.add(n.module)
+                modules.update(f"{n.module}.{alias.name}" for alias in n.names)
             elif isinstance(n, ast.Call) and _called_name(n.func) in RUNS_ITS_ARGUMENTS:
                 for arg in n.args:
                     if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
