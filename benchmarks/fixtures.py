@@ -41,6 +41,9 @@ def bench_settings(data_dir: Path, **overrides: Any) -> Settings:
         "pool_min": 0,
         "max_sessions": 1000,
         "max_sessions_per_owner": 1000,
+        # A thousand sessions at the largest memory limit: idle sessions commit far more than
+        # they use, and density is about what they use.
+        "max_memory_mb_per_owner": 1000 * 4096,
         "shutdown_sandboxes": "close",
         **overrides,
     }

@@ -95,6 +95,11 @@ def density(results: Path) -> list[str]:
         f"| memory per idle session (PSS of its processes + shim) | "
         f"{f['per_session_pss_mb']:.0f} MB |",
         f"| host MemAvailable drop per session | {f['host_delta_per_session_mb']:.0f} MB |",
+        *(
+            [f"| an idle session's container in `docker stats` | {f['docker_stats_mb']:.0f} MB |"]
+            if "docker_stats_mb" in f
+            else []
+        ),
         f"| sessions that fit before 90% of RAM is in use | {f['sessions_that_fit_at_90pct']} |",
         f"| CPU used by all idle sessions | {f['idle_cpu_sessions_pct']:.2f}% of the machine |",
         f"| time to start them, 4 at a time | {f['start_seconds']:.0f} s |",

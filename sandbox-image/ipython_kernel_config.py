@@ -1,15 +1,10 @@
 # Kernel configuration of the sandbox, loaded from /etc/ipython (see the Dockerfile).
 c = get_config()  # noqa: F821
 
-c.InteractiveShellApp.exec_lines = [
-    "import numpy as np",
-    "import pandas as pd",
-    "import matplotlib",
-    "import matplotlib.pyplot as plt",
-]
-# Puts back what a cell broke of the kernel's own machinery (closed or replaced output streams,
-# hooks, display publisher, print) before the next cell.
-c.InteractiveShellApp.extensions = ["sandbox_guard"]
+# sandbox_guard puts back what a cell broke of the kernel's own machinery (closed or replaced
+# output streams, hooks, display publisher, print) before the next cell; sandbox_stack imports
+# numpy, pandas and matplotlib as np, pd and plt when a cell first uses them.
+c.InteractiveShellApp.extensions = ["sandbox_guard", "sandbox_stack"]
 c.HistoryManager.enabled = False
 c.InlineBackend.figure_formats = {"png"}
 # ipykernel sleeps 0.5 ms after every execution so that stdout reaches clients that read the
