@@ -135,7 +135,11 @@ def capacity(results: Path) -> list[str]:
         f"| {_ms(scale['lookup_p95_ms'])} |",
     ]
     for kind, runs in scale["start_seconds"].items():
-        what = "engine start (library)" if kind == "library" else "server start until ready"
+        what = {
+            "library": "engine start (library)",
+            "server": "server process start until ready",
+            "server_application": "server application start-up (its log)",
+        }[kind]
         for label, s in runs.items():
             lines.append(
                 f"| {what}, {label.replace(' paused', '')} paused "
