@@ -93,6 +93,10 @@ CHECK = (
 )
 
 
+def p95_ms(seconds: list[float]) -> float:
+    return percentile([s * 1000 for s in seconds], 95)
+
+
 async def run_cells(session: Session, code: list[str]) -> str:
     """Run the cells in order; the last one's stdout."""
     stdout = ""
@@ -248,15 +252,10 @@ async def pause_resume(size: str, rounds: int, steps: Steps, data_dir: Path) -> 
                 raise RuntimeError(f"the re-run printed {got!r}, not {expected!r}")
             await engine.sessions.close(other.id)
         misses = engine.pool.misses if engine.pool is not None else 0
+    series = {"pause": pause, "resume": resume, "fresh_and_rerun": fresh}
     return {
-        "pause": summary(pause),
-        "resume": summary(resume),
-        "fresh_and_rerun": summary(fresh),
-        "p95_ms": {
-            "pause": percentile([s * 1000 for s in pause], 95),
-            "resume": percentile([s * 1000 for s in resume], 95),
-            "fresh_and_rerun": percentile([s * 1000 for s in fresh], 95),
-        },
+        **{what: summary(seconds) for what, seconds in series.items()},
+        "p95_ms": {what: p95_ms(seconds) for what, seconds in series.items()},
         "snapshot_bytes": snapshot_bytes,
         "rounds": rounds,
         "pool_misses": misses,
@@ -444,12 +443,9 @@ def _served(
         "list_limit_20": summary(list20),
         "list_limit_100": summary(list100),
         "list_limit_20_after_cursor": summary(list_after),
-        "list_p95_ms": {
-            "limit_20": percentile([s * 1000 for s in list20], 95),
-            "limit_100": percentile([s * 1000 for s in list100], 95),
-        },
+        "list_p95_ms": {"limit_20": p95_ms(list20), "limit_100": p95_ms(list100)},
         "lookup": summary(lookups),
-        "lookup_p95_ms": percentile([s * 1000 for s in lookups], 95),
+        "lookup_p95_ms": p95_ms(lookups),
         "listing_pages_at_100": pages,
         "server_rss_mb_with_all_paused": server_rss,
         "resumed_clones_checked": checked,
