@@ -22,7 +22,7 @@ def _ms(value: float) -> str:
 
 def targets(results: Path) -> list[str]:
     lines = ["| target | measured | met |", "| --- | --- | --- |"]
-    for name in ("acquire", "roundtrip", "density", "peers"):
+    for name in ("acquire", "roundtrip", "density", "peers", "capacity"):
         report = _load(results, name)
         for t in (report or {}).get("targets", []):
             op = ">=" if t["at_least"] else "<="
@@ -106,6 +106,59 @@ def density(results: Path) -> list[str]:
     ]
 
 
+def capacity(results: Path) -> list[str]:
+    report = _load(results, "capacity")
+    if not report:
+        return []
+    idle, fit = report["idle_memory"], report["resident_sessions"]
+    lines = [
+        "| measure | p50 | p95 |",
+        "| --- | --- | --- |",
+        f"| idle session: PSS of its processes + shim ({idle['sessions']} sessions, "
+        f"{idle['samples']} samples) | {idle['mean_mb']['per_session_mb']:.0f} MB "
+        f"| max {idle['max_mb']['per_session_mb']:.0f} MB |",
+        f"| resident idle sessions that fit in 90% of RAM | {fit['fit']} | |",
+    ]
+    for size, m in report["pause_resume"].items():
+        for what, label in (
+            ("pause", "pause"),
+            ("resume", "resume (warm pool)"),
+            ("fresh_and_rerun", "fresh session + re-run of the cells"),
+        ):
+            lines.append(
+                f"| {label}, {size} namespace ({m[what]['n']} rounds) "
+                f"| {_ms(m[what]['p50_ms'])} | {_ms(m['p95_ms'][what])} |"
+            )
+    scale = report["paused_scale"]
+    n = f"{scale['paused_sessions']:,}"
+    lines += [
+        f"| `GET /v1/sessions` at {n} paused, limit 20 | {_ms(scale['list_limit_20']['p50_ms'])} "
+        f"| {_ms(scale['list_p95_ms']['limit_20'])} |",
+        f"| `GET /v1/sessions` at {n} paused, limit 100 "
+        f"| {_ms(scale['list_limit_100']['p50_ms'])} | {_ms(scale['list_p95_ms']['limit_100'])} |",
+        f"| `GET /v1/sessions/{{id}}` at {n} paused | {_ms(scale['lookup']['p50_ms'])} "
+        f"| {_ms(scale['lookup_p95_ms'])} |",
+    ]
+    for kind, runs in scale["start_seconds"].items():
+        what = {
+            "library": "engine start (library)",
+            "server": "server process start until ready",
+            "server_application": "server application start-up (its log)",
+        }[kind]
+        for label, s in runs.items():
+            lines.append(
+                f"| {what}, {label.replace(' paused', '')} paused "
+                f"| {_ms(s['p50_ms'])} | max {_ms(s['max_ms'])} |"
+            )
+    disk = scale["disk"]
+    lines.append(
+        f"| disk per paused session, 1 MB namespace (snapshot + rows) "
+        f"| {disk['per_paused_session_bytes'] / 1024:,.0f} kB "
+        f"| rows {disk['rows_bytes_each'] / 1024:.1f} kB |"
+    )
+    return lines
+
+
 def main() -> None:
     results = Path(sys.argv[1]) if len(sys.argv) > 1 else COMMITTED_RESULTS
     for title, lines in (
@@ -113,6 +166,7 @@ def main() -> None:
         ("Figures", figures(results)),
         ("Peers", peers(results)),
         ("Density", density(results)),
+        ("Capacity", capacity(results)),
     ):
         print(f"### {title}\n")
         print("\n".join(lines) + "\n")

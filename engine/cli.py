@@ -201,6 +201,7 @@ BENCHMARKS: dict[str, str] = {
     "throughput": "benchmarks.throughput:main",
     "peers": "benchmarks.peers:main",
     "density": "benchmarks.density:main",
+    "capacity": "benchmarks.capacity:main",
     "kernel": "benchmarks.kernel_roundtrip:bench",
     "security": "benchmarks.security:bench",
     "timeouts": "benchmarks.security.timeouts:bench",
@@ -216,7 +217,7 @@ DEFAULT_BENCHMARKS = ["acquire", "roundtrip", "task", "throughput", "peers"]
 DEFAULT_BENCH_OUT = "bench-results"
 """Relative to the working directory. The figures the docs quote are in benchmarks/results/; a run
 writes elsewhere unless ``--out`` says so, so that it never overwrites them by accident."""
-_CHARTS = {"acquire", "roundtrip", "task", "throughput", "peers", "density"}
+_CHARTS = {"acquire", "roundtrip", "task", "throughput", "peers", "density", "capacity"}
 
 
 def _command_bench(subparsers: Subparsers) -> None:

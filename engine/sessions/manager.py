@@ -51,6 +51,7 @@ class SessionManager:
         self._committing: dict[tuple[str, str], int] = {}
         """The memory limit (MB) of each session being created."""
         self._reaper: asyncio.Task[None] | None = None
+        self._sweeping: asyncio.Task[int] | None = None
         self._closed = False
 
     def __len__(self) -> int:
@@ -63,7 +64,7 @@ class SessionManager:
     async def recover(self) -> int:
         """After a restart: re-adopt this engine's live sessions; salvage what engines that are
         gone left, then remove it. Returns how many sessions continue."""
-        started = time.perf_counter()
+        started, swept_before = time.perf_counter(), time.time()
         home = {k: v for k, v in self._labels.items() if k != OWNER_LABEL}
         sessions = await Recovery(self._ctx, self._lease, home).run(self._restore)
         log.info(
@@ -78,9 +79,14 @@ class SessionManager:
         metrics.SESSIONS_LIVE.set(len(self._live))
         for ended in self._records.ended_with_outputs():
             self._ctx.files.drop_session_outputs(ended)
-        paused = self._records.ids_in_status(SessionStatus.PAUSED)
-        self._ctx.snapshots.sweep(set(paused))  # what a crash in mid-pause left
+        # What a crash in mid-pause left is swept beside the first requests, not before them:
+        # the paused may be many. What a pause of this process writes is newer than that.
+        self._sweeping = asyncio.create_task(asyncio.to_thread(self._sweep_snapshots, swept_before))
         return len(sessions)
+
+    def _sweep_snapshots(self, started: float) -> int:
+        paused = self._records.ids_in_status(SessionStatus.PAUSED)
+        return self._ctx.snapshots.sweep(set(paused), older_than=started)
 
     def _restore(self, row: Row) -> Session:
         """A session object for a stored row, not yet running anywhere."""
@@ -391,6 +397,9 @@ class SessionManager:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
+        if self._sweeping is not None:
+            with contextlib.suppress(Exception):
+                await self._sweeping
         for task in list(self._creating.values()):
             with contextlib.suppress(Exception):  # a failed start cleaned up after itself
                 await task

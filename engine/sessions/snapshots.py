@@ -92,17 +92,18 @@ class SnapshotStore:
         with contextlib.suppress(FileNotFoundError):
             self._path(session_id).unlink()
 
-    def sweep(self, keep: set[str]) -> int:
-        """Remove every snapshot but those of ``keep`` (what a crash mid-pause left). Returns
-        how many went."""
+    def sweep(self, keep: set[str], older_than: float) -> int:
+        """Remove every snapshot but those of ``keep`` written before ``older_than`` (what a
+        crash mid-pause left). Returns how many went."""
         if not self._root.is_dir():
             return 0
         removed = 0
         for entry in os.scandir(self._root):
             if entry.name not in keep:
                 with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
-                    removed += 1
+                    if entry.stat(follow_symlinks=False).st_mtime < older_than:
+                        os.unlink(entry.path)
+                        removed += 1
         return removed
 
 
