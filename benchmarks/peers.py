@@ -291,7 +291,7 @@ def main(args: argparse.Namespace) -> int:
     )
     for peer in PEERS:
         if peer in ratios:
-            report.target(f"{peer} x = 1 p50 / engine's", ratios[peer], 10, "x", at_least=True)
+            report.target(f"{peer} x = 1 p50 / engine's", ratios[peer], 20, "x", at_least=True)
         else:
             report.notes.append(f"{peer} did not run: {errors.get(peer)}")
     names = ["engine (library)", "engine (HTTP)", *results]

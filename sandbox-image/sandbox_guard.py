@@ -7,6 +7,11 @@ the engine's cap (SANDBOX_MAX_KERNEL_MESSAGE_MB): a huge print goes out in piece
 engine folds into head and tail as usual, and a huge value or error message is cut to its head
 and tail here. Both are courtesies for code that does these things by mistake; hostile code can
 undo them, and then the engine's own checks restart the kernel.
+
+It also trims two costs ipykernel adds to every execution, without changing what comes out: a
+flush of stdout and stderr with nothing buffered returns at once (ipykernel flushes each of them
+twice per execution, every flush a round trip to its IOPub thread), and whether ``run_cell``
+takes a ``cell_id`` is worked out once rather than by ``inspect.signature`` on every cell.
 """
 
 import builtins
@@ -24,6 +29,9 @@ some 18 MB) left out of its bundle."""
 
 def load_ipython_extension(ip):
     kernel = getattr(ip, "kernel", None)
+    _remember_accepted_parameters()
+    for stream in (sys.stdout, sys.stderr):
+        _quick_flush(stream)
     streams = {"stdout": sys.stdout, "stderr": sys.stderr}
     hooks = {"displayhook": sys.displayhook, "excepthook": sys.excepthook}
     shell = {"display_pub": ip.display_pub, "displayhook": ip.displayhook}
@@ -112,7 +120,56 @@ def _working(stream, name, kernel):
         return stream
     from ipykernel.iostream import OutStream
 
-    return OutStream(kernel.session, kernel.iopub_thread, name, watchfd=False)
+    return _quick_flush(OutStream(kernel.session, kernel.iopub_thread, name, watchfd=False))
+
+
+def _quick_flush(stream):
+    """``stream``, whose ``flush`` returns at once when it holds nothing to send.
+
+    ipykernel's flush hands the buffer to the IOPub thread and waits for it, so that output
+    goes out before the reply and the idle status. With nothing buffered and no flush of that
+    thread's under way, that wait orders nothing: the stream message of a flush that already
+    took the buffer is queued before the counter falls, so anything sent after sees it first.
+    """
+    flush, send = getattr(stream, "flush", None), getattr(stream, "_flush", None)
+    if send is None or not hasattr(stream, "_buffers") or getattr(stream, "echo", None):
+        return stream  # not the ipykernel OutStream this was written for
+    sending = [0]
+
+    def counted_send():
+        sending[0] += 1
+        try:
+            send()
+        finally:
+            sending[0] -= 1
+
+    def quick_flush():
+        if stream._buffers or stream._flush_pending or sending[0]:
+            flush()
+
+    stream._flush = counted_send
+    stream.flush = quick_flush
+    return stream
+
+
+def _remember_accepted_parameters():
+    """ipykernel asks ``inspect.signature`` whether ``run_cell`` takes ``cell_id``, per cell."""
+    try:
+        from ipykernel import ipkernel
+    except ImportError:
+        return
+    accepts = getattr(ipkernel, "_accepts_parameters", None)
+    if accepts is None:
+        return
+    known = {}
+
+    def remembered(meth, param_names):
+        key = (getattr(meth, "__func__", meth), tuple(param_names))
+        if key not in known:
+            known[key] = accepts(meth, param_names)
+        return known[key]
+
+    ipkernel._accepts_parameters = remembered
 
 
 def _reopen(fd):

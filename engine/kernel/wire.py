@@ -226,18 +226,19 @@ class Connection:
             await self._writer.drain()
 
     def _write_frame(self, body: bytes, *, more: bool = False, command: bool = False) -> None:
-        flags = (_MORE if more else 0) | (_COMMAND if command else 0)
-        if len(body) > 255:
-            self._writer.write(struct.pack(">BQ", flags | _LONG, len(body)))
-        else:
-            self._writer.write(struct.pack(">BB", flags, len(body)))
-        self._writer.write(body)
+        self._writer.write(b"".join(_frame(body, more=more, command=command)))
 
     async def send(self, frames: list[bytes]) -> None:
         """Send one multipart message; a kernel that stops reading breaks the channel."""
         self._check()
-        for i, frame in enumerate(frames):
-            self._write_frame(frame, more=i < len(frames) - 1)
+        last = len(frames) - 1
+        # One write, so one system call (and one wake-up of the kernel) for the whole message.
+        self._writer.write(
+            b"".join([part for i, f in enumerate(frames) for part in _frame(f, more=i < last)])
+        )
+        transport = self._writer.transport
+        if not transport.get_write_buffer_size() and not transport.is_closing():
+            return  # all of it went out at once: nothing to wait for
         try:
             async with asyncio.timeout(SEND_SECONDS):
                 await self._writer.drain()
@@ -255,7 +256,9 @@ class Connection:
             self._pending = asyncio.ensure_future(self._read_message())
         pending = self._pending
         if not pending.done():
-            await asyncio.wait({pending}, timeout=max(0.0, timeout))
+            if timeout <= 0:
+                return None  # only what has already arrived: no trip through the event loop
+            await asyncio.wait({pending}, timeout=timeout)
             if not pending.done():
                 return None
         self._pending = None
@@ -389,6 +392,14 @@ async def _read_large(reader: asyncio.StreamReader, size: int) -> bytes:
         pos += len(chunk)
     view.release()
     return buf  # type: ignore[return-value]  # bytes-like: the decoder only reads it
+
+
+def _frame(body: bytes, *, more: bool = False, command: bool = False) -> tuple[bytes, bytes]:
+    """A frame's header and body."""
+    flags = (_MORE if more else 0) | (_COMMAND if command else 0)
+    if len(body) > 255:
+        return struct.pack(">BQ", flags | _LONG, len(body)), body
+    return struct.pack(">BB", flags, len(body)), body
 
 
 def _property(name: bytes, value: bytes) -> bytes:

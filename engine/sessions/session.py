@@ -317,10 +317,13 @@ class Session:
             raise errors.SessionBusy(
                 f"session {self.id} is still running an earlier execution"
             ) from None
+        marking: asyncio.Handle | None = None
         try:
             kernel = await self._resident()
             self.touch()
-            self._mark_running()
+            # Written while the kernel runs the code rather than before it is sent: the request
+            # goes out before the first wait, and this runs at that wait.
+            marking = asyncio.get_running_loop().call_soon(self._mark_running)
             try:
                 result = await kernel.execute(code, seconds, on_event)
             except SandboxLost as exc:
@@ -347,6 +350,8 @@ class Session:
             metrics.record_execution(result)
             return result
         finally:
+            if marking is not None:
+                marking.cancel()  # an execution that failed before its first wait sent nothing
             self.touch()
             if self._info.status is SessionStatus.ACTIVE:
                 try:

@@ -90,6 +90,19 @@ async def test_stream_iterator_yields_events_then_done(session: Session) -> None
     assert texts == "a\nb\n"
 
 
+async def test_output_flushed_as_the_cell_ends_stays_with_its_cell(session: Session) -> None:
+    """The kernel flushes written output 0.2 s after the first write, from its IOPub thread;
+    cells that end around then must still get all their output, before their idle status
+    (a flush with nothing buffered returns at once, one under way does not)."""
+    for n in range(25):
+        seconds = 0.188 + n / 1000
+        r = await session.execute(
+            f"import sys, time\nprint({n})\nprint('e{n}', file=sys.stderr)\ntime.sleep({seconds})"
+        )
+        assert r.status is ExecutionStatus.OK, r
+        assert (r.stdout, r.stderr) == (f"{n}\n", f"e{n}\n"), (n, r.stdout, r.stderr)
+
+
 async def test_one_session_per_thread(engine: Engine) -> None:
     a, b = await asyncio.gather(engine.session("thread-x"), engine.session("thread-x"))
     assert a is b

@@ -293,3 +293,38 @@ async def test_a_flood_of_malformed_messages_makes_one_log_line(
     lines = [r for r in caplog.records if "malformed" in r.getMessage()]
     assert len(lines) == 1, [r.getMessage() for r in lines]
     channels.close()
+
+
+def test_the_decoder_keeps_jupyter_clients_checks() -> None:
+    """Messages signed by a kernel's Session decode; unsigned, forged, replayed or short ones
+    fail as jupyter_client's own ``deserialize`` fails them; another request's content is left
+    undecoded."""
+    from jupyter_client.session import Session
+
+    from engine.kernel.channels import Decoder
+
+    kernel = Session(key=b"secret", username="kernel")
+    decoder = Decoder(Session(key=b"secret"))
+    request = kernel.msg("execute_request", {"code": "x = 1"})
+    reply = kernel.msg("execute_reply", {"status": "ok"}, parent=request)
+    frames = kernel.serialize(reply, ident=b"topic")
+    msg = decoder.decode(frames, request["header"]["msg_id"])
+    assert msg["msg_type"] == "execute_reply" and msg["content"] == {"status": "ok"}
+    assert msg["parent_header"]["msg_id"] == request["header"]["msg_id"]
+    assert msg["header"]["date"] == reply["header"]["date"].isoformat().replace("+00:00", "Z")
+    other = decoder.decode(kernel.serialize(kernel.msg("stream", {"text": "t"})), "another")
+    assert other["content"] == {}
+    with pytest.raises(ValueError, match="duplicate"):
+        decoder.decode(frames, None)
+    fresh = kernel.serialize(kernel.msg("status", {"execution_state": "idle"}))
+    delim = fresh.index(b"<IDS|MSG>")
+    with pytest.raises(ValueError, match="unsigned"):
+        decoder.decode([*fresh[: delim + 1], b"", *fresh[delim + 2 :]], None)
+    forged = [*fresh[: delim + 4], b'{"injected": true}', *fresh[delim + 5 :]]
+    with pytest.raises(ValueError, match="invalid signature"):
+        decoder.decode(forged, None)
+    with pytest.raises(TypeError, match="at least 5"):
+        decoder.decode(fresh[: delim + 4], None)
+    with pytest.raises(ValueError):
+        decoder.decode(fresh[delim + 1 :], None)  # no delimiter
+    assert decoder.decode(fresh, None)["content"] == {"execution_state": "idle"}
