@@ -211,20 +211,23 @@ def test_an_idle_container_is_paused_and_resumes_with_its_variables(
     # Where OpenAI's container expires after its idle minutes, ours is paused and resumes.
     created = client.containers.create(name="idle")
     native = httpx.Client(
-        base_url=f"{live_server.url}/v1/sessions/{created.id}",
+        base_url=f"{live_server.url}/v1/sessions/",
         headers={"Authorization": f"Bearer {client.api_key}"},
         timeout=120,
     )
-    assert native.post("/execute", json={"code": "kept = 41"}).json()["status"] == "ok"
+    made = native.post(f"{created.id}/execute", json={"code": "kept = 41"})
+    assert made.status_code == 200, (made.status_code, made.text)
+    assert made.json()["status"] == "ok"
     live_server.engine.get_session(created.id).last_active = 0  # the reaper (every 5 s) pauses it
     deadline = time.monotonic() + 60
-    while native.get("").json()["status"] != "paused":
+    while native.get(created.id).json()["status"] != "paused":
         assert time.monotonic() < deadline, "the reaper did not pause the container"
         time.sleep(0.5)
     assert client.containers.retrieve(created.id).status == "running"
     assert client.containers.files.list(created.id).data == []  # this resumes it
-    assert native.get("").json()["status"] == "active"
-    assert native.post("/execute", json={"code": "print(kept + 1)"}).json()["stdout"] == "42\n"
+    assert native.get(created.id).json()["status"] == "active"
+    again = native.post(f"{created.id}/execute", json={"code": "print(kept + 1)"})
+    assert again.json()["stdout"] == "42\n"
     client.containers.delete(created.id)
 
 
