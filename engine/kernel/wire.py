@@ -20,7 +20,7 @@ import contextlib
 import logging
 import struct
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
@@ -149,24 +149,17 @@ class Message:
             gate.release()
 
 
+@dataclass(eq=False)
 class Connection:
     """One client connection, as a DEALER (shell, control) or a SUB (iopub)."""
 
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        name: str,
-        limits: WireLimits,
-        gate: PermitGate,
-    ) -> None:
-        self.name = name
-        self._reader = reader
-        self._writer = writer
-        self._limits = limits
-        self._gate = gate
-        self._pending: asyncio.Task[Message] | None = None
-        self.broken: ChannelBroken | None = None
+    _reader: asyncio.StreamReader
+    _writer: asyncio.StreamWriter
+    name: str
+    _limits: WireLimits
+    _gate: PermitGate
+    _pending: asyncio.Task[Message] | None = field(init=False, default=None)
+    broken: ChannelBroken | None = field(init=False, default=None)
 
     @classmethod
     async def open(

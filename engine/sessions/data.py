@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import IO
 
 from .. import errors
@@ -18,28 +19,19 @@ from .outputs import OutputExport
 from .placement import Placement
 
 
+@dataclass(eq=False)
 class DataFolder:
     """One session's /mnt/data, and the count and size of the files placed in it."""
 
-    def __init__(
-        self,
-        session_id: str,
-        owner: str,
-        ctx: SessionContext,
-        placement: Placement,
-        outputs: OutputExport,
-        check_open: Callable[[], object],
-        touch: Callable[[], None],
-    ) -> None:
-        self._session_id = session_id
-        self._owner = owner
-        self._ctx = ctx
-        self._placement = placement
-        self._outputs = outputs
-        self._check_open = check_open
-        self._touch = touch
-        self._input_count = 0
-        self._input_bytes = 0
+    _session_id: str
+    _owner: str
+    _ctx: SessionContext
+    _placement: Placement
+    _outputs: OutputExport
+    _check_open: Callable[[], object]
+    _touch: Callable[[], None]
+    _input_count: int = field(init=False, default=0)
+    _input_bytes: int = field(init=False, default=0)
 
     def _sandbox(self) -> Sandbox:
         return self._placement.live_sandbox()

@@ -11,7 +11,7 @@ import base64
 import logging
 import posixpath
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .. import errors
 from ..config import Settings
@@ -73,25 +73,17 @@ def decode_images(result: ExecutionResult) -> list[tuple[str, str, bytes]]:
     return images
 
 
+@dataclass(eq=False)
 class OutputExport:
     """The /mnt/data state of one session, and turning what its code wrote into file objects."""
 
-    def __init__(
-        self,
-        session_id: str,
-        owner: str,
-        sandbox: Callable[[], Sandbox],
-        files: FileStore,
-        records: SessionRecords,
-        settings: Settings,
-    ) -> None:
-        self.session_id = session_id
-        self.owner = owner
-        self._sandbox = sandbox
-        self._files = files
-        self._records = records
-        self._settings = settings
-        self.known: dict[str, KnownFile] = {}
+    session_id: str
+    owner: str
+    _sandbox: Callable[[], Sandbox]
+    _files: FileStore
+    _records: SessionRecords
+    _settings: Settings
+    known: dict[str, KnownFile] = field(init=False, default_factory=dict)
 
     def forget(self) -> None:
         """The sandbox was replaced: nothing in the new /mnt/data is known."""
