@@ -1,4 +1,4 @@
-"""The warm pool: sandboxes started ahead of demand, kernel up and stack imported.
+"""The warm pool: sandboxes started ahead of demand, kernel up (the stack is imported on first use).
 
 Each pooled sandbox is handed out once and never returns to the pool, and only while it still
 runs (a sandbox removed from outside is dropped, and the caller cold-starts). The target size
