@@ -203,8 +203,11 @@ def _step_order(label: str) -> int:
 
 
 async def _pool_ready(engine: Engine) -> None:
+    """Both pools full: the one new sessions take, and the one resumes take (stack imported)."""
     assert engine.pool is not None
     await engine.pool.wait_ready(POOL, timeout=600)
+    if (resumes := engine.runtime.resume_pool) is not None:
+        await resumes.wait_ready(timeout=600)
 
 
 async def pause_resume(size: str, rounds: int, steps: Steps, data_dir: Path) -> dict[str, Any]:

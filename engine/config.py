@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     """The pool's target adapts to demand between these bounds."""
     pool_parallel: int = Field(default=2, ge=1)
     """Sandboxes the pool starts at once."""
+    resume_pool_size: int = Field(default=1, ge=0)
+    """With the pool on: sandboxes kept with numpy, pandas and matplotlib imported, taken only
+    to resume paused sessions (whose namespaces usually need them); 0 keeps none."""
 
     # --- sessions ---
     session_ttl: int = Field(default=3600, ge=1)

@@ -18,9 +18,9 @@ EXECUTION_SECONDS = Histogram(
 TIMEOUTS = Counter("sandbox_timeouts", "Executions stopped at their timeout", ["action"])
 OOM_KILLS = Counter("sandbox_oom_kills", "Kernels killed for running out of memory")
 POOL_ACQUIRES = Counter(
-    "sandbox_pool_acquires", "Session starts by where the sandbox came from", ["source"]
+    "sandbox_pool_acquires", "Session starts by where the sandbox came from", ["pool", "source"]
 )
-POOL_READY = Gauge("sandbox_pool_ready", "Warm sandboxes ready to hand out")
+POOL_READY = Gauge("sandbox_pool_ready", "Warm sandboxes ready to hand out", ["pool"])
 FILES_CREATED = Counter("sandbox_files_created", "File objects created", ["purpose"])
 
 

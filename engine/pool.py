@@ -25,6 +25,9 @@ from .kernel import Kernel, KernelLimits
 from .sandbox.base import Sandbox, SandboxBackend, SandboxSpec
 
 log = logging.getLogger(__name__)
+STACK_IMPORTS = "__import__('numpy'); __import__('pandas'); __import__('matplotlib.pyplot')"
+"""The resume pool's warm-up: the stack a saved namespace usually needs, imported without
+binding a name (the image binds np, pd and plt on a cell's first use)."""
 
 
 @dataclass
@@ -46,8 +49,13 @@ class WarmPool:
         parallel: int = 2,
         quiet_seconds: float = 60.0,
         lease: float = 120.0,
+        name: str = "sessions",
+        warm_up: str | None = None,
     ) -> None:
+        """``warm_up``: code each pooled kernel runs once started (the engine's own, unseen)."""
         self.spec = spec
+        self.name = name
+        self._warm_up = warm_up
         self._backend = backend
         self._limits = limits
         self.minimum = max(0, min(minimum, maximum))
@@ -98,15 +106,15 @@ class WarmPool:
         if self._ready:
             warm = self._ready.popleft()
             self.hits += 1
-            metrics.POOL_ACQUIRES.labels("warm").inc()
+            metrics.POOL_ACQUIRES.labels(self.name, "warm").inc()
             if not self._ready and self.target < self.maximum:
                 self.target += 1  # drained: demand outruns the pool
         else:
             warm = None
             self.misses += 1
-            metrics.POOL_ACQUIRES.labels("cold").inc()
+            metrics.POOL_ACQUIRES.labels(self.name, "cold").inc()
             self.target = min(self.maximum, max(self.target, self.minimum) + 1)
-        metrics.POOL_READY.set(len(self._ready))
+        metrics.POOL_READY.labels(self.name).set(len(self._ready))
         self._wake.set()
         return warm
 
@@ -139,7 +147,7 @@ class WarmPool:
         self.target = self.resting
         while len(self._ready) > self.target:
             self._spawn(_discard(self._ready.pop()))
-        metrics.POOL_READY.set(len(self._ready))
+        metrics.POOL_READY.labels(self.name).set(len(self._ready))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
@@ -155,6 +163,8 @@ class WarmPool:
                 try:
                     kernel = Kernel(sandbox, self._limits)
                     await kernel.start()
+                    if self._warm_up is not None:
+                        await _warm_up(kernel, self._warm_up, self._limits.start_timeout)
                 except BaseException:
                     await sandbox.destroy()
                     raise
@@ -162,7 +172,7 @@ class WarmPool:
                 await _discard(Warm(sandbox, kernel))
                 return
             self._ready.append(Warm(sandbox, kernel))
-            metrics.POOL_READY.set(len(self._ready))
+            metrics.POOL_READY.labels(self.name).set(len(self._ready))
             self._filled.set()
         except Exception as exc:  # a failed start must not stop the pool; back off a little
             log.warning("warm pool: could not start a sandbox: %s", exc)
@@ -206,3 +216,9 @@ async def _discard(warm: Warm) -> None:
     finally:
         with contextlib.suppress(errors.EngineError):  # the backend retries a failed removal
             await warm.sandbox.destroy()
+
+
+async def _warm_up(kernel: Kernel, code: str, timeout: float) -> None:
+    result = await kernel.execute(code, timeout, internal=True)
+    if result.error is not None:
+        raise errors.KernelStartError(f"the pool's warm-up failed: {result.error.value}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -12,7 +13,7 @@ from typing import Self, TypedDict, Unpack
 from .config import MB, Settings
 from .files import FileQuota, FileStore
 from .lease import OWNER_LABEL, Lease
-from .pool import WarmPool
+from .pool import STACK_IMPORTS, WarmPool
 from .sandbox.base import SandboxBackend
 from .sandbox.docker import DockerBackend
 from .sessions import (
@@ -118,6 +119,7 @@ class Runtime(SessionHost):
         )
         self._sessions: SessionManager | None = None
         self.pool: WarmPool | None = None
+        self.resume_pool: WarmPool | None = None
 
     @property
     def sessions(self) -> SessionManager:
@@ -147,17 +149,23 @@ class Runtime(SessionHost):
             self.files.sweep()  # a guest could delete a running server's half-done upload
         self.labels = {**self.labels, OWNER_LABEL: lease.owner}
         spec = sandbox_spec(self.settings, self.image, self.labels)
-        if self.settings.pool_max > 0 and (self.settings.pool_size or self.settings.pool_min):
-            self.pool = WarmPool(
+        settings = self.settings
+        if settings.pool_max > 0 and (settings.pool_size or settings.pool_min):
+            make_pool = functools.partial(
+                WarmPool,
                 self.backend,
                 spec,
-                kernel_limits(self.settings, spec.memory_limit_mb),
-                size=self.settings.pool_size,
-                minimum=self.settings.pool_min,
-                maximum=self.settings.pool_max,
-                parallel=self.settings.pool_parallel,
-                lease=POOL_LEASE + 2 * self.settings.reaper_interval,
+                kernel_limits(settings, spec.memory_limit_mb),
+                parallel=settings.pool_parallel,
+                lease=POOL_LEASE + 2 * settings.reaper_interval,
             )
+            self.pool = make_pool(
+                size=settings.pool_size, minimum=settings.pool_min, maximum=settings.pool_max
+            )
+            if (n := settings.resume_pool_size) > 0:
+                self.resume_pool = make_pool(
+                    size=n, minimum=n, maximum=n, name="resumes", warm_up=STACK_IMPORTS
+                )
         ctx = SessionContext(
             backend=self.backend,
             spec=spec,
@@ -165,11 +173,15 @@ class Runtime(SessionHost):
             store=self.store,
             files=self.files,
             pool=self.pool,
+            resume_pool=self.resume_pool,
         )
         self._sessions = SessionManager(ctx, self.labels, lease)
         await self._sessions.start()  # re-adopts or removes what earlier processes left
-        if self.pool is not None:
-            self.pool.start()
+        for pool in self._pools():
+            pool.start()
+
+    def _pools(self) -> list[WarmPool]:
+        return [p for p in (self.pool, self.resume_pool) if p is not None]
 
     async def close(self) -> None:
         """Stop. The primary leaves its sessions' sandboxes running for the next engine on
@@ -178,8 +190,8 @@ class Runtime(SessionHost):
         try:
             if self._sessions is not None:
                 await self._sessions.close_all(keep=keep)
-            if self.pool is not None:
-                await self.pool.close()
+            for pool in self._pools():
+                await pool.close()
             await self.backend.close()
             self.store.close()
         finally:

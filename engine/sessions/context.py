@@ -56,6 +56,7 @@ class SessionContext:
     store: Store
     files: FileStore
     pool: WarmPool | None = None
+    resume_pool: WarmPool | None = None
     records: SessionRecords = field(init=False)
     snapshots: SnapshotStore = field(init=False)
 

@@ -384,8 +384,9 @@ class SessionManager:
             try:
                 await self.reap()
                 await self._refresh_deadlines()
-                if self._ctx.pool is not None:
-                    self._ctx.pool.tick()
+                for pool in (self._ctx.pool, self._ctx.resume_pool):
+                    if pool is not None:
+                        pool.tick()
             except Exception:  # the reaper must outlive any one failure
                 log.exception("session reaper failed")
 

@@ -37,15 +37,17 @@ class Placement:
     def _new_kernel(self, sandbox: Sandbox) -> Kernel:
         return Kernel(sandbox, kernel_limits(self._ctx.settings, self._spec.memory_limit_mb))
 
-    async def start(self, deadline: Callable[[], float]) -> None:
-        """Move into a warm sandbox from the pool if it is still alive, else start one cold,
-        which stops itself at ``deadline()`` unless the session moves that on."""
-        pool = self._ctx.pool
-        if pool is not None and pool.spec == self._spec:
-            warm = await pool.acquire_live()
-            if warm is not None:
-                self.sandbox, self.kernel = warm.sandbox, warm.kernel
-                return
+    async def start(self, deadline: Callable[[], float], *, resume: bool = False) -> None:
+        """Move into a warm sandbox from the pool (for a ``resume``, first from the one whose
+        kernels have the stack imported) if it is still alive, else start one cold, which
+        stops itself at ``deadline()`` unless the session moves that on."""
+        pools = [self._ctx.resume_pool, self._ctx.pool] if resume else [self._ctx.pool]
+        for pool in pools:
+            if pool is not None and pool.spec == self._spec:
+                warm = await pool.acquire_live()
+                if warm is not None:
+                    self.sandbox, self.kernel = warm.sandbox, warm.kernel
+                    return
         sandbox = await self._ctx.backend.create(self._spec, deadline())
         try:
             kernel = self._new_kernel(sandbox)

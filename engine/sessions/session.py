@@ -262,7 +262,7 @@ class Session:
             if self._roster is not None:
                 self._roster.resuming(self)
             try:
-                await self._placement.start(self._start_deadline)
+                await self._placement.start(self._start_deadline, resume=True)
                 await self._pausing.restore(self._check_kernel(), self._snapshot)
             except BaseException:
                 with contextlib.suppress(errors.EngineError):

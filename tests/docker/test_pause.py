@@ -159,3 +159,19 @@ def test_the_sync_face_pauses_and_resumes(tmp_path: Path) -> None:
         session.execute("y = 7")
         assert session.pause().status is SessionStatus.PAUSED
         assert session.execute("print(y * 6)").stdout == "42\n"
+
+
+async def test_a_resume_takes_a_sandbox_with_the_stack_imported(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, pool_size=1, pool_min=1, resume_pool_size=1)
+    async with Engine(settings) as engine:
+        resumes, pool = engine.runtime.resume_pool, engine.pool
+        assert resumes is not None and pool is not None
+        await resumes.wait_ready(1)
+        await pool.wait_ready(1)
+        session = await engine.session("t")  # a new session never takes a stacked sandbox
+        assert (resumes.hits, pool.hits) == (0, 1)
+        await session.execute("import pandas as pd\ndf = pd.DataFrame({'x': [4, 5]})")
+        await session.pause()
+        result = await session.execute("print(int(df.x.sum()))")
+        assert result.stdout == "9\n", result
+        assert resumes.hits == 1
