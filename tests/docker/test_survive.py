@@ -172,11 +172,12 @@ def test_a_symlink_planted_while_the_engine_was_down_is_not_followed(
 
 
 def test_pool_sandboxes_across_restarts_are_never_leaked(data_dir: Path) -> None:
-    pool = {"pool_size": 2, "pool_min": 2, "pool_max": 2}
+    # Two pooled sandboxes, one kept for resumes (the stack imported), and the session's.
+    pool = {"pool_size": 2, "pool_min": 2, "pool_max": 2, "resume_pool_size": 1}
     server = start(data_dir, **pool)
     sid, _ = new_session(server)
     session_box = session_sandbox(data_dir)
-    wait_for(lambda: len(containers(data_dir)) == 3)
+    wait_for(lambda: len(containers(data_dir)) == 4)
     pooled = set(containers(data_dir)) - {session_box}
     server.kill()
     server = start(data_dir, **pool)
@@ -184,7 +185,7 @@ def test_pool_sandboxes_across_restarts_are_never_leaked(data_dir: Path) -> None
         now = set(containers(data_dir))
         assert session_box in now and not pooled & now  # the old pool's are removed
         assert server.execute(sid, "print(x)")["stdout"] == "kept\n"
-        wait_for(lambda: len(containers(data_dir)) == 3)
+        wait_for(lambda: len(containers(data_dir)) == 4)
         assert server.stop()
         # A graceful stop keeps the session's sandbox and removes the pool's.
         assert containers(data_dir) == [session_box]
