@@ -8,15 +8,18 @@ engine folds into head and tail as usual, and a huge value or error message is c
 and tail here. Both are courtesies for code that does these things by mistake; hostile code can
 undo them, and then the engine's own checks restart the kernel.
 
-It also trims two costs ipykernel adds to every execution, without changing what comes out: a
+It also trims costs ipykernel adds to every execution, without changing what comes out: a
 flush of stdout and stderr with nothing buffered returns at once (ipykernel flushes each of them
-twice per execution, every flush a round trip to its IOPub thread), and whether ``run_cell``
-takes a ``cell_id`` is worked out once rather than by ``inspect.signature`` on every cell.
+twice per execution, every flush a round trip to its IOPub thread); the flush at the end of a
+cell queues its output without waiting for that thread; a cell is transformed once, not twice;
+and whether ``run_cell`` takes a ``cell_id`` is worked out once rather than by
+``inspect.signature`` on every cell.
 """
 
 import builtins
 import os
 import sys
+import threading
 
 _TRAPPED = {"exit", "quit", "get_ipython", "display"}
 """Builtins IPython itself swaps in and out around each cell."""
@@ -27,9 +30,14 @@ MIME_CHARS = 24_000_000
 some 18 MB) left out of its bundle."""
 
 
+_cell_ended = [False]
+"""Between the end of a cell's code and the start of the next one's."""
+
+
 def load_ipython_extension(ip):
     kernel = getattr(ip, "kernel", None)
     _remember_accepted_parameters()
+    forget_transform = _transform_once(ip)
     for stream in (sys.stdout, sys.stderr):
         _quick_flush(stream)
     streams = {"stdout": sys.stdout, "stderr": sys.stderr}
@@ -62,8 +70,17 @@ def load_ipython_extension(ip):
         if session is not None and not getattr(session, "_sandbox_capped", False):
             _cap_messages(session)
 
+    def cell_ends(*_):
+        _cell_ended[0] = True
+        forget_transform()
+
+    def cell_starts(*_):
+        _cell_ended[0] = False
+
     ip.events.register("pre_run_cell", cap_messages)
     ip.events.register("post_run_cell", restore)
+    ip.events.register("pre_execute", cell_starts)
+    ip.events.register("post_execute", cell_ends)
 
 
 def _cap_messages(session):
@@ -124,32 +141,64 @@ def _working(stream, name, kernel):
 
 
 def _quick_flush(stream):
-    """``stream``, whose ``flush`` returns at once when it holds nothing to send.
+    """``stream``, whose ``flush`` returns at once when it holds nothing to send, and at the end
+    of a cell sends without waiting for the IOPub thread.
 
     ipykernel's flush hands the buffer to the IOPub thread and waits for it, so that output
     goes out before the reply and the idle status. With nothing buffered and no flush of that
     thread's under way, that wait orders nothing: the stream message of a flush that already
     took the buffer is queued before the counter falls, so anything sent after sees it first.
+    At the end of a cell the kernel's main thread builds the message itself and queues it on
+    that thread before the idle status, which keeps the order without the wait; within a cell
+    the wait stays, so that code printing in a loop cannot queue faster than the thread sends.
     """
     flush, send = getattr(stream, "flush", None), getattr(stream, "_flush", None)
     if send is None or not hasattr(stream, "_buffers") or getattr(stream, "echo", None):
         return stream  # not the ipykernel OutStream this was written for
     sending = [0]
+    # Taking the buffer and queueing its message happen as one step, whichever thread flushes.
+    one_at_a_time = threading.Lock()
 
     def counted_send():
-        sending[0] += 1
-        try:
-            send()
-        finally:
-            sending[0] -= 1
+        with one_at_a_time:
+            sending[0] += 1
+            try:
+                send()
+            finally:
+                sending[0] -= 1
 
     def quick_flush():
-        if stream._buffers or stream._flush_pending or sending[0]:
+        if not (stream._buffers or stream._flush_pending or sending[0]):
+            return
+        if _cell_ended[0] and threading.current_thread() is threading.main_thread():
+            counted_send()
+        else:
             flush()
 
     stream._flush = counted_send
     stream.flush = quick_flush
     return stream
+
+
+def _transform_once(ip):
+    """ipykernel transforms a cell to ask whether it needs the event loop and, for nearly every
+    cell, then calls ``run_cell`` without the result, which transforms it again: the second
+    call for the same cell gets the first one's result. The returned function forgets it, at
+    the end of each cell."""
+    transform = ip.transform_cell
+    last = []
+
+    def transform_cell(raw_cell):
+        if last:
+            cell, transformed = last.pop()
+            if cell is raw_cell:
+                return transformed
+        transformed = transform(raw_cell)
+        last.append((raw_cell, transformed))
+        return transformed
+
+    ip.transform_cell = transform_cell
+    return last.clear
 
 
 def _remember_accepted_parameters():

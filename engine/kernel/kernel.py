@@ -258,7 +258,13 @@ class Kernel:
                     )
             elif idle:
                 break
-        if await _reply_status(channels, msg_id) == "aborted" and collector.error is None:
+        # Code that ran published execute_input; only a request without it can have been
+        # aborted, and only then is its reply (which trails the idle status) worth the wait.
+        if (
+            not collector.ran
+            and await _reply_status(channels, msg_id) == "aborted"
+            and collector.error is None
+        ):
             collector.error = ErrorInfo(
                 name="ExecutionAborted",
                 value="the kernel aborted this execution without running it",
@@ -418,8 +424,8 @@ async def _reply_status(channels: KernelChannels, msg_id: str) -> str | None:
 
 
 async def _drain_shell(channels: KernelChannels) -> None:
-    """Replies to earlier executions that ended without reading theirs (timeouts, crashes)."""
-    while await channels.recv("shell", 0) is not None:
+    """Replies to earlier executions that ended without reading theirs (most do), unread."""
+    while await channels.recv("shell", 0, parent="") is not None:
         pass
 
 

@@ -64,6 +64,8 @@ class Collector:
         self.error: ErrorInfo | None = None
         self.execution_count: int | None = None
         self._on_event = on_event
+        self.ran = False
+        """Whether the kernel said it started the code (execute_input)."""
         self.heard = False
         """Whether the kernel said anything about this execution (a busy status, at least)."""
         # Live events stop where the result's caps do: a flood must not queue up for a client.
@@ -101,6 +103,7 @@ class Collector:
             self.execution_count = _count(content, self.execution_count)
             event = ResultEvent(data=self.result or {}, execution_count=self.execution_count)
         elif kind == "execute_input":
+            self.ran = True
             self.execution_count = _count(content, None)
         elif kind == "error":
             self.error = self._error(content)

@@ -132,25 +132,30 @@ class Session:
         return self._placement.live_sandbox()
 
     def _save(self) -> None:
-        info = self.info
+        info = self._info
+        record, snapshot = self._placement.record, self._snapshot
         row = {
             "status": info.status.value,
             "last_active_at": info.last_active_at,
             "expires_at": self.deadline,
             "idle_timeout": info.idle_timeout,
             "sandbox_id": sandbox.id if (sandbox := self._placement.sandbox) else None,
-            "kernel": record.to_json() if (record := self._placement.record) else None,
+            "kernel": record,
             "notice": info.notice,
             "running_since": None,
             "paused_at": self._paused_at,
             "paused_until": self.paused_until,
-            "snapshot": self._snapshot.to_json() if self._snapshot else None,
+            "snapshot": snapshot,
         }
         # Only this session writes its row: most executions change nothing in it (activity is
         # kept in whole seconds), so they skip the write.
         if row == self._saved:
             return
-        self._ctx.records.update(self.id, row)
+        stored = {
+            "kernel": record.to_json() if record else None,
+            "snapshot": snapshot.to_json() if snapshot else None,
+        }
+        self._ctx.records.update(self.id, {**row, **stored})
         self._saved = row
 
     def touch(self) -> None:
@@ -353,12 +358,18 @@ class Session:
             if marking is not None:
                 marking.cancel()  # an execution that failed before its first wait sent nothing
             self.touch()
-            if self._info.status is SessionStatus.ACTIVE:
-                try:
-                    self._save()
-                except errors.StorageFull as exc:  # the result matters more than last-active
-                    log.warning("session %s: not saved: %s", self.id, exc)
+            # Saved once the result is on its way back: the write that clears the running mark
+            # is no part of the round trip, and still comes before a next execution's mark.
+            asyncio.get_running_loop().call_soon(self._save_after_execution)
             self._lock.release()
+
+    def _save_after_execution(self) -> None:
+        if self._info.status is not SessionStatus.ACTIVE:
+            return  # closed or paused meanwhile: that wrote the row
+        try:
+            self._save()
+        except errors.StorageFull as exc:  # the result matters more than last-active
+            log.warning("session %s: not saved: %s", self.id, exc)
 
     def _mark_running(self) -> None:
         """Stored, so that a later engine process can say this execution was interrupted;

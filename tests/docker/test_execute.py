@@ -103,6 +103,26 @@ async def test_output_flushed_as_the_cell_ends_stays_with_its_cell(session: Sess
         assert (r.stdout, r.stderr) == (f"{n}\n", f"e{n}\n"), (n, r.stdout, r.stderr)
 
 
+async def test_quick_cells_back_to_back_keep_their_own_output(session: Session) -> None:
+    """The flush at a cell's end is queued without waiting for the IOPub thread: each quick
+    cell's output must still come before its idle status, whole and in order."""
+    for n in range(150):
+        r = await session.execute(
+            f"import sys\nprint({n})\nprint('e{n}', file=sys.stderr)\nprint({n}, end='!')"
+        )
+        assert (r.stdout, r.stderr) == (f"{n}\n{n}!", f"e{n}\n"), (n, r.stdout, r.stderr)
+
+
+async def test_a_cell_is_transformed_for_the_namespace_it_runs_in(session: Session) -> None:
+    """The kernel transforms each cell once; the same text in a later cell is transformed
+    again: ``pwd`` is the automagic until a variable takes the name."""
+    r = await session.execute("pwd")
+    assert r.result == {"text/plain": "'/mnt/data'"}, r
+    await session.execute("pwd = 'a variable'")
+    r = await session.execute("pwd")
+    assert r.result == {"text/plain": "'a variable'"}, r
+
+
 async def test_one_session_per_thread(engine: Engine) -> None:
     a, b = await asyncio.gather(engine.session("thread-x"), engine.session("thread-x"))
     assert a is b
