@@ -7,10 +7,8 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from fastapi.sse import ServerSentEvent
 
 from ..paging import Deleted, Page
-from ..responses import ResponsesService
 from ..responses.events import TERMINAL_EVENTS, Event
 from ..responses.models import (
     Conversation,
@@ -24,16 +22,9 @@ from ..responses.models import (
 from ..responses.models import Response as ResponseModel
 from .auth import Tenant
 from .deps import EngineDep, PagingDep
-from .streaming import SSE_RESPONSE, Events, event_stream
+from .streaming import SSE_RESPONSE, event_stream, queued_events
 
 router = APIRouter(prefix="/v1", tags=["responses"])
-
-
-async def service(engine: EngineDep) -> ResponsesService:
-    return engine.responses.service
-
-
-Service = Annotated[ResponsesService, Depends(service)]
 
 
 def include_of(
@@ -63,22 +54,14 @@ def _items(page: Page[Item]) -> dict[str, Any]:
 
 
 @router.post("/responses", responses=SSE_RESPONSE)
-async def create_response(body: CreateResponse, svc: Service, tenant: Tenant) -> Any:
+async def create_response(body: CreateResponse, engine: EngineDep, tenant: Tenant) -> Any:
+    svc = engine.responses.service
     if not body.stream:
         response = await svc.create(tenant, body)
         return response.shown(set(body.include))
     queue: asyncio.Queue[Event] = asyncio.Queue()
     await svc.create(tenant, body, listener=queue)
-    return event_stream(_events(queue))
-
-
-async def _events(queue: asyncio.Queue[Event]) -> Events:
-    """Each event named by its type; the stream ends with the response's last event."""
-    while True:
-        event = await queue.get()
-        yield ServerSentEvent(event=event.name, data=event.data)
-        if event.name in TERMINAL_EVENTS:
-            break
+    return event_stream(queued_events(queue, TERMINAL_EVENTS))
 
 
 @router.get("/responses/{response_id}")
