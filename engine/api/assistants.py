@@ -6,7 +6,7 @@ import asyncio
 import functools
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query
 
 from ..assistants.models import Assistant, Message, Run, RunStep, Thread
 from ..assistants.requests import (
@@ -22,7 +22,7 @@ from ..assistants.service import AssistantsService, Event
 from ..faces import RUN_STOP_EVENTS, Start, resume_start, run_start, thread_run_start
 from ..paging import Deleted, Page
 from .auth import Tenant
-from .deps import EngineDep, PagingDep
+from .deps import EngineDep, PagingDep, PollAfter
 from .streaming import SSE_RESPONSE, event_stream, queued_events
 
 router = APIRouter(prefix="/v1", tags=["assistants"])
@@ -165,11 +165,8 @@ async def list_runs(
     return await engine.threads.runs.list(thread_id, owner=tenant, **paging.window())
 
 
-@router.get("/threads/{thread_id}/runs/{run_id}", response_model=Run)
-async def get_run(
-    thread_id: str, run_id: str, response: Response, engine: EngineDep, tenant: Tenant
-) -> Run:
-    response.headers["openai-poll-after-ms"] = "200"  # the SDK's create_and_poll obeys this
+@router.get("/threads/{thread_id}/runs/{run_id}", response_model=Run, dependencies=[PollAfter])
+async def get_run(thread_id: str, run_id: str, engine: EngineDep, tenant: Tenant) -> Run:
     return await engine.threads.runs.retrieve(run_id, thread_id=thread_id, owner=tenant)
 
 

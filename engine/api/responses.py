@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query
 
 from ..paging import Deleted, Page
 from ..responses.events import TERMINAL_EVENTS, Event
@@ -21,7 +21,7 @@ from ..responses.models import (
 )
 from ..responses.models import Response as ResponseModel
 from .auth import Tenant
-from .deps import EngineDep, PagingDep
+from .deps import EngineDep, PagingDep, PollAfter
 from .streaming import SSE_RESPONSE, event_stream, queued_events
 
 router = APIRouter(prefix="/v1", tags=["responses"])
@@ -64,13 +64,11 @@ async def create_response(body: CreateResponse, engine: EngineDep, tenant: Tenan
     return event_stream(queued_events(queue, TERMINAL_EVENTS))
 
 
-@router.get("/responses/{response_id}")
+@router.get("/responses/{response_id}", dependencies=[PollAfter])
 async def get_response(
-    response_id: str, response: Response, engine: EngineDep, tenant: Tenant, include: Include
+    response_id: str, engine: EngineDep, tenant: Tenant, include: Include
 ) -> dict[str, Any]:
-    found = await engine.responses.retrieve(response_id, owner=tenant, include=include)
-    response.headers["openai-poll-after-ms"] = "200"
-    return _json(found)
+    return _json(await engine.responses.retrieve(response_id, owner=tenant, include=include))
 
 
 @router.delete("/responses/{response_id}", response_model=Deleted)
