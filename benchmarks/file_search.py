@@ -55,7 +55,7 @@ async def library(root: Path, embedder: Embedder | None) -> AsyncIterator[Vector
     ingestion = Ingestion(index, files, None, embedder, workers=2, batch=32)
     ingestion.start()
     try:
-        yield VectorStores(index, files, ingestion, embedder, max_file_bytes=64 << 20)
+        yield VectorStores(ingestion, max_file_bytes=64 << 20)
     finally:
         await ingestion.close()
         index.close()

@@ -474,7 +474,8 @@ class Messages:
     ) -> Message:
         """New ``metadata``."""
         body = request(MetadataBody, params)
-        return self.service.update_message(owner, thread_id, message_id, body.metadata)
+        message = self.service.get_message(owner, thread_id, message_id)
+        return self.service.set_metadata(owner, message, body.metadata)
 
     async def list(
         self,
@@ -599,7 +600,8 @@ class Runs:
     ) -> Run:
         """New ``metadata``."""
         body = request(MetadataBody, params)
-        return self.service.update_run(owner, thread_id, run_id, body.metadata)
+        run = self.service.get_run(owner, thread_id, run_id)
+        return self.service.set_metadata(owner, run, body.metadata)
 
     async def list(
         self, thread_id: str, *, owner: str = LIBRARY_OWNER, **window: Unpack[Window]

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import functools
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
-from fastapi.sse import ServerSentEvent
+from fastapi import APIRouter, Query
 
 from ..assistants.models import Assistant, Message, Run, RunStep, Thread
 from ..assistants.requests import (
@@ -23,17 +22,10 @@ from ..assistants.service import AssistantsService, Event
 from ..faces import RUN_STOP_EVENTS, Start, resume_start, run_start, thread_run_start
 from ..paging import Deleted, Page
 from .auth import Tenant
-from .deps import EngineDep, PagingDep
-from .streaming import DONE, SSE_RESPONSE, Events, event_stream
+from .deps import EngineDep, PagingDep, PollAfter
+from .streaming import SSE_RESPONSE, event_stream, queued_events
 
 router = APIRouter(prefix="/v1", tags=["assistants"])
-
-
-async def service(engine: EngineDep) -> AssistantsService:
-    return engine.assistants.service
-
-
-Service = Annotated[AssistantsService, Depends(service)]
 
 
 # --- assistants ---
@@ -79,7 +71,8 @@ async def create_thread(
 
 # Declared before /threads/{thread_id}, which would otherwise take "runs" for a thread id.
 @router.post("/threads/runs", response_model=Run, responses=SSE_RESPONSE)
-async def create_thread_and_run(body: ThreadRunBody, svc: Service, tenant: Tenant) -> Any:
+async def create_thread_and_run(body: ThreadRunBody, engine: EngineDep, tenant: Tenant) -> Any:
+    svc = engine.assistants.service
     return await _respond(svc, body.stream, thread_run_start(svc, tenant, body))
 
 
@@ -155,24 +148,13 @@ async def _respond(svc: AssistantsService, stream: bool, start: Start) -> Any:
         return await start(None)
     queue: asyncio.Queue[Event] = asyncio.Queue()
     run = await start(queue)
-    return event_stream(_events(queue, lambda: svc.unlisten(run.id, queue)))
-
-
-async def _events(queue: asyncio.Queue[Event], stop: Callable[[], None]) -> Events:
-    """``event: thread.run.created`` ... up to the run's last state, then ``data: [DONE]``."""
-    try:
-        while True:
-            event, data = await queue.get()
-            yield ServerSentEvent(event=event, data=data)
-            if event in RUN_STOP_EVENTS:
-                break
-        yield DONE
-    finally:  # also when the client goes away mid-stream
-        stop()
+    stop = functools.partial(svc.unlisten, run.id, queue)
+    return event_stream(queued_events(queue, RUN_STOP_EVENTS, done=True, stop=stop))
 
 
 @router.post("/threads/{thread_id}/runs", response_model=Run, responses=SSE_RESPONSE)
-async def create_run(thread_id: str, body: RunBody, svc: Service, tenant: Tenant) -> Any:
+async def create_run(thread_id: str, body: RunBody, engine: EngineDep, tenant: Tenant) -> Any:
+    svc = engine.assistants.service
     return await _respond(svc, body.stream, run_start(svc, tenant, thread_id, body))
 
 
@@ -183,11 +165,8 @@ async def list_runs(
     return await engine.threads.runs.list(thread_id, owner=tenant, **paging.window())
 
 
-@router.get("/threads/{thread_id}/runs/{run_id}", response_model=Run)
-async def get_run(
-    thread_id: str, run_id: str, response: Response, engine: EngineDep, tenant: Tenant
-) -> Run:
-    response.headers["openai-poll-after-ms"] = "200"  # the SDK's create_and_poll obeys this
+@router.get("/threads/{thread_id}/runs/{run_id}", response_model=Run, dependencies=[PollAfter])
+async def get_run(thread_id: str, run_id: str, engine: EngineDep, tenant: Tenant) -> Run:
     return await engine.threads.runs.retrieve(run_id, thread_id=thread_id, owner=tenant)
 
 
@@ -209,8 +188,9 @@ async def cancel_run(thread_id: str, run_id: str, engine: EngineDep, tenant: Ten
     responses=SSE_RESPONSE,
 )
 async def submit_tool_outputs(
-    thread_id: str, run_id: str, body: ToolOutputsBody, svc: Service, tenant: Tenant
+    thread_id: str, run_id: str, body: ToolOutputsBody, engine: EngineDep, tenant: Tenant
 ) -> Any:
+    svc = engine.assistants.service
     return await _respond(svc, body.stream, resume_start(svc, tenant, thread_id, run_id, body))
 
 

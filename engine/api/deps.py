@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import IO, Annotated, Any, Literal, TypeVar
 from urllib.parse import quote
 
-from fastapi import Depends, Path, Query, Request
+from fastapi import Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 from python_multipart.multipart import parse_options_header
@@ -42,6 +42,15 @@ async def settings(request: Request) -> Settings:
 
 
 EngineDep = Annotated[Engine, Depends(engine)]
+
+
+async def poll_after(response: Response) -> None:
+    """How long the SDK's pollers (``create_and_poll``, ``poll``) wait before asking again."""
+    response.headers["openai-poll-after-ms"] = "200"
+
+
+PollAfter = Depends(poll_after)
+"""For a route that clients poll: ``dependencies=[PollAfter]``."""
 SettingsDep = Annotated[Settings, Depends(settings)]
 
 

@@ -44,7 +44,7 @@ class McpEndpoint:
 
     @contextlib.asynccontextmanager
     async def serve(self, engine: Engine) -> AsyncIterator[None]:
-        self.tools = SandboxTools(engine.runtime, self.settings, signer=self.signer)
+        self.tools = SandboxTools(engine.runtime, signer=self.signer)
         server = build_server(self.tools)
         # Its private low-level server is what the manager drives (as streamable_http_app does).
         manager = StreamableHTTPSessionManager(

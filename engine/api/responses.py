@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
-from fastapi.sse import ServerSentEvent
+from fastapi import APIRouter, Depends, Query
 
 from ..paging import Deleted, Page
-from ..responses import ResponsesService
 from ..responses.events import TERMINAL_EVENTS, Event
 from ..responses.models import (
     Conversation,
@@ -23,17 +21,10 @@ from ..responses.models import (
 )
 from ..responses.models import Response as ResponseModel
 from .auth import Tenant
-from .deps import EngineDep, PagingDep
-from .streaming import SSE_RESPONSE, Events, event_stream
+from .deps import EngineDep, PagingDep, PollAfter
+from .streaming import SSE_RESPONSE, event_stream, queued_events
 
 router = APIRouter(prefix="/v1", tags=["responses"])
-
-
-async def service(engine: EngineDep) -> ResponsesService:
-    return engine.responses.service
-
-
-Service = Annotated[ResponsesService, Depends(service)]
 
 
 def include_of(
@@ -63,31 +54,21 @@ def _items(page: Page[Item]) -> dict[str, Any]:
 
 
 @router.post("/responses", responses=SSE_RESPONSE)
-async def create_response(body: CreateResponse, svc: Service, tenant: Tenant) -> Any:
+async def create_response(body: CreateResponse, engine: EngineDep, tenant: Tenant) -> Any:
+    svc = engine.responses.service
     if not body.stream:
         response = await svc.create(tenant, body)
         return response.shown(set(body.include))
     queue: asyncio.Queue[Event] = asyncio.Queue()
     await svc.create(tenant, body, listener=queue)
-    return event_stream(_events(queue))
+    return event_stream(queued_events(queue, TERMINAL_EVENTS))
 
 
-async def _events(queue: asyncio.Queue[Event]) -> Events:
-    """Each event named by its type; the stream ends with the response's last event."""
-    while True:
-        event = await queue.get()
-        yield ServerSentEvent(event=event.name, data=event.data)
-        if event.name in TERMINAL_EVENTS:
-            break
-
-
-@router.get("/responses/{response_id}")
+@router.get("/responses/{response_id}", dependencies=[PollAfter])
 async def get_response(
-    response_id: str, response: Response, engine: EngineDep, tenant: Tenant, include: Include
+    response_id: str, engine: EngineDep, tenant: Tenant, include: Include
 ) -> dict[str, Any]:
-    found = await engine.responses.retrieve(response_id, owner=tenant, include=include)
-    response.headers["openai-poll-after-ms"] = "200"
-    return _json(found)
+    return _json(await engine.responses.retrieve(response_id, owner=tenant, include=include))
 
 
 @router.delete("/responses/{response_id}", response_model=Deleted)

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
 import anyio
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.sse import KEEPALIVE_COMMENT, EventSourceResponse, ServerSentEvent, format_sse_event
+
+from ..agent.events import Event
 
 PING_SECONDS = 15.0
 DONE = ServerSentEvent(event="done", raw_data="[DONE]")
@@ -54,6 +56,28 @@ def event_stream(events: Events, *, ping: float = PING_SECONDS) -> EventSourceRe
         framed(events, ping=ping),
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+async def queued_events(
+    queue: asyncio.Queue[Event],
+    last: Collection[str],
+    *,
+    done: bool = False,
+    stop: Callable[[], object] | None = None,
+) -> Events:
+    """Each event of ``queue``, named by its name, up to one named in ``last`` (``done``: then
+    ``data: [DONE]``). ``stop`` runs at the end, also when the client goes away mid-stream."""
+    try:
+        while True:
+            event = await queue.get()
+            yield ServerSentEvent(event=event.name, data=event.data)
+            if event.name in last:
+                break
+        if done:
+            yield DONE
+    finally:
+        if stop is not None:
+            stop()
 
 
 async def framed(events: Events, *, ping: float = PING_SECONDS) -> AsyncIterator[bytes]:

@@ -201,12 +201,6 @@ class AssistantsService:
         self.get_thread(owner, thread_id)
         return self.repo.get(Message, "message", message_id, owner, thread_id)
 
-    def update_message(
-        self, owner: str, thread_id: str, message_id: str, metadata: dict[str, str] | None
-    ) -> Message:
-        message = self.get_message(owner, thread_id, message_id)
-        return self._set_metadata(message, "message", owner, thread_id, metadata)
-
     def list_messages(
         self, owner: str, thread_id: str, run_id: str | None = None, **paging: Any
     ) -> Page[Message]:
@@ -308,18 +302,12 @@ class AssistantsService:
         page.data = [self._expire_if_due(owner, r) for r in page.data]
         return page
 
-    def update_run(
-        self, owner: str, thread_id: str, run_id: str, metadata: dict[str, str] | None
-    ) -> Run:
-        run = self.get_run(owner, thread_id, run_id)
-        return self._set_metadata(run, "run", owner, thread_id, metadata)
-
-    def _set_metadata(
-        self, obj: Tagged, kind: str, owner: str, thread_id: str, metadata: dict[str, str] | None
-    ) -> Tagged:
-        obj.metadata = metadata or {}
-        self.repo.put(obj, kind, owner, thread_id)
-        return obj
+    def set_metadata(self, owner: str, found: Tagged, metadata: dict[str, str] | None) -> Tagged:
+        """A message or run, as ``get_message`` or ``get_run`` found it, with new metadata."""
+        found.metadata = metadata or {}
+        kind = "message" if isinstance(found, Message) else "run"
+        self.repo.put(found, kind, owner, found.thread_id)
+        return found
 
     def _expire_if_due(self, owner: str, run: Run) -> Run:
         if run.status in ACTIVE_RUN and run.expires_at is not None and now() >= run.expires_at:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 
 from .. import errors
 from ..config import MB, Settings
+from ..delegation import through
 from ..results import ExecutionResult, OutputEvent, StreamEvent
 from ..runtime import Runtime
 from ..sessions import Session
@@ -111,12 +112,13 @@ class SandboxTools:
     and the process is one connection. Unset: HTTP, the tenant comes from the ASGI scope."""
 
     engine: Runtime
-    settings: Settings
     _: KW_ONLY
     local_tenant: str | None = None
     signer: UploadSigner | None = None
     binding: SessionBinding = field(init=False)
     _process_connection: str = field(init=False, default_factory=lambda: uuid.uuid4().hex)
+
+    settings = through[Settings]("engine.settings")
 
     def __post_init__(self) -> None:
         self.binding = SessionBinding(self.engine, self.settings.mcp_idle_timeout)

@@ -22,7 +22,7 @@ async def serve_stdio(settings: Settings) -> None:
     # One client per process: one warm sandbox is enough.
     settings = settings.model_copy(update={"pool_size": min(settings.pool_size, 1)})
     async with Engine(settings, guest=True) as engine:
-        server = build_server(SandboxTools(engine.runtime, settings, local_tenant=LOCAL_TENANT))
+        server = build_server(SandboxTools(engine.runtime, local_tenant=LOCAL_TENANT))
         lowlevel = server._lowlevel_server
         log.info("MCP on stdio, data folder %s", settings.data_dir)
         async with stdio_server() as (read_stream, write_stream):

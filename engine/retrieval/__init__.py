@@ -99,13 +99,8 @@ class FileSearch:
             batch=32,
             max_chars=settings.file_search_max_chars,
         )
-        self.stores = VectorStores(
-            self.index,
-            engine.files,
-            self.ingestion,
-            embedder,
-            max_file_bytes=settings.file_search_max_file_mb * MB,
-        )
+        max_file_bytes = settings.file_search_max_file_mb * MB
+        self.stores = VectorStores(self.ingestion, max_file_bytes=max_file_bytes)
 
         self._unhook = engine.files.on_delete(self.stores.forget_file)
 

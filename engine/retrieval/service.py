@@ -11,6 +11,7 @@ from dataclasses import KW_ONLY, dataclass
 from typing import Any, Literal
 
 from .. import errors
+from ..delegation import through
 from ..errors import LastError
 from ..files import FileStore
 from ..paging import Page, page_query
@@ -54,12 +55,13 @@ class StoreExpired(errors.InvalidRequest):
 class VectorStores:
     """Vector stores, their files and batches, and search over them."""
 
-    index: ChunkIndex
-    files: FileStore
     ingestion: Ingestion
-    embedder: Embedder | None
     _: KW_ONLY
     max_file_bytes: int
+    # The stores index, read and embed what their ingestion does: one of each, given once.
+    index = through[ChunkIndex]("ingestion.index")
+    files = through[FileStore]("ingestion.files")
+    embedder = through[Embedder | None]("ingestion.embedder")
 
     # --- stores ---
 

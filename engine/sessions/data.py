@@ -63,12 +63,9 @@ class DataFolder:
             raise errors.PayloadTooLarge(
                 f"the files placed in this session would exceed {data_mb} MB"
             )
-        src = await asyncio.to_thread(open, self._ctx.files.blob_path(obj.id), "rb")
-        with src:
-            entry = await self._sandbox().write_file(name, src, self._ctx.files.max_bytes)
+        entry = await self._outputs.place(obj.id, name)
         self._input_count += 1
         self._input_bytes += obj.bytes
-        self._outputs.remember(entry, obj.id)
         self._touch()
         return SessionFile.of(entry, obj.id)
 

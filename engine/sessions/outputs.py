@@ -179,20 +179,23 @@ class OutputExport:
         Returns the paths whose file object is gone."""
         missed = []
         known, self.known = self.known, {}
-        sandbox = self._sandbox()
         for path, file in known.items():
             if file.file_id is None:
                 missed.append(path)
                 continue
             try:
-                blob = self._files.blob_path(file.file_id)
-                with await asyncio.to_thread(open, blob, "rb") as src:
-                    entry = await sandbox.write_file(path, src, self._files.max_bytes)
+                await self.place(file.file_id, path)
             except (errors.NotFound, OSError):
                 missed.append(path)
-                continue
-            self.remember(entry, file.file_id)
         return missed
+
+    async def place(self, file_id: str, path: str) -> FileEntry:
+        """Write file object ``file_id`` at /mnt/data/<path>, known as holding its content."""
+        blob = self._files.blob_path(file_id)
+        with await asyncio.to_thread(open, blob, "rb") as src:
+            entry = await self._sandbox().write_file(path, src, self._files.max_bytes)
+        self.remember(entry, file_id)
+        return entry
 
     async def _export_file(self, entry: FileEntry, previous: str | None) -> OutputFile | None:
         """Export ``entry``; the output it had before, ``previous``, is replaced: deleted if

@@ -217,9 +217,10 @@ class Session:
             time.time() + self._settings.kernel_start_timeout + DEADLINE_SLACK,
         )
 
-    def _check_open(self) -> Kernel:
+    def _check_open(self, status: SessionStatus = SessionStatus.ACTIVE) -> Kernel:
+        """Its kernel, the session being in ``status`` (PAUSED: a resume started its kernel)."""
         kernel = self._placement.kernel
-        if self._info.status not in (SessionStatus.ACTIVE,) or kernel is None:
+        if self._info.status is not status or kernel is None:
             raise errors.SessionClosed(f"session {self.id} is {self._info.status.value}")
         return kernel
 
@@ -268,7 +269,7 @@ class Session:
                 self._roster.resuming(self)
             try:
                 await self._placement.start(self._start_deadline, resume=True)
-                await self._pausing.restore(self._check_kernel(), self._snapshot)
+                await self._pausing.restore(self._check_open(SessionStatus.PAUSED), self._snapshot)
             except BaseException:
                 with contextlib.suppress(errors.EngineError):
                     await self._placement.remove()
@@ -281,11 +282,6 @@ class Session:
             await self._refresh_deadline()
             self._save()
         return self._check_open()
-
-    def _check_kernel(self) -> Kernel:
-        if self._placement.kernel is None:
-            raise errors.SessionClosed(f"session {self.id} has no kernel")
-        return self._placement.kernel
 
     async def _awake(self) -> None:
         """Resume it if it is paused (what every use of its sandbox does first)."""

@@ -233,10 +233,9 @@ def test_cancel_a_run_while_its_code_runs(client: openai.OpenAI) -> None:
         ),
         what="the slow code to start",
     )
-    assert (
-        client.beta.threads.runs.retrieve(thread_id=thread.id, run_id=run.id).status
-        == "in_progress"
-    )
+    polled = client.beta.threads.runs.with_raw_response.retrieve(thread_id=thread.id, run_id=run.id)
+    assert polled.parse().status == "in_progress"
+    assert polled.headers["openai-poll-after-ms"] == "200"  # how long the SDK's pollers wait
 
     with pytest.raises(openai.BadRequestError) as locked:
         client.beta.threads.messages.create(thread_id=thread.id, role="user", content="hi")

@@ -272,6 +272,8 @@ def test_background_poll_and_cancel(client: openai.OpenAI) -> None:
         ):
             break
         time.sleep(0.2)
+    polled = client.responses.with_raw_response.retrieve(r.id)
+    assert polled.headers["openai-poll-after-ms"] == "200"  # how long the SDK's pollers wait
     started = time.monotonic()
     cancelled = client.responses.cancel(r.id)
     assert cancelled.status == "cancelled"

@@ -119,7 +119,7 @@ async def test_ingestion_resumes_after_a_restart(tmp_path: Path) -> None:
     embedder = CountingEmbedder()
     # A first process accepts the files, then stops before its workers ran.
     first = Ingestion(index, files, None, embedder)
-    stores = VectorStores(index, files, first, embedder, max_file_bytes=1 << 20)
+    stores = VectorStores(first, max_file_bytes=1 << 20)
     vs = stores.create("t", name="r")
     ids = [
         (await files.create(f"text {i} about otters".encode(), f"{i}.txt", owner="t")).id
@@ -150,7 +150,7 @@ async def test_a_deleted_file_leaves_every_store(tmp_path: Path) -> None:
     files = FileStore(store, tmp_path / "files", 1 << 20)
     index = ChunkIndex(tmp_path / "engine.db")
     ingestion = Ingestion(index, files, None, CountingEmbedder())
-    stores = VectorStores(index, files, ingestion, None, max_file_bytes=1 << 20)
+    stores = VectorStores(ingestion, max_file_bytes=1 << 20)
     ingestion.start()
     try:
         gone = (await files.create(b"walruses sing in the choir", "g.txt", owner="t")).id

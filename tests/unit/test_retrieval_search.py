@@ -44,7 +44,7 @@ async def _library(tmp: Path, embedder: Embedder | None) -> tuple[VectorStores, 
     index = ChunkIndex(tmp / "engine.db")
     ingestion = Ingestion(index, files, None, embedder)
     ingestion.start()
-    return VectorStores(index, files, ingestion, embedder, max_file_bytes=1 << 20), store
+    return VectorStores(ingestion, max_file_bytes=1 << 20), store
 
 
 async def _close(stores: VectorStores, store: Store) -> None:
