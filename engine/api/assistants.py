@@ -8,16 +8,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
+from ..assistants import requests
 from ..assistants.models import Assistant, Message, Run, RunStep, Thread
-from ..assistants.requests import (
-    AssistantBody,
-    MessageBody,
-    MetadataBody,
-    RunBody,
-    ThreadBody,
-    ThreadRunBody,
-    ToolOutputsBody,
-)
 from ..assistants.service import AssistantsService, Event
 from ..faces import RUN_STOP_EVENTS, Start, resume_start, run_start, thread_run_start
 from ..paging import Deleted, Page
@@ -32,7 +24,9 @@ router = APIRouter(prefix="/v1", tags=["assistants"])
 
 
 @router.post("/assistants", response_model=Assistant)
-async def create_assistant(body: AssistantBody, engine: EngineDep, tenant: Tenant) -> Assistant:
+async def create_assistant(
+    body: requests.AssistantBody, engine: EngineDep, tenant: Tenant
+) -> Assistant:
     return await engine.assistants.create(owner=tenant, **dict(body))
 
 
@@ -48,7 +42,7 @@ async def get_assistant(assistant_id: str, engine: EngineDep, tenant: Tenant) ->
 
 @router.post("/assistants/{assistant_id}", response_model=Assistant)
 async def update_assistant(
-    assistant_id: str, body: AssistantBody, engine: EngineDep, tenant: Tenant
+    assistant_id: str, body: requests.AssistantBody, engine: EngineDep, tenant: Tenant
 ) -> Assistant:
     fields = body.model_dump(exclude_unset=True)
     return await engine.assistants.update(assistant_id, owner=tenant, **fields)
@@ -64,14 +58,16 @@ async def delete_assistant(assistant_id: str, engine: EngineDep, tenant: Tenant)
 
 @router.post("/threads", response_model=Thread)
 async def create_thread(
-    engine: EngineDep, tenant: Tenant, body: ThreadBody | None = None
+    engine: EngineDep, tenant: Tenant, body: requests.ThreadBody | None = None
 ) -> Thread:
-    return await engine.threads.create(owner=tenant, **dict(body or ThreadBody()))
+    return await engine.threads.create(owner=tenant, **dict(body or requests.ThreadBody()))
 
 
 # Declared before /threads/{thread_id}, which would otherwise take "runs" for a thread id.
 @router.post("/threads/runs", response_model=Run, responses=SSE_RESPONSE)
-async def create_thread_and_run(body: ThreadRunBody, engine: EngineDep, tenant: Tenant) -> Any:
+async def create_thread_and_run(
+    body: requests.ThreadRunBody, engine: EngineDep, tenant: Tenant
+) -> Any:
     svc = engine.assistants.service
     return await _respond(svc, body.stream, thread_run_start(svc, tenant, body))
 
@@ -90,7 +86,7 @@ async def get_thread(thread_id: str, engine: EngineDep, tenant: Tenant) -> Threa
 
 @router.post("/threads/{thread_id}", response_model=Thread)
 async def update_thread(
-    thread_id: str, body: ThreadBody, engine: EngineDep, tenant: Tenant
+    thread_id: str, body: requests.ThreadBody, engine: EngineDep, tenant: Tenant
 ) -> Thread:
     fields = body.model_dump(exclude_unset=True, exclude={"messages"})
     return await engine.threads.update(thread_id, owner=tenant, **fields)
@@ -106,7 +102,7 @@ async def delete_thread(thread_id: str, engine: EngineDep, tenant: Tenant) -> De
 
 @router.post("/threads/{thread_id}/messages", response_model=Message)
 async def create_message(
-    thread_id: str, body: MessageBody, engine: EngineDep, tenant: Tenant
+    thread_id: str, body: requests.MessageBody, engine: EngineDep, tenant: Tenant
 ) -> Message:
     return await engine.threads.messages.create(thread_id, owner=tenant, **dict(body))
 
@@ -133,7 +129,7 @@ async def get_message(
 
 @router.post("/threads/{thread_id}/messages/{message_id}", response_model=Message)
 async def update_message(
-    thread_id: str, message_id: str, body: MetadataBody, engine: EngineDep, tenant: Tenant
+    thread_id: str, message_id: str, body: requests.MetadataBody, engine: EngineDep, tenant: Tenant
 ) -> Message:
     return await engine.threads.messages.update(
         message_id, thread_id=thread_id, owner=tenant, **dict(body)
@@ -153,7 +149,9 @@ async def _respond(svc: AssistantsService, stream: bool, start: Start) -> Any:
 
 
 @router.post("/threads/{thread_id}/runs", response_model=Run, responses=SSE_RESPONSE)
-async def create_run(thread_id: str, body: RunBody, engine: EngineDep, tenant: Tenant) -> Any:
+async def create_run(
+    thread_id: str, body: requests.RunBody, engine: EngineDep, tenant: Tenant
+) -> Any:
     svc = engine.assistants.service
     return await _respond(svc, body.stream, run_start(svc, tenant, thread_id, body))
 
@@ -172,7 +170,7 @@ async def get_run(thread_id: str, run_id: str, engine: EngineDep, tenant: Tenant
 
 @router.post("/threads/{thread_id}/runs/{run_id}", response_model=Run)
 async def update_run(
-    thread_id: str, run_id: str, body: MetadataBody, engine: EngineDep, tenant: Tenant
+    thread_id: str, run_id: str, body: requests.MetadataBody, engine: EngineDep, tenant: Tenant
 ) -> Run:
     return await engine.threads.runs.update(run_id, thread_id=thread_id, owner=tenant, **dict(body))
 
@@ -188,7 +186,7 @@ async def cancel_run(thread_id: str, run_id: str, engine: EngineDep, tenant: Ten
     responses=SSE_RESPONSE,
 )
 async def submit_tool_outputs(
-    thread_id: str, run_id: str, body: ToolOutputsBody, engine: EngineDep, tenant: Tenant
+    thread_id: str, run_id: str, body: requests.ToolOutputsBody, engine: EngineDep, tenant: Tenant
 ) -> Any:
     svc = engine.assistants.service
     return await _respond(svc, body.stream, resume_start(svc, tenant, thread_id, run_id, body))
