@@ -30,6 +30,10 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default_factory=_default_data_dir)
     """Engine state: per-sandbox connection folders, later files and the store."""
+    database_url: str = ""
+    """Empty: the engine's tables in SQLite (``engine.db`` in the data folder).
+    ``postgresql://user:password@host/db``: in PostgreSQL, shared by every engine that names
+    it (needs the ``cluster`` extra; docs/cluster.md)."""
 
     # --- the sandbox image ---
     image: str | None = None

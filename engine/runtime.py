@@ -108,7 +108,7 @@ class Runtime(SessionHost):
         self._exclusive = exclusive
         self.lease: Lease | None = None
         self.image = self.settings.image or _default_image(self.settings)
-        self.store = Store(data_dir / "engine.db")
+        self.store = Store(data_dir / "engine.db", self.settings.database_url)
         quota = FileQuota(
             files=self.settings.max_files_per_owner,
             bytes=self.settings.max_file_storage_mb_per_owner * MB,

@@ -1,5 +1,5 @@
-"""The chunk index in the engine's SQLite database: text in FTS5 (BM25), vectors as float32
-blobs searched as one numpy matrix per store, fused by reciprocal rank fusion.
+"""The chunk index in the engine's database: text in FTS5 (BM25; a tsvector on PostgreSQL),
+vectors as float32 blobs searched as one numpy matrix per store, fused by reciprocal rank fusion.
 
 The rows, and every statement about them, are the store's (``engine/store/chunks.py``).
 """
@@ -15,9 +15,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..store import Connection, Row
+from ..store import Row
 from ..store.base import ChunkTable
 from ..store.chunks import ChunkRows
+from ..store.database import connect
 from ..store.sqlite import Params
 from .minilm import Matrix
 
@@ -116,8 +117,9 @@ class ChunkIndex:
     store, cosines here, over one numpy matrix per store and embedder, rebuilt when the store
     changed."""
 
-    def __init__(self, path: Path) -> None:
-        self._sqlite = ChunkRows(Connection(path))
+    def __init__(self, path: Path, url: str = "") -> None:
+        """The SQLite file ``path``, or the PostgreSQL database ``url`` names."""
+        self._sqlite = ChunkRows(connect(path, url))
         self.rows: ChunkTable = self._sqlite
         self._versions: dict[str, int] = {}
         self._vectors: dict[tuple[str, str], _Vectors] = {}

@@ -1,4 +1,5 @@
-"""The engine's records (files, sessions, the files a session exported), in SQLite."""
+"""The engine's records (files, sessions, the files a session exported), in SQLite or
+PostgreSQL (``database.connect``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 from typing import Any, NotRequired, TypedDict, Unpack
 
 from .. import errors
-from .sqlite import Connection, Params, Row
+from .database import Database, connect
+from .sqlite import Params, Row
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -87,7 +89,7 @@ class Tables:
     """Tables on one connection: paged in creation order (``paging.page_query``), and open to
     raw statements, for tests and tools."""
 
-    def __init__(self, db: Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     def close(self) -> None:
@@ -114,11 +116,12 @@ class Tables:
 
 
 class Store(Tables):
-    """The engine's SQLite database: the records' tables, and the connection every other
-    collection of this database (documents) is opened on."""
+    """The engine's database (the SQLite file ``path``, or PostgreSQL when ``url`` names it):
+    the records' tables, and the connection every other collection of it (documents) is
+    opened on."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(Connection(path))
+    def __init__(self, path: Path, url: str = "") -> None:
+        super().__init__(connect(path, url))
         self.path = path
         self.db.script(SCHEMA)
         self.db.add_columns(ADDED_COLUMNS)
@@ -144,7 +147,7 @@ class Store(Tables):
 class FileRows:
     """The ``files`` table: one row per file object (its bytes are in the blob store)."""
 
-    def __init__(self, db: Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     def add(self, row: Row) -> None:
@@ -173,7 +176,7 @@ class FileRows:
             "WHERE owner = ? AND id != ?",
             (owner, excluding or ""),
         )
-        return (row["n"], row["b"]) if row else (0, 0)
+        return (int(row["n"]), int(row["b"])) if row else (0, 0)
 
     def delete(self, file_id: str) -> None:
         self._db.execute("DELETE FROM files WHERE id = ?", (file_id,))
@@ -203,7 +206,7 @@ class SessionRows:
     """The ``sessions`` table, and ``session_files``: one row per file a session exported or
     was given."""
 
-    def __init__(self, db: Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     def add(self, row: Row) -> None:
@@ -267,20 +270,20 @@ class SessionRows:
         return self._db.all("SELECT * FROM session_files WHERE session_id = ?", (session_id,))
 
 
-def insert(db: Connection, table: str, row: Row, *, replace: bool = False) -> None:
+def insert(db: Database, table: str, row: Row, *, replace: bool = False) -> None:
     columns = ", ".join(row)
     marks = ", ".join(f":{k}" for k in row)
     verb = "INSERT OR REPLACE" if replace else "INSERT"
     db.execute(f"{verb} INTO {table} ({columns}) VALUES ({marks})", row)
 
 
-def update(db: Connection, table: str, key: str, value: Any, **fields: Any) -> int:
+def update(db: Database, table: str, key: str, value: Any, **fields: Any) -> int:
     sets = ", ".join(f"{k} = :{k}" for k in fields)
     return db.execute(f"UPDATE {table} SET {sets} WHERE {key} = :_key", {**fields, "_key": value})
 
 
 def owned(
-    db: Connection, table: str, object_id: object, owner: str | None, missing: errors.NotFound
+    db: Database, table: str, object_id: object, owner: str | None, missing: errors.NotFound
 ) -> Row:
     """The row ``object_id`` of ``table`` if ``owner`` owns it (any owner when None).
 
@@ -300,7 +303,7 @@ def unknown_cursor(name: str, cursor: object) -> errors.InvalidRequest:
 
 
 def page(
-    db: Connection,
+    db: Database,
     table: str,
     filters: dict[str, Any],
     *,

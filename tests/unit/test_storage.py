@@ -15,8 +15,8 @@ from engine.store import Store
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = Store(tmp_path / "db" / "engine.sqlite")
+def store(tmp_path: Path, database_url: str) -> Iterator[Store]:
+    store = Store(tmp_path / "db" / "engine.sqlite", database_url)
     yield store
     store.close()
 
@@ -76,7 +76,9 @@ def test_another_owners_row_looks_exactly_like_a_missing_one(store: Store) -> No
         store.owned("files", 1, "alice", missing)
 
 
-def test_the_schema_is_created_idempotently(store: Store, tmp_path: Path) -> None:
+def test_the_schema_is_created_idempotently(
+    store: Store, tmp_path: Path, database_url: str
+) -> None:
     store.insert(
         "files",
         {
@@ -91,7 +93,7 @@ def test_the_schema_is_created_idempotently(store: Store, tmp_path: Path) -> Non
         },
     )
     store.close()
-    reopened = Store(tmp_path / "db" / "engine.sqlite")
+    reopened = Store(tmp_path / "db" / "engine.sqlite", database_url)
     assert [r["id"] for r in reopened.all("SELECT id FROM files")] == ["t"]
     reopened.close()
 
