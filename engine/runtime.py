@@ -10,6 +10,7 @@ from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Self, TypedDict, Unpack
 
+from .blobs import open_blobs
 from .config import MB, Settings
 from .files import FileQuota, FileStore
 from .lease import OWNER_LABEL, Lease
@@ -114,8 +115,9 @@ class Runtime(SessionHost):
             bytes=self.settings.max_file_storage_mb_per_owner * MB,
             reserve=self.settings.disk_reserve_mb * MB,
         )
+        blobs = open_blobs(self.settings.files_url, "files", data_dir / "files" / "blobs")
         self.files = FileStore(
-            self.store, data_dir / "files", self.settings.max_file_mb * MB, quota
+            self.store, data_dir / "files", self.settings.max_file_mb * MB, quota, blobs
         )
         self._sessions: SessionManager | None = None
         self.pool: WarmPool | None = None

@@ -150,3 +150,25 @@ def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
         return
     with cluster_services.throwaway_schema(request.getfixturevalue("postgres_database")) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def s3_bucket() -> Iterator[tuple[cluster_services.S3, str]]:
+    """A SeaweedFS of the run's own (loopback only) and a throwaway bucket on it."""
+    try:
+        with cluster_services.seaweedfs() as s3, cluster_services.throwaway_bucket(s3) as bucket:
+            yield s3, bucket
+    except cluster_services.Unavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.cluster)])
+def files_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The blob stores: "" (the data folder) and S3 (a prefix of its own in the run's bucket,
+    reached through the standard AWS settings)."""
+    if request.param == "local":
+        return ""
+    s3, bucket = request.getfixturevalue("s3_bucket")
+    for name, value in s3.env().items():
+        monkeypatch.setenv(name, value)
+    return f"s3://{bucket}/{request.node.name.replace('[', '-').rstrip(']')[:40]}-{id(request)}"

@@ -94,7 +94,7 @@ class Hit:
 
 @dataclass
 class _Vectors:
-    version: int
+    version: tuple[int, int, int]
     ids: np.ndarray[Any, np.dtype[np.int64]]
     files: list[str]
     matrix: Matrix
@@ -268,7 +268,8 @@ class ChunkIndex:
         return {c: float(v) for (c, _), v in zip(found, scores, strict=True)}
 
     def _matrix(self, store_id: str, embedder: str) -> _Vectors:
-        version = self._versions.get(store_id, 0)
+        # Another engine on the same database (a cluster's replica) changes stores too.
+        version = (self._versions.get(store_id, 0), *self.rows.chunks_signature(store_id))
         cached = self._vectors.get((store_id, embedder))
         if cached is not None and cached.version == version:
             return cached

@@ -63,7 +63,7 @@ class DataFolder:
             raise errors.PayloadTooLarge(
                 f"the files placed in this session would exceed {data_mb} MB"
             )
-        src = await asyncio.to_thread(open, self._ctx.files.blob_path(obj.id), "rb")
+        src = await asyncio.to_thread(self._ctx.files.open_blob, obj.id)
         with src:
             entry = await self._sandbox().write_file(name, src, self._ctx.files.max_bytes)
         self._input_count += 1

@@ -185,8 +185,7 @@ class OutputExport:
                 missed.append(path)
                 continue
             try:
-                blob = self._files.blob_path(file.file_id)
-                with await asyncio.to_thread(open, blob, "rb") as src:
+                with await asyncio.to_thread(self._files.open_blob, file.file_id) as src:
                     entry = await sandbox.write_file(path, src, self._files.max_bytes)
             except (errors.NotFound, OSError):
                 missed.append(path)

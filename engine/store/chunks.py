@@ -325,6 +325,16 @@ class ChunkRows(Tables):
             (store_id, embedder),
         )
 
+    def chunks_signature(self, store_id: str) -> tuple[int, int]:
+        """How many chunks the store holds and the newest one's id: on PostgreSQL, whose ids
+        are never reused, any change to a store's chunks changes it."""
+        row = self.db.one(
+            "SELECT COUNT(*) AS n, COALESCE(MAX(id), 0) AS newest FROM vs_chunks "
+            "WHERE vector_store_id = ?",
+            (store_id,),
+        )
+        return (int(row["n"]), int(row["newest"])) if row else (0, 0)
+
     def lexical(
         self, store_id: str, terms: Sequence[str], limit: int, allowed: set[str] | None = None
     ) -> list[tuple[int, str, str, float]]:
