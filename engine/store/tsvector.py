@@ -1,15 +1,28 @@
 """Retrieval's lexical index on PostgreSQL: each chunk's words as a ``tsvector`` (English
 stemming, as SQLite's porter tokenizer) under a GIN index, ranked by BM25 computed in SQL
-(k1 = 1.2, b = 0.75, SQLite FTS5's), over the chunks of one store."""
+(k1 = 1.2, b = 0.75, SQLite FTS5's), over the chunks of one store.
+
+Text and queries are split into words here, as FTS5's unicode61 tokenizer splits them (letters
+and digits; diacritics removed), before PostgreSQL stems them: its own parser would keep
+``ZX-4411`` as ``zx`` and ``-4411``, and ``4.18.2`` whole, which a query for those words misses.
+"""
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 
 from .database import Database, Transaction
 
 WORDS = re.compile(r"\w+", re.UNICODE)
+
+
+def words(text: str) -> list[str]:
+    """The words of ``text``, without their diacritics."""
+    bare = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    return WORDS.findall(bare)
+
 
 SCHEMA = """
 ALTER TABLE vs_chunks ADD COLUMN IF NOT EXISTS words tsvector;
@@ -59,7 +72,7 @@ class TsVectorIndex:
     def add(self, db: Transaction, chunk_id: int, text: str, store_id: str) -> None:
         db.execute(
             "UPDATE vs_chunks SET words = to_tsvector('english', ?), tokens = ? WHERE id = ?",
-            (text, len(WORDS.findall(text)), chunk_id),
+            (" ".join(found := words(text)), len(found), chunk_id),
         )
 
     def remove(self, db: Transaction, store_id: str, file_id: str) -> None:
@@ -74,7 +87,7 @@ class TsVectorIndex:
         allowed: set[str] | None,
     ) -> list[tuple[int, str, str, float]]:
         params: dict[str, object] = {
-            "words": " ".join(dict.fromkeys(terms)),
+            "words": " ".join(dict.fromkeys(w for t in terms for w in words(t))),
             "store": store_id,
             "limit": limit,
         }
