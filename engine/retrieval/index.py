@@ -119,8 +119,8 @@ class ChunkIndex:
 
     def __init__(self, path: Path, url: str = "") -> None:
         """The SQLite file ``path``, or the PostgreSQL database ``url`` names."""
-        self._sqlite = ChunkRows(connect(path, url))
-        self.rows: ChunkTable = self._sqlite
+        self._tables = ChunkRows(connect(path, url))
+        self.rows: ChunkTable = self._tables
         self._versions: dict[str, int] = {}
         self._vectors: dict[tuple[str, str], _Vectors] = {}
 
@@ -130,13 +130,13 @@ class ChunkIndex:
     # --- raw statements, for tests and tools ---
 
     def all(self, sql: str, params: Params = ()) -> list[Row]:
-        return self._sqlite.all(sql, params)
+        return self._tables.all(sql, params)
 
     def one(self, sql: str, params: Params = ()) -> Row | None:
-        return self._sqlite.one(sql, params)
+        return self._tables.one(sql, params)
 
     def execute(self, sql: str, params: Params = ()) -> int:
-        return self._sqlite.execute(sql, params)
+        return self._tables.execute(sql, params)
 
     # --- chunks ---
 
