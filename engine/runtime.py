@@ -13,7 +13,7 @@ from typing import Self, TypedDict, Unpack
 from .blobs import open_blobs
 from .config import MB, Settings
 from .files import FileQuota, FileStore
-from .lease import OWNER_LABEL, Lease
+from .lease import OWNER_LABEL, Lease, folder_id
 from .pool import STACK_IMPORTS, WarmPool
 from .sandbox.base import SandboxBackend
 from .sandbox.docker import DockerBackend
@@ -109,7 +109,8 @@ class Runtime(SessionHost):
         self._exclusive = exclusive
         self.lease: Lease | None = None
         self.image = self.settings.image or _default_image(self.settings)
-        self.store = Store(data_dir / "engine.db", self.settings.database_url)
+        url = self.settings.database_url
+        self.store = Store(data_dir / "engine.db", url, folder_id(data_dir) if url else None)
         quota = FileQuota(
             files=self.settings.max_files_per_owner,
             bytes=self.settings.max_file_storage_mb_per_owner * MB,

@@ -70,6 +70,7 @@ ADDED_COLUMNS = {
         "paused_at": "INTEGER",
         "paused_until": "INTEGER",
         "snapshot": "TEXT",
+        "home": "TEXT",
     },
 }
 """Columns added after a table's first release: a database from then gets them at open."""
@@ -120,14 +121,16 @@ class Store(Tables):
     the records' tables, and the connection every other collection of it (documents) is
     opened on."""
 
-    def __init__(self, path: Path, url: str = "") -> None:
+    def __init__(self, path: Path, url: str = "", home: str | None = None) -> None:
+        """``home``: on a database several engines share, the id of this engine's data folder,
+        which its sessions' rows carry (``SessionRows``)."""
         super().__init__(connect(path, url))
         self.path = path
         self.db.script(SCHEMA)
         self.db.add_columns(ADDED_COLUMNS)
         self.db.restrict()
         self.file_rows = FileRows(self.db)
-        self.session_rows = SessionRows(self.db)
+        self.session_rows = SessionRows(self.db, home)
 
     def execute_script(self, sql: str) -> None:
         self.db.script(sql)
@@ -204,13 +207,18 @@ class FileRows:
 
 class SessionRows:
     """The ``sessions`` table, and ``session_files``: one row per file a session exported or
-    was given."""
+    was given.
 
-    def __init__(self, db: Database) -> None:
+    On a database that several engines share, each session's row names the data folder
+    (``home``) of the engine that ran it, and an engine recovers only its own folder's: every
+    primary engine is the owner ``primary`` of its folder."""
+
+    def __init__(self, db: Database, home: str | None = None) -> None:
         self._db = db
+        self._home = home
 
     def add(self, row: Row) -> None:
-        insert(self._db, "sessions", row)
+        insert(self._db, "sessions", row if self._home is None else {**row, "home": self._home})
 
     def update(self, session_id: str, **fields: Any) -> None:
         update(self._db, "sessions", "id", session_id, **fields)
@@ -228,10 +236,11 @@ class SessionRows:
         states = ", ".join("?" for _ in statuses)
         marks = ", ".join("?" for _ in named) or "NULL"
         legacy = " OR engine_owner IS NULL" if None in engine_owners else ""
+        home = "" if self._home is None else " AND home = ?"
         return self._db.all(
             f"SELECT * FROM sessions WHERE status IN ({states}) "
-            f"AND (engine_owner IN ({marks}){legacy})",
-            (*statuses, *named),
+            f"AND (engine_owner IN ({marks}){legacy}){home}",
+            (*statuses, *named, *([] if self._home is None else [self._home])),
         )
 
     def in_status(self, status: str, owner: str, thread_id: str) -> Row | None:

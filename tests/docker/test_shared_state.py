@@ -44,6 +44,11 @@ async def test_a_session_paused_on_one_engine_resumes_on_another(
         )
         assert result.error is None, result.error
         assert [o.path for o in result.outputs] == ["/mnt/data/out.txt"]
+        # Another engine starting on the same database leaves this live session alone.
+        async with Engine(make_settings(tmp_path / "b", **shared)) as second:
+            assert second.sessions.info(session.id).notice is None
+        assert (await session.execute("print(secret)")).stdout == "41\n"
+        assert session.info.notice is None
         info = await session.pause()
         assert info.status is SessionStatus.PAUSED
         session_id = session.id

@@ -15,6 +15,9 @@ import pytest
 from engine import Engine, Settings, errors
 from engine.blobs import S3Blobs, open_blobs
 from engine.files import FileStore
+from engine.lease import PRIMARY, folder_id
+from engine.sessions import SessionInfo, SessionStatus
+from engine.sessions.records import SessionRecords
 from engine.sessions.snapshots import SnapshotMeta, SnapshotStore
 from engine.store import Store
 
@@ -146,3 +149,37 @@ async def test_a_big_file_streams_to_s3_and_back(tmp_path: Path, s3_url: str) ->
         if tracemalloc.is_tracing():
             tracemalloc.stop()
         store.close()
+
+
+def test_each_engine_recovers_only_its_own_folders_sessions(tmp_path: Path, pg_url: str) -> None:
+    """Every primary engine is the owner ``primary`` of its folder: on a shared database, the
+    folder's id tells their sessions apart, so that one engine's start never takes up
+    another's live sessions."""
+    (tmp_path / "other").mkdir()
+    first, second = folder_id(tmp_path), folder_id(tmp_path / "other")
+    assert first == folder_id(tmp_path) and first != second
+    stores = [Store(tmp_path / "unused", pg_url, home) for home in (first, second)]
+    try:
+        for n, store in enumerate(stores):
+            SessionRecords(store).insert(
+                SessionInfo(
+                    id=f"sess_{n}",
+                    owner="alice",
+                    thread_id=f"t{n}",
+                    status=SessionStatus.ACTIVE,
+                    created_at=1,
+                    last_active_at=1,
+                    expires_at=9,
+                    idle_timeout=9,
+                ),
+                deadline=9,
+                engine_owner=PRIMARY,
+            )
+        for n, store in enumerate(stores):
+            rows = SessionRecords(store).unfinished([PRIMARY, None])
+            assert [r["id"] for r in rows] == [f"sess_{n}"]
+        # Yet each sees every session, its own or not, for everything else.
+        assert SessionRecords(stores[0]).row("sess_1")["home"] == second
+    finally:
+        for store in stores:
+            store.close()
