@@ -4,7 +4,7 @@ bucket on a ``weed mini`` of the test run's own, bound to 127.0.0.1 (it opens an
 unauthenticated admin port), both removed afterwards. scripts/setup installs both.
 
 Run as a script, it starts both and prints the settings that point an engine at them, until
-Ctrl-C: ``python3 -m tests.support.cluster_services``.
+Ctrl-C or SIGTERM: ``python3 -m tests.support.cluster_services``.
 """
 
 from __future__ import annotations
@@ -227,7 +227,14 @@ def throwaway_bucket(s3: S3) -> Iterator[str]:
         s3_client.delete_bucket(Bucket=bucket)
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    # A shell starts a background job with SIGINT ignored: both signals stop it, cleanly.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _stop)
     with throwaway_database() as url, seaweedfs() as s3, throwaway_bucket(s3) as bucket:
         print(f"SANDBOX_DATABASE_URL={url}")
         print(f"SANDBOX_FILES_URL=s3://{bucket}/engine")
