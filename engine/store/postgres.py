@@ -31,6 +31,8 @@ except ImportError as exc:  # pragma: no cover - the cluster extra is not instal
     ) from exc
 
 POOL_SIZE = 8
+SCHEMA_LOCK, WRITER_LOCK = 2202_1, 2202_2
+"""Advisory locks: one engine creates the tables at a time; one transaction writes at a time."""
 CONNECT_TIMEOUT_S = 10.0
 
 
@@ -127,7 +129,7 @@ class Connection:
     def script(self, sql: str) -> None:
         # Several engines may create the same tables at once: one at a time.
         with sqlite_errors(), self._pool.connection() as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(2202)")
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
             conn.execute(cast(Any, translate_schema(sql)))
 
     def execute(self, sql: str, params: Params = ()) -> int:
@@ -162,8 +164,11 @@ class Connection:
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        """Statements that commit together, or not at all."""
+        """Statements that commit together, or not at all; one such transaction at a time on
+        the database, as SQLite's ``BEGIN IMMEDIATE`` has it, so that a check and the writes it
+        allows (a file still in its store, then its chunks) see no other writer between them."""
         with sqlite_errors(), self._pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK,))
             yield Transaction(conn)
 
 
