@@ -155,6 +155,10 @@ def seaweedfs() -> Iterator[S3]:
         "-ip=127.0.0.1",
         "-ip.bind=127.0.0.1",
         "-admin.ui=false",
+        # What the tests do not use stays closed, so that two runs never fight for a port.
+        "-webdav=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
         f"-s3.config={folder / 's3.json'}",
         *(f"-{name}={port}" for name, port in ports.items()),
     ]
