@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import logging
@@ -121,6 +122,7 @@ class Runtime(SessionHost):
             self.store, data_dir / "files", self.settings.max_file_mb * MB, quota, blobs
         )
         self._sessions: SessionManager | None = None
+        self._sweeping: asyncio.Task[int] | None = None
         self.pool: WarmPool | None = None
         self.resume_pool: WarmPool | None = None
 
@@ -148,8 +150,11 @@ class Runtime(SessionHost):
         return self.lease is not None and self.lease.primary
 
     async def _start(self, lease: Lease) -> None:
-        if lease.primary:
-            self.files.sweep()  # a guest could delete a running server's half-done upload
+        if lease.primary:  # a guest could delete a running server's half-done upload
+            if self.files.blobs.shared:  # a listing of a bucket: beside the first requests
+                self._sweeping = asyncio.create_task(asyncio.to_thread(self._sweep_shared_files))
+            else:
+                self.files.sweep()
         self.labels = {**self.labels, OWNER_LABEL: lease.owner}
         spec = sandbox_spec(self.settings, self.image, self.labels)
         settings = self.settings
@@ -183,6 +188,13 @@ class Runtime(SessionHost):
         for pool in self._pools():
             pool.start()
 
+    def _sweep_shared_files(self) -> int:
+        try:
+            return self.files.sweep()
+        except Exception:
+            log.exception("sweeping the file blobs that no row names failed")
+            return 0
+
     def _pools(self) -> list[WarmPool]:
         return [p for p in (self.pool, self.resume_pool) if p is not None]
 
@@ -195,6 +207,8 @@ class Runtime(SessionHost):
                 await self._sessions.close_all(keep=keep)
             for pool in self._pools():
                 await pool.close()
+            if self._sweeping is not None:
+                await self._sweeping
             await self.backend.close()
             self.store.close()
         finally:
