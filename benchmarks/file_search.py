@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.config import Settings
 from engine.files import FileStore
 from engine.retrieval.embedders import Embedder, LocalMiniLM
 from engine.retrieval.index import STOP_WORDS, ChunkIndex, Mode
@@ -49,9 +50,11 @@ VARIANTS: list[tuple[Mode, Fusion]] = [(m, "weighted") for m in MODES] + [("hybr
 
 @asynccontextmanager
 async def library(root: Path, embedder: Embedder | None) -> AsyncIterator[VectorStores]:
-    store = Store(root / "engine.db")
+    # SANDBOX_DATABASE_URL=postgresql://... measures the same on PostgreSQL.
+    url = Settings().database_url
+    store = Store(root / "engine.db", url)
     files = FileStore(store, root / "files", 64 << 20)
-    index = ChunkIndex(root / "engine.db")
+    index = ChunkIndex(root / "engine.db", url)
     ingestion = Ingestion(index, files, None, embedder, workers=2, batch=32)
     ingestion.start()
     try:
@@ -155,10 +158,17 @@ def _sentence_bytes(index: ChunkIndex) -> dict[str, float]:
         "(SELECT COUNT(DISTINCT vector_store_id || ' ' || file_id) FROM vs_chunks) AS files "
         "FROM vs_sentence_vectors"
     )
-    pages = index.one(
-        "SELECT SUM(pgsize) AS n FROM dbstat WHERE name IN "
-        "('vs_sentence_vectors', 'vs_sentence_vectors_key', 'vs_sentence_sets', "
-        "'sqlite_autoindex_vs_sentence_sets_1')"
+    pages = (
+        index.one(  # on PostgreSQL, its own relation sizes
+            "SELECT pg_total_relation_size('vs_sentence_vectors') "
+            "+ pg_total_relation_size('vs_sentence_sets') AS n"
+        )
+        if Settings().database_url
+        else index.one(
+            "SELECT SUM(pgsize) AS n FROM dbstat WHERE name IN "
+            "('vs_sentence_vectors', 'vs_sentence_vectors_key', 'vs_sentence_sets', "
+            "'sqlite_autoindex_vs_sentence_sets_1')"
+        )
     )
     assert row is not None and pages is not None
     chunks, files, disk = max(1, row["chunks"]), max(1, row["files"]), pages["n"] or 0

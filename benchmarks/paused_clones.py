@@ -19,6 +19,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+from engine.blobs import LocalBlobs
 from engine.config import MB
 from engine.sessions.records import SessionRecords
 from engine.sessions.snapshots import SnapshotMeta, SnapshotStore
@@ -32,7 +33,7 @@ async def clone_paused(data_dir: Path, source_ids: list[str], count: int) -> lis
     """Add ``count`` clones of the paused sessions ``source_ids`` (in turn) to the engine's
     data folder ``data_dir``; their session ids."""
     store = Store(data_dir / DATABASE)
-    snapshots = SnapshotStore(data_dir / SNAPSHOT_FOLDER)
+    snapshots = SnapshotStore(LocalBlobs(data_dir / SNAPSHOT_FOLDER))
     records = SessionRecords(store)
     try:
         sources = []
@@ -48,7 +49,7 @@ async def clone_paused(data_dir: Path, source_ids: list[str], count: int) -> lis
             meta = SnapshotMeta.from_json(row["snapshot"])
             assert meta is not None
             with (data_dir / SNAPSHOT_FOLDER / row["id"]).open("rb") as src:
-                copied = await snapshots.save(clone_id, src, meta.bytes + MB)
+                copied = await snapshots.save(clone_id, row["owner"], src, meta.bytes + MB)
             if copied != meta:
                 raise RuntimeError(f"the copy of {row['id']}'s snapshot differs")
             store.session_rows.add(

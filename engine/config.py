@@ -30,6 +30,14 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default_factory=_default_data_dir)
     """Engine state: per-sandbox connection folders, later files and the store."""
+    database_url: str = ""
+    """Empty: the engine's tables in SQLite (``engine.db`` in the data folder).
+    ``postgresql://user:password@host/db``: in PostgreSQL, shared by every engine that names
+    it (needs the ``cluster`` extra; docs/cluster.md)."""
+    files_url: str = ""
+    """Empty: file contents and pause snapshots in the data folder. ``s3://bucket/prefix``: in
+    that S3 bucket, per tenant, with the endpoint and credentials of the standard AWS settings
+    (``AWS_ENDPOINT_URL_S3``, ``AWS_ACCESS_KEY_ID``, ...; needs the ``cluster`` extra)."""
 
     # --- the sandbox image ---
     image: str | None = None

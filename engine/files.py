@@ -1,4 +1,5 @@
-"""File objects, shaped like OpenAI's: bytes on local disk, metadata in the store."""
+"""File objects, shaped like OpenAI's: bytes in a blob store (the data folder, or S3),
+metadata in the store."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, BinaryIO, Literal
 
 from pydantic import BaseModel, Field
 
 from . import errors, metrics
+from .blobs import BlobStore, LocalBlobs, sweep_before
 from .config import MB
 from .names import check_filename
 from .paging import Page, page_query
@@ -106,13 +108,20 @@ class FileQuota:
 class FileStore:
     """Create, retrieve, list, read and delete file objects.
 
-    Bytes are written to a temp file, flushed to disk and renamed into place before the row is
-    committed; ``sweep`` removes what a crash left between the two.
+    Bytes are written to a temp file (checked against the size cap and the quota as they come),
+    flushed to disk and moved into the blob store before the row is committed; ``sweep``
+    removes what a crash left between the two.
     """
 
     def __init__(
-        self, store: Store, root: Path, max_bytes: int, quota: FileQuota | None = None
+        self,
+        store: Store,
+        root: Path,
+        max_bytes: int,
+        quota: FileQuota | None = None,
+        blobs: BlobStore | None = None,
     ) -> None:
+        """``blobs``: where the bytes go; by default the folder ``root/blobs``."""
         self._store = store
         self.root = root
         self.max_bytes = max_bytes
@@ -122,9 +131,8 @@ class FileStore:
         """Per owner: the uploads being written, and their bytes so far."""
         self._added: dict[str, int] = {}
         """Per owner: bytes committed by this process, so a check mid-write sees them."""
-        self._blobs = root / "blobs"
+        self.blobs: BlobStore = blobs or LocalBlobs(root / "blobs")
         self._tmp = root / "tmp"
-        self._blobs.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._delete_hooks: list[DeleteHook] = []
 
@@ -136,19 +144,27 @@ class FileStore:
 
     def sweep(self) -> int:
         """Remove temp files and blobs with no row. Returns how many were removed."""
+        started = time.time()
         removed = 0
         for leftover in self._tmp.iterdir():
             leftover.unlink(missing_ok=True)
             removed += 1
         known = self._store.file_rows.ids()
-        for blob in self._blobs.iterdir():
-            if blob.name not in known:
-                blob.unlink(missing_ok=True)
+        cutoff = sweep_before(self.blobs, started)
+        for blob in self.blobs.listed():
+            if blob.name not in known and blob.mtime <= cutoff:
+                self.blobs.remove(blob)
                 removed += 1
         return removed
 
-    def blob_path(self, file_id: str) -> Path:
-        return self._blobs / file_id
+    def open_blob(self, file_id: str, owner: str | None = None) -> BinaryIO:
+        """The file's bytes as a stream to read (blocking: call it off the event loop).
+        ``FileNotFound`` if ``owner`` (any, when None) has no such file object."""
+        obj = self.retrieve(file_id, owner)
+        try:
+            return self.blobs.open(obj.owner, obj.id)
+        except FileNotFoundError as exc:
+            raise errors.FileNotFound(f"the content of file {file_id!r} is missing") from exc
 
     async def create(
         self,
@@ -177,7 +193,7 @@ class FileStore:
         check = self._admit(owner, file_id, replaces)
         try:
             size, digest = await self._write(data, tmp, check)
-            os.replace(tmp, self._blobs / file_id)
+            await asyncio.to_thread(self.blobs.put_file, owner, file_id, tmp)
         except OSError as exc:
             self._settle(owner, file_id, 0)
             tmp.unlink(missing_ok=True)
@@ -212,7 +228,7 @@ class FileStore:
             )
         except BaseException:
             self._settle(owner, file_id, 0)
-            (self._blobs / file_id).unlink(missing_ok=True)
+            self.blobs.delete(owner, file_id)
             raise
         self._settle(owner, file_id, size)
         metrics.FILES_CREATED.labels(purpose).inc()
@@ -355,12 +371,11 @@ class FileStore:
 
     def iter_content(self, file_id: str, owner: str | None = None) -> AsyncIterator[bytes]:
         """The file's bytes, streamed in chunks. Unknown ids raise here, not mid-stream."""
-        self.retrieve(file_id, owner)
-        return self._chunks(self._blobs / file_id)
+        obj = self.retrieve(file_id, owner)
+        return self._chunks(obj.owner, file_id)
 
-    @staticmethod
-    async def _chunks(path: Path) -> AsyncIterator[bytes]:
-        f = await asyncio.to_thread(open, path, "rb")
+    async def _chunks(self, owner: str, file_id: str) -> AsyncIterator[bytes]:
+        f = await asyncio.to_thread(self.blobs.open, owner, file_id)
         try:
             while chunk := await asyncio.to_thread(f.read, CHUNK):
                 yield chunk
@@ -374,7 +389,7 @@ class FileStore:
     def delete(self, file_id: str, owner: str | None = None) -> None:
         obj = self.retrieve(file_id, owner)
         self._store.file_rows.delete(file_id)
-        (self._blobs / file_id).unlink(missing_ok=True)
+        self.blobs.delete(obj.owner, file_id)
         for hook in list(self._delete_hooks):
             hook(file_id, obj.owner)
 

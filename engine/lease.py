@@ -167,3 +167,19 @@ def forget_guest(data_dir: Path, owner: str) -> None:
         return
     with contextlib.suppress(OSError, ValueError):
         _lock_path(data_dir, owner).unlink()
+
+
+FOLDER_ID = "engine.id"
+
+
+def folder_id(data_dir: Path) -> str:
+    """A random id of the data folder, made on first use and kept in it: what tells this
+    engine's rows from another's in a database they share, whatever their folders' paths."""
+    path = data_dir / FOLDER_ID
+    if not path.exists():
+        made = data_dir / f".{FOLDER_ID}.{uuid.uuid4().hex}"
+        made.write_text(uuid.uuid4().hex)
+        with contextlib.suppress(FileExistsError):  # another engine made it first: theirs
+            os.link(made, path)
+        made.unlink()
+    return path.read_text().strip()

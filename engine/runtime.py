@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import logging
@@ -10,9 +11,10 @@ from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Self, TypedDict, Unpack
 
+from .blobs import open_blobs
 from .config import MB, Settings
 from .files import FileQuota, FileStore
-from .lease import OWNER_LABEL, Lease
+from .lease import OWNER_LABEL, Lease, folder_id
 from .pool import STACK_IMPORTS, WarmPool
 from .sandbox.base import SandboxBackend
 from .sandbox.docker import DockerBackend
@@ -108,16 +110,19 @@ class Runtime(SessionHost):
         self._exclusive = exclusive
         self.lease: Lease | None = None
         self.image = self.settings.image or _default_image(self.settings)
-        self.store = Store(data_dir / "engine.db")
+        url = self.settings.database_url
+        self.store = Store(data_dir / "engine.db", url, folder_id(data_dir) if url else None)
         quota = FileQuota(
             files=self.settings.max_files_per_owner,
             bytes=self.settings.max_file_storage_mb_per_owner * MB,
             reserve=self.settings.disk_reserve_mb * MB,
         )
+        blobs = open_blobs(self.settings.files_url, "files", data_dir / "files" / "blobs")
         self.files = FileStore(
-            self.store, data_dir / "files", self.settings.max_file_mb * MB, quota
+            self.store, data_dir / "files", self.settings.max_file_mb * MB, quota, blobs
         )
         self._sessions: SessionManager | None = None
+        self._sweeping: asyncio.Task[int] | None = None
         self.pool: WarmPool | None = None
         self.resume_pool: WarmPool | None = None
 
@@ -145,8 +150,11 @@ class Runtime(SessionHost):
         return self.lease is not None and self.lease.primary
 
     async def _start(self, lease: Lease) -> None:
-        if lease.primary:
-            self.files.sweep()  # a guest could delete a running server's half-done upload
+        if lease.primary:  # a guest could delete a running server's half-done upload
+            if self.files.blobs.shared:  # a listing of a bucket: beside the first requests
+                self._sweeping = asyncio.create_task(asyncio.to_thread(self._sweep_shared_files))
+            else:
+                self.files.sweep()
         self.labels = {**self.labels, OWNER_LABEL: lease.owner}
         spec = sandbox_spec(self.settings, self.image, self.labels)
         settings = self.settings
@@ -180,6 +188,13 @@ class Runtime(SessionHost):
         for pool in self._pools():
             pool.start()
 
+    def _sweep_shared_files(self) -> int:
+        try:
+            return self.files.sweep()
+        except Exception:
+            log.exception("sweeping the file blobs that no row names failed")
+            return 0
+
     def _pools(self) -> list[WarmPool]:
         return [p for p in (self.pool, self.resume_pool) if p is not None]
 
@@ -192,6 +207,8 @@ class Runtime(SessionHost):
                 await self._sessions.close_all(keep=keep)
             for pool in self._pools():
                 await pool.close()
+            if self._sweeping is not None:
+                await self._sweeping
             await self.backend.close()
             self.store.close()
         finally:

@@ -19,6 +19,7 @@ import pytest_asyncio
 
 from engine import Engine, Session, Settings
 
+from .support import cluster_services
 from .support.servers import LiveServer, ServerThread, serve_live
 from .support.strict_skips import pytest_runtest_makereport as pytest_runtest_makereport
 
@@ -125,3 +126,49 @@ def live_server(
     tmp_path_factory: pytest.TempPathFactory, model_server: ServerThread
 ) -> Iterator[LiveServer]:
     yield from serve_live(tmp_path_factory, model_server)
+
+
+# --- the shared state on PostgreSQL and S3 (tests/support/cluster_services.py) ---
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A throwaway PostgreSQL database for the run, dropped after."""
+    try:
+        with cluster_services.throwaway_database() as url:
+            yield url
+    except cluster_services.Unavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.cluster)])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The store's two backends: "" (SQLite in the data folder) and PostgreSQL (a fresh schema
+    of the run's throwaway database per test)."""
+    if request.param == "sqlite":
+        yield ""
+        return
+    with cluster_services.throwaway_schema(request.getfixturevalue("postgres_database")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def s3_bucket() -> Iterator[tuple[cluster_services.S3, str]]:
+    """A SeaweedFS of the run's own (loopback only) and a throwaway bucket on it."""
+    try:
+        with cluster_services.seaweedfs() as s3, cluster_services.throwaway_bucket(s3) as bucket:
+            yield s3, bucket
+    except cluster_services.Unavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.cluster)])
+def files_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The blob stores: "" (the data folder) and S3 (a prefix of its own in the run's bucket,
+    reached through the standard AWS settings)."""
+    if request.param == "local":
+        return ""
+    s3, bucket = request.getfixturevalue("s3_bucket")
+    for name, value in s3.env().items():
+        monkeypatch.setenv(name, value)
+    return f"s3://{bucket}/{request.node.name.replace('[', '-').rstrip(']')[:40]}-{id(request)}"

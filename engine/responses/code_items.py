@@ -113,5 +113,6 @@ class CodeItems:
         if obj.bytes > MAX_IMAGE_URI_BYTES:  # the item links to it: it must outlive the session
             self.files.keep(obj.id, self.owner)
             return f"/v1/files/{obj.id}/content"
-        data = self.files.blob_path(obj.id).read_bytes()
+        with self.files.open_blob(obj.id) as src:  # at most MAX_IMAGE_URI_BYTES
+            data = src.read()
         return f"data:{obj.mime_type};base64,{base64.b64encode(data).decode()}"

@@ -215,7 +215,8 @@ def _message(item: MessageItem, files: FileStore, owner: str) -> dict[str, Any]:
 
 def _data_uri(files: FileStore, file_id: str, owner: str) -> str:
     obj = files.retrieve(file_id, owner)
-    data = files.blob_path(obj.id).read_bytes()
+    with files.open_blob(obj.id) as src:
+        data = src.read()
     return f"data:{obj.mime_type};base64,{base64.b64encode(data).decode()}"
 
 

@@ -71,7 +71,7 @@ class FileSearch:
     ) -> None:
         """``quiet``: a throwaway engine's, which does not log how search runs."""
         settings = settings or engine.settings
-        self.index = ChunkIndex(settings.data_dir / "engine.db")
+        self.index = ChunkIndex(settings.data_dir / "engine.db", settings.database_url)
         if embedder is None and settings.file_search_embedder != "none":
             embedder = default_embedder(
                 settings.embeddings_base_url, settings.embeddings_api_key, settings.embeddings_model

@@ -1,5 +1,5 @@
-"""The chunk index in the engine's SQLite database: text in FTS5 (BM25), vectors as float32
-blobs searched as one numpy matrix per store, fused by reciprocal rank fusion.
+"""The chunk index in the engine's database: text in FTS5 (BM25; a tsvector on PostgreSQL),
+vectors as float32 blobs searched as one numpy matrix per store, fused by reciprocal rank fusion.
 
 The rows, and every statement about them, are the store's (``engine/store/chunks.py``).
 """
@@ -15,9 +15,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..store import Connection, Row
+from ..store import Row
 from ..store.base import ChunkTable
 from ..store.chunks import ChunkRows
+from ..store.database import connect
 from ..store.sqlite import Params
 from .minilm import Matrix
 
@@ -93,7 +94,7 @@ class Hit:
 
 @dataclass
 class _Vectors:
-    version: int
+    version: tuple[int, int, int]
     ids: np.ndarray[Any, np.dtype[np.int64]]
     files: list[str]
     matrix: Matrix
@@ -116,9 +117,10 @@ class ChunkIndex:
     store, cosines here, over one numpy matrix per store and embedder, rebuilt when the store
     changed."""
 
-    def __init__(self, path: Path) -> None:
-        self._sqlite = ChunkRows(Connection(path))
-        self.rows: ChunkTable = self._sqlite
+    def __init__(self, path: Path, url: str = "") -> None:
+        """The SQLite file ``path``, or the PostgreSQL database ``url`` names."""
+        self._tables = ChunkRows(connect(path, url))
+        self.rows: ChunkTable = self._tables
         self._versions: dict[str, int] = {}
         self._vectors: dict[tuple[str, str], _Vectors] = {}
 
@@ -128,13 +130,13 @@ class ChunkIndex:
     # --- raw statements, for tests and tools ---
 
     def all(self, sql: str, params: Params = ()) -> list[Row]:
-        return self._sqlite.all(sql, params)
+        return self._tables.all(sql, params)
 
     def one(self, sql: str, params: Params = ()) -> Row | None:
-        return self._sqlite.one(sql, params)
+        return self._tables.one(sql, params)
 
     def execute(self, sql: str, params: Params = ()) -> int:
-        return self._sqlite.execute(sql, params)
+        return self._tables.execute(sql, params)
 
     # --- chunks ---
 
@@ -266,7 +268,8 @@ class ChunkIndex:
         return {c: float(v) for (c, _), v in zip(found, scores, strict=True)}
 
     def _matrix(self, store_id: str, embedder: str) -> _Vectors:
-        version = self._versions.get(store_id, 0)
+        # Another engine on the same database (a cluster's replica) changes stores too.
+        version = (self._versions.get(store_id, 0), *self.rows.chunks_signature(store_id))
         cached = self._vectors.get((store_id, embedder))
         if cached is not None and cached.version == version:
             return cached

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..blobs import open_blobs
 from ..config import MB, Settings
 from ..files import FileStore
 from ..kernel import KernelLimits
@@ -62,4 +63,5 @@ class SessionContext:
 
     def __post_init__(self) -> None:
         self.records = SessionRecords(self.store)
-        self.snapshots = SnapshotStore(self.settings.data_dir / "snapshots")
+        local = self.settings.data_dir / "snapshots"
+        self.snapshots = SnapshotStore(open_blobs(self.settings.files_url, "snapshots", local))

@@ -191,8 +191,7 @@ class OutputExport:
 
     async def place(self, file_id: str, path: str) -> FileEntry:
         """Write file object ``file_id`` at /mnt/data/<path>, known as holding its content."""
-        blob = self._files.blob_path(file_id)
-        with await asyncio.to_thread(open, blob, "rb") as src:
+        with await asyncio.to_thread(self._files.open_blob, file_id) as src:
             entry = await self._sandbox().write_file(path, src, self._files.max_bytes)
         self.remember(entry, file_id)
         return entry

@@ -61,6 +61,7 @@ class Pausing:
     """One session's pause and resume, between its placement, its files and its notices."""
 
     _session_id: str
+    _owner: str
     _ctx: SessionContext
     _placement: Placement
     _outputs: OutputExport
@@ -97,7 +98,9 @@ class Pausing:
             return None
         sandbox = self._placement.live_sandbox()
         with await sandbox.open_file(SNAPSHOT_FILE) as src:
-            return await self._ctx.snapshots.save(self._session_id, src, self._max_bytes)
+            return await self._ctx.snapshots.save(
+                self._session_id, self._owner, src, self._max_bytes
+            )
 
     async def restore(self, kernel: Kernel, snapshot: SnapshotMeta | None) -> None:
         """Put the files and the namespace back into the session's new sandbox."""
@@ -116,13 +119,13 @@ class Pausing:
             self._notices.add(f"its variables could not be loaded back ({exc})", state_lost=True)
             return
         finally:
-            self._ctx.snapshots.delete(self._session_id)
+            self._ctx.snapshots.delete(self._session_id, self._owner)
         if failed:
             self._notices.add(f"variables that failed to load back: {_names(failed)}")
 
     async def _load_namespace(self, kernel: Kernel, snapshot: SnapshotMeta) -> object:
         sandbox = self._placement.live_sandbox()
-        with await self._ctx.snapshots.open(self._session_id, snapshot) as src:
+        with await self._ctx.snapshots.open(self._session_id, self._owner, snapshot) as src:
             await sandbox.write_file(SNAPSHOT_FILE, src, self._max_bytes)
         code = f"__import__('sandbox_snapshot').load({f'{DATA_MOUNT}/{SNAPSHOT_FILE}'!r})"
         result = await kernel.execute(code, self._ctx.settings.pause_timeout, internal=True)

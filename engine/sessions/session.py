@@ -82,7 +82,9 @@ class Session:
         self._data = DataFolder(
             info.id, info.owner, ctx, self._placement, self._outputs, self._check_open, self.touch
         )
-        self._pausing = Pausing(info.id, ctx, self._placement, self._outputs, self._notices)
+        self._pausing = Pausing(
+            info.id, info.owner, ctx, self._placement, self._outputs, self._notices
+        )
 
     def __repr__(self) -> str:
         return f"<Session {self.id} thread={self.thread_id!r} {self.status}>"
@@ -519,7 +521,7 @@ class Session:
             await self._placement.remove()
         finally:
             self._save()  # its sandbox is gone
-            self._ctx.snapshots.delete(self.id)
+            self._ctx.snapshots.delete(self.id, self.owner)
             self._drop_outputs()
 
     def _drop_outputs(self) -> None:

@@ -1,4 +1,4 @@
-"""Paused sessions' saved namespaces, as opaque bytes on the engine's disk.
+"""Paused sessions' saved namespaces, as opaque bytes in a blob store (the data folder, or S3).
 
 A snapshot is written by the session's own (untrusted) code: the engine never unpickles it, only
 stores it 0600 with its size and SHA-256, and hands it back unchanged to a sandbox of the same
@@ -8,15 +8,14 @@ session, which loads it (sandbox-image/sandbox_snapshot.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
-import os
+import tempfile
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 from .. import errors
+from ..blobs import BlobStore, sweep_before
 from ..streams import CHUNK, copy_at_most
 
 
@@ -36,75 +35,75 @@ class SnapshotMeta:
 
 
 class SnapshotStore:
-    """One file per paused session under ``<data dir>/snapshots``."""
+    """One blob per paused session, under its tenant (``blobs.BlobStore``)."""
 
-    def __init__(self, root: Path) -> None:
-        self._root = root
+    def __init__(self, blobs: BlobStore) -> None:
+        self._blobs = blobs
 
-    def _path(self, session_id: str) -> Path:
+    @staticmethod
+    def _name(session_id: str) -> str:
         if not session_id.startswith("sess_") or not session_id[5:].isalnum():
             raise errors.InvalidRequest(f"not a session id: {session_id!r}")
-        return self._root / session_id
+        return session_id
 
-    async def save(self, session_id: str, src: BinaryIO, max_bytes: int) -> SnapshotMeta:
+    async def save(
+        self, session_id: str, owner: str, src: BinaryIO, max_bytes: int
+    ) -> SnapshotMeta:
         """Copy ``src`` in, at most ``max_bytes``; PayloadTooLarge past that."""
-        return await asyncio.to_thread(self._save, session_id, src, max_bytes)
-
-    def _save(self, session_id: str, src: BinaryIO, max_bytes: int) -> SnapshotMeta:
-        self._root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        target = self._path(session_id)
-        partial = target.with_name(f".{target.name}.partial")
+        name = self._name(session_id)
         digest = hashlib.sha256()
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                size = copy_at_most(src, out, max_bytes, lambda: _too_big(max_bytes), digest)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(partial, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                partial.unlink()
-            raise
+        size = await asyncio.to_thread(
+            self._blobs.put, owner, name, src, max_bytes, lambda: _too_big(max_bytes), digest
+        )
         return SnapshotMeta(digest.hexdigest(), size)
 
-    async def open(self, session_id: str, meta: SnapshotMeta) -> BinaryIO:
+    async def open(self, session_id: str, owner: str, meta: SnapshotMeta) -> BinaryIO:
         """The snapshot, checked against ``meta``; SnapshotCorrupt if it is not what was saved."""
-        return await asyncio.to_thread(self._open, session_id, meta)
+        return await asyncio.to_thread(self._open, session_id, owner, meta)
 
-    def _open(self, session_id: str, meta: SnapshotMeta) -> BinaryIO:
+    def _open(self, session_id: str, owner: str, meta: SnapshotMeta) -> BinaryIO:
         try:
-            f = open(self._path(session_id), "rb")  # noqa: SIM115  # returned to the caller
+            src = self._blobs.open(owner, self._name(session_id))
         except OSError as exc:
             raise errors.SnapshotCorrupt(f"the saved namespace is missing: {exc}") from exc
+        if not src.seekable():  # a remote stream: checked into a local file first
+            with src:
+                local = tempfile.TemporaryFile()  # noqa: SIM115  # returned to the caller
+                try:
+                    copy_at_most(src, local, meta.bytes + 1, lambda: _corrupt())
+                except BaseException:
+                    local.close()
+                    raise
+            src = local
+            src.seek(0)
         digest = hashlib.sha256()
         size = 0
-        while chunk := f.read(CHUNK):
+        while chunk := src.read(CHUNK):
             digest.update(chunk)
             size += len(chunk)
         if size != meta.bytes or digest.hexdigest() != meta.sha256:
-            f.close()
-            raise errors.SnapshotCorrupt("the saved namespace does not match its checksum")
-        f.seek(0)
-        return f
+            src.close()
+            raise _corrupt()
+        src.seek(0)
+        return src
 
-    def delete(self, session_id: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._path(session_id).unlink()
+    def delete(self, session_id: str, owner: str) -> None:
+        self._blobs.delete(owner, self._name(session_id))
 
     def sweep(self, keep: set[str], older_than: float) -> int:
         """Remove every snapshot but those of ``keep`` written before ``older_than`` (what a
         crash mid-pause left). Returns how many went."""
-        if not self._root.is_dir():
-            return 0
+        cutoff = sweep_before(self._blobs, older_than)
         removed = 0
-        for entry in os.scandir(self._root):
-            if entry.name not in keep:
-                with contextlib.suppress(OSError):
-                    if entry.stat(follow_symlinks=False).st_mtime < older_than:
-                        os.unlink(entry.path)
-                        removed += 1
+        for listed in self._blobs.listed():
+            if listed.name not in keep and listed.mtime < cutoff:
+                self._blobs.remove(listed)
+                removed += 1
         return removed
+
+
+def _corrupt() -> errors.SnapshotCorrupt:
+    return errors.SnapshotCorrupt("the saved namespace does not match its checksum")
 
 
 def _too_big(max_bytes: int) -> errors.PayloadTooLarge:

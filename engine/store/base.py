@@ -1,7 +1,7 @@
-"""The names the services type the persistence layer by. Each is today the SQLite class that
-implements it (records.py, documents.py, chunks.py), the one place its methods are declared;
-another database (PostgreSQL, for a cluster) turns these names into Protocols of the same
-methods, which both backends implement, with no change to the services. Rows are plain dicts."""
+"""The names the services type the persistence layer by. Each is the one class that implements
+it (records.py, documents.py, chunks.py), the one place its methods are declared, written over
+either database: the seam between SQLite and PostgreSQL is ``database.Database``, one level
+down, so that no statement is written twice. Rows are plain dicts."""
 
 from __future__ import annotations
 

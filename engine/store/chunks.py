@@ -1,10 +1,11 @@
-"""Retrieval's tables: vector stores, their files and batches, chunks (text in FTS5 for BM25,
-vectors as float32 blobs), and the reranker's sentence vectors (float16 blobs).
+"""Retrieval's tables: vector stores, their files and batches, chunks (text in FTS5 for BM25, or
+a tsvector on PostgreSQL, vectors as float32 blobs), and the reranker's sentence vectors
+(float16 blobs).
 
-Retrieval keeps its own connection to the database file, opened by the store's one policy
-(``sqlite.Connection``; WAL lets it write beside the engine's), so that a file's chunks, their
-FTS rows and its status commit in one transaction. Rows go in and out as dicts and bytes; the
-numbers in the vectors are retrieval's business (``retrieval/index.py``).
+Retrieval keeps its own connection to the database, opened by the store's one policy
+(``database.connect``; on SQLite, WAL lets it write beside the engine's), so that a file's
+chunks, their words and its status commit in one transaction. Rows go in and out as dicts and
+bytes; the numbers in the vectors are retrieval's business (``retrieval/index.py``).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ import zlib
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from .database import Database, Transaction
 from .records import Tables, insert, update
-from .sqlite import Connection, Row, Transaction
+from .sqlite import Row
+from .tsvector import TsVectorIndex
 
 FileCounter = Literal["vector_store_id", "batch_id"]
 
@@ -70,23 +73,67 @@ FILE_COLUMNS = (
 )
 
 
-class ChunkRows(Tables):
-    """Every statement about retrieval's tables (the SQLite implementation)."""
+class Fts5Index:
+    """The chunks' words in SQLite's FTS5 table ``vs_fts`` (porter stemming, BM25)."""
 
-    def __init__(self, db: Connection) -> None:
+    def create(self, db: Database) -> None:
+        """Create the FTS table, or rebuild one of an older schema (text only) from the chunks."""
+        exists = db.one("SELECT 1 FROM sqlite_master WHERE name = 'vs_fts'")
+        if exists and "vector_store_id" in db.columns("vs_fts"):
+            return
+        with db.transaction() as tx:
+            tx.execute("DROP TABLE IF EXISTS vs_fts")
+            tx.execute(FTS_SCHEMA)
+            tx.execute("INSERT INTO vs_fts (vs_fts) VALUES ('rebuild')")
+
+    def add(self, db: Transaction, chunk_id: int, text: str, store_id: str) -> None:
+        db.execute(
+            "INSERT INTO vs_fts (rowid, text, vector_store_id) VALUES (?, ?, ?)",
+            (chunk_id, text, store_id),
+        )
+
+    def remove(self, db: Transaction, store_id: str, file_id: str) -> None:
+        db.execute(
+            "INSERT INTO vs_fts (vs_fts, rowid, text, vector_store_id) "
+            "SELECT 'delete', id, text, vector_store_id FROM vs_chunks "
+            "WHERE vector_store_id = ? AND file_id = ?",
+            (store_id, file_id),
+        )
+
+    def search(
+        self,
+        db: Database,
+        store_id: str,
+        terms: Sequence[str],
+        limit: int,
+        allowed: set[str] | None,
+    ) -> list[tuple[int, str, str, float]]:
+        words = " OR ".join('"' + t.replace('"', "") + '"' for t in dict.fromkeys(terms))
+        match = f'vector_store_id : "{store_id.replace(chr(34), "")}" AND text : ({words})'
+        sql = (
+            "SELECT c.id, c.file_id, c.text, bm25(vs_fts) AS rank FROM vs_fts "
+            "JOIN vs_chunks c ON c.id = vs_fts.rowid "
+            "WHERE vs_fts MATCH ? AND c.vector_store_id = ?"
+        )
+        params: list[Any] = [match, store_id]
+        if allowed is not None:  # in the query, so that LIMIT counts only the files let through
+            sql += " AND c.file_id IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(sorted(allowed)))
+        rows = db.all(sql + " ORDER BY rank LIMIT ?", [*params, limit])
+        return [(r["id"], r["file_id"], r["text"], -float(r["rank"])) for r in rows]
+
+
+class ChunkRows(Tables):
+    """Every statement about retrieval's tables, on either database; the lexical index is
+    FTS5 on SQLite, a ``tsvector`` on PostgreSQL (``tsvector.py``)."""
+
+    def __init__(self, db: Database) -> None:
         super().__init__(db)
         db.script(SCHEMA)
-        self._fts_with_store()
-
-    def _fts_with_store(self) -> None:
-        """Create the FTS table, or rebuild one of an older schema (text only) from the chunks."""
-        exists = self.db.one("SELECT 1 FROM sqlite_master WHERE name = 'vs_fts'")
-        if exists and "vector_store_id" in self.db.columns("vs_fts"):
-            return
-        with self.db.transaction() as db:
-            db.execute("DROP TABLE IF EXISTS vs_fts")
-            db.execute(FTS_SCHEMA)
-            db.execute("INSERT INTO vs_fts (vs_fts) VALUES ('rebuild')")
+        self._words: Fts5Index | TsVectorIndex = (
+            Fts5Index() if db.dialect == "sqlite" else TsVectorIndex()
+        )
+        self._words.create(db)
 
     # --- vector stores ---
 
@@ -119,7 +166,7 @@ class ChunkRows(Tables):
             for row in db.all(
                 "SELECT DISTINCT file_id FROM vs_chunks WHERE vector_store_id = ?", (store_id,)
             ):
-                _delete_chunks(db, store_id, row["file_id"])
+                self._delete_chunks(db, store_id, row["file_id"])
             db.execute("DELETE FROM vs_files WHERE vector_store_id = ?", (store_id,))
             db.execute("DELETE FROM vs_batches WHERE vector_store_id = ?", (store_id,))
             db.execute("DELETE FROM vector_stores WHERE id = ?", (store_id,))
@@ -177,7 +224,7 @@ class ChunkRows(Tables):
 
     def delete_file(self, store_id: str, file_id: str) -> None:
         with self.db.transaction() as db:
-            _delete_chunks(db, store_id, file_id)
+            self._delete_chunks(db, store_id, file_id)
             db.execute(
                 "DELETE FROM vs_files WHERE vector_store_id = ? AND id = ?", (store_id, file_id)
             )
@@ -194,7 +241,7 @@ class ChunkRows(Tables):
                 )
             ]
             for store_id in stores:
-                _delete_chunks(db, store_id, file_id)
+                self._delete_chunks(db, store_id, file_id)
                 db.execute(
                     "DELETE FROM vs_files WHERE vector_store_id = ? AND id = ?", (store_id, file_id)
                 )
@@ -246,17 +293,14 @@ class ChunkRows(Tables):
             )
             if row is None or row["status"] != "in_progress":
                 return False
-            _delete_chunks(db, store_id, file_id)
+            self._delete_chunks(db, store_id, file_id)
             for seq, (chunk, blob) in enumerate(chunks):
                 chunk_id = db.insert(
                     "INSERT INTO vs_chunks (vector_store_id, file_id, seq, text, embedder, vector)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
                     (store_id, file_id, seq, chunk, embedder if blob else None, blob),
                 )
-                db.execute(
-                    "INSERT INTO vs_fts (rowid, text, vector_store_id) VALUES (?, ?, ?)",
-                    (chunk_id, chunk, store_id),
-                )
+                self._words.add(db, chunk_id, chunk, store_id)
             if sentences and embedder is not None:
                 _put_sentences(db, store_id, file_id, embedder, sentences)
             db.execute(
@@ -281,24 +325,22 @@ class ChunkRows(Tables):
             (store_id, embedder),
         )
 
+    def chunks_signature(self, store_id: str) -> tuple[int, int]:
+        """How many chunks the store holds and the newest one's id: on PostgreSQL, whose ids
+        are never reused, any change to a store's chunks changes it."""
+        row = self.db.one(
+            "SELECT COUNT(*) AS n, COALESCE(MAX(id), 0) AS newest FROM vs_chunks "
+            "WHERE vector_store_id = ?",
+            (store_id,),
+        )
+        return (int(row["n"]), int(row["newest"])) if row else (0, 0)
+
     def lexical(
         self, store_id: str, terms: Sequence[str], limit: int, allowed: set[str] | None = None
     ) -> list[tuple[int, str, str, float]]:
         """(chunk id, file id, text, BM25 score: higher is better) of the store's chunks that
         hold any of ``terms``, best first; only the ``allowed`` files' when given."""
-        words = " OR ".join('"' + t.replace('"', "") + '"' for t in dict.fromkeys(terms))
-        match = f'vector_store_id : "{store_id.replace(chr(34), "")}" AND text : ({words})'
-        sql = (
-            "SELECT c.id, c.file_id, c.text, bm25(vs_fts) AS rank FROM vs_fts "
-            "JOIN vs_chunks c ON c.id = vs_fts.rowid "
-            "WHERE vs_fts MATCH ? AND c.vector_store_id = ?"
-        )
-        params: list[Any] = [match, store_id]
-        if allowed is not None:  # in the query, so that LIMIT counts only the files let through
-            sql += " AND c.file_id IN (SELECT value FROM json_each(?))"
-            params.append(json.dumps(sorted(allowed)))
-        rows = self.db.all(sql + " ORDER BY rank LIMIT ?", [*params, limit])
-        return [(r["id"], r["file_id"], r["text"], -float(r["rank"])) for r in rows]
+        return self._words.search(self.db, store_id, terms, limit, allowed)
 
     # --- sentence vectors (the reranker's) ---
 
@@ -335,6 +377,21 @@ class ChunkRows(Tables):
                     continue
                 _put_sentences(db, store_id, row["file_id"], embedder, blobs)
 
+    def _delete_chunks(self, db: Transaction, store_id: str, file_id: str) -> None:
+        db.execute(
+            "DELETE FROM vs_sentence_vectors WHERE set_id IN (SELECT id FROM vs_sentence_sets "
+            "WHERE vector_store_id = ? AND file_id = ?)",
+            (store_id, file_id),
+        )
+        db.execute(
+            "DELETE FROM vs_sentence_sets WHERE vector_store_id = ? AND file_id = ?",
+            (store_id, file_id),
+        )
+        self._words.remove(db, store_id, file_id)
+        db.execute(
+            "DELETE FROM vs_chunks WHERE vector_store_id = ? AND file_id = ?", (store_id, file_id)
+        )
+
 
 def _put_sentences(
     db: Transaction, store_id: str, file_id: str, embedder: str, blobs: dict[bytes, bytes]
@@ -363,24 +420,3 @@ def _sentence_set(db: Transaction, store_id: str, file_id: str, embedder: str) -
         db.execute("DELETE FROM vs_sentence_vectors WHERE set_id = ?", (row["id"],))
         db.execute("UPDATE vs_sentence_sets SET embedder = ? WHERE id = ?", (embedder, row["id"]))
     return int(row["id"])
-
-
-def _delete_chunks(db: Transaction, store_id: str, file_id: str) -> None:
-    db.execute(
-        "DELETE FROM vs_sentence_vectors WHERE set_id IN (SELECT id FROM vs_sentence_sets "
-        "WHERE vector_store_id = ? AND file_id = ?)",
-        (store_id, file_id),
-    )
-    db.execute(
-        "DELETE FROM vs_sentence_sets WHERE vector_store_id = ? AND file_id = ?",
-        (store_id, file_id),
-    )
-    db.execute(
-        "INSERT INTO vs_fts (vs_fts, rowid, text, vector_store_id) "
-        "SELECT 'delete', id, text, vector_store_id FROM vs_chunks "
-        "WHERE vector_store_id = ? AND file_id = ?",
-        (store_id, file_id),
-    )
-    db.execute(
-        "DELETE FROM vs_chunks WHERE vector_store_id = ? AND file_id = ?", (store_id, file_id)
-    )

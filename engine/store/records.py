@@ -1,4 +1,5 @@
-"""The engine's records (files, sessions, the files a session exported), in SQLite."""
+"""The engine's records (files, sessions, the files a session exported), in SQLite or
+PostgreSQL (``database.connect``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 from typing import Any, NotRequired, TypedDict, Unpack
 
 from .. import errors
-from .sqlite import Connection, Params, Row
+from .database import Database, connect
+from .sqlite import Params, Row
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -68,6 +70,7 @@ ADDED_COLUMNS = {
         "paused_at": "INTEGER",
         "paused_until": "INTEGER",
         "snapshot": "TEXT",
+        "home": "TEXT",
     },
 }
 """Columns added after a table's first release: a database from then gets them at open."""
@@ -87,7 +90,7 @@ class Tables:
     """Tables on one connection: paged in creation order (``paging.page_query``), and open to
     raw statements, for tests and tools."""
 
-    def __init__(self, db: Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     def close(self) -> None:
@@ -114,17 +117,20 @@ class Tables:
 
 
 class Store(Tables):
-    """The engine's SQLite database: the records' tables, and the connection every other
-    collection of this database (documents) is opened on."""
+    """The engine's database (the SQLite file ``path``, or PostgreSQL when ``url`` names it):
+    the records' tables, and the connection every other collection of it (documents) is
+    opened on."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(Connection(path))
+    def __init__(self, path: Path, url: str = "", home: str | None = None) -> None:
+        """``home``: on a database several engines share, the id of this engine's data folder,
+        which its sessions' rows carry (``SessionRows``)."""
+        super().__init__(connect(path, url))
         self.path = path
         self.db.script(SCHEMA)
         self.db.add_columns(ADDED_COLUMNS)
         self.db.restrict()
         self.file_rows = FileRows(self.db)
-        self.session_rows = SessionRows(self.db)
+        self.session_rows = SessionRows(self.db, home)
 
     def execute_script(self, sql: str) -> None:
         self.db.script(sql)
@@ -144,7 +150,7 @@ class Store(Tables):
 class FileRows:
     """The ``files`` table: one row per file object (its bytes are in the blob store)."""
 
-    def __init__(self, db: Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     def add(self, row: Row) -> None:
@@ -173,7 +179,7 @@ class FileRows:
             "WHERE owner = ? AND id != ?",
             (owner, excluding or ""),
         )
-        return (row["n"], row["b"]) if row else (0, 0)
+        return (int(row["n"]), int(row["b"])) if row else (0, 0)
 
     def delete(self, file_id: str) -> None:
         self._db.execute("DELETE FROM files WHERE id = ?", (file_id,))
@@ -201,13 +207,18 @@ class FileRows:
 
 class SessionRows:
     """The ``sessions`` table, and ``session_files``: one row per file a session exported or
-    was given."""
+    was given.
 
-    def __init__(self, db: Connection) -> None:
+    On a database that several engines share, each session's row names the data folder
+    (``home``) of the engine that ran it, and an engine recovers only its own folder's: every
+    primary engine is the owner ``primary`` of its folder."""
+
+    def __init__(self, db: Database, home: str | None = None) -> None:
         self._db = db
+        self._home = home
 
     def add(self, row: Row) -> None:
-        insert(self._db, "sessions", row)
+        insert(self._db, "sessions", row if self._home is None else {**row, "home": self._home})
 
     def update(self, session_id: str, **fields: Any) -> None:
         update(self._db, "sessions", "id", session_id, **fields)
@@ -225,10 +236,11 @@ class SessionRows:
         states = ", ".join("?" for _ in statuses)
         marks = ", ".join("?" for _ in named) or "NULL"
         legacy = " OR engine_owner IS NULL" if None in engine_owners else ""
+        home = "" if self._home is None else " AND home = ?"
         return self._db.all(
             f"SELECT * FROM sessions WHERE status IN ({states}) "
-            f"AND (engine_owner IN ({marks}){legacy})",
-            (*statuses, *named),
+            f"AND (engine_owner IN ({marks}){legacy}){home}",
+            (*statuses, *named, *([] if self._home is None else [self._home])),
         )
 
     def in_status(self, status: str, owner: str, thread_id: str) -> Row | None:
@@ -267,20 +279,20 @@ class SessionRows:
         return self._db.all("SELECT * FROM session_files WHERE session_id = ?", (session_id,))
 
 
-def insert(db: Connection, table: str, row: Row, *, replace: bool = False) -> None:
+def insert(db: Database, table: str, row: Row, *, replace: bool = False) -> None:
     columns = ", ".join(row)
     marks = ", ".join(f":{k}" for k in row)
     verb = "INSERT OR REPLACE" if replace else "INSERT"
     db.execute(f"{verb} INTO {table} ({columns}) VALUES ({marks})", row)
 
 
-def update(db: Connection, table: str, key: str, value: Any, **fields: Any) -> int:
+def update(db: Database, table: str, key: str, value: Any, **fields: Any) -> int:
     sets = ", ".join(f"{k} = :{k}" for k in fields)
     return db.execute(f"UPDATE {table} SET {sets} WHERE {key} = :_key", {**fields, "_key": value})
 
 
 def owned(
-    db: Connection, table: str, object_id: object, owner: str | None, missing: errors.NotFound
+    db: Database, table: str, object_id: object, owner: str | None, missing: errors.NotFound
 ) -> Row:
     """The row ``object_id`` of ``table`` if ``owner`` owns it (any owner when None).
 
@@ -300,7 +312,7 @@ def unknown_cursor(name: str, cursor: object) -> errors.InvalidRequest:
 
 
 def page(
-    db: Connection,
+    db: Database,
     table: str,
     filters: dict[str, Any],
     *,

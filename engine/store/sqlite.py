@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .. import errors
 
@@ -29,6 +29,8 @@ Params = Sequence[Any] | dict[str, Any]
 
 class Connection:
     """One thread-safe SQLite connection in autocommit mode, opened by the engine's policy."""
+
+    dialect: Literal["sqlite"] = "sqlite"
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

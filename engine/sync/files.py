@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
+from typing import BinaryIO
 
+from ..blobs import BlobStore
 from ..delegation import through
 from ..files import DeleteHook, FileQuota, FileStore
 from .twin import Twin, blocking, on_loop
@@ -16,6 +18,7 @@ class SyncFiles(Twin[FileStore]):
     root: through[Path] = through("_face.root")
     max_bytes: through[int] = through("_face.max_bytes")
     quota: through[FileQuota | None] = through("_face.quota")
+    blobs: through[BlobStore] = through("_face.blobs")
     sweep = on_loop(FileStore.sweep)
     create = blocking(FileStore.create)
     usage = on_loop(FileStore.usage)
@@ -28,8 +31,8 @@ class SyncFiles(Twin[FileStore]):
     content = blocking(FileStore.content)
     delete = on_loop(FileStore.delete)
 
-    def blob_path(self, file_id: str) -> Path:
-        return self._face.blob_path(file_id)
+    def open_blob(self, file_id: str, owner: str | None = None) -> BinaryIO:
+        return self._face.open_blob(file_id, owner)
 
     def keep_all(self, file_ids: Iterable[str], owner: str | None = None) -> None:
         self._portal.run_sync(self._face.keep_all, list(file_ids), owner)

@@ -169,8 +169,8 @@ def test_run_state_round_trips_and_reads_the_old_dict_shape() -> None:
     assert isinstance(RunState(), LoopState)
 
 
-def test_repository_upsert_ownership_and_private_state(tmp_path: Path) -> None:
-    store = Store(tmp_path / "store.db")
+def test_repository_upsert_ownership_and_private_state(tmp_path: Path, database_url: str) -> None:
+    store = Store(tmp_path / "store.db", database_url)
     try:
         repo = Repository(store)
         message = Message(

@@ -15,12 +15,17 @@ from engine.store import Store
 KB = 1024
 
 
-def files_with(tmp_path: Path, *, count: int = 100, size: int = 100 * KB) -> FileStore:
-    return FileStore(Store(tmp_path / "db"), tmp_path / "files", 64 * KB, FileQuota(count, size, 0))
+def files_with(
+    tmp_path: Path, *, count: int = 100, size: int = 100 * KB, url: str = ""
+) -> FileStore:
+    store = Store(tmp_path / "db", url)
+    return FileStore(store, tmp_path / "files", 64 * KB, FileQuota(count, size, 0))
 
 
-async def test_count_quota_names_the_setting_and_spares_other_tenants(tmp_path: Path) -> None:
-    files = files_with(tmp_path, count=3)
+async def test_count_quota_names_the_setting_and_spares_other_tenants(
+    tmp_path: Path, database_url: str
+) -> None:
+    files = files_with(tmp_path, url=database_url, count=3)
     for i in range(3):
         await files.create(b"x", f"{i}.txt", owner="a")
     with pytest.raises(errors.QuotaExceeded) as caught:
@@ -36,8 +41,10 @@ async def test_count_quota_names_the_setting_and_spares_other_tenants(tmp_path: 
     assert list((tmp_path / "files" / "tmp").iterdir()) == []
 
 
-async def test_bytes_quota_counts_uploads_and_outputs_together(tmp_path: Path) -> None:
-    files = files_with(tmp_path, size=100 * KB)
+async def test_bytes_quota_counts_uploads_and_outputs_together(
+    tmp_path: Path, database_url: str
+) -> None:
+    files = files_with(tmp_path, url=database_url, size=100 * KB)
     await files.create(b"u" * 40 * KB, "upload.bin", owner="a")
     await files.create(b"o" * 40 * KB, "out.bin", "assistants_output", owner="a", session_id="s")
     with pytest.raises(errors.QuotaExceeded) as caught:
@@ -49,8 +56,10 @@ async def test_bytes_quota_counts_uploads_and_outputs_together(tmp_path: Path) -
     await files.create(b"x" * 60 * KB, "b.bin", owner="b")
 
 
-async def test_concurrent_uploads_cannot_overshoot_together(tmp_path: Path) -> None:
-    files = files_with(tmp_path, size=100 * KB)
+async def test_concurrent_uploads_cannot_overshoot_together(
+    tmp_path: Path, database_url: str
+) -> None:
+    files = files_with(tmp_path, url=database_url, size=100 * KB)
     gate, started = asyncio.Event(), []
 
     async def chunks() -> AsyncIterator[bytes]:
@@ -69,8 +78,8 @@ async def test_concurrent_uploads_cannot_overshoot_together(tmp_path: Path) -> N
     assert files.usage("a") == (1, 60 * KB)
 
 
-async def test_a_replaced_file_is_not_counted_twice(tmp_path: Path) -> None:
-    files = files_with(tmp_path, size=100 * KB)
+async def test_a_replaced_file_is_not_counted_twice(tmp_path: Path, database_url: str) -> None:
+    files = files_with(tmp_path, url=database_url, size=100 * KB)
     old = await files.create(
         b"o" * 60 * KB, "out.bin", "assistants_output", owner="a", session_id="s"
     )
@@ -87,8 +96,10 @@ async def test_a_replaced_file_is_not_counted_twice(tmp_path: Path) -> None:
     assert files.retrieve(new.id).expires_with_session
 
 
-async def test_outputs_end_with_their_session_unless_kept(tmp_path: Path) -> None:
-    files = files_with(tmp_path)
+async def test_outputs_end_with_their_session_unless_kept(
+    tmp_path: Path, database_url: str
+) -> None:
+    files = files_with(tmp_path, url=database_url)
     upload = await files.create(b"in", "in.txt", owner="a")
     out = await files.create(b"1", "out.txt", "assistants_output", owner="a", session_id="s1")
     kept = await files.create(b"2", "kept.txt", "assistants_output", owner="a", session_id="s1")

@@ -37,8 +37,8 @@ from engine.store import Store
 
 
 @pytest.fixture
-def files(tmp_path: Path) -> FileStore:
-    return FileStore(Store(tmp_path / "db.sqlite"), tmp_path / "files", 1024 * 1024)
+def files(tmp_path: Path, database_url: str) -> FileStore:
+    return FileStore(Store(tmp_path / "db.sqlite", database_url), tmp_path / "files", 1024 * 1024)
 
 
 def decode(fragments: list[str]) -> list[str]:
@@ -248,10 +248,10 @@ def test_error_codes_and_usage_are_the_sdks() -> None:
 
 
 def test_history_is_the_newest_items_in_order(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str
 ) -> None:
     monkeypatch.setattr(repository, "MAX_LISTED_ITEMS", 3)
-    repo = repository.Repository(Store(tmp_path / "db.sqlite"))
+    repo = repository.Repository(Store(tmp_path / "db.sqlite", database_url))
     items = [MessageItem(role="user", content=[InputText(text=str(n))]) for n in range(5)]
     repo.add_items("conv_1", "tenant", list(items))
     assert [i.id for i in repo.items("conv_1", "tenant")] == [i.id for i in items[2:]]

@@ -112,10 +112,10 @@ class CountingEmbedder(Embedder):
         return out
 
 
-async def test_ingestion_resumes_after_a_restart(tmp_path: Path) -> None:
-    store = Store(tmp_path / "engine.db")
+async def test_ingestion_resumes_after_a_restart(tmp_path: Path, database_url: str) -> None:
+    store = Store(tmp_path / "engine.db", database_url)
     files = FileStore(store, tmp_path / "files", 1 << 20)
-    index = ChunkIndex(tmp_path / "engine.db")
+    index = ChunkIndex(tmp_path / "engine.db", database_url)
     embedder = CountingEmbedder()
     # A first process accepts the files, then stops before its workers ran.
     first = Ingestion(index, files, None, embedder)
@@ -145,10 +145,10 @@ async def test_ingestion_resumes_after_a_restart(tmp_path: Path) -> None:
     store.close()
 
 
-async def test_a_deleted_file_leaves_every_store(tmp_path: Path) -> None:
-    store = Store(tmp_path / "engine.db")
+async def test_a_deleted_file_leaves_every_store(tmp_path: Path, database_url: str) -> None:
+    store = Store(tmp_path / "engine.db", database_url)
     files = FileStore(store, tmp_path / "files", 1 << 20)
-    index = ChunkIndex(tmp_path / "engine.db")
+    index = ChunkIndex(tmp_path / "engine.db", database_url)
     ingestion = Ingestion(index, files, None, CountingEmbedder())
     stores = VectorStores(ingestion, max_file_bytes=1 << 20)
     ingestion.start()

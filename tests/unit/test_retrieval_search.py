@@ -38,10 +38,12 @@ from engine.retrieval.service import VectorStores
 from engine.store import Store
 
 
-async def _library(tmp: Path, embedder: Embedder | None) -> tuple[VectorStores, Store]:
-    store = Store(tmp / "engine.db")
+async def _library(
+    tmp: Path, embedder: Embedder | None, url: str = ""
+) -> tuple[VectorStores, Store]:
+    store = Store(tmp / "engine.db", url)
     files = FileStore(store, tmp / "files", 1 << 20)
-    index = ChunkIndex(tmp / "engine.db")
+    index = ChunkIndex(tmp / "engine.db", url)
     ingestion = Ingestion(index, files, None, embedder)
     ingestion.start()
     return VectorStores(ingestion, max_file_bytes=1 << 20), store
@@ -59,8 +61,8 @@ async def _add(stores: VectorStores, store_id: str, owner: str, text: str, **att
     return obj.id
 
 
-async def test_a_filter_is_applied_before_the_limit(tmp_path: Path) -> None:
-    stores, store = await _library(tmp_path, None)
+async def test_a_filter_is_applied_before_the_limit(tmp_path: Path, database_url: str) -> None:
+    stores, store = await _library(tmp_path, None, database_url)
     vs = stores.create("t", name="s")
     for _ in range(60):  # short passages: BM25 ranks them above the long ones
         await _add(stores, vs.id, "t", "otters swim", keep=False)
@@ -79,8 +81,8 @@ async def test_a_filter_is_applied_before_the_limit(tmp_path: Path) -> None:
     await _close(stores, store)
 
 
-async def test_the_lexical_query_matches_one_store_only(tmp_path: Path) -> None:
-    stores, store = await _library(tmp_path, None)
+async def test_the_lexical_query_matches_one_store_only(tmp_path: Path, database_url: str) -> None:
+    stores, store = await _library(tmp_path, None, database_url)
     mine, theirs = stores.create("a", name="a"), stores.create("b", name="b")
     own = await _add(stores, mine.id, "a", "otters in the river")
     for _ in range(30):
@@ -88,12 +90,12 @@ async def test_the_lexical_query_matches_one_store_only(tmp_path: Path) -> None:
     await stores.ingestion.idle()
     page = await stores.search([mine.id], "a", SearchRequest(query="otters"), mode="lexical")
     assert [r.file_id for r in page.data] == [own]
-    # The FTS match itself is held to the store: the other tenant's rows are never visited.
-    row = stores.index.one(
-        "SELECT COUNT(*) AS n FROM vs_fts WHERE vs_fts MATCH ?",
-        (f'vector_store_id : "{mine.id}" AND text : ("otters")',),
-    )
-    assert row is not None and row["n"] == 1
+    if not database_url:  # the FTS match itself is held to the store: the other tenant's rows
+        row = stores.index.one(  # are never visited
+            "SELECT COUNT(*) AS n FROM vs_fts WHERE vs_fts MATCH ?",
+            (f'vector_store_id : "{mine.id}" AND text : ("otters")',),
+        )
+        assert row is not None and row["n"] == 1
     await _close(stores, store)
 
 
@@ -137,8 +139,10 @@ def model() -> Path:
     return found
 
 
-async def test_reranking_picks_the_twin_that_holds_the_fact(tmp_path: Path, model: Path) -> None:
-    stores, store = await _library(tmp_path, LocalMiniLM())
+async def test_reranking_picks_the_twin_that_holds_the_fact(
+    tmp_path: Path, model: Path, database_url: str
+) -> None:
+    stores, store = await _library(tmp_path, LocalMiniLM(), database_url)
     vs = stores.create("t", name="twins")
     docs = {
         "a": "Cosmo Castellan is an optician in Malmo. He keeps three hives of bees at the bottom "
@@ -266,9 +270,11 @@ def _stored(stores: VectorStores, store_id: str | None = None) -> int:
     return int(row["n"])
 
 
-async def test_sentence_vectors_are_stored_at_ingestion_per_store(tmp_path: Path) -> None:
+async def test_sentence_vectors_are_stored_at_ingestion_per_store(
+    tmp_path: Path, database_url: str
+) -> None:
     embedder = RecordingEmbedder()
-    stores, store = await _library(tmp_path, embedder)
+    stores, store = await _library(tmp_path, embedder, database_url)
     text = "Otters live in rivers. They eat fish. Their fur is dense."
     mine, theirs = stores.create("a", name="a"), stores.create("b", name="b")
     for vs, owner in ((mine, "a"), (theirs, "b")):
@@ -309,9 +315,11 @@ async def test_sentence_vectors_are_stored_at_ingestion_per_store(tmp_path: Path
     await _close(stores, store)
 
 
-async def test_the_reranker_scores_with_the_stored_vectors(tmp_path: Path) -> None:
+async def test_the_reranker_scores_with_the_stored_vectors(
+    tmp_path: Path, database_url: str
+) -> None:
     embedder = RecordingEmbedder()
-    stores, store = await _library(tmp_path, embedder)
+    stores, store = await _library(tmp_path, embedder, database_url)
     vs = stores.create("t", name="s")
     first = await _add(stores, vs.id, "t", "Otters eat fish. Otters eat crabs.")
     second = await _add(stores, vs.id, "t", "Otters eat fish. Otters eat clams.")
@@ -334,9 +342,11 @@ async def test_the_reranker_scores_with_the_stored_vectors(tmp_path: Path) -> No
     await _close(stores, store)
 
 
-async def test_a_sentence_shared_by_overlapping_chunks_is_stored_once(tmp_path: Path) -> None:
+async def test_a_sentence_shared_by_overlapping_chunks_is_stored_once(
+    tmp_path: Path, database_url: str
+) -> None:
     embedder = RecordingEmbedder()
-    stores, store = await _library(tmp_path, embedder)
+    stores, store = await _library(tmp_path, embedder, database_url)
     vs = stores.create("t", name="overlap")
     text = " ".join(f"Otter number {n} ate a fish near the river bank today." for n in range(60))
     obj = await stores.files.create(text.encode(), "f.txt", owner="t")
@@ -371,8 +381,8 @@ def test_the_older_per_chunk_table_is_dropped_at_start(tmp_path: Path) -> None:
     index.close()
 
 
-async def test_sentence_vectors_leave_with_their_chunks(tmp_path: Path) -> None:
-    stores, store = await _library(tmp_path, RecordingEmbedder())
+async def test_sentence_vectors_leave_with_their_chunks(tmp_path: Path, database_url: str) -> None:
+    stores, store = await _library(tmp_path, RecordingEmbedder(), database_url)
     one, two = stores.create("t", name="one"), stores.create("t", name="two")
     gone = await _add(stores, one.id, "t", "Walruses sing in the choir. They rest on ice.")
     stores.add_file(two.id, gone, "t")
@@ -402,10 +412,10 @@ async def test_sentence_vectors_leave_with_their_chunks(tmp_path: Path) -> None:
 
 
 async def test_a_store_ingested_before_sentence_vectors_gets_them_on_search(
-    tmp_path: Path,
+    tmp_path: Path, database_url: str
 ) -> None:
     embedder = RecordingEmbedder()
-    stores, store = await _library(tmp_path, embedder)
+    stores, store = await _library(tmp_path, embedder, database_url)
     vs = stores.create("t", name="old")
     await _add(stores, vs.id, "t", "Otters eat fish. Otters eat crabs.")
     await _add(stores, vs.id, "t", "Otters eat fish. Otters eat clams.")
@@ -451,11 +461,11 @@ def test_vectors_made_at_search_time_attach_only_to_the_same_text(tmp_path: Path
 
 
 async def test_a_query_embeds_a_bounded_number_of_new_characters(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str
 ) -> None:
     monkeypatch.setattr(search, "RERANK_MARGIN", 1.0)  # every candidate is close enough
     embedder = RecordingEmbedder()
-    stores, store = await _library(tmp_path, embedder)
+    stores, store = await _library(tmp_path, embedder, database_url)
     vs = stores.create("t", name="long")
     for n in range(5):  # 20 sentences, 419 characters each: one chunk each
         await _add(stores, vs.id, "t", " ".join(f"Otter {n} ate fish {i:02d}." for i in range(20)))
@@ -476,9 +486,11 @@ async def test_a_query_embeds_a_bounded_number_of_new_characters(
     await _close(stores, store)
 
 
-async def test_candidates_far_behind_the_first_are_not_reranked(tmp_path: Path) -> None:
+async def test_candidates_far_behind_the_first_are_not_reranked(
+    tmp_path: Path, database_url: str
+) -> None:
     embedder = RecordingEmbedder()
-    stores, store = await _library(tmp_path, embedder)
+    stores, store = await _library(tmp_path, embedder, database_url)
     vs = stores.create("t", name="margin")
     await _add(stores, vs.id, "t", "Otters eat fish. Otters eat crabs.")
     await _add(stores, vs.id, "t", "Otters eat fish. Otters eat clams.")

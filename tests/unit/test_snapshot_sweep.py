@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 
+from engine.blobs import LocalBlobs
 from engine.sessions.snapshots import SnapshotStore
 
 
@@ -19,5 +20,5 @@ def test_sweep_keeps_the_paused_and_what_is_newer_than_the_start(tmp_path: Path)
     for name in ("sess_paused", "sess_orphan", ".sess_orphan.partial"):
         os.utime(root / name, (started - 60, started - 60))
     os.utime(root / "sess_new", (started + 1, started + 1))
-    assert SnapshotStore(root).sweep({"sess_paused"}, older_than=started) == 2
+    assert SnapshotStore(LocalBlobs(root)).sweep({"sess_paused"}, older_than=started) == 2
     assert sorted(p.name for p in root.iterdir()) == ["sess_new", "sess_paused"]
