@@ -1,0 +1,29 @@
+"""The E2B-compatible face of the library: sandboxes with contexts, commands and a filesystem,
+made of the engine's sessions. ``engine/api/e2b.py`` serves it over HTTP in E2B's shapes."""
+
+from .commands import Command, CommandEvent, Commands
+from .filesystem import EntryInfo, Filesystem
+from .sandboxes import (
+    DEFAULT_CONTEXT,
+    ENVD_VERSION,
+    TEMPLATES,
+    Context,
+    E2BSandbox,
+    E2BSandboxes,
+    SandboxPage,
+)
+
+__all__ = [
+    "DEFAULT_CONTEXT",
+    "ENVD_VERSION",
+    "TEMPLATES",
+    "Command",
+    "CommandEvent",
+    "Commands",
+    "Context",
+    "E2BSandbox",
+    "E2BSandboxes",
+    "EntryInfo",
+    "Filesystem",
+    "SandboxPage",
+]
