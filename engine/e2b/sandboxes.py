@@ -93,9 +93,13 @@ class E2BSandboxes:
             access_token=secrets.token_urlsafe(32),
             started_at=time.time(),
         )
-        self._sandboxes[record.id] = record
         if record.env_vars:
-            await _set_environ(session, record.env_vars)
+            try:
+                await _set_environ(session, record.env_vars)
+            except BaseException:
+                await session.close()
+                raise
+        self._sandboxes[record.id] = record
         return record
 
     def get(self, sandbox_id: str, owner: str) -> E2BSandbox:
@@ -224,9 +228,12 @@ class E2BSandboxes:
             f"e2b_{uuid.uuid4().hex}", owner=record.owner, ttl=seconds, idle_timeout=seconds
         )
         context = Context(uuid.uuid4().hex, session.id, cwd or "/home/user")
+        try:
+            await _set_environ(session, record.env_vars, sandbox_path(context.cwd))
+        except BaseException:
+            await session.close()
+            raise
         record.contexts[context.id] = context
-        environ = dict(record.env_vars)
-        await _set_environ(session, environ, sandbox_path(context.cwd))
         return context
 
     def contexts(self, record: E2BSandbox) -> builtins.list[Context]:

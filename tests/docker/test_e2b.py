@@ -131,6 +131,9 @@ def test_contexts_are_separate_interpreters(sandbox: Sandbox) -> None:
     assert context.id not in [c.id for c in sandbox.list_code_contexts()]
     with pytest.raises(Exception, match="not found"):
         sandbox.run_code("1", context=context)
+    with pytest.raises(Exception, match="could not set up the context"):
+        sandbox.create_code_context(cwd="/etc/not-writable")  # the read-only root
+    assert [c.id for c in sandbox.list_code_contexts()] == ["default"]
 
 
 def test_files(sandbox: Sandbox) -> None:
@@ -195,6 +198,21 @@ def test_set_timeout_and_list_by_metadata(server: LiveServer, sandbox: Sandbox) 
     assert [s.sandbox_id for s in found.next_items()] == [sandbox.sandbox_id]
     none = Sandbox.list(query=SandboxQuery(metadata={"suite": "other"}), **params(server))
     assert none.next_items() == []
+
+
+def test_list_pages_with_the_next_token(server: LiveServer, sandbox: Sandbox) -> None:
+    second = Sandbox.create(timeout=120, metadata={"suite": "e2b"}, **params(server))
+    try:
+        query = SandboxQuery(metadata={"suite": "e2b"})
+        pages = Sandbox.list(query=query, limit=1, **params(server))
+        first = pages.next_items()
+        assert pages.has_next  # the server sent x-next-token
+        rest = pages.next_items()
+        assert not pages.has_next
+        seen = [s.sandbox_id for s in first + rest]
+        assert sorted(seen) == sorted([sandbox.sandbox_id, second.sandbox_id])
+    finally:
+        second.kill()
 
 
 def test_pause_then_connect_resumes_with_variables(server: LiveServer) -> None:
