@@ -188,6 +188,10 @@ class NewSandbox(BaseModel):
     volumeMounts: list[Any] | None = None
 
 
+class NewSandboxV2(NewSandbox):
+    timeout: int = Field(default=300, ge=1)
+
+
 class Timeout(BaseModel):
     timeout: int = Field(ge=1)
 
@@ -260,11 +264,18 @@ async def health(request: Request, e2b: ServiceDep) -> Response:
 
 
 @router.post("/sandboxes", status_code=201)
-@router.post("/v2/sandboxes", status_code=201)
 async def create_sandbox(body: NewSandbox, e2b: ServiceDep, tenant: TenantDep) -> dict[str, Any]:
     _refuse_unserved(body)
     record = await e2b.create(tenant, body.templateID, body.timeout, body.metadata, body.envVars)
     return created(record)
+
+
+@router.post("/v2/sandboxes", status_code=201)
+async def create_sandbox_v2(
+    body: NewSandboxV2, e2b: ServiceDep, tenant: TenantDep
+) -> dict[str, Any]:
+    """What the SDKs call: the same, but a sandbox lives 300 s unless ``timeout`` says."""
+    return await create_sandbox(body, e2b, tenant)
 
 
 @router.get("/sandboxes/{sandbox_id}")

@@ -58,6 +58,15 @@ def test_create_answers_the_sdks_shape(server: LiveServer, sandbox: Sandbox) -> 
     assert sandbox.is_running()
 
 
+def test_a_sandbox_lives_300_s_by_default(server: LiveServer) -> None:
+    box = Sandbox.create(**params(server))  # no timeout: E2B's default for /v2/sandboxes
+    try:
+        info = box.get_info()
+        assert 290 <= (info.end_at - info.started_at).total_seconds() <= 310
+    finally:
+        box.kill()
+
+
 def test_run_code_keeps_state(sandbox: Sandbox) -> None:
     sandbox.run_code("x = 41")
     execution = sandbox.run_code("x + 1")
