@@ -199,7 +199,7 @@ class Timeout(BaseModel):
 class ConnectBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    timeout: int = Field(default=15, ge=1)
+    timeout: int = Field(default=300, ge=1)
 
 
 def _refuse_unserved(body: NewSandbox) -> None:

@@ -159,12 +159,16 @@ class E2BSandboxes:
             await session.pause()
 
     async def connect(self, sandbox_id: str, owner: str, timeout: int) -> E2BSandbox:
-        """Resume it if it is paused (variables and files come back), and time it anew."""
+        """Resume it if it is paused (variables and files come back) and end it ``timeout``
+        seconds from now; a running one only ever gets longer, as at E2B."""
         record = self.get(sandbox_id, owner)
         session = self.session(record)
         if session.status is SessionStatus.PAUSED:
             await session.resume()
-        session.expire_in(timeout)
+        elif session.info.expires_at >= time.time() + timeout:
+            return record
+        for each in self._sessions(record):
+            each.expire_in(timeout)
         return record
 
     def list(

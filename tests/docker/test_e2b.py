@@ -203,6 +203,8 @@ def test_set_timeout_and_list_by_metadata(server: LiveServer, sandbox: Sandbox) 
     sandbox.set_timeout(900)
     end = sandbox.get_info().end_at
     assert 880 < (end - sandbox.get_info().started_at).total_seconds() < 960
+    Sandbox.connect(sandbox.sandbox_id, timeout=60, **params(server))  # never shortens it
+    assert sandbox.get_info().end_at == end
     found = Sandbox.list(query=SandboxQuery(metadata={"suite": "e2b"}), **params(server))
     assert [s.sandbox_id for s in found.next_items()] == [sandbox.sandbox_id]
     none = Sandbox.list(query=SandboxQuery(metadata={"suite": "other"}), **params(server))
