@@ -150,9 +150,9 @@ def test_files(sandbox: Sandbox) -> None:
     assert info.path == "/home/sandbox/notes/hello.txt"
     assert sandbox.files.read("/home/user/notes/hello.txt") == "hello files"
     assert sandbox.files.exists("notes/hello.txt")
-    assert sandbox.run_code("open('/home/sandbox/notes/hello.txt').read()").text == (
-        "'hello files'"
-    )
+    # Code written for E2B names /home/user: the same file is there.
+    assert sandbox.run_code("open('/home/user/notes/hello.txt').read()").text == "'hello files'"
+    assert sandbox.commands.run("cat /home/user/notes/hello.txt").stdout == "hello files"
     big = bytes(range(256)) * 1024  # 256 KiB: several write steps
     sandbox.files.write("/mnt/data/big.bin", big)
     assert sandbox.files.read("/mnt/data/big.bin", format="bytes") == big
