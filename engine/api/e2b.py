@@ -14,6 +14,7 @@ import asyncio
 import base64
 import datetime
 import json
+import logging
 import math
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
@@ -36,6 +37,8 @@ from ..results import ErrorInfo, OutputEvent
 from ..sessions import Session
 from . import connect_rpc
 from .connect_rpc import ConnectError
+
+log = logging.getLogger("engine.api")
 
 CLIENT_ID = "sandbox-engine"
 NDJSON = "application/x-ndjson"
@@ -99,7 +102,12 @@ def error_of(exc: Exception) -> JSONResponse:
     for kind, status in STATUS:
         if isinstance(exc, kind):
             return e2b_error(status, str(exc))
-    raise exc
+    if isinstance(exc, errors.StorageFull):
+        return e2b_error(507, str(exc))
+    if isinstance(exc, errors.EngineError):
+        return e2b_error(500, str(exc))
+    log.exception("E2B route failed", exc_info=exc)
+    return e2b_error(500, "internal error")
 
 
 class E2BRoute(APIRoute):
@@ -112,7 +120,7 @@ class E2BRoute(APIRoute):
         async def handle(request: Request) -> Response:
             try:
                 return await handler(request)
-            except (errors.EngineError, APIError, RequestValidationError) as exc:
+            except Exception as exc:
                 return error_of(exc)
 
         return handle
