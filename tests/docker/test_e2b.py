@@ -326,5 +326,7 @@ def test_the_js_sdk(server: LiveServer) -> None:
         "file": "from js",
         "listed": True,
         "command": "js command\n",
+        "background": True,
+        "contextIsolated": True,
         "killed": True,
     }

@@ -13,6 +13,12 @@ try {
   const file = await sandbox.files.read('/home/user/js.txt')
   const listed = (await sandbox.files.list('/home/user')).some((e) => e.name === 'js.txt')
   const command = await sandbox.commands.run('echo js command')
+  const background = await sandbox.commands.run('sleep 300', { background: true })
+  const running = (await sandbox.commands.list()).some((p) => p.pid === background.pid)
+  const stopped = await background.kill()
+  const context = await sandbox.createCodeContext()
+  await sandbox.runCode('y = "ctx"', { context })
+  const isolated = (await sandbox.runCode('"y" in dir()')).text
   const killed = await sandbox.kill()
   console.log(JSON.stringify({
     text: execution.text,
@@ -20,6 +26,8 @@ try {
     file,
     listed,
     command: command.stdout,
+    background: running && stopped,
+    contextIsolated: isolated === 'False',
     killed,
   }))
 } catch (err) {
