@@ -52,7 +52,7 @@ def create_app(
         await the_engine.start()
         the_engine.services()  # built now: the server recovers what an earlier process left
         app.state.engine = the_engine
-        app.state.e2b = E2BSandboxes(the_engine)
+        app.state.e2b = E2BSandboxes(the_engine, the_engine.runtime.store)
         try:
             async with app.state.mcp.serve(the_engine):  # the /mcp session manager
                 yield

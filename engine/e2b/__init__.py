@@ -3,15 +3,8 @@ made of the engine's sessions. ``engine/api/e2b.py`` serves it over HTTP in E2B'
 
 from .commands import Command, CommandEvent, Commands
 from .filesystem import EntryInfo, Filesystem
-from .sandboxes import (
-    DEFAULT_CONTEXT,
-    ENVD_VERSION,
-    TEMPLATES,
-    Context,
-    E2BSandbox,
-    E2BSandboxes,
-    SandboxPage,
-)
+from .records import Context, E2BSandbox
+from .sandboxes import DEFAULT_CONTEXT, ENVD_VERSION, TEMPLATES, E2BSandboxes, SandboxPage
 
 __all__ = [
     "DEFAULT_CONTEXT",

@@ -10,7 +10,7 @@ import json
 import secrets
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .. import errors
@@ -18,9 +18,10 @@ from ..results import ExecutionResult, OutputEvent
 from ..runtime import SessionHost
 from ..sandbox.base import Sandbox
 from ..sessions import Session, SessionStatus
-from .commands import Commands
+from ..store import Store
 from .filesystem import Filesystem
 from .paths import sandbox_path
+from .records import Context, E2BSandbox, SandboxRecords
 
 TEMPLATES = ("code-interpreter-v1", "base")
 ENVD_VERSION = "0.1.0"
@@ -29,29 +30,6 @@ ENVD_VERSION = "0.1.0"
 DEFAULT_CONTEXT = "default"
 LANGUAGES = ("python", None)
 MAX_LIST = 100
-
-
-@dataclass
-class Context:
-    id: str
-    session_id: str
-    cwd: str
-    language: str = "python"
-
-
-@dataclass
-class E2BSandbox:
-    """What E2B knows of a sandbox beyond the session it is."""
-
-    id: str
-    owner: str
-    template: str
-    metadata: dict[str, str]
-    env_vars: dict[str, str]
-    access_token: str
-    started_at: float
-    contexts: dict[str, Context] = field(default_factory=dict)
-    commands: Commands = field(default_factory=Commands)
 
 
 @dataclass(frozen=True)
@@ -63,9 +41,9 @@ class SandboxPage:
 class E2BSandboxes:
     """Create, find, time, pause and end E2B sandboxes; run code in their contexts."""
 
-    def __init__(self, host: SessionHost) -> None:
+    def __init__(self, host: SessionHost, store: Store) -> None:
         self._host = host
-        self._sandboxes: dict[str, E2BSandbox] = {}
+        self._records = SandboxRecords(store)
 
     # --- the control plane ---
 
@@ -99,12 +77,12 @@ class E2BSandboxes:
             except BaseException:
                 await session.close()
                 raise
-        self._sandboxes[record.id] = record
+        self._records.save(record)
         return record
 
     def get(self, sandbox_id: str, owner: str) -> E2BSandbox:
         """Another owner's sandbox is reported like one that never existed."""
-        record = self._sandboxes.get(sandbox_id)
+        record = self._records.get(sandbox_id)
         if record is None or record.owner != owner or not self._alive(record):
             raise errors.NotFound(f"sandbox {sandbox_id!r} not found")
         return record
@@ -116,13 +94,13 @@ class E2BSandboxes:
         try:
             self._host.sessions.get(record.id, record.owner)
         except (errors.NotFound, errors.SessionClosed):
-            self._sandboxes.pop(record.id, None)
+            self._records.drop(record)
             return False
         return True
 
     def check_token(self, sandbox_id: str, token: str | None) -> E2BSandbox:
         """The sandbox whose envd access token ``token`` is, compared in constant time."""
-        record = self._sandboxes.get(sandbox_id)
+        record = self._records.get(sandbox_id)
         expected = record.access_token if record is not None else secrets.token_urlsafe(32)
         if not hmac.compare_digest(expected.encode(), (token or "").encode()):
             raise errors.AccessDenied("the sandbox's access token is missing or wrong")
@@ -132,14 +110,14 @@ class E2BSandboxes:
 
     def find(self, sandbox_id: str) -> E2BSandbox:
         """A sandbox by its id alone: the code interpreter's context routes carry no token."""
-        record = self._sandboxes.get(sandbox_id)
+        record = self._records.get(sandbox_id)
         if record is None or not self._alive(record):
             raise errors.NotFound(f"sandbox {sandbox_id!r} not found")
         return record
 
     async def kill(self, sandbox_id: str, owner: str) -> None:
         record = self.get(sandbox_id, owner)
-        self._sandboxes.pop(record.id, None)
+        self._records.drop(record)
         await record.commands.close()
         for context in record.contexts.values():
             await self._host.sessions.close(context.session_id, owner)
@@ -180,8 +158,8 @@ class E2BSandboxes:
         next_token: str | None,
     ) -> SandboxPage:
         rows = []
-        for record in sorted(self._sandboxes.values(), key=lambda r: (r.started_at, r.id)):
-            if record.owner != owner or not self._alive(record):
+        for record in sorted(self._records.owned_by(owner), key=lambda r: (r.started_at, r.id)):
+            if not self._alive(record):
                 continue
             if any(record.metadata.get(k) != v for k, v in metadata.items()):
                 continue
@@ -238,6 +216,7 @@ class E2BSandboxes:
             await session.close()
             raise
         record.contexts[context.id] = context
+        self._records.save(record)
         return context
 
     def contexts(self, record: E2BSandbox) -> builtins.list[Context]:
@@ -248,6 +227,7 @@ class E2BSandboxes:
         context = record.contexts.pop(context_id, None)
         if context is None:
             raise errors.NotFound(f"context {context_id!r} not found")
+        self._records.save(record)
         await self._host.sessions.close(context.session_id, record.owner)
 
     async def restart_context(self, record: E2BSandbox, context_id: str) -> None:
@@ -282,7 +262,7 @@ class E2BSandboxes:
             )
 
     async def close(self) -> None:
-        for record in self._sandboxes.values():
+        for record in self._records.loaded():
             await record.commands.close()
 
 

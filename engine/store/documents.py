@@ -1,4 +1,4 @@
-"""JSON documents: one generic collection, used by both faces (Assistants, Responses).
+"""JSON documents: one generic collection, used by the faces (Assistants, Responses, E2B).
 
 A collection is one table of documents: ``id``, ``kind``, ``owner``, a tag column (``parent``
 for Assistants' objects, which hang below a thread or a run; ``status`` for Responses, which
@@ -53,9 +53,22 @@ CREATE TABLE IF NOT EXISTS response_items (
     PRIMARY KEY (parent, id)
 );
 """
+E2B_SANDBOXES = """
+CREATE TABLE IF NOT EXISTS e2b_sandboxes (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT '',
+    created_at INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    private TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS e2b_sandboxes_owner ON e2b_sandboxes (kind, owner);
+"""
 COLLECTIONS: dict[str, tuple[str, Tag]] = {
     "assistant_objects": (ASSISTANT_OBJECTS, "parent"),
     "response_objects": (RESPONSE_OBJECTS, "status"),
+    "e2b_sandboxes": (E2B_SANDBOXES, "status"),
 }
 
 
@@ -106,12 +119,13 @@ class Documents:
         model: type[M],
         kind: str,
         object_id: object,
-        owner: str,
+        owner: str | None,
         missing: errors.NotFound,
         tag: str | None = None,
     ) -> M:
-        """The document ``object_id`` of this kind (and tag, when given) if ``owner`` owns it;
-        else ``missing``, the same for another tenant's as for none (``Store.owned``)."""
+        """The document ``object_id`` of this kind (and tag, when given) if ``owner`` owns it
+        (any owner when None); else ``missing``, the same for another tenant's as for none
+        (``Store.owned``)."""
         row = owned(self._db, self._table, object_id, owner, missing)
         if row["kind"] != kind or (tag is not None and row[self.tag] != tag):
             raise missing

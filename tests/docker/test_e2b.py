@@ -23,6 +23,8 @@ from e2b import (
 )
 from e2b_code_interpreter import Sandbox
 
+from engine import Settings
+
 from ..support.servers import LiveServer, ServerThread, serve_live
 
 KEY_A = "e2b_" + "a1" * 20
@@ -330,3 +332,35 @@ def test_the_js_sdk(server: LiveServer) -> None:
         "contextIsolated": True,
         "killed": True,
     }
+
+
+def test_a_sandbox_is_found_again_after_a_restart(tmp_path: Path) -> None:
+    """The engine re-adopts the sessions; the E2B face finds its sandbox, metadata, token and
+    contexts again, so an SDK that connects carries on with its variables."""
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        api_keys=KEY_A,
+        memory_limit_mb=512,
+        shutdown_sandboxes="keep",
+    )
+    first = LiveServer(settings)
+    first.start()
+    try:
+        box = Sandbox.create(timeout=300, metadata={"run": "restart"}, **params(first))
+        box.run_code("x = 5")
+        context = box.create_code_context()
+        box.run_code("y = 6", context=context)
+    finally:
+        first.stop()
+    second = LiveServer(settings.model_copy(update={"shutdown_sandboxes": "close"}))
+    second.start()
+    try:
+        again = Sandbox.connect(box.sandbox_id, **params(second))
+        assert again.get_info().metadata == {"run": "restart"}
+        assert again.run_code("x").text == "5"
+        assert again.run_code("y", context=context).text == "6"
+        assert context.id in [c.id for c in again.list_code_contexts()]
+        assert again.commands.run("echo after").stdout == "after\n"  # the token still holds
+        again.kill()
+    finally:
+        second.stop()
