@@ -5,9 +5,8 @@ session is re-adopted then), and held in memory with its running commands while 
 from __future__ import annotations
 
 import builtins
-from dataclasses import dataclass, field
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from .. import errors
 from ..store import Store
@@ -17,17 +16,17 @@ from .commands import Commands
 KIND = "sandbox"
 
 
-@dataclass
-class Context:
+class Context(BaseModel):
     id: str
     session_id: str
     cwd: str
     language: str = "python"
 
 
-@dataclass
-class E2BSandbox:
-    """What E2B knows of a sandbox beyond the session it is."""
+class E2BSandbox(BaseModel):
+    """What E2B knows of a sandbox beyond the session it is; stored as a document."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     id: str
     owner: str
@@ -35,58 +34,11 @@ class E2BSandbox:
     metadata: dict[str, str]
     env_vars: dict[str, str]
     access_token: str
-    started_at: float
-    contexts: dict[str, Context] = field(default_factory=dict)
-    commands: Commands = field(default_factory=Commands)
-    """Running commands: they end with the server (their output streams do)."""
-
-
-class ContextDoc(BaseModel):
-    id: str
-    session_id: str
-    cwd: str
-    language: str = "python"
-
-
-class SandboxDoc(BaseModel):
-    """An E2BSandbox as stored."""
-
-    id: str
-    owner: str
     created_at: int
-    template: str
-    metadata: dict[str, str]
-    env_vars: dict[str, str]
-    access_token: str
     started_at: float
-    contexts: list[ContextDoc]
-
-    @classmethod
-    def of(cls, record: E2BSandbox) -> SandboxDoc:
-        contexts = [ContextDoc(**vars(c)) for c in record.contexts.values()]
-        return cls(
-            id=record.id,
-            owner=record.owner,
-            created_at=int(record.started_at),
-            template=record.template,
-            metadata=record.metadata,
-            env_vars=record.env_vars,
-            access_token=record.access_token,
-            started_at=record.started_at,
-            contexts=contexts,
-        )
-
-    def record(self) -> E2BSandbox:
-        return E2BSandbox(
-            id=self.id,
-            owner=self.owner,
-            template=self.template,
-            metadata=self.metadata,
-            env_vars=self.env_vars,
-            access_token=self.access_token,
-            started_at=self.started_at,
-            contexts={c.id: Context(**c.model_dump()) for c in self.contexts},
-        )
+    contexts: dict[str, Context] = Field(default_factory=dict)
+    commands: Commands = Field(default_factory=Commands, exclude=True)
+    """Running commands: not stored, their output streams end with the server."""
 
 
 class SandboxRecords:
@@ -100,21 +52,21 @@ class SandboxRecords:
         if (record := self._loaded.get(sandbox_id)) is not None:
             return record
         try:
-            doc = self._docs.get(SandboxDoc, KIND, sandbox_id, None, errors.NotFound(sandbox_id))
+            record = self._docs.get(E2BSandbox, KIND, sandbox_id, None, errors.NotFound(sandbox_id))
         except errors.NotFound:
             return None
-        record = self._loaded[sandbox_id] = doc.record()
+        self._loaded[sandbox_id] = record
         return record
 
     def owned_by(self, owner: str) -> builtins.list[E2BSandbox]:
-        docs = self._docs.all(SandboxDoc, KIND, owner, "")
+        docs = self._docs.all(E2BSandbox, KIND, owner, "")
         return [r for d in docs if (r := self.get(d.id)) is not None]
 
     def loaded(self) -> builtins.list[E2BSandbox]:
         return list(self._loaded.values())
 
     def save(self, record: E2BSandbox) -> None:
-        self._docs.put(SandboxDoc.of(record), KIND, record.owner)
+        self._docs.put(record, KIND, record.owner)
         self._loaded[record.id] = record
 
     def drop(self, record: E2BSandbox) -> None:

@@ -69,6 +69,7 @@ class E2BSandboxes:
             metadata=dict(metadata or {}),
             env_vars=dict(env_vars or {}),
             access_token=secrets.token_urlsafe(32),
+            created_at=session.info.created_at,
             started_at=time.time(),
         )
         if record.env_vars:
@@ -209,7 +210,7 @@ class E2BSandboxes:
         session = await self._host.session(
             f"e2b_{uuid.uuid4().hex}", owner=record.owner, ttl=seconds, idle_timeout=seconds
         )
-        context = Context(uuid.uuid4().hex, session.id, cwd or "/home/user")
+        context = Context(id=uuid.uuid4().hex, session_id=session.id, cwd=cwd or "/home/user")
         try:
             await _set_environ(session, record.env_vars, sandbox_path(context.cwd))
         except BaseException:
@@ -220,7 +221,7 @@ class E2BSandboxes:
         return context
 
     def contexts(self, record: E2BSandbox) -> builtins.list[Context]:
-        main = Context(DEFAULT_CONTEXT, record.id, "/home/user")
+        main = Context(id=DEFAULT_CONTEXT, session_id=record.id, cwd="/home/user")
         return [main, *record.contexts.values()]
 
     async def remove_context(self, record: E2BSandbox, context_id: str) -> None:

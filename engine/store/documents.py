@@ -53,18 +53,8 @@ CREATE TABLE IF NOT EXISTS response_items (
     PRIMARY KEY (parent, id)
 );
 """
-E2B_SANDBOXES = """
-CREATE TABLE IF NOT EXISTS e2b_sandboxes (
-    id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    owner TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT '',
-    created_at INTEGER NOT NULL,
-    data TEXT NOT NULL,
-    private TEXT NOT NULL DEFAULT '{}'
-);
-CREATE INDEX IF NOT EXISTS e2b_sandboxes_owner ON e2b_sandboxes (kind, owner);
-"""
+# E2B's sandboxes (engine/e2b/records.py): documents of the same shape as the Responses'.
+E2B_SANDBOXES = RESPONSE_OBJECTS.replace("response_objects", "e2b_sandboxes")
 COLLECTIONS: dict[str, tuple[str, Tag]] = {
     "assistant_objects": (ASSISTANT_OBJECTS, "parent"),
     "response_objects": (RESPONSE_OBJECTS, "status"),
