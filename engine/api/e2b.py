@@ -410,13 +410,15 @@ def output_line(event: OutputEvent) -> dict[str, Any]:
 
 
 async def execution_lines(
-    e2b: E2BSandboxes, session: Session, body: ExecuteBody
+    e2b: E2BSandboxes, session: Session, body: ExecuteBody, timeout: float
 ) -> AsyncIterator[bytes]:
     """NDJSON: the output as it comes, then ``number_of_executions`` and
     ``end_of_execution``. A client that leaves interrupts the code."""
     lines: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     task = asyncio.ensure_future(
-        e2b.run_code(session, body.code, body.env_vars, lambda e: lines.put_nowait(output_line(e)))
+        e2b.run_code(
+            session, body.code, body.env_vars, lambda e: lines.put_nowait(output_line(e)), timeout
+        )
     )
     try:
         while not task.done() or not lines.empty():
@@ -446,12 +448,17 @@ async def execution_lines(
 
 
 @router.post("/execute")
-async def execute(body: ExecuteBody, record: EnvdSandbox, e2b: ServiceDep) -> StreamingResponse:
+async def execute(
+    body: ExecuteBody, request: Request, record: EnvdSandbox, e2b: ServiceDep
+) -> StreamingResponse:
     if body.context_id is not None and body.language is not None:
         raise errors.InvalidRequest("give context_id or language, not both")
     check_language(body.language)
     session = e2b.context_session(record, body.context_id)
-    return StreamingResponse(execution_lines(e2b, session, body), media_type=NDJSON)
+    # E2B's timeout is the client's (it leaves, and that interrupts); the engine's longest
+    # execution is the bound here, not its default of a minute.
+    timeout = request.app.state.settings.max_timeout
+    return StreamingResponse(execution_lines(e2b, session, body, timeout), media_type=NDJSON)
 
 
 def context_json(context: Context) -> dict[str, str]:

@@ -113,6 +113,7 @@ def test_streaming_callbacks(sandbox: Sandbox) -> None:
 
 
 def test_a_timeout_interrupts_the_code(sandbox: Sandbox) -> None:
+    sandbox.run_code("x = 41")
     with pytest.raises(TimeoutException):
         sandbox.run_code("import time\nfor i in range(300):\n    time.sleep(0.1)", timeout=2)
     # The client left, the kernel was interrupted: the next cell runs at once, with state intact.
@@ -364,3 +365,26 @@ def test_a_sandbox_is_found_again_after_a_restart(tmp_path: Path) -> None:
         again.kill()
     finally:
         second.stop()
+
+
+def test_run_code_is_bounded_by_the_clients_timeout_not_the_engines_default(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        api_keys=KEY_A,
+        memory_limit_mb=512,
+        default_timeout=1,
+        shutdown_sandboxes="close",
+    )
+    server = LiveServer(settings)
+    server.start()
+    try:
+        box = Sandbox.create(**params(server))
+        try:
+            done = box.run_code("import time; time.sleep(3); 'done'", timeout=30)
+            assert done.error is None and done.text == "'done'"
+        finally:
+            box.kill()
+    finally:
+        server.stop()
