@@ -152,6 +152,29 @@ class RunLocked(InvalidRequest):
     code = "thread_locked"
 
 
+class AccessDenied(EngineError):
+    """A credential was presented for a resource but is not its own (a sandbox's token)."""
+
+    code = "access_denied"
+
+
+class Conflict(EngineError):
+    """The resource is not in a state that allows this (a sandbox that is already paused)."""
+
+    code = "conflict"
+
+
+class SandboxFileError(EngineError):
+    """A file operation inside a sandbox failed; ``reason`` says why in Connect's words
+    (``not_found``, ``already_exists``, ``permission_denied``, ``invalid_argument``)."""
+
+    code = "sandbox_file_error"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class ModelError(EngineError):
     """The model endpoint failed or answered something unusable."""
 

@@ -11,10 +11,12 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..config import MB, Settings
+from ..e2b import E2BSandboxes
 from ..services import Engine
 from . import (
     assistants,
     azure,
+    e2b,
     mcp,
     openai_containers,
     openai_files,
@@ -50,10 +52,12 @@ def create_app(
         await the_engine.start()
         the_engine.services()  # built now: the server recovers what an earlier process left
         app.state.engine = the_engine
+        app.state.e2b = E2BSandboxes(the_engine, the_engine.runtime.store)
         try:
             async with app.state.mcp.serve(the_engine):  # the /mcp session manager
                 yield
         finally:
+            await app.state.e2b.close()
             await _drain(the_engine, settings.drain_timeout)
             await the_engine.close()
 
@@ -87,6 +91,7 @@ def create_app(
     app.include_router(responses.router)
     app.include_router(vector_stores_router)
     app.include_router(mcp.router)
+    app.include_router(e2b.router)
     app.include_router(playground.config_router)
     app.include_router(playground.router)  # /playground, and / redirects there
     app.router.routes.append(app.state.mcp.route())

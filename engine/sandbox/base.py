@@ -10,8 +10,9 @@ live (a host folder of Unix sockets, a forwarded port) is the backend's business
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 from jupyter_client.connect import KernelConnectionInfo
 
@@ -56,6 +57,22 @@ class ProcessHandle:
     """A process started inside a sandbox."""
 
     id: str
+
+
+@dataclass(frozen=True)
+class OutputChunk:
+    """Bytes a command wrote to one of its streams."""
+
+    stream: Literal["stdout", "stderr"]
+    data: bytes
+
+
+@dataclass(frozen=True)
+class CommandRun:
+    """A command started with ``Sandbox.run_command``: its output as it comes, to the end."""
+
+    process: ProcessHandle
+    output: AsyncIterator[OutputChunk]
 
 
 @dataclass(frozen=True)
@@ -106,6 +123,14 @@ class Sandbox(ABC):
     @abstractmethod
     async def start_process(self, argv: list[str], env: dict[str, str]) -> ProcessHandle:
         """Start ``argv`` as the sandbox user, detached."""
+
+    @abstractmethod
+    async def run_command(
+        self, argv: list[str], env: dict[str, str], cwd: str, max_output: int
+    ) -> CommandRun:
+        """Start ``argv`` as the sandbox user in ``cwd``, its stdout and stderr streamed back;
+        the output ends when the command does, or after ``max_output`` bytes (the rest is
+        dropped, the command keeps running). ``exit_code`` tells how it ended."""
 
     @abstractmethod
     async def exit_code(self, process: ProcessHandle) -> int | None:

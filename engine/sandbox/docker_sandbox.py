@@ -3,8 +3,11 @@ from the host without following links."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, TypeVar
 
@@ -16,8 +19,10 @@ from .. import errors
 from .base import (
     DATA_MOUNT,
     SANDBOX_UID,
+    CommandRun,
     FileEntry,
     KernelLaunch,
+    OutputChunk,
     ProcessHandle,
     Sandbox,
 )
@@ -116,6 +121,27 @@ class DockerSandbox(Sandbox):
             if exc.status_code in (404, 409) or _stopped(exc):
                 raise errors.SandboxLost(f"the sandbox container is gone: {exc}") from exc
             raise
+
+    async def run_command(
+        self, argv: list[str], env: dict[str, str], cwd: str, max_output: int
+    ) -> CommandRun:
+        api = self._backend.client.api
+
+        def start() -> tuple[str, Any]:
+            exec_id = api.exec_create(
+                self.container_id, argv, user=SANDBOX_USER, environment=env, workdir=cwd
+            )["Id"]
+            return str(exec_id), api.exec_start(exec_id, stream=True, demux=True)
+
+        try:
+            exec_id, frames = await self._backend.run(start)
+        except NotFound as exc:
+            raise errors.SandboxLost(f"the sandbox container is gone: {exc}") from exc
+        except APIError as exc:
+            if exc.status_code == 409 or _stopped(exc):
+                raise errors.SandboxLost(f"the sandbox container is gone: {exc}") from exc
+            raise
+        return CommandRun(ProcessHandle(exec_id), _pump(frames, max_output))
 
     async def exit_code(self, process: ProcessHandle) -> int | None:
         try:
@@ -246,6 +272,32 @@ class DockerSandbox(Sandbox):
 
     async def remove_file(self, path: str) -> None:
         await self._backend.run(lambda: self._data_dir().remove(path))
+
+
+async def _pump(frames: Any, max_output: int) -> AsyncIterator[OutputChunk]:
+    """A command's demultiplexed output, read on a thread of its own (it may run for hours,
+    and must not hold one of the backend's workers) and handed to the event loop."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[OutputChunk | None] = asyncio.Queue()
+
+    def read() -> None:
+        left = max_output
+        try:
+            for out, err in frames:
+                for chunk in (OutputChunk("stdout", out or b""), OutputChunk("stderr", err or b"")):
+                    if chunk.data and left > 0:
+                        kept = OutputChunk(chunk.stream, chunk.data[:left])
+                        left -= len(kept.data)
+                        loop.call_soon_threadsafe(queue.put_nowait, kept)
+        except Exception as exc:  # the container went away under the stream
+            log.debug("command output ended: %s", exc)
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    threading.Thread(target=read, name="sandbox-command-output", daemon=True).start()
+    while (chunk := await queue.get()) is not None:
+        yield chunk
 
 
 def _stopped(exc: APIError) -> bool:

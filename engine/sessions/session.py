@@ -198,6 +198,19 @@ class Session:
         self._save()
         return self.info
 
+    def expire_in(self, seconds: int) -> SessionInfo:
+        """End it ``seconds`` from now, busy or idle (E2B's sandbox timeout): the hard deadline
+        moves either way, and the idle timeout grows so that it does not come first."""
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
+            raise errors.InvalidRequest("the timeout is a positive whole number of seconds")
+        self._check_usable()
+        limit = self._info.created_at + self._settings.max_session_lifetime
+        self.deadline = min(int(time.time()) + seconds, limit)
+        self._info.idle_timeout = max(self._info.idle_timeout, seconds)
+        self.touch()
+        self._save()
+        return self.info
+
     async def start(self, file_ids: Iterable[str] = ()) -> None:
         try:
             await self._placement.start(self._start_deadline)

@@ -1,4 +1,4 @@
-"""JSON documents: one generic collection, used by both faces (Assistants, Responses).
+"""JSON documents: one generic collection, used by the faces (Assistants, Responses, E2B).
 
 A collection is one table of documents: ``id``, ``kind``, ``owner``, a tag column (``parent``
 for Assistants' objects, which hang below a thread or a run; ``status`` for Responses, which
@@ -53,9 +53,12 @@ CREATE TABLE IF NOT EXISTS response_items (
     PRIMARY KEY (parent, id)
 );
 """
+# E2B's sandboxes (engine/e2b/records.py): documents of the same shape as the Responses'.
+E2B_SANDBOXES = RESPONSE_OBJECTS.replace("response_objects", "e2b_sandboxes")
 COLLECTIONS: dict[str, tuple[str, Tag]] = {
     "assistant_objects": (ASSISTANT_OBJECTS, "parent"),
     "response_objects": (RESPONSE_OBJECTS, "status"),
+    "e2b_sandboxes": (E2B_SANDBOXES, "status"),
 }
 
 
@@ -106,12 +109,13 @@ class Documents:
         model: type[M],
         kind: str,
         object_id: object,
-        owner: str,
+        owner: str | None,
         missing: errors.NotFound,
         tag: str | None = None,
     ) -> M:
-        """The document ``object_id`` of this kind (and tag, when given) if ``owner`` owns it;
-        else ``missing``, the same for another tenant's as for none (``Store.owned``)."""
+        """The document ``object_id`` of this kind (and tag, when given) if ``owner`` owns it
+        (any owner when None); else ``missing``, the same for another tenant's as for none
+        (``Store.owned``)."""
         row = owned(self._db, self._table, object_id, owner, missing)
         if row["kind"] != kind or (tag is not None and row[self.tag] != tag):
             raise missing

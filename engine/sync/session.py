@@ -91,6 +91,10 @@ class SyncSession:
         """Push the hard deadline out by ``seconds`` (and count as activity)."""
         return self._portal.run_sync(self._session.extend, seconds)
 
+    def expire_in(self, seconds: int) -> SessionInfo:
+        """End it ``seconds`` from now, busy or idle."""
+        return self._portal.run_sync(self._session.expire_in, seconds)
+
     @property
     def paused_until(self) -> int | None:
         """While paused: when it stops being kept."""

@@ -12,12 +12,12 @@ The conventions the docs follow, and that this test holds them to:
   the same file and language, as one script (a shell session, or one Python program): the first
   block of such a chain is a plain block. Otherwise every block is a script of its own.
 - The service is at ``http://127.0.0.1:8000`` (or ``localhost:8000``) with the key
-  ``sk-local-example`` (``your-api-key`` also works); the test puts its live server's address in
-  place of that address. Library examples get ``SANDBOX_DATA_DIR`` of their own, and
-  ``SANDBOX_LLM_BASE_URL`` pointing at the scripted model. Files that the
-  examples open (``sales.csv``, ``data.csv``, ``handbook.pdf``, ``report.xlsx``) are in the
-  working folder. ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY`` point at the server too, for the
-  Agents SDK's own model client.
+  ``sk-local-example`` (``your-api-key`` also works, and docs/e2b.md's ``e2b_0123...4567``);
+  the test puts its live server's address in place of that address. Library examples get
+  ``SANDBOX_DATA_DIR`` of their own, and ``SANDBOX_LLM_BASE_URL`` pointing at the scripted
+  model. Files that the examples open (``sales.csv``, ``data.csv``, ``handbook.pdf``,
+  ``report.xlsx``) are in the working folder. ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY`` point
+  at the server too, for the Agents SDK's own model client.
 - Shell blocks run with ``set -eo pipefail`` and a ``curl`` that fails on a 4xx or 5xx answer
   (``--fail-with-body``), so an example whose request is refused fails here.
 - The scripts in examples/ read ``SANDBOX_URL`` (the service's root, without ``/v1``),
@@ -43,7 +43,7 @@ from ..support.servers import LiveServer, ServerThread, serve_live
 ROOT = Path(__file__).parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
-KEYS = ("sk-local-example", "your-api-key")
+KEYS = ("sk-local-example", "your-api-key", "e2b_0123456789abcdef0123456789abcdef01234567")
 RUNS = {"python", "bash", "sh"}
 ADDRESS = re.compile(r"https?://(?:127\.0\.0\.1|localhost):8000|(?<![\w/.])localhost:8000")
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.S | re.M)

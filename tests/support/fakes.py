@@ -11,7 +11,7 @@ from typing import Any
 from jupyter_client.connect import KernelConnectionInfo
 
 from engine import errors
-from engine.sandbox.base import FileEntry, KernelLaunch, ProcessHandle, Sandbox
+from engine.sandbox.base import CommandRun, FileEntry, KernelLaunch, ProcessHandle, Sandbox
 from engine.sandbox.ipc import short_path
 
 
@@ -89,6 +89,11 @@ class TcpSandbox(Sandbox):
         self.calls.append("start")
         self.argv, self.env = argv, env
         return ProcessHandle("p")
+
+    async def run_command(
+        self, argv: list[str], env: dict[str, str], cwd: str, max_output: int
+    ) -> CommandRun:
+        raise errors.SandboxLost("a fake sandbox runs no commands")
 
     async def exit_code(self, process: ProcessHandle) -> int | None:
         return 0
