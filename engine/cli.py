@@ -55,6 +55,11 @@ def _command_serve(subparsers: Subparsers) -> None:
         choices=["debug", "info", "warning", "error", "critical"],
         help="least severe log records written (JSON lines on stderr; default: info)",
     )
+    serve.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="serve as an API replica of the Ray cluster at ADDRESS (docs/cluster.md)",
+    )
     serve.set_defaults(handler=_serve)
 
 
@@ -68,9 +73,18 @@ def _serve(args: argparse.Namespace) -> int:
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = Settings().model_copy(update=overrides)
-    # One server per data folder: say so before uvicorn starts (the engine takes it for real).
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    Lease.take(settings.data_dir, exclusive=True).release()
+    if args.cluster:
+        from .api import create_cluster_app
+        from .cluster.host import ClusterHost
+        from .cluster.security import token_for
+
+        token_for(settings.data_dir)  # refused before uvicorn starts: never without a token
+        app = create_cluster_app(settings, ClusterHost(args.cluster, settings))
+    else:
+        # One server per data folder: say so before uvicorn starts (the engine takes it).
+        Lease.take(settings.data_dir, exclusive=True).release()
+        app = create_app(settings, exclusive=True)
     configure_logging(args.log_level)
     log = logging.getLogger("engine.serve")
     host = settings.host
@@ -86,7 +100,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
     open_files = raise_open_files_limit()
     config = server_config(
-        create_app(settings, exclusive=True),
+        app,
         settings,
         host=host,
         port=settings.port,
@@ -164,11 +178,17 @@ def _run(args: argparse.Namespace) -> int:
 
 def _command_doctor(subparsers: Subparsers) -> None:
     doctor = subparsers.add_parser("doctor", help="check Docker, the image and a sandbox")
+    doctor.add_argument(
+        "--cluster", metavar="ADDRESS", help="check the Ray cluster at ADDRESS instead"
+    )
     doctor.set_defaults(handler=_doctor)
 
 
 def _doctor(args: argparse.Namespace) -> int:
     import time
+
+    if args.cluster:
+        return _cluster_status(args.cluster, as_json=False, strict=True)
 
     from .retrieval import embedder_status
     from .sync import SyncEngine
@@ -286,6 +306,66 @@ def _bench(args: argparse.Namespace) -> int:
     return worst
 
 
+def _command_node(subparsers: Subparsers) -> None:
+    node = subparsers.add_parser("node", help="run this host as a sandbox node of a Ray cluster")
+    node.add_argument("--join", metavar="ADDRESS", required=True, help="the Ray head's host:port")
+    node.add_argument("--node-id", help="this node's name in the cluster (default: host name)")
+    node.add_argument("--node-ip", help="the address other hosts reach this one at")
+    node.set_defaults(handler=_node)
+
+
+def _node(args: argparse.Namespace) -> int:
+    import socket
+
+    from .cluster.commands import run_node
+
+    node_id = args.node_id or socket.gethostname()
+    return run_node(Settings(), args.join, node_id, node_ip=args.node_ip)
+
+
+def _command_cluster(subparsers: Subparsers) -> None:
+    cluster = subparsers.add_parser("cluster", help="a Ray cluster's head and status")
+    actions = cluster.add_subparsers(dest="action", required=True)
+    head = actions.add_parser("head", help="run a Ray head (token auth, no dashboard or Jobs API)")
+    head.add_argument("--port", type=int, default=6379, help="the GCS port (default: 6379)")
+    head.add_argument("--node-ip", help="the address other hosts reach this one at")
+    head.set_defaults(handler=_cluster_head)
+    status = actions.add_parser("status", help="nodes, health, capacity, sessions, draining")
+    status.add_argument("--address", required=True, help="the Ray head's host:port")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(
+        handler=lambda args: _cluster_status(args.address, as_json=args.json, strict=False)
+    )
+
+
+def _cluster_head(args: argparse.Namespace) -> int:
+    from .cluster.commands import run_head
+
+    return run_head(Settings(), args.port, node_ip=args.node_ip)
+
+
+def _cluster_status(address: str, *, as_json: bool, strict: bool) -> int:
+    """The nodes' reports; ``strict`` (doctor): fail unless every node is healthy."""
+    import json
+
+    from rich.table import Table
+
+    from .cluster.commands import node_states, status_rows
+
+    rows = status_rows(node_states(address, Settings()))
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    else:
+        table = Table(*(rows[0] if rows else ["node"]))
+        for row in rows:
+            table.add_row(*("" if v is None else str(v) for v in row.values()))
+        Console().print(table)
+    if strict and (not rows or not all(r["healthy"] for r in rows)):
+        console.print("[red]the cluster has no node[/]" if not rows else "[red]a node is unwell[/]")
+        return 1
+    return 0
+
+
 COMMANDS: list[Callable[[Subparsers], None]] = [
     _command_image,
     _command_serve,
@@ -293,6 +373,8 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     _command_run,
     _command_doctor,
     _command_bench,
+    _command_node,
+    _command_cluster,
 ]
 
 
