@@ -10,13 +10,17 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Callable, Sequence
-from typing import TypeAlias
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
 from rich.console import Console
 from rich.text import Text
 
 from .config import Settings
 from .errors import EngineError
+
+if TYPE_CHECKING:
+    from .cluster.demo import LocalCluster
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -311,6 +315,7 @@ def _command_node(subparsers: Subparsers) -> None:
     node.add_argument("--join", metavar="ADDRESS", required=True, help="the Ray head's host:port")
     node.add_argument("--node-id", help="this node's name in the cluster (default: host name)")
     node.add_argument("--node-ip", help="the address other hosts reach this one at")
+    node.add_argument("--temp-dir", type=Path, help="Ray's session folder (default: Ray's)")
     node.set_defaults(handler=_node)
 
 
@@ -320,7 +325,7 @@ def _node(args: argparse.Namespace) -> int:
     from .cluster.commands import run_node
 
     node_id = args.node_id or socket.gethostname()
-    return run_node(Settings(), args.join, node_id, node_ip=args.node_ip)
+    return run_node(Settings(), args.join, node_id, node_ip=args.node_ip, temp_dir=args.temp_dir)
 
 
 def _command_cluster(subparsers: Subparsers) -> None:
@@ -329,7 +334,22 @@ def _command_cluster(subparsers: Subparsers) -> None:
     head = actions.add_parser("head", help="run a Ray head (token auth, no dashboard or Jobs API)")
     head.add_argument("--port", type=int, default=6379, help="the GCS port (default: 6379)")
     head.add_argument("--node-ip", help="the address other hosts reach this one at")
+    head.add_argument("--temp-dir", type=Path, help="Ray's session folder (default: Ray's)")
     head.set_defaults(handler=_cluster_head)
+    demo = actions.add_parser(
+        "demo", help="a head, nodes and API replicas on this machine, until Ctrl-C or --stop"
+    )
+    demo.add_argument("--nodes", type=int, default=3, help="sandbox nodes (default: 3)")
+    demo.add_argument("--replicas", type=int, default=2, help="API replicas (default: 2)")
+    demo.add_argument(
+        "--shared-docker",
+        action="store_true",
+        help="all nodes on this machine's Docker (default: a dockerd per node)",
+    )
+    demo.add_argument("--folder", type=Path, help="where it lives (default: DATA_DIR/demo)")
+    demo.add_argument("--json", action="store_true", help="print what it started as JSON")
+    demo.add_argument("--stop", action="store_true", help="stop the running demo and remove it")
+    demo.set_defaults(handler=_cluster_demo)
     status = actions.add_parser("status", help="nodes, health, capacity, sessions, draining")
     status.add_argument("--address", required=True, help="the Ray head's host:port")
     status.add_argument("--json", action="store_true", help="print JSON")
@@ -341,7 +361,44 @@ def _command_cluster(subparsers: Subparsers) -> None:
 def _cluster_head(args: argparse.Namespace) -> int:
     from .cluster.commands import run_head
 
-    return run_head(Settings(), args.port, node_ip=args.node_ip)
+    return run_head(Settings(), args.port, node_ip=args.node_ip, temp_dir=args.temp_dir)
+
+
+def _cluster_demo(args: argparse.Namespace) -> int:
+    from .cluster.commands import stopped_by_sigterm
+    from .cluster.demo import LocalCluster, stop_folder
+
+    folder = args.folder or Settings().data_dir / "demo"
+    if args.stop:
+        if not stop_folder(folder):
+            console.print(f"no demo runs in {folder}")
+        return 0
+    cluster = LocalCluster(
+        folder, nodes=args.nodes, replicas=args.replicas, own_docker=not args.shared_docker
+    )
+    with stopped_by_sigterm():
+        return _hold_demo(cluster, folder, args.json)
+
+
+def _hold_demo(cluster: LocalCluster, folder: Path, as_json: bool) -> int:
+    """Up, then held until Ctrl-C, SIGTERM or ``--stop``; then all of it removed."""
+    import time
+
+    from .cluster.demo import print_state, stop
+
+    state = cluster.start()
+    try:
+        print_state(state, as_json)
+        while (folder / "demo.json").exists():  # --stop removes it
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop(state)
+    return 0
+
+
+_JSON_ONLY = {"session_ids", "agent_pid"}
 
 
 def _cluster_status(address: str, *, as_json: bool, strict: bool) -> int:
@@ -356,9 +413,10 @@ def _cluster_status(address: str, *, as_json: bool, strict: bool) -> int:
     if as_json:
         print(json.dumps(rows, indent=2))
     else:
-        table = Table(*(rows[0] if rows else ["node"]))
+        columns = [c for c in (rows[0] if rows else ["node"]) if c not in _JSON_ONLY]
+        table = Table(*columns)
         for row in rows:
-            table.add_row(*("" if v is None else str(v) for v in row.values()))
+            table.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
         Console().print(table)
     if strict and (not rows or not all(r["healthy"] for r in rows)):
         console.print("[red]the cluster has no node[/]" if not rows else "[red]a node is unwell[/]")

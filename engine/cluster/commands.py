@@ -19,14 +19,14 @@ from .placement import NodeState
 from .ray_nodes import RayProcess, head_process, start_agent, worker_process
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
-def _stopped_by_sigterm() -> Iterator[None]:
+def stopped_by_sigterm() -> Iterator[None]:
     """SIGTERM ends the command as Ctrl-C does, through its ``finally``."""
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         yield
     finally:
@@ -47,7 +47,7 @@ def run_head(
     settings: Settings, port: int, node_ip: str | None = None, temp_dir: Path | None = None
 ) -> int:
     head = head_process(settings, port=port, node_ip=node_ip, temp_dir=temp_dir)
-    with _stopped_by_sigterm():
+    with stopped_by_sigterm():
         head.start()
         try:
             address = f"{node_ip or _own_address()}:{port}"
@@ -84,13 +84,15 @@ def run_node(
 
     worker = worker_process(settings, address, node_id, node_ip=node_ip, temp_dir=temp_dir)
     agent: Any = None
-    with _stopped_by_sigterm():
+    with stopped_by_sigterm():
         worker.start()
         try:
             connect(address, settings)
+            signal.signal(signal.SIGTERM, _interrupt)  # ray.init put its own in place
             overrides = {"data_dir": str(settings.data_dir), "docker_host": settings.docker_host}
             agent = start_agent(node_id, overrides)
-            _ready({"node_id": node_id, "pid": worker.pid})
+            report = sys.modules["ray"].get(agent.report_data.remote(), timeout=60)
+            _ready({"node_id": node_id, "pid": worker.pid, "agent_pid": report["pid"]})
             _hold(worker)
         except KeyboardInterrupt:
             pass
@@ -136,6 +138,8 @@ def status_rows(states: list[NodeState]) -> list[dict[str, Any]]:
                 "sessions": None if report is None else report.sessions,
                 "draining": None if report is None else report.draining,
                 "seen_s_ago": None if (age := state.age()) is None else round(age, 1),
+                "session_ids": [] if report is None else [i["id"] for i in report.infos],
+                "agent_pid": None if report is None else report.pid,
             }
         )
     return rows

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Iterable, Sequence
 from typing import IO, Any, Self
 
 from pydantic import TypeAdapter
@@ -40,23 +40,37 @@ def agent_name(node_id: str) -> str:
 
 
 class NodeLink:
-    """One node agent as a replica calls it: every call bounded by the engine's deadline, and
-    Ray's own failures said as NodeUnreachable."""
+    """One node agent as a replica calls it: every call bounded by the engine's deadline, cut
+    short when the replica's reads of the node start failing (``lost``), and Ray's own
+    failures said as NodeUnreachable."""
 
     def __init__(self, node_id: str, handle: Any, deadline: float) -> None:
         self.node_id = node_id
         self.handle = handle
         self.deadline = deadline
+        self.lost: str | None = None
+        """Why the last read of the node failed; None while it answers."""
+        self._lost = asyncio.Event()
 
-    async def call(self, method: str, *args: Any, extra: float = 0.0) -> Any:
+    def mark(self, lost: str | None) -> None:
+        self.lost = lost
+        if lost is None:
+            self._lost.clear()
+        else:
+            self._lost.set()
+
+    async def call(self, method: str, *args: Any, extra: float = 0.0, probe: bool = False) -> Any:
         """``method``'s reply, its engine error raised here; ``extra``: seconds the work
-        itself may take on top of the deadline."""
+        itself may take on top of the deadline; ``probe``: a read of the node's health, made
+        even while it is taken for lost."""
         import ray
 
+        if not probe:
+            self._check()
         ref = getattr(self.handle, method).remote(*args)
         seconds = self.deadline + extra
         try:
-            reply = await asyncio.wait_for(_resolve(ref), seconds)
+            reply = await self._bounded(_resolve(ref), seconds, watch=not probe)
         except TimeoutError:
             with contextlib.suppress(Exception):
                 ray.cancel(ref)
@@ -72,6 +86,7 @@ class NodeLink:
         cancels the method on the node (which interrupts what it runs)."""
         import ray
 
+        self._check()
         generator = getattr(self.handle, method).options(num_returns="streaming").remote(*args)
         loop = asyncio.get_running_loop()
         end = loop.time() + seconds
@@ -79,8 +94,8 @@ class NodeLink:
         try:
             while True:
                 try:
-                    ref = await asyncio.wait_for(anext(generator), end - loop.time())
-                    item = await asyncio.wait_for(_resolve(ref), end - loop.time())
+                    ref = await self._bounded(anext(generator), end - loop.time())
+                    item = await self._bounded(_resolve(ref), end - loop.time())
                 except StopAsyncIteration:
                     finished = True
                     return
@@ -95,6 +110,31 @@ class NodeLink:
             if not finished:
                 with contextlib.suppress(Exception):
                     ray.cancel(generator)
+
+    async def _bounded(self, work: Awaitable[Any], seconds: float, *, watch: bool = True) -> Any:
+        """``work``'s result within ``seconds`` (else TimeoutError); with ``watch``,
+        NodeUnreachable as soon as the node is taken for lost, not when Ray notices."""
+        task = asyncio.ensure_future(work)
+        waits: set[asyncio.Future[Any]] = {task}
+        if watch:
+            waits.add(lost := asyncio.ensure_future(self._lost.wait()))
+        try:
+            done, _ = await asyncio.wait(
+                waits, timeout=max(seconds, 0), return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for waiting in waits - {task}:
+                waiting.cancel()
+        if task in done:
+            return task.result()
+        task.cancel()
+        if watch and lost in done:
+            self._check()
+        raise TimeoutError
+
+    def _check(self) -> None:
+        if self.lost is not None:
+            raise self._unreachable(f"stopped answering ({self.lost})")
 
     def _unreachable(self, what: str) -> errors.NodeUnreachable:
         return errors.NodeUnreachable(
@@ -306,6 +346,7 @@ class NodeRegistry:
             self.states[node_id] = NodeState(node_id)
         for node_id in set(self.links) - present:
             self.states[node_id].error = "its node agent has left the cluster"
+            self.links[node_id].mark(self.states[node_id].error)
         await asyncio.gather(*(self._read(self.links[n]) for n in present))
         self.reported.set()
 
@@ -313,10 +354,12 @@ class NodeRegistry:
         state = self.states[link.node_id]
         asked = time.time()
         try:
-            reply = await link.call("report_data")
+            reply = await link.call("report_data", probe=True)
         except errors.EngineError as exc:
             state.error = str(exc)
+            link.mark("the replica's last read of its health went unanswered")
             return
+        link.mark(None)
         state.report = NodeReport.model_validate(reply)
         state.error, state.seen_at = None, asked
 
@@ -392,6 +435,8 @@ class ClusterSessions:
                 continue
             info = info_in(reply)
             self._made[info.id] = (node.node_id, info, time.time())
+            if node.report is not None:  # until the node's next report says so itself
+                node.report.sessions += 1
             return self._session(node.node_id, info)
         raise errors.ClusterFull(f"no node could take the session: {'; '.join(refusals)}")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from pathlib import Path
@@ -62,6 +63,7 @@ class NodeAgent:
         return NodeReport(
             node_id=self.node_id,
             address=socket.gethostname(),
+            pid=os.getpid(),
             docker_ok=docker_error is None,
             docker_error=docker_error,
             capacity=self.settings.max_sessions,

@@ -87,12 +87,24 @@ class RayProcess:
 def _wait_group_gone(pgid: int, seconds: float) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
+        if not group_alive(pgid):
             return
         time.sleep(0.1)
     raise subprocess.TimeoutExpired(f"process group {pgid}", seconds)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs. Zombies do not count: where PID 1 does
+    not reap orphans (some containers), Ray's ended processes stay as zombies."""
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def _common(temp_dir: Path | None) -> list[str]:

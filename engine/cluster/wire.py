@@ -46,6 +46,8 @@ class NodeReport(BaseModel):
 
     node_id: str
     address: str = ""
+    pid: int = 0
+    """The node agent's process."""
     docker_ok: bool
     docker_error: str | None = None
     capacity: int
