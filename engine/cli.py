@@ -234,6 +234,7 @@ BENCHMARKS: dict[str, str] = {
     "flood": "benchmarks.kernel_flood:main",
     "file-search-quality": "benchmarks.file_search:quality",
     "file-search-scale": "benchmarks.file_search:scale",
+    "cluster": "benchmarks.cluster:main",
 }
 """``sandbox-engine bench NAME``: each name maps to ``"module:function"``; the function takes the
 parsed arguments and returns an exit code. Other modules add their own names to this dict."""
