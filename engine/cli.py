@@ -351,6 +351,11 @@ def _command_cluster(subparsers: Subparsers) -> None:
     demo.add_argument("--json", action="store_true", help="print what it started as JSON")
     demo.add_argument("--stop", action="store_true", help="stop the running demo and remove it")
     demo.set_defaults(handler=_cluster_demo)
+    drain = actions.add_parser("drain", help="send a node no new sessions (--undo: send again)")
+    drain.add_argument("node", help="the node's id")
+    drain.add_argument("--address", required=True, help="the Ray head's host:port")
+    drain.add_argument("--undo", action="store_true", help="let it take new sessions again")
+    drain.set_defaults(handler=_cluster_drain)
     status = actions.add_parser("status", help="nodes, health, capacity, sessions, draining")
     status.add_argument("--address", required=True, help="the Ray head's host:port")
     status.add_argument("--json", action="store_true", help="print JSON")
@@ -363,6 +368,14 @@ def _cluster_head(args: argparse.Namespace) -> int:
     from .cluster.commands import run_head
 
     return run_head(Settings(), args.port, node_ip=args.node_ip, temp_dir=args.temp_dir)
+
+
+def _cluster_drain(args: argparse.Namespace) -> int:
+    from .cluster.commands import drain
+
+    drain(args.address, Settings(), args.node, draining=not args.undo)
+    console.print(f"node {args.node} {'takes new sessions' if args.undo else 'is draining'}")
+    return 0
 
 
 def _cluster_demo(args: argparse.Namespace) -> int:

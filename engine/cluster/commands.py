@@ -14,6 +14,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from .. import errors
 from ..config import Settings
 from .placement import NodeState
 from .ray_nodes import RayProcess, head_process, start_agent, worker_process
@@ -121,6 +122,20 @@ def node_states(address: str, settings: Settings) -> list[NodeState]:
             await host.close()
 
     return asyncio.run(read())
+
+
+def drain(address: str, settings: Settings, node_id: str, draining: bool = True) -> None:
+    """The node takes no new session (or, with ``draining`` False, takes them again)."""
+    from . import NAMESPACE
+    from .host import agent_name, connect
+
+    connect(address, settings)
+    ray = sys.modules["ray"]
+    try:
+        agent = ray.get_actor(agent_name(node_id), NAMESPACE)
+    except ValueError:
+        raise errors.NotFound(f"no node {node_id!r} in the cluster") from None
+    ray.get(agent.drain.remote(draining), timeout=settings.cluster_call_timeout)
 
 
 def status_rows(states: list[NodeState]) -> list[dict[str, Any]]:

@@ -75,10 +75,8 @@ class NodeLink:
             with contextlib.suppress(Exception):
                 ray.cancel(ref)
             raise self._unreachable(f"did not answer within {seconds:g} s") from None
-        except ray.exceptions.RayTaskError as exc:
-            raise errors.EngineError(f"node {self.node_id} failed: {exc}") from exc
         except ray.exceptions.RayError as exc:
-            raise self._unreachable(f"is gone ({type(exc).__name__})") from exc
+            raise self._said(exc) from exc
         return raise_if_error(reply)
 
     async def stream(self, method: str, *args: Any, seconds: float) -> AsyncGenerator[Any, None]:
@@ -101,10 +99,8 @@ class NodeLink:
                     return
                 except TimeoutError:
                     raise self._unreachable(f"did not finish within {seconds:g} s") from None
-                except ray.exceptions.RayTaskError as exc:
-                    raise errors.EngineError(f"node {self.node_id} failed: {exc}") from exc
                 except ray.exceptions.RayError as exc:
-                    raise self._unreachable(f"is gone ({type(exc).__name__})") from exc
+                    raise self._said(exc) from exc
                 yield raise_if_error(item)
         finally:
             if not finished:
@@ -131,6 +127,14 @@ class NodeLink:
         if watch and lost in done:
             self._check()
         raise TimeoutError
+
+    def _said(self, exc: Exception) -> errors.EngineError:
+        """A failure of Ray's, as the engine says it: the agent's own bug, or a node gone."""
+        import ray
+
+        if isinstance(exc, ray.exceptions.RayTaskError):
+            return errors.EngineError(f"node {self.node_id} failed: {exc}")
+        return self._unreachable(f"is gone ({type(exc).__name__})")
 
     def _check(self) -> None:
         if self.lost is not None:

@@ -56,19 +56,8 @@ def client(url: str) -> httpx.Client:
 
 def status(state: DemoState) -> dict[str, dict]:
     """``sandbox-engine cluster status --json``, by node."""
-    env = {**os.environ, "RAY_AUTH_TOKEN_PATH": str(Path(state.folder) / "head/cluster-token")}
-    env["SANDBOX_DATA_DIR"] = str(Path(state.folder) / "status")
-    env["PYTHONPATH"] = str(ROOT)
-    command = ["cluster", "status", "--json", "--address", state.address]
-    out = subprocess.run(
-        [sys.executable, "-m", "engine.cli", *command],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return {row["node"]: row for row in json.loads(out.stdout)}
+    rows = json.loads(cli(state, "cluster", "status", "--json", "--address", state.address))
+    return {row["node"]: row for row in rows}
 
 
 def wait_visible(http: httpx.Client, session_id: str, seconds: float = 10.0) -> None:
@@ -163,6 +152,52 @@ def test_placement_spreads_sessions_and_a_full_cluster_answers_503(cluster: Demo
 
     for session in made[1:]:  # one stays, for the next test
         http.delete(f"/v1/sessions/{session}").raise_for_status()
+
+
+def cli(state: DemoState, *command: str) -> str:
+    env = {**os.environ, "RAY_AUTH_TOKEN_PATH": str(Path(state.folder) / "head/cluster-token")}
+    env["SANDBOX_DATA_DIR"] = str(Path(state.folder) / "status")
+    env["PYTHONPATH"] = str(ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "engine.cli", *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return out.stdout
+
+
+def test_a_draining_node_takes_no_new_session(cluster: DemoState) -> None:
+    http = client(cluster.urls[0])
+    cli(cluster, "cluster", "drain", "n1", "--address", cluster.address)
+    made: list[str] = []
+    try:
+        assert status(cluster)["n1"]["draining"] is True
+        end = time.monotonic() + 10
+        while not made:  # the replica reads the drain at its next poll
+            reply = http.post("/v1/sessions", json={})
+            assert reply.status_code == 200, reply.text
+            session = reply.json()["id"]
+            if session in status(cluster)["n2"]["session_ids"]:
+                made.append(session)
+            else:
+                http.delete(f"/v1/sessions/{session}").raise_for_status()
+                assert time.monotonic() < end, "sessions still go to the draining node"
+        for _ in range(status(cluster)["n2"]["free"]):
+            reply = http.post("/v1/sessions", json={})
+            assert reply.status_code == 200, reply.text
+            made.append(reply.json()["id"])
+        assert set(made) <= set(status(cluster)["n2"]["session_ids"])
+        full = http.post("/v1/sessions", json={})
+        assert full.status_code == 503, full.text
+        assert "n1: draining" in full.json()["error"]["message"]
+    finally:
+        for session in made:
+            http.delete(f"/v1/sessions/{session}").raise_for_status()
+        cli(cluster, "cluster", "drain", "n1", "--undo", "--address", cluster.address)
+    assert status(cluster)["n1"]["draining"] is False
 
 
 def test_a_killed_node_answers_a_clear_error_within_our_deadline(cluster: DemoState) -> None:

@@ -23,6 +23,7 @@ from engine.cluster.ray_nodes import group_alive
 from ..support.serve_process import ROOT, containers, engine_env
 
 UP_SECONDS = 600
+DEMO = ["cluster", "demo", "--nodes", "2", "--replicas", "1", "--json"]
 
 
 @pytest.fixture
@@ -52,8 +53,7 @@ def test_the_demo_comes_up_with_a_dockerd_per_node_and_leaves_nothing(folder: Pa
     out = folder / "demo.stdout"
     with out.open("w") as stdout:
         running = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "cluster", "demo", "--folder", str(folder)]
-            + ["--nodes", "2", "--replicas", "1", "--json"],
+            [sys.executable, "-m", "engine.cli", *DEMO, "--folder", str(folder)],
             env=engine_env(folder / "cli"),
             cwd=ROOT,
             stdout=stdout,
