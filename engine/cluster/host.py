@@ -390,8 +390,12 @@ class ClusterSessions:
         known: dict[str, tuple[str, SessionInfo]] = {}
         for node_id, state in self._nodes.states.items():
             if state.report is not None:
+                notice = None if state.error is None else _lost_notice(node_id, state.error)
                 for data in state.report.infos:
-                    known[data["id"]] = (node_id, info_in(data))
+                    info = info_in(data)
+                    if notice is not None:
+                        info.notice = notice
+                    known[data["id"]] = (node_id, info)
         for session_id, (node_id, info, when) in list(self._made.items()):
             read = self._nodes.states.get(node_id)
             if read is not None and read.seen_at is not None and read.seen_at > when:
@@ -502,6 +506,12 @@ class ClusterSessions:
             return
         await session.close(status)
         self._made[session_id] = (session.node_id, session.info, time.time())
+
+
+def _lost_notice(node_id: str, error: str) -> str:
+    return (
+        f"this session's node {node_id} does not answer ({error}); what its kernel held may be lost"
+    )
 
 
 def _open(info: SessionInfo) -> bool:

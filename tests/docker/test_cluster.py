@@ -200,6 +200,44 @@ def test_a_draining_node_takes_no_new_session(cluster: DemoState) -> None:
     assert status(cluster)["n1"]["draining"] is False
 
 
+def test_a_frozen_node_times_out_on_our_deadline_and_runs_nothing_twice(
+    cluster: DemoState,
+) -> None:
+    """A partition between replica and node, simulated by freezing the node's processes."""
+    http = client(cluster.urls[1])
+    made = http.post("/v1/sessions", json={})
+    assert made.status_code == 200, made.text
+    session = made.json()["id"]
+    nodes = status(cluster)
+    frozen = next(n for n in cluster.nodes if session in nodes[n.node_id]["session_ids"])
+    assert http.post(f"/v1/sessions/{session}/execute", json={"code": "n = 0"}).status_code == 200
+
+    assert frozen.node is not None and frozen.ray_pid and frozen.agent_pid
+    groups = (frozen.node.pid, frozen.ray_pid, frozen.agent_pid)
+    for group in groups:
+        os.killpg(group, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        reply = http.post(f"/v1/sessions/{session}/execute", json={"code": "n += 1"})
+        took = time.monotonic() - started
+        assert reply.status_code == 503, reply.text
+        assert reply.json()["error"]["code"] == "node_unreachable"
+        assert took < 2 * CALL_TIMEOUT + 5, took
+        info = http.get(f"/v1/sessions/{session}").json()
+        assert f"node {frozen.node_id} does not answer" in (info["notice"] or ""), info
+    finally:
+        for group in groups:
+            os.killpg(group, signal.SIGCONT)
+    end = time.monotonic() + 30
+    path = f"/v1/sessions/{session}/execute"
+    while (again := http.post(path, json={"code": "n"})).status_code != 200:
+        assert time.monotonic() < end, again.text
+        time.sleep(0.5)
+    # The cut call may still have run once on the node after it thawed, never twice.
+    assert again.json()["result"]["text/plain"] in ("0", "1"), again.text
+    http.delete(f"/v1/sessions/{session}").raise_for_status()
+
+
 def test_a_killed_node_answers_a_clear_error_within_our_deadline(cluster: DemoState) -> None:
     http = client(cluster.urls[1])
     nodes = status(cluster)
