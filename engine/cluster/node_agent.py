@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from .. import errors
 from ..config import Settings
 from ..runtime import Runtime
-from ..sessions import Session, SessionStatus
+from ..sessions import Session, SessionRecords, SessionStatus
 from .wire import NodeReport, Wire, error_out, info_out
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class NodeAgent:
         self.node_id = node_id
         self.settings = Settings().model_copy(update=_settings_update(overrides or {}))
         self.runtime = Runtime(self.settings, exclusive=True)
+        self._records = SessionRecords(self.runtime.store)
         self.draining = False
         self._started = False
 
@@ -69,7 +70,10 @@ class NodeAgent:
             capacity=self.settings.max_sessions,
             sessions=len(manager),
             draining=self.draining,
-            infos=[info_out(s.info) for s in manager.live()],
+            infos=[info_out(s.info) for s in manager.live()]
+            + [
+                info_out(manager.info(i)) for i in self._records.ids_in_status(SessionStatus.PAUSED)
+            ],
         )
 
     async def report_data(self) -> Wire:

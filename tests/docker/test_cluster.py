@@ -100,6 +100,17 @@ def test_a_session_made_through_one_replica_runs_through_the_other(cluster: Demo
     listed = b.get(f"/v1/sessions/{session}/files").json()["data"]
     assert {f["filename"] for f in listed} >= {"in.csv", "out.txt"}
 
+    # Paused through one replica (its sandbox removed on the node), resumed by a use through
+    # the other, with its variables.
+    paused = a.post(f"/v1/sessions/{session}/pause")
+    assert paused.status_code == 200 and paused.json()["status"] == "paused", paused.text
+    end = time.monotonic() + 10
+    while b.get(f"/v1/sessions/{session}").json()["status"] != "paused":
+        assert time.monotonic() < end
+        time.sleep(0.1)
+    resumed = b.post(f"/v1/sessions/{session}/execute", json={"code": "x"})
+    assert resumed.json()["result"]["text/plain"] == "42", resumed.text
+
     a.delete(f"/v1/sessions/{session}").raise_for_status()
 
 
