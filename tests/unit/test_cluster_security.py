@@ -64,3 +64,30 @@ def test_doctor_refuses_a_cluster_without_a_token(tmp_path, monkeypatch, capsys)
     monkeypatch.setenv("SANDBOX_DATA_DIR", str(tmp_path))
     assert main(["doctor", "--cluster", "127.0.0.1:1"]) == 1
     assert "no Ray auth token" in capsys.readouterr().err
+
+
+def test_no_head_where_the_ray_client_port_would_open(tmp_path, monkeypatch):
+    from engine import errors
+    from engine.cluster import ray_nodes
+    from engine.config import Settings
+
+    monkeypatch.setattr(ray_nodes, "ray_client_installed", lambda: True)
+    with pytest.raises(errors.InvalidRequest, match="Ray Client's port 10001"):
+        ray_nodes.head_process(Settings(data_dir=tmp_path))
+    assert not (tmp_path / TOKEN_FILE).exists()
+
+
+def test_a_head_starts_with_token_auth_and_no_dashboard(tmp_path, monkeypatch):
+    from engine.cluster import ray_nodes
+    from engine.config import Settings
+
+    monkeypatch.setattr(ray_nodes, "ray_client_installed", lambda: False)
+    monkeypatch.setattr(ray_nodes, "ray_executable", lambda: "ray")
+    head = ray_nodes.head_process(Settings(data_dir=tmp_path), port=6390)
+    assert head.argv[:3] == ["ray", "start", "--head"]
+    assert "--include-dashboard=false" in head.argv and "--num-cpus=0" in head.argv
+    assert head.env["RAY_AUTH_MODE"] == "token"
+    assert head.env["RAY_AUTH_TOKEN_PATH"] == str(tmp_path / TOKEN_FILE)
+    node = ray_nodes.worker_process(Settings(data_dir=tmp_path), "10.0.0.1:6390", "n1")
+    assert '--resources={"sandbox-node:n1": 1}' in node.argv
+    assert node.env == head.env
