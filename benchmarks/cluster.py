@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import signal
 import time
 
 import httpx
 
-from engine.cluster.demo import LocalCluster, stop
+from engine.cluster.demo import DemoState, LocalCluster, stop
 
 from . import common, fixtures
 from .common import Report, summary
@@ -67,6 +69,30 @@ async def creation_rate(url: str, headers: dict[str, str], count: int) -> float:
         return count / took
 
 
+def node_death(state: DemoState) -> dict[str, float]:
+    """Seconds from SIGKILL of a node's processes until an execution in a session there answers
+    (503 node_unreachable), and until that session's info carries the notice."""
+    victim = state.nodes[0]
+    with httpx.Client(base_url=state.urls[0], timeout=120) as http:
+        sessions = [http.post("/v1/sessions", json={}).json()["id"] for _ in state.nodes]
+        for session in sessions:  # placement put one on each node
+            http.post(f"/v1/sessions/{session}/execute", json={"code": "1"}).raise_for_status()
+        assert victim.node is not None and victim.ray_pid and victim.agent_pid
+        killed = time.perf_counter()
+        for group in (victim.node.pid, victim.ray_pid, victim.agent_pid):
+            os.killpg(group, signal.SIGKILL)
+        answers = [http.post(f"/v1/sessions/{s}/execute", json={"code": "1"}) for s in sessions]
+        answered = time.perf_counter() - killed
+        assert sorted(a.status_code for a in answers) == [200, 503], [a.text for a in answers]
+        lost = sessions[[a.status_code for a in answers].index(503)]
+        end = time.monotonic() + 120
+        while not http.get(f"/v1/sessions/{lost}").json()["notice"]:
+            assert time.monotonic() < end, "the lost session's info never said so"
+            time.sleep(0.05)
+        noticed = time.perf_counter() - killed
+    return {"answered_s": answered, "notice_s": noticed}
+
+
 @common.entry
 def main(args: argparse.Namespace) -> int:
     n = 60 if common.quick(args) else 300
@@ -87,6 +113,7 @@ def main(args: argparse.Namespace) -> int:
                 "local": asyncio.run(creation_rate(server.url, server.headers, count)),
                 "cluster": asyncio.run(creation_rate(state.urls[0], {}, count)),
             }
+            death = node_death(state)
         finally:
             stop(state)
     rows = {name: summary(values) for name, values in samples.items()}
@@ -104,8 +131,18 @@ def main(args: argparse.Namespace) -> int:
         ["engine", "sessions/s"],
         [(name, rate) for name, rate in rates.items()],
     )
+    common.table(
+        "A node's processes SIGKILLed: seconds until its session answers (503), and shows why",
+        ["what", "seconds"],
+        [
+            ("execution answers node_unreachable", death["answered_s"]),
+            ("info notice", death["notice_s"]),
+        ],
+    )
     report = Report("cluster", "A cluster on Ray (2 nodes, 1 replica) against a local serve")
-    report.data.update({"latency": rows, "added_p50_ms": added, "creation_per_s": rates})
+    report.data.update(
+        {"latency": rows, "added_p50_ms": added, "creation_per_s": rates, "node_death": death}
+    )
     report.target("execute round trip added by the cluster, p50", added, 5.0, " ms")
     report.notes.append(
         "both nodes share this machine's 2 cores and Docker: creation through the cluster "

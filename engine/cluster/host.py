@@ -75,6 +75,10 @@ class NodeLink:
             with contextlib.suppress(Exception):
                 ray.cancel(ref)
             raise self._unreachable(f"did not answer within {seconds:g} s") from None
+        except asyncio.CancelledError:  # the caller gave up: so does the node (an interrupt)
+            with contextlib.suppress(Exception):
+                ray.cancel(ref)
+            raise
         except ray.exceptions.RayError as exc:
             raise self._said(exc) from exc
         return raise_if_error(reply)
@@ -222,6 +226,16 @@ class RemoteSession:
         *,
         queue_timeout: float | None = None,
     ) -> ExecutionResult:
+        if on_event is None:  # nothing to stream: one call
+            seconds = self._budget(timeout)
+            self._running += 1
+            try:
+                reply = await self._link.call(
+                    "run", self.id, self.owner, code, timeout, extra=seconds
+                )
+            finally:
+                self._running -= 1
+            return ExecutionResult.model_validate(reply)
         result: ExecutionResult | None = None
         async for event in self.stream(code, timeout):
             if isinstance(event, DoneEvent):
@@ -241,8 +255,7 @@ class RemoteSession:
         seconds = validate_timeout(
             timeout, self._settings.default_timeout, self._settings.max_timeout
         )
-        # The node's own timeout ladder (interrupt, then restart) may run past the timeout.
-        budget = seconds + 2 * self._settings.interrupt_grace + self._settings.cluster_call_timeout
+        budget = self._budget(seconds) + self._settings.cluster_call_timeout
         self._running += 1
         try:
             items = self._link.stream("execute", self.id, self.owner, code, seconds, seconds=budget)
@@ -254,6 +267,14 @@ class RemoteSession:
                         yield _EVENT.validate_python(item)
         finally:
             self._running -= 1
+
+    def _budget(self, timeout: float | None) -> float:
+        """What an execution may take on its node: its timeout, and the timeout ladder
+        (interrupt, then restart) that may run past it."""
+        seconds = validate_timeout(
+            timeout, self._settings.default_timeout, self._settings.max_timeout
+        )
+        return seconds + 2 * self._settings.interrupt_grace
 
     async def interrupt(self) -> None:
         await self._info_call("interrupt")
@@ -390,18 +411,20 @@ class ClusterSessions:
         known: dict[str, tuple[str, SessionInfo]] = {}
         for node_id, state in self._nodes.states.items():
             if state.report is not None:
-                notice = None if state.error is None else _lost_notice(node_id, state.error)
                 for data in state.report.infos:
-                    info = info_in(data)
-                    if notice is not None:
-                        info.notice = notice
-                    known[data["id"]] = (node_id, info)
+                    known[data["id"]] = (node_id, info_in(data))
         for session_id, (node_id, info, when) in list(self._made.items()):
             read = self._nodes.states.get(node_id)
             if read is not None and read.seen_at is not None and read.seen_at > when:
                 del self._made[session_id]  # the node has reported since: its word wins
             else:
                 known[session_id] = (node_id, info)
+        for session_id, (node_id, info) in known.items():
+            node = self._nodes.states.get(node_id)
+            if node is not None and node.error is not None:
+                lost = info.model_copy(update={"notice": _lost_notice(node_id, node.error)})
+                lost.owner = info.owner
+                known[session_id] = (node_id, lost)
         return known
 
     def __len__(self) -> int:

@@ -133,6 +133,17 @@ class NodeAgent:
         except errors.EngineError as exc:
             yield error_out(exc)
 
+    async def run(
+        self, session_id: str, owner: str | None, code: str, timeout: float | None
+    ) -> Wire:
+        """``execute`` in one reply: the result only (one Ray call, not a stream)."""
+
+        async def run() -> Wire:
+            result = await self._get(session_id, owner).execute(code, timeout)
+            return result.model_dump(mode="json")
+
+        return await self._answer(run)
+
     async def upload(self, session_id: str, owner: str | None, name: str, data: bytes) -> Wire:
         async def upload() -> Wire:
             file = await self._get(session_id, owner).upload(name, data)
