@@ -141,6 +141,19 @@ def test_output_streams_while_the_code_runs(cluster: DemoState) -> None:
     http.delete(f"/v1/sessions/{session}").raise_for_status()
 
 
+def test_a_client_that_leaves_interrupts_the_code_on_the_node(cluster: DemoState) -> None:
+    http = client(cluster.urls[0])
+    session = http.post("/v1/sessions", json={}).json()["id"]
+    path = f"/v1/sessions/{session}/execute"
+    with pytest.raises(httpx.ReadTimeout):
+        http.post(path, json={"code": "import time\ntime.sleep(60)"}, timeout=3)
+    started = time.monotonic()
+    after = http.post(path, json={"code": "'next'"})
+    assert after.json()["result"]["text/plain"] == "'next'", after.text
+    assert time.monotonic() - started < 20  # not behind the 60 s sleep
+    http.delete(f"/v1/sessions/{session}").raise_for_status()
+
+
 def test_placement_spreads_sessions_and_a_full_cluster_answers_503(cluster: DemoState) -> None:
     http = client(cluster.urls[0])
     made = []
