@@ -10,13 +10,17 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Callable, Sequence
-from typing import TypeAlias
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
 from rich.console import Console
 from rich.text import Text
 
 from .config import Settings
 from .errors import EngineError
+
+if TYPE_CHECKING:
+    from .cluster.demo import LocalCluster
 
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
@@ -55,6 +59,11 @@ def _command_serve(subparsers: Subparsers) -> None:
         choices=["debug", "info", "warning", "error", "critical"],
         help="least severe log records written (JSON lines on stderr; default: info)",
     )
+    serve.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="serve as an API replica of the Ray cluster at ADDRESS (docs/cluster.md)",
+    )
     serve.set_defaults(handler=_serve)
 
 
@@ -68,9 +77,18 @@ def _serve(args: argparse.Namespace) -> int:
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = Settings().model_copy(update=overrides)
-    # One server per data folder: say so before uvicorn starts (the engine takes it for real).
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    Lease.take(settings.data_dir, exclusive=True).release()
+    if args.cluster:
+        from .api import create_cluster_app
+        from .cluster.host import ClusterHost
+        from .cluster.security import token_for
+
+        token_for(settings.data_dir)  # refused before uvicorn starts: never without a token
+        app = create_cluster_app(settings, ClusterHost(args.cluster, settings))
+    else:
+        # One server per data folder: say so before uvicorn starts (the engine takes it).
+        Lease.take(settings.data_dir, exclusive=True).release()
+        app = create_app(settings, exclusive=True)
     configure_logging(args.log_level)
     log = logging.getLogger("engine.serve")
     host = settings.host
@@ -86,7 +104,7 @@ def _serve(args: argparse.Namespace) -> int:
         )
     open_files = raise_open_files_limit()
     config = server_config(
-        create_app(settings, exclusive=True),
+        app,
         settings,
         host=host,
         port=settings.port,
@@ -164,11 +182,17 @@ def _run(args: argparse.Namespace) -> int:
 
 def _command_doctor(subparsers: Subparsers) -> None:
     doctor = subparsers.add_parser("doctor", help="check Docker, the image and a sandbox")
+    doctor.add_argument(
+        "--cluster", metavar="ADDRESS", help="check the Ray cluster at ADDRESS instead"
+    )
     doctor.set_defaults(handler=_doctor)
 
 
 def _doctor(args: argparse.Namespace) -> int:
     import time
+
+    if args.cluster:
+        return _cluster_status(args.cluster, as_json=False, strict=True)
 
     from .retrieval import embedder_status
     from .sync import SyncEngine
@@ -211,6 +235,7 @@ BENCHMARKS: dict[str, str] = {
     "file-search-quality": "benchmarks.file_search:quality",
     "file-search-scale": "benchmarks.file_search:scale",
     "e2b": "benchmarks.e2b:main",
+    "cluster": "benchmarks.cluster:main",
 }
 """``sandbox-engine bench NAME``: each name maps to ``"module:function"``; the function takes the
 parsed arguments and returns an exit code. Other modules add their own names to this dict."""
@@ -287,6 +312,133 @@ def _bench(args: argparse.Namespace) -> int:
     return worst
 
 
+def _command_node(subparsers: Subparsers) -> None:
+    node = subparsers.add_parser("node", help="run this host as a sandbox node of a Ray cluster")
+    node.add_argument("--join", metavar="ADDRESS", required=True, help="the Ray head's host:port")
+    node.add_argument("--node-id", help="this node's name in the cluster (default: host name)")
+    node.add_argument("--node-ip", help="the address other hosts reach this one at")
+    node.add_argument("--temp-dir", type=Path, help="Ray's session folder (default: Ray's)")
+    node.set_defaults(handler=_node)
+
+
+def _node(args: argparse.Namespace) -> int:
+    import socket
+
+    from .cluster.commands import run_node
+
+    node_id = args.node_id or socket.gethostname()
+    return run_node(Settings(), args.join, node_id, node_ip=args.node_ip, temp_dir=args.temp_dir)
+
+
+def _command_cluster(subparsers: Subparsers) -> None:
+    cluster = subparsers.add_parser("cluster", help="a Ray cluster's head and status")
+    actions = cluster.add_subparsers(dest="action", required=True)
+    head = actions.add_parser("head", help="run a Ray head (token auth, no dashboard or Jobs API)")
+    head.add_argument("--port", type=int, default=6379, help="the GCS port (default: 6379)")
+    head.add_argument("--node-ip", help="the address other hosts reach this one at")
+    head.add_argument("--temp-dir", type=Path, help="Ray's session folder (default: Ray's)")
+    head.set_defaults(handler=_cluster_head)
+    demo = actions.add_parser(
+        "demo", help="a head, nodes and API replicas on this machine, until Ctrl-C or --stop"
+    )
+    demo.add_argument("--nodes", type=int, default=3, help="sandbox nodes (default: 3)")
+    demo.add_argument("--replicas", type=int, default=2, help="API replicas (default: 2)")
+    demo.add_argument(
+        "--shared-docker",
+        action="store_true",
+        help="all nodes on this machine's Docker (default: a dockerd per node)",
+    )
+    demo.add_argument("--folder", type=Path, help="where it lives (default: DATA_DIR/demo)")
+    demo.add_argument("--json", action="store_true", help="print what it started as JSON")
+    demo.add_argument("--stop", action="store_true", help="stop the running demo and remove it")
+    demo.set_defaults(handler=_cluster_demo)
+    drain = actions.add_parser("drain", help="send a node no new sessions (--undo: send again)")
+    drain.add_argument("node", help="the node's id")
+    drain.add_argument("--address", required=True, help="the Ray head's host:port")
+    drain.add_argument("--undo", action="store_true", help="let it take new sessions again")
+    drain.set_defaults(handler=_cluster_drain)
+    status = actions.add_parser("status", help="nodes, health, capacity, sessions, draining")
+    status.add_argument("--address", required=True, help="the Ray head's host:port")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(
+        handler=lambda args: _cluster_status(args.address, as_json=args.json, strict=False)
+    )
+
+
+def _cluster_head(args: argparse.Namespace) -> int:
+    from .cluster.commands import run_head
+
+    return run_head(Settings(), args.port, node_ip=args.node_ip, temp_dir=args.temp_dir)
+
+
+def _cluster_drain(args: argparse.Namespace) -> int:
+    from .cluster.commands import drain
+
+    drain(args.address, Settings(), args.node, draining=not args.undo)
+    console.print(f"node {args.node} {'takes new sessions' if args.undo else 'is draining'}")
+    return 0
+
+
+def _cluster_demo(args: argparse.Namespace) -> int:
+    from .cluster.commands import stopped_by_sigterm
+    from .cluster.demo import LocalCluster, stop_folder
+
+    folder = args.folder or Settings().data_dir / "demo"
+    if args.stop:
+        if not stop_folder(folder):
+            console.print(f"no demo runs in {folder}")
+        return 0
+    cluster = LocalCluster(
+        folder, nodes=args.nodes, replicas=args.replicas, own_docker=not args.shared_docker
+    )
+    with stopped_by_sigterm():
+        return _hold_demo(cluster, folder, args.json)
+
+
+def _hold_demo(cluster: LocalCluster, folder: Path, as_json: bool) -> int:
+    """Up, then held until Ctrl-C, SIGTERM or ``--stop``; then all of it removed."""
+    import time
+
+    from .cluster.demo import print_state, stop
+
+    state = cluster.start()
+    try:
+        print_state(state, as_json)
+        while (folder / "demo.json").exists():  # --stop removes it
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop(state)
+    return 0
+
+
+_JSON_ONLY = {"session_ids", "agent_pid"}
+
+
+def _cluster_status(address: str, *, as_json: bool, strict: bool) -> int:
+    """The nodes' reports; ``strict`` (doctor): fail unless every node is healthy."""
+    import json
+
+    from rich.table import Table
+
+    from .cluster.commands import node_states, status_rows
+
+    rows = status_rows(node_states(address, Settings()))
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    else:
+        columns = [c for c in (rows[0] if rows else ["node"]) if c not in _JSON_ONLY]
+        table = Table(*columns)
+        for row in rows:
+            table.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
+        Console().print(table)
+    if strict and (not rows or not all(r["healthy"] for r in rows)):
+        console.print("[red]the cluster has no node[/]" if not rows else "[red]a node is unwell[/]")
+        return 1
+    return 0
+
+
 COMMANDS: list[Callable[[Subparsers], None]] = [
     _command_image,
     _command_serve,
@@ -294,6 +446,8 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     _command_run,
     _command_doctor,
     _command_bench,
+    _command_node,
+    _command_cluster,
 ]
 
 

@@ -219,6 +219,15 @@ class Settings(BaseSettings):
     as base64 (4/3 of its size), held whole by the engine and the client; bigger files are
     refused with the HTTP download route to use instead."""
 
+    # --- a cluster on Ray (docs/cluster.md) ---
+    cluster_call_timeout: float = Field(default=10.0, gt=0)
+    """Seconds an API replica waits for a node agent beyond the work it asked for (an
+    execution's own timeout); then the call fails with NodeUnreachable instead of hanging
+    until Ray notices the node is gone (15-65 s)."""
+    cluster_poll_interval: float = Field(default=1.0, gt=0)
+    """Seconds between a replica's reads of every node agent's report (health, capacity,
+    sessions); a node that misses one is taken out of placement."""
+
     def load_api_keys(self) -> list[str]:
         keys = [k.strip() for k in self.api_keys.split(",") if k.strip()]
         if self.api_keys_file is not None:

@@ -85,6 +85,19 @@ class DataFolderInUse(EngineError):
     code = "data_folder_in_use"
 
 
+class ClusterFull(BackendUnavailable):
+    """No healthy, non-draining node of the cluster has a free slot (HTTP 503)."""
+
+    code = "cluster_full"
+
+
+class NodeUnreachable(BackendUnavailable):
+    """A session's node agent did not answer within the engine's deadline, or is gone; what
+    its kernel held is lost (HTTP 503)."""
+
+    code = "node_unreachable"
+
+
 class ImageNotFound(SandboxError):
     code = "image_not_found"
 

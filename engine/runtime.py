@@ -9,7 +9,7 @@ import logging
 import os
 from abc import ABC, abstractmethod
 from types import TracebackType
-from typing import Self, TypedDict, Unpack
+from typing import Generic, Self, TypedDict, Unpack
 
 from .blobs import open_blobs
 from .config import MB, Settings
@@ -26,6 +26,7 @@ from .sessions import (
     kernel_limits,
     sandbox_spec,
 )
+from .sessions.surface import S_co, SessionDirectory
 from .store import Store
 
 HOME_LABEL = "org.sandbox-engine.home"
@@ -46,13 +47,13 @@ class RuntimeOptions(TypedDict, total=False):
     exclusive: bool
 
 
-class SessionHost(ABC):
-    """What the runtime and the engine that holds it both are: ``async with`` them, and ask
-    them for sessions."""
+class SessionHost(ABC, Generic[S_co]):
+    """What the runtime, the engine that holds it, and a cluster's API replica are: ``async
+    with`` them, and ask them for sessions (``Session`` here, ``RemoteSession`` on a cluster)."""
 
     @property
     @abstractmethod
-    def sessions(self) -> SessionManager: ...
+    def sessions(self) -> SessionDirectory[S_co]: ...
 
     @abstractmethod
     async def start(self) -> Self: ...
@@ -75,16 +76,16 @@ class SessionHost(ABC):
         self,
         thread_id: str | None = None,
         **options: Unpack[SessionOptions],
-    ) -> Session:
+    ) -> S_co:
         """The live session of ``thread_id``, created if there is none, with ``options``
         (``SessionOptions``) if it is new."""
         return await self.sessions.get_or_create(thread_id, **options)
 
-    def get_session(self, session_id: str, owner: str | None = None) -> Session:
+    def get_session(self, session_id: str, owner: str | None = None) -> S_co:
         return self.sessions.get(session_id, owner)
 
 
-class Runtime(SessionHost):
+class Runtime(SessionHost[Session]):
     """What every service runs on: sandboxes, the store, file objects and sessions."""
 
     def __init__(

@@ -19,7 +19,7 @@ from .lease import Lease
 from .pool import WarmPool
 from .runtime import Runtime, RuntimeOptions, SessionHost
 from .sandbox.base import SandboxBackend
-from .sessions import SessionManager
+from .sessions import Session, SessionManager
 from .store import Store
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ class Services:
         await self.file_search.close()
 
 
-class Engine(SessionHost):
+class Engine(SessionHost[Session]):
     """Async face: ``async with Engine() as engine: session = await engine.session("t1")``,
     ``await engine.responses.create(...)``, ``engine.conversations``, ``engine.vector_stores``,
     ``engine.assistants``, ``engine.threads``."""

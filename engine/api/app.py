@@ -12,7 +12,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..config import MB, Settings
 from ..e2b import E2BSandboxes
+from ..runtime import SessionHost
 from ..services import Engine
+from ..sessions.surface import SessionSurface
 from . import (
     assistants,
     azure,
@@ -95,10 +97,15 @@ def create_app(
     app.include_router(playground.config_router)
     app.include_router(playground.router)  # /playground, and / redirects there
     app.router.routes.append(app.state.mcp.route())
-    # Starlette runs the middleware added last first: the log (and its request id) wraps the
-    # Host/Origin guard and the body limits, so that their refusals are logged and carry
-    # x-request-id too; a foreign Host or Origin is refused before its body is read.
+    # A foreign Host or Origin is refused before its body is read.
     app.add_middleware(AzureOpenAIPaths)
+    _guard(app, settings)
+    return app
+
+
+def _guard(app: FastAPI, settings: Settings) -> None:
+    """Starlette runs the middleware added last first: the log (and its request id) wraps the
+    Host/Origin guard and the body limits, so that their refusals are logged too."""
     app.add_middleware(
         BodyLimits,
         max_body=settings.max_body_mb * MB,
@@ -107,6 +114,39 @@ def create_app(
     )
     app.add_middleware(HostGuard, policy=HostPolicy(settings))
     app.add_middleware(RequestLog)
+
+
+def create_cluster_app(settings: Settings, host: SessionHost[SessionSurface]) -> FastAPI:
+    """An API replica of a cluster (``serve --cluster``, docs/cluster.md): the native sessions
+    API over ``host``, whose sessions live on node agents. The other faces need the shared
+    store (PostgreSQL) first."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await host.start()
+        app.state.engine = host
+        try:
+            yield
+        finally:
+            await _drain(host, settings.drain_timeout)
+            await host.close()
+
+    app = FastAPI(
+        title="Sandbox Engine (cluster replica)",
+        version="0.1.0",
+        description="The native sessions API, served by the cluster's node agents.",
+        lifespan=lifespan,
+    )
+    app.state.keys = KeyRing(settings.load_api_keys())
+    app.state.settings = settings
+    api_errors.install(app)
+    app.include_router(sessions.router)
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    _guard(app, settings)
     return app
 
 
@@ -126,7 +166,7 @@ class AzureOpenAIPaths:
         await self.app(scope, receive, send)
 
 
-async def _drain(engine: Engine, timeout: float) -> None:
+async def _drain(engine: SessionHost[SessionSurface], timeout: float) -> None:
     """Let running executions finish, up to ``timeout`` seconds."""
     waits = [asyncio.ensure_future(s.wait_idle()) for s in engine.sessions.live() if s.busy]
     if waits:

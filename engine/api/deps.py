@@ -20,8 +20,10 @@ from .. import errors
 from ..config import Settings
 from ..names import check_filename
 from ..paging import MAX_LIMIT
+from ..runtime import SessionHost
 from ..services import Engine
 from ..sessions import Session, SessionInfo, SessionStatus
+from ..sessions.surface import SessionSurface
 from .auth import Tenant
 
 CHUNK = 1024 * 1024
@@ -41,6 +43,13 @@ async def settings(request: Request) -> Settings:
     return value
 
 
+async def host(request: Request) -> SessionHost[SessionSurface]:
+    """The engine, or a cluster's API replica (``serve --cluster``): what the native sessions
+    API needs, and all a replica has."""
+    value: SessionHost[SessionSurface] = request.app.state.engine
+    return value
+
+
 EngineDep = Annotated[Engine, Depends(engine)]
 
 
@@ -51,6 +60,9 @@ async def poll_after(response: Response) -> None:
 
 PollAfter = Depends(poll_after)
 """For a route that clients poll: ``dependencies=[PollAfter]``."""
+
+
+HostDep = Annotated[SessionHost[SessionSurface], Depends(host)]
 SettingsDep = Annotated[Settings, Depends(settings)]
 
 
@@ -59,9 +71,9 @@ SettingsDep = Annotated[Settings, Depends(settings)]
 
 async def session(
     session_id: Annotated[str, Path(description="A session id.")],
-    engine: EngineDep,
+    engine: HostDep,
     tenant: Tenant,
-) -> Session:
+) -> SessionSurface:
     return engine.get_session(session_id, tenant)
 
 
@@ -86,7 +98,7 @@ async def container(
     return engine.get_session(info.id, tenant)
 
 
-SessionDep = Annotated[Session, Depends(session)]
+SessionDep = Annotated[SessionSurface, Depends(session)]
 ContainerInfoDep = Annotated[SessionInfo, Depends(container_info)]
 ContainerDep = Annotated[Session, Depends(container)]
 

@@ -14,14 +14,16 @@ from .. import errors
 from ..files import FileObject, guess_mime_type
 from ..paging import Deleted, Page
 from ..results import ErrorInfo, ExecutionResult, ExecutionStatus
-from ..sessions import Session, SessionFile, SessionInfo
+from ..sessions import SessionFile, SessionInfo
+from ..sessions.surface import SessionSurface
 from .auth import Tenant
 from .deps import (
-    EngineDep,
     ExpiresAfter,
     FileBodyDep,
+    HostDep,
     PagingDep,
     SessionDep,
+    SettingsDep,
     file_body_doc,
     parse_memory,
     stream_file,
@@ -72,29 +74,31 @@ class FileList(BaseModel):
 
 
 @router.post("", response_model=SessionInfo)
-async def create_session(body: CreateSession, engine: EngineDep, tenant: Tenant) -> SessionInfo:
+async def create_session(
+    body: CreateSession, engine: HostDep, settings: SettingsDep, tenant: Tenant
+) -> SessionInfo:
     session = await engine.session(
         body.thread_id,
         owner=tenant,
         file_ids=body.file_ids,
-        memory_limit_mb=parse_memory(body.memory_limit, engine.settings.max_memory_limit_mb),
+        memory_limit_mb=parse_memory(body.memory_limit, settings.max_memory_limit_mb),
         idle_timeout=body.expires_after.minutes * 60 if body.expires_after else None,
     )
     return session.info
 
 
 @router.get("", response_model=Page[SessionInfo])
-async def list_sessions(paging: PagingDep, engine: EngineDep, tenant: Tenant) -> Page[SessionInfo]:
+async def list_sessions(paging: PagingDep, engine: HostDep, tenant: Tenant) -> Page[SessionInfo]:
     return engine.sessions.list(tenant, **paging.window())
 
 
 @router.get("/{session_id}", response_model=SessionInfo)
-async def get_session(session_id: str, engine: EngineDep, tenant: Tenant) -> SessionInfo:
+async def get_session(session_id: str, engine: HostDep, tenant: Tenant) -> SessionInfo:
     return engine.sessions.info(session_id, tenant)
 
 
 @router.delete("/{session_id}")
-async def delete_session(session_id: str, engine: EngineDep, tenant: Tenant) -> Deleted:
+async def delete_session(session_id: str, engine: HostDep, tenant: Tenant) -> Deleted:
     await engine.sessions.close(session_id, tenant)
     return Deleted(id=session_id, object="session.deleted")
 
@@ -123,7 +127,7 @@ async def execute(body: Execute, session: SessionDep, request: Request) -> Any:
         return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
-async def _events(session: Session, body: Execute) -> Events:
+async def _events(session: SessionSurface, body: Execute) -> Events:
     """The output events, then always ``done``: with the result, or with the engine's error
     (after an ``error`` event for it, as for the code's own errors)."""
     stream = session.stream(body.code, body.timeout)

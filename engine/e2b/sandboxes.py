@@ -41,7 +41,7 @@ class SandboxPage:
 class E2BSandboxes:
     """Create, find, time, pause and end E2B sandboxes; run code in their contexts."""
 
-    def __init__(self, host: SessionHost, store: Store) -> None:
+    def __init__(self, host: SessionHost[Session], store: Store) -> None:
         self._host = host
         self._records = SandboxRecords(store)
 

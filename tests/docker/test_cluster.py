@@ -1,0 +1,303 @@
+"""The cluster on Ray, on this machine: a real Ray head, 2 sandbox nodes (``node --join``, each a
+Ray worker node with its node agent) and 2 API replicas (``serve --cluster`` under uvicorn),
+driven over HTTP with httpx. Started once for the module. The nodes share this machine's Docker
+here (each with its own data folder); ``test_cluster_demo.py`` gives each its own dockerd."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from engine.cluster.demo import DemoState, LocalCluster, stop
+from engine.cluster.ray_nodes import group_alive
+
+from ..support.serve_process import ROOT, containers
+
+CALL_TIMEOUT = 5.0
+CAPACITY = 2  # sessions per node
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoState]:
+    folder = tmp_path_factory.mktemp("cluster")
+    local = LocalCluster(
+        folder,
+        nodes=2,
+        replicas=2,
+        own_docker=False,
+        env={
+            "SANDBOX_MAX_SESSIONS": str(CAPACITY),
+            "SANDBOX_MEMORY_LIMIT_MB": "512",
+            "SANDBOX_CLUSTER_CALL_TIMEOUT": str(CALL_TIMEOUT),
+            "SANDBOX_CLUSTER_POLL_INTERVAL": "0.5",
+        },
+    )
+    state = local.start()
+    try:
+        yield state
+    finally:
+        stop(state)
+        for node in state.nodes:
+            assert containers(Path(node.data_dir)) == []
+
+
+def client(url: str) -> httpx.Client:
+    return httpx.Client(base_url=url, timeout=60)
+
+
+def status(state: DemoState) -> dict[str, dict]:
+    """``sandbox-engine cluster status --json``, by node."""
+    rows = json.loads(cli(state, "cluster", "status", "--json", "--address", state.address))
+    return {row["node"]: row for row in rows}
+
+
+def wait_visible(http: httpx.Client, session_id: str, seconds: float = 10.0) -> None:
+    """Until the replica has read the node's report that holds the session."""
+    end = time.monotonic() + seconds
+    while (reply := http.get(f"/v1/sessions/{session_id}")).status_code == 404:
+        assert time.monotonic() < end, reply.text
+        time.sleep(0.1)
+    assert reply.status_code == 200, reply.text
+
+
+def test_a_session_made_through_one_replica_runs_through_the_other(cluster: DemoState) -> None:
+    a, b = client(cluster.urls[0]), client(cluster.urls[1])
+    made = a.post("/v1/sessions", json={"thread_id": "t-cluster"})
+    assert made.status_code == 200, made.text
+    session = made.json()["id"]
+    wait_visible(b, session)
+
+    ran = b.post(f"/v1/sessions/{session}/execute", json={"code": "x = 6 * 7\nprint(x)\nx"})
+    assert ran.status_code == 200, ran.text
+    assert ran.json()["stdout"] == "42\n"
+    assert ran.json()["result"]["text/plain"] == "42"
+    # The kernel lives on its node: replica A sees B's variable.
+    again = a.post(f"/v1/sessions/{session}/execute", json={"code": "x + 1"})
+    assert again.json()["result"]["text/plain"] == "43"
+
+    up = a.post(f"/v1/sessions/{session}/files", files={"file": ("in.csv", b"a,b\n1,2\n")})
+    assert up.status_code == 200, up.text
+    assert up.json()["path"] == "/mnt/data/in.csv"
+    made_there = b.post(
+        f"/v1/sessions/{session}/execute",
+        json={
+            "code": "open('/mnt/data/out.txt', 'w').write(open('/mnt/data/in.csv').read()[::-1])"
+        },
+    )
+    assert made_there.json()["status"] == "ok", made_there.text
+    down = a.get(f"/v1/sessions/{session}/files/content", params={"path": "out.txt"})
+    assert down.status_code == 200
+    assert down.content == b"a,b\n1,2\n"[::-1]
+    listed = b.get(f"/v1/sessions/{session}/files").json()["data"]
+    assert {f["filename"] for f in listed} >= {"in.csv", "out.txt"}
+
+    # Paused through one replica (its sandbox removed on the node), resumed by a use through
+    # the other, with its variables.
+    paused = a.post(f"/v1/sessions/{session}/pause")
+    assert paused.status_code == 200 and paused.json()["status"] == "paused", paused.text
+    end = time.monotonic() + 10
+    while b.get(f"/v1/sessions/{session}").json()["status"] != "paused":
+        assert time.monotonic() < end
+        time.sleep(0.1)
+    resumed = b.post(f"/v1/sessions/{session}/execute", json={"code": "x"})
+    assert resumed.json()["result"]["text/plain"] == "42", resumed.text
+
+    a.delete(f"/v1/sessions/{session}").raise_for_status()
+
+
+def test_output_streams_while_the_code_runs(cluster: DemoState) -> None:
+    http = client(cluster.urls[1])
+    session = http.post("/v1/sessions", json={}).json()["id"]
+    code = "import time\nprint('first', flush=True)\ntime.sleep(1.5)\nprint('second')"
+    arrived: list[tuple[str, float, str]] = []
+    started = time.monotonic()
+    with http.stream(
+        "POST",
+        f"/v1/sessions/{session}/execute",
+        json={"code": code},
+        headers={"accept": "text/event-stream"},
+    ) as events:
+        event = ""
+        for line in events.iter_lines():
+            if line.startswith("event: "):
+                event = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                arrived.append((event, time.monotonic() - started, line.removeprefix("data: ")))
+    kinds = [e for e, _, _ in arrived]
+    assert kinds[0] == "stdout" and kinds[-1] == "done", arrived
+    first_at, done_at = arrived[0][1], arrived[-1][1]
+    assert "first" in arrived[0][2]
+    assert done_at - first_at > 1.0, arrived  # the first line came while the code slept
+    assert json.loads(arrived[-1][2])["stdout"] == "first\nsecond\n"
+    http.delete(f"/v1/sessions/{session}").raise_for_status()
+
+
+def test_a_client_that_leaves_interrupts_the_code_on_the_node(cluster: DemoState) -> None:
+    http = client(cluster.urls[0])
+    session = http.post("/v1/sessions", json={}).json()["id"]
+    path = f"/v1/sessions/{session}/execute"
+    with pytest.raises(httpx.ReadTimeout):
+        http.post(path, json={"code": "import time\ntime.sleep(60)"}, timeout=3)
+    started = time.monotonic()
+    after = http.post(path, json={"code": "'next'"})
+    assert after.json()["result"]["text/plain"] == "'next'", after.text
+    assert time.monotonic() - started < 20  # not behind the 60 s sleep
+    http.delete(f"/v1/sessions/{session}").raise_for_status()
+
+
+def test_placement_spreads_sessions_and_a_full_cluster_answers_503(cluster: DemoState) -> None:
+    http = client(cluster.urls[0])
+    made = []
+    for _ in range(2 * CAPACITY):
+        reply = http.post("/v1/sessions", json={})
+        assert reply.status_code == 200, reply.text
+        made.append(reply.json()["id"])
+    nodes = status(cluster)
+    assert {name: len(row["session_ids"]) for name, row in nodes.items()} == {
+        "n1": CAPACITY,
+        "n2": CAPACITY,
+    }
+    assert set(made) == {s for row in nodes.values() for s in row["session_ids"]}
+
+    full = http.post("/v1/sessions", json={})
+    assert full.status_code == 503, full.text
+    error = full.json()["error"]
+    assert error["code"] == "cluster_full"
+    assert "n1: full (2 of 2)" in error["message"] and "n2: full (2 of 2)" in error["message"]
+
+    for session in made[1:]:  # one stays, for the next test
+        http.delete(f"/v1/sessions/{session}").raise_for_status()
+
+
+def cli(state: DemoState, *command: str) -> str:
+    env = {**os.environ, "RAY_AUTH_TOKEN_PATH": str(Path(state.folder) / "head/cluster-token")}
+    env["SANDBOX_DATA_DIR"] = str(Path(state.folder) / "status")
+    env["PYTHONPATH"] = str(ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "engine.cli", *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return out.stdout
+
+
+def test_a_draining_node_takes_no_new_session(cluster: DemoState) -> None:
+    http = client(cluster.urls[0])
+    cli(cluster, "cluster", "drain", "n1", "--address", cluster.address)
+    made: list[str] = []
+    try:
+        assert status(cluster)["n1"]["draining"] is True
+        end = time.monotonic() + 10
+        while not made:  # the replica reads the drain at its next poll
+            reply = http.post("/v1/sessions", json={})
+            assert reply.status_code == 200, reply.text
+            session = reply.json()["id"]
+            if session in status(cluster)["n2"]["session_ids"]:
+                made.append(session)
+            else:
+                http.delete(f"/v1/sessions/{session}").raise_for_status()
+                assert time.monotonic() < end, "sessions still go to the draining node"
+        for _ in range(status(cluster)["n2"]["free"]):
+            reply = http.post("/v1/sessions", json={})
+            assert reply.status_code == 200, reply.text
+            made.append(reply.json()["id"])
+        assert set(made) <= set(status(cluster)["n2"]["session_ids"])
+        full = http.post("/v1/sessions", json={})
+        assert full.status_code == 503, full.text
+        assert "n1: draining" in full.json()["error"]["message"]
+    finally:
+        for session in made:
+            http.delete(f"/v1/sessions/{session}").raise_for_status()
+        cli(cluster, "cluster", "drain", "n1", "--undo", "--address", cluster.address)
+    assert status(cluster)["n1"]["draining"] is False
+
+
+def test_a_frozen_node_times_out_on_our_deadline_and_runs_nothing_twice(
+    cluster: DemoState,
+) -> None:
+    """A partition between replica and node, simulated by freezing the node's processes."""
+    http = client(cluster.urls[1])
+    made = http.post("/v1/sessions", json={})
+    assert made.status_code == 200, made.text
+    session = made.json()["id"]
+    nodes = status(cluster)
+    frozen = next(n for n in cluster.nodes if session in nodes[n.node_id]["session_ids"])
+    assert http.post(f"/v1/sessions/{session}/execute", json={"code": "n = 0"}).status_code == 200
+
+    assert frozen.node is not None and frozen.ray_pid and frozen.agent_pid
+    groups = (frozen.node.pid, frozen.ray_pid, frozen.agent_pid)
+    for group in groups:
+        os.killpg(group, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        reply = http.post(f"/v1/sessions/{session}/execute", json={"code": "n += 1"})
+        took = time.monotonic() - started
+        assert reply.status_code == 503, reply.text
+        assert reply.json()["error"]["code"] == "node_unreachable"
+        assert took < 2 * CALL_TIMEOUT + 5, took
+        info = http.get(f"/v1/sessions/{session}").json()
+        assert f"node {frozen.node_id} does not answer" in (info["notice"] or ""), info
+    finally:
+        for group in groups:
+            os.killpg(group, signal.SIGCONT)
+    end = time.monotonic() + 30
+    path = f"/v1/sessions/{session}/execute"
+    while (again := http.post(path, json={"code": "n"})).status_code != 200:
+        assert time.monotonic() < end, again.text
+        time.sleep(0.5)
+    # The cut call may still have run once on the node after it thawed, never twice.
+    assert again.json()["result"]["text/plain"] in ("0", "1"), again.text
+    http.delete(f"/v1/sessions/{session}").raise_for_status()
+
+
+def test_a_killed_node_answers_a_clear_error_within_our_deadline(cluster: DemoState) -> None:
+    http = client(cluster.urls[1])
+    nodes = status(cluster)
+    victim = next(n for n in cluster.nodes if nodes[n.node_id]["session_ids"])
+    session = nodes[victim.node_id]["session_ids"][0]
+    wait_visible(http, session)
+    assert http.post(f"/v1/sessions/{session}/execute", json={"code": "1"}).status_code == 200
+
+    assert victim.node is not None and victim.ray_pid and victim.agent_pid
+    for group in (victim.node.pid, victim.ray_pid, victim.agent_pid):
+        os.killpg(group, signal.SIGKILL)
+    for group in (victim.node.pid, victim.ray_pid, victim.agent_pid):
+        end = time.monotonic() + 10
+        while group_alive(group):
+            assert time.monotonic() < end, f"process group {group} outlived SIGKILL"
+            time.sleep(0.1)
+
+    started = time.monotonic()
+    reply = http.post(f"/v1/sessions/{session}/execute", json={"code": "1"}, timeout=120)
+    took = time.monotonic() - started
+    assert reply.status_code == 503, reply.text
+    error = reply.json()["error"]
+    assert error["code"] == "node_unreachable"
+    assert f"node {victim.node_id}" in error["message"]
+    # Our deadline: a missed health read (CALL_TIMEOUT) and a poll, not Ray's own 15-65 s.
+    assert took < 2 * CALL_TIMEOUT + 5, took
+
+    # The other node takes new sessions; the dead one is out of placement.
+    end = time.monotonic() + 3 * CALL_TIMEOUT
+    while True:
+        made = http.post("/v1/sessions", json={})
+        if made.status_code == 200:
+            break
+        assert time.monotonic() < end, made.text
+        time.sleep(0.5)
+    assert (
+        made.json()["id"]
+        in status(cluster)[next(n.node_id for n in cluster.nodes if n is not victim)]["session_ids"]
+    )
