@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     log_max_size: str = "1m"
     sandbox_env: dict[str, str] = Field(default_factory=dict)
     """Extra variables passed into the sandbox; nothing from the host leaks in otherwise."""
+    egress_allowed_domains: str = ""
+    """The domains any session's network policy may allow, comma-separated (``*.example.com``
+    for every name below example.com). Empty: no session gets a way out (docs/security.md)."""
 
     # --- executions ---
     default_timeout: float = Field(default=60.0, gt=0)

@@ -42,6 +42,8 @@ class CreateSession(BaseModel):
     file_ids: list[str] = Field(default_factory=list, max_length=100)
     memory_limit: str | int | None = None
     expires_after: ExpiresAfter | None = None
+    network_policy: dict[str, Any] | None = None
+    """``{"type": "disabled"}`` (the default) or an allowlist: engine.egress.EgressPolicy."""
 
     @field_validator("expires_after")
     @classmethod
@@ -79,6 +81,7 @@ async def create_session(body: CreateSession, engine: EngineDep, tenant: Tenant)
         file_ids=body.file_ids,
         memory_limit_mb=parse_memory(body.memory_limit, engine.settings.max_memory_limit_mb),
         idle_timeout=body.expires_after.minutes * 60 if body.expires_after else None,
+        network_policy=body.network_policy,
     )
     return session.info
 

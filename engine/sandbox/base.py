@@ -15,6 +15,8 @@ from typing import BinaryIO
 
 from jupyter_client.connect import KernelConnectionInfo
 
+from ..egress.policy import DISABLED, EgressPolicy
+
 DATA_MOUNT = "/mnt/data"
 SANDBOX_UID = 10001
 UPLOAD_PREFIX = ".sandbox-engine-upload-"
@@ -49,6 +51,8 @@ class SandboxSpec:
     runtime: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+    egress: EgressPolicy = DISABLED
+    """Where the sandbox may connect: nowhere (no network at all) unless an allowlist."""
 
 
 @dataclass(frozen=True)

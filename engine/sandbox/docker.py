@@ -139,6 +139,8 @@ class DockerBackend(SandboxBackend):
     def _create_container(
         self, name: str, spec: SandboxSpec, labels: dict[str, str], conn_dir: Path
     ) -> str:
+        if spec.egress.enabled:
+            raise errors.SandboxUnavailable("this backend has no egress proxy yet")
         api = self.client.api
         memory = f"{spec.memory_limit_mb}m"
         fsize = spec.fsize_limit_mb * 1024 * 1024
