@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     egress_allowed_domains: str = ""
     """The domains any session's network policy may allow, comma-separated (``*.example.com``
     for every name below example.com). Empty: no session gets a way out (docs/security.md)."""
+    egress_network: str = "bridge"
+    """The Docker network by which egress proxies reach the outside."""
+    egress_proxy_image: str | None = None
+    """The egress proxy's image; None means the tag ``image build --egress-proxy`` builds."""
+    egress_proxy_memory_mb: int = Field(default=256, ge=64)
 
     # --- executions ---
     default_timeout: float = Field(default=60.0, gt=0)

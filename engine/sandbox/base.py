@@ -19,6 +19,8 @@ from ..egress.policy import DISABLED, EgressPolicy
 
 DATA_MOUNT = "/mnt/data"
 SANDBOX_UID = 10001
+SESSION_LABEL = "org.sandbox-engine.session"
+"""The session a sandbox was started for, when it has a network policy (its proxy logs it)."""
 UPLOAD_PREFIX = ".sandbox-engine-upload-"
 """The name of a file the engine is still writing into /mnt/data (a temp file, then renamed):
 never a user's file, never exported or listed."""
