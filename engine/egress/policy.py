@@ -24,7 +24,7 @@ MAX_DOMAINS = 100
 MAX_SECRETS = 20
 MAX_SECRET_VALUE = 4096
 
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")
+_SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
 def normalize_domain(raw: str, *, wildcard: bool = True) -> str:
@@ -50,20 +50,21 @@ def parse_cap(raw: str) -> list[str]:
 
 
 class DomainSecret(BaseModel):
-    """A header the proxy sets on requests to ``domain``: the sandbox only sees a placeholder."""
+    """A secret for requests to ``domain``: the sandbox is to see only a placeholder under
+    ``name``, which the proxy replaces by ``value`` in that domain's request headers."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     domain: str
     name: str = Field(min_length=1, max_length=128)
-    """The header's name (``Authorization``, ``X-Api-Key``)."""
+    """What the sandbox knows it by, an environment variable's name (``EXAMPLE_API_KEY``)."""
     value: str = Field(min_length=1, max_length=MAX_SECRET_VALUE, repr=False)
 
     @field_validator("name")
     @classmethod
-    def _header_name(cls, value: str) -> str:
-        if not _HEADER_NAME.match(value):
-            raise ValueError("must be an HTTP header name (letters, digits, '-', ...)")
+    def _variable_name(cls, value: str) -> str:
+        if not _SECRET_NAME.match(value):
+            raise ValueError("must be an environment variable's name (letters, digits, '_')")
         return value
 
     @field_validator("value")

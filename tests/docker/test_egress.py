@@ -383,3 +383,18 @@ async def test_closing_a_session_removes_its_proxy_and_network(egress_engine: En
             client.networks.get(name)
     finally:
         client.close()
+
+
+async def test_a_paused_session_resumes_with_its_policy_and_a_new_proxy(
+    egress_engine: Engine, internet: Internet
+) -> None:
+    session = await egress_engine.session(network_policy=allowlist("other.good.test"))
+    try:
+        before = session.sandbox.id
+        await session.pause()
+        assert session.info.network_policy["allowed_domains"] == ["other.good.test"]
+        code = 'out["other"] = get("https://other.good.test/")[0]\nout["api"] = get("https://api.good.test/")[0]'
+        assert await run(session, code, internet) == {"other": 200, "api": "refused"}
+        assert session.sandbox.id != before
+    finally:
+        await egress_engine.sessions.close(session.id)
