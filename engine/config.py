@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     egress_proxy_image: str | None = None
     """The egress proxy's image; None means the tag ``image build --egress-proxy`` builds."""
     egress_proxy_memory_mb: int = Field(default=256, ge=64)
+    egress_upstream_ca: Path | None = None
+    """A PEM bundle the proxies trust, instead of the public CAs, for the servers whose
+    requests they decrypt to put a domain secret in (a private CA; the tests' own)."""
 
     # --- executions ---
     default_timeout: float = Field(default=60.0, gt=0)

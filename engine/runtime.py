@@ -221,4 +221,6 @@ def _egress_proxies(
         image=proxy_image_tag(settings),
         outward_network=settings.egress_network,
         memory_mb=settings.egress_proxy_memory_mb,
+        ca_file=settings.data_dir / "egress-ca.pem",
+        upstream_ca=settings.egress_upstream_ca,
     )

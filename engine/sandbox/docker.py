@@ -38,9 +38,15 @@ from .docker_sandbox import (
     VOLUME_REMOVAL_WAIT,
     DockerSandbox,
 )
-from .egress_proxy import EgressProxies, EgressRoute
+from .egress_proxy import TRUST_FILE, EgressProxies, EgressRoute
 from .ipc import create_conn_dir, make_removable
-from .lifetime import DEADLINE_FILE, DEFAULT_LIFETIME, watcher_command, write_deadline
+from .lifetime import (
+    DEADLINE_FILE,
+    DEFAULT_LIFETIME,
+    watcher_command,
+    write_conn_file,
+    write_deadline,
+)
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -151,6 +157,8 @@ class DockerBackend(SandboxBackend):
     ) -> str:
         api = self.client.api
         route = self._egress_route(name, spec, labels)
+        if route is not None and route.trust is not None:
+            write_conn_file(conn_dir, TRUST_FILE, route.trust)
         memory = f"{spec.memory_limit_mb}m"
         fsize = spec.fsize_limit_mb * 1024 * 1024
         data_volume = DriverConfig(

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import docker
 from docker.errors import APIError, ImageNotFound, NotFound
@@ -21,6 +24,29 @@ from .. import errors
 from ..egress.policy import EgressPolicy
 
 PROXY_PORT = 8080
+TRUST_FILE = "egress-ca.pem"
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+_MAKE_CA = """
+import datetime
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+now = datetime.datetime.now(datetime.timezone.utc)
+key = ec.generate_private_key(ec.SECP256R1())
+name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sandbox-engine egress CA")])
+cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+                       critical=True)
+        .sign(key, hashes.SHA256()))
+print(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                        serialization.NoEncryption()).decode()
+      + cert.public_bytes(serialization.Encoding.PEM).decode())
+"""
 PROXY_LABEL = "org.sandbox-engine.egress-proxy"
 """On a proxy container and its network: the sandbox they serve (never the managed label, so
 that a sweep of sandboxes does not take a proxy for one)."""
@@ -38,13 +64,31 @@ class EgressRoute:
 
     network: str
     proxy_ip: str
+    placeholders: dict[str, str] = field(default_factory=dict)
+    """A variable per domain secret, holding what the proxy replaces by the secret."""
+    trust: bytes | None = None
+    """With domain secrets: the CA bundle the sandbox must trust (the public CAs the host
+    trusts, and the engine's CA), for the backend to place at ``TRUST_FILE``."""
 
     @property
     def env(self) -> dict[str, str]:
         """The proxy variables that pip, requests, httpx and urllib read."""
         url = f"http://{self.proxy_ip}:{PROXY_PORT}"
         names = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
-        return {**dict.fromkeys(names, url), "NO_PROXY": "", "no_proxy": ""}
+        env = {**dict.fromkeys(names, url), "NO_PROXY": "", "no_proxy": "", **self.placeholders}
+        if self.trust is not None:
+            for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT", "CURL_CA_BUNDLE"):
+                env[name] = f"/conn/{TRUST_FILE}"
+        return env
+
+
+def _certificate_of(pem: str) -> str:
+    start = pem.index("-----BEGIN CERTIFICATE-----")
+    return pem[start:]
+
+
+def _public_cas() -> bytes:
+    return HOST_CA_BUNDLE.read_bytes() if HOST_CA_BUNDLE.is_file() else b""
 
 
 def proxy_name(sandbox_id: str) -> str:
@@ -60,11 +104,17 @@ class EgressProxies:
         image: str,
         outward_network: str,
         memory_mb: int,
+        ca_file: Path,
+        upstream_ca: Path | None = None,
     ) -> None:
+        """``ca_file`` holds the engine's CA (made on first use), for domain secrets;
+        ``upstream_ca`` replaces the public CAs for the servers whose requests are decrypted."""
         self._client = client
         self.image = image
         self._outward = outward_network
         self._memory = f"{memory_mb}m"
+        self._ca_file = ca_file
+        self._upstream_ca = upstream_ca
 
     def start(
         self, sandbox_id: str, session_id: str, policy: EgressPolicy, labels: dict[str, str]
@@ -78,18 +128,33 @@ class EgressProxies:
                 name, driver="bridge", internal=True, labels=labels, options=_INTERNAL_OPTIONS
             )
             subnet = api.inspect_network(network["Id"])["IPAM"]["Config"][0]["Subnet"]
+            placeholders = {
+                s.name: f"egress-placeholder-{secrets.token_hex(16)}" for s in policy.domain_secrets
+            }
             config = {
                 "sandbox": sandbox_id,
                 "session": session_id,
                 "allowed_domains": list(policy.allowed_domains),
                 "client_subnet": subnet,
+                "secrets": [
+                    {"domain": s.domain, "placeholder": placeholders[s.name], "value": s.value}
+                    for s in policy.domain_secrets
+                ],
             }
+            environment = {"EGRESS_POLICY": json.dumps(config)}
+            trust = None
+            if placeholders:
+                ca = self._engine_ca(api)
+                environment["EGRESS_CA"] = ca
+                if self._upstream_ca is not None:
+                    environment["EGRESS_UPSTREAM_CA"] = self._upstream_ca.read_text()
+                trust = _public_cas() + _certificate_of(ca).encode()
             container = api.create_container(
                 self.image,
                 name=name,
                 user=PROXY_USER,
                 hostname="egress",
-                environment={"EGRESS_POLICY": json.dumps(config)},
+                environment=environment,
                 labels=labels,
                 host_config=self._host_config(api, name),
                 networking_config=api.create_networking_config(
@@ -107,7 +172,32 @@ class EgressProxies:
             ) from exc
         except APIError as exc:
             raise errors.SandboxUnavailable(f"could not start the egress proxy: {exc}") from exc
-        return EgressRoute(name, ip["IPAddress"])
+        return EgressRoute(name, ip["IPAddress"], placeholders, trust)
+
+    def _engine_ca(self, api: docker.APIClient) -> str:
+        """The engine's CA, key and certificate, made once in the proxy image (no host
+        dependency); the file is the engine's alone (0600)."""
+        if not self._ca_file.is_file():
+            container = api.create_container(
+                self.image,
+                ["python3", "-c", _MAKE_CA],
+                user=PROXY_USER,
+                network_disabled=True,
+                host_config=api.create_host_config(network_mode="none", read_only=True),
+            )["Id"]
+            try:
+                api.start(container)
+                if api.wait(container, timeout=60)["StatusCode"] != 0:
+                    raise errors.SandboxUnavailable("could not make the engine's egress CA")
+                pem = api.logs(container, stdout=True, stderr=False).decode()
+            finally:
+                api.remove_container(container, force=True)
+            tmp = self._ca_file.with_suffix(".new")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(pem)
+            os.replace(tmp, self._ca_file)
+        return self._ca_file.read_text()
 
     def _host_config(self, api: docker.APIClient, network: str) -> dict[str, object]:
         return dict(

@@ -40,8 +40,11 @@ class Echo(http.server.BaseHTTPRequestHandler):
             self.send_header("Location", "https://api.bad.test/landed")
             self.end_headers()
             return
-        body = json.dumps({"host": self.headers.get("Host"), "path": self.path,
-                           "port": self.server.server_port}).encode()
+        answer = {"host": self.headers.get("Host"), "path": self.path,
+                  "port": self.server.server_port}
+        if self.headers.get("Authorization"):
+            answer["auth"] = self.headers["Authorization"]
+        body = json.dumps(answer).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -86,6 +89,7 @@ class Internet:
     network: str
     server_ip: str
     ca_pem: str
+    ca_file: Path
 
 
 def _certificates(folder: Path) -> str:
@@ -152,7 +156,8 @@ def internet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Internet]:
         server.start()
         server.reload()
         ip = server.attrs["NetworkSettings"]["Networks"][name]["IPAddress"]
-        yield Internet(name, ip, ca_pem)
+        (folder / "ca.pem").write_text(ca_pem)
+        yield Internet(name, ip, ca_pem, folder / "ca.pem")
     finally:
         if server is not None:
             server.remove(force=True)
@@ -170,6 +175,7 @@ def egress_settings(tmp_path_factory: pytest.TempPathFactory, internet: Internet
         resume_pool_size=0,
         egress_allowed_domains="*.good.test",
         egress_network=internet.network,
+        egress_upstream_ca=internet.ca_file,
     )
     build_proxy_image(settings)
     return settings
@@ -216,12 +222,14 @@ connection.set_tunnel("api.good.test", 443)
 connection.request("GET", "/tunnel")
 out["http.client"] = json.loads(connection.getresponse().read())
 out["variables"] = sorted(k for k in os.environ if k.lower().endswith("_proxy"))
+out["trusts_engine_ca"] = "SSL_CERT_FILE" in os.environ or os.path.exists("/conn/egress-ca.pem")
 """,
         internet,
     )
     assert out["https"] == [200, {"host": "api.good.test", "path": "/hello", "port": 443}]
     assert out["http"] == [200, {"host": "api.good.test", "path": "/p", "port": 80}]
     assert out["http.client"] == {"host": "api.good.test", "path": "/tunnel", "port": 443}
+    assert out["trusts_engine_ca"] is False  # only sandboxes with domain secrets do
     assert out["variables"] == sorted(
         ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "NO_PROXY", "no_proxy"]
     )
@@ -376,6 +384,7 @@ async def test_closing_a_session_removes_its_proxy_and_network(egress_engine: En
         assert host["SecurityOpt"] == ["no-new-privileges"] and host["PidsLimit"] > 0
         assert proxy.attrs["Config"]["User"] != "" and not host["PortBindings"]
         assert client.networks.get(name).attrs["Internal"] is True
+        assert not any(v.startswith("EGRESS_CA=") for v in proxy.attrs["Config"]["Env"])
         await egress_engine.sessions.close(session.id)
         with pytest.raises(docker.errors.NotFound):
             client.containers.get(name)
@@ -396,5 +405,54 @@ async def test_a_paused_session_resumes_with_its_policy_and_a_new_proxy(
         code = 'out["other"] = get("https://other.good.test/")[0]\nout["api"] = get("https://api.good.test/")[0]'
         assert await run(session, code, internet) == {"other": 200, "api": "refused"}
         assert session.sandbox.id != before
+    finally:
+        await egress_engine.sessions.close(session.id)
+
+
+async def test_a_domain_secret_is_put_in_for_its_domain_only_and_never_seen(
+    egress_engine: Engine, internet: Internet
+) -> None:
+    secret = "real-secret-7f3a9c"
+    policy = {
+        **allowlist("api.good.test", "other.good.test"),
+        "domain_secrets": [{"domain": "api.good.test", "name": "API_TOKEN", "value": secret}],
+    }
+    session = await egress_engine.session(network_policy=policy)
+    try:
+        code = f"""
+import glob, os
+token = os.environ["API_TOKEN"]
+out["placeholder"] = token
+plain = ssl.create_default_context()  # SSL_CERT_FILE: the public CAs and the engine's
+for name in ("api.good.test", "other.good.test"):
+    headers = {{"Authorization": "Bearer " + token}}
+    request = urllib.request.Request(f"https://{{name}}/s", headers=headers)
+    context = plain if name == "api.good.test" else ssl.create_default_context(cafile=ca)
+    with urllib.request.urlopen(request, context=context, timeout=20) as page:
+        out[name] = json.loads(page.read()).get("auth")
+seen = []
+for path in glob.glob("/proc/[0-9]*/environ") + glob.glob("/proc/[0-9]*/cmdline"):
+    try:
+        if b{secret!r} in open(path, "rb").read():
+            seen.append(path)
+    except OSError:
+        pass
+for root in ("/conn", "/mnt/data", "/tmp", "/home/sandbox", "/etc"):
+    for folder, _, files in os.walk(root):
+        for f in files:
+            try:
+                if b{secret!r} in open(os.path.join(folder, f), "rb").read():
+                    seen.append(os.path.join(folder, f))
+            except OSError:
+                pass
+out["seen"] = seen
+"""
+        out = await run(session, code, internet)
+        assert out["placeholder"] != secret and out["placeholder"].startswith("egress-placeholder")
+        assert out["api.good.test"] == f"Bearer {secret}"
+        assert out["other.good.test"] == f"Bearer {out['placeholder']}"
+        assert out["seen"] == []
+        shown = json.dumps(session.info.model_dump(mode="json"))
+        assert secret not in shown and "API_TOKEN" in shown
     finally:
         await egress_engine.sessions.close(session.id)

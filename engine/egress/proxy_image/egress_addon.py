@@ -1,7 +1,10 @@
 """The egress proxy's policy, as a mitmproxy addon (``mitmdump -s egress_addon.py``).
 
 One proxy serves one sandbox; its policy comes in ``EGRESS_POLICY`` (JSON: ``sandbox``,
-``session``, ``allowed_domains``, ``client_subnet``). A request goes out only when the CONNECT
+``session``, ``allowed_domains``, ``client_subnet``, ``secrets``: ``domain``, ``placeholder``,
+``value``). TLS to a domain with a secret is decrypted (with the engine's CA, which only such
+sandboxes trust) so that the placeholder can be replaced in its request headers; all other TLS
+passes through untouched. A request goes out only when the CONNECT
 host and the TLS SNI (or, for plain HTTP, the URL's host and the Host header) match the
 allowlist, on port 443 (80 for plain HTTP). Everything else gets an HTTP 403 naming the policy
 where HTTP can still answer, and a closed connection where it cannot (after the tunnel is up).
@@ -19,7 +22,8 @@ from typing import Any
 from egress_hosts import host_allowed, is_ip_literal, normalize_domain
 from mitmproxy import http
 from mitmproxy.proxy import commands, events, layer
-from mitmproxy.proxy.layers import TCPLayer
+from mitmproxy.proxy.layers import ClientTLSLayer, HttpLayer, ServerTLSLayer, TCPLayer
+from mitmproxy.proxy.layers.http import HTTPMode
 from mitmproxy.proxy.layers.tls import parse_client_hello
 
 TLS_PORT = 443
@@ -33,6 +37,10 @@ class EgressPolicy:
         self.session = str(policy.get("session", ""))
         self.allowed = [str(d) for d in policy["allowed_domains"]]
         self.subnet = ipaddress.ip_network(policy["client_subnet"])
+        self.secrets = [
+            (str(s["domain"]), str(s["placeholder"]), str(s["value"]))
+            for s in policy.get("secrets", ())
+        ]
 
     # --- who may use the proxy ---
 
@@ -53,7 +61,10 @@ class EgressPolicy:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.request.method == "CONNECT" or flow.response is not None:
             return
-        host, port = flow.request.host, flow.request.port
+        if flow.server_conn.address and flow.request.scheme == "https":
+            host, port = flow.server_conn.address  # decrypted: the tunnel's CONNECT host
+        else:
+            host, port = flow.request.host, flow.request.port
         expected = TLS_PORT if flow.request.scheme == "https" else HTTP_PORT
         reason = self._why_not(host, port, expected)
         header = (flow.request.host_header or "").rsplit(":", 1)[0] if not reason else ""
@@ -61,6 +72,13 @@ class EgressPolicy:
             reason = f"the Host header {header!r} is not the host connected to"
         if reason:
             self._deny(flow, host, port, reason)
+            return
+        for domain, placeholder, value in self.secrets:
+            if domain != _name(host):
+                continue
+            for name, text in flow.request.headers.items(multi=True):
+                if placeholder in text:
+                    flow.request.headers[name] = text.replace(placeholder, value)
 
     # --- inside a CONNECT tunnel: TLS to the host asked for, or nothing ---
 
@@ -69,9 +87,12 @@ class EgressPolicy:
         ``allow_hosts`` matching nothing, waits for a whole ClientHello as well."""
         context = nextlayer.context
         data = nextlayer.data_client()
-        if len(context.layers) <= 1 or context.client.tls_established or not data:
+        if len(context.layers) <= 1 or not data:
             return
         host = context.server.address[0] if context.server.address else ""
+        if context.client.tls_established:  # decrypted, for a domain with a secret
+            nextlayer.layer = HttpLayer(context, HTTPMode.transparent)
+            return
         try:
             hello = parse_client_hello(data)
         except ValueError:
@@ -83,6 +104,10 @@ class EgressPolicy:
             reason = "only TLS may go through a tunnel"
         elif _name(hello.sni or "") != _name(host):
             reason = f"the TLS SNI {hello.sni!r} is not the CONNECT host"
+        elif any(domain == _name(host) for domain, _, _ in self.secrets):
+            nextlayer.layer = ServerTLSLayer(context)
+            nextlayer.layer.child_layer = ClientTLSLayer(context)
+            return
         else:
             nextlayer.layer = TCPLayer(context, ignore=True)
             return
