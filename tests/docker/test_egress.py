@@ -12,6 +12,7 @@ import datetime
 import json
 import socket
 import uuid
+import zipfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,11 +31,18 @@ from engine.image import build_proxy_image, default_image_tag
 from engine.sandbox.egress_proxy import EgressProxies
 
 NAMES = ("api.good.test", "other.good.test", "api.bad.test")
+WHEEL = "egress_probe-1.0-py3-none-any.whl"
 SERVER = r"""
 import http.server, json, ssl, threading
+WHEEL = "__WHEEL__"
 
 class Echo(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
+        if self.path.startswith("/simple/"):
+            page = f'<a href="/files/{WHEEL}">{WHEEL}</a>'.encode()
+            return self.answer(page, "text/html")
+        if self.path == f"/files/{WHEEL}":
+            return self.answer(open(f"/certs/{WHEEL}", "rb").read(), "application/zip")
         if self.path.startswith("/redirect"):
             self.send_response(302)
             self.send_header("Location", "https://api.bad.test/landed")
@@ -44,9 +52,10 @@ class Echo(http.server.BaseHTTPRequestHandler):
                   "port": self.server.server_port}
         if self.headers.get("Authorization"):
             answer["auth"] = self.headers["Authorization"]
-        body = json.dumps(answer).encode()
+        self.answer(json.dumps(answer).encode(), "application/json")
+    def answer(self, body, kind):
         self.send_response(200)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -64,7 +73,22 @@ def serve(port, tls):
 for port, tls in ((80, False), (8443, True)):
     threading.Thread(target=serve, args=(port, tls), daemon=True).start()
 serve(443, True)
-"""
+""".replace("__WHEEL__", WHEEL)
+
+
+def _wheel(path: Path) -> None:
+    """A one-module wheel for the package index the test server serves."""
+    files = {
+        "egress_probe.py": "ANSWER = 42\n",
+        "egress_probe-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: egress-probe\n"
+        "Version: 1.0\n",
+        "egress_probe-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\n"
+        "Root-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = "".join(f"{name},,\n" for name in files) + "egress_probe-1.0.dist-info/RECORD,,\n"
+    with zipfile.ZipFile(path, "w") as wheel:
+        for name, text in {**files, "egress_probe-1.0.dist-info/RECORD": record}.items():
+            wheel.writestr(name, text)
 
 
 GET = """
@@ -138,6 +162,8 @@ def internet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Internet]:
     folder = tmp_path_factory.mktemp("certs")
     folder.chmod(0o755)
     ca_pem = _certificates(folder)
+    _wheel(folder / WHEEL)
+    (folder / WHEEL).chmod(0o644)
     client = docker.from_env()
     name = f"sandbox-engine-test-internet-{uuid.uuid4().hex[:8]}"
     network = client.networks.create(name, driver="bridge", internal=True)
@@ -456,3 +482,20 @@ out["seen"] = seen
         assert secret not in shown and "API_TOKEN" in shown
     finally:
         await egress_engine.sessions.close(session.id)
+
+
+async def test_pip_installs_from_an_allowed_package_index(
+    api_session: Session, internet: Internet
+) -> None:
+    code = """
+import subprocess, sys
+done = subprocess.run(
+    [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-cache-dir",
+     "--index-url", "https://api.good.test/simple/", "--cert", ca, "--target", "/tmp/pkgs",
+     "egress-probe"], capture_output=True, text=True, timeout=120)
+sys.path.insert(0, "/tmp/pkgs")
+import egress_probe
+out["answer"] = egress_probe.ANSWER
+out["returncode"] = done.returncode
+"""
+    assert await run(api_session, code, internet) == {"answer": 42, "returncode": 0}
