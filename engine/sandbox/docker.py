@@ -291,6 +291,8 @@ class DockerBackend(SandboxBackend):
             }
             for volume in volumes:
                 found.setdefault(volume["Labels"][SANDBOX_LABEL], ("", volume["Labels"]))
+            if self.egress is not None:
+                self.egress.remove_orphans(labels, set(found))
             return [
                 DockerSandbox(self, sid, cid, f"sandbox-engine-{sid}", self.state_dir / sid, labels)
                 for sid, (cid, labels) in found.items()

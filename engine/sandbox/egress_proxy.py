@@ -8,6 +8,7 @@ another sandbox's policy, so tenants' policies cannot mix.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import json
 import os
 import secrets
@@ -53,6 +54,7 @@ that a sweep of sandboxes does not take a proxy for one)."""
 PROXY_USER = "10002:10002"
 PROXY_PIDS = 64
 READY_TIMEOUT = 30.0
+ORPHAN_AGE = 300.0
 _READY_LINE = b"proxy listening at"
 # No address on the host side of the bridge: the sandbox cannot reach the host through it.
 _INTERNAL_OPTIONS = {"com.docker.network.bridge.inhibit_ipv4": "true"}
@@ -80,6 +82,12 @@ class EgressRoute:
             for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT", "CURL_CA_BUNDLE"):
                 env[name] = f"/conn/{TRUST_FILE}"
         return env
+
+
+def _epoch(created: str) -> float:
+    """Docker's RFC 3339 time (nanoseconds, ``Z``) as seconds since the epoch."""
+    when = datetime.datetime.fromisoformat(created[:19]).replace(tzinfo=datetime.UTC)
+    return when.timestamp()
 
 
 def _certificate_of(pem: str) -> str:
@@ -237,6 +245,28 @@ class EgressProxies:
         except NotFound:
             return []
         return [line for line in logs.decode(errors="replace").splitlines() if "refused" in line]
+
+    def remove_orphans(self, labels: dict[str, str], keep: set[str]) -> int:
+        """Remove the proxies and networks carrying ``labels`` whose sandbox is not in
+        ``keep`` (an engine that died between starting a proxy and its sandbox); how many.
+        Only those older than ``ORPHAN_AGE``: another engine may be starting its sandbox."""
+        api = self._client().api
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()] + [PROXY_LABEL]}
+        old = time.time() - ORPHAN_AGE
+        found = {
+            c["Labels"][PROXY_LABEL]
+            for c in api.containers(all=True, filters=filters)
+            if c["Created"] < old
+        }
+        found |= {
+            n["Labels"][PROXY_LABEL]
+            for n in api.networks(filters=filters)
+            if _epoch(n["Created"]) < old
+        }
+        orphans = found - keep
+        for sandbox_id in orphans:
+            self.remove(sandbox_id)
+        return len(orphans)
 
     def remove(self, sandbox_id: str) -> None:
         """Remove the proxy and its network, if there are any. Idempotent."""

@@ -8,6 +8,7 @@ test run real kernels and reach it, or not, through their own proxy only.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import socket
@@ -27,8 +28,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from engine import Engine, ExecutionStatus, Session, Settings, errors
+from engine.egress import parse_policy
 from engine.image import build_proxy_image, default_image_tag
-from engine.sandbox.egress_proxy import EgressProxies
+from engine.sandbox import egress_proxy
+from engine.sandbox.egress_proxy import EgressProxies, proxy_name
 
 NAMES = ("api.good.test", "other.good.test", "api.bad.test")
 WHEEL = "egress_probe-1.0-py3-none-any.whl"
@@ -499,3 +502,28 @@ out["answer"] = egress_probe.ANSWER
 out["returncode"] = done.returncode
 """
     assert await run(api_session, code, internet) == {"answer": 42, "returncode": 0}
+
+
+async def test_a_proxy_whose_sandbox_never_started_is_swept(
+    egress_engine: Engine, api_session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    egress = getattr(egress_engine.backend, "egress", None)
+    assert isinstance(egress, EgressProxies)
+    policy = parse_policy(allowlist("api.good.test"), ["*.good.test"])
+    orphan = f"orphan{uuid.uuid4().hex[:10]}"
+    await asyncio.to_thread(egress.start, orphan, "", policy, egress_engine.labels)
+    client = docker.from_env()
+    try:
+        client.containers.get(proxy_name(orphan))
+        await egress_engine.backend.find_leftovers(egress_engine.labels)
+        client.containers.get(proxy_name(orphan))  # too young: maybe another engine's
+        monkeypatch.setattr(egress_proxy, "ORPHAN_AGE", -60.0)
+        await egress_engine.backend.find_leftovers(egress_engine.labels)
+        with pytest.raises(docker.errors.NotFound):
+            client.containers.get(proxy_name(orphan))
+        with pytest.raises(docker.errors.NotFound):
+            client.networks.get(proxy_name(orphan))
+        client.containers.get(proxy_name(api_session.sandbox.id))  # a live sandbox keeps its own
+    finally:
+        egress.remove(orphan)
+        client.close()
