@@ -272,14 +272,17 @@ async def test_denied_domains_ip_literals_and_other_ports_get_a_403_naming_the_p
         f"""
 for name, url in (("denied", "https://api.bad.test/"), ("other_tenant", "https://other.good.test/"),
                   ("ip", "https://{internet.server_ip}/"), ("port", "https://api.good.test:8443/"),
-                  ("redirect", "https://api.good.test/redirect")):
+                  ("redirect", "https://api.good.test/redirect"), ("ipv6", "https://[::1]/"),
+                  ("decimal_ip", "https://2130706433/")):
     out[name] = get(url)
 out["plain"] = get("http://api.bad.test/")
 out["host_header"] = get("http://api.good.test/", {{"Host": "api.bad.test"}})
 """,
         internet,
     )
-    for case in ("denied", "other_tenant", "ip", "port", "redirect"):
+    # urllib writes an IPv6 CONNECT without brackets, which the proxy cannot even parse: a 400
+    assert out["ipv6"][0] == "refused" and "400" in out["ipv6"][1]
+    for case in ("denied", "other_tenant", "ip", "port", "redirect", "decimal_ip"):
         assert out[case][0] == "refused", (case, out[case])
         assert "403" in out[case][1], (case, out[case])
     status, body = out["plain"]
