@@ -36,16 +36,22 @@ def _command_image(subparsers: Subparsers) -> None:
         "--base",
         help="base image: debootstrap:<suite> or an image name (default: SANDBOX_IMAGE_BASE)",
     )
+    build.add_argument(
+        "--egress-proxy",
+        action="store_true",
+        help="build the egress proxy's image (for sessions with a network policy) instead",
+    )
     build.set_defaults(handler=_image_build)
 
 
 def _image_build(args: argparse.Namespace) -> int:
-    from .image import build_image
+    from .image import build_image, build_proxy_image
 
     settings = Settings()
     if args.base:
         settings = settings.model_copy(update={"image_base": args.base})
-    print(build_image(settings, force=args.force, console=console))
+    builder = build_proxy_image if args.egress_proxy else build_image
+    print(builder(settings, force=args.force, console=console))
     return 0
 
 

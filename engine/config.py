@@ -67,6 +67,17 @@ class Settings(BaseSettings):
     log_max_size: str = "1m"
     sandbox_env: dict[str, str] = Field(default_factory=dict)
     """Extra variables passed into the sandbox; nothing from the host leaks in otherwise."""
+    egress_allowed_domains: str = ""
+    """The domains any session's network policy may allow, comma-separated (``*.example.com``
+    for every name below example.com). Empty: no session gets a way out (docs/security.md)."""
+    egress_network: str = "bridge"
+    """The Docker network by which egress proxies reach the outside."""
+    egress_proxy_image: str | None = None
+    """The egress proxy's image; None means the tag ``image build --egress-proxy`` builds."""
+    egress_proxy_memory_mb: int = Field(default=256, ge=64)
+    egress_upstream_ca: Path | None = None
+    """A PEM bundle the proxies trust, instead of the public CAs, for the servers whose
+    requests they decrypt to put a domain secret in (a private CA; the tests' own)."""
 
     # --- executions ---
     default_timeout: float = Field(default=60.0, gt=0)

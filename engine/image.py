@@ -29,6 +29,7 @@ from .config import Settings
 from .errors import BackendUnavailable, ImageBuildError
 
 IMAGE_REPOSITORY = "sandbox-engine"
+PROXY_REPOSITORY = "sandbox-engine-egress"
 LATEST_TAG = f"{IMAGE_REPOSITORY}:latest"
 BASE_REPOSITORY = "sandbox-engine-base"
 INPUTS_HASH_LABEL = "org.sandbox-engine.inputs-hash"
@@ -49,51 +50,100 @@ def image_source_dir() -> Path:
     raise ImageBuildError(f"sandbox-image/ not found next to or inside {package_dir}")
 
 
-def _source_files(root: Path) -> list[Path]:
-    files = [
-        path
+def _source_files(root: Path) -> dict[str, Path]:
+    """The build context's files by their name in it."""
+    files = {
+        path.relative_to(root).as_posix(): path
         for path in root.rglob("*")
         if path.is_file() and not _SOURCE_EXCLUDES.intersection(path.relative_to(root).parts)
-    ]
-    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+    }
+    return dict(sorted(files.items()))
+
+
+def _proxy_files() -> dict[str, Path]:
+    """The egress proxy's build context: its folder, and the host matching its addon shares
+    with the engine."""
+    package_dir = Path(__file__).resolve().parent / "egress"
+    return {
+        **_source_files(package_dir / "proxy_image"),
+        "egress_hosts.py": package_dir / "hosts.py",
+    }
+
+
+def _hash(files: dict[str, Path], settings: Settings) -> str:
+    """First 12 hex digits of a sha256 over an image's sources and the base; no Docker call."""
+    digest = hashlib.sha256()
+    for name, path in files.items():
+        data = path.read_bytes()
+        digest.update(f"{name}\0{len(data)}\0".encode())
+        digest.update(data)
+    digest.update(f"base\0{settings.image_base}".encode())
+    return digest.hexdigest()[:12]
 
 
 def inputs_hash(settings: Settings) -> str:
     """First 12 hex digits of a sha256 over the image sources and the base; no Docker call."""
-    root = image_source_dir()
-    digest = hashlib.sha256()
-    for path in _source_files(root):
-        data = path.read_bytes()
-        digest.update(f"{path.relative_to(root).as_posix()}\0{len(data)}\0".encode())
-        digest.update(data)
-    digest.update(f"base\0{settings.image_base}".encode())
-    return digest.hexdigest()[:12]
+    return _hash(_source_files(image_source_dir()), settings)
 
 
 def default_image_tag(settings: Settings) -> str:
     return f"{IMAGE_REPOSITORY}:{inputs_hash(settings)}"
 
 
+def proxy_image_tag(settings: Settings) -> str:
+    """The egress proxy's image: ``SANDBOX_EGRESS_PROXY_IMAGE``, or the tag built from
+    ``engine/egress/proxy_image/``."""
+    return settings.egress_proxy_image or f"{PROXY_REPOSITORY}:{_hash(_proxy_files(), settings)}"
+
+
 def build_image(settings: Settings, *, force: bool = False, console: Console | None = None) -> str:
     """Build the sandbox image if its tag is missing (or ``force``); return the tag."""
+    files = _source_files(image_source_dir())
+    requirements = image_source_dir() / "requirements.txt"
+    return _build_tagged(
+        settings, default_image_tag(settings), files, requirements, force=force, console=console
+    )
+
+
+def build_proxy_image(
+    settings: Settings, *, force: bool = False, console: Console | None = None
+) -> str:
+    """Build the egress proxy's image if its tag is missing (or ``force``); return the tag."""
+    files = _proxy_files()
+    tag = proxy_image_tag(settings)
+    return _build_tagged(
+        settings, tag, files, files["requirements.txt"], force=force, console=console, no_deps=True
+    )
+
+
+def _build_tagged(
+    settings: Settings,
+    tag: str,
+    files: dict[str, Path],
+    requirements: Path,
+    *,
+    force: bool,
+    console: Console | None,
+    no_deps: bool = False,
+) -> str:
     out = _Progress(console or Console(stderr=True))
-    tag = default_image_tag(settings)
+    repository = tag.partition(":")[0]
     client = _docker_client(settings)
     try:
         if not force and _image_exists(client, tag):
-            client.api.tag(tag, IMAGE_REPOSITORY, "latest")
+            client.api.tag(tag, repository, "latest")
             out.done(f"image {tag} is up to date")
             return tag
         base = _ensure_base(client, settings, out)
         python_version, arch = _probe_base(client, base, out)
-        wheels = _download_wheels(settings, python_version, arch, out)
-        _build(client, settings, base=base, wheels=wheels, tag=tag, force=force, out=out)
-        client.api.tag(tag, IMAGE_REPOSITORY, "latest")
+        wheels = _download_wheels(settings, python_version, arch, requirements, no_deps, out)
+        _build(client, files, base=base, wheels=wheels, tag=tag, force=force, out=out)
+        client.api.tag(tag, repository, "latest")
     except docker.errors.DockerException as exc:
         raise ImageBuildError(f"Docker failed while building {tag}: {exc}") from exc
     finally:
         client.close()
-    out.done(f"built {tag} (also tagged {LATEST_TAG})")
+    out.done(f"built {tag} (also tagged {repository}:latest)")
     return tag
 
 
@@ -257,14 +307,21 @@ def _probe_base(client: docker.DockerClient, base: str, out: _Progress) -> tuple
     return version, arch
 
 
-def _download_wheels(settings: Settings, python_version: str, arch: str, out: _Progress) -> Path:
+def _download_wheels(
+    settings: Settings,
+    python_version: str,
+    arch: str,
+    requirements: Path,
+    no_deps: bool,
+    out: _Progress,
+) -> Path:
     """A wheelhouse for the base's Python, cached by requirements, Python version and machine."""
-    requirements = image_source_dir() / "requirements.txt"
     platforms = [f"{tag}_{arch}" for tag in MANYLINUX_TAGS] + ["any"]
     key = hashlib.sha256(
         "\0".join([requirements.read_text(), python_version, *platforms]).encode()
     ).hexdigest()[:12]
-    prefix = f"py{python_version.replace('.', '')}-{arch}-"
+    # Each image's wheelhouses are named apart: a new one replaces only its own stale ones.
+    prefix = f"{'egress-' if no_deps else ''}py{python_version.replace('.', '')}-{arch}-"
     cache = settings.data_dir / "cache" / "wheels"
     wheels = cache / f"{prefix}{key}"
     complete = wheels / ".complete"
@@ -276,7 +333,7 @@ def _download_wheels(settings: Settings, python_version: str, arch: str, out: _P
         sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
         "--only-binary=:all:", "--implementation", "cp", "--python-version", python_version,
         *(arg for name in platforms for arg in ("--platform", name)),
-        "-r", str(requirements), "-d", str(wheels),
+        "-r", str(requirements), "-d", str(wheels), *(["--no-deps"] if no_deps else []),
     ]  # fmt: skip
     with out.step(f"downloading wheels for Python {python_version} into {wheels}"):
         _run_logged(command, what="pip download", out=out)
@@ -289,7 +346,7 @@ def _download_wheels(settings: Settings, python_version: str, arch: str, out: _P
 
 def _build(
     client: docker.DockerClient,
-    settings: Settings,
+    files: dict[str, Path],
     *,
     base: str,
     wheels: Path,
@@ -297,13 +354,11 @@ def _build(
     force: bool,
     out: _Progress,
 ) -> None:
-    staging = settings.data_dir / "cache"
-    staging.mkdir(parents=True, exist_ok=True)
+    staging = wheels.parent.parent
     with tempfile.TemporaryDirectory(prefix="build-", dir=staging) as tmp:
         context = Path(tmp)
-        source = image_source_dir()
-        for path in _source_files(source):
-            target = context / path.relative_to(source)
+        for name, path in files.items():
+            target = context / name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
         (context / "wheels").mkdir()
@@ -332,7 +387,8 @@ def _build(
                         tail.append(line)
                         out.log(line)
     # The wheel-installing stage is left untagged; it is only a build cache, hundreds of MB.
-    client.api.prune_images(filters={"dangling": True, "label": f"{BUILD_STAGE_LABEL}=venv"})
+    stage = "egress-venv" if "egress_hosts.py" in files else "venv"
+    client.api.prune_images(filters={"dangling": True, "label": f"{BUILD_STAGE_LABEL}={stage}"})
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

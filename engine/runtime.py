@@ -8,8 +8,11 @@ import hashlib
 import logging
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from types import TracebackType
 from typing import Generic, Self, TypedDict, Unpack
+
+import docker
 
 from .blobs import open_blobs
 from .config import MB, Settings
@@ -18,6 +21,7 @@ from .lease import OWNER_LABEL, Lease, folder_id
 from .pool import STACK_IMPORTS, WarmPool
 from .sandbox.base import SandboxBackend
 from .sandbox.docker import DockerBackend
+from .sandbox.egress_proxy import EgressProxies
 from .sessions import (
     Session,
     SessionContext,
@@ -102,7 +106,9 @@ class Runtime(SessionHost[Session]):
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         if data_dir.stat().st_uid == os.geteuid():
             data_dir.chmod(0o700)  # the store in it holds kernels' message keys
-        self.backend = backend or DockerBackend(data_dir / "sandboxes", self.settings.docker_host)
+        self.backend = backend or DockerBackend(
+            data_dir / "sandboxes", self.settings.docker_host, _egress_proxies(self.settings)
+        )
         # Every sandbox of this data folder carries the home label; which engine owns it, the
         # owner label (lease.py).
         home = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:16]
@@ -221,3 +227,18 @@ def _default_image(settings: Settings) -> str:
     from .image import default_image_tag
 
     return default_image_tag(settings)
+
+
+def _egress_proxies(
+    settings: Settings,
+) -> Callable[[Callable[[], docker.DockerClient]], EgressProxies]:
+    from .image import proxy_image_tag
+
+    return functools.partial(
+        EgressProxies,
+        image=proxy_image_tag(settings),
+        outward_network=settings.egress_network,
+        memory_mb=settings.egress_proxy_memory_mb,
+        ca_file=settings.data_dir / "egress-ca.pem",
+        upstream_ca=settings.egress_upstream_ca,
+    )

@@ -17,6 +17,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from .. import errors
+from ..egress.policy import MAX_DOMAINS, MAX_SECRETS
 from ..files import guess_mime_type
 from ..paging import MAX_LIMIT, Deleted, Page, page_list
 from ..services import Engine
@@ -40,9 +41,28 @@ from .deps import (
 router = APIRouter(prefix="/v1/containers", tags=["openai containers"])
 
 
+class DomainSecret(BaseModel):
+    domain: str
+    name: str
+    value: str
+
+
 class NetworkPolicy(BaseModel):
     type: Literal["disabled", "allowlist"] = "disabled"
+    allowed_domains: list[str] | None = Field(default=None, max_length=MAX_DOMAINS)
+    domain_secrets: list[DomainSecret] | None = Field(default=None, max_length=MAX_SECRETS)
+
+
+class ShownDomainSecret(BaseModel):
+    domain: str
+    name: str
+    """Its value is never shown."""
+
+
+class ShownNetworkPolicy(BaseModel):
+    type: Literal["disabled", "allowlist"] = "disabled"
     allowed_domains: list[str] | None = None
+    domain_secrets: list[ShownDomainSecret] | None = None
 
 
 class CreateContainer(BaseModel):
@@ -66,7 +86,7 @@ class Container(BaseModel):
     expires_at: int
     """Not in OpenAI's object: when the sandbox ends unless it is used (or its deadline)."""
     memory_limit: str | None = None
-    network_policy: NetworkPolicy = Field(default_factory=NetworkPolicy)
+    network_policy: ShownNetworkPolicy = Field(default_factory=ShownNetworkPolicy)
 
 
 class AddContainerFile(BaseModel):
@@ -95,15 +115,14 @@ async def create_container(body: CreateContainer, engine: EngineDep, tenant: Ten
         file_ids=body.file_ids,
         idle_timeout=_idle_timeout(body, engine.settings.max_session_lifetime),
         memory_limit_mb=parse_memory(body.memory_limit, engine.settings.max_memory_limit_mb),
+        network_policy=body.network_policy.model_dump(exclude_none=True)
+        if body.network_policy
+        else None,
     )
     return _container(session.info, session)
 
 
 def _check_supported(body: CreateContainer) -> None:
-    if body.network_policy is not None and body.network_policy.type != "disabled":
-        raise errors.InvalidRequest(
-            'sandboxes have no network: only network_policy {"type": "disabled"} is supported'
-        )
     if body.skills:
         raise errors.InvalidRequest("skills are not supported")
 
@@ -154,6 +173,7 @@ def _container(info: SessionInfo, session: Session | None) -> Container:
         expires_after=ExpiresAfter(minutes=max(1, -(-info.idle_timeout // 60))),
         expires_at=info.expires_at,
         memory_limit=_memory(memory),
+        network_policy=ShownNetworkPolicy.model_validate(info.network_policy),
     )
 
 

@@ -44,6 +44,8 @@ class CreateSession(BaseModel):
     file_ids: list[str] = Field(default_factory=list, max_length=100)
     memory_limit: str | int | None = None
     expires_after: ExpiresAfter | None = None
+    network_policy: dict[str, Any] | None = None
+    """``{"type": "disabled"}`` (the default) or an allowlist: engine.egress.EgressPolicy."""
 
     @field_validator("expires_after")
     @classmethod
@@ -83,6 +85,7 @@ async def create_session(
         file_ids=body.file_ids,
         memory_limit_mb=parse_memory(body.memory_limit, settings.max_memory_limit_mb),
         idle_timeout=body.expires_after.minutes * 60 if body.expires_after else None,
+        network_policy=body.network_policy,
     )
     return session.info
 

@@ -11,13 +11,21 @@ import logging
 import os
 import sys
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Iterable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Awaitable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from typing import IO, Any, Self
 
 from pydantic import TypeAdapter
 
 from .. import errors
 from ..config import MB, Settings
+from ..egress.policy import EgressPolicy
 from ..files import FileObject, Source
 from ..kernel import EventCallback, validate_timeout
 from ..paging import Page, page_list
@@ -442,7 +450,18 @@ class ClusterSessions:
         idle_timeout: int | None = None,
         ttl: int | None = None,
         memory_limit_mb: int | None = None,
+        network_policy: EgressPolicy | Mapping[str, Any] | None = None,
     ) -> RemoteSession:
+        kind = (
+            network_policy.get("type")
+            if isinstance(network_policy, Mapping)
+            else getattr(network_policy, "type", "disabled")
+        )
+        if kind != "disabled":
+            raise errors.InvalidRequest(
+                "network_policy: egress is not available through a cluster yet; only "
+                '{"type": "disabled"} is served'
+            )
         if thread_id is not None and (existing := self.by_thread(thread_id, owner)) is not None:
             return existing
         options: Wire = {

@@ -62,7 +62,7 @@ async def place(
         kept: Session | None = None
         with contextlib.suppress(errors.EngineError):  # expired, closed or deleted: start anew
             kept = engine.get_session(previous, owner)
-        if kept is not None:
+        if kept is not None and kept.spec.egress == tool.network_policy:
             await _add_missing(engine, kept, [*tool.file_ids, *input_files])
             return Placement(kept)
     idle = min(AUTO_IDLE, engine.settings.max_session_lifetime)
@@ -71,6 +71,7 @@ async def place(
         owner=owner,
         idle_timeout=idle,
         memory_limit_mb=tool.memory_limit_mb,
+        network_policy=tool.network_policy,
     )
     for path, file_id in files.items():  # what the expired container held, where it was
         with contextlib.suppress(errors.NotFound, errors.InvalidRequest):

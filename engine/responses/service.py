@@ -21,6 +21,7 @@ from ..agent.loop import AgentLoop, LoopRequest, Outcome
 from ..agent.provider import ModelProvider
 from ..agent.tool_text import FILE_SEARCH
 from ..config import Settings
+from ..egress.policy import parse_cap
 from ..paging import Page
 from ..retrieval import VectorStores
 from ..runtime import Runtime
@@ -134,7 +135,8 @@ class ResponsesService:
             raise errors.InvalidRequest(
                 f"include: unknown value {unknown[0]!r}; supported: {sorted(INCLUDABLE)}"
             )
-        tools = parse_tools(body.tools, body.tool_choice)
+        cap = parse_cap(self.engine.settings.egress_allowed_domains)
+        tools = parse_tools(body.tools, body.tool_choice, cap)
         conversation_id = body.conversation_id
         if body.previous_response_id and conversation_id:
             raise errors.InvalidRequest(

@@ -8,6 +8,7 @@ the same container along a conversation) or the id of a container from ``/v1/con
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import errors
 from ..agent.tool_text import CODE_TOOL, FILE_SEARCH
+from ..egress.policy import DISABLED, EgressPolicy, parse_policy
 from ..retrieval.models import ComparisonFilter, CompoundFilter, RankingOptions
 
 MEMORY_LIMITS_MB = {"1g": 1024, "4g": 4096, "16g": 16384, "64g": 65536}
@@ -28,7 +30,7 @@ class _Strict(BaseModel):
 class NetworkPolicy(_Strict):
     type: Literal["disabled", "allowlist"] = "disabled"
     allowed_domains: list[str] | None = None
-    domain_secrets: list[dict[str, Any]] | None = None
+    domain_secrets: list[dict[str, Any]] | None = Field(default=None, max_length=20)
 
 
 class AutoContainer(_Strict):
@@ -69,6 +71,7 @@ class CodeTool:
     """An explicit container; None for auto."""
     file_ids: list[str] = field(default_factory=list)
     memory_limit_mb: int | None = None
+    network_policy: EgressPolicy = DISABLED
 
 
 @dataclass
@@ -81,7 +84,11 @@ class Tools:
     """The tool choice as the agent loop takes it."""
 
 
-def parse_tools(raw: list[dict[str, Any]], tool_choice: str | dict[str, Any]) -> Tools:
+def parse_tools(
+    raw: list[dict[str, Any]], tool_choice: str | dict[str, Any], egress_cap: Sequence[str] = ()
+) -> Tools:
+    """The request's tools, checked; an auto container's network policy within ``egress_cap``
+    (``egress.parse_cap`` of the server's setting)."""
     tools = Tools()
     names = {CODE_TOOL, FILE_SEARCH}
     for index, spec in enumerate(raw):
@@ -94,7 +101,7 @@ def parse_tools(raw: list[dict[str, Any]], tool_choice: str | dict[str, Any]) ->
         elif kind == "code_interpreter":
             if tools.code is not None:
                 raise errors.InvalidRequest(f"{where}: only one code_interpreter tool is allowed")
-            tools.code = _code_tool(_checked(CodeInterpreterTool, spec, where))
+            tools.code = _code_tool(_checked(CodeInterpreterTool, spec, where), egress_cap)
         elif kind == "function":
             function = _checked(FunctionTool, spec, where)
             if function.name in names:
@@ -123,16 +130,16 @@ def _checked(model: type[M], spec: dict[str, Any], where: str) -> M:
         raise errors.InvalidRequest(f"{where}.{at}: {what}") from None
 
 
-def _code_tool(tool: CodeInterpreterTool) -> CodeTool:
+def _code_tool(tool: CodeInterpreterTool, egress_cap: Sequence[str]) -> CodeTool:
     if isinstance(tool.container, str):
         return CodeTool(container_id=tool.container)
     auto = tool.container
-    if auto.network_policy is not None and auto.network_policy.type != "disabled":
-        raise errors.InvalidRequest(
-            'sandboxes have no network: only network_policy {"type": "disabled"} is supported'
-        )
     memory = MEMORY_LIMITS_MB[auto.memory_limit] if auto.memory_limit else None
-    return CodeTool(file_ids=list(dict.fromkeys(auto.file_ids)), memory_limit_mb=memory)
+    return CodeTool(
+        file_ids=list(dict.fromkeys(auto.file_ids)),
+        memory_limit_mb=memory,
+        network_policy=parse_policy(auto.network_policy, egress_cap),
+    )
 
 
 def _choice(choice: str | dict[str, Any], tools: Tools) -> Any:

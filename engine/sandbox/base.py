@@ -16,8 +16,12 @@ from typing import BinaryIO, Literal
 
 from jupyter_client.connect import KernelConnectionInfo
 
+from ..egress.policy import DISABLED, EgressPolicy
+
 DATA_MOUNT = "/mnt/data"
 SANDBOX_UID = 10001
+SESSION_LABEL = "org.sandbox-engine.session"
+"""The session a sandbox was started for, when it has a network policy (its proxy logs it)."""
 UPLOAD_PREFIX = ".sandbox-engine-upload-"
 """The name of a file the engine is still writing into /mnt/data (a temp file, then renamed):
 never a user's file, never exported or listed."""
@@ -50,6 +54,8 @@ class SandboxSpec:
     runtime: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
+    egress: EgressPolicy = DISABLED
+    """Where the sandbox may connect: nowhere (no network at all) unless an allowlist."""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from .. import errors
 from .base import (
     DATA_MOUNT,
     SANDBOX_UID,
+    SESSION_LABEL,
     Sandbox,
     SandboxBackend,
     SandboxSpec,
@@ -37,8 +38,15 @@ from .docker_sandbox import (
     VOLUME_REMOVAL_WAIT,
     DockerSandbox,
 )
+from .egress_proxy import TRUST_FILE, EgressProxies, EgressRoute
 from .ipc import create_conn_dir, make_removable
-from .lifetime import DEADLINE_FILE, DEFAULT_LIFETIME, watcher_command, write_deadline
+from .lifetime import (
+    DEADLINE_FILE,
+    DEFAULT_LIFETIME,
+    watcher_command,
+    write_conn_file,
+    write_deadline,
+)
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -49,10 +57,18 @@ class DockerBackend(SandboxBackend):
 
     name = "docker"
 
-    def __init__(self, state_dir: Path, docker_host: str | None = None) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        docker_host: str | None = None,
+        egress: Callable[[Callable[[], docker.DockerClient]], EgressProxies] | None = None,
+    ) -> None:
+        """``egress`` makes the proxies of sandboxes with an allowlist from this backend's
+        client; without it, such a sandbox is refused."""
         self.state_dir = state_dir
         self._docker_host = docker_host
         self._client: docker.DockerClient | None = None
+        self.egress = egress(lambda: self.client) if egress is not None else None
         # Sandboxes whose removal failed (Docker down): retried before the next create.
         self._to_remove: dict[str, str] = {}
         # Docker SDK calls block; a dedicated pool keeps many sessions from queueing on 6 threads.
@@ -140,6 +156,9 @@ class DockerBackend(SandboxBackend):
         self, name: str, spec: SandboxSpec, labels: dict[str, str], conn_dir: Path
     ) -> str:
         api = self.client.api
+        route = self._egress_route(name, spec, labels)
+        if route is not None and route.trust is not None:
+            write_conn_file(conn_dir, TRUST_FILE, route.trust)
         memory = f"{spec.memory_limit_mb}m"
         fsize = spec.fsize_limit_mb * 1024 * 1024
         data_volume = DriverConfig(
@@ -153,7 +172,8 @@ class DockerBackend(SandboxBackend):
         )
         host_config = api.create_host_config(
             init=True,
-            network_mode="none",
+            network_mode=route.network if route else "none",
+            dns=[route.proxy_ip] if route else None,
             read_only=True,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
@@ -196,8 +216,8 @@ class DockerBackend(SandboxBackend):
                     user=HOLDER_USER,
                     working_dir=DATA_MOUNT,
                     hostname="sandbox",
-                    network_disabled=True,
-                    environment=dict(spec.env),
+                    network_disabled=route is None,
+                    environment={**spec.env, **(route.env if route else {})},
                     labels=labels,
                     host_config=host_config,
                 )["Id"]
@@ -210,6 +230,19 @@ class DockerBackend(SandboxBackend):
         except (APIError, DockerException) as exc:
             raise errors.SandboxUnavailable(f"could not start a sandbox container: {exc}") from exc
         return container_id
+
+    def _egress_route(
+        self, name: str, spec: SandboxSpec, labels: dict[str, str]
+    ) -> EgressRoute | None:
+        """The way out of a sandbox with an allowlist: its own proxy, started first."""
+        if not spec.egress.enabled:
+            return None
+        if self.egress is None:
+            raise errors.SandboxUnavailable("this engine has no egress proxy configured")
+        sandbox_id = labels[SANDBOX_LABEL]
+        session_id = labels.get(SESSION_LABEL, "")
+        home = {k: v for k, v in labels.items() if k not in (MANAGED_LABEL, SANDBOX_LABEL)}
+        return self.egress.start(sandbox_id, session_id, spec.egress, home)
 
     def remove_sandbox(self, sandbox_id: str, name: str) -> None:
         try:
@@ -234,6 +267,8 @@ class DockerBackend(SandboxBackend):
                         f"could not remove the volume of sandbox {sandbox_id}: {exc}"
                     ) from exc
                 time.sleep(0.1)
+        if self.egress is not None:
+            self.egress.remove(sandbox_id)
         state_dir = self.state_dir / sandbox_id
         if state_dir.exists():
             make_removable(state_dir)
@@ -256,6 +291,8 @@ class DockerBackend(SandboxBackend):
             }
             for volume in volumes:
                 found.setdefault(volume["Labels"][SANDBOX_LABEL], ("", volume["Labels"]))
+            if self.egress is not None:
+                self.egress.remove_orphans(labels, set(found))
             return [
                 DockerSandbox(self, sid, cid, f"sandbox-engine-{sid}", self.state_dir / sid, labels)
                 for sid, (cid, labels) in found.items()

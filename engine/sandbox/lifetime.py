@@ -46,16 +46,21 @@ def watcher_command(deadline_path: str) -> list[str]:
 def write_deadline(conn_dir: Path, when: float) -> None:
     """Atomically replace the deadline in ``conn_dir``, a folder only the engine may write in
     (so nothing there can be a link the sandbox planted). It leaves the folder 0555."""
-    text = f"{int(when)}\n"
-    tmp = conn_dir / f".{DEADLINE_FILE}.new"
+    write_conn_file(conn_dir, DEADLINE_FILE, f"{int(when)}\n".encode())
+
+
+def write_conn_file(conn_dir: Path, name: str, data: bytes) -> None:
+    """Atomically replace ``name`` in ``conn_dir`` with a file the sandbox may read, never
+    write; the folder is left 0555."""
+    tmp = conn_dir / f".{name}.new"
     conn_dir.chmod(0o755)
     try:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o444)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, conn_dir / DEADLINE_FILE)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, conn_dir / name)
     finally:
         conn_dir.chmod(0o555)
 

@@ -11,10 +11,11 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .. import errors, metrics
+from ..egress.policy import EgressPolicy, parse_cap, parse_policy
 from ..lease import OWNER_LABEL, Lease
 from ..names import check_text
 from ..paging import Page
@@ -92,7 +93,8 @@ class SessionManager:
         """A session object for a stored row, not yet running anywhere."""
         info = SessionInfo.from_row({**row, "status": SessionStatus.STARTING.value})
         memory = row["memory_limit_mb"] or self._ctx.spec.memory_limit_mb
-        spec = dataclasses.replace(self._ctx.spec, memory_limit_mb=memory)
+        egress = EgressPolicy.from_json(row.get("network_policy"))
+        spec = dataclasses.replace(self._ctx.spec, memory_limit_mb=memory, egress=egress)
         session = Session(info, row["expires_at"], self._ctx, spec, roster=self._roster)
         session.last_active = float(row["last_active_at"])
         return session
@@ -118,6 +120,7 @@ class SessionManager:
         idle_timeout: int | None = None,
         ttl: int | None = None,
         memory_limit_mb: int | None = None,
+        network_policy: EgressPolicy | Mapping[str, Any] | None = None,
     ) -> Session:
         if self._closed:
             raise errors.EngineError("the engine is closed")
@@ -147,9 +150,14 @@ class SessionManager:
             64,
             self._settings.max_memory_limit_mb,
         )
-        spec = dataclasses.replace(self._ctx.spec, memory_limit_mb=memory)
+        egress = parse_policy(network_policy, parse_cap(self._settings.egress_allowed_domains))
+        spec = dataclasses.replace(self._ctx.spec, memory_limit_mb=memory, egress=egress)
         key = (owner, thread_id)
         if (existing := self.by_thread(thread_id, owner)) is not None:
+            if network_policy is not None and existing.spec.egress != egress:
+                raise errors.InvalidRequest(
+                    f"thread {thread_id!r} already has a session with another network_policy"
+                )
             for f in file_ids:
                 await existing.add_file(f)
             return existing
@@ -211,10 +219,15 @@ class SessionManager:
             last_active_at=now,
             expires_at=now + min(life, idle),
             idle_timeout=idle,
+            network_policy=spec.egress.public(),
             owner=owner,
         )
         self._records.insert(
-            info, now + life, engine_owner=self._lease.owner, memory_limit_mb=spec.memory_limit_mb
+            info,
+            now + life,
+            engine_owner=self._lease.owner,
+            memory_limit_mb=spec.memory_limit_mb,
+            network_policy=spec.egress,
         )
         session = Session(info, now + life, self._ctx, spec, roster=self._roster)
         try:

@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel, Field
 
+from ..egress.policy import EgressPolicy
 from ..sandbox.base import DATA_MOUNT, FileEntry
 
 
 class SessionOptions(TypedDict, total=False):
     """A new session's options: its ``owner`` (tenant, "" by default); ``file_ids``, placed
     under /mnt/data; ``idle_timeout`` and ``ttl`` (seconds) and ``memory_limit_mb``, which
-    override the engine's defaults."""
+    override the engine's defaults; ``network_policy`` (``egress.EgressPolicy`` or its JSON
+    shape), ``disabled`` unless given, checked against ``SANDBOX_EGRESS_ALLOWED_DOMAINS``."""
 
     owner: str
     file_ids: Iterable[str]
     idle_timeout: int | None
     ttl: int | None
     memory_limit_mb: int | None
+    network_policy: EgressPolicy | Mapping[str, Any] | None
 
 
 class SessionStatus(StrEnum):
@@ -48,6 +51,8 @@ class SessionInfo(BaseModel):
     notice: str | None = None
     """What happened to the session that its next execution result will also say: the engine
     restarted under a running execution, or its sandbox could not be re-adopted."""
+    network_policy: dict[str, Any] = Field(default_factory=lambda: {"type": "disabled"})
+    """Where its sandbox may connect (``egress.EgressPolicy.public``: no secret values)."""
     owner: str = Field(default="", exclude=True)
 
     @classmethod
@@ -58,7 +63,8 @@ class SessionInfo(BaseModel):
             expires = row["paused_until"]
         else:
             expires = min(row["expires_at"], row["last_active_at"] + row["idle_timeout"])
-        return cls.model_validate({**row, "expires_at": expires})
+        policy = EgressPolicy.from_json(row.get("network_policy")).public()
+        return cls.model_validate({**row, "expires_at": expires, "network_policy": policy})
 
 
 class SessionFile(BaseModel):

@@ -4,13 +4,14 @@ cold, adopted from an earlier engine process, or let go of."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable
 
 from .. import errors
 from ..errors import SandboxLost
 from ..kernel import Kernel
 from ..provisioner import KernelRecord
-from ..sandbox.base import Sandbox, SandboxSpec
+from ..sandbox.base import SESSION_LABEL, Sandbox, SandboxSpec
 from .context import SessionContext, kernel_limits
 
 
@@ -48,7 +49,12 @@ class Placement:
                 if warm is not None:
                     self.sandbox, self.kernel = warm.sandbox, warm.kernel
                     return
-        sandbox = await self._ctx.backend.create(self._spec, deadline())
+        spec = self._spec
+        if spec.egress.enabled:
+            spec = dataclasses.replace(
+                spec, labels={**spec.labels, SESSION_LABEL: self._session_id}
+            )
+        sandbox = await self._ctx.backend.create(spec, deadline())
         try:
             kernel = self._new_kernel(sandbox)
             await kernel.start()

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import errors
+from ..egress.policy import DISABLED, EgressPolicy
 from ..paging import page_query
 from ..sandbox.base import FileEntry
 from ..store import Row, Store
@@ -28,10 +29,11 @@ class SessionRecords:
         *,
         engine_owner: str | None = None,
         memory_limit_mb: int | None = None,
+        network_policy: EgressPolicy = DISABLED,
     ) -> None:
         """A new session's row; ``expires_at`` stores the hard deadline, ``engine_owner`` the
         lease (lease.PRIMARY or a guest's) of the engine process that runs it."""
-        row = info.model_dump(mode="json", exclude={"object", "notice"})
+        row = info.model_dump(mode="json", exclude={"object", "notice", "network_policy"})
         self._rows.add(
             {
                 **row,
@@ -39,6 +41,7 @@ class SessionRecords:
                 "expires_at": deadline,
                 "engine_owner": engine_owner,
                 "memory_limit_mb": memory_limit_mb,
+                "network_policy": network_policy.to_json() if network_policy.enabled else None,
             },
         )
 

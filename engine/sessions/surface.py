@@ -4,9 +4,10 @@ a ``Session`` in this process and a ``RemoteSession`` on a cluster's node both h
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncGenerator, Iterable, Sequence
-from typing import IO, Protocol, TypeVar
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
+from typing import IO, Any, Protocol, TypeVar
 
+from ..egress.policy import EgressPolicy
 from ..files import FileObject, Source
 from ..kernel import EventCallback
 from ..paging import Page
@@ -78,6 +79,7 @@ class SessionDirectory(Protocol[S_co]):
         idle_timeout: int | None = None,
         ttl: int | None = None,
         memory_limit_mb: int | None = None,
+        network_policy: EgressPolicy | Mapping[str, Any] | None = None,
     ) -> S_co: ...
     def get(self, session_id: str, owner: str | None = None) -> S_co: ...
     def by_thread(self, thread_id: str, owner: str = "") -> S_co | None: ...

@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     notice TEXT,
     paused_at INTEGER,
     paused_until INTEGER,
-    snapshot TEXT
+    snapshot TEXT,
+    network_policy TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_owner ON sessions (owner, created_at, id);
 CREATE INDEX IF NOT EXISTS sessions_sandbox ON sessions (sandbox_id);
@@ -71,6 +72,7 @@ ADDED_COLUMNS = {
         "paused_until": "INTEGER",
         "snapshot": "TEXT",
         "home": "TEXT",
+        "network_policy": "TEXT",
     },
 }
 """Columns added after a table's first release: a database from then gets them at open."""

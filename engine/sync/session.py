@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Generator, Iterable
-from typing import IO
+from collections.abc import Generator, Iterable, Mapping
+from typing import IO, Any
 
+from ..egress.policy import EgressPolicy
 from ..files import FileObject, Source
 from ..kernel import EventCallback
 from ..results import DoneEvent, ExecutionResult, OutputEvent
@@ -202,6 +203,7 @@ class SyncSessions(Twin[SessionManager]):
         idle_timeout: int | None = None,
         ttl: int | None = None,
         memory_limit_mb: int | None = None,
+        network_policy: EgressPolicy | Mapping[str, Any] | None = None,
     ) -> SyncSession:
         session = self._portal.run(
             self._face.get_or_create,
@@ -211,6 +213,7 @@ class SyncSessions(Twin[SessionManager]):
             idle_timeout=idle_timeout,
             ttl=ttl,
             memory_limit_mb=memory_limit_mb,
+            network_policy=network_policy,
         )
         return self._wrap(session)
 

@@ -152,6 +152,21 @@ def test_memory_limit_refusals_name_the_field_and_value_sent(client: httpx.Clien
     assert r.status_code == 400 and "not 'lots'" in r.json()["error"]["message"]
 
 
+def test_a_network_policy_is_refused_until_the_operator_allows_egress(
+    client: httpx.Client,
+) -> None:
+    policy = {"type": "allowlist", "allowed_domains": ["pypi.org"]}
+    r = client.post("/v1/sessions", json={"network_policy": policy})
+    assert r.status_code == 400 and "SANDBOX_EGRESS_ALLOWED_DOMAINS" in r.json()["error"]["message"]
+    r = client.post(
+        "/v1/sessions", json={"network_policy": {**policy, "allowed_domains": ["1.2.3.4"]}}
+    )
+    assert r.status_code == 400 and "IP address" in r.json()["error"]["message"]
+    r = client.post("/v1/sessions", json={"network_policy": {"type": "disabled"}})
+    assert r.status_code == 200 and r.json()["network_policy"] == {"type": "disabled"}
+    client.delete(f"/v1/sessions/{r.json()['id']}")
+
+
 def test_upload_names_are_checked(client: httpx.Client) -> None:
     sid = client.post("/v1/sessions", json={"thread_id": "upload-names"}).json()["id"]
     boundary = "native-boundary"

@@ -385,10 +385,11 @@ def test_container_errors(client: openai.OpenAI) -> None:
         client.containers.create(name="x", memory_limit="64g")
     assert "memory" in memory.value.message
     assert "memory_limit '64g' is above the maximum of" in memory.value.message
-    with pytest.raises(openai.BadRequestError):
+    with pytest.raises(openai.BadRequestError) as egress:
         client.containers.create(
             name="x", network_policy={"type": "allowlist", "allowed_domains": ["example.com"]}
         )
+    assert "SANDBOX_EGRESS_ALLOWED_DOMAINS" in egress.value.message
     with pytest.raises(openai.BadRequestError):
         client.containers.create(
             name="x", expires_after={"anchor": "last_active_at", "minutes": 10**6}
