@@ -199,9 +199,11 @@ class LocalCluster:
 
     def _dockerd(self, folder: Path) -> tuple[Part, str]:
         """A dockerd of the node's own: nothing shared with this machine's but the kernel."""
-        binary = shutil.which("dockerd")
-        if binary is None:
-            raise errors.BackendUnavailable("dockerd is not installed: see scripts/setup")
+        binary, unshare = shutil.which("dockerd"), shutil.which("unshare")
+        if binary is None or unshare is None:
+            raise errors.BackendUnavailable(
+                "dockerd and unshare (util-linux) are needed: see scripts/setup"
+            )
         root = folder / "docker"
         for sub in ("data", "exec"):
             (root / sub).mkdir(parents=True, exist_ok=True)
@@ -210,8 +212,12 @@ class LocalCluster:
         socket_path = root / "docker.sock"
         log = folder / "dockerd.log"
         with log.open("ab") as out:
+            # In a network namespace of its own: a dockerd with --bridge=none deletes the
+            # default bridge (docker0) of whatever namespace it starts in, this machine's too.
             process = subprocess.Popen(
                 [
+                    unshare,
+                    "--net",
                     binary,
                     f"--host=unix://{socket_path}",
                     f"--data-root={root / 'data'}",

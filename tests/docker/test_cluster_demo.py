@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -49,7 +50,18 @@ def demo(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _has_link(name: str) -> bool:
+    try:
+        socket.if_nametoindex(name)
+    except OSError:
+        return False
+    return True
+
+
 def test_the_demo_comes_up_with_a_dockerd_per_node_and_leaves_nothing(folder: Path) -> None:
+    # A node's dockerd runs without a bridge; one started in this machine's network namespace
+    # would delete this machine's default bridge, which other containers (egress proxies) use.
+    had_bridge = _has_link("docker0")
     out = folder / "demo.stdout"
     with out.open("w") as stdout:
         running = subprocess.Popen(
@@ -104,6 +116,7 @@ def test_the_demo_comes_up_with_a_dockerd_per_node_and_leaves_nothing(folder: Pa
     for node in nodes:
         assert not (Path(node["data_dir"]).parent / "docker").exists()
         assert containers(Path(node["data_dir"])) == []
+    assert _has_link("docker0") == had_bridge
 
 
 def _wait_for_state(out: Path, running: subprocess.Popen[bytes]) -> dict:
