@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..config import MB, Settings
 from ..e2b import E2BSandboxes
+from ..egress.policy import parse_cap
 from ..runtime import SessionHost
 from ..services import Engine
 from ..sessions.surface import SessionSurface
@@ -54,7 +55,11 @@ def create_app(
         await the_engine.start()
         the_engine.services()  # built now: the server recovers what an earlier process left
         app.state.engine = the_engine
-        app.state.e2b = E2BSandboxes(the_engine, the_engine.runtime.store)
+        app.state.e2b = E2BSandboxes(
+            the_engine,
+            the_engine.runtime.store,
+            parse_cap(the_engine.settings.egress_allowed_domains),
+        )
         try:
             async with app.state.mcp.serve(the_engine):  # the /mcp session manager
                 yield

@@ -211,11 +211,6 @@ class ConnectBody(BaseModel):
 
 
 def _refuse_unserved(body: NewSandbox) -> None:
-    if body.allow_internet_access or (body.network or {}).get("allowOut"):
-        raise errors.InvalidRequest(
-            "internet access is not served yet: sandboxes run without a network "
-            "(allow_internet_access and network.allowOut must be left out)"
-        )
     if body.autoPause:
         raise errors.InvalidRequest("autoPause is not served; pause the sandbox yourself")
     if body.mcp:
@@ -274,7 +269,10 @@ async def health(request: Request, e2b: ServiceDep) -> Response:
 @router.post("/sandboxes", status_code=201)
 async def create_sandbox(body: NewSandbox, e2b: ServiceDep, tenant: TenantDep) -> dict[str, Any]:
     _refuse_unserved(body)
-    record = await e2b.create(tenant, body.templateID, body.timeout, body.metadata, body.envVars)
+    policy = e2b.policy(body.allow_internet_access, body.network)
+    record = await e2b.create(
+        tenant, body.templateID, body.timeout, body.metadata, body.envVars, policy
+    )
     return created(record)
 
 

@@ -5,6 +5,7 @@ session is re-adopted then), and held in memory with its running commands while 
 from __future__ import annotations
 
 import builtins
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,6 +37,8 @@ class E2BSandbox(BaseModel):
     access_token: str
     created_at: int
     started_at: float
+    network_policy: dict[str, Any] | None = None
+    """The egress policy its sessions (its contexts' too) start with."""
     contexts: dict[str, Context] = Field(default_factory=dict)
     commands: Commands = Field(default_factory=Commands, exclude=True)
     """Running commands: not stored, their output streams end with the server."""

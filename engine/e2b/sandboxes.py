@@ -10,10 +10,12 @@ import json
 import secrets
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .. import errors
+from ..egress.policy import DISABLED, EgressPolicy, policy_from_e2b
 from ..results import ExecutionResult, OutputEvent
 from ..runtime import SessionHost
 from ..sandbox.base import Sandbox
@@ -41,9 +43,33 @@ class SandboxPage:
 class E2BSandboxes:
     """Create, find, time, pause and end E2B sandboxes; run code in their contexts."""
 
-    def __init__(self, host: SessionHost[Session], store: Store) -> None:
+    def __init__(
+        self, host: SessionHost[Session], store: Store, egress_cap: Sequence[str] = ()
+    ) -> None:
         self._host = host
         self._records = SandboxRecords(store)
+        self._egress_cap = list(egress_cap)
+
+    def policy(
+        self, allow_internet_access: bool | None, network: Mapping[str, Any] | None
+    ) -> EgressPolicy:
+        """E2B's ``allow_internet_access`` and ``network`` as the engine's egress policy,
+        within what the operator allows (``SANDBOX_EGRESS_ALLOWED_DOMAINS``)."""
+        network = network or {}
+        lists = {}
+        for key in ("allowOut", "denyOut"):
+            value = network.get(key)
+            if value is not None and (
+                not isinstance(value, list) or not all(isinstance(v, str) for v in value)
+            ):
+                raise errors.InvalidRequest(f"network.{key} must be a list of strings")
+            lists[key] = value
+        return policy_from_e2b(
+            self._egress_cap,
+            allow_internet_access=allow_internet_access,
+            allow_out=lists["allowOut"],
+            deny_out=lists["denyOut"],
+        )
 
     # --- the control plane ---
 
@@ -54,13 +80,18 @@ class E2BSandboxes:
         timeout: int,
         metadata: dict[str, str] | None = None,
         env_vars: dict[str, str] | None = None,
+        network_policy: EgressPolicy = DISABLED,
     ) -> E2BSandbox:
         if template not in TEMPLATES:
             raise errors.InvalidRequest(
                 f"template {template!r} is not served; the templates are {', '.join(TEMPLATES)}"
             )
         session = await self._host.session(
-            f"e2b_{uuid.uuid4().hex}", owner=owner, ttl=timeout, idle_timeout=timeout
+            f"e2b_{uuid.uuid4().hex}",
+            owner=owner,
+            ttl=timeout,
+            idle_timeout=timeout,
+            network_policy=network_policy,
         )
         record = E2BSandbox(
             id=session.id,
@@ -69,6 +100,7 @@ class E2BSandboxes:
             metadata=dict(metadata or {}),
             env_vars=dict(env_vars or {}),
             access_token=secrets.token_urlsafe(32),
+            network_policy=network_policy.model_dump(),
             created_at=session.info.created_at,
             started_at=time.time(),
         )
@@ -208,7 +240,11 @@ class E2BSandboxes:
         main = self.session(record)
         seconds = max(1, main.info.expires_at - int(time.time()))
         session = await self._host.session(
-            f"e2b_{uuid.uuid4().hex}", owner=record.owner, ttl=seconds, idle_timeout=seconds
+            f"e2b_{uuid.uuid4().hex}",
+            owner=record.owner,
+            ttl=seconds,
+            idle_timeout=seconds,
+            network_policy=record.network_policy,
         )
         context = Context(id=uuid.uuid4().hex, session_id=session.id, cwd=cwd or "/home/user")
         try:

@@ -4,6 +4,7 @@ what the operator's cap lets through. No Docker."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -154,3 +155,27 @@ def test_the_auto_container_takes_the_policy_within_the_cap() -> None:
     assert parse_tools([tool], "auto", CAP).code.network_policy.allowed_domains == ("pypi.org",)  # type: ignore[union-attr]
     with pytest.raises(errors.InvalidRequest, match="SANDBOX_EGRESS_ALLOWED_DOMAINS"):
         parse_tools([tool], "auto")
+
+
+def test_e2b_sandbox_fields_become_the_engine_policy(tmp_path: Path) -> None:
+    """What the E2B face does with ``allow_internet_access`` and ``network`` at create."""
+    from engine.e2b import E2BSandboxes
+    from engine.store import Store
+
+    store = Store(tmp_path / "engine.db")
+    try:
+        e2b = E2BSandboxes(None, store, CAP)  # type: ignore[arg-type]  # no session is made
+        assert not e2b.policy(None, None).enabled
+        assert list(e2b.policy(True, None).allowed_domains) == CAP
+        only = e2b.policy(None, {"allowOut": ["pypi.org"], "denyOut": ["0.0.0.0/0"]})
+        assert list(only.allowed_domains) == ["pypi.org"]
+        with pytest.raises(errors.InvalidRequest, match=r"evil\.com"):
+            e2b.policy(None, {"allowOut": ["evil.com"]})
+        with pytest.raises(errors.InvalidRequest, match="denyOut"):
+            e2b.policy(True, {"denyOut": ["10.0.0.0/8"]})
+        with pytest.raises(errors.InvalidRequest, match="list of strings"):
+            e2b.policy(None, {"allowOut": "pypi.org"})
+        with pytest.raises(errors.InvalidRequest, match="SANDBOX_EGRESS_ALLOWED_DOMAINS"):
+            E2BSandboxes(None, store).policy(True, None)  # type: ignore[arg-type]
+    finally:
+        store.close()
