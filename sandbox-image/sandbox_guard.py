@@ -17,6 +17,7 @@ and whether ``run_cell`` takes a ``cell_id`` is worked out once rather than by
 """
 
 import builtins
+import operator
 import os
 import sys
 import threading
@@ -44,6 +45,8 @@ def load_ipython_extension(ip):
     hooks = {"displayhook": sys.displayhook, "excepthook": sys.excepthook}
     shell = {"display_pub": ip.display_pub, "displayhook": ip.displayhook}
     names = {k: v for k, v in vars(builtins).items() if k not in _TRAPPED}
+    # One comparison in C for the usual case, where the cell replaced none of them.
+    current_names, original_names = operator.itemgetter(*names), tuple(names.values())
 
     def restore(*_):
         for name, original in streams.items():
@@ -58,9 +61,14 @@ def load_ipython_extension(ip):
             if getattr(ip, name) is not original:
                 setattr(ip, name, original)
         current = vars(builtins)
-        for name, original in names.items():
-            if current.get(name) is not original:
-                setattr(builtins, name, original)
+        try:
+            untouched = current_names(current) == original_names
+        except KeyError:  # one was deleted
+            untouched = False
+        if not untouched:
+            for name, original in names.items():
+                if current.get(name) is not original:
+                    setattr(builtins, name, original)
         for fd in (1, 2):
             _reopen(fd)
 

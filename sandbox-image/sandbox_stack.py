@@ -33,6 +33,8 @@ STACK = {
 """The names a kernel has always offered without an import, and the module each one is."""
 PACKAGES = {module.partition(".")[0] for module in STACK.values()}
 MENTION = re.compile(r"(?<![\w.])(" + "|".join(STACK) + r")\b")
+MAY_USE = re.compile("|".join(sorted({*STACK, *PACKAGES})))
+"""Text in which none of these occur cannot reach the stack (a cheap test before the walk)."""
 RUNS_ITS_ARGUMENTS = {"exec", "eval", "run_line_magic", "run_cell_magic"}
 """Calls whose string arguments are code (a cell's magics become ``get_ipython()`` calls)."""
 
@@ -43,10 +45,20 @@ class StackImporter(ast.NodeVisitor):
 
     def __init__(self, shell):
         self.shell = shell
+        self.cell_may_use = None
+        """Whether the running cell's text names the stack at all; None when unknown (an
+        execution of the engine's own has no ``pre_run_cell``)."""
+
+    def before_cell(self, info):
+        raw = getattr(info, "raw_cell", None)
+        self.cell_may_use = bool(MAY_USE.search(raw)) if isinstance(raw, str) else None
+
+    def after_cell(self, *_):
+        self.cell_may_use = None
 
     def visit(self, node):
         namespace = self.shell.user_ns
-        if STACK.keys() <= namespace.keys():
+        if self.cell_may_use is False or STACK.keys() <= namespace.keys():
             return node
         names, modules = set(), set()
         for n in ast.walk(node):
@@ -110,4 +122,7 @@ def _called_name(func):
 
 
 def load_ipython_extension(ip):
-    ip.ast_transformers.append(StackImporter(ip))
+    importer = StackImporter(ip)
+    ip.events.register("pre_run_cell", importer.before_cell)
+    ip.events.register("post_execute", importer.after_cell)
+    ip.ast_transformers.append(importer)

@@ -27,6 +27,7 @@ BREAKAGES = {
     "fds 1 and 2 closed": "import os; os.close(1); os.close(2)",
     "iopub socket closed": "get_ipython().kernel.iopub_socket.close()",
     "print replaced": "import builtins; builtins.print = lambda *a, **k: None",
+    "print deleted": "import builtins; del builtins.print",
     "shell stream replaced": "import sys; sys.stdout = open('/dev/null', 'w')",
 }
 
