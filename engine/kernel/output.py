@@ -84,7 +84,7 @@ class Collector:
             (self.stderr if name == "stderr" else self.stdout).write(text)
             live = text[: self._live[name]]
             self._live[name] -= len(live)
-            if live:
+            if live and self._on_event is not None:
                 event = StreamEvent(type=name, text=live)
         elif kind in ("display_data", "update_display_data"):
             data = _bundle(content.get("data"))

@@ -363,7 +363,7 @@ class Session:
                 else:  # closed while it ran: what it produced until then, and why it stopped
                     result = self._cut_short(result)
             self._notices.deliver(result)
-            metrics.record_execution(result)
+            asyncio.get_running_loop().call_soon(metrics.record_execution, result)
             return result
         finally:
             if marking is not None:
