@@ -13,6 +13,7 @@ import json
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -25,6 +26,9 @@ from engine.egress import parse_policy
 from engine.image import build_proxy_image
 from engine.sandbox import egress_proxy
 from engine.sandbox.egress_proxy import EgressProxies, proxy_name
+
+from ..support.clients import execute, sdk
+from ..support.servers import LiveServer
 
 
 @pytest.fixture(scope="module")
@@ -368,3 +372,34 @@ async def test_a_proxy_whose_sandbox_never_started_is_swept(
     finally:
         egress.remove(orphan)
         client.close()
+
+
+def test_an_openai_sdk_container_with_an_allowlist_reaches_its_domain_only(
+    tmp_path: Path, egress_settings: Settings, internet: Internet
+) -> None:
+    keys = ",".join(LiveServer.keys)
+    server = LiveServer(
+        egress_settings.model_copy(update={"data_dir": tmp_path / "server", "api_keys": keys})
+    )
+    server.start()
+    try:
+        client = sdk(server)
+        created = client.containers.create(
+            name="egress",
+            network_policy={"type": "allowlist", "allowed_domains": ["api.good.test"]},
+        )
+        policy = server.engine.get_session(created.id).info.network_policy
+        assert policy["allowed_domains"] == ["api.good.test"]
+        code = (
+            internet.prelude()
+            + 'out["allowed"] = get("https://api.good.test/sdk")\n'
+            + 'out["denied"] = get("https://api.bad.test/")\n'
+            + "print(json.dumps(out))"
+        )
+        answer = execute(server, created.id, code)
+        out = json.loads(answer["stdout"].strip().splitlines()[-1])
+        assert out["allowed"] == [200, {"host": "api.good.test", "path": "/sdk", "port": 443}]
+        assert out["denied"][0] == "refused" and "403" in out["denied"][1], out
+        client.containers.delete(created.id)
+    finally:
+        server.stop()
