@@ -95,7 +95,9 @@ def _proxy_memory_mib(session: Session) -> float:
     finally:
         client.close()
     memory = stats["memory_stats"]
-    inactive = memory.get("stats", {}).get("inactive_file", 0)
+    # What `docker stats` shows: less the page cache it can drop (cgroup v2 name, then v1's).
+    counters = memory.get("stats", {})
+    inactive = counters.get("inactive_file", counters.get("total_inactive_file", 0))
     return float(memory["usage"] - inactive) / MIB
 
 

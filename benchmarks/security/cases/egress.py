@@ -329,7 +329,7 @@ probe('connect-neighbour', lambda: tunnel_open('other.good.test:443'))
         "only a placeholder is inside; the value is put in at the proxy for its own domain only",
         f"""
 import glob
-secret = {SECRET!r}.encode()
+secret = ({SECRET[:12]!r} + {SECRET[12:]!r}).encode()  # never whole in the cell's source
 placeholder = os.environ['API_TOKEN']
 def env():
     found = [k for k, v in os.environ.items() if secret in v.encode()]
