@@ -39,11 +39,12 @@ SECRET = "egress-bench-secret-value"
 MIB = 1024 * 1024
 
 GETS = """
-import json, os, ssl, time, urllib.request
+import json, ssl, time, urllib.request
 context = ssl.create_default_context(cafile=CA)
-request = urllib.request.Request(URL, headers={"Authorization": "Bearer " + TOKEN})
 times = []
 for _ in range(WARMUP + SAMPLES):
+    # A new Request each time: urllib's proxy handler rewrites the one it is given.
+    request = urllib.request.Request(URL, headers={"Authorization": "Bearer " + TOKEN})
     started = time.perf_counter()
     with urllib.request.urlopen(request, context=context, timeout=20) as page:
         page.read()
@@ -55,7 +56,7 @@ print(json.dumps(times[WARMUP:]))
 def _gets(ca: str | None, token: str, samples: int) -> str:
     """The timing loop; ``ca`` None trusts the default store (SSL_CERT_FILE in a sandbox)."""
     return (
-        f"CA = {ca!r}\nURL = {URL!r}\nTOKEN = {token}\n"
+        f"import os\nCA = {ca!r}\nURL = {URL!r}\nTOKEN = {token}\n"
         f"WARMUP = {WARMUP}\nSAMPLES = {samples}\n{GETS}"
     )
 
