@@ -403,3 +403,26 @@ def test_an_openai_sdk_container_with_an_allowlist_reaches_its_domain_only(
         client.containers.delete(created.id)
     finally:
         server.stop()
+
+
+async def test_requests_reaches_an_allowed_domain_and_reads_a_refusal(
+    api_session: Session, internet: Internet
+) -> None:
+    code = """
+import requests
+page = requests.get("https://api.good.test/requests", verify=ca, timeout=20)
+out["allowed"] = [page.status_code, page.json()]
+out["http"] = requests.get("http://api.good.test/plain", timeout=20).json()
+try:
+    requests.get("https://api.bad.test/", verify=ca, timeout=20)
+    out["denied"] = "REACHED"
+except requests.exceptions.ProxyError as e:
+    out["denied"] = str(e)
+refused = requests.get("http://api.bad.test/", timeout=20)
+out["refused"] = [refused.status_code, refused.json()["error"]["type"]]
+"""
+    out = await run(api_session, code, internet)
+    assert out["allowed"] == [200, {"host": "api.good.test", "path": "/requests", "port": 443}]
+    assert out["http"] == {"host": "api.good.test", "path": "/plain", "port": 80}
+    assert "403" in out["denied"], out
+    assert out["refused"] == [403, "egress_refused"]
