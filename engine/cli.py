@@ -242,6 +242,7 @@ BENCHMARKS: dict[str, str] = {
     "file-search-scale": "benchmarks.file_search:scale",
     "e2b": "benchmarks.e2b:main",
     "cluster": "benchmarks.cluster:main",
+    "egress": "benchmarks.egress:main",
 }
 """``sandbox-engine bench NAME``: each name maps to ``"module:function"``; the function takes the
 parsed arguments and returns an exit code. Other modules add their own names to this dict."""

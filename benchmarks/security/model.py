@@ -56,6 +56,8 @@ class Case:
     """Part of the fast subset that the test suite runs."""
     limit: float = 120.0
     """Seconds the action may take before it counts as a hang (not contained)."""
+    internet: bool = False
+    """Needs the test internet and an engine whose egress proxies reach it."""
 
 
 # --- checks on one execution ---

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -23,9 +24,12 @@ from rich.table import Table
 
 from engine import ExecutionStatus, Settings
 from engine.errors import EngineError
+from engine.image import build_proxy_image
 
 from ..common import results_dir
+from ..egress_internet import running_internet
 from .cases import CASES
+from .cases.egress import INTERNET
 from .harness import KEYS, ApiServer, Canary, Context, HostWatch, tenant_of
 from .model import CATEGORIES, Case, Verdict, brief, clip
 
@@ -170,40 +174,49 @@ async def run_suite(
     workdir = workdir or Path(tempfile.mkdtemp(prefix="sandbox-security-"))
     marker = f"HOSTSECRET-{secrets.token_hex(12)}"
     os.environ[HOST_SECRET_VAR] = marker  # bait: it must never show up in a sandbox
-    settings = bench_settings(workdir / "engine", **overrides)
-    server = ApiServer(settings)
-    results: list[CaseResult] = []
-    leftovers: list[str] = []
-    canary_restarts = 0
-    try:
-        await server.start()
-        engine = server.engine
-        canary = Canary(engine, tenant_of(KEYS[0]))
-        await canary.start()
-        watch = HostWatch(workdir, engine, marker)
-        ctx = Context(engine, server.url, workdir, marker, watch, canary)
-        ctx.scratch["file_search"] = server.app.state.engine.file_search
-        ctx.scratch["edge_server"] = server.server  # the HTTP edge's cases read its config
-        for n, case in enumerate(cases, start=1):
-            result = await run_case(case, ctx)
-            results.append(result)
-            mark = "[green]contained[/]" if result.contained else "[bold red]NOT CONTAINED[/]"
-            console.print(
-                f"[{n:>2}/{len(cases)}] {case.category:<9} {case.name:<28} {mark} "
-                f"({result.action_s:.1f} s, recovered {result.recovery_s:.1f} s)"
-            )
-            if not result.contained:
-                console.print(f"        [red]{result.evidence}[/]")
-                for check in result.checks:
-                    console.print(f"        [red]{check}[/]")
-        canary_restarts = canary.restarts
-        await canary.close()
-    finally:
-        await server.stop()
-        leftovers = _leftovers(server)
-        os.environ.pop(HOST_SECRET_VAR, None)
-        if own_dir:
-            shutil.rmtree(workdir, ignore_errors=True)
+    internet_needed = any(c.internet for c in cases)
+    with contextlib.ExitStack() as stack:
+        if internet_needed:
+            internet = stack.enter_context(running_internet(workdir / "internet"))
+            overrides = {**internet.settings(), **overrides}
+        settings = bench_settings(workdir / "engine", **overrides)
+        if internet_needed:
+            await asyncio.to_thread(build_proxy_image, settings)
+        server = ApiServer(settings)
+        results: list[CaseResult] = []
+        leftovers: list[str] = []
+        canary_restarts = 0
+        try:
+            await server.start()
+            engine = server.engine
+            canary = Canary(engine, tenant_of(KEYS[0]))
+            await canary.start()
+            watch = HostWatch(workdir, engine, marker)
+            ctx = Context(engine, server.url, workdir, marker, watch, canary)
+            if internet_needed:
+                ctx.scratch[INTERNET] = internet
+            ctx.scratch["file_search"] = server.app.state.engine.file_search
+            ctx.scratch["edge_server"] = server.server  # the HTTP edge's cases read its config
+            for n, case in enumerate(cases, start=1):
+                result = await run_case(case, ctx)
+                results.append(result)
+                mark = "[green]contained[/]" if result.contained else "[bold red]NOT CONTAINED[/]"
+                console.print(
+                    f"[{n:>2}/{len(cases)}] {case.category:<9} {case.name:<28} {mark} "
+                    f"({result.action_s:.1f} s, recovered {result.recovery_s:.1f} s)"
+                )
+                if not result.contained:
+                    console.print(f"        [red]{result.evidence}[/]")
+                    for check in result.checks:
+                        console.print(f"        [red]{check}[/]")
+            canary_restarts = canary.restarts
+            await canary.close()
+        finally:
+            await server.stop()
+            leftovers = _leftovers(server)
+            os.environ.pop(HOST_SECRET_VAR, None)
+    if own_dir:
+        shutil.rmtree(workdir, ignore_errors=True)
     return Scorecard(
         results=results,
         settings=settings.model_dump(mode="json", exclude={"api_keys", "llm_api_key"}),

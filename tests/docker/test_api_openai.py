@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import openai
@@ -13,6 +12,7 @@ import pytest
 
 from engine import Settings
 
+from ..support.clients import execute
 from ..support.servers import LiveServer
 
 BINARY = bytes(range(256)) * 64
@@ -20,19 +20,6 @@ BINARY = bytes(range(256)) * 64
 
 def sdk(server: LiveServer, key: str = LiveServer.keys[0]) -> openai.OpenAI:
     return openai.OpenAI(api_key=key, base_url=server.url + "/v1", max_retries=0, timeout=120)
-
-
-def execute(server: LiveServer, container_id: str, code: str) -> dict[str, Any]:
-    """Run code in a container through the native endpoint (a container is a session)."""
-    r = httpx.post(
-        f"{server.url}/v1/sessions/{container_id}/execute",
-        json={"code": code},
-        headers={"Authorization": f"Bearer {LiveServer.keys[0]}"},
-        timeout=120,
-    )
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
 
 
 @pytest.fixture

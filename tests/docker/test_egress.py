@@ -9,189 +9,32 @@ test run real kernels and reach it, or not, through their own proxy only.
 from __future__ import annotations
 
 import asyncio
-import datetime
 import json
 import socket
 import uuid
-import zipfile
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
 import pytest_asyncio
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from benchmarks.egress_internet import Internet, running_internet
 from engine import Engine, ExecutionStatus, Session, Settings, errors
 from engine.egress import parse_policy
-from engine.image import build_proxy_image, default_image_tag
+from engine.image import build_proxy_image
 from engine.sandbox import egress_proxy
 from engine.sandbox.egress_proxy import EgressProxies, proxy_name
 
-NAMES = ("api.good.test", "other.good.test", "api.bad.test")
-WHEEL = "egress_probe-1.0-py3-none-any.whl"
-SERVER = r"""
-import http.server, json, ssl, threading
-WHEEL = "__WHEEL__"
-
-class Echo(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        if self.path.startswith("/simple/"):
-            page = f'<a href="/files/{WHEEL}">{WHEEL}</a>'.encode()
-            return self.answer(page, "text/html")
-        if self.path == f"/files/{WHEEL}":
-            return self.answer(open(f"/certs/{WHEEL}", "rb").read(), "application/zip")
-        if self.path.startswith("/redirect"):
-            self.send_response(302)
-            self.send_header("Location", "https://api.bad.test/landed")
-            self.end_headers()
-            return
-        answer = {"host": self.headers.get("Host"), "path": self.path,
-                  "port": self.server.server_port}
-        if self.headers.get("Authorization"):
-            answer["auth"] = self.headers["Authorization"]
-        self.answer(json.dumps(answer).encode(), "application/json")
-    def answer(self, body, kind):
-        self.send_response(200)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-
-def serve(port, tls):
-    server = http.server.ThreadingHTTPServer(("0.0.0.0", port), Echo)
-    if tls:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain("/certs/server.pem", "/certs/server.key")
-        server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    server.serve_forever()
-
-for port, tls in ((80, False), (8443, True)):
-    threading.Thread(target=serve, args=(port, tls), daemon=True).start()
-serve(443, True)
-""".replace("__WHEEL__", WHEEL)
-
-
-def _wheel(path: Path) -> None:
-    """A one-module wheel for the package index the test server serves."""
-    files = {
-        "egress_probe.py": "ANSWER = 42\n",
-        "egress_probe-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: egress-probe\n"
-        "Version: 1.0\n",
-        "egress_probe-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\n"
-        "Root-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = "".join(f"{name},,\n" for name in files) + "egress_probe-1.0.dist-info/RECORD,,\n"
-    with zipfile.ZipFile(path, "w") as wheel:
-        for name, text in {**files, "egress_probe-1.0.dist-info/RECORD": record}.items():
-            wheel.writestr(name, text)
-
-
-GET = """
-import json, ssl, urllib.error, urllib.request
-out = {}
-context = ssl.create_default_context(cafile=ca)
-
-def get(url, headers=None):
-    request = urllib.request.Request(url, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, context=context, timeout=20) as page:
-            return [page.status, json.loads(page.read())]
-    except urllib.error.HTTPError as e:
-        return [e.code, e.read().decode()]
-    except urllib.error.URLError as e:
-        return ["refused", str(e.reason)]
-"""
-
-
-@dataclass
-class Internet:
-    network: str
-    server_ip: str
-    ca_pem: str
-    ca_file: Path
-
-
-def _certificates(folder: Path) -> str:
-    """A test CA, and a certificate it signed for every test name; returns the CA's PEM."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "egress test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, NAMES[0])]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in NAMES]), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    (folder / "server.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (folder / "server.key").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    for path in folder.iterdir():
-        path.chmod(0o644)
-    return ca.public_bytes(serialization.Encoding.PEM).decode()
+from ..support.clients import execute, sdk
+from ..support.servers import LiveServer
 
 
 @pytest.fixture(scope="module")
 def internet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Internet]:
-    folder = tmp_path_factory.mktemp("certs")
-    folder.chmod(0o755)
-    ca_pem = _certificates(folder)
-    _wheel(folder / WHEEL)
-    (folder / WHEEL).chmod(0o644)
-    client = docker.from_env()
-    name = f"sandbox-engine-test-internet-{uuid.uuid4().hex[:8]}"
-    network = client.networks.create(name, driver="bridge", internal=True)
-    server = None
-    try:
-        server = client.containers.create(
-            default_image_tag(Settings()),
-            ["python3", "-c", SERVER],
-            name=name,
-            user="0:0",
-            network=name,
-            volumes={str(folder): {"bind": "/certs", "mode": "ro"}},
-        )
-        network.disconnect(server)
-        network.connect(server, aliases=list(NAMES))
-        server.start()
-        server.reload()
-        ip = server.attrs["NetworkSettings"]["Networks"][name]["IPAddress"]
-        (folder / "ca.pem").write_text(ca_pem)
-        yield Internet(name, ip, ca_pem, folder / "ca.pem")
-    finally:
-        if server is not None:
-            server.remove(force=True)
-        network.remove()
-        client.close()
+    with running_internet(tmp_path_factory.mktemp("certs")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -202,9 +45,7 @@ def egress_settings(tmp_path_factory: pytest.TempPathFactory, internet: Internet
         shutdown_sandboxes="close",
         pool_size=0,
         resume_pool_size=0,
-        egress_allowed_domains="*.good.test",
-        egress_network=internet.network,
-        egress_upstream_ca=internet.ca_file,
+        **internet.settings(),
     )
     build_proxy_image(settings)
     return settings
@@ -229,8 +70,9 @@ async def api_session(egress_engine: Engine) -> AsyncIterator[Session]:
 
 async def run(session: Session, code: str, internet: Internet) -> dict[str, Any]:
     """Run ``code`` (which sets ``out``, a dict) with the test CA at ``ca``; return ``out``."""
-    prelude = f"ca = '/tmp/test-ca.pem'\nopen(ca, 'w').write({internet.ca_pem!r})\n{GET}"
-    result = await session.execute(prelude + code + "\nimport json; print(json.dumps(out))", 60)
+    result = await session.execute(
+        internet.prelude() + code + "\nimport json; print(json.dumps(out))", 60
+    )
     assert result.status is ExecutionStatus.OK, result.error
     parsed: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     return parsed
@@ -530,3 +372,57 @@ async def test_a_proxy_whose_sandbox_never_started_is_swept(
     finally:
         egress.remove(orphan)
         client.close()
+
+
+def test_an_openai_sdk_container_with_an_allowlist_reaches_its_domain_only(
+    tmp_path: Path, egress_settings: Settings, internet: Internet
+) -> None:
+    keys = ",".join(LiveServer.keys)
+    server = LiveServer(
+        egress_settings.model_copy(update={"data_dir": tmp_path / "server", "api_keys": keys})
+    )
+    server.start()
+    try:
+        client = sdk(server)
+        created = client.containers.create(
+            name="egress",
+            network_policy={"type": "allowlist", "allowed_domains": ["api.good.test"]},
+        )
+        policy = server.engine.get_session(created.id).info.network_policy
+        assert policy["allowed_domains"] == ["api.good.test"]
+        code = (
+            internet.prelude()
+            + 'out["allowed"] = get("https://api.good.test/sdk")\n'
+            + 'out["denied"] = get("https://api.bad.test/")\n'
+            + "print(json.dumps(out))"
+        )
+        answer = execute(server, created.id, code)
+        out = json.loads(answer["stdout"].strip().splitlines()[-1])
+        assert out["allowed"] == [200, {"host": "api.good.test", "path": "/sdk", "port": 443}]
+        assert out["denied"][0] == "refused" and "403" in out["denied"][1], out
+        client.containers.delete(created.id)
+    finally:
+        server.stop()
+
+
+async def test_requests_reaches_an_allowed_domain_and_reads_a_refusal(
+    api_session: Session, internet: Internet
+) -> None:
+    code = """
+import requests
+page = requests.get("https://api.good.test/requests", verify=ca, timeout=20)
+out["allowed"] = [page.status_code, page.json()]
+out["http"] = requests.get("http://api.good.test/plain", timeout=20).json()
+try:
+    requests.get("https://api.bad.test/", verify=ca, timeout=20)
+    out["denied"] = "REACHED"
+except requests.exceptions.ProxyError as e:
+    out["denied"] = str(e)
+refused = requests.get("http://api.bad.test/", timeout=20)
+out["refused"] = [refused.status_code, refused.json()["error"]["type"]]
+"""
+    out = await run(api_session, code, internet)
+    assert out["allowed"] == [200, {"host": "api.good.test", "path": "/requests", "port": 443}]
+    assert out["http"] == {"host": "api.good.test", "path": "/plain", "port": 80}
+    assert "403" in out["denied"], out
+    assert out["refused"] == [403, "egress_refused"]

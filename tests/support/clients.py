@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import openai
 
 from .servers import LiveServer
@@ -26,3 +27,16 @@ def coder(client: openai.OpenAI, **fields: Any) -> str:
         **fields,
     )
     return assistant.id
+
+
+def execute(server: LiveServer, container_id: str, code: str) -> dict[str, Any]:
+    """Run code in a container through the native endpoint (a container is a session)."""
+    r = httpx.post(
+        f"{server.url}/v1/sessions/{container_id}/execute",
+        json={"code": code},
+        headers={"Authorization": f"Bearer {LiveServer.keys[0]}"},
+        timeout=120,
+    )
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..model import Case
 from . import (
     api,
+    egress,
     files,
     http_edge,
     isolation,
@@ -25,6 +26,7 @@ CASES: list[Case] = [
     *resources.CASES,
     *isolation.CASES,
     *network.CASES,
+    *egress.CASES,
     *files.CASES,
     *kernel.CASES,
     *api.CASES,
