@@ -118,7 +118,12 @@ class Runtime(SessionHost[Session]):
         self.lease: Lease | None = None
         self.image = self.settings.image or _default_image(self.settings)
         url = self.settings.database_url
-        self.store = Store(data_dir / "engine.db", url, folder_id(data_dir) if url else None)
+        self.store = Store(
+            data_dir / "engine.db",
+            url,
+            folder_id(data_dir) if url else None,
+            self.settings.cluster_node_id or None,
+        )
         quota = FileQuota(
             files=self.settings.max_files_per_owner,
             bytes=self.settings.max_file_storage_mb_per_owner * MB,

@@ -32,6 +32,8 @@ from ..paging import Page, page_list
 from ..results import DoneEvent, ExecutionResult, OutputEvent
 from ..runtime import SessionHost
 from ..sessions import SessionFile, SessionInfo, SessionStatus
+from ..store import Store
+from ..store.records import SessionRows
 from . import NAMESPACE
 from .placement import NodeState, ranked
 from .security import token_for
@@ -407,17 +409,26 @@ class NodeRegistry:
 
 class ClusterSessions:
     """The sessions of every node, as one session manager: a replica finds a session's node
-    in what the nodes report (and in what it created itself meanwhile)."""
+    in what the nodes report (and in what it created itself meanwhile), and, on a shared
+    store (``rows``), in the session's row, which names its node.
 
-    def __init__(self, nodes: NodeRegistry, settings: Settings) -> None:
+    On a shared store, a paused session whose node is lost is taken up by the healthy node
+    with the most room: that node resumes it from its snapshot in the shared blob store."""
+
+    def __init__(
+        self, nodes: NodeRegistry, settings: Settings, rows: SessionRows | None = None
+    ) -> None:
         self._nodes = nodes
         self._settings = settings
+        self._rows = rows
         self._made: dict[str, tuple[str, SessionInfo, float]] = {}
         """Sessions this replica created or closed (with when) since their nodes reported."""
 
     def _known(self) -> dict[str, tuple[str, SessionInfo]]:
         known: dict[str, tuple[str, SessionInfo]] = {}
-        for node_id, state in self._nodes.states.items():
+        # A lost node's last report first: what a node that answers says wins.
+        states = sorted(self._nodes.states.items(), key=lambda item: item[1].error is None)
+        for node_id, state in states:
             if state.report is not None:
                 for data in state.report.infos:
                     known[data["id"]] = (node_id, info_in(data))
@@ -439,6 +450,11 @@ class ClusterSessions:
         return len(self._known())
 
     def _session(self, node_id: str, info: SessionInfo) -> RemoteSession:
+        if node_id not in self._nodes.links:
+            raise errors.NodeUnreachable(
+                f"node {node_id or '?'} of session {info.id} is not part of the cluster (any "
+                "more); what its kernel held may be lost"
+            )
         return RemoteSession(self._nodes.link(node_id), info, self._settings)
 
     async def get_or_create(
@@ -492,9 +508,36 @@ class ClusterSessions:
 
     def _find(self, session_id: str, owner: str | None) -> tuple[str, SessionInfo]:
         found = self._known().get(session_id)
+        if self._rows is not None and (found is None or self._lost(found[0])):
+            found = self._stored(session_id) or found
         if found is None or (owner is not None and found[1].owner != owner):
             raise errors.SessionNotFound(f"no session with id {session_id!r}")
         return found
+
+    def _lost(self, node_id: str) -> bool:
+        state = self._nodes.states.get(node_id)
+        return state is None or state.error is not None
+
+    def _stored(self, session_id: str) -> tuple[str, SessionInfo] | None:
+        """The session as its row in the shared store says, on the node that holds it; a
+        paused one whose node is lost, on the healthy node with the most room."""
+        assert self._rows is not None
+        row = self._rows.lookup(session_id)
+        if row is None:
+            return None
+        info = SessionInfo.from_row(row)
+        info.owner = row["owner"]
+        node_id = str(row.get("node_id") or "")
+        if self._lost(node_id):
+            if info.status is SessionStatus.PAUSED:
+                with contextlib.suppress(errors.ClusterFull):
+                    return ranked(list(self._nodes.states.values()))[0].node_id, info
+            state = self._nodes.states.get(node_id)
+            why = state.error if state is not None and state.error else "it is not in the cluster"
+            lost = info.model_copy(update={"notice": _lost_notice(node_id, why)})
+            lost.owner = info.owner
+            return node_id, lost
+        return node_id, info
 
     def get(self, session_id: str, owner: str | None = None) -> RemoteSession:
         node_id, info = self._find(session_id, owner)
@@ -568,7 +611,11 @@ class ClusterHost(SessionHost[RemoteSession]):
         self.address = address
         self.settings = settings or Settings()
         self.nodes = NodeRegistry(self.settings)
-        self._sessions = ClusterSessions(self.nodes, self.settings)
+        url = self.settings.database_url
+        # On a shared store, sessions' rows say which node holds each.
+        self.store = Store(self.settings.data_dir / "engine.db", url) if url else None
+        rows = self.store.session_rows if self.store is not None else None
+        self._sessions = ClusterSessions(self.nodes, self.settings, rows)
         self._poll: asyncio.Task[None] | None = None
 
     @property
@@ -588,6 +635,8 @@ class ClusterHost(SessionHost[RemoteSession]):
             self._poll.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poll
+        if self.store is not None:
+            self.store.close()
         ray.shutdown()
 
     def status(self) -> list[NodeState]:

@@ -31,7 +31,8 @@ class NodeAgent:
         """``overrides``: settings this node differs by (its data folder, its Docker socket);
         the rest comes from the node's environment, as for a single-host engine."""
         self.node_id = node_id
-        self.settings = Settings().model_copy(update=_settings_update(overrides or {}))
+        update = {**_settings_update(overrides or {}), "cluster_node_id": node_id}
+        self.settings = Settings().model_copy(update=update)
         self.runtime = Runtime(self.settings, exclusive=True)
         self._records = SessionRecords(self.runtime.store)
         self.draining = False
@@ -61,6 +62,7 @@ class NodeAgent:
         except (errors.EngineError, TimeoutError) as exc:
             docker_error = str(exc) or "the Docker engine did not answer in time"
         manager = self.runtime.sessions
+        paused = self._records.ids_in_status(SessionStatus.PAUSED, held_here=True)
         return NodeReport(
             node_id=self.node_id,
             address=socket.gethostname(),
@@ -71,9 +73,7 @@ class NodeAgent:
             sessions=len(manager),
             draining=self.draining,
             infos=[info_out(s.info) for s in manager.live()]
-            + [
-                info_out(manager.info(i)) for i in self._records.ids_in_status(SessionStatus.PAUSED)
-            ],
+            + [info_out(manager.info(i)) for i in paused],
         )
 
     async def report_data(self) -> Wire:

@@ -286,6 +286,7 @@ class SessionManager:
                 f"thread {session.thread_id!r} has gone on in session {other.id}"
             )
         self._check_limits(session.owner, session.spec.memory_limit_mb)
+        self._records.claim(session.id)  # it may have been paused by another engine
         self._paused.pop(session.id, None)
         self._live[session.id] = session
         self._by_thread[key] = session
