@@ -89,6 +89,18 @@ class SessionHost(ABC, Generic[S_co]):
         return self.sessions.get(session_id, owner)
 
 
+def open_files(settings: Settings, store: Store) -> FileStore:
+    """The file objects of ``settings``' data folder, or of its shared blob store."""
+    data_dir = settings.data_dir
+    quota = FileQuota(
+        files=settings.max_files_per_owner,
+        bytes=settings.max_file_storage_mb_per_owner * MB,
+        reserve=settings.disk_reserve_mb * MB,
+    )
+    blobs = open_blobs(settings.files_url, "files", data_dir / "files" / "blobs")
+    return FileStore(store, data_dir / "files", settings.max_file_mb * MB, quota, blobs)
+
+
 class Runtime(SessionHost[Session]):
     """What every service runs on: sandboxes, the store, file objects and sessions."""
 
@@ -124,15 +136,7 @@ class Runtime(SessionHost[Session]):
             folder_id(data_dir) if url else None,
             self.settings.cluster_node_id or None,
         )
-        quota = FileQuota(
-            files=self.settings.max_files_per_owner,
-            bytes=self.settings.max_file_storage_mb_per_owner * MB,
-            reserve=self.settings.disk_reserve_mb * MB,
-        )
-        blobs = open_blobs(self.settings.files_url, "files", data_dir / "files" / "blobs")
-        self.files = FileStore(
-            self.store, data_dir / "files", self.settings.max_file_mb * MB, quota, blobs
-        )
+        self.files = open_files(self.settings, self.store)
         self._sessions: SessionManager | None = None
         self._sweeping: asyncio.Task[int] | None = None
         self.pool: WarmPool | None = None

@@ -26,11 +26,12 @@ from pydantic import TypeAdapter
 from .. import errors
 from ..config import MB, Settings
 from ..egress.policy import EgressPolicy
-from ..files import FileObject, Source
+from ..files import FileObject, FileStore, Source
 from ..kernel import EventCallback, validate_timeout
+from ..names import check_filename
 from ..paging import Page, page_list
 from ..results import DoneEvent, ExecutionResult, OutputEvent
-from ..runtime import SessionHost
+from ..runtime import SessionHost, open_files
 from ..sessions import SessionFile, SessionInfo, SessionStatus
 from ..store import Store
 from ..store.records import SessionRows
@@ -168,10 +169,19 @@ async def _resolve(ref: Any) -> Any:
 class RemoteSession:
     """A session that lives on a node agent, with ``Session``'s public surface."""
 
-    def __init__(self, link: NodeLink, info: SessionInfo, settings: Settings) -> None:
+    def __init__(
+        self,
+        link: NodeLink,
+        info: SessionInfo,
+        settings: Settings,
+        files: FileStore | None = None,
+    ) -> None:
+        """``files``: the shared file objects, through which uploads reach the node (by
+        key, not as bytes in a Ray message)."""
         self._link = link
         self._info = info
         self._settings = settings
+        self._files = files
         self._running = 0
 
     def __repr__(self) -> str:
@@ -293,6 +303,9 @@ class RemoteSession:
         await self._info_call("restart", extra=self._settings.kernel_start_timeout)
 
     async def upload(self, name: str, data: Source) -> SessionFile:
+        if self._files is not None:  # the bytes go to the shared blob store, the node reads them
+            obj = await self._files.create(data, check_filename(name), owner=self.owner)
+            return await self.add_file(obj.id, name)
         content = await _collect(data, self._settings.max_file_mb * MB)
         reply = await self._link.call(
             "upload", self.id, self.owner, name, content, extra=len(content) / MB
@@ -416,11 +429,16 @@ class ClusterSessions:
     with the most room: that node resumes it from its snapshot in the shared blob store."""
 
     def __init__(
-        self, nodes: NodeRegistry, settings: Settings, rows: SessionRows | None = None
+        self,
+        nodes: NodeRegistry,
+        settings: Settings,
+        rows: SessionRows | None = None,
+        files: FileStore | None = None,
     ) -> None:
         self._nodes = nodes
         self._settings = settings
         self._rows = rows
+        self._files = files
         self._made: dict[str, tuple[str, SessionInfo, float]] = {}
         """Sessions this replica created or closed (with when) since their nodes reported."""
 
@@ -455,7 +473,7 @@ class ClusterSessions:
                 f"node {node_id or '?'} of session {info.id} is not part of the cluster (any "
                 "more); what its kernel held may be lost"
             )
-        return RemoteSession(self._nodes.link(node_id), info, self._settings)
+        return RemoteSession(self._nodes.link(node_id), info, self._settings, self._files)
 
     async def get_or_create(
         self,
@@ -615,7 +633,11 @@ class ClusterHost(SessionHost[RemoteSession]):
         # On a shared store, sessions' rows say which node holds each.
         self.store = Store(self.settings.data_dir / "engine.db", url) if url else None
         rows = self.store.session_rows if self.store is not None else None
-        self._sessions = ClusterSessions(self.nodes, self.settings, rows)
+        # With shared blobs too, uploads go to the node by key.
+        files = None
+        if self.store is not None and self.settings.files_url:
+            files = open_files(self.settings, self.store)
+        self._sessions = ClusterSessions(self.nodes, self.settings, rows, files)
         self._poll: asyncio.Task[None] | None = None
 
     @property

@@ -1,7 +1,8 @@
 """The cluster on Ray, on this machine: a real Ray head, 2 sandbox nodes (``node --join``, each a
 Ray worker node with its node agent) and 2 API replicas (``serve --cluster`` under uvicorn),
-driven over HTTP with httpx. Started once for the module. The nodes share this machine's Docker
-here (each with its own data folder); ``test_cluster_demo.py`` gives each its own dockerd."""
+driven over HTTP with httpx. Started once for the module, on one PostgreSQL and one S3
+(SeaweedFS) that nodes and replicas share. The nodes share this machine's Docker here (each with
+its own data folder); ``test_cluster_demo.py`` gives each its own dockerd."""
 
 from __future__ import annotations
 
@@ -20,14 +21,33 @@ import pytest
 from engine.cluster.demo import DemoState, LocalCluster, stop
 from engine.cluster.ray_nodes import group_alive
 
+from ..support import cluster_services
 from ..support.serve_process import ROOT, containers
+
+pytestmark = pytest.mark.cluster
 
 CALL_TIMEOUT = 5.0
 CAPACITY = 2  # sessions per node
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoState]:
+def shared_state(
+    postgres_database: str, s3_bucket: tuple[cluster_services.S3, str]
+) -> Iterator[dict[str, str]]:
+    """The settings that put every node and replica on one PostgreSQL schema and one S3 prefix."""
+    s3, bucket = s3_bucket
+    with cluster_services.throwaway_schema(postgres_database) as url:
+        yield {
+            **s3.env(),
+            "SANDBOX_DATABASE_URL": url,
+            "SANDBOX_FILES_URL": f"s3://{bucket}/cluster",
+        }
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, shared_state: dict[str, str]
+) -> Iterator[DemoState]:
     folder = tmp_path_factory.mktemp("cluster")
     local = LocalCluster(
         folder,
@@ -39,6 +59,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoState]:
             "SANDBOX_MEMORY_LIMIT_MB": "512",
             "SANDBOX_CLUSTER_CALL_TIMEOUT": str(CALL_TIMEOUT),
             "SANDBOX_CLUSTER_POLL_INTERVAL": "0.5",
+            **shared_state,
         },
     )
     state = local.start()
@@ -74,7 +95,9 @@ def test_a_session_made_through_one_replica_runs_through_the_other(cluster: Demo
     made = a.post("/v1/sessions", json={"thread_id": "t-cluster"})
     assert made.status_code == 200, made.text
     session = made.json()["id"]
-    wait_visible(b, session)
+    # Replica B finds it at once, in the session's row: no node has reported it yet.
+    seen = b.get(f"/v1/sessions/{session}")
+    assert seen.status_code == 200, seen.text
 
     ran = b.post(f"/v1/sessions/{session}/execute", json={"code": "x = 6 * 7\nprint(x)\nx"})
     assert ran.status_code == 200, ran.text
@@ -262,17 +285,44 @@ def test_a_frozen_node_times_out_on_our_deadline_and_runs_nothing_twice(
     http.delete(f"/v1/sessions/{session}").raise_for_status()
 
 
-def test_a_killed_node_answers_a_clear_error_within_our_deadline(cluster: DemoState) -> None:
-    http = client(cluster.urls[1])
+def test_a_killed_node_answers_a_clear_error_and_its_paused_session_resumes_elsewhere(
+    cluster: DemoState,
+) -> None:
+    http, other_replica = client(cluster.urls[1]), client(cluster.urls[0])
     nodes = status(cluster)
     victim = next(n for n in cluster.nodes if nodes[n.node_id]["session_ids"])
+    survivor = next(n for n in cluster.nodes if n is not victim)
     session = nodes[victim.node_id]["session_ids"][0]
     wait_visible(http, session)
     assert http.post(f"/v1/sessions/{session}/execute", json={"code": "1"}).status_code == 200
 
+    # A session paused on the victim before it dies, with a variable and a file.
+    cli(cluster, "cluster", "drain", survivor.node_id, "--address", cluster.address)
+    try:
+        end = time.monotonic() + 10
+        while True:  # the replica reads the drain at its next poll
+            made = http.post("/v1/sessions", json={})
+            assert made.status_code == 200, made.text
+            paused = made.json()["id"]
+            if paused in status(cluster)[victim.node_id]["session_ids"]:
+                break
+            http.delete(f"/v1/sessions/{paused}").raise_for_status()
+            assert time.monotonic() < end, "sessions still go to the draining node"
+    finally:
+        cli(cluster, "cluster", "drain", survivor.node_id, "--undo", "--address", cluster.address)
+    up = http.post(f"/v1/sessions/{paused}/files", files={"file": ("in.txt", b"from the victim")})
+    assert up.status_code == 200, up.text
+    ran = http.post(
+        f"/v1/sessions/{paused}/execute",
+        json={"code": "secret = 41\nopen('/mnt/data/out.txt', 'w').write('written there')"},
+    )
+    assert ran.json()["status"] == "ok", ran.text
+    assert http.post(f"/v1/sessions/{paused}/pause").json()["status"] == "paused"
+
     assert victim.node is not None and victim.ray_pid and victim.agent_pid
     for group in (victim.node.pid, victim.ray_pid, victim.agent_pid):
         os.killpg(group, signal.SIGKILL)
+    killed = time.monotonic()
     for group in (victim.node.pid, victim.ray_pid, victim.agent_pid):
         end = time.monotonic() + 10
         while group_alive(group):
@@ -297,7 +347,23 @@ def test_a_killed_node_answers_a_clear_error_within_our_deadline(cluster: DemoSt
             break
         assert time.monotonic() < end, made.text
         time.sleep(0.5)
-    assert (
-        made.json()["id"]
-        in status(cluster)[next(n.node_id for n in cluster.nodes if n is not victim)]["session_ids"]
+    assert made.json()["id"] in status(cluster)[survivor.node_id]["session_ids"]
+
+    # The paused session resumes on the survivor, through either replica, from its snapshot
+    # and files in S3.
+    resumed = other_replica.post(
+        f"/v1/sessions/{paused}/execute",
+        json={
+            "code": "print(secret + 1, open('/mnt/data/out.txt').read(), "
+            "open('/mnt/data/in.txt').read())"
+        },
+        timeout=120,
     )
+    print(f"paused session resumed on another node {time.monotonic() - killed:.1f} s after SIGKILL")
+    assert resumed.status_code == 200, resumed.text
+    assert resumed.json()["stdout"] == "42 written there from the victim\n", resumed.text
+    assert paused in status(cluster)[survivor.node_id]["session_ids"]
+    info = http.get(f"/v1/sessions/{paused}").json()
+    assert info["status"] == "active" and info["notice"] is None, info
+    down = http.get(f"/v1/sessions/{paused}/files/content", params={"path": "in.txt"})
+    assert down.content == b"from the victim"
