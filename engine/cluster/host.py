@@ -175,13 +175,16 @@ class RemoteSession:
         info: SessionInfo,
         settings: Settings,
         files: FileStore | None = None,
+        moving_from: str | None = None,
     ) -> None:
         """``files``: the shared file objects, through which uploads reach the node (by
-        key, not as bytes in a Ray message)."""
+        key, not as bytes in a Ray message); ``moving_from``: the lost node that held this
+        live session, which ``link``'s node takes over at the first call."""
         self._link = link
         self._info = info
         self._settings = settings
         self._files = files
+        self._moving_from = moving_from
         self._running = 0
 
     def __repr__(self) -> str:
@@ -216,8 +219,28 @@ class RemoteSession:
     def info(self) -> SessionInfo:
         return self._info
 
+    async def _remote(self, method: str, *args: Any, extra: float = 0.0) -> Any:
+        """A call to the session's node, which first takes the session over if it moves."""
+        await self._arrive()
+        return await self._link.call(method, *args, extra=extra)
+
+    async def _arrive(self) -> None:
+        if (lost := self._moving_from) is None:
+            return
+        why = f"its node {lost} stopped answering"
+        reply = await self._link.call(
+            "take_over",
+            self.id,
+            self.owner,
+            lost,
+            why,
+            extra=self._settings.kernel_start_timeout + self._settings.max_file_mb / 10,
+        )
+        self._moving_from = None
+        self._info = info_in(reply)
+
     async def _call(self, method: str, *args: Any, extra: float = 0.0) -> Any:
-        return await self._link.call("call", self.id, self.owner, method, *args, extra=extra)
+        return await self._remote("call", self.id, self.owner, method, *args, extra=extra)
 
     async def _info_call(self, method: str, *args: Any, extra: float = 0.0) -> SessionInfo:
         self._info = info_in(await self._call(method, *args, extra=extra))
@@ -250,9 +273,7 @@ class RemoteSession:
             seconds = self._budget(timeout)
             self._running += 1
             try:
-                reply = await self._link.call(
-                    "run", self.id, self.owner, code, timeout, extra=seconds
-                )
+                reply = await self._remote("run", self.id, self.owner, code, timeout, extra=seconds)
             finally:
                 self._running -= 1
             return ExecutionResult.model_validate(reply)
@@ -276,6 +297,7 @@ class RemoteSession:
             timeout, self._settings.default_timeout, self._settings.max_timeout
         )
         budget = self._budget(seconds) + self._settings.cluster_call_timeout
+        await self._arrive()
         self._running += 1
         try:
             items = self._link.stream("execute", self.id, self.owner, code, seconds, seconds=budget)
@@ -307,7 +329,7 @@ class RemoteSession:
             obj = await self._files.create(data, check_filename(name), owner=self.owner)
             return await self.add_file(obj.id, name)
         content = await _collect(data, self._settings.max_file_mb * MB)
-        reply = await self._link.call(
+        reply = await self._remote(
             "upload", self.id, self.owner, name, content, extra=len(content) / MB
         )
         return SessionFile.model_validate(reply)
@@ -315,7 +337,7 @@ class RemoteSession:
     async def add_file(
         self, file_id: str, name: str | None = None, *, path: str | None = None
     ) -> SessionFile:
-        reply = await self._link.call("add_file", self.id, self.owner, file_id, name, path)
+        reply = await self._remote("add_file", self.id, self.owner, file_id, name, path)
         return SessionFile.model_validate(reply)
 
     def keep_output(self, file_id: str) -> FileObject:
@@ -331,7 +353,7 @@ class RemoteSession:
         return io.BytesIO(await self.read_file(path))
 
     async def read_file(self, path: str) -> bytes:
-        reply = await self._link.call(
+        reply = await self._remote(
             "read_file", self.id, self.owner, path, extra=self._settings.max_file_mb / 10
         )
         if not isinstance(reply, bytes):
@@ -342,7 +364,7 @@ class RemoteSession:
         await self._call("remove_file", path)
 
     async def close(self, status: SessionStatus = SessionStatus.CLOSED) -> None:
-        await self._link.call("close_session", self.id, self.owner, status.value, extra=30.0)
+        await self._remote("close_session", self.id, self.owner, status.value, extra=30.0)
         self._info = self._info.model_copy(update={"status": status})
         self._info.owner = self.owner or ""
 
@@ -425,8 +447,10 @@ class ClusterSessions:
     in what the nodes report (and in what it created itself meanwhile), and, on a shared
     store (``rows``), in the session's row, which names its node.
 
-    On a shared store, a paused session whose node is lost is taken up by the healthy node
-    with the most room: that node resumes it from its snapshot in the shared blob store."""
+    On a shared store, a session whose node is lost is taken up by the healthy node with the
+    most room: a paused one resumes there from its snapshot in the shared blob store; a live
+    one continues there in a new sandbox with the files its executions exported, its
+    variables lost (said in its notice)."""
 
     def __init__(
         self,
@@ -439,6 +463,8 @@ class ClusterSessions:
         self._settings = settings
         self._rows = rows
         self._files = files
+        self._moves: dict[str, str] = {}
+        """Live sessions of lost nodes, by id: the lost node, which the next use moves from."""
         self._made: dict[str, tuple[str, SessionInfo, float]] = {}
         """Sessions this replica created or closed (with when) since their nodes reported."""
 
@@ -473,7 +499,8 @@ class ClusterSessions:
                 f"node {node_id or '?'} of session {info.id} is not part of the cluster (any "
                 "more); what its kernel held may be lost"
             )
-        return RemoteSession(self._nodes.link(node_id), info, self._settings, self._files)
+        link, moving_from = self._nodes.link(node_id), self._moves.pop(info.id, None)
+        return RemoteSession(link, info, self._settings, self._files, moving_from)
 
     async def get_or_create(
         self,
@@ -546,16 +573,25 @@ class ClusterSessions:
         info = SessionInfo.from_row(row)
         info.owner = row["owner"]
         node_id = str(row.get("node_id") or "")
-        if self._lost(node_id):
-            if info.status is SessionStatus.PAUSED:
-                with contextlib.suppress(errors.ClusterFull):
-                    return ranked(list(self._nodes.states.values()))[0].node_id, info
-            state = self._nodes.states.get(node_id)
-            why = state.error if state is not None and state.error else "it is not in the cluster"
-            lost = info.model_copy(update={"notice": _lost_notice(node_id, why)})
-            lost.owner = info.owner
+        if not self._lost(node_id) or info.status not in (
+            SessionStatus.PAUSED,
+            SessionStatus.ACTIVE,
+        ):
+            return node_id, info
+        try:
+            target = ranked(list(self._nodes.states.values()))[0].node_id
+        except errors.ClusterFull:
+            target = None
+        if info.status is SessionStatus.PAUSED and target is not None:
+            return target, info  # the node that uses it resumes it from its snapshot
+        state = self._nodes.states.get(node_id)
+        why = state.error if state is not None and state.error else "it is not in the cluster"
+        lost = info.model_copy(update={"notice": _lost_notice(node_id, why)})
+        lost.owner = info.owner
+        if target is None or info.status is SessionStatus.PAUSED:
             return node_id, lost
-        return node_id, info
+        self._moves[session_id] = node_id  # its next use continues it on the target
+        return target, lost
 
     def get(self, session_id: str, owner: str | None = None) -> RemoteSession:
         node_id, info = self._find(session_id, owner)

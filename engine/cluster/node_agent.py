@@ -168,6 +168,15 @@ class NodeAgent:
             lambda: self.runtime.sessions.close(session_id, owner, SessionStatus(status))
         )
 
+    async def take_over(self, session_id: str, owner: str | None, node: str, why: str) -> Wire:
+        """Continue here a live session of ``node``, which the replica found gone."""
+
+        async def take() -> Wire:
+            session = await self.runtime.sessions.take_over(session_id, owner, node, why)
+            return info_out(session.info)
+
+        return await self._answer(take)
+
     def _get(self, session_id: str, owner: str | None) -> Session:
         return self.runtime.sessions.get(session_id, owner)
 

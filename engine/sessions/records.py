@@ -98,6 +98,10 @@ class SessionRecords:
         """``held_here``: only those whose row names this engine's cluster node."""
         return self._rows.ids_in_status(status.value, held_here=held_here)
 
+    def take(self, session_id: str, previous_node: str) -> bool:
+        """Claim a live session of a node that is gone; False if another engine took it."""
+        return self._rows.take(session_id, previous_node)
+
     def claim(self, session_id: str) -> None:
         """The session's row names this engine (and its node) as the one that holds it."""
         self._rows.claim(session_id)

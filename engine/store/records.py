@@ -238,6 +238,15 @@ class SessionRows:
         if stamp := self._stamp():
             update(self._db, "sessions", "id", session_id, **stamp)
 
+    def take(self, session_id: str, previous_node: str) -> bool:
+        """Claim a live session of ``previous_node`` (gone) for this engine's node; False if
+        another engine took it first."""
+        moved = self._db.execute(
+            "UPDATE sessions SET node_id = ?, home = ? WHERE id = ? AND node_id = ?",
+            (self._node, self._home, session_id, previous_node),
+        )
+        return moved == 1
+
     def lookup(self, session_id: str) -> Row | None:
         return self._db.one("SELECT * FROM sessions WHERE id = ?", (session_id,))
 

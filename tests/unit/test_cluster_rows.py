@@ -109,13 +109,34 @@ def test_a_paused_session_of_a_lost_node_goes_to_the_healthy_node_with_most_room
         sessions.get(session_id, "bob")
 
 
-def test_a_live_session_of_a_lost_node_says_so(stores: tuple[Store, Store]) -> None:
+def test_a_live_session_of_a_lost_node_moves_to_a_healthy_one_once(
+    stores: tuple[Store, Store], opener: Opener
+) -> None:
     node, replica = stores
     sessions, registry = _sessions(replica)
     session_id = _insert(node, SessionStatus.ACTIVE)
     registry.states["n1"].error = "its node agent has left the cluster"
-    info = sessions.info(session_id)
-    assert "node n1 does not answer" in (info.notice or "")
+    assert "node n1 does not answer" in (sessions.info(session_id).notice or "")
+    moved = sessions.get(session_id, "alice")
+    assert moved.node_id == "n2"
+    assert moved._moving_from == "n1"  # its first call asks n2 to take it over
+    # Two nodes asked to take it over at once: one wins the row.
+    assert SessionRecords(opener("home-2", "n2")).take(session_id, "n1")
+    assert not SessionRecords(opener("home-3", "n3")).take(session_id, "n1")
+    row = replica.session_rows.lookup(session_id)
+    assert row is not None and (row["node_id"], row["home"]) == ("n2", "home-2")
+
+
+def test_a_session_stays_on_its_lost_node_when_no_node_can_take_it(
+    stores: tuple[Store, Store],
+) -> None:
+    node, replica = stores
+    sessions, registry = _sessions(replica)
+    session_id = _insert(node, SessionStatus.ACTIVE)
+    for state in registry.states.values():
+        state.error = "gone"
+    assert "node n1 does not answer" in (sessions.info(session_id).notice or "")
+    assert sessions.get(session_id).node_id == "n1"
     del registry.links["n1"]
     with pytest.raises(errors.NodeUnreachable):
         sessions.get(session_id)
