@@ -61,10 +61,15 @@ class NodeLink:
         self.deadline = deadline
         self.lost: str | None = None
         """Why the last read of the node failed; None while it answers."""
+        self.gone = False
+        """Whether Ray said the node agent is gone (dead, or left the cluster), not merely
+        slow to answer: only then may its live sessions continue elsewhere, since a node
+        that is frozen or cut off may come back still running them."""
         self._lost = asyncio.Event()
 
-    def mark(self, lost: str | None) -> None:
+    def mark(self, lost: str | None, *, gone: bool = False) -> None:
         self.lost = lost
+        self.gone = gone and lost is not None
         if lost is None:
             self._lost.clear()
         else:
@@ -149,7 +154,7 @@ class NodeLink:
 
         if isinstance(exc, ray.exceptions.RayTaskError):
             return errors.EngineError(f"node {self.node_id} failed: {exc}")
-        return self._unreachable(f"is gone ({type(exc).__name__})")
+        return NodeGone(self._unreachable(f"is gone ({type(exc).__name__})"))
 
     def _check(self) -> None:
         if self.lost is not None:
@@ -160,6 +165,13 @@ class NodeLink:
             f"node {self.node_id} {what}; the sessions it holds cannot be reached, and what "
             "their kernels held may be lost"
         )
+
+
+class NodeGone(errors.NodeUnreachable):
+    """Ray says the node agent is gone, not merely slow to answer."""
+
+    def __init__(self, unreachable: errors.NodeUnreachable) -> None:
+        super().__init__(str(unreachable))
 
 
 async def _resolve(ref: Any) -> Any:
@@ -416,7 +428,7 @@ class NodeRegistry:
             self.states[node_id] = NodeState(node_id)
         for node_id in set(self.links) - present:
             self.states[node_id].error = "its node agent has left the cluster"
-            self.links[node_id].mark(self.states[node_id].error)
+            self.links[node_id].mark(self.states[node_id].error, gone=True)
         await asyncio.gather(*(self._read(self.links[n]) for n in present))
         self.reported.set()
 
@@ -427,7 +439,10 @@ class NodeRegistry:
             reply = await link.call("report_data", probe=True)
         except errors.EngineError as exc:
             state.error = str(exc)
-            link.mark("the replica's last read of its health went unanswered")
+            link.mark(
+                "the replica's last read of its health went unanswered",
+                gone=isinstance(exc, NodeGone),
+            )
             return
         link.mark(None)
         state.report = NodeReport.model_validate(reply)
@@ -588,7 +603,8 @@ class ClusterSessions:
         why = state.error if state is not None and state.error else "it is not in the cluster"
         lost = info.model_copy(update={"notice": _lost_notice(node_id, why)})
         lost.owner = info.owner
-        if target is None or info.status is SessionStatus.PAUSED:
+        link = self._nodes.links.get(node_id)
+        if target is None or info.status is SessionStatus.PAUSED or (link and not link.gone):
             return node_id, lost
         self._moves[session_id] = node_id  # its next use continues it on the target
         return target, lost

@@ -109,14 +109,18 @@ def test_a_paused_session_of_a_lost_node_goes_to_the_healthy_node_with_most_room
         sessions.get(session_id, "bob")
 
 
-def test_a_live_session_of_a_lost_node_moves_to_a_healthy_one_once(
+def test_a_live_session_of_a_dead_node_moves_to_a_healthy_one_once(
     stores: tuple[Store, Store], opener: Opener
 ) -> None:
     node, replica = stores
     sessions, registry = _sessions(replica)
     session_id = _insert(node, SessionStatus.ACTIVE)
-    registry.states["n1"].error = "its node agent has left the cluster"
+    registry.states["n1"].error = "did not answer within 5 s"
+    registry.links["n1"].mark(registry.states["n1"].error)
     assert "node n1 does not answer" in (sessions.info(session_id).notice or "")
+    # Merely silent (frozen, cut off): it may come back still running the session.
+    assert sessions.get(session_id, "alice").node_id == "n1"
+    registry.links["n1"].mark("is gone (ActorDiedError)", gone=True)
     moved = sessions.get(session_id, "alice")
     assert moved.node_id == "n2"
     assert moved._moving_from == "n1"  # its first call asks n2 to take it over
