@@ -339,7 +339,11 @@ class RemoteSession:
     async def upload(self, name: str, data: Source) -> SessionFile:
         if self._files is not None:  # the bytes go to the shared blob store, the node reads them
             obj = await self._files.create(data, check_filename(name), owner=self.owner)
-            return await self.add_file(obj.id, name)
+            try:
+                return await self.add_file(obj.id, name)
+            except errors.EngineError:  # the node refused it: no file object left behind
+                await asyncio.to_thread(self._files.delete, obj.id, self.owner)
+                raise
         content = await _collect(data, self._settings.max_file_mb * MB)
         reply = await self._remote(
             "upload", self.id, self.owner, name, content, extra=len(content) / MB
