@@ -239,7 +239,7 @@ class RemoteSession:
     async def _arrive(self) -> None:
         if (lost := self._moving_from) is None:
             return
-        why = f"its node {lost} stopped answering"
+        why = f"its node {lost} is gone"
         reply = await self._link.call(
             "take_over",
             self.id,
