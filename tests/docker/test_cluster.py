@@ -367,14 +367,13 @@ def test_a_killed_nodes_sessions_continue_on_another_node_with_their_files(
 
     # The paused session resumes on the survivor, through either replica, from its snapshot
     # and files in S3.
-    resumed = other_replica.post(
-        f"/v1/sessions/{paused}/execute",
-        json={
-            "code": "print(secret + 1, open('/mnt/data/out.txt').read(), "
-            "open('/mnt/data/in.txt').read())"
-        },
-        timeout=120,
-    )
+    code = "print(secret + 1, open('/mnt/data/out.txt').read(), open('/mnt/data/in.txt').read())"
+    end = time.monotonic() + 10
+    path = f"/v1/sessions/{paused}/execute"
+    # 503 until the replica has read that the survivor has room again (the session just closed)
+    while (resumed := other_replica.post(path, json={"code": code})).status_code == 503:
+        assert time.monotonic() < end, resumed.text
+        time.sleep(0.5)
     print(f"paused session resumed on another node {time.monotonic() - killed:.1f} s after SIGKILL")
     assert resumed.status_code == 200, resumed.text
     assert resumed.json()["stdout"] == "42 written there from the victim\n", resumed.text
