@@ -69,7 +69,7 @@ class NodeLink:
 
     def mark(self, lost: str | None, *, gone: bool = False) -> None:
         self.lost = lost
-        self.gone = gone and lost is not None
+        self.gone = lost is not None and (gone or self.gone)
         if lost is None:
             self._lost.clear()
         else:
@@ -154,7 +154,8 @@ class NodeLink:
 
         if isinstance(exc, ray.exceptions.RayTaskError):
             return errors.EngineError(f"node {self.node_id} failed: {exc}")
-        return NodeGone(self._unreachable(f"is gone ({type(exc).__name__})"))
+        self.gone = True
+        return self._unreachable(f"is gone ({type(exc).__name__})")
 
     def _check(self) -> None:
         if self.lost is not None:
@@ -165,13 +166,6 @@ class NodeLink:
             f"node {self.node_id} {what}; the sessions it holds cannot be reached, and what "
             "their kernels held may be lost"
         )
-
-
-class NodeGone(errors.NodeUnreachable):
-    """Ray says the node agent is gone, not merely slow to answer."""
-
-    def __init__(self, unreachable: errors.NodeUnreachable) -> None:
-        super().__init__(str(unreachable))
 
 
 async def _resolve(ref: Any) -> Any:
@@ -366,9 +360,18 @@ class RemoteSession:
         return _FILES.validate_python(await self._call("list_files"))
 
     async def open_file(self, path: str) -> IO[bytes]:
-        return io.BytesIO(await self.read_file(path))
+        if self._files is None:
+            return io.BytesIO(await self.read_file(path))
+        # The node exports the file to the shared blob store (or names its unchanged export).
+        file_id = await self._remote(
+            "file_key", self.id, self.owner, path, extra=self._settings.max_file_mb / 10
+        )
+        return await asyncio.to_thread(self._files.open_blob, file_id, self.owner)
 
     async def read_file(self, path: str) -> bytes:
+        if self._files is not None:
+            with await self.open_file(path) as f:
+                return await asyncio.to_thread(f.read)
         reply = await self._remote(
             "read_file", self.id, self.owner, path, extra=self._settings.max_file_mb / 10
         )
@@ -443,10 +446,7 @@ class NodeRegistry:
             reply = await link.call("report_data", probe=True)
         except errors.EngineError as exc:
             state.error = str(exc)
-            link.mark(
-                "the replica's last read of its health went unanswered",
-                gone=isinstance(exc, NodeGone),
-            )
+            link.mark("the replica's last read of its health went unanswered")
             return
         link.mark(None)
         state.report = NodeReport.model_validate(reply)

@@ -17,6 +17,7 @@ from .. import errors
 from ..config import Settings
 from ..runtime import Runtime
 from ..sessions import Session, SessionRecords, SessionStatus
+from ..sessions.session import SessionControl
 from .wire import NodeReport, Wire, error_out, info_out
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,13 @@ class NodeAgent:
 
     async def read_file(self, session_id: str, owner: str | None, path: str) -> bytes | Wire:
         return await self._answer(lambda: self._get(session_id, owner).read_file(path))
+
+    async def file_key(self, session_id: str, owner: str | None, path: str) -> str | Wire:
+        """The file object that holds a file of the session, which the replica reads from
+        the shared blob store."""
+        return await self._answer(
+            lambda: SessionControl(self._get(session_id, owner)).file_object(path)
+        )
 
     async def close_session(self, session_id: str, owner: str | None, status: str) -> Wire | None:
         return await self._answer(

@@ -586,6 +586,12 @@ class SessionControl:
         s._info.status = SessionStatus.PAUSED
         s._outputs.restore()
 
+    async def file_object(self, path: str) -> str:
+        """The id of a file object holding /mnt/data/<path> as it is now: how a cluster node
+        hands a download to a replica, by key."""
+        await self._session._awake()
+        return await self._session._data.file_object(path)
+
     async def move_here(self, why: str) -> None:
         """Continue, in a fresh sandbox of this engine, a live session whose engine is gone:
         every file its executions exported is put back from its file object; its variables
