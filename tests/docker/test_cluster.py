@@ -354,9 +354,8 @@ def test_a_killed_nodes_sessions_continue_on_another_node_with_their_files(
     assert result["stdout"] == "exported\n", result
     assert result["state_lost"] is True, result
     assert "its variables were lost" in (result["notice"] or ""), result
-    assert "NameError" in (http.post(path, json={"code": "kept"}).json()["error"] or {}).get(
-        "ename", ""
-    )
+    lost = http.post(path, json={"code": "kept"}).json()["error"]
+    assert lost is not None and lost["name"] == "NameError", lost
     assert session in status(cluster)[survivor.node_id]["session_ids"]
 
     # The other node takes new sessions; the dead one is out of placement.
