@@ -238,6 +238,9 @@ class Settings(BaseSettings):
     cluster_poll_interval: float = Field(default=1.0, gt=0)
     """Seconds between a replica's reads of every node agent's report (health, capacity,
     sessions); a node that misses one is taken out of placement."""
+    cluster_node_id: str = ""
+    """Set by a node agent on its runtime: the node its sessions' rows name (``node_id``), so
+    that any replica finds a session's node in the shared store."""
 
     def load_api_keys(self) -> list[str]:
         keys = [k.strip() for k in self.api_keys.split(",") if k.strip()]

@@ -89,6 +89,18 @@ class SessionHost(ABC, Generic[S_co]):
         return self.sessions.get(session_id, owner)
 
 
+def open_files(settings: Settings, store: Store) -> FileStore:
+    """The file objects of ``settings``' data folder, or of its shared blob store."""
+    data_dir = settings.data_dir
+    quota = FileQuota(
+        files=settings.max_files_per_owner,
+        bytes=settings.max_file_storage_mb_per_owner * MB,
+        reserve=settings.disk_reserve_mb * MB,
+    )
+    blobs = open_blobs(settings.files_url, "files", data_dir / "files" / "blobs")
+    return FileStore(store, data_dir / "files", settings.max_file_mb * MB, quota, blobs)
+
+
 class Runtime(SessionHost[Session]):
     """What every service runs on: sandboxes, the store, file objects and sessions."""
 
@@ -118,16 +130,13 @@ class Runtime(SessionHost[Session]):
         self.lease: Lease | None = None
         self.image = self.settings.image or _default_image(self.settings)
         url = self.settings.database_url
-        self.store = Store(data_dir / "engine.db", url, folder_id(data_dir) if url else None)
-        quota = FileQuota(
-            files=self.settings.max_files_per_owner,
-            bytes=self.settings.max_file_storage_mb_per_owner * MB,
-            reserve=self.settings.disk_reserve_mb * MB,
+        self.store = Store(
+            data_dir / "engine.db",
+            url,
+            folder_id(data_dir) if url else None,
+            self.settings.cluster_node_id or None,
         )
-        blobs = open_blobs(self.settings.files_url, "files", data_dir / "files" / "blobs")
-        self.files = FileStore(
-            self.store, data_dir / "files", self.settings.max_file_mb * MB, quota, blobs
-        )
+        self.files = open_files(self.settings, self.store)
         self._sessions: SessionManager | None = None
         self._sweeping: asyncio.Task[int] | None = None
         self.pool: WarmPool | None = None

@@ -26,12 +26,15 @@ from pydantic import TypeAdapter
 from .. import errors
 from ..config import MB, Settings
 from ..egress.policy import EgressPolicy
-from ..files import FileObject, Source
+from ..files import FileObject, FileStore, Source
 from ..kernel import EventCallback, validate_timeout
+from ..names import check_filename
 from ..paging import Page, page_list
 from ..results import DoneEvent, ExecutionResult, OutputEvent
-from ..runtime import SessionHost
+from ..runtime import SessionHost, open_files
 from ..sessions import SessionFile, SessionInfo, SessionStatus
+from ..store import Store
+from ..store.records import SessionRows
 from . import NAMESPACE
 from .placement import NodeState, ranked
 from .security import token_for
@@ -58,10 +61,15 @@ class NodeLink:
         self.deadline = deadline
         self.lost: str | None = None
         """Why the last read of the node failed; None while it answers."""
+        self.gone = False
+        """Whether Ray said the node agent is gone (dead, or left the cluster), not merely
+        slow to answer: only then may its live sessions continue elsewhere, since a node
+        that is frozen or cut off may come back still running them."""
         self._lost = asyncio.Event()
 
-    def mark(self, lost: str | None) -> None:
+    def mark(self, lost: str | None, *, gone: bool = False) -> None:
         self.lost = lost
+        self.gone = lost is not None and (gone or self.gone)
         if lost is None:
             self._lost.clear()
         else:
@@ -146,6 +154,7 @@ class NodeLink:
 
         if isinstance(exc, ray.exceptions.RayTaskError):
             return errors.EngineError(f"node {self.node_id} failed: {exc}")
+        self.gone = True
         return self._unreachable(f"is gone ({type(exc).__name__})")
 
     def _check(self) -> None:
@@ -166,10 +175,22 @@ async def _resolve(ref: Any) -> Any:
 class RemoteSession:
     """A session that lives on a node agent, with ``Session``'s public surface."""
 
-    def __init__(self, link: NodeLink, info: SessionInfo, settings: Settings) -> None:
+    def __init__(
+        self,
+        link: NodeLink,
+        info: SessionInfo,
+        settings: Settings,
+        files: FileStore | None = None,
+        moving_from: str | None = None,
+    ) -> None:
+        """``files``: the shared file objects, through which uploads reach the node (by
+        key, not as bytes in a Ray message); ``moving_from``: the lost node that held this
+        live session, which ``link``'s node takes over at the first call."""
         self._link = link
         self._info = info
         self._settings = settings
+        self._files = files
+        self._moving_from = moving_from
         self._running = 0
 
     def __repr__(self) -> str:
@@ -204,8 +225,28 @@ class RemoteSession:
     def info(self) -> SessionInfo:
         return self._info
 
+    async def _remote(self, method: str, *args: Any, extra: float = 0.0) -> Any:
+        """A call to the session's node, which first takes the session over if it moves."""
+        await self._arrive()
+        return await self._link.call(method, *args, extra=extra)
+
+    async def _arrive(self) -> None:
+        if (lost := self._moving_from) is None:
+            return
+        why = f"its node {lost} is gone"
+        reply = await self._link.call(
+            "take_over",
+            self.id,
+            self.owner,
+            lost,
+            why,
+            extra=self._settings.kernel_start_timeout + self._settings.max_file_mb / 10,
+        )
+        self._moving_from = None
+        self._info = info_in(reply)
+
     async def _call(self, method: str, *args: Any, extra: float = 0.0) -> Any:
-        return await self._link.call("call", self.id, self.owner, method, *args, extra=extra)
+        return await self._remote("call", self.id, self.owner, method, *args, extra=extra)
 
     async def _info_call(self, method: str, *args: Any, extra: float = 0.0) -> SessionInfo:
         self._info = info_in(await self._call(method, *args, extra=extra))
@@ -238,9 +279,7 @@ class RemoteSession:
             seconds = self._budget(timeout)
             self._running += 1
             try:
-                reply = await self._link.call(
-                    "run", self.id, self.owner, code, timeout, extra=seconds
-                )
+                reply = await self._remote("run", self.id, self.owner, code, timeout, extra=seconds)
             finally:
                 self._running -= 1
             return ExecutionResult.model_validate(reply)
@@ -264,6 +303,7 @@ class RemoteSession:
             timeout, self._settings.default_timeout, self._settings.max_timeout
         )
         budget = self._budget(seconds) + self._settings.cluster_call_timeout
+        await self._arrive()
         self._running += 1
         try:
             items = self._link.stream("execute", self.id, self.owner, code, seconds, seconds=budget)
@@ -291,8 +331,15 @@ class RemoteSession:
         await self._info_call("restart", extra=self._settings.kernel_start_timeout)
 
     async def upload(self, name: str, data: Source) -> SessionFile:
+        if self._files is not None:  # the bytes go to the shared blob store, the node reads them
+            obj = await self._files.create(data, check_filename(name), owner=self.owner)
+            try:
+                return await self.add_file(obj.id, name)
+            except errors.EngineError:  # the node refused it: no file object left behind
+                await asyncio.to_thread(self._files.delete, obj.id, self.owner)
+                raise
         content = await _collect(data, self._settings.max_file_mb * MB)
-        reply = await self._link.call(
+        reply = await self._remote(
             "upload", self.id, self.owner, name, content, extra=len(content) / MB
         )
         return SessionFile.model_validate(reply)
@@ -300,7 +347,7 @@ class RemoteSession:
     async def add_file(
         self, file_id: str, name: str | None = None, *, path: str | None = None
     ) -> SessionFile:
-        reply = await self._link.call("add_file", self.id, self.owner, file_id, name, path)
+        reply = await self._remote("add_file", self.id, self.owner, file_id, name, path)
         return SessionFile.model_validate(reply)
 
     def keep_output(self, file_id: str) -> FileObject:
@@ -313,10 +360,19 @@ class RemoteSession:
         return _FILES.validate_python(await self._call("list_files"))
 
     async def open_file(self, path: str) -> IO[bytes]:
-        return io.BytesIO(await self.read_file(path))
+        if self._files is None:
+            return io.BytesIO(await self.read_file(path))
+        # The node exports the file to the shared blob store (or names its unchanged export).
+        file_id = await self._remote(
+            "file_key", self.id, self.owner, path, extra=self._settings.max_file_mb / 10
+        )
+        return await asyncio.to_thread(self._files.open_blob, file_id, self.owner)
 
     async def read_file(self, path: str) -> bytes:
-        reply = await self._link.call(
+        if self._files is not None:
+            with await self.open_file(path) as f:
+                return await asyncio.to_thread(f.read)
+        reply = await self._remote(
             "read_file", self.id, self.owner, path, extra=self._settings.max_file_mb / 10
         )
         if not isinstance(reply, bytes):
@@ -327,7 +383,7 @@ class RemoteSession:
         await self._call("remove_file", path)
 
     async def close(self, status: SessionStatus = SessionStatus.CLOSED) -> None:
-        await self._link.call("close_session", self.id, self.owner, status.value, extra=30.0)
+        await self._remote("close_session", self.id, self.owner, status.value, extra=30.0)
         self._info = self._info.model_copy(update={"status": status})
         self._info.owner = self.owner or ""
 
@@ -379,7 +435,7 @@ class NodeRegistry:
             self.states[node_id] = NodeState(node_id)
         for node_id in set(self.links) - present:
             self.states[node_id].error = "its node agent has left the cluster"
-            self.links[node_id].mark(self.states[node_id].error)
+            self.links[node_id].mark(self.states[node_id].error, gone=True)
         await asyncio.gather(*(self._read(self.links[n]) for n in present))
         self.reported.set()
 
@@ -407,17 +463,35 @@ class NodeRegistry:
 
 class ClusterSessions:
     """The sessions of every node, as one session manager: a replica finds a session's node
-    in what the nodes report (and in what it created itself meanwhile)."""
+    in what the nodes report (and in what it created itself meanwhile), and, on a shared
+    store (``rows``), in the session's row, which names its node.
 
-    def __init__(self, nodes: NodeRegistry, settings: Settings) -> None:
+    On a shared store, a session whose node is lost is taken up by the healthy node with the
+    most room: a paused one resumes there from its snapshot in the shared blob store; a live
+    one continues there in a new sandbox with the files its executions exported, its
+    variables lost (said in its notice)."""
+
+    def __init__(
+        self,
+        nodes: NodeRegistry,
+        settings: Settings,
+        rows: SessionRows | None = None,
+        files: FileStore | None = None,
+    ) -> None:
         self._nodes = nodes
         self._settings = settings
+        self._rows = rows
+        self._files = files
+        self._moves: dict[str, str] = {}
+        """Live sessions of lost nodes, by id: the lost node, which the next use moves from."""
         self._made: dict[str, tuple[str, SessionInfo, float]] = {}
         """Sessions this replica created or closed (with when) since their nodes reported."""
 
     def _known(self) -> dict[str, tuple[str, SessionInfo]]:
         known: dict[str, tuple[str, SessionInfo]] = {}
-        for node_id, state in self._nodes.states.items():
+        # A lost node's last report first: what a node that answers says wins.
+        states = sorted(self._nodes.states.items(), key=lambda item: item[1].error is None)
+        for node_id, state in states:
             if state.report is not None:
                 for data in state.report.infos:
                     known[data["id"]] = (node_id, info_in(data))
@@ -439,7 +513,13 @@ class ClusterSessions:
         return len(self._known())
 
     def _session(self, node_id: str, info: SessionInfo) -> RemoteSession:
-        return RemoteSession(self._nodes.link(node_id), info, self._settings)
+        if node_id not in self._nodes.links:
+            raise errors.NodeUnreachable(
+                f"node {node_id or '?'} of session {info.id} is not part of the cluster (any "
+                "more); what its kernel held may be lost"
+            )
+        link, moving_from = self._nodes.link(node_id), self._moves.pop(info.id, None)
+        return RemoteSession(link, info, self._settings, self._files, moving_from)
 
     async def get_or_create(
         self,
@@ -492,9 +572,46 @@ class ClusterSessions:
 
     def _find(self, session_id: str, owner: str | None) -> tuple[str, SessionInfo]:
         found = self._known().get(session_id)
+        if self._rows is not None and (found is None or self._lost(found[0])):
+            found = self._stored(session_id) or found
         if found is None or (owner is not None and found[1].owner != owner):
             raise errors.SessionNotFound(f"no session with id {session_id!r}")
         return found
+
+    def _lost(self, node_id: str) -> bool:
+        state = self._nodes.states.get(node_id)
+        return state is None or state.error is not None
+
+    def _stored(self, session_id: str) -> tuple[str, SessionInfo] | None:
+        """The session as its row in the shared store says, on the node that holds it; a
+        paused one whose node is lost, on the healthy node with the most room."""
+        assert self._rows is not None
+        row = self._rows.lookup(session_id)
+        if row is None:
+            return None
+        info = SessionInfo.from_row(row)
+        info.owner = row["owner"]
+        node_id = str(row.get("node_id") or "")
+        if not self._lost(node_id) or info.status not in (
+            SessionStatus.PAUSED,
+            SessionStatus.ACTIVE,
+        ):
+            return node_id, info
+        try:
+            target = ranked(list(self._nodes.states.values()))[0].node_id
+        except errors.ClusterFull:
+            target = None
+        if info.status is SessionStatus.PAUSED and target is not None:
+            return target, info  # the node that uses it resumes it from its snapshot
+        state = self._nodes.states.get(node_id)
+        why = state.error if state is not None and state.error else "it is not in the cluster"
+        lost = info.model_copy(update={"notice": _lost_notice(node_id, why)})
+        lost.owner = info.owner
+        link = self._nodes.links.get(node_id)
+        if target is None or info.status is SessionStatus.PAUSED or (link and not link.gone):
+            return node_id, lost
+        self._moves[session_id] = node_id  # its next use continues it on the target
+        return target, lost
 
     def get(self, session_id: str, owner: str | None = None) -> RemoteSession:
         node_id, info = self._find(session_id, owner)
@@ -568,7 +685,15 @@ class ClusterHost(SessionHost[RemoteSession]):
         self.address = address
         self.settings = settings or Settings()
         self.nodes = NodeRegistry(self.settings)
-        self._sessions = ClusterSessions(self.nodes, self.settings)
+        url = self.settings.database_url
+        # On a shared store, sessions' rows say which node holds each.
+        self.store = Store(self.settings.data_dir / "engine.db", url) if url else None
+        rows = self.store.session_rows if self.store is not None else None
+        # With shared blobs too, uploads go to the node by key.
+        files = None
+        if self.store is not None and self.settings.files_url:
+            files = open_files(self.settings, self.store)
+        self._sessions = ClusterSessions(self.nodes, self.settings, rows, files)
         self._poll: asyncio.Task[None] | None = None
 
     @property
@@ -588,6 +713,8 @@ class ClusterHost(SessionHost[RemoteSession]):
             self._poll.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poll
+        if self.store is not None:
+            self.store.close()
         ray.shutdown()
 
     def status(self) -> list[NodeState]:

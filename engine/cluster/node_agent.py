@@ -17,6 +17,7 @@ from .. import errors
 from ..config import Settings
 from ..runtime import Runtime
 from ..sessions import Session, SessionRecords, SessionStatus
+from ..sessions.session import SessionControl
 from .wire import NodeReport, Wire, error_out, info_out
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,8 @@ class NodeAgent:
         """``overrides``: settings this node differs by (its data folder, its Docker socket);
         the rest comes from the node's environment, as for a single-host engine."""
         self.node_id = node_id
-        self.settings = Settings().model_copy(update=_settings_update(overrides or {}))
+        update = {**_settings_update(overrides or {}), "cluster_node_id": node_id}
+        self.settings = Settings().model_copy(update=update)
         self.runtime = Runtime(self.settings, exclusive=True)
         self._records = SessionRecords(self.runtime.store)
         self.draining = False
@@ -61,6 +63,7 @@ class NodeAgent:
         except (errors.EngineError, TimeoutError) as exc:
             docker_error = str(exc) or "the Docker engine did not answer in time"
         manager = self.runtime.sessions
+        paused = self._records.ids_in_status(SessionStatus.PAUSED, held_here=True)
         return NodeReport(
             node_id=self.node_id,
             address=socket.gethostname(),
@@ -71,9 +74,7 @@ class NodeAgent:
             sessions=len(manager),
             draining=self.draining,
             infos=[info_out(s.info) for s in manager.live()]
-            + [
-                info_out(manager.info(i)) for i in self._records.ids_in_status(SessionStatus.PAUSED)
-            ],
+            + [info_out(manager.info(i)) for i in paused],
         )
 
     async def report_data(self) -> Wire:
@@ -163,10 +164,26 @@ class NodeAgent:
     async def read_file(self, session_id: str, owner: str | None, path: str) -> bytes | Wire:
         return await self._answer(lambda: self._get(session_id, owner).read_file(path))
 
+    async def file_key(self, session_id: str, owner: str | None, path: str) -> str | Wire:
+        """The file object that holds a file of the session, which the replica reads from
+        the shared blob store."""
+        return await self._answer(
+            lambda: SessionControl(self._get(session_id, owner)).file_object(path)
+        )
+
     async def close_session(self, session_id: str, owner: str | None, status: str) -> Wire | None:
         return await self._answer(
             lambda: self.runtime.sessions.close(session_id, owner, SessionStatus(status))
         )
+
+    async def take_over(self, session_id: str, owner: str | None, node: str, why: str) -> Wire:
+        """Continue here a live session of ``node``, which the replica found gone."""
+
+        async def take() -> Wire:
+            session = await self.runtime.sessions.take_over(session_id, owner, node, why)
+            return info_out(session.info)
+
+        return await self._answer(take)
 
     def _get(self, session_id: str, owner: str | None) -> Session:
         return self.runtime.sessions.get(session_id, owner)

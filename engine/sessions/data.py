@@ -15,7 +15,7 @@ from ..names import check_filename, check_relative_path
 from ..sandbox.base import Sandbox
 from .context import SessionContext
 from .models import SessionFile
-from .outputs import OutputExport
+from .outputs import OutputExport, user_files
 from .placement import Placement
 
 
@@ -91,6 +91,17 @@ class DataFolder:
         self._check_open()
         self._touch()
         return await self._sandbox().open_file(path)
+
+    async def file_object(self, path: str) -> str:
+        """The id of a file object holding /mnt/data/<path> as it is now (``OutputExport``)."""
+        name = "/".join(check_relative_path(path))
+        self._check_open()
+        self._touch()
+        entries, _ = await self._sandbox().list_files(self._ctx.settings.max_listed_files)
+        entry = next((e for e in user_files(entries) if e.path == name), None)
+        if entry is None:
+            raise errors.FileNotFound(f"no file {name!r} in /mnt/data")
+        return await self._outputs.file_object(entry)
 
     async def read_file(self, path: str) -> bytes:
         with await self.open_file(path) as f:

@@ -254,6 +254,29 @@ class SessionManager:
             return self._take_up_paused(self._records.row(session_id))
         raise errors.SessionClosed(f"session {session_id} is {info.status.value}")
 
+    async def take_over(self, session_id: str, owner: str | None, node: str, why: str) -> Session:
+        """Continue here a live session of cluster node ``node``, which is gone: in a new
+        sandbox, with the files its executions exported (``SessionControl.move_here``)."""
+        session = self._held(session_id)
+        if session is not None and (owner is None or session.owner == owner):
+            return session  # a move asked twice
+        row = self._records.row(session_id)
+        if (owner is not None and row["owner"] != owner) or row["status"] != "active":
+            raise errors.SessionClosed(f"session {session_id} is not a live session to move")
+        self._check_limits(row["owner"], row["memory_limit_mb"] or self._ctx.spec.memory_limit_mb)
+        if not self._records.take(session_id, node):
+            raise errors.SessionClosed(f"session {session_id} was moved by another node")
+        session = self._restore(row)
+        try:
+            await SessionControl(session).move_here(why)
+        except errors.EngineError as exc:  # as in recovery: a session that cannot go on ends
+            self._records.expire(session_id, f"{why}; it could not continue elsewhere: {exc}")
+            raise
+        self._live[session.id] = session
+        self._by_thread[(session.owner, session.thread_id)] = session
+        metrics.SESSIONS_LIVE.set(len(self._live))
+        return session
+
     def by_thread(self, thread_id: str, owner: str = "") -> Session | None:
         """The live or paused session of a thread, if there is one."""
         if (session := self._by_thread.get((owner, thread_id))) is not None:
@@ -286,6 +309,7 @@ class SessionManager:
                 f"thread {session.thread_id!r} has gone on in session {other.id}"
             )
         self._check_limits(session.owner, session.spec.memory_limit_mb)
+        self._records.claim(session.id)  # it may have been paused by another engine
         self._paused.pop(session.id, None)
         self._live[session.id] = session
         self._by_thread[key] = session

@@ -196,6 +196,19 @@ class OutputExport:
         self.remember(entry, file_id)
         return entry
 
+    async def file_object(self, entry: FileEntry) -> str:
+        """The id of a file object holding ``entry`` as it is now: the one it was last
+        exported as if unchanged since, else a new output of this session."""
+        known = self.known.get(entry.path)
+        if known is not None and known.file_id is not None and known.matches(entry):
+            return known.file_id
+        output = await self._export_file(entry, known.file_id if known is not None else None)
+        if output is None or output.file_id is None:
+            raise errors.PayloadTooLarge(
+                f"/mnt/data/{entry.path} is larger than a file object may be, or is gone"
+            )
+        return output.file_id
+
     async def _export_file(self, entry: FileEntry, previous: str | None) -> OutputFile | None:
         """Export ``entry``; the output it had before, ``previous``, is replaced: deleted if
         it is this session's own and nobody kept it (an upload or a kept file stays)."""

@@ -94,8 +94,17 @@ class SessionRecords:
         """Paused sessions whose keeping time or hard deadline has come."""
         return self._rows.due(SessionStatus.PAUSED.value, "paused_until", now)
 
-    def ids_in_status(self, status: SessionStatus) -> list[str]:
-        return self._rows.ids_in_status(status.value)
+    def ids_in_status(self, status: SessionStatus, *, held_here: bool = False) -> list[str]:
+        """``held_here``: only those whose row names this engine's cluster node."""
+        return self._rows.ids_in_status(status.value, held_here=held_here)
+
+    def take(self, session_id: str, previous_node: str) -> bool:
+        """Claim a live session of a node that is gone; False if another engine took it."""
+        return self._rows.take(session_id, previous_node)
+
+    def claim(self, session_id: str) -> None:
+        """The session's row names this engine (and its node) as the one that holds it."""
+        self._rows.claim(session_id)
 
     def ended_with_outputs(self) -> list[str]:
         """Sessions that ended with outputs still bound to them (a crash between the two)."""

@@ -586,6 +586,29 @@ class SessionControl:
         s._info.status = SessionStatus.PAUSED
         s._outputs.restore()
 
+    async def file_object(self, path: str) -> str:
+        """The id of a file object holding /mnt/data/<path> as it is now: how a cluster node
+        hands a download to a replica, by key."""
+        await self._session._awake()
+        return await self._session._data.file_object(path)
+
+    async def move_here(self, why: str) -> None:
+        """Continue, in a fresh sandbox of this engine, a live session whose engine is gone:
+        every file its executions exported is put back from its file object; its variables
+        are lost."""
+        s = self._session
+        s._outputs.restore()
+        await s.start()
+        missed = await s._outputs.put_back()
+        text = (
+            f"{why}; the session continues on another node in a new sandbox: its variables "
+            "were lost, and its files in /mnt/data were put back as its last execution left them"
+        )
+        if missed:
+            text += f", but for {', '.join(sorted(missed))}"
+        s._notices.add(text, state_lost=True)
+        s._save()
+
     async def start_over(self, why: str) -> None:
         """Continue in a fresh sandbox after recovery found the old one unusable."""
         s = self._session

@@ -73,6 +73,7 @@ ADDED_COLUMNS = {
         "snapshot": "TEXT",
         "home": "TEXT",
         "network_policy": "TEXT",
+        "node_id": "TEXT",
     },
 }
 """Columns added after a table's first release: a database from then gets them at open."""
@@ -123,16 +124,19 @@ class Store(Tables):
     the records' tables, and the connection every other collection of it (documents) is
     opened on."""
 
-    def __init__(self, path: Path, url: str = "", home: str | None = None) -> None:
+    def __init__(
+        self, path: Path, url: str = "", home: str | None = None, node: str | None = None
+    ) -> None:
         """``home``: on a database several engines share, the id of this engine's data folder,
-        which its sessions' rows carry (``SessionRows``)."""
+        which its sessions' rows carry (``SessionRows``); ``node``: the cluster node it runs
+        on, which they carry too."""
         super().__init__(connect(path, url))
         self.path = path
         self.db.script(SCHEMA)
         self.db.add_columns(ADDED_COLUMNS)
         self.db.restrict()
         self.file_rows = FileRows(self.db)
-        self.session_rows = SessionRows(self.db, home)
+        self.session_rows = SessionRows(self.db, home, node)
 
     def execute_script(self, sql: str) -> None:
         self.db.script(sql)
@@ -213,14 +217,38 @@ class SessionRows:
 
     On a database that several engines share, each session's row names the data folder
     (``home``) of the engine that ran it, and an engine recovers only its own folder's: every
-    primary engine is the owner ``primary`` of its folder."""
+    primary engine is the owner ``primary`` of its folder. In a cluster, the row names the node
+    that holds the session too (``node_id``), which any replica reads to reach it."""
 
-    def __init__(self, db: Database, home: str | None = None) -> None:
+    def __init__(self, db: Database, home: str | None = None, node: str | None = None) -> None:
         self._db = db
         self._home = home
+        self._node = node
+
+    def _stamp(self) -> Row:
+        """The columns that say which engine holds a session."""
+        stamp: Row = {} if self._home is None else {"home": self._home}
+        return stamp if self._node is None else {**stamp, "node_id": self._node}
 
     def add(self, row: Row) -> None:
-        insert(self._db, "sessions", row if self._home is None else {**row, "home": self._home})
+        insert(self._db, "sessions", {**row, **self._stamp()})
+
+    def claim(self, session_id: str) -> None:
+        """This engine holds the session now (it resumes one that another engine paused)."""
+        if stamp := self._stamp():
+            update(self._db, "sessions", "id", session_id, **stamp)
+
+    def take(self, session_id: str, previous_node: str) -> bool:
+        """Claim a live session of ``previous_node`` (gone) for this engine's node; False if
+        another engine took it first."""
+        moved = self._db.execute(
+            "UPDATE sessions SET node_id = ?, home = ? WHERE id = ? AND node_id = ?",
+            (self._node, self._home, session_id, previous_node),
+        )
+        return moved == 1
+
+    def lookup(self, session_id: str) -> Row | None:
+        return self._db.one("SELECT * FROM sessions WHERE id = ?", (session_id,))
 
     def update(self, session_id: str, **fields: Any) -> None:
         update(self._db, "sessions", "id", session_id, **fields)
@@ -259,8 +287,14 @@ class SessionRows:
             f"SELECT * FROM sessions WHERE status = ? AND {until_column} <= ?", (status, now)
         )
 
-    def ids_in_status(self, status: str) -> list[str]:
-        rows = self._db.all("SELECT id FROM sessions WHERE status = ?", (status,))
+    def ids_in_status(self, status: str, *, held_here: bool = False) -> list[str]:
+        """``held_here``: only those whose row names this engine's node."""
+        if held_here and self._node is not None:
+            rows = self._db.all(
+                "SELECT id FROM sessions WHERE status = ? AND node_id = ?", (status, self._node)
+            )
+        else:
+            rows = self._db.all("SELECT id FROM sessions WHERE status = ?", (status,))
         return [r["id"] for r in rows]
 
     def with_outputs(self, statuses: Sequence[str]) -> list[str]:

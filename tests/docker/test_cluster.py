@@ -1,7 +1,8 @@
 """The cluster on Ray, on this machine: a real Ray head, 2 sandbox nodes (``node --join``, each a
 Ray worker node with its node agent) and 2 API replicas (``serve --cluster`` under uvicorn),
-driven over HTTP with httpx. Started once for the module. The nodes share this machine's Docker
-here (each with its own data folder); ``test_cluster_demo.py`` gives each its own dockerd."""
+driven over HTTP with httpx. Started once for the module, on one PostgreSQL and one S3
+(SeaweedFS) that nodes and replicas share. The nodes share this machine's Docker here (each with
+its own data folder); ``test_cluster_demo.py`` gives each its own dockerd."""
 
 from __future__ import annotations
 
@@ -20,14 +21,33 @@ import pytest
 from engine.cluster.demo import DemoState, LocalCluster, stop
 from engine.cluster.ray_nodes import group_alive
 
+from ..support import cluster_services
 from ..support.serve_process import ROOT, containers
+
+pytestmark = pytest.mark.cluster
 
 CALL_TIMEOUT = 5.0
 CAPACITY = 2  # sessions per node
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoState]:
+def shared_state(
+    postgres_database: str, s3_bucket: tuple[cluster_services.S3, str]
+) -> Iterator[dict[str, str]]:
+    """The settings that put every node and replica on one PostgreSQL schema and one S3 prefix."""
+    s3, bucket = s3_bucket
+    with cluster_services.throwaway_schema(postgres_database) as url:
+        yield {
+            **s3.env(),
+            "SANDBOX_DATABASE_URL": url,
+            "SANDBOX_FILES_URL": f"s3://{bucket}/cluster",
+        }
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, shared_state: dict[str, str]
+) -> Iterator[DemoState]:
     folder = tmp_path_factory.mktemp("cluster")
     local = LocalCluster(
         folder,
@@ -39,6 +59,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoState]:
             "SANDBOX_MEMORY_LIMIT_MB": "512",
             "SANDBOX_CLUSTER_CALL_TIMEOUT": str(CALL_TIMEOUT),
             "SANDBOX_CLUSTER_POLL_INTERVAL": "0.5",
+            **shared_state,
         },
     )
     state = local.start()
@@ -74,7 +95,9 @@ def test_a_session_made_through_one_replica_runs_through_the_other(cluster: Demo
     made = a.post("/v1/sessions", json={"thread_id": "t-cluster"})
     assert made.status_code == 200, made.text
     session = made.json()["id"]
-    wait_visible(b, session)
+    # Replica B finds it at once, in the session's row: no node has reported it yet.
+    seen = b.get(f"/v1/sessions/{session}")
+    assert seen.status_code == 200, seen.text
 
     ran = b.post(f"/v1/sessions/{session}/execute", json={"code": "x = 6 * 7\nprint(x)\nx"})
     assert ran.status_code == 200, ran.text
@@ -262,42 +285,99 @@ def test_a_frozen_node_times_out_on_our_deadline_and_runs_nothing_twice(
     http.delete(f"/v1/sessions/{session}").raise_for_status()
 
 
-def test_a_killed_node_answers_a_clear_error_within_our_deadline(cluster: DemoState) -> None:
-    http = client(cluster.urls[1])
+def test_a_killed_nodes_sessions_continue_on_another_node_with_their_files(
+    cluster: DemoState,
+) -> None:
+    """A live session continues with the files its executions exported and a notice that its
+    variables were lost; a paused one resumes with its variables, from its snapshot in S3."""
+    http, other_replica = client(cluster.urls[1]), client(cluster.urls[0])
     nodes = status(cluster)
     victim = next(n for n in cluster.nodes if nodes[n.node_id]["session_ids"])
+    survivor = next(n for n in cluster.nodes if n is not victim)
     session = nodes[victim.node_id]["session_ids"][0]
     wait_visible(http, session)
-    assert http.post(f"/v1/sessions/{session}/execute", json={"code": "1"}).status_code == 200
+    code = "kept = 1\nopen('/mnt/data/live.txt', 'w').write('exported')"
+    assert http.post(f"/v1/sessions/{session}/execute", json={"code": code}).status_code == 200
+
+    # A session paused on the victim before it dies, with a variable and a file.
+    cli(cluster, "cluster", "drain", survivor.node_id, "--address", cluster.address)
+    try:
+        end = time.monotonic() + 10
+        while True:  # the replica reads the drain at its next poll
+            made = http.post("/v1/sessions", json={})
+            assert made.status_code == 200, made.text
+            paused = made.json()["id"]
+            if paused in status(cluster)[victim.node_id]["session_ids"]:
+                break
+            http.delete(f"/v1/sessions/{paused}").raise_for_status()
+            assert time.monotonic() < end, "sessions still go to the draining node"
+    finally:
+        cli(cluster, "cluster", "drain", survivor.node_id, "--undo", "--address", cluster.address)
+    up = http.post(f"/v1/sessions/{paused}/files", files={"file": ("in.txt", b"from the victim")})
+    assert up.status_code == 200, up.text
+    ran = http.post(
+        f"/v1/sessions/{paused}/execute",
+        json={"code": "secret = 41\nopen('/mnt/data/out.txt', 'w').write('written there')"},
+    )
+    assert ran.json()["status"] == "ok", ran.text
+    assert http.post(f"/v1/sessions/{paused}/pause").json()["status"] == "paused"
 
     assert victim.node is not None and victim.ray_pid and victim.agent_pid
     for group in (victim.node.pid, victim.ray_pid, victim.agent_pid):
         os.killpg(group, signal.SIGKILL)
+    killed = time.monotonic()
     for group in (victim.node.pid, victim.ray_pid, victim.agent_pid):
         end = time.monotonic() + 10
         while group_alive(group):
             assert time.monotonic() < end, f"process group {group} outlived SIGKILL"
             time.sleep(0.1)
 
+    path, read = (
+        f"/v1/sessions/{session}/execute",
+        {"code": "print(open('/mnt/data/live.txt').read())"},
+    )
     started = time.monotonic()
-    reply = http.post(f"/v1/sessions/{session}/execute", json={"code": "1"}, timeout=120)
+    reply = http.post(path, json=read, timeout=120)
     took = time.monotonic() - started
-    assert reply.status_code == 503, reply.text
-    error = reply.json()["error"]
-    assert error["code"] == "node_unreachable"
-    assert f"node {victim.node_id}" in error["message"]
-    # Our deadline: a missed health read (CALL_TIMEOUT) and a poll, not Ray's own 15-65 s.
-    assert took < 2 * CALL_TIMEOUT + 5, took
+    if reply.status_code == 503:  # the call went out before the replica missed a health read
+        error = reply.json()["error"]
+        assert error["code"] == "node_unreachable"
+        assert f"node {victim.node_id}" in error["message"]
+        # Our deadline: a missed health read (CALL_TIMEOUT) and a poll, not Ray's 15-65 s.
+        assert took < 2 * CALL_TIMEOUT + 5, took
+    while reply.status_code != 200:
+        assert time.monotonic() - killed < 30, reply.text
+        time.sleep(0.5)
+        reply = http.post(path, json=read, timeout=120)
+    print(f"live session answered on another node {time.monotonic() - killed:.1f} s after SIGKILL")
+    result = reply.json()
+    assert result["stdout"] == "exported\n", result
+    assert result["state_lost"] is True, result
+    assert "its variables were lost" in (result["notice"] or ""), result
+    lost = http.post(path, json={"code": "kept"}).json()["error"]
+    assert lost is not None and lost["name"] == "NameError", lost
+    assert session in status(cluster)[survivor.node_id]["session_ids"]
 
     # The other node takes new sessions; the dead one is out of placement.
-    end = time.monotonic() + 3 * CALL_TIMEOUT
-    while True:
-        made = http.post("/v1/sessions", json={})
-        if made.status_code == 200:
-            break
-        assert time.monotonic() < end, made.text
+    made = http.post("/v1/sessions", json={})
+    assert made.status_code == 200, made.text
+    assert made.json()["id"] in status(cluster)[survivor.node_id]["session_ids"]
+    http.delete(f"/v1/sessions/{made.json()['id']}").raise_for_status()
+
+    # The paused session resumes on the survivor, through either replica, from its snapshot
+    # and files in S3.
+    code = "print(secret + 1, open('/mnt/data/out.txt').read(), open('/mnt/data/in.txt').read())"
+    end = time.monotonic() + 10
+    path = f"/v1/sessions/{paused}/execute"
+    # 503 until the replica has read that the survivor has room again (the session just closed)
+    while (resumed := other_replica.post(path, json={"code": code})).status_code == 503:
+        assert time.monotonic() < end, resumed.text
         time.sleep(0.5)
-    assert (
-        made.json()["id"]
-        in status(cluster)[next(n.node_id for n in cluster.nodes if n is not victim)]["session_ids"]
-    )
+    print(f"paused session resumed on another node {time.monotonic() - killed:.1f} s after SIGKILL")
+    assert resumed.status_code == 200, resumed.text
+    assert resumed.json()["stdout"] == "42 written there from the victim\n", resumed.text
+    assert paused in status(cluster)[survivor.node_id]["session_ids"]
+    info = http.get(f"/v1/sessions/{paused}").json()
+    assert info["status"] == "active" and info["notice"] is None, info
+    down = http.get(f"/v1/sessions/{paused}/files/content", params={"path": "in.txt"})
+    assert down.content == b"from the victim"

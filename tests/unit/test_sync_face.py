@@ -47,7 +47,8 @@ from engine.sync import (
 )
 
 # The manager's own lifecycle: SyncEngine.start and SyncEngine.close run it.
-MANAGER_LIFECYCLE = {"start", "recover", "close_all"}
+# take_over: a cluster node agent's, never a library caller's.
+MANAGER_LIFECYCLE = {"start", "recover", "close_all", "take_over"}
 
 
 def _public(cls: type) -> set[str]:
