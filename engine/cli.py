@@ -431,7 +431,9 @@ def _cluster_status(address: str, *, as_json: bool, strict: bool) -> int:
 
     from .cluster.commands import node_states, status_rows
 
-    rows = status_rows(node_states(address, Settings()))
+    # Ray's driver prints cluster events (a node marked dead) to stdout: keep them off the JSON.
+    with contextlib.redirect_stdout(sys.stderr):
+        rows = status_rows(node_states(address, Settings()))
     if as_json:
         print(json.dumps(rows, indent=2))
     else:
