@@ -290,7 +290,8 @@ async def get_sandbox(
 ) -> dict[str, Any]:
     record = e2b.get(sandbox_id, tenant)
     detail = listed(record, e2b.session(record), request)
-    return {**detail, "envdAccessToken": record.access_token, "allowInternetAccess": False}
+    egress = (record.network_policy or {}).get("type") == "allowlist"
+    return {**detail, "envdAccessToken": record.access_token, "allowInternetAccess": egress}
 
 
 @router.delete("/sandboxes/{sandbox_id}", status_code=204)
